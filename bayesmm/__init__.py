@@ -1,0 +1,27 @@
+"""bayesmm: Bayesian generalized linear mixed models with lme4/brms formulas on PyMC."""
+
+from . import datasets
+from .api import Model
+from .design import DataError
+from .families import FAMILIES, Family, get_family
+from .fit import Fit, available_samplers
+from .formula import FormulaSyntaxError, parse_formula
+from .priors import Prior, PriorError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Model",
+    "Fit",
+    "Prior",
+    "Family",
+    "FAMILIES",
+    "get_family",
+    "parse_formula",
+    "available_samplers",
+    "datasets",
+    "DataError",
+    "FormulaSyntaxError",
+    "PriorError",
+    "__version__",
+]

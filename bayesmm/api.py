@@ -1,0 +1,134 @@
+"""``Model``: wires formula, design, family, priors and the PyMC model together.
+
+Each stage lives in its own module; this class only holds what they produce.
+"""
+
+from __future__ import annotations
+
+import html
+
+import pandas as pd
+import pymc as pm
+import scipy.sparse as sp
+
+from .design import Design, build_design
+from .families import Family, get_family
+from .fit import Fit, sample
+from .formula import parse_formula
+from .model import build_pymc_model
+from .priors import Prior, prior_table, resolve_priors
+
+__all__ = ["Model"]
+
+
+class Model:
+    """A Bayesian generalized linear mixed model, specified as in lme4 and brms.
+
+    >>> model = Model("Reaction ~ Days + (Days | Subject)", sleepstudy)
+    >>> fit = model.fit(draws=1000, chains=4, random_seed=1)
+    >>> fit.summary()
+
+    Parameters
+    ----------
+    formula
+        ``response ~ fixed + (varying | group) + ...``; see the README for the syntax.
+    data
+        A pandas DataFrame. It is never modified.
+    family
+        ``"gaussian"``, ``"bernoulli"``, ``"binomial"`` or ``"poisson"`` (or a Family).
+    priors
+        Overrides by parameter name or class, e.g. ``{"Days": Prior("Normal", mu=0, sigma=10)}``.
+    link
+        A non-default link (``"probit"``, ``"cloglog"`` for binary data, ...).
+    trials
+        Binomial trials: a column name or an array (or write ``cbind(s, f) ~ ...``).
+    na_action
+        ``"drop"`` (drop incomplete rows with a warning) or ``"raise"``.
+    """
+
+    def __init__(
+        self,
+        formula: str,
+        data: pd.DataFrame,
+        family: str | Family = "gaussian",
+        priors: dict[str, Prior] | None = None,
+        *,
+        link: str | None = None,
+        trials=None,
+        na_action: str = "drop",
+    ):
+        self.formula = parse_formula(formula)
+        self.family = get_family(family, link)
+        if self.formula.cbind and not self.family.needs_trials:
+            raise ValueError(
+                f"a cbind(successes, failures) response needs family='binomial', not '{self.family.name}'"
+            )
+        self.design: Design = build_design(
+            self.formula,
+            data,
+            trials=trials,
+            binary_response=self.family.binary_response,
+            na_action=na_action,
+        )
+        self.family.check_response(self.design)
+        self.prior_entries = resolve_priors(self.design, self.family, priors)
+        self._pymc_model: pm.Model | None = None
+
+    @property
+    def priors(self) -> pd.DataFrame:
+        """Every parameter's prior, with its class, group and whether it is a default."""
+        return prior_table(self.prior_entries)
+
+    @property
+    def pymc_model(self) -> pm.Model:
+        """The underlying PyMC model, built on first use."""
+        if self._pymc_model is None:
+            self._pymc_model = build_pymc_model(self.design, self.family, self.prior_entries)
+        return self._pymc_model
+
+    @property
+    def Z(self) -> sp.csr_matrix:
+        """The sparse random-effects model matrix (for teaching; not used for fitting)."""
+        return self.design.Z
+
+    def fit(
+        self,
+        draws: int = 1000,
+        tune: int = 1000,
+        chains: int = 4,
+        *,
+        random_seed: int | None = None,
+        sampler: str = "auto",
+        target_accept: float = 0.8,
+        cores: int | None = None,
+        progressbar: bool = True,
+    ) -> Fit:
+        """Sample the posterior with NUTS (nutpie when installed, else PyMC's own)."""
+        return sample(
+            self,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=cores,
+            target_accept=target_accept,
+            random_seed=random_seed,
+            sampler=sampler,
+            progressbar=progressbar,
+        )
+
+    def _describe(self) -> list[str]:
+        d = self.design
+        groups = ", ".join(f"{g} ({len(d.group_levels(g))} levels)" for g in d.groups) or "none"
+        return [
+            f"Formula: {d.formula.text}",
+            f" Family: {self.family.name} (link: {self.family.link.name})",
+            f"   Data: {d.n_obs} observations, {len(d.fixef_names)} fixed-effect columns",
+            f" Groups: {groups}",
+        ]
+
+    def __repr__(self) -> str:
+        return "\n".join(self._describe() + ["", "Priors:", self.priors.to_string()])
+
+    def _repr_html_(self) -> str:
+        head = "<pre>" + html.escape("\n".join(self._describe())) + "</pre>"
+        return head + "<h4>Priors</h4>" + self.priors.to_html()

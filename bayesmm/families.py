@@ -1,0 +1,252 @@
+"""Response families: link, likelihood, response checks and default priors.
+
+A family is one small class. Adding one means writing its likelihood (a PyMC
+observed variable built from the linear predictor), saying what a valid
+response looks like, and giving weakly informative priors for its own
+parameters (``sigma`` for the Gaussian, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+from scipy import special
+
+from .design import DataError, Design
+from .priors import Prior
+
+__all__ = ["Link", "Family", "Gaussian", "Bernoulli", "Binomial", "Poisson", "get_family", "FAMILIES"]
+
+
+@dataclass(frozen=True)
+class Link:
+    """A link function g with its inverse, for numpy arrays and for PyTensor graphs."""
+
+    name: str
+    link: Callable[[np.ndarray], np.ndarray]
+    inverse: Callable[[np.ndarray], np.ndarray]
+    inverse_graph: Callable
+
+
+def _cloglog_inverse(eta):
+    return -np.expm1(-np.exp(eta))
+
+
+LINKS: dict[str, Link] = {
+    "identity": Link("identity", lambda mu: mu, lambda eta: eta, lambda eta: eta),
+    "log": Link("log", np.log, np.exp, pt.exp),
+    "logit": Link("logit", special.logit, special.expit, pt.sigmoid),
+    "probit": Link(
+        "probit",
+        special.ndtri,
+        special.ndtr,
+        lambda eta: 0.5 * pt.erfc(-eta / np.sqrt(2.0)),
+    ),
+    "cloglog": Link(
+        "cloglog",
+        lambda mu: np.log(-np.log1p(-mu)),
+        _cloglog_inverse,
+        lambda eta: -pt.expm1(-pt.exp(eta)),
+    ),
+    "sqrt": Link("sqrt", np.sqrt, np.square, pt.square),
+}
+
+
+def mad(values: np.ndarray) -> float:
+    """Median absolute deviation scaled to the normal SD (R's ``mad``)."""
+    values = np.asarray(values, dtype=float)
+    return float(1.4826 * np.median(np.abs(values - np.median(values))))
+
+
+class Family:
+    """Base class: a likelihood for the response given the linear predictor ``eta``."""
+
+    name: ClassVar[str]
+    links: ClassVar[tuple[str, ...]]
+    params: ClassVar[tuple[str, ...]] = ()
+    binary_response: ClassVar[bool] = False
+    needs_trials: ClassVar[bool] = False
+
+    def __init__(self, link: str | None = None):
+        link = link or self.links[0]
+        if link not in self.links:
+            raise ValueError(
+                f"link '{link}' is not available for family '{self.name}'; "
+                f"choose one of {', '.join(self.links)}"
+            )
+        self.link = LINKS[link]
+
+    def __repr__(self) -> str:
+        return f"{self.name}(link={self.link.name})"
+
+    # -- data ------------------------------------------------------------
+    def check_response(self, design: Design) -> None:
+        """Raise a DataError naming the response when its values do not fit the family."""
+        if not np.all(np.isfinite(design.y)):
+            raise DataError(f"the response '{design.response_name}' has infinite values")
+
+    # -- priors ----------------------------------------------------------
+    def response_scale(self, design: Design) -> float:
+        """The scale that default priors on coefficients and SDs are measured in."""
+        return 2.5
+
+    def intercept_prior(self, design: Design) -> Prior:
+        return Prior("StudentT", nu=3.0, mu=0.0, sigma=2.5)
+
+    def coefficient_scale(self, design: Design) -> float:
+        """Default prior SD of a coefficient for a predictor with unit SD (rstanarm's 2.5)."""
+        return 2.5
+
+    def sd_prior(self, design: Design) -> Prior:
+        return Prior("HalfStudentT", nu=3.0, sigma=self.response_scale(design))
+
+    def param_priors(self, design: Design) -> dict[str, Prior]:
+        return {}
+
+    # -- likelihood ------------------------------------------------------
+    def likelihood(self, name: str, eta, params: dict, design: Design, dims: str):
+        raise NotImplementedError
+
+    def mean(self, eta: np.ndarray, params: dict, trials: np.ndarray | None = None) -> np.ndarray:
+        """Expected response given draws of the linear predictor."""
+        return self.link.inverse(eta)
+
+
+def _check_counts(design: Design, what: str) -> np.ndarray:
+    y = design.y
+    name = design.response_name
+    if np.any(y < 0):
+        raise DataError(f"the response '{name}' has negative values, which {what} cannot model")
+    if np.any(y != np.round(y)):
+        bad = y[y != np.round(y)][0]
+        raise DataError(f"the response '{name}' has non-integer values (e.g. {bad}); {what} models counts")
+    return y
+
+
+class Gaussian(Family):
+    name = "gaussian"
+    links = ("identity", "log")
+    params = ("sigma",)
+
+    def response_scale(self, design: Design) -> float:
+        # brms: max(2.5, mad(y)); the floor keeps priors proper for nearly constant data.
+        return max(2.5, mad(design.y))
+
+    def intercept_prior(self, design: Design) -> Prior:
+        location = float(np.median(design.y))
+        if self.link.name == "log":
+            location = float(np.log(max(location, 1e-8)))
+            return Prior("StudentT", nu=3.0, mu=location, sigma=2.5)
+        return Prior("StudentT", nu=3.0, mu=location, sigma=self.response_scale(design))
+
+    def coefficient_scale(self, design: Design) -> float:
+        if self.link.name == "log":
+            return 2.5
+        return 2.5 * float(np.std(design.y))
+
+    def sd_prior(self, design: Design) -> Prior:
+        scale = 2.5 if self.link.name == "log" else self.response_scale(design)
+        return Prior("HalfStudentT", nu=3.0, sigma=scale)
+
+    def param_priors(self, design: Design) -> dict[str, Prior]:
+        return {"sigma": Prior("HalfStudentT", nu=3.0, sigma=self.response_scale(design))}
+
+    def likelihood(self, name, eta, params, design, dims):
+        mu = self.link.inverse_graph(eta)
+        return pm.Normal(name, mu=mu, sigma=params["sigma"], observed=design.y, dims=dims)
+
+
+class Bernoulli(Family):
+    name = "bernoulli"
+    links = ("logit", "probit", "cloglog")
+    binary_response = True
+
+    def check_response(self, design: Design) -> None:
+        y = design.y
+        if not np.all(np.isin(y, (0.0, 1.0))):
+            bad = y[~np.isin(y, (0.0, 1.0))][0]
+            raise DataError(
+                f"the response '{design.response_name}' must be 0/1 (or a two-level factor) "
+                f"for family 'bernoulli'; found {bad}. For counts out of n trials use "
+                "family='binomial' with cbind(successes, failures) or trials="
+            )
+
+    def likelihood(self, name, eta, params, design, dims):
+        if self.link.name == "logit":
+            return pm.Bernoulli(name, logit_p=eta, observed=design.y, dims=dims)
+        return pm.Bernoulli(name, p=self.link.inverse_graph(eta), observed=design.y, dims=dims)
+
+
+class Binomial(Family):
+    name = "binomial"
+    links = ("logit", "probit", "cloglog")
+    needs_trials = True
+
+    def check_response(self, design: Design) -> None:
+        if design.trials is None:
+            raise DataError(
+                "family 'binomial' needs the number of trials: write the response as "
+                "cbind(successes, failures) or pass trials= (a column name or array)"
+            )
+        _check_counts(design, "a binomial model")
+        trials = design.trials
+        if np.any(trials != np.round(trials)) or np.any(trials < 0):
+            raise DataError("binomial trials must be non-negative integers")
+        over = design.y > trials
+        if np.any(over):
+            i = int(np.argmax(over))
+            raise DataError(
+                f"successes exceed trials in {int(over.sum())} rows (first: row {design.rows[i]!r}, "
+                f"{design.response_name} = {design.y[i]:g} > trials = {trials[i]:g})"
+            )
+
+    def likelihood(self, name, eta, params, design, dims):
+        n = design.trials.astype("int64")
+        y = design.y.astype("int64")
+        if self.link.name == "logit":
+            return pm.Binomial(name, n=n, logit_p=eta, observed=y, dims=dims)
+        return pm.Binomial(name, n=n, p=self.link.inverse_graph(eta), observed=y, dims=dims)
+
+    def mean(self, eta, params, trials=None):
+        p = self.link.inverse(eta)
+        return p if trials is None else p * trials
+
+
+class Poisson(Family):
+    name = "poisson"
+    links = ("log", "identity", "sqrt")
+
+    def check_response(self, design: Design) -> None:
+        _check_counts(design, "a Poisson model")
+
+    def intercept_prior(self, design: Design) -> Prior:
+        mean = max(float(np.mean(design.y)), 0.1)
+        location = float(self.link.link(np.array(mean)))
+        return Prior("StudentT", nu=3.0, mu=location, sigma=2.5)
+
+    def likelihood(self, name, eta, params, design, dims):
+        y = design.y.astype("int64")
+        return pm.Poisson(name, mu=self.link.inverse_graph(eta), observed=y, dims=dims)
+
+
+FAMILIES: dict[str, type[Family]] = {
+    cls.name: cls for cls in (Gaussian, Bernoulli, Binomial, Poisson)
+}
+
+
+def get_family(family: str | Family, link: str | None = None) -> Family:
+    """A Family instance from a name (``"poisson"``) or an instance."""
+    if isinstance(family, Family):
+        if link is not None and link != family.link.name:
+            raise ValueError("give the link either in the family instance or as link=, not both")
+        return family
+    if not isinstance(family, str) or family.lower() not in FAMILIES:
+        raise ValueError(
+            f"unknown family {family!r}; available families: {', '.join(FAMILIES)}"
+        )
+    return FAMILIES[family.lower()](link)

@@ -1,0 +1,242 @@
+"""Prior specification: the ``Prior`` record, data-scaled defaults and the prior table.
+
+Defaults follow brms and rstanarm (see the README's "Priors" section):
+
+* ``Intercept`` (the intercept with every predictor at its mean, as in brms):
+  Student-t(3, median(y), s) for the Gaussian, where s = max(2.5, mad(y));
+  Student-t(3, 0, 2.5) on the link scale otherwise (Poisson: centred at log mean(y)).
+* ``b`` (each other coefficient): Normal(0, 2.5 * sd(y) / sd(x)) for the Gaussian,
+  Normal(0, 2.5 / sd(x)) otherwise (rstanarm's autoscaling).
+* ``sd`` (group-level SDs): half-Student-t(3, s), s as above (2.5 for non-Gaussian).
+* ``cor``: LKJ(eta = 1) on each correlated term's correlation matrix.
+* family parameters: ``sigma`` ~ half-Student-t(3, s).
+
+Users override any of them by parameter name (``"Days"``, ``"sd(Days|Subject)"``),
+by class within a group (``"sd(Subject)"``, ``"cor(Subject)"``), or by class
+(``"b"``, ``"sd"``, ``"cor"``, ``"Intercept"``, ``"sigma"``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+
+__all__ = ["Prior", "PriorEntry", "resolve_priors", "prior_table", "PriorError"]
+
+# Distributions whose support is the positive half line, fit for SDs and scales.
+POSITIVE = frozenset(
+    {
+        "HalfNormal",
+        "HalfStudentT",
+        "HalfCauchy",
+        "Exponential",
+        "Gamma",
+        "InverseGamma",
+        "LogNormal",
+        "Weibull",
+        "HalfFlat",
+        "ChiSquared",
+    }
+)
+
+
+class PriorError(ValueError):
+    """A prior that does not exist, does not fit its parameter, or names no parameter."""
+
+
+def _as_float(value: Any):
+    # Integer parameters make some PyMC log-densities evaluate to NaN
+    # (HalfStudentT with nu=3 did on pymc 5.28), so everything goes in as float.
+    array = np.asarray(value, dtype=float)
+    return float(array) if array.ndim == 0 else array
+
+
+class Prior:
+    """A prior distribution: a PyMC distribution name and its parameters.
+
+    >>> Prior("Normal", mu=0, sigma=10)
+    Normal(mu=0, sigma=10)
+    >>> Prior("LKJ", eta=2)   # for correlation matrices
+    LKJ(eta=2)
+    """
+
+    def __init__(self, dist: str, **params: Any):
+        if not isinstance(dist, str):
+            raise PriorError(f"Prior takes a PyMC distribution name, got {dist!r}")
+        self.dist = dist
+        self.params = {k: _as_float(v) for k, v in params.items()}
+        self._validate()
+
+    def _validate(self) -> None:
+        if self.dist == "LKJ":
+            if set(self.params) != {"eta"} or not self.params["eta"] > 0:
+                raise PriorError("Prior('LKJ', eta=...) takes one parameter, eta > 0")
+            return
+        cls = getattr(pm, self.dist, None)
+        if not (isinstance(cls, type) and issubclass(cls, pm.Distribution)):
+            raise PriorError(
+                f"'{self.dist}' is not a PyMC distribution (try 'Normal', 'StudentT', "
+                "'HalfNormal', 'Exponential', ...)"
+            )
+        try:
+            cls.dist(**self.params)
+        except Exception as err:  # PyMC raises TypeError/ValueError of many kinds
+            raise PriorError(f"invalid parameters for Prior('{self.dist}'): {err}") from None
+
+    @property
+    def positive(self) -> bool:
+        return self.dist in POSITIVE
+
+    def create(self, name: str, **kwargs):
+        """The prior as a named PyMC random variable inside the current model."""
+        return getattr(pm, self.dist)(name, **self.params, **kwargs)
+
+    def as_dist(self, **kwargs):
+        """The prior as an unnamed PyMC distribution (for LKJCholeskyCov's sd_dist)."""
+        return getattr(pm, self.dist).dist(**self.params, **kwargs)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Prior)
+            and self.dist == other.dist
+            and self.params.keys() == other.params.keys()
+            and all(np.array_equal(self.params[k], other.params[k]) for k in self.params)
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.dist, tuple(self.params)))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={_fmt(v)}" for k, v in self.params.items())
+        return f"{self.dist}({args})"
+
+
+def _fmt(value) -> str:
+    if np.ndim(value) == 0:
+        return f"{float(value):.4g}"
+    return "[" + ", ".join(f"{float(v):.4g}" for v in np.ravel(value)) + "]"
+
+
+def stack_priors(priors: list[Prior]) -> Prior | None:
+    """One vector-valued Prior equal to ``priors`` elementwise, or None if their families differ."""
+    first = priors[0]
+    if any(p.dist != first.dist or p.params.keys() != first.params.keys() for p in priors):
+        return None
+    params = {k: np.array([p.params[k] for p in priors], dtype=float) for k in first.params}
+    stacked = Prior.__new__(Prior)
+    stacked.dist, stacked.params = first.dist, params
+    return stacked
+
+
+@dataclass
+class PriorEntry:
+    """One row of the prior table."""
+
+    parameter: str
+    cls: str
+    group: str | None
+    prior: Prior
+    source: str = "default"
+
+
+def _default_entries(design, family) -> list[PriorEntry]:
+    entries: list[PriorEntry] = []
+    if design.has_intercept:
+        entries.append(PriorEntry("Intercept", "Intercept", None, family.intercept_prior(design)))
+    scale = family.coefficient_scale(design)
+    for j, name in enumerate(design.fixef_names):
+        if name == "Intercept":
+            continue
+        sd_x = float(np.std(design.X[:, j]))
+        sigma = scale / sd_x if sd_x > 0 else scale
+        entries.append(PriorEntry(name, "b", None, Prior("Normal", mu=0.0, sigma=sigma)))
+    sd_prior = family.sd_prior(design)
+    for term in design.random:
+        for name in term.sd_names:
+            entries.append(PriorEntry(name, "sd", term.group, sd_prior))
+        if term.correlated:
+            entries.append(PriorEntry(f"cor({term.group})", "cor", term.group, Prior("LKJ", eta=1.0)))
+    for name, prior in family.param_priors(design).items():
+        entries.append(PriorEntry(name, name, None, prior))
+    return entries
+
+
+def _matching_keys(entry: PriorEntry) -> list[str]:
+    """User keys that address ``entry``, most specific first."""
+    keys = [entry.parameter]
+    if entry.cls == "sd":
+        keys.append(f"sd({entry.group})")
+    keys.append(entry.cls)
+    return keys
+
+
+def resolve_priors(design, family, user: dict[str, Prior] | None = None) -> list[PriorEntry]:
+    """The prior of every parameter: the user's where given, else the data-scaled default."""
+    entries = _default_entries(design, family)
+    user = dict(user or {})
+    for key, prior in user.items():
+        if not isinstance(prior, Prior):
+            raise PriorError(f"the prior for '{key}' must be a bayesmm.Prior, got {type(prior).__name__}")
+    used: set[str] = set()
+    for entry in entries:
+        for key in _matching_keys(entry):
+            if key in user:
+                entry.prior = user[key]
+                entry.source = "user" if key == entry.parameter else f"user ({key})"
+                used.add(key)
+                break
+        _check_fits(entry)
+    unknown = [k for k in user if k not in used]
+    if unknown:
+        valid = sorted({k for e in entries for k in _matching_keys(e)})
+        raise PriorError(
+            f"prior given for {', '.join(repr(k) for k in unknown)}, which is not a "
+            f"parameter or class of this model; valid names: {', '.join(valid)}"
+        )
+    _check_correlated_sd_families(design, entries)
+    return entries
+
+
+def _check_fits(entry: PriorEntry) -> None:
+    dist = entry.prior.dist
+    if entry.cls == "cor":
+        if dist != "LKJ":
+            raise PriorError(f"the prior for {entry.parameter} must be Prior('LKJ', eta=...), got {entry.prior}")
+        return
+    if dist == "LKJ":
+        raise PriorError(f"an LKJ prior fits correlations only, not '{entry.parameter}'")
+    if entry.cls in ("sd", "sigma") and not entry.prior.positive:
+        raise PriorError(
+            f"the prior for '{entry.parameter}' must live on positive values "
+            f"(e.g. HalfNormal, HalfStudentT, Exponential), got {entry.prior}"
+        )
+
+
+def _check_correlated_sd_families(design, entries: list[PriorEntry]) -> None:
+    by_name = {e.parameter: e for e in entries}
+    for term in design.random:
+        if not term.correlated:
+            continue
+        dists = {by_name[n].prior.dist for n in term.sd_names}
+        if len(dists) > 1:
+            raise PriorError(
+                f"the SDs of the correlated term {term.spec.text} share one LKJ-Cholesky prior and "
+                f"must use the same distribution family; got {', '.join(sorted(dists))}"
+            )
+
+
+def prior_table(entries: list[PriorEntry]) -> pd.DataFrame:
+    """The prior table users see as ``model.priors``."""
+    return pd.DataFrame(
+        {
+            "class": [e.cls for e in entries],
+            "group": [e.group or "" for e in entries],
+            "prior": [repr(e.prior) for e in entries],
+            "source": [e.source for e in entries],
+        },
+        index=pd.Index([e.parameter for e in entries], name="parameter"),
+    )

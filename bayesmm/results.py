@@ -1,0 +1,226 @@
+"""Posterior summaries in lme4/brms vocabulary: summary, fixef, ranef, coef, varcorr.
+
+Everything here reads the posterior draws stored in ``fit.idata`` and the names
+stored in the design; nothing re-parses the formula. Intervals are equal-tailed
+(as brms's ``l-95% CI``/``u-95% CI``) and named after their quantiles, e.g.
+``q2.5`` and ``q97.5`` for ``prob=0.95``.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .fit import Fit
+
+__all__ = ["summary", "fixef", "ranef", "coef", "varcorr", "interval_names"]
+
+
+def interval_names(prob: float) -> tuple[str, str]:
+    if not 0 < prob < 1:
+        raise ValueError(f"prob must be between 0 and 1, got {prob}")
+    tail = 100 * (1 - prob) / 2
+    return f"q{tail:g}", f"q{100 - tail:g}"
+
+
+def _stats(draws: np.ndarray, prob: float) -> dict[str, np.ndarray]:
+    """Mean, SD and equal-tailed interval over the leading (chain, draw) axes."""
+    flat = draws.reshape((-1,) + draws.shape[2:])
+    lo_name, hi_name = interval_names(prob)
+    lo, hi = np.quantile(flat, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
+    return {"mean": flat.mean(axis=0), "sd": flat.std(axis=0, ddof=1), lo_name: lo, hi_name: hi}
+
+
+def _table(named_draws: dict[str, np.ndarray], prob: float, diagnostics: bool = True) -> pd.DataFrame:
+    """Summary table of scalar quantities given as (chain, draw) arrays."""
+    names = list(named_draws)
+    stacked = np.stack([named_draws[n] for n in names], axis=-1)  # chain, draw, parameter
+    table = pd.DataFrame(_stats(stacked, prob), index=pd.Index(names, name="parameter"))
+    if diagnostics:
+        data = xr.Dataset({"x": (("chain", "draw", "parameter"), stacked)})
+        table["mcse_mean"] = az.mcse(data, method="mean")["x"].values
+        table["ess_bulk"] = az.ess(data, method="bulk")["x"].values
+        table["ess_tail"] = az.ess(data, method="tail")["x"].values
+        table["r_hat"] = az.rhat(data)["x"].values
+    return table
+
+
+def _posterior(fit: Fit) -> xr.Dataset:
+    return fit.idata.posterior
+
+
+def _fixef_draws(fit: Fit) -> dict[str, np.ndarray]:
+    post = _posterior(fit)
+    if "fixef" not in post:
+        return {}
+    values = post["fixef"].values
+    return {name: values[..., j] for j, name in enumerate(fit.design.fixef_names)}
+
+
+def _group_draws(fit: Fit) -> dict[str, np.ndarray]:
+    post = _posterior(fit)
+    out: dict[str, np.ndarray] = {}
+    for group, terms in fit.design.groups.items():
+        sds = post[f"sd_{group}"].values
+        names = [n for t in terms for n in t.sd_names]
+        out.update({name: sds[..., j] for j, name in enumerate(names)})
+        cor_names = [n for t in terms for n in t.cor_names]
+        if cor_names:
+            cors = post[f"cor_{group}"].values
+            out.update({name: cors[..., j] for j, name in enumerate(cor_names)})
+    return out
+
+
+def _family_draws(fit: Fit) -> dict[str, np.ndarray]:
+    post = _posterior(fit)
+    return {name: post[name].values for name in fit.model.family.params}
+
+
+def summary(fit: Fit, prob: float = 0.95) -> pd.DataFrame:
+    """Fixed effects, group-level SDs and correlations, family parameters (in that order)."""
+    draws = {**_fixef_draws(fit), **_group_draws(fit), **_family_draws(fit)}
+    return _table(draws, prob)
+
+
+def fixef(fit: Fit, prob: float = 0.95) -> pd.DataFrame:
+    return _table(_fixef_draws(fit), prob)
+
+
+def _groups(fit: Fit, group: str | None) -> list[str]:
+    groups = list(fit.design.groups)
+    if group is None:
+        return groups
+    if group not in groups:
+        raise KeyError(f"'{group}' is not a grouping factor of this model; grouping factors: {', '.join(groups)}")
+    return [group]
+
+
+def _level_table(draws: np.ndarray, levels: list[str], terms: list[str], group: str, prob: float) -> pd.DataFrame:
+    """levels x (stat, term) table from (chain, draw, level, term) draws."""
+    stats = _stats(draws, prob)
+    frames = {stat: pd.DataFrame(values, index=levels, columns=terms) for stat, values in stats.items()}
+    table = pd.concat(frames, axis=1, names=["stat", "term"])
+    table.index.name = group
+    return table
+
+
+def ranef(fit: Fit, group: str | None = None, prob: float = 0.95):
+    """Group-level effects per grouping factor: a DataFrame of levels x (stat, term).
+
+    ``ranef(fit)["Subject"]["mean"]`` is the levels x terms table of posterior
+    means, the Bayesian counterpart of lme4's conditional modes. With ``group``
+    given, that group's DataFrame is returned directly.
+    """
+    post = _posterior(fit)
+    tables = {}
+    for g in _groups(fit, group):
+        draws = post[f"r_{g}"].values
+        tables[g] = _level_table(draws, fit.design.group_levels(g), fit.design.group_columns(g), g, prob)
+    return tables[group] if group is not None else tables
+
+
+def coef_draws(fit: Fit, group: str) -> tuple[np.ndarray, list[str]]:
+    """(chain, draw, level, coefficient) draws of fixed plus group effects, and the names."""
+    fixed = _fixef_draws(fit)
+    random = _posterior(fit)[f"r_{group}"].values
+    columns = fit.design.group_columns(group)
+    names = list(fixed) + [c for c in columns if c not in fixed]
+    n_levels = random.shape[2]
+    out = np.zeros(random.shape[:2] + (n_levels, len(names)))
+    for k, name in enumerate(names):
+        if name in fixed:
+            out[..., k] = fixed[name][..., None]
+        if name in columns:
+            out[..., k] += random[..., columns.index(name)]
+    return out, names
+
+
+def coef(fit: Fit, group: str | None = None, prob: float = 0.95):
+    """Per-level coefficients (fixed + group effects), as lme4's ``coef``, with intervals."""
+    tables = {}
+    for g in _groups(fit, group):
+        draws, names = coef_draws(fit, g)
+        tables[g] = _level_table(draws, fit.design.group_levels(g), names, g, prob)
+    return tables[group] if group is not None else tables
+
+
+def varcorr(fit: Fit, prob: float = 0.95) -> pd.DataFrame:
+    """Group-level SDs and correlations (and the residual SD ``sigma`` where the family has one)."""
+    draws = _group_draws(fit)
+    post = _posterior(fit)
+    if "sigma" in fit.model.family.params:
+        draws["sigma"] = post["sigma"].values
+    table = _table(draws, prob, diagnostics=False)
+    groups, terms = [], []
+    for name in table.index:
+        if "|" in name:
+            inside = name[name.index("(") + 1 : -1]
+            term, grp = inside.rsplit("|", 1)
+            groups.append(grp)
+            terms.append(term)
+        else:
+            groups.append("Residual")
+            terms.append("")
+    table.insert(0, "term", terms)
+    table.insert(0, "group", groups)
+    return table
+
+
+# ---------------------------------------------------------------------------
+# text and HTML
+
+
+def _header(fit: Fit) -> list[str]:
+    model, design, s = fit.model, fit.design, fit.settings
+    groups = "; ".join(f"{g}: {len(design.group_levels(g))} levels" for g in design.groups)
+    lines = [
+        f" Family: {model.family.name} (link: {model.family.link.name})",
+        f"Formula: {design.formula.text}",
+        f"   Data: {design.n_obs} observations" + (f"; {groups}" if groups else ""),
+        f"  Draws: {s.chains} chains x {s.draws} draws after {s.tune} tuning; "
+        f"sampler {s.sampler}, {s.seconds:.1f} s",
+    ]
+    if design.n_dropped:
+        lines.append(f"         ({design.n_dropped} rows with missing values dropped)")
+    return lines
+
+
+def _sections(fit: Fit, table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    fixed = [n for n in fit.design.fixef_names if n in table.index]
+    group = [n for n in table.index if n.startswith(("sd(", "cor("))]
+    family = [n for n in fit.model.family.params if n in table.index]
+    return [
+        (title, table.loc[rows])
+        for title, rows in (
+            ("Population-level effects", fixed),
+            ("Group-level effects", group),
+            ("Family parameters", family),
+        )
+        if rows
+    ]
+
+
+def format_fit(fit: Fit, prob: float = 0.95) -> str:
+    table = summary(fit, prob).drop(columns="mcse_mean")
+    lines = _header(fit)
+    for title, part in _sections(fit, table):
+        shown = part.copy()
+        shown["ess_bulk"] = shown["ess_bulk"].round().astype(int)
+        shown["ess_tail"] = shown["ess_tail"].round().astype(int)
+        lines += ["", f"{title}:", shown.to_string(float_format=lambda v: f"{v:.3f}")]
+    return "\n".join(lines)
+
+
+def format_fit_html(fit: Fit, prob: float = 0.95) -> str:
+    table = summary(fit, prob).drop(columns="mcse_mean")
+    parts = ["<pre>" + html.escape("\n".join(_header(fit))) + "</pre>"]
+    for title, part in _sections(fit, table):
+        parts.append(f"<h4>{html.escape(title)}</h4>")
+        parts.append(part.to_html(float_format=lambda v: f"{v:.3f}"))
+    return "\n".join(parts)
