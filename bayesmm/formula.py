@@ -281,7 +281,9 @@ def parse_formula(formula: str) -> ParsedFormula:
     for chunk_offset, raw in _split_top_level(rhs, "+", rhs_offset):
         offset, chunk = _strip_with_offset(chunk_offset, raw)
         if not chunk:
-            raise FormulaSyntaxError("'+' with nothing beside it", text, max(offset - 1, 0))
+            # Point at the '+' before the empty piece, or after it for a leading one.
+            plus = chunk_offset - 1 if chunk_offset > rhs_offset else chunk_offset + len(raw)
+            raise FormulaSyntaxError("'+' with nothing beside it", text, plus)
         if _is_bar_group(chunk):
             match = _BAR_TERM.match(chunk)
             prefix = match.group("prefix") or ""
