@@ -1,0 +1,124 @@
+"""Default priors scaled to the data, overrides by name and class, and errors."""
+
+import numpy as np
+import pymc as pm
+import pytest
+from scipy import stats
+
+import bayesmm as bm
+from bayesmm.families import mad
+from bayesmm.priors import Prior, PriorError
+
+
+@pytest.fixture(scope="module")
+def sleep():
+    return bm.datasets.load("sleepstudy")
+
+
+def test_gaussian_defaults_follow_brms_and_rstanarm(sleep):
+    table = bm.Model("Reaction ~ Days + (Days | Subject)", sleep).prior_entries
+    priors = {e.parameter: e.prior for e in table}
+    y = sleep.Reaction.to_numpy()
+    s = mad(y)
+    assert s == pytest.approx(59.34, abs=0.01)  # brms prints student_t(3, 0, 59.3) here
+    assert priors["Intercept"] == Prior("StudentT", nu=3, mu=np.median(y), sigma=s)
+    assert priors["Days"] == Prior("Normal", mu=0, sigma=2.5 * y.std() / sleep.Days.std(ddof=0))
+    assert priors["sd(Intercept|Subject)"] == Prior("HalfStudentT", nu=3, sigma=s)
+    assert priors["sd(Days|Subject)"] == Prior("HalfStudentT", nu=3, sigma=s)
+    assert priors["cor(Subject)"] == Prior("LKJ", eta=1)
+    assert priors["sigma"] == Prior("HalfStudentT", nu=3, sigma=s)
+
+
+def test_non_gaussian_defaults_are_on_the_link_scale(sleep):
+    data = sleep.assign(count=np.round(sleep.Reaction / 10).astype(int))
+    priors = {e.parameter: e.prior for e in bm.Model("count ~ Days + (1 | Subject)", data, family="poisson").prior_entries}
+    assert priors["Intercept"] == Prior("StudentT", nu=3, mu=np.log(data["count"].mean()), sigma=2.5)
+    assert priors["Days"] == Prior("Normal", mu=0, sigma=2.5 / sleep.Days.std(ddof=0))
+    assert priors["sd(Intercept|Subject)"] == Prior("HalfStudentT", nu=3, sigma=2.5)
+
+
+def test_overrides_by_name_group_and_class(sleep):
+    model = bm.Model(
+        "Reaction ~ Days + (Days | Subject)",
+        sleep,
+        priors={
+            "Days": Prior("Normal", mu=0, sigma=10),
+            "sd(Subject)": Prior("HalfNormal", sigma=30),
+            "sd(Days|Subject)": Prior("HalfNormal", sigma=5),
+            "cor": Prior("LKJ", eta=2),
+        },
+    )
+    table = model.priors
+    assert table.loc["Days", "prior"] == "Normal(mu=0, sigma=10)"
+    assert table.loc["Days", "source"] == "user"
+    assert table.loc["sd(Days|Subject)", "prior"] == "HalfNormal(sigma=5)"
+    assert table.loc["sd(Intercept|Subject)", "prior"] == "HalfNormal(sigma=30)"
+    assert table.loc["sd(Intercept|Subject)", "source"] == "user (sd(Subject))"
+    assert table.loc["cor(Subject)", "prior"] == "LKJ(eta=2)"
+    assert table.loc["Intercept", "source"] == "default"
+    assert list(table.columns) == ["class", "group", "prior", "source"]
+
+
+def test_user_priors_reach_the_pymc_model(sleep):
+    model = bm.Model(
+        "Reaction ~ Days + (Days | Subject)",
+        sleep,
+        priors={"Days": Prior("Normal", mu=1, sigma=10), "sigma": Prior("Exponential", lam=0.1)},
+    )
+    pymc_model = model.pymc_model
+    b_logp = pm.logp(pymc_model["b"], np.array([3.0])).eval()
+    assert b_logp[0] == pytest.approx(stats.norm(1, 10).logpdf(3.0))
+    sigma_logp = pm.logp(pymc_model["sigma"], 20.0).eval()
+    assert sigma_logp == pytest.approx(stats.expon(scale=10).logpdf(20.0))
+
+
+def test_integer_parameters_give_finite_log_densities():
+    # pymc 5.28's HalfStudentT returns NaN for an integer nu; Prior converts to float.
+    rv = Prior("HalfStudentT", nu=3, sigma=5).as_dist()
+    assert pm.logp(rv, 2.0).eval() == pytest.approx(np.log(2) + stats.t(3, scale=5).logpdf(2.0))
+
+
+def test_prior_for_unknown_parameter_lists_valid_names(sleep):
+    with pytest.raises(PriorError, match="prior given for 'Dayz'.*valid names: .*Days.*sd\\(Days\\|Subject\\)"):
+        bm.Model("Reaction ~ Days + (Days | Subject)", sleep, priors={"Dayz": Prior("Normal", mu=0, sigma=1)})
+
+
+@pytest.mark.parametrize(
+    "key, prior, message",
+    [
+        ("sd", Prior("Normal", mu=0, sigma=1), "must live on positive values"),
+        ("sigma", Prior("StudentT", nu=3, mu=0, sigma=1), "must live on positive values"),
+        ("cor", Prior("HalfNormal", sigma=1), "must be Prior\\('LKJ'"),
+        ("Days", Prior("LKJ", eta=2), "LKJ prior fits correlations only"),
+        ("sd(Days|Subject)", Prior("Exponential", lam=1), "must use the same distribution family"),
+    ],
+)
+def test_priors_that_do_not_fit_their_parameter(sleep, key, prior, message):
+    with pytest.raises(PriorError, match=message):
+        bm.Model("Reaction ~ Days + (Days | Subject)", sleep, priors={key: prior})
+
+
+def test_prior_construction_errors():
+    with pytest.raises(PriorError, match="'Gaussian' is not a PyMC distribution"):
+        Prior("Gaussian", mu=0, sigma=1)
+    with pytest.raises(PriorError, match="invalid parameters for Prior\\('Normal'\\)"):
+        Prior("Normal", mean=0)
+    with pytest.raises(PriorError, match="eta > 0"):
+        Prior("LKJ", eta=-1)
+
+
+def test_user_prior_dict_is_not_modified(sleep):
+    priors = {"b": Prior("Normal", mu=0, sigma=5)}
+    bm.Model("Reaction ~ Days + (1 | Subject)", sleep, priors=priors)
+    assert list(priors) == ["b"]
+
+
+def test_mixed_families_for_coefficients_build_one_vector(sleep):
+    model = bm.Model(
+        "Reaction ~ Days + I(Days**2) + (1 | Subject)",
+        sleep,
+        priors={"Days": Prior("StudentT", nu=4, mu=0, sigma=10)},
+    )
+    names = [rv.name for rv in model.pymc_model.free_RVs]
+    assert "b[Days]" in names and "b[I(Days ** 2)]" in names
+    assert model.pymc_model["b"].eval().shape == (2,)
