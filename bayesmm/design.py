@@ -75,9 +75,7 @@ class RandomEffectTerm:
     def indicator(self) -> sp.csr_matrix:
         """The n x levels 0/1 matrix of group membership."""
         n = len(self.codes)
-        return sp.csr_matrix(
-            (np.ones(n), (np.arange(n), self.codes)), shape=(n, self.n_levels)
-        )
+        return sp.csr_matrix((np.ones(n), (np.arange(n), self.codes)), shape=(n, self.n_levels))
 
     def z_block(self) -> sp.csr_matrix:
         """This term's block of Z: the row-wise Khatri-Rao product of the indicator
@@ -85,9 +83,7 @@ class RandomEffectTerm:
         n, p = self.matrix.shape
         rows = np.repeat(np.arange(n), p)
         cols = (self.codes[:, None] * p + np.arange(p)[None, :]).ravel()
-        return sp.csr_matrix(
-            (self.matrix.ravel(), (rows, cols)), shape=(n, self.n_levels * p)
-        )
+        return sp.csr_matrix((self.matrix.ravel(), (rows, cols)), shape=(n, self.n_levels * p))
 
 
 @dataclass
@@ -277,9 +273,7 @@ def _resolve_trials(trials, data: pd.DataFrame) -> np.ndarray | None:
         values = trials
     values = np.asarray(values, dtype=float)
     if values.shape != (len(data),):
-        raise DataError(
-            f"trials= has {values.size} values but the data have {len(data)} rows"
-        )
+        raise DataError(f"trials= has {values.size} values but the data have {len(data)} rows")
     return values
 
 
@@ -353,9 +347,7 @@ def _complete_rows(parsed, data, trials_values, na_action) -> np.ndarray:
     n_bad = int(bad.sum())
     names = ", ".join(missing)
     if na_action == "raise":
-        raise DataError(
-            f"{n_bad} of {len(data)} rows have missing values (in {names}) and na_action='raise'"
-        )
+        raise DataError(f"{n_bad} of {len(data)} rows have missing values (in {names}) and na_action='raise'")
     if n_bad == len(data):
         raise DataError(f"every row has a missing value (in {names}): nothing is left to fit")
     warnings.warn(

@@ -234,9 +234,7 @@ class Poisson(Family):
         return pm.Poisson(name, mu=self.link.inverse_graph(eta), observed=y, dims=dims)
 
 
-FAMILIES: dict[str, type[Family]] = {
-    cls.name: cls for cls in (Gaussian, Bernoulli, Binomial, Poisson)
-}
+FAMILIES: dict[str, type[Family]] = {cls.name: cls for cls in (Gaussian, Bernoulli, Binomial, Poisson)}
 
 
 def get_family(family: str | Family, link: str | None = None) -> Family:
@@ -246,7 +244,5 @@ def get_family(family: str | Family, link: str | None = None) -> Family:
             raise ValueError("give the link either in the family instance or as link=, not both")
         return family
     if not isinstance(family, str) or family.lower() not in FAMILIES:
-        raise ValueError(
-            f"unknown family {family!r}; available families: {', '.join(FAMILIES)}"
-        )
+        raise ValueError(f"unknown family {family!r}; available families: {', '.join(FAMILIES)}")
     return FAMILIES[family.lower()](link)

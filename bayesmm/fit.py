@@ -98,8 +98,12 @@ def _drop_internal_variables(idata: az.InferenceData) -> None:
     internal = [v for v in post.data_vars if str(v).endswith("__") or str(v).startswith("chol_")]
     if internal:
         idata.posterior = post.drop_vars(internal)
-        unused = [d for d in idata.posterior.dims if d not in idata.posterior.data_vars and
-                  not any(d in idata.posterior[v].dims for v in idata.posterior.data_vars)]
+        unused = [
+            d
+            for d in idata.posterior.dims
+            if d not in idata.posterior.data_vars
+            and not any(d in idata.posterior[v].dims for v in idata.posterior.data_vars)
+        ]
         idata.posterior = idata.posterior.drop_dims(unused)
 
 

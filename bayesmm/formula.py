@@ -189,9 +189,7 @@ def _expand_group(group: str, formula: str, offset: int) -> list[tuple[str, tupl
     return expanded
 
 
-def _parse_bar_term(
-    inner: str, inner_offset: int, formula: str, prefix: str
-) -> list[RandomTermSpec]:
+def _parse_bar_term(inner: str, inner_offset: int, formula: str, prefix: str) -> list[RandomTermSpec]:
     bars = [i for i, ch, depth in _scan(inner) if ch == "|" and depth == 0]
     if not bars:
         raise FormulaSyntaxError("expected a '|' inside this term", formula, inner_offset)
@@ -209,9 +207,7 @@ def _parse_bar_term(
             inner_offset + bars[0],
         )
     if not right:
-        raise FormulaSyntaxError(
-            "missing grouping factor after '|'", formula, inner_offset + bars[-1]
-        )
+        raise FormulaSyntaxError("missing grouping factor after '|'", formula, inner_offset + bars[-1])
     correlated = not double and prefix != "diag"
     right_offset = inner_offset + inner.index(right, bars[-1] + 1)
     text = formula[inner_offset - 1 - len(prefix) : inner_offset + len(inner) + 1]

@@ -151,7 +151,8 @@ def _random_part(design: Design, priors: dict[str, PriorEntry]):
                     contribution = contribution * column
                 eta = eta + contribution
         pm.Deterministic(
-            f"r_{group}", effects[0] if len(effects) == 1 else pt.concatenate(effects, axis=1),
+            f"r_{group}",
+            effects[0] if len(effects) == 1 else pt.concatenate(effects, axis=1),
             dims=(group, term_dim(group)),
         )
         pm.Deterministic(f"sd_{group}", pt.concatenate([pt.atleast_1d(s) for s in sds]), dims=term_dim(group))

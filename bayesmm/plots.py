@@ -28,10 +28,15 @@ def plot_ranef(fit: Fit, group: str, prob: float = 0.95, axes=None):
     order = np.argsort(table["mean"][terms[0]].to_numpy())
     positions = np.arange(len(order))
     labels = table.index.to_numpy()[order]
-    for ax, term in zip(axes, terms):
+    for ax, term in zip(axes, terms, strict=True):
         mean = table["mean"][term].to_numpy()[order]
-        ax.hlines(positions, table[lo][term].to_numpy()[order], table[hi][term].to_numpy()[order],
-                  color="0.5", lw=1.2)
+        ax.hlines(
+            positions,
+            table[lo][term].to_numpy()[order],
+            table[hi][term].to_numpy()[order],
+            color="0.5",
+            lw=1.2,
+        )
         ax.plot(mean, positions, "o", color="C0", ms=4)
         ax.axvline(0.0, color="C3", lw=0.8, ls="--")
         ax.set_title(f"{term} | {group}")

@@ -205,7 +205,9 @@ def _check_fits(entry: PriorEntry) -> None:
     dist = entry.prior.dist
     if entry.cls == "cor":
         if dist != "LKJ":
-            raise PriorError(f"the prior for {entry.parameter} must be Prior('LKJ', eta=...), got {entry.prior}")
+            raise PriorError(
+                f"the prior for {entry.parameter} must be Prior('LKJ', eta=...), got {entry.prior}"
+            )
         return
     if dist == "LKJ":
         raise PriorError(f"an LKJ prior fits correlations only, not '{entry.parameter}'")

@@ -97,11 +97,15 @@ def _groups(fit: Fit, group: str | None) -> list[str]:
     if group is None:
         return groups
     if group not in groups:
-        raise KeyError(f"'{group}' is not a grouping factor of this model; grouping factors: {', '.join(groups)}")
+        raise KeyError(
+            f"'{group}' is not a grouping factor of this model; grouping factors: {', '.join(groups)}"
+        )
     return [group]
 
 
-def _level_table(draws: np.ndarray, levels: list[str], terms: list[str], group: str, prob: float) -> pd.DataFrame:
+def _level_table(
+    draws: np.ndarray, levels: list[str], terms: list[str], group: str, prob: float
+) -> pd.DataFrame:
     """levels x (stat, term) table from (chain, draw, level, term) draws."""
     stats = _stats(draws, prob)
     frames = {stat: pd.DataFrame(values, index=levels, columns=terms) for stat, values in stats.items()}

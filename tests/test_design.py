@@ -135,7 +135,9 @@ def test_r_habits_dotted_names_factor_and_offset(frame):
 
 
 def test_two_level_factor_response_for_bernoulli():
-    data = pd.DataFrame({"resp": pd.Categorical(["N", "Y", "Y", "N"], categories=["N", "Y"]), "x": [1.0, 2, 3, 4]})
+    data = pd.DataFrame(
+        {"resp": pd.Categorical(["N", "Y", "Y", "N"], categories=["N", "Y"]), "x": [1.0, 2, 3, 4]}
+    )
     design = build_design("resp ~ x", data, binary_response=True)
     np.testing.assert_array_equal(design.y, [0, 1, 1, 0])
     assert design.response_levels == ("N", "Y")

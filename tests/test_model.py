@@ -75,8 +75,18 @@ def test_centering_keeps_the_reported_intercept_on_the_user_scale(frame):
 @pytest.mark.parametrize(
     "formula, family, link, logpmf",
     [
-        ("binary ~ x + (1 | g)", "bernoulli", None, lambda y, mu, d: stats.bernoulli(special.expit(mu)).logpmf(y)),
-        ("binary ~ x + (1 | g)", "bernoulli", "probit", lambda y, mu, d: stats.bernoulli(special.ndtr(mu)).logpmf(y)),
+        (
+            "binary ~ x + (1 | g)",
+            "bernoulli",
+            None,
+            lambda y, mu, d: stats.bernoulli(special.expit(mu)).logpmf(y),
+        ),
+        (
+            "binary ~ x + (1 | g)",
+            "bernoulli",
+            "probit",
+            lambda y, mu, d: stats.bernoulli(special.ndtr(mu)).logpmf(y),
+        ),
         (
             "cbind(successes, trials - successes) ~ x + (x || g)",
             "binomial",

@@ -31,7 +31,10 @@ def test_gaussian_defaults_follow_brms_and_rstanarm(sleep):
 
 def test_non_gaussian_defaults_are_on_the_link_scale(sleep):
     data = sleep.assign(count=np.round(sleep.Reaction / 10).astype(int))
-    priors = {e.parameter: e.prior for e in bm.Model("count ~ Days + (1 | Subject)", data, family="poisson").prior_entries}
+    priors = {
+        e.parameter: e.prior
+        for e in bm.Model("count ~ Days + (1 | Subject)", data, family="poisson").prior_entries
+    }
     assert priors["Intercept"] == Prior("StudentT", nu=3, mu=np.log(data["count"].mean()), sigma=2.5)
     assert priors["Days"] == Prior("Normal", mu=0, sigma=2.5 / sleep.Days.std(ddof=0))
     assert priors["sd(Intercept|Subject)"] == Prior("HalfStudentT", nu=3, sigma=2.5)
@@ -79,7 +82,9 @@ def test_integer_parameters_give_finite_log_densities():
 
 
 def test_prior_for_unknown_parameter_lists_valid_names(sleep):
-    with pytest.raises(PriorError, match="prior given for 'Dayz'.*valid names: .*Days.*sd\\(Days\\|Subject\\)"):
+    with pytest.raises(
+        PriorError, match="prior given for 'Dayz'.*valid names: .*Days.*sd\\(Days\\|Subject\\)"
+    ):
         bm.Model("Reaction ~ Days + (Days | Subject)", sleep, priors={"Dayz": Prior("Normal", mu=0, sigma=1)})
 
 

@@ -57,7 +57,9 @@ def test_ranef_is_the_posterior_of_group_effects(sleepstudy_fit):
     assert ranef.shape == (18, 4 * 2)
     draws = sleepstudy_fit.idata.posterior["r_Subject"]
     np.testing.assert_allclose(ranef["mean"].to_numpy(), draws.mean(("chain", "draw")).to_numpy())
-    np.testing.assert_allclose(ranef["q97.5"]["Days"], draws.sel(Subject__term="Days").quantile(0.975, ("chain", "draw")))
+    np.testing.assert_allclose(
+        ranef["q97.5"]["Days"], draws.sel(Subject__term="Days").quantile(0.975, ("chain", "draw"))
+    )
     # Group effects are deviations: across subjects they centre near zero.
     assert abs(ranef["mean"]["Intercept"].mean()) < 0.3 * ranef["sd"]["Intercept"].mean()
 
@@ -82,7 +84,12 @@ def test_coef_shrinks_towards_the_population(sleepstudy_fit, sleepstudy):
 
 def test_varcorr(sleepstudy_fit):
     table = sleepstudy_fit.varcorr()
-    assert list(table.index) == ["sd(Intercept|Subject)", "sd(Days|Subject)", "cor(Intercept,Days|Subject)", "sigma"]
+    assert list(table.index) == [
+        "sd(Intercept|Subject)",
+        "sd(Days|Subject)",
+        "cor(Intercept,Days|Subject)",
+        "sigma",
+    ]
     assert list(table["group"]) == ["Subject", "Subject", "Subject", "Residual"]
     assert list(table["term"]) == ["Intercept", "Days", "Intercept,Days", ""]
     summary = sleepstudy_fit.summary()
