@@ -235,3 +235,10 @@ def test_unknown_family_and_link(frame):
         bm.Model("y ~ x", frame, family="poison")
     with pytest.raises(ValueError, match="link 'log' is not available for family 'bernoulli'"):
         bm.Model("y ~ x", frame, family="bernoulli", link="log")
+
+
+def test_interaction_inside_the_varying_term(frame):
+    term = build_design("y ~ x + (1 + x*z | g)", frame).random[0]
+    assert term.columns == ["Intercept", "x", "z", "x:z"]
+    np.testing.assert_allclose(term.matrix[:, 3], frame.x * frame.z)
+    assert len(term.cor_names) == 6

@@ -1,0 +1,56 @@
+"""Sampling against an analytic posterior, for every NUTS implementation installed."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayesmm as bm
+
+from .conftest import quiet_fit
+
+
+@pytest.fixture(scope="module")
+def conjugate():
+    """y_i ~ Normal(mu, 1) with mu ~ Normal(m0, s0): the posterior of mu is Normal, in closed form.
+
+    sigma gets a Gamma prior with mean 1 and SD 0.001, which fixes it at 1 for all
+    practical purposes (its effect on mu's posterior is far below Monte Carlo error).
+    """
+    rng = np.random.default_rng(8)
+    y = rng.normal(3.0, 1.0, size=25)
+    m0, s0 = 1.0, 0.5
+    precision = 1 / s0**2 + len(y)
+    mean = (m0 / s0**2 + y.sum()) / precision
+    priors = {
+        "Intercept": bm.Prior("Normal", mu=m0, sigma=s0),
+        "sigma": bm.Prior("Gamma", alpha=1e6, beta=1e6),
+    }
+    model = bm.Model("y ~ 1", pd.DataFrame({"y": y}), priors=priors)
+    return model, mean, precision**-0.5
+
+
+@pytest.mark.parametrize("sampler", bm.available_samplers())
+def test_conjugate_normal_posterior(conjugate, sampler):
+    model, mean, sd = conjugate
+    fit = quiet_fit(model, draws=1000, tune=500, chains=2, random_seed=3, sampler=sampler)
+    row = fit.summary().loc["Intercept"]
+    assert fit.settings.sampler == sampler
+    # Monte Carlo error of the mean is about sd / sqrt(ESS) ~ 0.03 sd here.
+    assert abs(row["mean"] - mean) < 0.1 * sd
+    assert row["sd"] == pytest.approx(sd, rel=0.08)
+    q_lo, q_hi = mean + sd * np.array([-1.959964, 1.959964])
+    assert row["q2.5"] == pytest.approx(q_lo, abs=0.15 * sd)
+    assert row["q97.5"] == pytest.approx(q_hi, abs=0.15 * sd)
+
+
+def test_default_sampler_is_the_fastest_installed():
+    assert bm.available_samplers()[0] == "nutpie"
+    assert bm.available_samplers()[-1] == "pymc"
+
+
+def test_bad_sampler_arguments(conjugate):
+    model, _, _ = conjugate
+    with pytest.raises(ValueError, match="unknown sampler 'stan'; available here: nutpie"):
+        model.fit(sampler="stan")
+    with pytest.raises(ValueError, match="chains must be a positive integer, got 0"):
+        model.fit(chains=0)
