@@ -3,6 +3,7 @@
 from . import datasets
 from .api import Model
 from .design import DataError
+from .diagnostics import DiagnosticWarning, compare_samplers
 from .families import FAMILIES, Family, get_family
 from .fit import Fit, available_samplers
 from .formula import FormulaSyntaxError, parse_formula
@@ -19,6 +20,8 @@ __all__ = [
     "get_family",
     "parse_formula",
     "available_samplers",
+    "compare_samplers",
+    "DiagnosticWarning",
     "datasets",
     "DataError",
     "FormulaSyntaxError",

@@ -458,6 +458,7 @@ def _random_term(spec: RandomTermSpec, data: pd.DataFrame) -> RandomEffectTerm:
     matrix = _model_matrix(spec.expr, data, f"term {spec.text}")
     if matrix.shape[1] == 0:
         raise DataError(f"term {spec.text} has no varying term left (did you write (0 | g)?)")
+    _warn_if_between_group(spec, matrix, codes)
     return RandomEffectTerm(
         spec=spec,
         levels=levels,
@@ -476,6 +477,23 @@ def _warn_if_continuous(spec: RandomTermSpec, data: pd.DataFrame) -> None:
                 f"grouping factor '{factor}' in {spec.text} is a continuous column with "
                 f"{column.nunique()} distinct values among {len(column)} rows; "
                 "did you mean it as a predictor rather than a group?",
+                UserWarning,
+                stacklevel=5,
+            )
+
+
+def _warn_if_between_group(spec: RandomTermSpec, matrix: pd.DataFrame, codes: np.ndarray) -> None:
+    """A slope on a covariate that is constant within every level cannot vary by level."""
+    values = np.asarray(matrix, dtype=float)
+    for j, column in enumerate(matrix.columns):
+        if np.all(values[:, j] == values[0, j]):
+            continue  # the intercept (or a constant column): nothing to compare
+        per_level = pd.Series(values[:, j]).groupby(codes)
+        if (per_level.max() - per_level.min()).max() == 0:
+            warnings.warn(
+                f"'{column}' in {spec.text} is constant within each level of '{spec.group}' "
+                f"(a between-group covariate), so its effect cannot vary by '{spec.group}' and is not "
+                "identified; remove it from the bar term (it can stay a fixed effect)",
                 UserWarning,
                 stacklevel=5,
             )

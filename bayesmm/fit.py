@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import arviz as az
 import pandas as pd
 
-from . import results
+from . import diagnostics, results
 
 if TYPE_CHECKING:  # pragma: no cover
     from .api import Model
@@ -88,7 +88,9 @@ def sample(
     _drop_internal_variables(idata)
     settings = SamplerSettings(name, draws, tune, chains, target_accept, random_seed)
     settings.seconds = time.perf_counter() - start
-    return Fit(model=model, idata=idata, settings=settings)
+    fit = Fit(model=model, idata=idata, settings=settings)
+    fit.warn_if_unhealthy()
+    return fit
 
 
 def _drop_internal_variables(idata: az.InferenceData) -> None:
@@ -118,6 +120,7 @@ class Fit:
     model: Model
     idata: az.InferenceData
     settings: SamplerSettings = field(repr=False)
+    _diagnosis: diagnostics.Diagnosis | None = field(default=None, repr=False)
 
     @property
     def design(self):
@@ -143,6 +146,26 @@ class Fit:
     def varcorr(self, prob: float = 0.95) -> pd.DataFrame:
         """Group-level SDs and correlations and the residual SD, as lme4's VarCorr."""
         return results.varcorr(self, prob=prob)
+
+    def diagnose(self) -> diagnostics.Diagnosis:
+        """Sampler diagnostics (divergences, R-hat, ESS, E-BFMI, tree depth) and singular-fit
+        checks (SDs near zero, correlations near ±1), each with advice when it fails."""
+        if self._diagnosis is None:
+            self._diagnosis = diagnostics.diagnose(self)
+        return self._diagnosis
+
+    def warn_if_unhealthy(self) -> None:
+        """One warning listing every failed check with its numbers and what to try."""
+        diagnosis = self.diagnose()
+        if not diagnosis.ok:
+            lines = [c.line() for c in diagnosis.problems]
+            warnings.warn(
+                "the fit needs attention:\n" + "\n".join(lines), diagnostics.DiagnosticWarning, stacklevel=4
+            )
+
+    def re_pca(self, prob: float = 0.95) -> dict[str, pd.DataFrame]:
+        """Principal components of each grouping factor's random-effect covariance (lme4's rePCA)."""
+        return diagnostics.re_pca(self, prob=prob)
 
     def __str__(self) -> str:
         return results.format_fit(self)

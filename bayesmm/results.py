@@ -82,10 +82,37 @@ def _family_draws(fit: Fit) -> dict[str, np.ndarray]:
     return {name: post[name].values for name in fit.model.family.params}
 
 
-def summary(fit: Fit, prob: float = 0.95) -> pd.DataFrame:
-    """Fixed effects, group-level SDs and correlations, family parameters (in that order)."""
+class SummaryTable(pd.DataFrame):
+    """A summary DataFrame that shows the fit's diagnostic headline above the table."""
+
+    _metadata = ["header"]
+
+    @property
+    def _constructor(self):
+        return SummaryTable
+
+    def __repr__(self) -> str:
+        header = getattr(self, "header", None)
+        body = super().__repr__()
+        return f"{header}\n{body}" if header else body
+
+    def _repr_html_(self) -> str:
+        header = getattr(self, "header", None)
+        body = super()._repr_html_()
+        return f"<p>{html.escape(header)}</p>{body}" if header else body
+
+
+def summary_table(fit: Fit, prob: float) -> pd.DataFrame:
     draws = {**_fixef_draws(fit), **_group_draws(fit), **_family_draws(fit)}
     return _table(draws, prob)
+
+
+def summary(fit: Fit, prob: float = 0.95) -> SummaryTable:
+    """Fixed effects, group-level SDs and correlations, family parameters (in that order),
+    headed by the diagnostics' one-line verdict."""
+    table = SummaryTable(summary_table(fit, prob))
+    table.header = fit.diagnose().headline()
+    return table
 
 
 def fixef(fit: Fit, prob: float = 0.95) -> pd.DataFrame:
@@ -211,8 +238,9 @@ def _sections(fit: Fit, table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 
 
 def format_fit(fit: Fit, prob: float = 0.95) -> str:
-    table = summary(fit, prob).drop(columns="mcse_mean")
-    lines = _header(fit)
+    table = summary_table(fit, prob).drop(columns="mcse_mean")
+    diagnosis = fit.diagnose()
+    lines = _header(fit) + ["", diagnosis.headline()] + [c.line() for c in diagnosis.problems]
     for title, part in _sections(fit, table):
         shown = part.copy()
         shown["ess_bulk"] = shown["ess_bulk"].round().astype(int)
@@ -222,8 +250,10 @@ def format_fit(fit: Fit, prob: float = 0.95) -> str:
 
 
 def format_fit_html(fit: Fit, prob: float = 0.95) -> str:
-    table = summary(fit, prob).drop(columns="mcse_mean")
-    parts = ["<pre>" + html.escape("\n".join(_header(fit))) + "</pre>"]
+    table = summary_table(fit, prob).drop(columns="mcse_mean")
+    diagnosis = fit.diagnose()
+    text = _header(fit) + ["", diagnosis.headline()] + [c.line() for c in diagnosis.problems]
+    parts = ["<pre>" + html.escape("\n".join(text)) + "</pre>"]
     for title, part in _sections(fit, table):
         parts.append(f"<h4>{html.escape(title)}</h4>")
         parts.append(part.to_html(float_format=lambda v: f"{v:.3f}"))

@@ -242,3 +242,14 @@ def test_interaction_inside_the_varying_term(frame):
     assert term.columns == ["Intercept", "x", "z", "x:z"]
     np.testing.assert_allclose(term.matrix[:, 3], frame.x * frame.z)
     assert len(term.cor_names) == 6
+
+
+def test_between_group_covariate_in_its_own_bar_warns(frame):
+    frame["group_size"] = frame.g.map({"g1": 1.0, "g2": 5.0, "g3": 2.0, "g4": 7.0})
+    with pytest.warns(
+        UserWarning, match=r"'group_size' in \(1 \+ group_size \| g\) is constant within each level"
+    ):
+        build_design("y ~ group_size + (1 + group_size | g)", frame)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build_design("y ~ x + (1 + x | g)", frame)  # x varies within g: no warning

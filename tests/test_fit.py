@@ -54,3 +54,16 @@ def test_bad_sampler_arguments(conjugate):
         model.fit(sampler="stan")
     with pytest.raises(ValueError, match="chains must be a positive integer, got 0"):
         model.fit(chains=0)
+
+
+@pytest.mark.parametrize("sampler", bm.available_samplers())
+def test_same_seed_gives_identical_draws(conjugate, sampler):
+    model, _, _ = conjugate
+    draws = [
+        quiet_fit(model, draws=100, tune=100, chains=2, random_seed=seed, sampler=sampler)
+        .idata.posterior["fixef"]
+        .values
+        for seed in (17, 17, 18)
+    ]
+    np.testing.assert_array_equal(draws[0], draws[1])
+    assert not np.array_equal(draws[0], draws[2])

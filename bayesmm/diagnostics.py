@@ -1,0 +1,408 @@
+"""What went wrong, and what to try: sampler diagnostics and singular fits.
+
+:func:`diagnose` runs every check on a fit and returns a :class:`Diagnosis`: a
+list of :class:`Check` records (name, whether it passed, the numbers, the
+parameters involved and a message that says what the problem means and what to
+try). ``Fit`` runs it once after sampling and warns when something failed.
+
+Thresholds follow Stan's and brms's practice: no divergent transitions; R-hat
+at most 1.01; bulk and tail ESS at least 100 per chain; E-BFMI at least 0.3;
+under 1% of transitions at the maximum tree depth.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import arviz as az
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .fit import Fit
+
+__all__ = ["Check", "Diagnosis", "diagnose", "DiagnosticWarning", "re_pca", "compare_samplers"]
+
+RHAT_MAX = 1.01
+ESS_PER_CHAIN = 100
+EBFMI_MIN = 0.3
+TREEDEPTH_SHARE = 0.01
+# A group-level SD "piles up near zero" when more than SINGULAR_SHARE of its posterior
+# lies below SINGULAR_FRACTION of the residual SD (Gaussian) or of the SD prior's scale
+# (other families). A posterior bounded away from zero has almost no mass there; one
+# whose mode is at zero (no evidence of variation) has a good share of it.
+SINGULAR_FRACTION = 0.05
+SINGULAR_SHARE = 0.1
+# A correlation is "at the boundary" when most of its posterior lies beyond this.
+BOUNDARY_COR = 0.9
+
+
+class DiagnosticWarning(UserWarning):
+    """A fit whose sampler or posterior needs attention; the message says what to try."""
+
+
+@dataclass
+class Check:
+    """One diagnostic: its name, whether it passed, the numbers, and advice."""
+
+    name: str
+    ok: bool
+    value: float
+    threshold: str
+    message: str = ""
+    parameters: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        mark = "ok " if self.ok else "!! "
+        return f"{mark}{self.name}: {self.value:.4g} ({self.threshold})" + (
+            "" if self.ok else f"\n   {self.message}"
+        )
+
+
+@dataclass
+class Diagnosis:
+    """The full report of :func:`diagnose`; ``str()`` gives the readable text."""
+
+    checks: list[Check]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    @property
+    def problems(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+    def __getitem__(self, name: str) -> Check:
+        for check in self.checks:
+            if check.name == name:
+                return check
+        raise KeyError(f"no check named '{name}'; checks: {', '.join(c.name for c in self.checks)}")
+
+    def headline(self) -> str:
+        if self.ok:
+            return (
+                "Diagnostics: no problems ("
+                + ", ".join(
+                    f"{c.name} {c.value:.4g}"
+                    for c in self.checks
+                    if c.name in ("divergences", "max r_hat", "min ess_bulk")
+                )
+                + ")"
+            )
+        return (
+            "Diagnostics: "
+            + "; ".join(f"{c.name} {c.value:.4g}" for c in self.problems)
+            + " (see fit.diagnose())"
+        )
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "ok": [c.ok for c in self.checks],
+                "value": [c.value for c in self.checks],
+                "threshold": [c.threshold for c in self.checks],
+                "parameters": [", ".join(c.parameters) for c in self.checks],
+                "message": [c.message for c in self.checks],
+            },
+            index=pd.Index([c.name for c in self.checks], name="check"),
+        )
+
+    def __str__(self) -> str:
+        return "\n".join([self.headline(), *(c.line() for c in self.checks)])
+
+    def _repr_html_(self) -> str:
+        return "<pre>" + html.escape(str(self)) + "</pre>"
+
+
+def _sample_stat(fit: Fit, *names: str) -> np.ndarray | None:
+    stats = fit.idata.get("sample_stats")
+    if stats is None:
+        return None
+    for name in names:
+        if name in stats:
+            return stats[name].values
+    return None
+
+
+def _sd_draws(fit: Fit) -> dict[str, np.ndarray]:
+    post = fit.idata.posterior
+    out = {}
+    for group, terms in fit.design.groups.items():
+        names = [n for t in terms for n in t.sd_names]
+        values = post[f"sd_{group}"].values
+        out.update({name: values[..., j] for j, name in enumerate(names)})
+    return out
+
+
+def _term_of(fit: Fit, sd_name: str) -> str:
+    for term in fit.design.random:
+        if sd_name in term.sd_names:
+            return term.spec.text
+    return sd_name
+
+
+def _divergences(fit: Fit) -> Check:
+    diverging = _sample_stat(fit, "diverging")
+    n = int(diverging.sum()) if diverging is not None else 0
+    total = diverging.size if diverging is not None else 0
+    check = Check("divergences", n == 0, n, "0 expected")
+    if n:
+        # The SD whose values at divergent transitions sit lowest relative to the rest is
+        # the usual culprit: a funnel between a group-level SD and its group effects.
+        culprit, lowest = None, 0.0
+        for name, draws in _sd_draws(fit).items():
+            logs = np.log(draws)
+            shift = (logs[diverging].mean() - logs.mean()) / (logs.std() + 1e-12)
+            if shift < lowest:
+                culprit, lowest = name, shift
+        target = min(0.99, max(0.95, fit.settings.target_accept + 0.1))
+        advice = f"raise target_accept (fit(target_accept={target:.2f}))"
+        if culprit is not None and lowest < -0.3:
+            check.parameters = [culprit]
+            advice += (
+                f"; divergences happen where {culprit} is small, so consider simplifying "
+                f"{_term_of(fit, culprit)} (drop that varying term, or use || to drop correlations)"
+            )
+        check.message = (
+            f"{n} of {total} transitions after tuning diverged ({100 * n / total:.1f}%): NUTS could not "
+            f"follow the posterior's curvature there, so estimates may be biased. Try: {advice}."
+        )
+    return check
+
+
+def _rhat_and_ess(fit: Fit, table: pd.DataFrame) -> list[Check]:
+    chains = fit.settings.chains
+    worst_rhat = table["r_hat"].max()
+    rhat_bad = list(table.index[table["r_hat"] > RHAT_MAX])
+    checks = [
+        Check(
+            "max r_hat",
+            not rhat_bad,
+            float(worst_rhat),
+            f"at most {RHAT_MAX}",
+            f"chains disagree for {', '.join(rhat_bad)}: they have not mixed. Sample longer "
+            f"(fit(draws={2 * fit.settings.draws}, tune={2 * fit.settings.tune})); if that does not help, "
+            "simplify the random-effect structure or give the SDs tighter priors.",
+            rhat_bad,
+        )
+    ]
+    minimum = ESS_PER_CHAIN * chains
+    for column in ("ess_bulk", "ess_tail"):
+        low = list(table.index[table[column] < minimum])
+        what = "centre" if column == "ess_bulk" else "tails (intervals)"
+        checks.append(
+            Check(
+                f"min {column}",
+                not low,
+                float(table[column].min()),
+                f"at least {minimum} ({ESS_PER_CHAIN} per chain)",
+                f"too few effective draws to describe the {what} of {', '.join(low)}. "
+                f"Sample longer (fit(draws={max(2 * fit.settings.draws, 2000)})).",
+                low,
+            )
+        )
+    return checks
+
+
+def _ebfmi(fit: Fit) -> Check:
+    energy = _sample_stat(fit, "energy")
+    if energy is None:
+        return Check("min E-BFMI", True, float("nan"), "not recorded by this sampler")
+    values = az.bfmi(energy)
+    low = [f"chain {i}" for i, v in enumerate(values) if v < EBFMI_MIN]
+    return Check(
+        "min E-BFMI",
+        not low,
+        float(np.min(values)),
+        f"at least {EBFMI_MIN}",
+        f"low energy fraction in {', '.join(low)}: the sampler explores the posterior's tails slowly, "
+        "typical of funnels between group-level SDs and group effects. Tighter priors on the SDs or a "
+        "simpler random-effect structure help.",
+    )
+
+
+def _predictor_scales(fit: Fit) -> list[str]:
+    design = fit.design
+    out = []
+    for j, name in enumerate(design.fixef_names):
+        scale = float(np.std(design.X[:, j]))
+        if name != "Intercept" and scale > 0 and (scale > 100 or scale < 0.01):
+            out.append(f"{name} (SD {scale:.3g})")
+    return out
+
+
+def _treedepth(fit: Fit) -> Check:
+    saturated = _sample_stat(fit, "maxdepth_reached", "reached_max_treedepth")
+    if saturated is None:
+        return Check("max tree depth", True, float("nan"), "not recorded by this sampler")
+    share = float(np.mean(saturated))
+    check = Check(
+        "max tree depth", share <= TREEDEPTH_SHARE, share, f"share of draws, at most {TREEDEPTH_SHARE}"
+    )
+    if not check.ok:
+        scales = _predictor_scales(fit)
+        advice = (
+            f"rescale {', '.join(scales)} (e.g. scale(x) in the formula)"
+            if scales
+            else "simplify the random-effect terms or give the SDs tighter priors"
+        )
+        check.parameters = scales
+        check.message = (
+            f"{100 * share:.1f}% of transitions hit the maximum tree depth: the posterior has strongly "
+            f"correlated or badly scaled directions, which makes sampling slow. Try: {advice}."
+        )
+    return check
+
+
+def _reference_scale(fit: Fit) -> tuple[float, str]:
+    family = fit.model.family
+    if "sigma" in family.params and family.link.name == "identity":
+        return float(fit.idata.posterior["sigma"].mean()), "the residual SD"
+    return family.response_scale(fit.design), "the SD prior's scale"
+
+
+def _singular_sds(fit: Fit) -> Check:
+    scale, what = _reference_scale(fit)
+    threshold = SINGULAR_FRACTION * scale
+    near_zero = {}
+    for name, draws in _sd_draws(fit).items():
+        share = float(np.mean(draws < threshold))
+        if share > SINGULAR_SHARE:
+            near_zero[name] = share
+    worst = max(near_zero.values(), default=0.0)
+    check = Check(
+        "SDs near zero",
+        not near_zero,
+        worst,
+        f"share of posterior below {SINGULAR_FRACTION:g} x {what}, at most {SINGULAR_SHARE:g}",
+    )
+    if near_zero:
+        listed = ", ".join(
+            f"{name} ({100 * share:.0f}% below {threshold:.3g})" for name, share in near_zero.items()
+        )
+        terms = sorted({_term_of(fit, n) for n in near_zero})
+        check.parameters = list(near_zero)
+        check.message = (
+            f"the posterior piles up near zero for {listed}: the data show little evidence that this effect "
+            "varies between levels (the Bayesian analogue of lme4's singular fit). Consider removing that "
+            f"varying term from {', '.join(terms)} and comparing the two fits."
+        )
+    return check
+
+
+def _boundary_cors(fit: Fit) -> Check:
+    post = fit.idata.posterior
+    at_boundary = {}
+    for group, terms in fit.design.groups.items():
+        names = [n for t in terms for n in t.cor_names]
+        if not names:
+            continue
+        values = post[f"cor_{group}"].values
+        for j, name in enumerate(names):
+            share = float(np.mean(np.abs(values[..., j]) > BOUNDARY_COR))
+            if share > 0.5:
+                at_boundary[name] = share
+    worst = max(at_boundary.values(), default=0.0)
+    check = Check(
+        "correlations near ±1",
+        not at_boundary,
+        worst,
+        f"share of posterior beyond ±{BOUNDARY_COR}, at most 0.5",
+    )
+    if at_boundary:
+        terms = sorted({t.spec.text for t in fit.design.random if set(t.cor_names) & set(at_boundary)})
+        check.parameters = list(at_boundary)
+        check.message = (
+            f"the posterior of {', '.join(at_boundary)} piles up near ±1: the term is over-parameterized "
+            "(see fit.re_pca()). "
+            f"Consider dropping the correlations with || in {', '.join(terms)}."
+        )
+    return check
+
+
+def diagnose(fit: Fit, table: pd.DataFrame | None = None) -> Diagnosis:
+    """Every check on ``fit``: sampler health first, then singular-fit checks."""
+    from . import results
+
+    table = results.summary_table(fit, 0.95) if table is None else table
+    checks = [_divergences(fit), *_rhat_and_ess(fit, table), _ebfmi(fit), _treedepth(fit)]
+    if fit.design.random:
+        checks += [_singular_sds(fit), _boundary_cors(fit)]
+    return Diagnosis(checks)
+
+
+def _covariance_draws(fit: Fit, group: str) -> np.ndarray:
+    """(samples, p, p) draws of the group's covariance (block-diagonal across its terms)."""
+    post = fit.idata.posterior
+    sds = post[f"sd_{group}"].values.reshape(-1, len(fit.design.group_columns(group)))
+    corr = np.tile(np.eye(sds.shape[1]), (sds.shape[0], 1, 1))
+    cors = post[f"cor_{group}"].values.reshape(sds.shape[0], -1) if f"cor_{group}" in post else None
+    offset, k = 0, 0
+    for term in fit.design.groups[group]:
+        for i, j in term.cor_pairs:
+            corr[:, offset + i, offset + j] = corr[:, offset + j, offset + i] = cors[:, k]
+            k += 1
+        offset += term.n_terms
+    return sds[:, :, None] * corr * sds[:, None, :]
+
+
+def re_pca(fit: Fit, prob: float = 0.95) -> dict[str, pd.DataFrame]:
+    """Principal components of each grouping factor's random-effect covariance (as lme4's rePCA).
+
+    Per posterior draw, the eigenvalues of the covariance give each component's
+    proportion of the variance; the table shows their posterior mean and interval
+    and the cumulative proportion. A last component with a proportion near zero
+    means the term has more dimensions than the data support.
+    """
+    from .results import interval_names
+
+    lo, hi = interval_names(prob)
+    out = {}
+    for group in fit.design.groups:
+        eigenvalues = np.linalg.eigvalsh(_covariance_draws(fit, group))[:, ::-1]
+        proportions = eigenvalues / eigenvalues.sum(axis=1, keepdims=True)
+        low, high = np.quantile(proportions, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
+        mean = proportions.mean(axis=0)
+        out[group] = pd.DataFrame(
+            {"proportion": mean, lo: low, hi: high, "cumulative": np.cumsum(mean)},
+            index=pd.Index([f"PC{i + 1}" for i in range(len(mean))], name=group),
+        )
+    return out
+
+
+def compare_samplers(model, samplers: list[str] | None = None, **fit_kwargs) -> pd.DataFrame:
+    """Fit ``model`` with each NUTS implementation and tabulate how the posteriors agree.
+
+    In the spirit of lme4's ``allFit``: when samplers that work differently agree,
+    the answer does not hinge on one implementation's adaptation. Rows are the
+    summary's parameters; columns give each sampler's mean and R-hat (``"nutpie mean"``,
+    ``"nutpie r_hat"``, ...), and
+    ``max_diff_sd``, the largest difference between two samplers' means in units of
+    the posterior SD (Monte Carlo error alone gives about 0.05 at ESS 1000). The
+    table's ``attrs`` hold each sampler's seconds and number of divergences.
+    """
+    from .fit import available_samplers
+
+    samplers = samplers or available_samplers()
+    fit_kwargs.setdefault("progressbar", False)
+    means, columns, seconds, divergences = {}, {}, {}, {}
+    sds = []
+    for name in samplers:
+        fit = model.fit(sampler=name, **fit_kwargs)
+        table = fit.summary()
+        means[name] = table["mean"]
+        sds.append(table["sd"])
+        columns[f"{name} mean"] = table["mean"]
+        columns[f"{name} r_hat"] = table["r_hat"]
+        seconds[name] = round(fit.settings.seconds, 2)
+        divergences[name] = int(fit.diagnose()["divergences"].value)
+    frame = pd.DataFrame(columns)
+    stacked = pd.DataFrame(means)
+    spread = stacked.max(axis=1) - stacked.min(axis=1)
+    frame["max_diff_sd"] = spread / pd.concat(sds, axis=1).mean(axis=1)
+    frame.attrs["seconds"] = seconds
+    frame.attrs["divergences"] = divergences
+    return frame
