@@ -2,12 +2,15 @@
 
 from . import datasets
 from .api import Model
+from .comparison import compare
 from .design import DataError
 from .diagnostics import DiagnosticWarning, compare_samplers
 from .families import FAMILIES, Family, get_family
 from .fit import Fit, available_samplers
 from .formula import FormulaSyntaxError, parse_formula
+from .persist import load
 from .priors import Prior, PriorError
+from .simulate import simulate
 
 __version__ = "0.1.0"
 
@@ -21,6 +24,9 @@ __all__ = [
     "parse_formula",
     "available_samplers",
     "compare_samplers",
+    "compare",
+    "simulate",
+    "load",
     "DiagnosticWarning",
     "datasets",
     "DataError",

@@ -116,6 +116,15 @@ class Model:
             progressbar=progressbar,
         )
 
+    def prior_predictive(self, draws: int = 500, random_seed=None):
+        """Draws from the priors and of data sets under them (an InferenceData with ``prior``
+        and ``prior_predictive`` groups), for prior predictive checks."""
+        return pm.sample_prior_predictive(draws=draws, model=self.pymc_model, random_seed=random_seed)
+
+    # The PyMC graph is rebuilt on demand rather than pickled.
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_pymc_model": None}
+
     def _describe(self) -> list[str]:
         d = self.design
         groups = ", ".join(f"{g} ({len(d.group_levels(g))} levels)" for g in d.groups) or "none"

@@ -509,3 +509,103 @@ def _check_duplicate_terms(random: list[RandomEffectTerm]) -> None:
                     f"'{column}' varies by '{term.group}' twice: in {seen[key]} and {term.spec.text}"
                 )
             seen[key] = term.spec.text
+
+
+# ---------------------------------------------------------------------------
+# new data, through the stored formulaic specs
+
+
+@dataclass
+class NewData:
+    """New rows encoded with the fitted design: same columns, categories and transforms."""
+
+    X: np.ndarray
+    offset: np.ndarray | None
+    trials: np.ndarray | None
+    codes: list[np.ndarray]  # per random term; -1 marks a level unseen in the fitted data
+    matrices: list[np.ndarray]  # per random term
+    new_levels: list[list[str]]  # per random term: the unseen level labels, in order of appearance
+    rows: pd.Index
+
+
+_C_CALL = re.compile(r"^C\(\s*`?([^`,)]+?)`?\s*[,)]")
+
+
+def _check_new_categories(spec, newdata: pd.DataFrame, where: str) -> None:
+    """formulaic silently encodes unseen categories as the baseline: refuse them by name."""
+    for factor, (kind, state) in spec.encoder_state.items():
+        if getattr(kind, "value", kind) != "categorical" or "categories" not in state:
+            continue
+        name = str(factor).strip("`")
+        match = _C_CALL.match(name)
+        column = match.group(1) if match else name
+        if column not in newdata.columns:
+            continue
+        known = {str(c) for c in state["categories"]}
+        unseen = sorted({str(v) for v in newdata[column].dropna().unique()} - known)
+        if unseen:
+            raise DataError(
+                f"level(s) {', '.join(repr(u) for u in unseen)} of '{column}' in {where} were not in "
+                f"the data the model was fit to (levels: {', '.join(sorted(known))})"
+            )
+
+
+def _materialize(spec, newdata: pd.DataFrame, where: str) -> np.ndarray:
+    _check_new_categories(spec, newdata, where)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            matrix = spec.get_model_matrix(newdata, na_action="ignore")
+    except FactorEvaluationError as err:
+        for pattern in _MISSING_NAME:
+            match = pattern.search(str(err))
+            if match:
+                raise missing_column_error(
+                    match.group(1), f"the new data ({where})", newdata.columns
+                ) from None
+        raise DataError(f"cannot evaluate {where} on the new data: {err}") from None
+    values = np.asarray(matrix, dtype=float)
+    if np.isnan(values).any():
+        bad = [str(c) for c, col in zip(matrix.columns, values.T, strict=True) if np.isnan(col).any()]
+        raise DataError(f"the new data have missing values in {', '.join(bad)} ({where})")
+    return values
+
+
+def _new_codes(term: RandomEffectTerm, newdata: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    for factor in term.spec.group_factors:
+        if factor not in newdata.columns:
+            raise missing_column_error(factor, f"the new data (term {term.spec.text})", newdata.columns)
+    labels = newdata[list(term.spec.group_factors)].astype(str).agg(":".join, axis=1)
+    index = {level: code for code, level in enumerate(term.levels)}
+    codes = np.array([index.get(label, -1) for label in labels], dtype=np.int64)
+    unseen = list(dict.fromkeys(label for label, code in zip(labels, codes, strict=True) if code < 0))
+    return codes, unseen
+
+
+def encode_new_data(design: Design, newdata: pd.DataFrame, trials=None) -> NewData:
+    """Encode ``newdata`` exactly as the fitted data were (never re-parsing or re-learning levels)."""
+    if not isinstance(newdata, pd.DataFrame):
+        raise TypeError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
+    if newdata.shape[0] == 0:
+        raise DataError("the new data frame is empty")
+    parsed = _quote_dotted_columns(design.formula, newdata.columns)
+    X = _materialize(design.fixed_spec, newdata, "the fixed effects")
+    offset = None
+    if parsed.offsets:
+        offset = sum(
+            _evaluate(o, newdata, f"offset({o}) in the new data").astype(float) for o in parsed.offsets
+        )
+    codes, matrices, unseen = [], [], []
+    for term in design.random:
+        term_codes, term_unseen = _new_codes(term, newdata)
+        codes.append(term_codes)
+        unseen.append(term_unseen)
+        matrices.append(_materialize(term.model_spec, newdata, f"term {term.spec.text}"))
+    new_trials = None
+    if design.trials is not None:
+        if trials is not None:
+            new_trials = _resolve_trials(trials, newdata)
+        elif parsed.cbind:
+            s, f = parsed.cbind
+            new_trials = _evaluate(f"({s}) + ({f})", newdata, "the trials in the new data").astype(float)
+    return NewData(X, offset, new_trials, codes, matrices, unseen, newdata.index)

@@ -334,21 +334,6 @@ def diagnose(fit: Fit, table: pd.DataFrame | None = None) -> Diagnosis:
     return Diagnosis(checks)
 
 
-def _covariance_draws(fit: Fit, group: str) -> np.ndarray:
-    """(samples, p, p) draws of the group's covariance (block-diagonal across its terms)."""
-    post = fit.idata.posterior
-    sds = post[f"sd_{group}"].values.reshape(-1, len(fit.design.group_columns(group)))
-    corr = np.tile(np.eye(sds.shape[1]), (sds.shape[0], 1, 1))
-    cors = post[f"cor_{group}"].values.reshape(sds.shape[0], -1) if f"cor_{group}" in post else None
-    offset, k = 0, 0
-    for term in fit.design.groups[group]:
-        for i, j in term.cor_pairs:
-            corr[:, offset + i, offset + j] = corr[:, offset + j, offset + i] = cors[:, k]
-            k += 1
-        offset += term.n_terms
-    return sds[:, :, None] * corr * sds[:, None, :]
-
-
 def re_pca(fit: Fit, prob: float = 0.95) -> dict[str, pd.DataFrame]:
     """Principal components of each grouping factor's random-effect covariance (as lme4's rePCA).
 
@@ -357,12 +342,12 @@ def re_pca(fit: Fit, prob: float = 0.95) -> dict[str, pd.DataFrame]:
     and the cumulative proportion. A last component with a proportion near zero
     means the term has more dimensions than the data support.
     """
-    from .results import interval_names
+    from .results import covariance_draws, interval_names
 
     lo, hi = interval_names(prob)
     out = {}
     for group in fit.design.groups:
-        eigenvalues = np.linalg.eigvalsh(_covariance_draws(fit, group))[:, ::-1]
+        eigenvalues = np.linalg.eigvalsh(covariance_draws(fit, group))[:, ::-1]
         proportions = eigenvalues / eigenvalues.sum(axis=1, keepdims=True)
         low, high = np.quantile(proportions, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
         mean = proportions.mean(axis=0)

@@ -15,7 +15,7 @@ from typing import ClassVar
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
-from scipy import special
+from scipy import special, stats
 
 from .design import DataError, Design
 from .priors import Prior
@@ -84,6 +84,13 @@ class Family:
     def __repr__(self) -> str:
         return f"{self.name}(link={self.link.name})"
 
+    # Links hold functions; pickle the link's name and look it up again on load.
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "link": self.link.name}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update({**state, "link": LINKS[state["link"]]})
+
     # -- data ------------------------------------------------------------
     def check_response(self, design: Design) -> None:
         """Raise a DataError naming the response when its values do not fit the family."""
@@ -115,6 +122,14 @@ class Family:
     def mean(self, eta: np.ndarray, params: dict, trials: np.ndarray | None = None) -> np.ndarray:
         """Expected response given draws of the linear predictor."""
         return self.link.inverse(eta)
+
+    def log_likelihood(self, y: np.ndarray, eta: np.ndarray, params: dict, trials=None) -> np.ndarray:
+        """Pointwise log-likelihood, (draws, n), in numpy (for LOO, WAIC and checks)."""
+        raise NotImplementedError
+
+    def draw(self, eta: np.ndarray, params: dict, trials, rng: np.random.Generator) -> np.ndarray:
+        """New responses, one per draw and row, (draws, n)."""
+        raise NotImplementedError
 
 
 def _check_counts(design: Design, what: str) -> np.ndarray:
@@ -160,6 +175,12 @@ class Gaussian(Family):
         mu = self.link.inverse_graph(eta)
         return pm.Normal(name, mu=mu, sigma=params["sigma"], observed=design.y, dims=dims)
 
+    def log_likelihood(self, y, eta, params, trials=None):
+        return stats.norm.logpdf(y, self.link.inverse(eta), params["sigma"])
+
+    def draw(self, eta, params, trials, rng):
+        return rng.normal(self.link.inverse(eta), params["sigma"])
+
 
 class Bernoulli(Family):
     name = "bernoulli"
@@ -180,6 +201,15 @@ class Bernoulli(Family):
         if self.link.name == "logit":
             return pm.Bernoulli(name, logit_p=eta, observed=design.y, dims=dims)
         return pm.Bernoulli(name, p=self.link.inverse_graph(eta), observed=design.y, dims=dims)
+
+    def log_likelihood(self, y, eta, params, trials=None):
+        if self.link.name == "logit":
+            # log(p) and log(1 - p) straight from eta, stable for large |eta|.
+            return np.where(y == 1, special.log_expit(eta), special.log_expit(-eta))
+        return stats.bernoulli.logpmf(y, self.link.inverse(eta))
+
+    def draw(self, eta, params, trials, rng):
+        return rng.binomial(1, self.link.inverse(eta)).astype(float)
 
 
 class Binomial(Family):
@@ -216,6 +246,12 @@ class Binomial(Family):
         p = self.link.inverse(eta)
         return p if trials is None else p * trials
 
+    def log_likelihood(self, y, eta, params, trials=None):
+        return stats.binom.logpmf(y, trials, self.link.inverse(eta))
+
+    def draw(self, eta, params, trials, rng):
+        return rng.binomial(trials.astype(np.int64), self.link.inverse(eta)).astype(float)
+
 
 class Poisson(Family):
     name = "poisson"
@@ -232,6 +268,12 @@ class Poisson(Family):
     def likelihood(self, name, eta, params, design, dims):
         y = design.y.astype("int64")
         return pm.Poisson(name, mu=self.link.inverse_graph(eta), observed=y, dims=dims)
+
+    def log_likelihood(self, y, eta, params, trials=None):
+        return stats.poisson.logpmf(y, self.link.inverse(eta))
+
+    def draw(self, eta, params, trials, rng):
+        return rng.poisson(self.link.inverse(eta)).astype(float)
 
 
 FAMILIES: dict[str, type[Family]] = {cls.name: cls for cls in (Gaussian, Bernoulli, Binomial, Poisson)}

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import arviz as az
+import numpy as np
 import pandas as pd
 
-from . import diagnostics, results
+from . import comparison, diagnostics, persist, plots, predict, results
 
 if TYPE_CHECKING:  # pragma: no cover
     from .api import Model
@@ -146,6 +147,84 @@ class Fit:
     def varcorr(self, prob: float = 0.95) -> pd.DataFrame:
         """Group-level SDs and correlations and the residual SD, as lme4's VarCorr."""
         return results.varcorr(self, prob=prob)
+
+    def predict(
+        self,
+        newdata: pd.DataFrame | None = None,
+        kind: str = "mean",
+        re_form=None,
+        new_levels: str = "error",
+        summary: bool = True,
+        prob: float = 0.95,
+        random_seed=None,
+        trials=None,
+    ):
+        """Posterior predictions for the fitted rows or ``newdata``.
+
+        ``kind``: ``"mean"`` (expected response), ``"linear"`` (linear predictor) or
+        ``"response"`` (posterior-predictive draws). ``re_form``: ``None`` keeps every
+        group effect, ``"~0"`` drops them all, ``"~ (1 | g)"`` keeps g's. ``new_levels``
+        for levels the fit has not seen: ``"error"``, ``"sample"`` (draw their effects
+        from the fitted population) or ``"population"`` (zero). ``summary=False``
+        returns the draws as an xarray DataArray (chain, draw, obs). Binomial
+        predictions on new data need ``trials=`` unless the formula's cbind() columns
+        are present.
+        """
+        return predict.predict(self, newdata, kind, re_form, new_levels, summary, prob, random_seed, trials)
+
+    def posterior_predictive(self, random_seed=None) -> az.InferenceData:
+        """Add a ``posterior_predictive`` group (one new data set per draw) to ``idata``; returns it."""
+        draws = self.predict(kind="response", summary=False, random_seed=random_seed)
+        name = self.design.response_name
+        groups = {"posterior_predictive": draws.rename(name).to_dataset()}
+        comparison.add_log_likelihood(self)  # also stores observed_data
+        if "posterior_predictive" in self.idata.groups():
+            del self.idata.posterior_predictive
+        self.idata.add_groups(groups)
+        return self.idata
+
+    def simulate(self, nsim: int = 1, random_seed=None) -> pd.DataFrame:
+        """``nsim`` new data sets, each from a random posterior draw (columns sim_1 ...)."""
+        draws = self.predict(kind="response", summary=False, random_seed=random_seed)
+        flat = draws.values.reshape(-1, draws.sizes["obs"])
+        picks = np.random.default_rng(random_seed).choice(flat.shape[0], size=nsim, replace=False)
+        return pd.DataFrame({f"sim_{k + 1}": flat[i] for k, i in enumerate(picks)}, index=self.design.rows)
+
+    def loo(self, **kwargs):
+        """PSIS-LOO (ArviZ); the pointwise log-likelihood is computed once and stored in ``idata``."""
+        return comparison.loo(self, **kwargs)
+
+    def waic(self, **kwargs):
+        """WAIC (ArviZ)."""
+        return comparison.waic(self, **kwargs)
+
+    def r2(self, prob: float = 0.95) -> pd.DataFrame:
+        """Bayesian R², marginal (fixed effects) and conditional (with group effects)."""
+        return comparison.r2(self, prob=prob)
+
+    def hypothesis(self, statements, prob: float = 0.95) -> pd.DataFrame:
+        """Posterior of statements such as ``"Days > 5"`` or ``"period[T.2] - period[T.3] = 0"``."""
+        return comparison.hypothesis(self, statements, prob=prob)
+
+    def plot_shrinkage(self, group: str, term: str = "Intercept", terms=None, prob: float = 0.95, ax=None):
+        """No-pooling versus partial-pooling estimates per level (1-D, or 2-D with ``terms=(a, b)``)."""
+        return plots.plot_shrinkage(self, group, term=term, terms=terms, prob=prob, ax=ax)
+
+    def plot_ppc(self, kind: str = "density", **kwargs):
+        """Posterior predictive check: ``density``, ``hist``, ``rootogram``, ``zeros`` or ``stat``."""
+        return plots.plot_ppc(self, kind=kind, **kwargs)
+
+    def plot_ranef(self, group: str, prob: float = 0.95, axes=None):
+        """Caterpillar plot of a grouping factor's effects."""
+        return plots.plot_ranef(self, group, prob=prob, axes=axes)
+
+    def plot_priors(self, **kwargs):
+        """Prior versus posterior densities for the summary's parameters."""
+        return plots.plot_priors(self, **kwargs)
+
+    def save(self, path):
+        """Save posterior, design and settings to one file; read it back with ``bayesmm.load``."""
+        return persist.save(self, path)
 
     def diagnose(self) -> diagnostics.Diagnosis:
         """Sampler diagnostics (divergences, R-hat, ESS, E-BFMI, tree depth) and singular-fit

@@ -1,4 +1,12 @@
-"""Figures of a fit (matplotlib; each function returns its Axes or Figure)."""
+"""Figures of a fit (matplotlib). Each function returns the Axes it drew on.
+
+* :func:`plot_ranef` — caterpillar plot of group effects;
+* :func:`plot_shrinkage` — no-pooling versus partial-pooling estimates per level,
+  in one dimension (one term) or two (intercept and slope, with the population ellipse);
+* :func:`plot_ppc` — posterior predictive checks (density, histogram, hanging
+  rootogram, zero counts, a test statistic);
+* :func:`plot_priors` — prior versus posterior for the summary's parameters.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +14,15 @@ from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.patches import Ellipse
+from scipy import optimize, stats
 
 from . import results
 
 if TYPE_CHECKING:  # pragma: no cover
     from .fit import Fit
 
-__all__ = ["plot_ranef"]
+__all__ = ["plot_ranef", "plot_shrinkage", "plot_ppc", "plot_priors", "no_pooling"]
 
 
 def plot_ranef(fit: Fit, group: str, prob: float = 0.95, axes=None):
@@ -44,3 +54,313 @@ def plot_ranef(fit: Fit, group: str, prob: float = 0.95, axes=None):
     axes[0].set_yticks(positions, labels)
     axes[0].set_ylabel(group)
     return axes
+
+
+# ---------------------------------------------------------------------------
+# shrinkage
+
+
+def _posterior_mean(fit: Fit, name: str) -> np.ndarray:
+    return fit.idata.posterior[name].mean(("chain", "draw")).values
+
+
+def no_pooling(fit: Fit, group: str) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Per-level maximum-likelihood estimates of the group's varying terms, from that level's rows alone.
+
+    Everything else in the model (the other fixed effects, other grouping factors, the
+    offset, family parameters) is held at its posterior mean and enters as an offset.
+    Returns (levels x terms estimates, term names, rows per level); a level whose
+    estimate runs off to infinity (say, all zeros under a log link) gets NaN.
+    """
+    design, family = fit.design, fit.model.family
+    terms = design.groups[group]
+    columns = design.group_columns(group)
+    matrix = np.column_stack([t.matrix for t in terms])
+    codes = terms[0].codes
+    fixef = _posterior_mean(fit, "fixef") if "fixef" in fit.idata.posterior else np.zeros(0)
+    offset = np.zeros(design.n_obs) if design.offset is None else design.offset.copy()
+    for j, name in enumerate(design.fixef_names):
+        if name not in columns:
+            offset += design.X[:, j] * fixef[j]
+    for other in design.random:
+        if other.group == group:
+            continue
+        effects = _posterior_mean(fit, f"r_{other.group}")
+        start = sum(t.n_terms for t in design.groups[other.group][: design.groups[other.group].index(other)])
+        offset += np.einsum("nj,nj->n", effects[other.codes, start : start + other.n_terms], other.matrix)
+    params = {name: np.array([[float(_posterior_mean(fit, name))]]) for name in family.params}
+    start = np.array(
+        [fixef[design.fixef_names.index(c)] if c in design.fixef_names else 0.0 for c in columns]
+    )
+    estimates = np.full((len(design.group_levels(group)), len(columns)), np.nan)
+    sizes = np.bincount(codes, minlength=estimates.shape[0])
+    for level in range(estimates.shape[0]):
+        rows = codes == level
+        X, y, off = matrix[rows], design.y[rows], offset[rows]
+        trials = None if design.trials is None else design.trials[rows]
+
+        def negative_loglik(beta, X=X, y=y, off=off, trials=trials):
+            eta = (X @ beta + off)[None, :]
+            value = -family.log_likelihood(y, eta, params, trials).sum()
+            return value if np.isfinite(value) else 1e300
+
+        if np.linalg.matrix_rank(X) < X.shape[1]:
+            continue  # the level's rows cannot identify every varying term
+        result = optimize.minimize(negative_loglik, start, method="BFGS")
+        eta = X @ result.x + off
+        # Under a log or logit link, an estimate running off to infinity (all zeros, all
+        # successes) shows up as a huge linear predictor: leave it out.
+        if np.all(np.isfinite(result.x)) and (family.link.name == "identity" or np.abs(eta).max() < 30):
+            estimates[level] = result.x
+    return estimates, columns, sizes
+
+
+def _partial_pooling(fit: Fit, group: str, prob: float):
+    table = results.coef(fit, group=group, prob=prob)
+    return table
+
+
+def plot_shrinkage(fit: Fit, group: str, term: str = "Intercept", terms=None, prob: float = 0.95, ax=None):
+    """Shrinkage plot: each level's no-pooling estimate against its partial-pooling estimate.
+
+    One term (default): levels on the vertical axis sorted by the partial-pooling estimate;
+    open circles are no-pooling estimates (that level alone), filled circles with lines the
+    posterior means and intervals of the level's coefficient (fixed + group effect), point
+    area by rows per level, and the fitted population distribution above the axis.
+    ``terms=("Intercept", "x")``: the two-dimensional version, arrows from no-pooling to
+    partial-pooling estimates and the population's 50% and 95% covariance ellipses.
+    """
+    if terms is not None:
+        return _plot_shrinkage_2d(fit, group, tuple(terms), ax)
+    estimates, columns, sizes = no_pooling(fit, group)
+    if term not in columns:
+        raise KeyError(f"'{term}' does not vary by '{group}'; varying terms: {', '.join(columns)}")
+    j = columns.index(term)
+    table = _partial_pooling(fit, group, prob)
+    lo, hi = results.interval_names(prob)
+    pooled = table["mean"][term].to_numpy()
+    order = np.argsort(pooled)
+    y = np.arange(len(order))
+    area = 12 + 60 * sizes[order] / sizes.max()
+    if ax is None:
+        fig, (top, ax) = plt.subplots(
+            2, 1, figsize=(6.5, max(4.0, 0.2 * len(order) + 2.0)), sharex=True,
+            gridspec_kw={"height_ratios": [1, 5], "hspace": 0.05},
+        )  # fmt: skip
+    else:
+        top = ax.inset_axes([0, 1.02, 1, 0.18], sharex=ax)
+    ax.hlines(
+        y, table[lo][term].to_numpy()[order], table[hi][term].to_numpy()[order], color="C0", lw=1, alpha=0.6
+    )
+    ax.scatter(pooled[order], y, s=area, color="C0", zorder=3, label="partial pooling (posterior mean)")
+    raw = estimates[order, j]
+    ax.scatter(raw, y, s=area, facecolors="none", edgecolors="C3", zorder=3, label="no pooling (level alone)")
+    for yi, a, b in zip(y, raw, pooled[order], strict=True):
+        if np.isfinite(a):
+            ax.annotate(
+                "", xy=(b, yi), xytext=(a, yi), arrowprops={"arrowstyle": "->", "color": "0.6", "lw": 0.8}
+            )
+    mean = float(fit.fixef()["mean"].get(term, 0.0))
+    sd = float(_posterior_mean(fit, f"sd_{group}")[columns.index(term)])
+    ax.axvline(mean, color="0.3", ls="--", lw=0.8)
+    ax.set_yticks(y, table.index.to_numpy()[order], fontsize=7 if len(y) > 30 else 9)
+    ax.set_xlabel(f"{term} for each level of {group}")
+    ax.set_ylabel(group)
+    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    grid = np.linspace(mean - 4 * sd, mean + 4 * sd, 200)
+    top.fill_between(grid, stats.norm.pdf(grid, mean, sd), color="0.7")
+    top.set_yticks([])
+    top.set_title(f"Shrinkage of {term} by {group}: population N({mean:.3g}, {sd:.3g}²)", fontsize=10)
+    for side in ("top", "right", "left"):
+        top.spines[side].set_visible(False)
+    return ax
+
+
+def _plot_shrinkage_2d(fit: Fit, group: str, terms: tuple[str, str], ax=None):
+    estimates, columns, sizes = no_pooling(fit, group)
+    for t in terms:
+        if t not in columns:
+            raise KeyError(f"'{t}' does not vary by '{group}'; varying terms: {', '.join(columns)}")
+    i, j = (columns.index(t) for t in terms)
+    pooled = results.coef(fit, group=group)["mean"]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 5.5))
+    px, py = pooled[terms[0]].to_numpy(), pooled[terms[1]].to_numpy()
+    rx, ry = estimates[:, i], estimates[:, j]
+    area = 12 + 60 * sizes / sizes.max()
+    ax.scatter(rx, ry, s=area, facecolors="none", edgecolors="C3", label="no pooling (level alone)", zorder=3)
+    ax.scatter(px, py, s=area, color="C0", label="partial pooling (posterior mean)", zorder=3)
+    for a, b, c, d in zip(rx, ry, px, py, strict=True):
+        if np.isfinite(a) and np.isfinite(b):
+            ax.annotate(
+                "", xy=(c, d), xytext=(a, b), arrowprops={"arrowstyle": "->", "color": "0.6", "lw": 0.8}
+            )
+    fixef = fit.fixef()["mean"]
+    center = np.array([fixef.get(terms[0], 0.0), fixef.get(terms[1], 0.0)])
+    cov = results.covariance_draws(fit, group).mean(axis=0)[np.ix_([i, j], [i, j])]
+    values, vectors = np.linalg.eigh(cov)
+    angle = np.degrees(np.arctan2(vectors[1, 1], vectors[0, 1]))
+    for level, style in ((0.5, "-"), (0.95, "--")):
+        radius = np.sqrt(stats.chi2.ppf(level, 2))
+        ax.add_patch(
+            Ellipse(
+                center,
+                2 * radius * np.sqrt(values[1]),
+                2 * radius * np.sqrt(values[0]),
+                angle=angle,
+                fill=False,
+                ls=style,
+                color="0.3",
+                lw=1,
+                label=f"population {int(level * 100)}%",
+            )
+        )
+    ax.plot(*center, "k+", ms=10)
+    ax.set_xlabel(terms[0])
+    ax.set_ylabel(terms[1])
+    ax.set_title(f"Shrinkage of ({terms[0]}, {terms[1]}) by {group}")
+    ax.legend(fontsize=8, frameon=False)
+    return ax
+
+
+# ---------------------------------------------------------------------------
+# posterior predictive checks
+
+PPC_KINDS = ("density", "hist", "rootogram", "zeros", "stat")
+STATS = {"mean": np.mean, "sd": np.std, "max": np.max, "min": np.min, "median": np.median}
+
+
+def _replicates(fit: Fit, num_pp_samples: int, random_seed) -> np.ndarray:
+    if "posterior_predictive" not in fit.idata.groups():
+        fit.posterior_predictive(random_seed=random_seed)
+    draws = fit.idata.posterior_predictive[fit.design.response_name].values
+    flat = draws.reshape(-1, draws.shape[-1])
+    pick = np.random.default_rng(random_seed).choice(
+        flat.shape[0], min(num_pp_samples, flat.shape[0]), replace=False
+    )
+    return flat[pick]
+
+
+def plot_ppc(fit: Fit, kind: str = "density", num_pp_samples: int = 100, stat="mean", random_seed=0, ax=None):
+    """Posterior predictive check: observed data against data sets drawn from the posterior.
+
+    ``density``: observed density against replicated ones (ArviZ's ``plot_ppc``);
+    ``hist``: observed histogram with the replicates' median count and 95% band per bin;
+    ``rootogram``: hanging rootogram for counts (bars of sqrt(observed frequency) hang
+    from the curve of sqrt(expected frequency); bars that miss zero show misfit);
+    ``zeros``: the number of zeros in each replicate against the observed number;
+    ``stat``: a statistic (``"mean"``, ``"sd"``, ``"max"``, ``"min"``, ``"median"`` or a
+    function) of each replicate against the observed value.
+    """
+    if kind not in PPC_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(PPC_KINDS)}, got {kind!r}")
+    y = fit.design.y
+    name = fit.design.response_name
+    if kind == "density":
+        import arviz as az
+
+        if "posterior_predictive" not in fit.idata.groups():
+            fit.posterior_predictive(random_seed=random_seed)
+        return az.plot_ppc(fit.idata, kind="kde", num_pp_samples=num_pp_samples, ax=ax,
+                           random_seed=random_seed)  # fmt: skip
+    reps = _replicates(
+        fit, max(num_pp_samples, 500) if kind in ("zeros", "stat") else num_pp_samples, random_seed
+    )
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 4))
+    if kind == "hist":
+        edges = np.histogram_bin_edges(np.concatenate([y, reps.ravel()]), bins=30)
+        observed, _ = np.histogram(y, edges)
+        replicated = np.array([np.histogram(r, edges)[0] for r in reps])
+        centers = (edges[:-1] + edges[1:]) / 2
+        ax.bar(centers, observed, width=np.diff(edges), color="0.8", label="observed")
+        low, middle, high = np.quantile(replicated, [0.025, 0.5, 0.975], axis=0)
+        ax.errorbar(centers, middle, yerr=[middle - low, high - middle], fmt="o", color="C0", ms=3, lw=1,
+                    label="replicated median, 95%")  # fmt: skip
+        ax.set_xlabel(name)
+        ax.set_ylabel("count")
+    elif kind == "rootogram":
+        _require_counts(y, kind)
+        k = np.arange(0, int(max(y.max(), np.quantile(reps, 0.99))) + 1)
+        expected = np.array([(reps == v).sum(axis=1).mean() for v in k])
+        observed = np.array([(y == v).sum() for v in k])
+        top = np.sqrt(expected)
+        ax.bar(
+            k,
+            np.sqrt(observed),
+            bottom=top - np.sqrt(observed),
+            width=0.8,
+            color="0.75",
+            label="sqrt(observed)",
+        )
+        ax.plot(k, top, "o-", color="C3", ms=3, label="sqrt(expected)")
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xlabel(name)
+        ax.set_ylabel("sqrt(frequency)")
+        ax.set_title("Hanging rootogram")
+    elif kind == "zeros":
+        _require_counts(y, kind)
+        zeros = (reps == 0).sum(axis=1)
+        observed = int((y == 0).sum())
+        ax.hist(zeros, bins=min(40, max(5, np.ptp(zeros) + 1)), color="0.75", label="replicated data sets")
+        ax.axvline(observed, color="C3", lw=2, label=f"observed: {observed}")
+        ax.set_xlabel(f"number of zeros in {name}")
+        ax.set_title(f"P(replicated zeros ≥ observed) = {np.mean(zeros >= observed):.2f}")
+    else:
+        function = STATS[stat] if isinstance(stat, str) else stat
+        label = stat if isinstance(stat, str) else getattr(stat, "__name__", "statistic")
+        values = np.array([function(r) for r in reps])
+        observed = function(y)
+        ax.hist(values, bins=30, color="0.75", label="replicated data sets")
+        ax.axvline(observed, color="C3", lw=2, label=f"observed: {observed:.4g}")
+        ax.set_xlabel(f"{label}({name})")
+        ax.set_title(f"P(T(replicated) ≥ T(observed)) = {np.mean(values >= observed):.2f}")
+    ax.legend(fontsize=8, frameon=False)
+    return ax
+
+
+def _require_counts(y: np.ndarray, kind: str) -> None:
+    if np.any(y < 0) or np.any(y != np.round(y)):
+        raise ValueError(f"plot_ppc(kind='{kind}') is for count responses")
+
+
+# ---------------------------------------------------------------------------
+# priors
+
+
+def plot_priors(fit: Fit, draws: int = 2000, random_seed=0, axes=None):
+    """Prior (grey) against posterior (blue) density for every row of ``fit.summary()``."""
+    prior = fit.model.prior_predictive(draws=draws, random_seed=random_seed).prior
+    posterior = results.summary_draws(fit)
+    prior_draws = _summary_prior_draws(fit, prior)
+    names = list(posterior)
+    if axes is None:
+        cols = min(3, len(names))
+        rows = int(np.ceil(len(names) / cols))
+        _, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.4 * rows), squeeze=False)
+    flat_axes = np.ravel(axes)
+    for ax, name in zip(flat_axes, names, strict=False):
+        post = posterior[name].ravel()
+        low, high = np.quantile(post, [0.001, 0.999])
+        width = high - low
+        grid = np.linspace(low - width, high + width, 300)
+        if name.startswith("sd(") or name == "sigma":
+            grid = grid[grid > 0]
+        if name.startswith("cor("):
+            grid = np.linspace(-0.999, 0.999, 300)
+        ax.fill_between(grid, stats.gaussian_kde(prior_draws[name])(grid), color="0.8", label="prior")
+        ax.plot(grid, stats.gaussian_kde(post)(grid), color="C0", label="posterior")
+        ax.set_title(name, fontsize=9)
+        ax.set_yticks([])
+    for ax in flat_axes[len(names) :]:
+        ax.set_visible(False)
+    flat_axes[0].legend(fontsize=8, frameon=False)
+    flat_axes[0].figure.tight_layout()
+    return axes
+
+
+def _summary_prior_draws(fit: Fit, prior) -> dict[str, np.ndarray]:
+    """Prior draws under the summary's names (the prior group has the model's variable names)."""
+    from .results import summary_draws_from
+
+    return {name: values.ravel() for name, values in summary_draws_from(fit, prior).items()}

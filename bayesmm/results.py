@@ -55,16 +55,16 @@ def _posterior(fit: Fit) -> xr.Dataset:
     return fit.idata.posterior
 
 
-def _fixef_draws(fit: Fit) -> dict[str, np.ndarray]:
-    post = _posterior(fit)
+def _fixef_draws(fit: Fit, post: xr.Dataset | None = None) -> dict[str, np.ndarray]:
+    post = _posterior(fit) if post is None else post
     if "fixef" not in post:
         return {}
     values = post["fixef"].values
     return {name: values[..., j] for j, name in enumerate(fit.design.fixef_names)}
 
 
-def _group_draws(fit: Fit) -> dict[str, np.ndarray]:
-    post = _posterior(fit)
+def _group_draws(fit: Fit, post: xr.Dataset | None = None) -> dict[str, np.ndarray]:
+    post = _posterior(fit) if post is None else post
     out: dict[str, np.ndarray] = {}
     for group, terms in fit.design.groups.items():
         sds = post[f"sd_{group}"].values
@@ -77,8 +77,8 @@ def _group_draws(fit: Fit) -> dict[str, np.ndarray]:
     return out
 
 
-def _family_draws(fit: Fit) -> dict[str, np.ndarray]:
-    post = _posterior(fit)
+def _family_draws(fit: Fit, post: xr.Dataset | None = None) -> dict[str, np.ndarray]:
+    post = _posterior(fit) if post is None else post
     return {name: post[name].values for name in fit.model.family.params}
 
 
@@ -102,9 +102,18 @@ class SummaryTable(pd.DataFrame):
         return f"<p>{html.escape(header)}</p>{body}" if header else body
 
 
+def summary_draws(fit: Fit) -> dict[str, np.ndarray]:
+    """(chain, draw) draws of every summary row, keyed by its name."""
+    return summary_draws_from(fit, _posterior(fit))
+
+
+def summary_draws_from(fit: Fit, dataset: xr.Dataset) -> dict[str, np.ndarray]:
+    """Draws of every summary row from a posterior-shaped dataset (the posterior, or the prior)."""
+    return {**_fixef_draws(fit, dataset), **_group_draws(fit, dataset), **_family_draws(fit, dataset)}
+
+
 def summary_table(fit: Fit, prob: float) -> pd.DataFrame:
-    draws = {**_fixef_draws(fit), **_group_draws(fit), **_family_draws(fit)}
-    return _table(draws, prob)
+    return _table(summary_draws(fit), prob)
 
 
 def summary(fit: Fit, prob: float = 0.95) -> SummaryTable:
@@ -154,6 +163,21 @@ def ranef(fit: Fit, group: str | None = None, prob: float = 0.95):
         draws = post[f"r_{g}"].values
         tables[g] = _level_table(draws, fit.design.group_levels(g), fit.design.group_columns(g), g, prob)
     return tables[group] if group is not None else tables
+
+
+def covariance_draws(fit: Fit, group: str) -> np.ndarray:
+    """(draws, p, p) covariance of a grouping factor's effects (block-diagonal across its terms)."""
+    post = _posterior(fit)
+    sds = post[f"sd_{group}"].values.reshape(-1, len(fit.design.group_columns(group)))
+    corr = np.tile(np.eye(sds.shape[1]), (sds.shape[0], 1, 1))
+    cors = post[f"cor_{group}"].values.reshape(sds.shape[0], -1) if f"cor_{group}" in post else None
+    offset, k = 0, 0
+    for term in fit.design.groups[group]:
+        for i, j in term.cor_pairs:
+            corr[:, offset + i, offset + j] = corr[:, offset + j, offset + i] = cors[:, k]
+            k += 1
+        offset += term.n_terms
+    return sds[:, :, None] * corr * sds[:, None, :]
 
 
 def coef_draws(fit: Fit, group: str) -> tuple[np.ndarray, list[str]]:

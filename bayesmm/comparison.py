@@ -1,0 +1,151 @@
+"""Model checking and comparison: pointwise log-likelihood, LOO, WAIC, Bayesian R², hypotheses."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .predict import family_param_draws, linear_predictor_draws
+from .results import interval_names, summary_draws
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .fit import Fit
+
+__all__ = ["add_log_likelihood", "loo", "waic", "compare", "r2", "hypothesis"]
+
+
+def _shaped(fit: Fit, values: np.ndarray) -> tuple[tuple[str, ...], np.ndarray, dict]:
+    post = fit.idata.posterior
+    coords = {"chain": post.chain.values, "draw": post.draw.values, "obs": np.arange(values.shape[-1])}
+    return ("chain", "draw", "obs"), values.reshape(post.sizes["chain"], post.sizes["draw"], -1), coords
+
+
+def add_log_likelihood(fit: Fit) -> None:
+    """Store the pointwise log-likelihood (``log_likelihood`` group) and the observed data."""
+    if "log_likelihood" in fit.idata.groups():
+        return
+    design, family = fit.design, fit.model.family
+    eta, trials, _ = linear_predictor_draws(fit)
+    values = family.log_likelihood(design.y, eta, family_param_draws(fit), trials)
+    dims, shaped, coords = _shaped(fit, values)
+    name = design.response_name
+    groups = {"log_likelihood": xr.Dataset({name: (dims, shaped)}, coords=coords)}
+    if "observed_data" not in fit.idata.groups():
+        groups["observed_data"] = xr.Dataset({name: (("obs",), design.y)}, coords={"obs": coords["obs"]})
+    fit.idata.add_groups(groups)
+
+
+def loo(fit: Fit, **kwargs):
+    """PSIS-LOO cross-validation (ArviZ's ``loo``)."""
+    add_log_likelihood(fit)
+    return az.loo(fit.idata, **kwargs)
+
+
+def waic(fit: Fit, **kwargs):
+    """WAIC (ArviZ's ``waic``)."""
+    add_log_likelihood(fit)
+    return az.waic(fit.idata, **kwargs)
+
+
+def compare(fits: dict[str, Fit], ic: str = "loo", **kwargs) -> pd.DataFrame:
+    """Rank fits of the same data by expected log predictive density (ArviZ's ``compare``)."""
+    if len(fits) < 2:
+        raise ValueError("compare needs at least two fits, given as {'name': fit, ...}")
+    n_obs = {name: fit.design.n_obs for name, fit in fits.items()}
+    if len(set(n_obs.values())) > 1:
+        raise ValueError(
+            f"the fits use different numbers of observations ({n_obs}); compare needs the same data"
+        )
+    for fit in fits.values():
+        add_log_likelihood(fit)
+    return az.compare({name: fit.idata for name, fit in fits.items()}, ic=ic, **kwargs)
+
+
+def _r2_draws(fit: Fit, re_form) -> np.ndarray:
+    eta, trials, _ = linear_predictor_draws(fit, re_form=re_form)
+    mu = fit.model.family.mean(eta, family_param_draws(fit), trials)
+    fitted = mu.var(axis=1, ddof=1)
+    residual = (fit.design.y - mu).var(axis=1, ddof=1)
+    return fitted / (fitted + residual)
+
+
+def r2(fit: Fit, prob: float = 0.95) -> pd.DataFrame:
+    """Bayesian R² (Gelman, Goodrich, Gabry and Vehtari 2019), residual-based as brms's ``bayes_R2``.
+
+    Per draw, var(fitted) / (var(fitted) + var(residuals)). ``conditional`` uses all
+    group effects, ``marginal`` the fixed effects alone.
+    """
+    lo, hi = interval_names(prob)
+    rows = {}
+    for name, re_form in (("marginal", "~0"), ("conditional", None)):
+        draws = _r2_draws(fit, re_form)
+        q = np.quantile(draws, [(1 - prob) / 2, (1 + prob) / 2])
+        rows[name] = {"mean": draws.mean(), "sd": draws.std(ddof=1), lo: q[0], hi: q[1]}
+    return pd.DataFrame(rows).T
+
+
+_COMPARISON = re.compile(r"(<=|>=|=|<|>)")
+
+
+def hypothesis(fit: Fit, statements: str | list[str], prob: float = 0.95) -> pd.DataFrame:
+    """Posterior of linear statements about the parameters, e.g. ``"Days > 5"`` or ``"a - b = 0"``.
+
+    Names are the summary's row names (``Days``, ``period[T.2]``, ``sd(Days|Subject)``).
+    Each statement ``left OP right`` is turned into ``left - right``; the table gives its
+    posterior mean, SD and interval and, for ``<``/``>``, the posterior probability that
+    the statement holds.
+    """
+    statements = [statements] if isinstance(statements, str) else list(statements)
+    draws = summary_draws(fit)
+    names = sorted(draws, key=len, reverse=True)  # longest first: 'Days2' before 'Days'
+    lo, hi = interval_names(prob)
+    rows = {}
+    for statement in statements:
+        parts = _COMPARISON.split(statement)
+        if len(parts) != 3:
+            raise ValueError(f"a hypothesis has one comparison (<, >, =, <=, >=): {statement!r}")
+        left, op, right = parts
+        value = _evaluate_linear(f"({left}) - ({right})", draws, names, statement)
+        q = np.quantile(value, [(1 - prob) / 2, (1 + prob) / 2])
+        if op in (">", ">="):
+            probability = float(np.mean(value > 0))
+        elif op in ("<", "<="):
+            probability = float(np.mean(value < 0))
+        else:
+            probability = np.nan
+        rows[statement.strip()] = {
+            "estimate": value.mean(),
+            "sd": value.std(ddof=1),
+            lo: q[0],
+            hi: q[1],
+            "post_prob": probability,
+        }
+    return pd.DataFrame(rows).T
+
+
+def _evaluate_linear(
+    expression: str, draws: dict[str, np.ndarray], names: list[str], statement: str
+) -> np.ndarray:
+    namespace = {}
+    text = expression
+    for i, name in enumerate(names):
+        if name in text:
+            key = f"_p{i}"
+            text = text.replace(name, key)
+            namespace[key] = draws[name].reshape(-1)
+    if re.search(r"[A-Za-z_][\w.]*", re.sub(r"_p\d+", "", text)):
+        leftover = re.findall(r"[A-Za-z_][\w.\[\]():|,]*", re.sub(r"_p\d+", "", text))
+        raise ValueError(
+            f"unknown parameter(s) {', '.join(repr(x) for x in leftover)} in hypothesis {statement!r}; "
+            f"parameters: {', '.join(sorted(draws))}"
+        )
+    try:
+        value = eval(text, {"__builtins__": {}}, namespace)  # noqa: S307 - only numbers and parameter draws
+    except SyntaxError:
+        raise ValueError(f"cannot read hypothesis {statement!r}") from None
+    return np.broadcast_to(np.asarray(value, dtype=float), next(iter(draws.values())).reshape(-1).shape)

@@ -1,0 +1,174 @@
+"""Predictions from posterior draws: linear predictor, expected response, new responses.
+
+Everything is computed in numpy from the stored design and the posterior draws;
+no PyMC graph is compiled. New data go through the fitted formulaic specs (same
+categories, same ``scale``/``poly`` transforms), never a fresh parse.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .design import DataError, encode_new_data
+from .formula import parse_formula
+from .results import covariance_draws, interval_names
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .fit import Fit
+
+__all__ = ["predict", "linear_predictor_draws", "family_param_draws"]
+
+KINDS = ("mean", "linear", "response")
+NEW_LEVELS = ("error", "sample", "population")
+
+
+def _flat(values: np.ndarray) -> np.ndarray:
+    """(chain, draw, ...) -> (chain * draw, ...)."""
+    return values.reshape((-1,) + values.shape[2:])
+
+
+def family_param_draws(fit: Fit) -> dict[str, np.ndarray]:
+    """Family parameters as (draws, 1) arrays, ready to broadcast against (draws, n)."""
+    post = fit.idata.posterior
+    return {name: _flat(post[name].values)[:, None] for name in fit.model.family.params}
+
+
+def _kept_groups(fit: Fit, re_form) -> set[str]:
+    groups = set(fit.design.groups)
+    if re_form is None:
+        return groups
+    text = str(re_form).strip()
+    if text.replace(" ", "") in ("~0", "0", "none", "NA", "~NA", "NULL"):
+        return set()
+    parsed = parse_formula(text if "~" in text else f"~ {text}")
+    wanted = {t.group for t in parsed.random}
+    unknown = wanted - groups
+    if unknown:
+        raise DataError(
+            f"re_form names grouping factor(s) {', '.join(sorted(unknown))} that the model does not have "
+            f"(it has {', '.join(sorted(groups)) or 'none'})"
+        )
+    return wanted
+
+
+def _term_columns(fit: Fit, term) -> slice:
+    start = 0
+    for other in fit.design.groups[term.group]:
+        if other is term:
+            return slice(start, start + term.n_terms)
+        start += other.n_terms
+    raise AssertionError("term not found in its group")
+
+
+def _new_level_effects(fit: Fit, term, n_new: int, rng: np.random.Generator) -> np.ndarray:
+    """(draws, n_new, terms) effects for unseen levels, drawn from the fitted population."""
+    cov = covariance_draws(fit, term.group)
+    cols = _term_columns(fit, term)
+    cov = cov[:, cols, cols]
+    chol = np.linalg.cholesky(cov + 1e-12 * np.eye(cov.shape[1]))
+    z = rng.standard_normal((cov.shape[0], n_new, cov.shape[1]))
+    return np.einsum("sij,snj->sni", chol, z)
+
+
+def linear_predictor_draws(
+    fit: Fit,
+    newdata: pd.DataFrame | None = None,
+    re_form=None,
+    new_levels: str = "error",
+    random_seed=None,
+    trials=None,
+):
+    """(draws, n) linear predictor and the trials for those rows (binomial), from the posterior."""
+    if new_levels not in NEW_LEVELS:
+        raise ValueError(f"new_levels must be one of {', '.join(NEW_LEVELS)}, got {new_levels!r}")
+    design = fit.design
+    post = fit.idata.posterior
+    rng = np.random.default_rng(random_seed)
+    if newdata is None:
+        X, offset, row_trials = design.X, design.offset, design.trials
+        codes = [t.codes for t in design.random]
+        matrices = [t.matrix for t in design.random]
+        unseen = [[] for _ in design.random]
+        rows = design.rows
+    else:
+        encoded = encode_new_data(design, newdata, trials=trials)
+        X, offset, row_trials = encoded.X, encoded.offset, encoded.trials
+        codes, matrices, unseen, rows = encoded.codes, encoded.matrices, encoded.new_levels, encoded.rows
+    eta = _flat(post["fixef"].values) @ X.T if "fixef" in post else np.zeros((fit_draws(fit), X.shape[0]))
+    if offset is not None:
+        eta = eta + offset
+    keep = _kept_groups(fit, re_form)
+    for term, term_codes, matrix, term_unseen in zip(design.random, codes, matrices, unseen, strict=True):
+        if term.group not in keep:
+            continue
+        effects = _flat(post[f"r_{term.group}"].values)[:, :, _term_columns(fit, term)]
+        if term_unseen:
+            if new_levels == "error":
+                raise DataError(
+                    f"level(s) {', '.join(repr(u) for u in term_unseen)} of '{term.group}' in the new data "
+                    "were not in the fitted data; use new_levels='sample' (draw them from the fitted "
+                    "population) or 'population' (set their group effects to zero)"
+                )
+            extra = (
+                _new_level_effects(fit, term, len(term_unseen), rng)
+                if new_levels == "sample"
+                else np.zeros((effects.shape[0], len(term_unseen), term.n_terms))
+            )
+            effects = np.concatenate([effects, extra], axis=1)
+            position = {label: term.n_levels + k for k, label in enumerate(term_unseen)}
+            labels = newdata[list(term.spec.group_factors)].astype(str).agg(":".join, axis=1).to_numpy()
+            term_codes = np.where(term_codes >= 0, term_codes, [position.get(lab, -1) for lab in labels])
+        eta = eta + np.einsum("snj,nj->sn", effects[:, term_codes, :], matrix)
+    return eta, row_trials, rows
+
+
+def fit_draws(fit: Fit) -> int:
+    post = fit.idata.posterior
+    return post.sizes["chain"] * post.sizes["draw"]
+
+
+def predict(
+    fit: Fit,
+    newdata: pd.DataFrame | None = None,
+    kind: str = "mean",
+    re_form=None,
+    new_levels: str = "error",
+    summary: bool = True,
+    prob: float = 0.95,
+    random_seed=None,
+    trials=None,
+):
+    """Posterior predictions; see :meth:`bayesmm.Fit.predict`."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    eta, row_trials, rows = linear_predictor_draws(fit, newdata, re_form, new_levels, random_seed, trials)
+    family = fit.model.family
+    if family.needs_trials and kind != "linear" and row_trials is None:
+        raise DataError(
+            "binomial predictions need the number of trials: pass trials= (a column name or array)"
+        )
+    params = family_param_draws(fit)
+    if kind == "linear":
+        values = eta
+    elif kind == "mean":
+        values = family.mean(eta, params, row_trials)
+    else:
+        values = family.draw(eta, params, row_trials, np.random.default_rng(random_seed))
+    if summary:
+        lo, hi = interval_names(prob)
+        q = np.quantile(values, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
+        return pd.DataFrame(
+            {"mean": values.mean(axis=0), "sd": values.std(axis=0, ddof=1), lo: q[0], hi: q[1]}, index=rows
+        )
+    post = fit.idata.posterior
+    shaped = values.reshape(post.sizes["chain"], post.sizes["draw"], -1)
+    return xr.DataArray(
+        shaped,
+        dims=("chain", "draw", "obs"),
+        coords={"chain": post.chain.values, "draw": post.draw.values, "obs": np.asarray(rows)},
+        name=kind,
+    )
