@@ -9,6 +9,7 @@ predictions) read this record and never re-parse the formula.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import re
 import warnings
@@ -531,31 +532,51 @@ class NewData:
 _C_CALL = re.compile(r"^C\(\s*`?([^`,)]+?)`?\s*[,)]")
 
 
-def _check_new_categories(spec, newdata: pd.DataFrame, where: str) -> None:
-    """formulaic silently encodes unseen categories as the baseline: refuse them by name."""
+def _categorical_columns(spec) -> dict[str, list]:
+    """Data columns that the spec encodes as categorical, with their training categories."""
+    out = {}
     for factor, (kind, state) in spec.encoder_state.items():
         if getattr(kind, "value", kind) != "categorical" or "categories" not in state:
             continue
         name = str(factor).strip("`")
         match = _C_CALL.match(name)
-        column = match.group(1) if match else name
+        out[match.group(1) if match else name] = list(state["categories"])
+    return out
+
+
+def _align_categories(spec, newdata: pd.DataFrame, where: str) -> pd.DataFrame:
+    """New data with each categorical column typed as in training (a copy; the input is untouched).
+
+    formulaic encodes unseen categories silently as the baseline, and a column that
+    arrives as plain numbers where training had a factor gets treated as numeric (it
+    even rewrites the stored spec). Both are refused or repaired here, naming the column.
+    """
+    aligned = newdata
+    for column, categories in _categorical_columns(spec).items():
         if column not in newdata.columns:
             continue
-        known = {str(c) for c in state["categories"]}
-        unseen = sorted({str(v) for v in newdata[column].dropna().unique()} - known)
+        by_label = {str(c): c for c in categories}
+        values = newdata[column]
+        unseen = sorted({str(v) for v in values.dropna().unique()} - set(by_label))
         if unseen:
             raise DataError(
                 f"level(s) {', '.join(repr(u) for u in unseen)} of '{column}' in {where} were not in "
-                f"the data the model was fit to (levels: {', '.join(sorted(known))})"
+                f"the data the model was fit to (levels: {', '.join(by_label)})"
             )
+        if aligned is newdata:
+            aligned = newdata.copy()
+        labels = [by_label.get(str(v)) if pd.notna(v) else None for v in values]
+        aligned[column] = pd.Categorical(labels, categories=categories)
+    return aligned
 
 
 def _materialize(spec, newdata: pd.DataFrame, where: str) -> np.ndarray:
-    _check_new_categories(spec, newdata, where)
+    newdata = _align_categories(spec, newdata, where)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            matrix = spec.get_model_matrix(newdata, na_action="ignore")
+            # A copy: formulaic may update a spec's encoder state while materializing.
+            matrix = copy.deepcopy(spec).get_model_matrix(newdata, na_action="ignore")
     except FactorEvaluationError as err:
         for pattern in _MISSING_NAME:
             match = pattern.search(str(err))
@@ -607,5 +628,8 @@ def encode_new_data(design: Design, newdata: pd.DataFrame, trials=None) -> NewDa
             new_trials = _resolve_trials(trials, newdata)
         elif parsed.cbind:
             s, f = parsed.cbind
-            new_trials = _evaluate(f"({s}) + ({f})", newdata, "the trials in the new data").astype(float)
+            try:
+                new_trials = _evaluate(f"({s}) + ({f})", newdata, "the trials").astype(float)
+            except DataError:
+                new_trials = None  # predict() explains what is missing if it needs them
     return NewData(X, offset, new_trials, codes, matrices, unseen, newdata.index)

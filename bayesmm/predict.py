@@ -148,8 +148,10 @@ def predict(
     eta, row_trials, rows = linear_predictor_draws(fit, newdata, re_form, new_levels, random_seed, trials)
     family = fit.model.family
     if family.needs_trials and kind != "linear" and row_trials is None:
+        cbind = fit.design.formula.cbind
+        hint = f", or include the columns of cbind({', '.join(cbind)})" if cbind else ""
         raise DataError(
-            "binomial predictions need the number of trials: pass trials= (a column name or array)"
+            f"binomial predictions need the number of trials: pass trials= (a column name or array){hint}"
         )
     params = family_param_draws(fit)
     if kind == "linear":

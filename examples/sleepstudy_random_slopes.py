@@ -10,6 +10,7 @@
 # notebook with jupytext.
 
 # %%
+import os
 import sys
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from bayesmm.plots import plot_ranef  # noqa: E402
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else "example-output")
 out.mkdir(parents=True, exist_ok=True)
+draws = int(os.environ.get("BAYESMM_EXAMPLE_DRAWS", 1000))
 
 # %%
 sleep = bm.datasets.load("sleepstudy")
@@ -28,7 +30,7 @@ model = bm.Model("Reaction ~ Days + (Days | Subject)", sleep)
 print(model.priors)
 
 # %%
-fit = model.fit(draws=1000, chains=4, random_seed=1)
+fit = model.fit(draws=draws, tune=draws, chains=4, random_seed=1, progressbar=False)
 print(fit)
 
 # %% [markdown]
