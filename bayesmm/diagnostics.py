@@ -127,14 +127,17 @@ def _sample_stat(fit: Fit, *names: str) -> np.ndarray | None:
     return None
 
 
-def _sd_draws(fit: Fit) -> dict[str, np.ndarray]:
-    post = fit.idata.posterior
-    out = {}
-    for group, terms in fit.design.groups.items():
-        names = [n for t in terms for n in t.sd_names]
-        values = post[f"sd_{group}"].values
-        out.update({name: values[..., j] for j, name in enumerate(names)})
-    return out
+def _draws_of(fit: Fit, prefix: str) -> dict[str, np.ndarray]:
+    """(chain, draw) draws of the summary rows named ``prefix(...)``: ``sd`` or ``cor``."""
+    from .results import summary_draws
+
+    return {name: values for name, values in summary_draws(fit).items() if name.startswith(f"{prefix}(")}
+
+
+def _shares(draws: dict[str, np.ndarray], beyond, limit: float) -> dict[str, float]:
+    """Parameters whose posterior share satisfying ``beyond`` exceeds ``limit``, with that share."""
+    shares = {name: float(np.mean(beyond(values))) for name, values in draws.items()}
+    return {name: share for name, share in shares.items() if share > limit}
 
 
 def _term_of(fit: Fit, sd_name: str) -> str:
@@ -153,7 +156,7 @@ def _divergences(fit: Fit) -> Check:
         # The SD whose values at divergent transitions sit lowest relative to the rest is
         # the usual culprit: a funnel between a group-level SD and its group effects.
         culprit, lowest = None, 0.0
-        for name, draws in _sd_draws(fit).items():
+        for name, draws in _draws_of(fit, "sd").items():
             logs = np.log(draws)
             shift = (logs[diverging].mean() - logs.mean()) / (logs.std() + 1e-12)
             if shift < lowest:
@@ -267,11 +270,7 @@ def _reference_scale(fit: Fit) -> tuple[float, str]:
 def _singular_sds(fit: Fit) -> Check:
     scale, what = _reference_scale(fit)
     threshold = SINGULAR_FRACTION * scale
-    near_zero = {}
-    for name, draws in _sd_draws(fit).items():
-        share = float(np.mean(draws < threshold))
-        if share > SINGULAR_SHARE:
-            near_zero[name] = share
+    near_zero = _shares(_draws_of(fit, "sd"), lambda d: d < threshold, SINGULAR_SHARE)
     worst = max(near_zero.values(), default=0.0)
     check = Check(
         "SDs near zero",
@@ -294,17 +293,7 @@ def _singular_sds(fit: Fit) -> Check:
 
 
 def _boundary_cors(fit: Fit) -> Check:
-    post = fit.idata.posterior
-    at_boundary = {}
-    for group, terms in fit.design.groups.items():
-        names = [n for t in terms for n in t.cor_names]
-        if not names:
-            continue
-        values = post[f"cor_{group}"].values
-        for j, name in enumerate(names):
-            share = float(np.mean(np.abs(values[..., j]) > BOUNDARY_COR))
-            if share > 0.5:
-                at_boundary[name] = share
+    at_boundary = _shares(_draws_of(fit, "cor"), lambda d: np.abs(d) > BOUNDARY_COR, 0.5)
     worst = max(at_boundary.values(), default=0.0)
     check = Check(
         "correlations near ±1",
