@@ -20,7 +20,7 @@ from scipy import special, stats
 from .design import DataError, Design
 from .priors import Prior
 
-__all__ = ["Link", "Family", "Gaussian", "Bernoulli", "Binomial", "Poisson", "get_family", "FAMILIES"]
+__all__ = ["Link", "Family", "Gaussian", "Bernoulli", "Binomial", "Poisson", "Beta", "get_family", "FAMILIES"]
 
 
 @dataclass(frozen=True)
@@ -276,7 +276,42 @@ class Poisson(Family):
         return rng.poisson(self.link.inverse(eta)).astype(float)
 
 
-FAMILIES: dict[str, type[Family]] = {cls.name: cls for cls in (Gaussian, Bernoulli, Binomial, Poisson)}
+class Beta(Family):
+    """Proportions strictly between 0 and 1: mean mu = g^-1(eta), precision phi
+    (Beta(mu * phi, (1 - mu) * phi), variance mu (1 - mu) / (1 + phi)), as brms's ``Beta``."""
+
+    name = "beta"
+    links = ("logit", "probit", "cloglog")
+    params = ("phi",)
+
+    def check_response(self, design: Design) -> None:
+        y = design.y
+        outside = (y <= 0) | (y >= 1)
+        if np.any(outside):
+            i = int(np.argmax(outside))
+            raise DataError(
+                f"the response '{design.response_name}' must lie strictly between 0 and 1 for family "
+                f"'beta'; {int(outside.sum())} values do not (first: row {design.rows[i]!r}, value {y[i]:g})"
+            )
+
+    def param_priors(self, design: Design) -> dict[str, Prior]:
+        return {"phi": Prior("Gamma", alpha=0.01, beta=0.01)}  # brms's default for phi
+
+    def _shapes(self, mu, phi):
+        return mu * phi, (1 - mu) * phi
+
+    def likelihood(self, name, eta, params, design, dims):
+        alpha, beta = self._shapes(self.link.inverse_graph(eta), params["phi"])
+        return pm.Beta(name, alpha=alpha, beta=beta, observed=design.y, dims=dims)
+
+    def log_likelihood(self, y, eta, params, trials=None):
+        return stats.beta.logpdf(y, *self._shapes(self.link.inverse(eta), params["phi"]))
+
+    def draw(self, eta, params, trials, rng):
+        return rng.beta(*self._shapes(self.link.inverse(eta), params["phi"]))
+
+
+FAMILIES: dict[str, type[Family]] = {cls.name: cls for cls in (Gaussian, Bernoulli, Binomial, Poisson, Beta)}
 
 
 def get_family(family: str | Family, link: str | None = None) -> Family:

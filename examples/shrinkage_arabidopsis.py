@@ -40,3 +40,10 @@ ax.figure.savefig(out / "arabidopsis_shrinkage.png", dpi=110, bbox_inches="tight
 # %%
 ax = fit.plot_ppc("rootogram")
 ax.figure.savefig(out / "arabidopsis_rootogram.png", dpi=110, bbox_inches="tight")
+
+# %% [markdown]
+# The zero count makes the same point: no replicated data set has as many zeros as the data.
+
+# %%
+ax = fit.plot_ppc("zeros")
+ax.figure.savefig(out / "arabidopsis_zeros.png", dpi=110, bbox_inches="tight")

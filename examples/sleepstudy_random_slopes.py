@@ -40,3 +40,10 @@ print(fit)
 print(fit.coef("Subject")["mean"].round(2))
 axes = plot_ranef(fit, "Subject")
 axes[0].figure.savefig(out / "sleepstudy_ranef.png", dpi=110, bbox_inches="tight")
+
+# %% [markdown]
+# Priors against posteriors: the data dominate every parameter here.
+
+# %%
+axes = fit.plot_priors()
+axes.ravel()[0].figure.savefig(out / "sleepstudy_priors.png", dpi=110, bbox_inches="tight")

@@ -224,6 +224,11 @@ def test_family_response_checks(frame):
         bm.Model("frac ~ x", frame, family="poisson")
     with pytest.raises(DataError, match="'frac' must be 0/1"):
         bm.Model("frac ~ x", frame, family="bernoulli")
+    with pytest.raises(
+        DataError,
+        match=r"'frac' must lie strictly between 0 and 1 .* 1 values do not \(first: row 11, value 1\)",
+    ):
+        bm.Model("frac ~ x", frame.assign(frac=frame.frac.where(frame.index < 11, 1.0)), family="beta")
     with pytest.raises(DataError, match="needs the number of trials"):
         bm.Model("s ~ x", frame, family="binomial")
     with pytest.raises(ValueError, match="cbind.* needs family='binomial'"):

@@ -9,9 +9,13 @@ import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 FIGURES = {
-    "shrinkage_arabidopsis.py": ["arabidopsis_shrinkage.png", "arabidopsis_rootogram.png"],
+    "shrinkage_arabidopsis.py": [
+        "arabidopsis_shrinkage.png",
+        "arabidopsis_rootogram.png",
+        "arabidopsis_zeros.png",
+    ],
     "sleepstudy_slopes_shrinkage.py": ["sleepstudy_shrinkage_2d.png", "sleepstudy_ppc.png"],
-    "sleepstudy_random_slopes.py": ["sleepstudy_ranef.png"],
+    "sleepstudy_random_slopes.py": ["sleepstudy_ranef.png", "sleepstudy_priors.png"],
 }
 
 

@@ -7,6 +7,8 @@ from scipy import special, stats
 
 import bayesmm as bm
 
+PHI = None  # the beta family's precision at the random point, set by the test
+
 
 @pytest.fixture(scope="module")
 def frame():
@@ -24,7 +26,10 @@ def frame():
             "count": rng.poisson(2, size=n),
             "binary": rng.integers(0, 2, size=n),
         }
-    ).assign(successes=lambda d: np.minimum(d["count"], d["trials"]))
+    ).assign(
+        successes=lambda d: np.minimum(d["count"], d["trials"]),
+        proportion=lambda d: rng.beta(2, 3, size=n),
+    )
 
 
 def _evaluate_at_random_point(model, seed=0):
@@ -100,6 +105,12 @@ def test_centering_keeps_the_reported_intercept_on_the_user_scale(frame):
             lambda y, mu, d: stats.binom(d.trials, -np.expm1(-np.exp(mu))).logpmf(y),
         ),
         (
+            "proportion ~ x + (1 | g)",
+            "beta",
+            None,
+            lambda y, mu, d: stats.beta(special.expit(mu) * PHI, (1 - special.expit(mu)) * PHI).logpdf(y),
+        ),
+        (
             "count ~ x + offset(log(exposure)) + (1 + x | g)",
             "poisson",
             None,
@@ -112,6 +123,8 @@ def test_other_families_match_scipy(frame, formula, family, link, logpmf):
     model = bm.Model(formula, frame, family=family, link=link, trials=trials)
     values, loglik = _evaluate_at_random_point(model, seed=7)
     eta = _dense_eta(model, values)
+    global PHI
+    PHI = values.get("phi")
     expected = logpmf(model.design.y, eta, frame).sum()
     assert loglik == pytest.approx(expected, rel=1e-8)
 

@@ -98,3 +98,15 @@ def test_poisson_with_offset_and_uncorrelated_slopes():
     fit = quiet_fit(bm.Model("y ~ x + offset(log(exposure)) + (x || g)", data, family="poisson"), **SETTINGS)
     _assert_recovered(fit, {"Intercept": 0.5, "x": 0.3, "sd(Intercept|g)": 0.6, "sd(x|g)": 0.3})
     assert "cor(Intercept,x|g)" not in fit.summary().index
+
+
+def test_beta_proportions():
+    rng = np.random.default_rng(505)
+    g, labels = _groups(rng, 30, 15)
+    x = rng.normal(size=g.size)
+    r = _effects(rng, 30, [0.4])
+    mu = special.expit(-0.4 + 0.8 * x + r[g, 0])
+    y = rng.beta(mu * 20, (1 - mu) * 20)
+    data = pd.DataFrame({"y": y, "x": x, "g": labels})
+    fit = quiet_fit(bm.Model("y ~ x + (1 | g)", data, family="beta"), **SETTINGS)
+    _assert_recovered(fit, {"Intercept": -0.4, "x": 0.8, "sd(Intercept|g)": 0.4, "phi": 20.0})
