@@ -8,6 +8,7 @@ parameters (``sigma`` for the Gaussian, ...).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
@@ -20,7 +21,21 @@ from scipy import special, stats
 from .design import DataError, Design
 from .priors import Prior
 
-__all__ = ["Link", "Family", "Gaussian", "Bernoulli", "Binomial", "Poisson", "Beta", "get_family", "FAMILIES"]
+__all__ = [
+    "Link",
+    "Family",
+    "Gaussian",
+    "Bernoulli",
+    "Binomial",
+    "Poisson",
+    "NegativeBinomial",
+    "Beta",
+    "GammaFamily",
+    "StudentT",
+    "LogNormal",
+    "get_family",
+    "FAMILIES",
+]
 
 
 @dataclass(frozen=True)
@@ -54,6 +69,7 @@ LINKS: dict[str, Link] = {
         lambda eta: -pt.expm1(-pt.exp(eta)),
     ),
     "sqrt": Link("sqrt", np.sqrt, np.square, pt.square),
+    "inverse": Link("inverse", np.reciprocal, np.reciprocal, pt.reciprocal),
 }
 
 
@@ -311,7 +327,142 @@ class Beta(Family):
         return rng.beta(*self._shapes(self.link.inverse(eta), params["phi"]))
 
 
-FAMILIES: dict[str, type[Family]] = {cls.name: cls for cls in (Gaussian, Bernoulli, Binomial, Poisson, Beta)}
+class NegativeBinomial(Poisson):
+    """Overdispersed counts (NB2): variance mu + mu^2 / alpha; brms's ``negbinomial`` (its ``shape``)."""
+
+    name = "negativebinomial"
+    links = ("log", "identity", "sqrt")
+    params = ("alpha",)
+
+    def check_response(self, design: Design) -> None:
+        _check_counts(design, "a negative binomial model")
+
+    def param_priors(self, design: Design) -> dict[str, Prior]:
+        return {"alpha": Prior("Gamma", alpha=0.01, beta=0.01)}  # brms's default for the NB shape
+
+    def likelihood(self, name, eta, params, design, dims):
+        y = design.y.astype("int64")
+        mu = self.link.inverse_graph(eta)
+        return pm.NegativeBinomial(name, mu=mu, alpha=params["alpha"], observed=y, dims=dims)
+
+    def log_likelihood(self, y, eta, params, trials=None):
+        alpha = params["alpha"]
+        return stats.nbinom.logpmf(y, alpha, alpha / (alpha + self.link.inverse(eta)))
+
+    def draw(self, eta, params, trials, rng):
+        alpha = np.broadcast_to(params["alpha"], np.shape(eta))
+        return rng.negative_binomial(alpha, alpha / (alpha + self.link.inverse(eta))).astype(float)
+
+
+def _check_positive(design: Design, family: str) -> None:
+    if np.any(design.y <= 0):
+        bad = design.y[design.y <= 0][0]
+        raise DataError(
+            f"the response '{design.response_name}' must be positive for family '{family}'; found {bad:g}"
+        )
+
+
+class GammaFamily(Family):
+    """Positive continuous responses: mean mu = g^-1(eta), shape k (coefficient of variation 1/sqrt(k))."""
+
+    name = "gamma"
+    links = ("log", "identity", "inverse")
+    params = ("shape",)
+
+    def check_response(self, design: Design) -> None:
+        _check_positive(design, self.name)
+
+    def intercept_prior(self, design: Design) -> Prior:
+        location = float(self.link.link(np.array(np.mean(design.y))))
+        return Prior("StudentT", nu=3.0, mu=location, sigma=2.5)
+
+    def param_priors(self, design: Design) -> dict[str, Prior]:
+        return {"shape": Prior("Gamma", alpha=0.01, beta=0.01)}  # brms's default
+
+    def likelihood(self, name, eta, params, design, dims):
+        mu = self.link.inverse_graph(eta)
+        return pm.Gamma(name, alpha=params["shape"], beta=params["shape"] / mu, observed=design.y, dims=dims)
+
+    def log_likelihood(self, y, eta, params, trials=None):
+        return stats.gamma.logpdf(y, params["shape"], scale=self.link.inverse(eta) / params["shape"])
+
+    def draw(self, eta, params, trials, rng):
+        shape = np.broadcast_to(params["shape"], np.shape(eta))
+        return rng.gamma(shape, self.link.inverse(eta) / shape)
+
+
+class StudentT(Gaussian):
+    """Heavy-tailed continuous responses: location mu, scale sigma, degrees of freedom nu."""
+
+    name = "student"
+    links = ("identity", "log")
+    params = ("sigma", "nu")
+
+    def param_priors(self, design: Design) -> dict[str, Prior]:
+        return {**super().param_priors(design), "nu": Prior("Gamma", alpha=2.0, beta=0.1)}  # brms's nu prior
+
+    def likelihood(self, name, eta, params, design, dims):
+        mu = self.link.inverse_graph(eta)
+        return pm.StudentT(name, nu=params["nu"], mu=mu, sigma=params["sigma"], observed=design.y, dims=dims)
+
+    def log_likelihood(self, y, eta, params, trials=None):
+        return stats.t.logpdf(y, params["nu"], self.link.inverse(eta), params["sigma"])
+
+    def draw(self, eta, params, trials, rng):
+        nu = np.broadcast_to(params["nu"], np.shape(eta))
+        return self.link.inverse(eta) + params["sigma"] * rng.standard_t(nu)
+
+
+class LogNormal(Gaussian):
+    """Positive responses whose logarithm is normal: mu (= eta) and sigma on the log scale."""
+
+    name = "lognormal"
+    links = ("identity",)
+
+    def check_response(self, design: Design) -> None:
+        _check_positive(design, self.name)
+
+    def _log_design(self, design: Design) -> Design:
+        # Default priors are those of a Gaussian model for log(y).
+        return dataclasses.replace(design, y=np.log(design.y))
+
+    def response_scale(self, design: Design) -> float:
+        return super().response_scale(self._log_design(design))
+
+    def intercept_prior(self, design: Design) -> Prior:
+        return super().intercept_prior(self._log_design(design))
+
+    def coefficient_scale(self, design: Design) -> float:
+        return super().coefficient_scale(self._log_design(design))
+
+    def likelihood(self, name, eta, params, design, dims):
+        return pm.LogNormal(name, mu=eta, sigma=params["sigma"], observed=design.y, dims=dims)
+
+    def log_likelihood(self, y, eta, params, trials=None):
+        return stats.lognorm.logpdf(y, params["sigma"], scale=np.exp(eta))
+
+    def draw(self, eta, params, trials, rng):
+        return np.exp(rng.normal(eta, params["sigma"]))
+
+    def mean(self, eta, params, trials=None):
+        return np.exp(eta + params["sigma"] ** 2 / 2)
+
+
+FAMILIES: dict[str, type[Family]] = {
+    cls.name: cls
+    for cls in (
+        Gaussian,
+        Bernoulli,
+        Binomial,
+        Poisson,
+        NegativeBinomial,
+        Beta,
+        GammaFamily,
+        StudentT,
+        LogNormal,
+    )
+}
+FAMILIES["negbinomial"] = NegativeBinomial  # brms's name
 
 
 def get_family(family: str | Family, link: str | None = None) -> Family:

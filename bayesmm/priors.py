@@ -211,7 +211,9 @@ def _check_fits(entry: PriorEntry) -> None:
         return
     if dist == "LKJ":
         raise PriorError(f"an LKJ prior fits correlations only, not '{entry.parameter}'")
-    if entry.cls in ("sd", "sigma") and not entry.prior.positive:
+    # Group-level SDs and every family parameter (sigma, alpha, shape, nu, phi) are positive.
+    is_family_parameter = entry.group is None and entry.cls not in ("Intercept", "b")
+    if (entry.cls == "sd" or is_family_parameter) and not entry.prior.positive:
         raise PriorError(
             f"the prior for '{entry.parameter}' must live on positive values "
             f"(e.g. HalfNormal, HalfStudentT, Exponential), got {entry.prior}"
