@@ -6,12 +6,14 @@ Each stage lives in its own module; this class only holds what they produce.
 from __future__ import annotations
 
 import html
+import warnings
 
+import numpy as np
 import pandas as pd
 import pymc as pm
 import scipy.sparse as sp
 
-from .design import Design, build_design
+from .design import DataError, build_design
 from .families import Family, get_family
 from .fit import Fit, sample
 from .formula import parse_formula
@@ -56,6 +58,9 @@ class Model:
         link: str | None = None,
         trials=None,
         na_action: str = "drop",
+        zi: str | None = None,
+        hu: str | None = None,
+        dispersion: str | None = None,
     ):
         self.formula = parse_formula(formula)
         self.family = get_family(family, link)
@@ -63,16 +68,69 @@ class Model:
             raise ValueError(
                 f"a cbind(successes, failures) response needs family='binomial', not '{self.family.name}'"
             )
-        self.design: Design = build_design(
-            self.formula,
-            data,
-            trials=trials,
-            binary_response=self.family.binary_response,
-            na_action=na_action,
-        )
+        part_formulas = self._part_formulas({"zi": zi, "hu": hu, "dispersion": dispersion})
+        self.design, self.parts = self._build_designs(data, part_formulas, trials, na_action)
         self.family.check_response(self.design)
-        self.prior_entries = resolve_priors(self.design, self.family, priors)
+        self.prior_entries = resolve_priors(self.design, self.family, priors, self.parts)
         self._pymc_model: pm.Model | None = None
+
+    def _part_formulas(self, given: dict[str, str | None]) -> dict[str, str]:
+        """The one-sided formula of each distributional part (zi=, hu=, dispersion=)."""
+        allowed = self.family.allowed_parts()
+        formulas = dict(self.family.required_parts)
+        for part, text in given.items():
+            if text is None:
+                continue
+            if part not in allowed:
+                hint = {
+                    "zi": "a zero-inflated family such as 'zero_inflated_poisson'",
+                    "hu": "a hurdle family such as 'hurdle_poisson'",
+                    "dispersion": "a family with a scale or dispersion parameter",
+                }[part]
+                raise ValueError(f"family '{self.family.name}' takes no {part}= formula; use {hint}")
+            parsed = parse_formula(text)
+            if parsed.response is not None:
+                raise ValueError(f"{part}= takes a one-sided formula such as '~ x + (1 | g)', got {text!r}")
+            formulas[part] = text
+        return formulas
+
+    def _build_designs(self, data, part_formulas: dict[str, str], trials, na_action):
+        """The mean's design and each part's, on the same rows (complete in every part)."""
+        lhs = self.formula.text[: self.formula.text.index("~")].strip()
+
+        def build(rows, part="", formula=None):
+            text = self.formula if not part else f"{lhs} {formula.strip()}"
+            frame = data if rows is None else data.loc[rows]
+            part_trials = trials
+            if rows is not None and trials is not None and not isinstance(trials, str):
+                # trials given as an array follow the rows that are kept
+                part_trials = pd.Series(np.asarray(trials), index=data.index).loc[rows].to_numpy()
+            return build_design(text, frame, trials=part_trials, binary_response=self.family.binary_response,
+                                na_action=na_action, part=part)  # fmt: skip
+
+        if not part_formulas:
+            return build(None), {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            first = [build(None)] + [build(None, p, f) for p, f in part_formulas.items()]
+        common = first[0].rows
+        for design in first[1:]:
+            common = common.intersection(design.rows, sort=False)
+        if len(common) == 0:
+            raise DataError("no row is complete in every part of the model (formula, zi=, hu=, dispersion=)")
+        dropped = len(data) - len(common)
+        if dropped:
+            warnings.warn(
+                f"dropped {dropped} of {len(data)} rows with missing values in the formula or its "
+                f"{', '.join(p + '=' for p in part_formulas)} formulas",
+                UserWarning,
+                stacklevel=3,
+            )
+        rows = common if dropped else None
+        main = build(rows)
+        parts = {p: build(rows, p, f) for p, f in part_formulas.items()}
+        main.n_dropped = dropped
+        return main, parts
 
     @property
     def priors(self) -> pd.DataFrame:
@@ -83,7 +141,7 @@ class Model:
     def pymc_model(self) -> pm.Model:
         """The underlying PyMC model, built on first use."""
         if self._pymc_model is None:
-            self._pymc_model = build_pymc_model(self.design, self.family, self.prior_entries)
+            self._pymc_model = build_pymc_model(self.design, self.family, self.prior_entries, self.parts)
         return self._pymc_model
 
     @property
@@ -133,6 +191,7 @@ class Model:
             f" Family: {self.family.name} (link: {self.family.link.name})",
             f"   Data: {d.n_obs} observations, {len(d.fixef_names)} fixed-effect columns",
             f" Groups: {groups}",
+            *(f"{part:>7}: {d.formula.text[d.formula.text.index('~') :]}" for part, d in self.parts.items()),
         ]
 
     def __repr__(self) -> str:

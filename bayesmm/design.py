@@ -40,6 +40,7 @@ class RandomEffectTerm:
     columns: list[str]  # names of the varying terms, e.g. ["Intercept", "Days"]
     matrix: np.ndarray  # (n, len(columns)) term model matrix
     model_spec: object = field(repr=False, default=None)  # formulaic ModelSpec for new data
+    part: str = ""  # "" for the mean's linear predictor; "zi", "hu" or "dispersion" otherwise
 
     @property
     def group(self) -> str:
@@ -58,8 +59,13 @@ class RandomEffectTerm:
         return len(self.columns)
 
     @property
+    def qualified_columns(self) -> list[str]:
+        """Term names as they appear in parameter names: ``x``, or ``zi:x`` in the zi part."""
+        return [qualify(self.part, c) for c in self.columns]
+
+    @property
     def sd_names(self) -> list[str]:
-        return [f"sd({c}|{self.group})" for c in self.columns]
+        return [f"sd({c}|{self.group})" for c in self.qualified_columns]
 
     @property
     def cor_pairs(self) -> list[tuple[int, int]]:
@@ -70,7 +76,7 @@ class RandomEffectTerm:
 
     @property
     def cor_names(self) -> list[str]:
-        cols = self.columns
+        cols = self.qualified_columns
         return [f"cor({cols[j]},{cols[i]}|{self.group})" for i, j in self.cor_pairs]
 
     def indicator(self) -> sp.csr_matrix:
@@ -103,6 +109,15 @@ class Design:
     rows: pd.Index  # index labels of the data rows used
     n_dropped: int = 0
     response_levels: tuple[str, str] | None = None  # for a two-level factor response
+    part: str = ""  # "" for the mean's linear predictor; "zi", "hu" or "dispersion" otherwise
+
+    def qualified(self, name: str) -> str:
+        """A parameter name in this part: ``x``, or ``zi:x``."""
+        return qualify(self.part, name)
+
+    def var(self, name: str) -> str:
+        """A PyMC variable or dimension name in this part: ``fixef``, or ``zi_fixef``."""
+        return f"{self.part}_{name}" if self.part else name
 
     @property
     def n_obs(self) -> int:
@@ -138,6 +153,10 @@ class Design:
         return sp.hstack([t.z_block() for t in self.random], format="csr")
 
 
+def qualify(part: str, name: str) -> str:
+    return f"{part}:{name}" if part else name
+
+
 # ---------------------------------------------------------------------------
 # building
 
@@ -149,6 +168,7 @@ def build_design(
     trials: str | np.ndarray | pd.Series | None = None,
     binary_response: bool = False,
     na_action: str = "drop",
+    part: str = "",
 ) -> Design:
     """Build the design of ``formula`` on ``data``.
 
@@ -182,7 +202,7 @@ def build_design(
 
     X_df = _model_matrix(parsed.fixed, data, "the fixed effects")
     offset = _offset(parsed, data)
-    random = [_random_term(spec, data) for spec in parsed.random]
+    random = [_random_term(spec, data, part) for spec in parsed.random]
     _check_duplicate_terms(random)
 
     return Design(
@@ -198,6 +218,7 @@ def build_design(
         rows=data.index,
         n_dropped=n_dropped,
         response_levels=response_levels,
+        part=part,
     )
 
 
@@ -448,7 +469,7 @@ def _sort_key(value):
     return (0, value, "") if isinstance(value, (int, float, np.integer, np.floating)) else (1, 0, str(value))
 
 
-def _random_term(spec: RandomTermSpec, data: pd.DataFrame) -> RandomEffectTerm:
+def _random_term(spec: RandomTermSpec, data: pd.DataFrame, part: str = "") -> RandomEffectTerm:
     levels, codes = _level_labels(data, spec.group_factors)
     if len(levels) < 2:
         raise DataError(
@@ -467,6 +488,7 @@ def _random_term(spec: RandomTermSpec, data: pd.DataFrame) -> RandomEffectTerm:
         columns=list(matrix.columns),
         matrix=np.asarray(matrix, dtype=float),
         model_spec=matrix.model_spec,
+        part=part,
     )
 
 

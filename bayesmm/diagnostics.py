@@ -262,7 +262,7 @@ def _treedepth(fit: Fit) -> Check:
 
 def _reference_scale(fit: Fit) -> tuple[float, str]:
     family = fit.model.family
-    if "sigma" in family.params and family.link.name == "identity":
+    if "sigma" in family.constant_params(getattr(fit.model, "parts", {})) and family.link.name == "identity":
         return float(fit.idata.posterior["sigma"].mean()), "the residual SD"
     return family.response_scale(fit.design), "the SD prior's scale"
 

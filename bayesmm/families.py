@@ -87,6 +87,24 @@ class Family:
     params: ClassVar[tuple[str, ...]] = ()
     binary_response: ClassVar[bool] = False
     needs_trials: ClassVar[bool] = False
+    # Distributional parts: which one-sided formulas the family takes (zi=, hu=,
+    # dispersion=), which it always has (with their default formula), and which
+    # constant parameter a dispersion= formula replaces.
+    parts: ClassVar[tuple[str, ...]] = ()
+    required_parts: ClassVar[dict[str, str]] = {}
+    dispersion_param: ClassVar[str | None] = None
+
+    def allowed_parts(self) -> tuple[str, ...]:
+        return self.parts + (("dispersion",) if self.dispersion_param else ())
+
+    def part_parameter(self, part: str) -> str:
+        """The family parameter a part's linear predictor gives, per row."""
+        return self.dispersion_param if part == "dispersion" else part
+
+    def constant_params(self, parts) -> list[str]:
+        """Family parameters that stay single numbers given these distributional parts."""
+        replaced = {self.part_parameter(p) for p in parts}
+        return [name for name in self.params if name not in replaced]
 
     def __init__(self, link: str | None = None):
         link = link or self.links[0]
@@ -163,6 +181,7 @@ class Gaussian(Family):
     name = "gaussian"
     links = ("identity", "log")
     params = ("sigma",)
+    dispersion_param = "sigma"
 
     def response_scale(self, design: Design) -> float:
         # brms: max(2.5, mad(y)); the floor keeps priors proper for nearly constant data.
@@ -251,12 +270,15 @@ class Binomial(Family):
                 f"{design.response_name} = {design.y[i]:g} > trials = {trials[i]:g})"
             )
 
+    def pymc_kwargs(self, eta, params, design) -> dict:
+        return {"n": design.trials.astype("int64"), "p": self.link.inverse_graph(eta)}
+
     def likelihood(self, name, eta, params, design, dims):
-        n = design.trials.astype("int64")
         y = design.y.astype("int64")
         if self.link.name == "logit":
+            n = design.trials.astype("int64")
             return pm.Binomial(name, n=n, logit_p=eta, observed=y, dims=dims)
-        return pm.Binomial(name, n=n, p=self.link.inverse_graph(eta), observed=y, dims=dims)
+        return pm.Binomial(name, **self.pymc_kwargs(eta, params, design), observed=y, dims=dims)
 
     def mean(self, eta, params, trials=None):
         p = self.link.inverse(eta)
@@ -281,9 +303,12 @@ class Poisson(Family):
         location = float(self.link.link(np.array(mean)))
         return Prior("StudentT", nu=3.0, mu=location, sigma=2.5)
 
+    def pymc_kwargs(self, eta, params, design) -> dict:
+        return {"mu": self.link.inverse_graph(eta)}
+
     def likelihood(self, name, eta, params, design, dims):
         y = design.y.astype("int64")
-        return pm.Poisson(name, mu=self.link.inverse_graph(eta), observed=y, dims=dims)
+        return pm.Poisson(name, **self.pymc_kwargs(eta, params, design), observed=y, dims=dims)
 
     def log_likelihood(self, y, eta, params, trials=None):
         return stats.poisson.logpmf(y, self.link.inverse(eta))
@@ -299,6 +324,7 @@ class Beta(Family):
     name = "beta"
     links = ("logit", "probit", "cloglog")
     params = ("phi",)
+    dispersion_param = "phi"
 
     def check_response(self, design: Design) -> None:
         y = design.y
@@ -333,6 +359,7 @@ class NegativeBinomial(Poisson):
     name = "negativebinomial"
     links = ("log", "identity", "sqrt")
     params = ("alpha",)
+    dispersion_param = "alpha"
 
     def check_response(self, design: Design) -> None:
         _check_counts(design, "a negative binomial model")
@@ -340,10 +367,12 @@ class NegativeBinomial(Poisson):
     def param_priors(self, design: Design) -> dict[str, Prior]:
         return {"alpha": Prior("Gamma", alpha=0.01, beta=0.01)}  # brms's default for the NB shape
 
+    def pymc_kwargs(self, eta, params, design) -> dict:
+        return {"mu": self.link.inverse_graph(eta), "alpha": params["alpha"]}
+
     def likelihood(self, name, eta, params, design, dims):
         y = design.y.astype("int64")
-        mu = self.link.inverse_graph(eta)
-        return pm.NegativeBinomial(name, mu=mu, alpha=params["alpha"], observed=y, dims=dims)
+        return pm.NegativeBinomial(name, **self.pymc_kwargs(eta, params, design), observed=y, dims=dims)
 
     def log_likelihood(self, y, eta, params, trials=None):
         alpha = params["alpha"]
@@ -368,6 +397,7 @@ class GammaFamily(Family):
     name = "gamma"
     links = ("log", "identity", "inverse")
     params = ("shape",)
+    dispersion_param = "shape"
 
     def check_response(self, design: Design) -> None:
         _check_positive(design, self.name)
@@ -448,6 +478,122 @@ class LogNormal(Gaussian):
         return np.exp(eta + params["sigma"] ** 2 / 2)
 
 
+class _ZeroAltered(Family):
+    """Shared machinery of zero-inflated and hurdle versions of a count family ``base``.
+
+    Zero-inflated: P(0) = zi + (1 - zi) f(0), P(y) = (1 - zi) f(y) for y > 0.
+    Hurdle: P(0) = hu, P(y) = (1 - hu) f(y) / (1 - f(0)) for y > 0.
+    The probability (zi or hu) has its own formula, ``"~ 1"`` by default.
+    """
+
+    base: ClassVar[type[Family]]
+    pymc_name: ClassVar[str]
+    probability: ClassVar[str]
+
+    def __init__(self, link: str | None = None):
+        super().__init__(link)
+        self._base = self.base(link)
+
+    def check_response(self, design: Design) -> None:
+        self._base.check_response(design)
+
+    def intercept_prior(self, design: Design) -> Prior:
+        return self._base.intercept_prior(design)
+
+    def param_priors(self, design: Design) -> dict[str, Prior]:
+        return self._base.param_priors(design)
+
+    def likelihood(self, name, eta, params, design, dims):
+        kwargs = self._base.pymc_kwargs(eta, params, design)
+        psi = 1.0 - params[self.probability]  # PyMC's psi: the probability of the count part
+        distribution = getattr(pm, self.pymc_name)
+        return distribution(name, psi=psi, **kwargs, observed=design.y.astype("int64"), dims=dims)
+
+    def _log_f(self, y, eta, params, trials):
+        return self._base.log_likelihood(y, eta, params, trials)
+
+
+class _ZeroInflated(_ZeroAltered):
+    probability = "zi"
+    parts = ("zi",)
+    required_parts = {"zi": "~ 1"}
+
+    def log_likelihood(self, y, eta, params, trials=None):
+        zi = params["zi"]
+        log_f = self._log_f(y, eta, params, trials)
+        log_f0 = self._log_f(np.zeros_like(y), eta, params, trials)
+        zero = np.logaddexp(np.log(zi), np.log1p(-zi) + log_f0)
+        return np.where(y == 0, zero, np.log1p(-zi) + log_f)
+
+    def draw(self, eta, params, trials, rng):
+        counts = self._base.draw(eta, params, trials, rng)
+        return np.where(rng.random(counts.shape) < params["zi"], 0.0, counts)
+
+    def mean(self, eta, params, trials=None):
+        return (1 - params["zi"]) * self._base.mean(eta, params, trials)
+
+
+class _Hurdle(_ZeroAltered):
+    probability = "hu"
+    parts = ("hu",)
+    required_parts = {"hu": "~ 1"}
+
+    def _f0(self, eta, params, trials):
+        return np.exp(self._log_f(np.zeros(np.shape(eta)[-1]), eta, params, trials))
+
+    def log_likelihood(self, y, eta, params, trials=None):
+        hu = np.broadcast_to(params["hu"], np.shape(eta))
+        log_f = self._log_f(y, eta, params, trials)
+        positive = np.log1p(-hu) + log_f - np.log1p(-self._f0(eta, params, trials))
+        return np.where(y == 0, np.log(hu), positive)
+
+    def draw(self, eta, params, trials, rng):
+        counts = self._base.draw(eta, params, trials, rng)
+        # Zero-truncated draws by redrawing the zeros; a count part that almost never
+        # leaves zero is truncated to its smallest positive value, 1.
+        for _ in range(100):
+            zeros = counts == 0
+            if not zeros.any():
+                break
+            counts = np.where(zeros, self._base.draw(eta, params, trials, rng), counts)
+        counts = np.where(counts == 0, 1.0, counts)
+        return np.where(rng.random(counts.shape) < params["hu"], 0.0, counts)
+
+    def mean(self, eta, params, trials=None):
+        f0 = self._f0(eta, params, trials)
+        return (1 - params["hu"]) * self._base.mean(eta, params, trials) / (1 - f0)
+
+
+class ZeroInflatedPoisson(_ZeroInflated):
+    name, base, pymc_name = "zero_inflated_poisson", Poisson, "ZeroInflatedPoisson"
+    links = Poisson.links
+
+
+class ZeroInflatedNegativeBinomial(_ZeroInflated):
+    name, base, pymc_name = "zero_inflated_negbinomial", NegativeBinomial, "ZeroInflatedNegativeBinomial"
+    links = NegativeBinomial.links
+    params = ("alpha",)
+    dispersion_param = "alpha"
+
+
+class ZeroInflatedBinomial(_ZeroInflated):
+    name, base, pymc_name = "zero_inflated_binomial", Binomial, "ZeroInflatedBinomial"
+    links = Binomial.links
+    needs_trials = True
+
+
+class HurdlePoisson(_Hurdle):
+    name, base, pymc_name = "hurdle_poisson", Poisson, "HurdlePoisson"
+    links = Poisson.links
+
+
+class HurdleNegativeBinomial(_Hurdle):
+    name, base, pymc_name = "hurdle_negbinomial", NegativeBinomial, "HurdleNegativeBinomial"
+    links = NegativeBinomial.links
+    params = ("alpha",)
+    dispersion_param = "alpha"
+
+
 FAMILIES: dict[str, type[Family]] = {
     cls.name: cls
     for cls in (
@@ -460,9 +606,22 @@ FAMILIES: dict[str, type[Family]] = {
         GammaFamily,
         StudentT,
         LogNormal,
+        ZeroInflatedPoisson,
+        ZeroInflatedNegativeBinomial,
+        ZeroInflatedBinomial,
+        HurdlePoisson,
+        HurdleNegativeBinomial,
     )
 }
-FAMILIES["negbinomial"] = NegativeBinomial  # brms's name
+# Other spellings users bring from brms and glmmTMB.
+FAMILIES.update(
+    {
+        "negbinomial": NegativeBinomial,
+        "nbinom2": NegativeBinomial,
+        "zero_inflated_negativebinomial": ZeroInflatedNegativeBinomial,
+        "hurdle_negativebinomial": HurdleNegativeBinomial,
+    }
+)
 
 
 def get_family(family: str | Family, link: str | None = None) -> Family:

@@ -24,10 +24,13 @@ from .design import Design, RandomEffectTerm
 from .families import Family
 from .priors import PriorEntry, stack_priors
 
-__all__ = ["build_pymc_model", "fixed_center", "term_dim", "cor_dim", "OBS_DIM"]
+__all__ = ["build_pymc_model", "fixed_center", "term_dim", "cor_dim", "OBS_DIM", "PART_LINKS"]
 
 OBS_DIM = "obs"
-FIXEF_DIM = "fixef_term"
+
+# Inverse links of the distributional parts: probabilities for zi and hu, a positive
+# family parameter for dispersion.
+PART_LINKS = {"zi": pt.sigmoid, "hu": pt.sigmoid, "dispersion": pt.exp}
 
 
 def fixed_center(design: Design) -> np.ndarray:
@@ -40,35 +43,35 @@ def fixed_center(design: Design) -> np.ndarray:
     return center
 
 
-def term_dim(group: str) -> str:
-    return f"{group}__term"
+def term_dim(design: Design, group: str) -> str:
+    return design.var(f"{group}__term")
 
 
-def cor_dim(group: str) -> str:
-    return f"{group}__cor"
+def cor_dim(design: Design, group: str) -> str:
+    return design.var(f"{group}__cor")
 
 
 def _term_columns_dim(design: Design, term: RandomEffectTerm) -> str:
     terms = design.groups[term.group]
     if len(terms) == 1:
-        return term_dim(term.group)
-    return f"{term_dim(term.group)}{terms.index(term) + 1}"
+        return term_dim(design, term.group)
+    return f"{term_dim(design, term.group)}{terms.index(term) + 1}"
 
 
 def _coords(design: Design) -> dict[str, list]:
-    coords: dict[str, list] = {FIXEF_DIM: list(design.fixef_names), OBS_DIM: list(range(design.n_obs))}
+    coords: dict[str, list] = {design.var("fixef_term"): list(design.fixef_names)}
     slopes = [n for n in design.fixef_names if n != "Intercept"]
     if slopes:
-        coords["b_coef"] = slopes
+        coords[design.var("b_coef")] = slopes
     for group, terms in design.groups.items():
         coords[group] = list(terms[0].levels)
-        coords[term_dim(group)] = design.group_columns(group)
+        coords[term_dim(design, group)] = design.group_columns(group)
         if len(terms) > 1:
             for term in terms:
                 coords[_term_columns_dim(design, term)] = list(term.columns)
         cor_names = [n for t in terms for n in t.cor_names]
         if cor_names:
-            coords[cor_dim(group)] = [n[len("cor(") : n.index("|")] for n in cor_names]
+            coords[cor_dim(design, group)] = [n[len("cor(") : n.index("|")] for n in cor_names]
     return coords
 
 
@@ -89,12 +92,13 @@ def _fixed_part(design: Design, priors: dict[str, PriorEntry]):
     slope_idx = [j for j, n in enumerate(design.fixef_names) if n != "Intercept"]
     b = None
     if slope_idx:
-        b = _vector_rv("b", [priors[design.fixef_names[j]] for j in slope_idx], dims="b_coef")
+        slope_priors = [priors[design.qualified(design.fixef_names[j])] for j in slope_idx]
+        b = _vector_rv(design.var("b"), slope_priors, dims=design.var("b_coef"))
         Xc = X[:, slope_idx] - center[slope_idx]
         eta = eta + pt.dot(Xc, b)
     intercept_c = None
     if design.has_intercept:
-        intercept_c = priors["Intercept"].prior.create("Intercept_c")
+        intercept_c = priors[design.qualified("Intercept")].prior.create(design.var("Intercept_c"))
         eta = eta + intercept_c
     for name in design.fixef_names:
         if name == "Intercept":
@@ -104,7 +108,7 @@ def _fixed_part(design: Design, priors: dict[str, PriorEntry]):
         else:
             pieces.append(b[slope_idx.index(design.fixef_names.index(name))])
     if pieces:
-        pm.Deterministic("fixef", pt.stack(pieces), dims=FIXEF_DIM)
+        pm.Deterministic(design.var("fixef"), pt.stack(pieces), dims=design.var("fixef_term"))
     return eta
 
 
@@ -112,14 +116,14 @@ def _term_effects(design: Design, term: RandomEffectTerm, k: int, priors: dict[s
     """Group effects r (levels x terms) of one random-effect term, non-centred."""
     group = term.group
     cols_dim = _term_columns_dim(design, term)
-    z = pm.Normal(f"z_{group}{'' if k == 0 else k + 1}", 0.0, 1.0, dims=(group, cols_dim))
-    sd_entries = [priors[n] for n in term.sd_names]
     suffix = "" if k == 0 else str(k + 1)
+    z = pm.Normal(design.var(f"z_{group}{suffix}"), 0.0, 1.0, dims=(group, cols_dim))
+    sd_entries = [priors[n] for n in term.sd_names]
     if term.correlated:
         sd_dist = stack_priors([e.prior for e in sd_entries]).as_dist()
-        eta_lkj = priors[f"cor({group})"].prior.params["eta"]
+        eta_lkj = priors[f"cor({design.qualified(group)})"].prior.params["eta"]
         chol, corr, sds = pm.LKJCholeskyCov(
-            f"chol_{group}{suffix}",
+            design.var(f"chol_{group}{suffix}"),
             n=term.n_terms,
             eta=eta_lkj,
             sd_dist=sd_dist,
@@ -129,7 +133,7 @@ def _term_effects(design: Design, term: RandomEffectTerm, k: int, priors: dict[s
         r = pt.dot(z, chol.T)
         cor_values = pt.stack([corr[i, j] for i, j in term.cor_pairs])
         return r, sds, cor_values
-    sds = _vector_rv(f"sd_{group}{suffix}_raw", sd_entries, dims=cols_dim)
+    sds = _vector_rv(design.var(f"sd_{group}{suffix}_raw"), sd_entries, dims=cols_dim)
     return z * sds, sds, None
 
 
@@ -151,25 +155,46 @@ def _random_part(design: Design, priors: dict[str, PriorEntry]):
                     contribution = contribution * column
                 eta = eta + contribution
         pm.Deterministic(
-            f"r_{group}",
+            design.var(f"r_{group}"),
             effects[0] if len(effects) == 1 else pt.concatenate(effects, axis=1),
-            dims=(group, term_dim(group)),
+            dims=(group, term_dim(design, group)),
         )
-        pm.Deterministic(f"sd_{group}", pt.concatenate([pt.atleast_1d(s) for s in sds]), dims=term_dim(group))
+        pm.Deterministic(
+            design.var(f"sd_{group}"),
+            pt.concatenate([pt.atleast_1d(s) for s in sds]),
+            dims=term_dim(design, group),
+        )
         if cors:
-            pm.Deterministic(f"cor_{group}", pt.concatenate(cors), dims=cor_dim(group))
+            pm.Deterministic(design.var(f"cor_{group}"), pt.concatenate(cors), dims=cor_dim(design, group))
     return eta
 
 
-def build_pymc_model(design: Design, family: Family, priors: list[PriorEntry]) -> pm.Model:
-    """The PyMC model of ``design`` under ``family`` with the resolved ``priors``."""
+def _linear_predictor(design: Design, priors: dict[str, PriorEntry]):
+    eta = _fixed_part(design, priors)
+    if design.random:
+        eta = eta + _random_part(design, priors)
+    if design.offset is not None:
+        eta = eta + design.offset
+    return eta
+
+
+def build_pymc_model(
+    design: Design, family: Family, priors: list[PriorEntry], parts: dict[str, Design] | None = None
+) -> pm.Model:
+    """The PyMC model of ``design`` under ``family`` with the resolved ``priors``.
+
+    ``parts`` maps a distributional parameter (``"zi"``, ``"hu"``, ``"dispersion"``) to the
+    design of its own linear predictor; its value per row replaces a constant parameter.
+    """
+    parts = parts or {}
     by_name = {e.parameter: e for e in priors}
-    with pm.Model(coords=_coords(design)) as model:
-        eta = _fixed_part(design, by_name)
-        if design.random:
-            eta = eta + _random_part(design, by_name)
-        if design.offset is not None:
-            eta = eta + design.offset
-        params = {name: by_name[name].prior.create(name) for name in family.params}
+    coords = {OBS_DIM: list(range(design.n_obs)), **_coords(design)}
+    for part in parts.values():
+        coords.update(_coords(part))
+    with pm.Model(coords=coords) as model:
+        eta = _linear_predictor(design, by_name)
+        params = {name: by_name[name].prior.create(name) for name in family.constant_params(parts)}
+        for name, part in parts.items():
+            params[family.part_parameter(name)] = PART_LINKS[name](_linear_predictor(part, by_name))
         family.likelihood(design.response_name, eta, params, design, dims=OBS_DIM)
     return model

@@ -18,6 +18,7 @@ from matplotlib.patches import Ellipse
 from scipy import optimize, stats
 
 from . import results
+from .predict import family_param_draws
 
 if TYPE_CHECKING:  # pragma: no cover
     from .fit import Fit
@@ -88,7 +89,9 @@ def no_pooling(fit: Fit, group: str) -> tuple[np.ndarray, list[str], np.ndarray]
         effects = _posterior_mean(fit, f"r_{other.group}")
         start = sum(t.n_terms for t in design.groups[other.group][: design.groups[other.group].index(other)])
         offset += np.einsum("nj,nj->n", effects[other.codes, start : start + other.n_terms], other.matrix)
-    params = {name: np.array([[float(_posterior_mean(fit, name))]]) for name in family.params}
+    # Family parameters at their posterior means, per row where a formula gives them.
+    params = {name: np.broadcast_to(v.mean(axis=0), (design.n_obs,))[None, :] for name, v in
+              family_param_draws(fit).items()}  # fmt: skip
     start = np.array(
         [fixef[design.fixef_names.index(c)] if c in design.fixef_names else 0.0 for c in columns]
     )
@@ -98,10 +101,11 @@ def no_pooling(fit: Fit, group: str) -> tuple[np.ndarray, list[str], np.ndarray]
         rows = codes == level
         X, y, off = matrix[rows], design.y[rows], offset[rows]
         trials = None if design.trials is None else design.trials[rows]
+        level_params = {name: value[:, rows] for name, value in params.items()}
 
-        def negative_loglik(beta, X=X, y=y, off=off, trials=trials):
+        def negative_loglik(beta, X=X, y=y, off=off, trials=trials, level_params=level_params):
             eta = (X @ beta + off)[None, :]
-            value = -family.log_likelihood(y, eta, params, trials).sum()
+            value = -family.log_likelihood(y, eta, level_params, trials).sum()
             return value if np.isfinite(value) else 1e300
 
         if np.linalg.matrix_rank(X) < X.shape[1]:

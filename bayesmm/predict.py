@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy import special
 
 from .design import DataError, encode_new_data
 from .formula import parse_formula
-from .results import covariance_draws, interval_names
+from .results import constant_params, covariance_draws, interval_names
 
 if TYPE_CHECKING:  # pragma: no cover
     from .fit import Fit
@@ -31,14 +32,25 @@ def _flat(values: np.ndarray) -> np.ndarray:
     return values.reshape((-1,) + values.shape[2:])
 
 
-def family_param_draws(fit: Fit) -> dict[str, np.ndarray]:
-    """Family parameters as (draws, 1) arrays, ready to broadcast against (draws, n)."""
+# numpy counterparts of model.PART_LINKS
+PART_INVERSE_LINKS = {"zi": special.expit, "hu": special.expit, "dispersion": np.exp}
+
+
+def family_param_draws(
+    fit: Fit, newdata: pd.DataFrame | None = None, re_form=None, new_levels: str = "error", random_seed=None
+) -> dict[str, np.ndarray]:
+    """Family parameters as arrays that broadcast against (draws, n): (draws, 1) for constant
+    ones, (draws, n) for those given by a distributional formula (zi=, hu=, dispersion=)."""
     post = fit.idata.posterior
-    return {name: _flat(post[name].values)[:, None] for name in fit.model.family.params}
+    params = {name: _flat(post[name].values)[:, None] for name in constant_params(fit)}
+    for part, design in getattr(fit.model, "parts", {}).items():
+        eta, _, _ = linear_predictor_draws(fit, newdata, re_form, new_levels, random_seed, design=design)
+        params[fit.model.family.part_parameter(part)] = PART_INVERSE_LINKS[part](eta)
+    return params
 
 
-def _kept_groups(fit: Fit, re_form) -> set[str]:
-    groups = set(fit.design.groups)
+def _kept_groups(design, re_form) -> set[str]:
+    groups = set(design.groups)
     if re_form is None:
         return groups
     text = str(re_form).strip()
@@ -55,19 +67,19 @@ def _kept_groups(fit: Fit, re_form) -> set[str]:
     return wanted
 
 
-def _term_columns(fit: Fit, term) -> slice:
+def _term_columns(design, term) -> slice:
     start = 0
-    for other in fit.design.groups[term.group]:
+    for other in design.groups[term.group]:
         if other is term:
             return slice(start, start + term.n_terms)
         start += other.n_terms
     raise AssertionError("term not found in its group")
 
 
-def _new_level_effects(fit: Fit, term, n_new: int, rng: np.random.Generator) -> np.ndarray:
+def _new_level_effects(fit: Fit, design, term, n_new: int, rng: np.random.Generator) -> np.ndarray:
     """(draws, n_new, terms) effects for unseen levels, drawn from the fitted population."""
-    cov = covariance_draws(fit, term.group)
-    cols = _term_columns(fit, term)
+    cov = covariance_draws(fit, term.group, design)
+    cols = _term_columns(design, term)
     cov = cov[:, cols, cols]
     chol = np.linalg.cholesky(cov + 1e-12 * np.eye(cov.shape[1]))
     z = rng.standard_normal((cov.shape[0], n_new, cov.shape[1]))
@@ -81,11 +93,13 @@ def linear_predictor_draws(
     new_levels: str = "error",
     random_seed=None,
     trials=None,
+    design=None,
 ):
-    """(draws, n) linear predictor and the trials for those rows (binomial), from the posterior."""
+    """(draws, n) linear predictor (of the mean, or of ``design``'s part) and the trials for
+    those rows (binomial), from the posterior."""
     if new_levels not in NEW_LEVELS:
         raise ValueError(f"new_levels must be one of {', '.join(NEW_LEVELS)}, got {new_levels!r}")
-    design = fit.design
+    design = fit.design if design is None else design
     post = fit.idata.posterior
     rng = np.random.default_rng(random_seed)
     if newdata is None:
@@ -98,14 +112,15 @@ def linear_predictor_draws(
         encoded = encode_new_data(design, newdata, trials=trials)
         X, offset, row_trials = encoded.X, encoded.offset, encoded.trials
         codes, matrices, unseen, rows = encoded.codes, encoded.matrices, encoded.new_levels, encoded.rows
-    eta = _flat(post["fixef"].values) @ X.T if "fixef" in post else np.zeros((fit_draws(fit), X.shape[0]))
+    fixef = design.var("fixef")
+    eta = _flat(post[fixef].values) @ X.T if fixef in post else np.zeros((fit_draws(fit), X.shape[0]))
     if offset is not None:
         eta = eta + offset
-    keep = _kept_groups(fit, re_form)
+    keep = _kept_groups(design, re_form)
     for term, term_codes, matrix, term_unseen in zip(design.random, codes, matrices, unseen, strict=True):
         if term.group not in keep:
             continue
-        effects = _flat(post[f"r_{term.group}"].values)[:, :, _term_columns(fit, term)]
+        effects = _flat(post[design.var(f"r_{term.group}")].values)[:, :, _term_columns(design, term)]
         if term_unseen:
             if new_levels == "error":
                 raise DataError(
@@ -114,7 +129,7 @@ def linear_predictor_draws(
                     "population) or 'population' (set their group effects to zero)"
                 )
             extra = (
-                _new_level_effects(fit, term, len(term_unseen), rng)
+                _new_level_effects(fit, design, term, len(term_unseen), rng)
                 if new_levels == "sample"
                 else np.zeros((effects.shape[0], len(term_unseen), term.n_terms))
             )
@@ -153,7 +168,7 @@ def predict(
         raise DataError(
             f"binomial predictions need the number of trials: pass trials= (a column name or array){hint}"
         )
-    params = family_param_draws(fit)
+    params = family_param_draws(fit, newdata, re_form, new_levels, random_seed)
     if kind == "linear":
         values = eta
     elif kind == "mean":

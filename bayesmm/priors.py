@@ -143,40 +143,61 @@ class PriorEntry:
     source: str = "default"
 
 
-def _default_entries(design, family) -> list[PriorEntry]:
+def _coefficient_entries(design, intercept: Prior, scale: float, sd_prior: Prior) -> list[PriorEntry]:
+    """Intercept, slopes, group-level SDs and correlations of one linear predictor."""
+    q = design.qualified
     entries: list[PriorEntry] = []
     if design.has_intercept:
-        entries.append(PriorEntry("Intercept", "Intercept", None, family.intercept_prior(design)))
-    scale = family.coefficient_scale(design)
+        entries.append(PriorEntry(q("Intercept"), q("Intercept"), None, intercept))
     for j, name in enumerate(design.fixef_names):
         if name == "Intercept":
             continue
         sd_x = float(np.std(design.X[:, j]))
         sigma = scale / sd_x if sd_x > 0 else scale
-        entries.append(PriorEntry(name, "b", None, Prior("Normal", mu=0.0, sigma=sigma)))
-    sd_prior = family.sd_prior(design)
+        entries.append(PriorEntry(q(name), q("b"), None, Prior("Normal", mu=0.0, sigma=sigma)))
     for term in design.random:
         for name in term.sd_names:
-            entries.append(PriorEntry(name, "sd", term.group, sd_prior))
+            entries.append(PriorEntry(name, q("sd"), q(term.group), sd_prior))
         if term.correlated:
-            entries.append(PriorEntry(f"cor({term.group})", "cor", term.group, Prior("LKJ", eta=1.0)))
+            group = q(term.group)
+            entries.append(PriorEntry(f"cor({group})", q("cor"), group, Prior("LKJ", eta=1.0)))
+    return entries
+
+
+# Distributional parts are on the logit (zi, hu) or log (dispersion) scale. The zi and
+# hu intercepts get brms's logistic(0, 1): uniform on the probability scale.
+PART_INTERCEPTS = {
+    "zi": Prior("Logistic", mu=0.0, s=1.0),
+    "hu": Prior("Logistic", mu=0.0, s=1.0),
+    "dispersion": Prior("StudentT", nu=3.0, mu=0.0, sigma=2.5),
+}
+
+
+def _default_entries(design, family, parts=None) -> list[PriorEntry]:
+    entries = _coefficient_entries(
+        design, family.intercept_prior(design), family.coefficient_scale(design), family.sd_prior(design)
+    )
     for name, prior in family.param_priors(design).items():
-        entries.append(PriorEntry(name, name, None, prior))
+        if name in family.constant_params(parts or {}):
+            entries.append(PriorEntry(name, name, None, prior))
+    for part, part_design in (parts or {}).items():
+        sd_prior = Prior("HalfStudentT", nu=3.0, sigma=2.5)
+        entries += _coefficient_entries(part_design, PART_INTERCEPTS[part], 2.5, sd_prior)
     return entries
 
 
 def _matching_keys(entry: PriorEntry) -> list[str]:
     """User keys that address ``entry``, most specific first."""
     keys = [entry.parameter]
-    if entry.cls == "sd":
+    if entry.cls.endswith("sd"):
         keys.append(f"sd({entry.group})")
     keys.append(entry.cls)
     return keys
 
 
-def resolve_priors(design, family, user: dict[str, Prior] | None = None) -> list[PriorEntry]:
+def resolve_priors(design, family, user: dict[str, Prior] | None = None, parts=None) -> list[PriorEntry]:
     """The prior of every parameter: the user's where given, else the data-scaled default."""
-    entries = _default_entries(design, family)
+    entries = _default_entries(design, family, parts)
     user = dict(user or {})
     for key, prior in user.items():
         if not isinstance(prior, Prior):
@@ -197,13 +218,13 @@ def resolve_priors(design, family, user: dict[str, Prior] | None = None) -> list
             f"prior given for {', '.join(repr(k) for k in unknown)}, which is not a "
             f"parameter or class of this model; valid names: {', '.join(valid)}"
         )
-    _check_correlated_sd_families(design, entries)
+    _check_correlated_sd_families(design, entries, parts)
     return entries
 
 
 def _check_fits(entry: PriorEntry) -> None:
     dist = entry.prior.dist
-    if entry.cls == "cor":
+    if entry.cls.endswith("cor"):
         if dist != "LKJ":
             raise PriorError(
                 f"the prior for {entry.parameter} must be Prior('LKJ', eta=...), got {entry.prior}"
@@ -212,17 +233,17 @@ def _check_fits(entry: PriorEntry) -> None:
     if dist == "LKJ":
         raise PriorError(f"an LKJ prior fits correlations only, not '{entry.parameter}'")
     # Group-level SDs and every family parameter (sigma, alpha, shape, nu, phi) are positive.
-    is_family_parameter = entry.group is None and entry.cls not in ("Intercept", "b")
-    if (entry.cls == "sd" or is_family_parameter) and not entry.prior.positive:
+    is_family_parameter = entry.group is None and not entry.cls.endswith(("Intercept", "b"))
+    if (entry.cls.endswith("sd") or is_family_parameter) and not entry.prior.positive:
         raise PriorError(
             f"the prior for '{entry.parameter}' must live on positive values "
             f"(e.g. HalfNormal, HalfStudentT, Exponential), got {entry.prior}"
         )
 
 
-def _check_correlated_sd_families(design, entries: list[PriorEntry]) -> None:
+def _check_correlated_sd_families(design, entries: list[PriorEntry], parts=None) -> None:
     by_name = {e.parameter: e for e in entries}
-    for term in design.random:
+    for term in [t for d in (design, *(parts or {}).values()) for t in d.random]:
         if not term.correlated:
             continue
         dists = {by_name[n].prior.dist for n in term.sd_names}

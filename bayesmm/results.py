@@ -55,31 +55,45 @@ def _posterior(fit: Fit) -> xr.Dataset:
     return fit.idata.posterior
 
 
+def designs(fit: Fit) -> list:
+    """The mean's design, then each distributional part's (zi, hu, dispersion)."""
+    return [fit.design, *getattr(fit.model, "parts", {}).values()]
+
+
 def _fixef_draws(fit: Fit, post: xr.Dataset | None = None) -> dict[str, np.ndarray]:
     post = _posterior(fit) if post is None else post
-    if "fixef" not in post:
-        return {}
-    values = post["fixef"].values
-    return {name: values[..., j] for j, name in enumerate(fit.design.fixef_names)}
+    out: dict[str, np.ndarray] = {}
+    for design in designs(fit):
+        if design.var("fixef") not in post:
+            continue
+        values = post[design.var("fixef")].values
+        out.update({design.qualified(name): values[..., j] for j, name in enumerate(design.fixef_names)})
+    return out
 
 
 def _group_draws(fit: Fit, post: xr.Dataset | None = None) -> dict[str, np.ndarray]:
     post = _posterior(fit) if post is None else post
     out: dict[str, np.ndarray] = {}
-    for group, terms in fit.design.groups.items():
-        sds = post[f"sd_{group}"].values
-        names = [n for t in terms for n in t.sd_names]
-        out.update({name: sds[..., j] for j, name in enumerate(names)})
-        cor_names = [n for t in terms for n in t.cor_names]
-        if cor_names:
-            cors = post[f"cor_{group}"].values
-            out.update({name: cors[..., j] for j, name in enumerate(cor_names)})
+    for design in designs(fit):
+        for group, terms in design.groups.items():
+            sds = post[design.var(f"sd_{group}")].values
+            names = [n for t in terms for n in t.sd_names]
+            out.update({name: sds[..., j] for j, name in enumerate(names)})
+            cor_names = [n for t in terms for n in t.cor_names]
+            if cor_names:
+                cors = post[design.var(f"cor_{group}")].values
+                out.update({name: cors[..., j] for j, name in enumerate(cor_names)})
     return out
+
+
+def constant_params(fit: Fit) -> list[str]:
+    """Family parameters estimated as single numbers (not given by a dispersion= formula)."""
+    return fit.model.family.constant_params(getattr(fit.model, "parts", {}))
 
 
 def _family_draws(fit: Fit, post: xr.Dataset | None = None) -> dict[str, np.ndarray]:
     post = _posterior(fit) if post is None else post
-    return {name: post[name].values for name in fit.model.family.params}
+    return {name: post[name].values for name in constant_params(fit)}
 
 
 class SummaryTable(pd.DataFrame):
@@ -165,14 +179,17 @@ def ranef(fit: Fit, group: str | None = None, prob: float = 0.95):
     return tables[group] if group is not None else tables
 
 
-def covariance_draws(fit: Fit, group: str) -> np.ndarray:
-    """(draws, p, p) covariance of a grouping factor's effects (block-diagonal across its terms)."""
+def covariance_draws(fit: Fit, group: str, design=None) -> np.ndarray:
+    """(draws, p, p) covariance of a grouping factor's effects (block-diagonal across its terms),
+    in the mean's linear predictor or in ``design``'s part."""
+    design = fit.design if design is None else design
     post = _posterior(fit)
-    sds = post[f"sd_{group}"].values.reshape(-1, len(fit.design.group_columns(group)))
+    sds = post[design.var(f"sd_{group}")].values.reshape(-1, len(design.group_columns(group)))
     corr = np.tile(np.eye(sds.shape[1]), (sds.shape[0], 1, 1))
-    cors = post[f"cor_{group}"].values.reshape(sds.shape[0], -1) if f"cor_{group}" in post else None
+    cor_name = design.var(f"cor_{group}")
+    cors = post[cor_name].values.reshape(sds.shape[0], -1) if cor_name in post else None
     offset, k = 0, 0
-    for term in fit.design.groups[group]:
+    for term in design.groups[group]:
         for i, j in term.cor_pairs:
             corr[:, offset + i, offset + j] = corr[:, offset + j, offset + i] = cors[:, k]
             k += 1
@@ -209,7 +226,7 @@ def varcorr(fit: Fit, prob: float = 0.95) -> pd.DataFrame:
     """Group-level SDs and correlations (and the residual SD ``sigma`` where the family has one)."""
     draws = _group_draws(fit)
     post = _posterior(fit)
-    if "sigma" in fit.model.family.params:
+    if "sigma" in constant_params(fit):
         draws["sigma"] = post["sigma"].values
     table = _table(draws, prob, diagnostics=False)
     groups, terms = [], []
@@ -247,9 +264,9 @@ def _header(fit: Fit) -> list[str]:
 
 
 def _sections(fit: Fit, table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    fixed = [n for n in fit.design.fixef_names if n in table.index]
+    fixed = [d.qualified(n) for d in designs(fit) for n in d.fixef_names if d.qualified(n) in table.index]
     group = [n for n in table.index if n.startswith(("sd(", "cor("))]
-    family = [n for n in fit.model.family.params if n in table.index]
+    family = [n for n in constant_params(fit) if n in table.index]
     return [
         (title, table.loc[rows])
         for title, rows in (

@@ -38,8 +38,15 @@ def _covariance(term, params: dict[str, float]) -> np.ndarray:
     return sds[:, None] * corr * sds[None, :]
 
 
+def _family_params(family: Family) -> list[str]:
+    """Family parameters, with a zero-inflation or hurdle probability (zi, hu) as a constant."""
+    return list(family.params) + [family.part_parameter(p) for p in family.required_parts]
+
+
 def _check_params(design, family: Family, params: dict[str, float]) -> None:
-    required = list(design.fixef_names) + [n for t in design.random for n in t.sd_names] + list(family.params)
+    required = (
+        list(design.fixef_names) + [n for t in design.random for n in t.sd_names] + _family_params(family)
+    )
     optional = [n for t in design.random for n in t.cor_names]
     missing = [n for n in required if n not in params]
     unknown = [n for n in params if n not in required + optional]
@@ -76,7 +83,7 @@ def simulate(
     _check_params(design, family, params)
     rng = np.random.default_rng(seed)
     beta = np.array([params[n] for n in design.fixef_names], dtype=float)
-    family_params = {name: np.array([[params[name]]], dtype=float) for name in family.params}
+    family_params = {name: np.array([[params[name]]], dtype=float) for name in _family_params(family)}
     columns = {}
     for k in range(nsim):
         eta = design.X @ beta

@@ -1,8 +1,9 @@
 """Parameter recovery: simulate from known parameters, fit, and find them again.
 
-Each check asks the true value to lie within 2.5 posterior SDs of the posterior
-mean (a calibrated posterior misses that about 1% of the time per parameter;
-the seeds are fixed, so a pass is reproducible).
+Each check asks the true value to lie within 3 posterior SDs of the posterior
+mean. A calibrated posterior misses that 0.27% of the time per parameter; with
+about 60 parameters checked across the suite, a 2.5-SD rule (1.2% each) would
+fail somewhere in about half of all data sets, however correct the sampler.
 """
 
 import numpy as np
@@ -32,7 +33,7 @@ def _assert_recovered(fit, truth):
     assert table["r_hat"].max() < 1.02, table
     for name, value in truth.items():
         row = table.loc[name]
-        assert abs(row["mean"] - value) <= 2.5 * row["sd"], (name, value, row["mean"], row["sd"])
+        assert abs(row["mean"] - value) <= 3 * row["sd"], (name, value, row["mean"], row["sd"])
 
 
 @pytest.fixture(scope="module")
@@ -157,5 +158,6 @@ def test_lognormal():
     rng, x, labels, r = _one_intercept_layout(909)
     y = np.exp(1.0 + 0.4 * x + r + rng.normal(0, 0.3, size=x.size))
     data = pd.DataFrame({"y": y, "x": x, "g": labels})
-    fit = quiet_fit(bm.Model("y ~ x + (1 | g)", data, family="lognormal"), **SETTINGS)
+    # Informative levels slow the non-centred intercept (README): sample longer, as the diagnostics advise.
+    fit = quiet_fit(bm.Model("y ~ x + (1 | g)", data, family="lognormal"), **{**SETTINGS, "draws": 2000})
     _assert_recovered(fit, {"Intercept": 1.0, "x": 0.4, "sd(Intercept|g)": 0.5, "sigma": 0.3})

@@ -1,0 +1,276 @@
+"""Zero-inflated and hurdle families and distributional formulas (zi=, hu=, dispersion=)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import special, stats
+
+import bayesmm as bm
+
+from .conftest import quiet_fit
+
+
+@pytest.fixture(scope="module")
+def counts():
+    rng = np.random.default_rng(12)
+    n = 80
+    return pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "w": rng.normal(size=n),
+            "site": rng.choice([f"s{i}" for i in range(8)], size=n),
+            "exposure": rng.uniform(1, 3, size=n),
+            "trials": rng.integers(3, 10, size=n),
+            "y": np.where(rng.random(n) < 0.3, 0, rng.poisson(2.0, size=n)),
+            "cont": rng.normal(size=n),
+        }
+    ).assign(successes=lambda d: np.minimum(d["y"], d["trials"]))
+
+
+def _eta(values, design, Z_blocks):
+    eta = design.X @ values[design.var("fixef")]
+    for group, terms in design.groups.items():
+        r = values[design.var(f"r_{group}")]
+        start = 0
+        for term in terms:
+            eta = eta + term.z_block() @ r[:, start : start + term.n_terms].ravel()
+            start += term.n_terms
+    return eta + (design.offset if design.offset is not None else 0.0)
+
+
+def _at_random_point(model, seed=0):
+    """Observed log-likelihood and each part's linear predictor at a random parameter point."""
+    pymc_model = model.pymc_model
+    rng = np.random.default_rng(seed)
+    point = {k: rng.normal(scale=0.5, size=np.shape(v)) for k, v in pymc_model.initial_point().items()}
+    designs = [model.design, *model.parts.values()]
+    names = [d.var(n) for d in designs for n in ["fixef", *(f"r_{g}" for g in d.groups)]]
+    names += model.family.constant_params(model.parts)
+    outputs = pymc_model.replace_rvs_by_values([pymc_model[n] for n in names])
+    evaluate = pymc_model.compile_fn(outputs, inputs=pymc_model.value_vars, on_unused_input="ignore")
+    values = dict(zip(names, evaluate(point), strict=True))
+    etas = {d.part: _eta(values, d, None) for d in designs}
+    loglik = float(pymc_model.compile_logp(vars=pymc_model.observed_RVs)(point))
+    return loglik, etas, values
+
+
+def _zero_inflated(zi, log_f, log_f0, y):
+    return np.where(y == 0, np.log(zi + (1 - zi) * np.exp(log_f0)), np.log(1 - zi) + log_f)
+
+
+def _hurdle(hu, log_f, log_f0, y):
+    return np.where(y == 0, np.log(hu), np.log(1 - hu) + log_f - np.log(1 - np.exp(log_f0)))
+
+
+@pytest.mark.parametrize(
+    "family, formula, part_formulas, expected",
+    [
+        (
+            "zero_inflated_poisson",
+            "y ~ x + offset(log(exposure)) + (1 | site)",
+            {"zi": "~ w + (1 | site)"},
+            lambda y, e, v, d: _zero_inflated(
+                special.expit(e["zi"]), stats.poisson.logpmf(y, np.exp(e[""])), -np.exp(e[""]), y
+            ),
+        ),
+        (
+            "zero_inflated_negbinomial",
+            "y ~ x + (1 | site)",
+            {"zi": "~ 1"},
+            lambda y, e, v, d: _zero_inflated(
+                special.expit(e["zi"]),
+                stats.nbinom.logpmf(y, v["alpha"], v["alpha"] / (v["alpha"] + np.exp(e[""]))),
+                stats.nbinom.logpmf(0, v["alpha"], v["alpha"] / (v["alpha"] + np.exp(e[""]))),
+                y,
+            ),
+        ),
+        (
+            "zero_inflated_binomial",
+            "successes ~ x + (1 | site)",
+            {"zi": "~ w"},
+            lambda y, e, v, d: _zero_inflated(
+                special.expit(e["zi"]),
+                stats.binom.logpmf(y, d.trials, special.expit(e[""])),
+                stats.binom.logpmf(0, d.trials, special.expit(e[""])),
+                y,
+            ),
+        ),
+        (
+            "hurdle_poisson",
+            "y ~ x + (1 | site)",
+            {"hu": "~ w + (1 | site)"},
+            lambda y, e, v, d: _hurdle(
+                special.expit(e["hu"]), stats.poisson.logpmf(y, np.exp(e[""])), -np.exp(e[""]), y
+            ),
+        ),
+        (
+            "hurdle_negbinomial",
+            "y ~ x",
+            {"hu": "~ w", "dispersion": "~ x"},
+            lambda y, e, v, d: _hurdle(
+                special.expit(e["hu"]),
+                stats.nbinom.logpmf(
+                    y,
+                    np.exp(e["dispersion"]),
+                    np.exp(e["dispersion"]) / (np.exp(e["dispersion"]) + np.exp(e[""])),
+                ),
+                stats.nbinom.logpmf(
+                    0,
+                    np.exp(e["dispersion"]),
+                    np.exp(e["dispersion"]) / (np.exp(e["dispersion"]) + np.exp(e[""])),
+                ),
+                y,
+            ),
+        ),
+        (
+            "gaussian",
+            "cont ~ x + (1 | site)",
+            {"dispersion": "~ w + (1 | site)"},
+            lambda y, e, v, d: stats.norm.logpdf(y, e[""], np.exp(e["dispersion"])),
+        ),
+    ],
+)
+def test_log_likelihood_matches_scipy(counts, family, formula, part_formulas, expected):
+    trials = "trials" if formula.startswith("successes") else None
+    model = bm.Model(formula, counts, family=family, trials=trials, **part_formulas)
+    loglik, etas, values = _at_random_point(model, seed=3)
+    by_hand = expected(model.design.y, etas, values, model.design).sum()
+    assert loglik == pytest.approx(by_hand, rel=1e-8)
+    # The numpy log-likelihood used for LOO agrees too.
+    from bayesmm.predict import PART_INVERSE_LINKS
+
+    params = {n: np.array([[values[n]]]) for n in model.family.constant_params(model.parts)}
+    for part in model.parts:
+        params[model.family.part_parameter(part)] = PART_INVERSE_LINKS[part](etas[part])[None, :]
+    numpy_loglik = model.family.log_likelihood(model.design.y, etas[""][None, :], params, model.design.trials)
+    assert numpy_loglik.sum() == pytest.approx(by_hand, rel=1e-8)
+
+
+def test_summary_and_prior_names(counts):
+    model = bm.Model("y ~ x + (1 | site)", counts, family="zero_inflated_negbinomial", zi="~ w + (1 | site)")
+    table = model.priors
+    assert list(table.index) == [
+        "Intercept", "x", "sd(Intercept|site)", "alpha", "zi:Intercept", "zi:w", "sd(zi:Intercept|site)",
+    ]  # fmt: skip
+    assert table.loc["zi:w", "class"] == "zi:b"
+    assert table.loc["zi:Intercept", "prior"] == "Logistic(mu=0, s=1)"
+    with_dispersion = bm.Model("cont ~ x", counts, dispersion="~ w")
+    assert "sigma" not in with_dispersion.priors.index
+    assert ["dispersion:Intercept", "dispersion:w"] == list(with_dispersion.priors.index[-2:])
+    override = bm.Model(
+        "y ~ x",
+        counts,
+        family="zero_inflated_poisson",
+        priors={"zi:Intercept": bm.Prior("Normal", mu=-1, sigma=1)},
+    )
+    assert override.priors.loc["zi:Intercept", "source"] == "user"
+
+
+def test_part_formula_errors(counts):
+    with pytest.raises(ValueError, match="family 'poisson' takes no zi= formula; use a zero-inflated family"):
+        bm.Model("y ~ x", counts, family="poisson", zi="~ w")
+    with pytest.raises(ValueError, match="family 'bernoulli' takes no dispersion= formula"):
+        bm.Model("successes ~ x", counts.assign(successes=counts.y > 0), family="bernoulli", dispersion="~ w")
+    with pytest.raises(ValueError, match="zi= takes a one-sided formula"):
+        bm.Model("y ~ x", counts, family="zero_inflated_poisson", zi="y ~ w")
+    with pytest.raises(
+        bm.DataError, match="column 'ww' in the fixed effects is not in the data; did you mean 'w'"
+    ):
+        bm.Model("y ~ x", counts, family="zero_inflated_poisson", zi="~ ww")
+
+
+def test_rows_missing_in_a_part_are_dropped_everywhere(counts):
+    counts = counts.copy()
+    counts.loc[[3, 7], "w"] = np.nan
+    with pytest.warns(UserWarning, match="dropped 2 of 80 rows .* zi= formulas"):
+        model = bm.Model("y ~ x", counts, family="zero_inflated_poisson", zi="~ w")
+    assert model.design.n_obs == model.parts["zi"].n_obs == 78
+    assert list(model.design.rows) == list(model.parts["zi"].rows)
+
+
+# --- recovery ------------------------------------------------------------------
+
+SETTINGS = dict(draws=1000, tune=1000, chains=4, random_seed=21)
+
+
+def _sites(rng, n_sites=30, per_site=20):
+    g = np.repeat(np.arange(n_sites), per_site)
+    return g, pd.Categorical([f"site{i:02d}" for i in g])
+
+
+def _check(fit, truth):
+    table = fit.summary()
+    assert table["r_hat"].max() < 1.02, table
+    for name, value in truth.items():
+        row = table.loc[name]
+        # 3 posterior SDs, as in test_recovery.py (whose docstring explains the choice)
+        assert abs(row["mean"] - value) <= 3 * row["sd"], (name, value, row["mean"], row["sd"])
+
+
+def _replicates_match(fit, y):
+    replicated = fit.predict(kind="response", summary=False, random_seed=1).values.reshape(-1, len(y))
+    zeros = (replicated == 0).mean(axis=1)
+    assert np.quantile(zeros, 0.025) < np.mean(y == 0) < np.quantile(zeros, 0.975)
+    variances = replicated.var(axis=1)
+    assert np.quantile(variances, 0.025) < y.var() < np.quantile(variances, 0.975)
+
+
+def test_zero_inflated_poisson_with_its_own_random_effects():
+    rng = np.random.default_rng(1)
+    g, site = _sites(rng)
+    x, w = rng.normal(size=g.size), rng.normal(size=g.size)
+    u, v = rng.normal(0, 0.5, 30), rng.normal(0, 0.7, 30)
+    zi = special.expit(-0.5 + 1.0 * w + v[g])
+    y = np.where(rng.random(g.size) < zi, 0, rng.poisson(np.exp(1.0 + 0.5 * x + u[g])))
+    data = pd.DataFrame({"y": y, "x": x, "w": w, "site": site})
+    model = bm.Model("y ~ x + (1 | site)", data, family="zero_inflated_poisson", zi="~ w + (1 | site)")
+    fit = quiet_fit(model, **SETTINGS)
+    _check(fit, {"Intercept": 1.0, "x": 0.5, "sd(Intercept|site)": 0.5, "zi:Intercept": -0.5, "zi:w": 1.0,
+                 "sd(zi:Intercept|site)": 0.7})  # fmt: skip
+    _replicates_match(fit, y)
+
+
+def test_zero_inflated_negative_binomial_with_an_offset():
+    rng = np.random.default_rng(2)
+    g, site = _sites(rng)
+    x = rng.normal(size=g.size)
+    exposure = rng.uniform(0.5, 3, size=g.size)
+    mu = exposure * np.exp(0.8 + 0.4 * x + rng.normal(0, 0.4, 30)[g])
+    counts = rng.negative_binomial(3.0, 3.0 / (3.0 + mu))
+    y = np.where(rng.random(g.size) < 0.25, 0, counts)
+    data = pd.DataFrame({"y": y, "x": x, "exposure": exposure, "site": site})
+    model = bm.Model("y ~ x + offset(log(exposure)) + (1 | site)", data, family="zero_inflated_negbinomial")
+    fit = quiet_fit(model, **SETTINGS)
+    _check(fit, {"Intercept": 0.8, "x": 0.4, "sd(Intercept|site)": 0.4, "alpha": 3.0,
+                 "zi:Intercept": special.logit(0.25)})  # fmt: skip
+    _replicates_match(fit, y)
+
+
+def test_hurdle_negative_binomial():
+    rng = np.random.default_rng(3)
+    g, site = _sites(rng)
+    x, w = rng.normal(size=g.size), rng.normal(size=g.size)
+    mu = np.exp(1.2 + 0.3 * x + rng.normal(0, 0.3, 30)[g])
+    positive = rng.negative_binomial(2.0, 2.0 / (2.0 + mu))
+    for _ in range(200):
+        zero = positive == 0
+        positive[zero] = rng.negative_binomial(2.0, 2.0 / (2.0 + mu[zero]))
+    hu = special.expit(-0.3 + 0.8 * w)
+    y = np.where(rng.random(g.size) < hu, 0, positive)
+    data = pd.DataFrame({"y": y, "x": x, "w": w, "site": site})
+    fit = quiet_fit(bm.Model("y ~ x + (1 | site)", data, family="hurdle_negbinomial", hu="~ w"), **SETTINGS)
+    _check(fit, {"Intercept": 1.2, "x": 0.3, "sd(Intercept|site)": 0.3, "alpha": 2.0, "hu:Intercept": -0.3,
+                 "hu:w": 0.8})  # fmt: skip
+    _replicates_match(fit, y)
+
+
+def test_gaussian_dispersion_formula():
+    rng = np.random.default_rng(4)
+    g, site = _sites(rng)
+    x, w = rng.normal(size=g.size), rng.normal(size=g.size)
+    y = 1.0 + 0.5 * x + rng.normal(0, 0.5, 30)[g] + rng.normal(size=g.size) * np.exp(-0.7 + 0.4 * w)
+    data = pd.DataFrame({"y": y, "x": x, "w": w, "site": site})
+    fit = quiet_fit(bm.Model("y ~ x + (1 | site)", data, dispersion="~ w"), **SETTINGS)
+    _check(fit, {"Intercept": 1.0, "x": 0.5, "sd(Intercept|site)": 0.5, "dispersion:Intercept": -0.7,
+                 "dispersion:w": 0.4})  # fmt: skip
+    assert "sigma" not in fit.summary().index
