@@ -51,6 +51,11 @@ class RandomEffectTerm:
         return self.spec.correlated and len(self.columns) > 1
 
     @property
+    def compound_symmetry(self) -> bool:
+        """cs(): one correlation shared by every pair of the term's effects."""
+        return self.spec.compound_symmetry and len(self.columns) > 1
+
+    @property
     def n_levels(self) -> int:
         return len(self.levels)
 
@@ -261,6 +266,7 @@ def _quote_dotted_columns(parsed: ParsedFormula, columns: pd.Index) -> ParsedFor
                 group_factors=t.group_factors,
                 correlated=t.correlated,
                 text=t.text,
+                compound_symmetry=t.compound_symmetry,
             )
             for t in parsed.random
         ),

@@ -42,9 +42,12 @@ class RandomTermSpec:
     group_factors: tuple[str, ...]
     correlated: bool
     text: str
+    compound_symmetry: bool = False  # cs(x | g): one correlation shared by every pair
 
     @property
     def label(self) -> str:
+        if self.compound_symmetry:
+            return f"cs({self.expr} | {self.group})"
         bar = "|" if self.correlated else "||"
         return f"({self.expr} {bar} {self.group})"
 
@@ -208,6 +211,8 @@ def _parse_bar_term(inner: str, inner_offset: int, formula: str, prefix: str) ->
         )
     if not right:
         raise FormulaSyntaxError("missing grouping factor after '|'", formula, inner_offset + bars[-1])
+    if double and prefix:
+        raise FormulaSyntaxError(f"{prefix}() takes a single '|'", formula, inner_offset + bars[0])
     correlated = not double and prefix != "diag"
     right_offset = inner_offset + inner.index(right, bars[-1] + 1)
     text = formula[inner_offset - 1 - len(prefix) : inner_offset + len(inner) + 1]
@@ -218,12 +223,13 @@ def _parse_bar_term(inner: str, inner_offset: int, formula: str, prefix: str) ->
             group_factors=factors,
             correlated=correlated,
             text=text,
+            compound_symmetry=prefix == "cs",
         )
         for group, factors in _expand_group(right, formula, right_offset)
     ]
 
 
-_BAR_TERM = re.compile(r"^(?P<prefix>diag)?\s*\((?P<inner>.*)\)$", re.S)
+_BAR_TERM = re.compile(r"^(?P<prefix>diag|cs)?\s*\((?P<inner>.*)\)$", re.S)
 _OFFSET = re.compile(r"^offset\s*\((?P<inner>.*)\)$", re.S)
 
 

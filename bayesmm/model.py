@@ -119,6 +119,13 @@ def _term_effects(design: Design, term: RandomEffectTerm, k: int, priors: dict[s
     suffix = "" if k == 0 else str(k + 1)
     z = pm.Normal(design.var(f"z_{group}{suffix}"), 0.0, 1.0, dims=(group, cols_dim))
     sd_entries = [priors[n] for n in term.sd_names]
+    if term.compound_symmetry:
+        sds = _vector_rv(design.var(f"sd_{group}{suffix}_raw"), sd_entries, dims=cols_dim)
+        rho = priors[f"cor({design.qualified(group)})"].prior.create(design.var(f"rho_{group}{suffix}"))
+        p = term.n_terms
+        corr = (1.0 - rho) * pt.eye(p) + rho * pt.ones((p, p))
+        chol = pt.linalg.cholesky(sds[:, None] * corr * sds[None, :])
+        return pt.dot(z, chol.T), sds, pt.stack([rho] * len(term.cor_pairs))
     if term.correlated:
         sd_dist = stack_priors([e.prior for e in sd_entries]).as_dist()
         eta_lkj = priors[f"cor({design.qualified(group)})"].prior.params["eta"]

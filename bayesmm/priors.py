@@ -158,7 +158,14 @@ def _coefficient_entries(design, intercept: Prior, scale: float, sd_prior: Prior
     for term in design.random:
         for name in term.sd_names:
             entries.append(PriorEntry(name, q("sd"), q(term.group), sd_prior))
-        if term.correlated:
+        if term.compound_symmetry:
+            # The common correlation keeps the matrix positive definite on (-1/(p-1), 1).
+            group = q(term.group)
+            lower = -1.0 / (term.n_terms - 1)
+            entries.append(
+                PriorEntry(f"cor({group})", q("cs"), group, Prior("Uniform", lower=lower, upper=1.0))
+            )
+        elif term.correlated:
             group = q(term.group)
             entries.append(PriorEntry(f"cor({group})", q("cor"), group, Prior("LKJ", eta=1.0)))
     return entries
@@ -244,7 +251,7 @@ def _check_fits(entry: PriorEntry) -> None:
 def _check_correlated_sd_families(design, entries: list[PriorEntry], parts=None) -> None:
     by_name = {e.parameter: e for e in entries}
     for term in [t for d in (design, *(parts or {}).values()) for t in d.random]:
-        if not term.correlated:
+        if not term.correlated or term.compound_symmetry:
             continue
         dists = {by_name[n].prior.dist for n in term.sd_names}
         if len(dists) > 1:

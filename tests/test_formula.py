@@ -69,6 +69,13 @@ def test_one_sided_formula():
     assert parsed.fixed == "x"
 
 
+def test_compound_symmetry_term():
+    (spec,) = parse_formula("y ~ x + cs(1 + x + z | g)").random
+    assert (spec.expr, spec.group, spec.correlated, spec.compound_symmetry) == ("1 + x + z", "g", True, True)
+    assert spec.text == "cs(1 + x + z | g)"
+    assert not parse_formula("y ~ (1 + x | g)").random[0].compound_symmetry
+
+
 def test_term_label_and_text():
     spec = parse_formula("y ~ (x || g)").random[0]
     assert isinstance(spec, RandomTermSpec)
@@ -92,6 +99,7 @@ def test_term_label_and_text():
         ("y ~ ", "nothing after '~'", 2),
         ("y ~ `x + 1", "unclosed backquote", 4),
         ("cbind(a) ~ x", "exactly two arguments", 0),
+        ("y ~ cs(x || g)", "takes a single", 9),
     ],
 )
 def test_syntax_errors_point_at_the_culprit(formula, message, start):

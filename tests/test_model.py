@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pymc as pm
 import pytest
 from scipy import special, stats
 
@@ -157,3 +158,14 @@ def test_uncorrelated_terms_have_no_correlation_parameters(frame):
     names = {v.name for v in model.pymc_model.deterministics}
     assert "cor_g" not in names
     assert "sd_g" in names
+
+
+def test_compound_symmetry_covariance(frame):
+    model = bm.Model("y ~ x + cs(1 + x + z | g)", frame)
+    assert model.priors.loc["cor(g)", "prior"] == "Uniform(lower=-0.5, upper=1)"
+    assert model.priors.loc["cor(g)", "class"] == "cs"
+    values, loglik = _evaluate_at_random_point(model, seed=5)
+    eta = _dense_eta(model, values)
+    assert loglik == pytest.approx(stats.norm(eta, values["sigma"]).logpdf(frame.y).sum(), rel=1e-9)
+    cors = pm.draw(model.pymc_model["cor_g"], random_seed=1)
+    assert cors.shape == (3,) and np.ptp(cors) == 0  # one correlation for every pair

@@ -161,3 +161,23 @@ def test_lognormal():
     # Informative levels slow the non-centred intercept (README): sample longer, as the diagnostics advise.
     fit = quiet_fit(bm.Model("y ~ x + (1 | g)", data, family="lognormal"), **{**SETTINGS, "draws": 2000})
     _assert_recovered(fit, {"Intercept": 1.0, "x": 0.4, "sd(Intercept|g)": 0.5, "sigma": 0.3})
+
+
+def test_compound_symmetry_recovers_the_common_correlation():
+    rng = np.random.default_rng(1001)
+    # Levels only moderately informed by their data (8 rows, residual SD 1): this test is about the
+    # cs() covariance, not the non-centred intercept's slow mixing on very informative levels (README).
+    g, labels = _groups(rng, 60, 8)
+    x, z = rng.normal(size=g.size), rng.normal(size=g.size)
+    sds = np.array([1.0, 0.6, 0.4])
+    corr = 0.5 + 0.5 * np.eye(3)
+    r = rng.multivariate_normal(np.zeros(3), sds[:, None] * corr * sds[None, :], size=60)
+    y = 1.0 + 0.5 * x - 0.3 * z + r[g, 0] + r[g, 1] * x + r[g, 2] * z + rng.normal(0, 1.0, size=g.size)
+    data = pd.DataFrame({"y": y, "x": x, "z": z, "g": labels})
+    fit = quiet_fit(bm.Model("y ~ x + z + cs(1 + x + z | g)", data), **SETTINGS)
+    table = fit.summary()
+    pairs = ["cor(Intercept,x|g)", "cor(Intercept,z|g)", "cor(x,z|g)"]
+    assert table.loc[pairs, "mean"].nunique() == 1  # one shared correlation
+    _assert_recovered(
+        fit, {"sd(Intercept|g)": 1.0, "sd(x|g)": 0.6, "sd(z|g)": 0.4, pairs[0]: 0.5, "sigma": 1.0}
+    )
