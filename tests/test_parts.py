@@ -7,7 +7,7 @@ from scipy import special, stats
 
 import bayesmm as bm
 
-from .conftest import quiet_fit
+from .conftest import assert_recovered, assert_replicates_match, quiet_fit
 
 
 @pytest.fixture(scope="module")
@@ -198,23 +198,6 @@ def _sites(rng, n_sites=30, per_site=20):
     return g, pd.Categorical([f"site{i:02d}" for i in g])
 
 
-def _check(fit, truth):
-    table = fit.summary()
-    assert table["r_hat"].max() < 1.02, table
-    for name, value in truth.items():
-        row = table.loc[name]
-        # 3 posterior SDs, as in test_recovery.py (whose docstring explains the choice)
-        assert abs(row["mean"] - value) <= 3 * row["sd"], (name, value, row["mean"], row["sd"])
-
-
-def _replicates_match(fit, y):
-    replicated = fit.predict(kind="response", summary=False, random_seed=1).values.reshape(-1, len(y))
-    zeros = (replicated == 0).mean(axis=1)
-    assert np.quantile(zeros, 0.025) < np.mean(y == 0) < np.quantile(zeros, 0.975)
-    variances = replicated.var(axis=1)
-    assert np.quantile(variances, 0.025) < y.var() < np.quantile(variances, 0.975)
-
-
 def test_zero_inflated_poisson_with_its_own_random_effects():
     rng = np.random.default_rng(1)
     g, site = _sites(rng)
@@ -225,9 +208,18 @@ def test_zero_inflated_poisson_with_its_own_random_effects():
     data = pd.DataFrame({"y": y, "x": x, "w": w, "site": site})
     model = bm.Model("y ~ x + (1 | site)", data, family="zero_inflated_poisson", zi="~ w + (1 | site)")
     fit = quiet_fit(model, **SETTINGS)
-    _check(fit, {"Intercept": 1.0, "x": 0.5, "sd(Intercept|site)": 0.5, "zi:Intercept": -0.5, "zi:w": 1.0,
-                 "sd(zi:Intercept|site)": 0.7})  # fmt: skip
-    _replicates_match(fit, y)
+    assert_recovered(
+        fit,
+        {
+            "Intercept": 1.0,
+            "x": 0.5,
+            "sd(Intercept|site)": 0.5,
+            "zi:Intercept": -0.5,
+            "zi:w": 1.0,
+            "sd(zi:Intercept|site)": 0.7,
+        },
+    )
+    assert_replicates_match(fit, y)
 
 
 def test_zero_inflated_negative_binomial_with_an_offset():
@@ -241,9 +233,17 @@ def test_zero_inflated_negative_binomial_with_an_offset():
     data = pd.DataFrame({"y": y, "x": x, "exposure": exposure, "site": site})
     model = bm.Model("y ~ x + offset(log(exposure)) + (1 | site)", data, family="zero_inflated_negbinomial")
     fit = quiet_fit(model, **SETTINGS)
-    _check(fit, {"Intercept": 0.8, "x": 0.4, "sd(Intercept|site)": 0.4, "alpha": 3.0,
-                 "zi:Intercept": special.logit(0.25)})  # fmt: skip
-    _replicates_match(fit, y)
+    assert_recovered(
+        fit,
+        {
+            "Intercept": 0.8,
+            "x": 0.4,
+            "sd(Intercept|site)": 0.4,
+            "alpha": 3.0,
+            "zi:Intercept": special.logit(0.25),
+        },
+    )
+    assert_replicates_match(fit, y)
 
 
 def test_hurdle_negative_binomial():
@@ -259,9 +259,18 @@ def test_hurdle_negative_binomial():
     y = np.where(rng.random(g.size) < hu, 0, positive)
     data = pd.DataFrame({"y": y, "x": x, "w": w, "site": site})
     fit = quiet_fit(bm.Model("y ~ x + (1 | site)", data, family="hurdle_negbinomial", hu="~ w"), **SETTINGS)
-    _check(fit, {"Intercept": 1.2, "x": 0.3, "sd(Intercept|site)": 0.3, "alpha": 2.0, "hu:Intercept": -0.3,
-                 "hu:w": 0.8})  # fmt: skip
-    _replicates_match(fit, y)
+    assert_recovered(
+        fit,
+        {
+            "Intercept": 1.2,
+            "x": 0.3,
+            "sd(Intercept|site)": 0.3,
+            "alpha": 2.0,
+            "hu:Intercept": -0.3,
+            "hu:w": 0.8,
+        },
+    )
+    assert_replicates_match(fit, y)
 
 
 def test_gaussian_dispersion_formula():
@@ -271,6 +280,14 @@ def test_gaussian_dispersion_formula():
     y = 1.0 + 0.5 * x + rng.normal(0, 0.5, 30)[g] + rng.normal(size=g.size) * np.exp(-0.7 + 0.4 * w)
     data = pd.DataFrame({"y": y, "x": x, "w": w, "site": site})
     fit = quiet_fit(bm.Model("y ~ x + (1 | site)", data, dispersion="~ w"), **SETTINGS)
-    _check(fit, {"Intercept": 1.0, "x": 0.5, "sd(Intercept|site)": 0.5, "dispersion:Intercept": -0.7,
-                 "dispersion:w": 0.4})  # fmt: skip
+    assert_recovered(
+        fit,
+        {
+            "Intercept": 1.0,
+            "x": 0.5,
+            "sd(Intercept|site)": 0.5,
+            "dispersion:Intercept": -0.7,
+            "dispersion:w": 0.4,
+        },
+    )
     assert "sigma" not in fit.summary().index
