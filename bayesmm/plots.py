@@ -119,11 +119,6 @@ def no_pooling(fit: Fit, group: str) -> tuple[np.ndarray, list[str], np.ndarray]
     return estimates, columns, sizes
 
 
-def _partial_pooling(fit: Fit, group: str, prob: float):
-    table = results.coef(fit, group=group, prob=prob)
-    return table
-
-
 def plot_shrinkage(fit: Fit, group: str, term: str = "Intercept", terms=None, prob: float = 0.95, ax=None):
     """Shrinkage plot: each level's no-pooling estimate against its partial-pooling estimate.
 
@@ -140,7 +135,7 @@ def plot_shrinkage(fit: Fit, group: str, term: str = "Intercept", terms=None, pr
     if term not in columns:
         raise KeyError(f"'{term}' does not vary by '{group}'; varying terms: {', '.join(columns)}")
     j = columns.index(term)
-    table = _partial_pooling(fit, group, prob)
+    table = results.coef(fit, group=group, prob=prob)  # partial pooling: fixed + group effects
     lo, hi = results.interval_names(prob)
     pooled = table["mean"][term].to_numpy()
     order = np.argsort(pooled)

@@ -113,7 +113,8 @@ def linear_predictor_draws(
         X, offset, row_trials = encoded.X, encoded.offset, encoded.trials
         codes, matrices, unseen, rows = encoded.codes, encoded.matrices, encoded.new_levels, encoded.rows
     fixef = design.var("fixef")
-    eta = _flat(post[fixef].values) @ X.T if fixef in post else np.zeros((fit_draws(fit), X.shape[0]))
+    n_draws = post.sizes["chain"] * post.sizes["draw"]
+    eta = _flat(post[fixef].values) @ X.T if fixef in post else np.zeros((n_draws, X.shape[0]))
     if offset is not None:
         eta = eta + offset
     keep = _kept_groups(design, re_form)
@@ -139,11 +140,6 @@ def linear_predictor_draws(
             term_codes = np.where(term_codes >= 0, term_codes, [position.get(lab, -1) for lab in labels])
         eta = eta + np.einsum("snj,nj->sn", effects[:, term_codes, :], matrix)
     return eta, row_trials, rows
-
-
-def fit_draws(fit: Fit) -> int:
-    post = fit.idata.posterior
-    return post.sizes["chain"] * post.sizes["draw"]
 
 
 def predict(
