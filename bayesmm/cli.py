@@ -1,4 +1,5 @@
-"""Command line: ``bayesmm demo`` fits a random-slopes model on the bundled sleepstudy data."""
+"""Command line: ``bayesmm demo`` (a random-slopes fit on the bundled sleepstudy data) and
+``bayesmm fit DATA.csv "FORMULA"`` (any model on a CSV file)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,52 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fit(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import arviz as az
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import pandas as pd
+
+    import bayesmm as bm
+
+    path = Path(args.data)
+    if not path.exists():
+        raise ValueError(f"no such data file: {path}")
+    data = pd.read_csv(path)
+    parts = {name: getattr(args, name) for name in ("zi", "hu", "dispersion") if getattr(args, name)}
+    model = bm.Model(args.formula, data, family=args.family, link=args.link, **parts)
+    fit = model.fit(draws=args.draws, tune=args.draws, chains=args.chains, random_seed=args.seed,
+                    progressbar=not args.quiet)  # fmt: skip
+    print(fit)
+    print()
+    print(fit.diagnose())
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    fit.idata.to_netcdf(str(out / "idata.nc"))
+    written = ["idata.nc"]
+    summary_vars = [v for v in fit.idata.posterior.data_vars if v == "fixef" or v.startswith(("sd_", "cor_"))]
+    summary_vars += [p for p in fit.model.family.constant_params(fit.model.parts)]
+    az.plot_trace(fit.idata, var_names=summary_vars, compact=False)
+    plt.tight_layout()
+    plt.savefig(out / "trace.png", dpi=80)
+    written.append("trace.png")
+    for group in fit.design.groups:
+        ax = fit.plot_shrinkage(group)
+        ax.figure.savefig(out / f"shrinkage_{group.replace(':', '_')}.png", dpi=100, bbox_inches="tight")
+        written.append(f"shrinkage_{group.replace(':', '_')}.png")
+    y = fit.design.y
+    is_count = np.all(y >= 0) and np.all(y == np.round(y)) and not fit.model.family.binary_response
+    ax = fit.plot_ppc("rootogram" if is_count and y.max() > 1 else "density")
+    np.ravel(ax)[0].figure.savefig(out / "ppc.png", dpi=100, bbox_inches="tight")
+    written.append("ppc.png")
+    print(f"\nwrote {', '.join(written)} to {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bayesmm", description="Bayesian GLMMs with lme4/brms formulas.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -57,6 +104,27 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="bayesmm-demo", help="folder for the plots")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(run=_demo)
+
+    fit = sub.add_parser(
+        "fit",
+        help="fit a model to a CSV file and write the summary, the posterior and standard plots",
+        description="Fit FORMULA to the CSV file DATA; print the summary and diagnostics; write the "
+        "InferenceData (idata.nc), a trace plot, a shrinkage plot per grouping factor and a posterior "
+        "predictive check to --out.",
+    )
+    fit.add_argument("data", help="CSV file with a header row")
+    fit.add_argument("formula", help='lme4/brms-style formula, e.g. "y ~ x + (1 + x | g)"')
+    fit.add_argument("--family", default="gaussian", help="response family (default gaussian)")
+    fit.add_argument("--link", default=None, help="a non-default link, e.g. probit")
+    fit.add_argument("--zi", default=None, help='zero-inflation formula, e.g. "~ x + (1 | g)"')
+    fit.add_argument("--hu", default=None, help="hurdle formula")
+    fit.add_argument("--dispersion", default=None, help="formula for the family's scale parameter")
+    fit.add_argument("--draws", type=int, default=1000, help="draws (and tuning steps) per chain")
+    fit.add_argument("--chains", type=int, default=4)
+    fit.add_argument("--seed", type=int, default=None)
+    fit.add_argument("--out", default="bayesmm-fit", help="folder for idata.nc and the plots")
+    fit.add_argument("--quiet", action="store_true", help="no progress bar")
+    fit.set_defaults(run=_fit)
     return parser
 
 
@@ -67,5 +135,15 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, KeyError, TypeError) as err:
         if os.environ.get("BAYESMM_DEBUG"):
             raise
-        print(f"bayesmm: error: {err}", file=sys.stderr)
+        print(f"bayesmm: error: {_one_line(err)}", file=sys.stderr)
         return 2
+
+
+def _one_line(err: Exception) -> str:
+    """Errors are one line on the command line; a formula error names the column it points at."""
+    from .formula import FormulaSyntaxError
+
+    text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+    if isinstance(err, FormulaSyntaxError):
+        return f"{str(err).splitlines()[0]} (at character {err.start + 1} of {err.formula!r})"
+    return " ".join(str(text).split())

@@ -56,3 +56,64 @@ def test_cli_errors_are_one_line():
     )
     assert result.returncode == 2
     assert result.stderr.strip() == "bayesmm: error: draws must be a positive integer, got 0"
+
+
+@pytest.fixture(scope="module")
+def fit_run(tmp_path_factory):
+    import bayesmm as bm
+
+    folder = tmp_path_factory.mktemp("fit")
+    bm.datasets.load("cbpp").to_csv(folder / "cbpp.csv", index=False)
+    formula = "cbind(incidence, size - incidence) ~ factor(period) + (1 | herd)"
+    options = ["--family", "binomial", "--draws", "300", "--chains", "2", "--seed", "1", "--quiet"]
+    command = [sys.executable, "-m", "bayesmm", "fit", str(folder / "cbpp.csv"), formula, *options]
+    command += ["--out", str(folder / "out")]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600), folder / "out"
+
+
+def test_fit_command_prints_summary_and_diagnostics(fit_run):
+    result, _ = fit_run
+    assert result.returncode == 0, result.stderr[-3000:]
+    for text in ("Family: binomial (link: logit)", "C(period)[T.2]", "sd(Intercept|herd)", "ok divergences"):
+        assert text in result.stdout
+
+
+def test_fit_command_writes_the_posterior_and_plots(fit_run):
+    import arviz as az
+
+    _, out = fit_run
+    idata = az.from_netcdf(out / "idata.nc")
+    assert idata.posterior.sizes["chain"] == 2 and idata.posterior.sizes["draw"] == 300
+    assert list(idata.posterior["r_herd"].coords["herd"].values)[:3] == ["1", "2", "3"]
+    for name in ("trace.png", "shrinkage_herd.png", "ppc.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG", name
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["missing.csv", "y ~ x"], "no such data file: missing.csv"),
+        (
+            ["DATA", "incidence ~ peroid"],
+            "column 'peroid' in the fixed effects is not in the data; did you mean 'period'?",
+        ),
+        (
+            ["DATA", "incidence ~ period | herd"],
+            "'|' outside parentheses; random-effect terms are written (x | g) "
+            "(at character 20 of 'incidence ~ period | herd')",
+        ),
+        (
+            ["DATA", "incidence ~ period", "--family", "poison"],
+            "unknown family 'poison'; available families:",
+        ),
+    ],
+)
+def test_fit_command_errors_are_one_line(fit_run, arguments, message):
+    _, out = fit_run
+    arguments = [str(out.parent / "cbpp.csv") if a == "DATA" else a for a in arguments]
+    result = subprocess.run(
+        [sys.executable, "-m", "bayesmm", "fit", *arguments], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith(f"bayesmm: error: {message}")
