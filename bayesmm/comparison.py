@@ -25,6 +25,15 @@ def _shaped(fit: Fit, values: np.ndarray) -> tuple[tuple[str, ...], np.ndarray, 
     return ("chain", "draw", "obs"), values.reshape(post.sizes["chain"], post.sizes["draw"], -1), coords
 
 
+def add_observed_data(fit: Fit) -> None:
+    """Store the response as the ``observed_data`` group, if it is not there yet."""
+    if "observed_data" not in fit.idata.groups():
+        design = fit.design
+        obs = np.arange(design.n_obs)
+        fit.idata.add_groups({"observed_data": xr.Dataset({design.response_name: (("obs",), design.y)},
+                                                          coords={"obs": obs})})  # fmt: skip
+
+
 def add_log_likelihood(fit: Fit) -> None:
     """Store the pointwise log-likelihood (``log_likelihood`` group) and the observed data."""
     if "log_likelihood" in fit.idata.groups():
@@ -33,11 +42,10 @@ def add_log_likelihood(fit: Fit) -> None:
     eta, trials, _ = linear_predictor_draws(fit)
     values = family.log_likelihood(design.y, eta, family_param_draws(fit), trials)
     dims, shaped, coords = _shaped(fit, values)
-    name = design.response_name
-    groups = {"log_likelihood": xr.Dataset({name: (dims, shaped)}, coords=coords)}
-    if "observed_data" not in fit.idata.groups():
-        groups["observed_data"] = xr.Dataset({name: (("obs",), design.y)}, coords={"obs": coords["obs"]})
-    fit.idata.add_groups(groups)
+    fit.idata.add_groups(
+        {"log_likelihood": xr.Dataset({design.response_name: (dims, shaped)}, coords=coords)}
+    )
+    add_observed_data(fit)
 
 
 def loo(fit: Fit, **kwargs):

@@ -551,7 +551,7 @@ class NewData:
     X: np.ndarray
     offset: np.ndarray | None
     trials: np.ndarray | None
-    codes: list[np.ndarray]  # per random term; -1 marks a level unseen in the fitted data
+    codes: list[np.ndarray]  # per random term; an unseen level k gets code n_levels + k
     matrices: list[np.ndarray]  # per random term
     new_levels: list[list[str]]  # per random term: the unseen level labels, in order of appearance
     rows: pd.Index
@@ -626,9 +626,10 @@ def _new_codes(term: RandomEffectTerm, newdata: pd.DataFrame) -> tuple[np.ndarra
             raise missing_column_error(factor, f"the new data (term {term.spec.text})", newdata.columns)
     labels = newdata[list(term.spec.group_factors)].astype(str).agg(":".join, axis=1)
     index = {level: code for code, level in enumerate(term.levels)}
-    codes = np.array([index.get(label, -1) for label in labels], dtype=np.int64)
-    unseen = list(dict.fromkeys(label for label, code in zip(labels, codes, strict=True) if code < 0))
-    return codes, unseen
+    unseen = list(dict.fromkeys(label for label in labels if label not in index))
+    # Unseen levels are numbered after the fitted ones, in order of appearance.
+    index.update({label: term.n_levels + k for k, label in enumerate(unseen)})
+    return np.array([index[label] for label in labels], dtype=np.int64), unseen
 
 
 def encode_new_data(design: Design, newdata: pd.DataFrame, trials=None) -> NewData:

@@ -177,7 +177,7 @@ class Fit:
         draws = self.predict(kind="response", summary=False, random_seed=random_seed)
         name = self.design.response_name
         groups = {"posterior_predictive": draws.rename(name).to_dataset()}
-        comparison.add_log_likelihood(self)  # also stores observed_data
+        comparison.add_observed_data(self)
         if "posterior_predictive" in self.idata.groups():
             del self.idata.posterior_predictive
         self.idata.add_groups(groups)

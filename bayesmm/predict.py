@@ -134,10 +134,7 @@ def linear_predictor_draws(
                 if new_levels == "sample"
                 else np.zeros((effects.shape[0], len(term_unseen), term.n_terms))
             )
-            effects = np.concatenate([effects, extra], axis=1)
-            position = {label: term.n_levels + k for k, label in enumerate(term_unseen)}
-            labels = newdata[list(term.spec.group_factors)].astype(str).agg(":".join, axis=1).to_numpy()
-            term_codes = np.where(term_codes >= 0, term_codes, [position.get(lab, -1) for lab in labels])
+            effects = np.concatenate([effects, extra], axis=1)  # unseen levels' codes follow the fitted ones
         eta = eta + np.einsum("snj,nj->sn", effects[:, term_codes, :], matrix)
     return eta, row_trials, rows
 

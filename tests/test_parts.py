@@ -27,7 +27,7 @@ def counts():
     ).assign(successes=lambda d: np.minimum(d["y"], d["trials"]))
 
 
-def _eta(values, design, Z_blocks):
+def _eta(values, design):
     eta = design.X @ values[design.var("fixef")]
     for group, terms in design.groups.items():
         r = values[design.var(f"r_{group}")]
@@ -49,7 +49,7 @@ def _at_random_point(model, seed=0):
     outputs = pymc_model.replace_rvs_by_values([pymc_model[n] for n in names])
     evaluate = pymc_model.compile_fn(outputs, inputs=pymc_model.value_vars, on_unused_input="ignore")
     values = dict(zip(names, evaluate(point), strict=True))
-    etas = {d.part: _eta(values, d, None) for d in designs}
+    etas = {d.part: _eta(values, d) for d in designs}
     loglik = float(pymc_model.compile_logp(vars=pymc_model.observed_RVs)(point))
     return loglik, etas, values
 
