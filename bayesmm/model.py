@@ -10,6 +10,15 @@ Parameterization (what is sampled, and how the reported quantities follow):
   ``r = z @ L.T`` where ``L`` is the Cholesky factor of the term's covariance
   (LKJ-Cholesky prior on the correlations, the ``sd`` priors on the SDs), or
   ``r = z * sd`` for one-column and ``||`` terms.
+* The mean of the group effects over levels, ``m = mean(r)``, trades off against the
+  fixed coefficient of the same column (the intercept, or a slope that also varies):
+  when every level is pinned down by its data, only ``b + m`` is, and a sampler moving
+  ``b`` must move every ``z`` with it. So each term's standard normals are written in
+  an orthonormal basis whose first vector is constant over levels (``z = H w``, H a
+  Householder reflection; the prior of ``w`` is that of ``z``), and for such a column
+  the sampled variable is ``t = b + m`` with the prior of ``b`` moved by ``m``;
+  ``b = t - m`` is then exactly distributed as its prior says (a shear: unit Jacobian).
+  ``w[0]`` decouples from the likelihood, and ``t`` is what the data pin down.
 * The likelihood indexes group effects by level code, ``r[code, j] * x_j``;
   it never forms the dense n x (levels * terms) Z.
 """
@@ -22,7 +31,7 @@ import pytensor.tensor as pt
 
 from .design import Design, RandomEffectTerm
 from .families import Family
-from .priors import PriorEntry, stack_priors
+from .priors import Prior, PriorEntry, stack_priors
 
 __all__ = ["build_pymc_model", "fixed_center", "term_dim", "cor_dim", "OBS_DIM", "PART_LINKS"]
 
@@ -84,7 +93,55 @@ def _vector_rv(name: str, priors: list[PriorEntry], dims: str):
     return pm.Deterministic(name, pt.stack(parts), dims=dims)
 
 
-def _fixed_part(design: Design, priors: dict[str, PriorEntry]):
+# The parameter that moves each location family (the shear needs ``b + m`` to have the
+# prior of ``b`` moved by ``m``); a coefficient with any other prior is not sheared.
+LOCATION = {
+    "Normal": "mu",
+    "StudentT": "mu",
+    "Cauchy": "alpha",
+    "Laplace": "mu",
+    "Logistic": "mu",
+    "Gumbel": "mu",
+}
+
+
+def _coefficient(name: str, prior: Prior, shift, dims: str | None = None):
+    """A fixed coefficient b with ``prior``: sampled as ``t = b + shift`` when ``shift`` is not
+    None (see the module docstring), and returned as b."""
+    if shift is None:
+        return prior.create(name, dims=dims)
+    params = dict(prior.params)
+    params[LOCATION[prior.dist]] = params[LOCATION[prior.dist]] + shift
+    total = getattr(pm, prior.dist)(f"{name}_plus_mean_r", **params, dims=dims)
+    return total - shift
+
+
+def _level_basis(w, n_levels: int):
+    """``H w`` for the Householder reflection H that maps the first unit vector to the
+    constant unit vector: orthonormal, so ``H w ~ Normal(0, I)`` when ``w`` is, and the mean
+    over levels of ``H w`` is ``w[0] / sqrt(n_levels)``. Costs O(levels)."""
+    v = -np.full(n_levels, 1.0 / np.sqrt(n_levels))
+    v[0] += 1.0
+    v /= np.linalg.norm(v)
+    return w - 2.0 * v[:, None] * pt.dot(v, w)[None, :]
+
+
+def _slopes(design: Design, priors: dict[str, PriorEntry], slope_idx: list[int], shifts: dict):
+    """The slope vector b, sheared by the mean group effects where ``shifts`` has them and
+    the slopes' priors are one location family."""
+    entries = [priors[design.qualified(design.fixef_names[j])] for j in slope_idx]
+    names = [design.fixef_names[j] for j in slope_idx]
+    stacked = stack_priors([e.prior for e in entries])
+    if not any(n in shifts for n in names) or stacked is None or stacked.dist not in LOCATION:
+        return _vector_rv(design.var("b"), entries, dims=design.var("b_coef"))
+    shift = pt.stack([shifts.get(n, pt.constant(0.0)) for n in names])
+    b = _coefficient(design.var("b"), stacked, shift, dims=design.var("b_coef"))
+    return pm.Deterministic(design.var("b"), b, dims=design.var("b_coef"))
+
+
+def _fixed_part(design: Design, priors: dict[str, PriorEntry], shifts: dict):
+    """X b, with the centred intercept; ``shifts`` maps fixed-effect names to the mean of the
+    group effects of the same column (pytensor scalars, for the shear)."""
     X = design.X
     center = fixed_center(design)
     eta = pt.zeros(design.n_obs)
@@ -92,13 +149,14 @@ def _fixed_part(design: Design, priors: dict[str, PriorEntry]):
     slope_idx = [j for j, n in enumerate(design.fixef_names) if n != "Intercept"]
     b = None
     if slope_idx:
-        slope_priors = [priors[design.qualified(design.fixef_names[j])] for j in slope_idx]
-        b = _vector_rv(design.var("b"), slope_priors, dims=design.var("b_coef"))
+        b = _slopes(design, priors, slope_idx, shifts)
         Xc = X[:, slope_idx] - center[slope_idx]
         eta = eta + pt.dot(Xc, b)
     intercept_c = None
     if design.has_intercept:
-        intercept_c = priors[design.qualified("Intercept")].prior.create(design.var("Intercept_c"))
+        prior = priors[design.qualified("Intercept")].prior
+        shift = shifts.get("Intercept") if prior.dist in LOCATION else None
+        intercept_c = _coefficient(design.var("Intercept_c"), prior, shift)
         eta = eta + intercept_c
     for name in design.fixef_names:
         if name == "Intercept":
@@ -117,7 +175,8 @@ def _term_effects(design: Design, term: RandomEffectTerm, k: int, priors: dict[s
     group = term.group
     cols_dim = _term_columns_dim(design, term)
     suffix = "" if k == 0 else str(k + 1)
-    z = pm.Normal(design.var(f"z_{group}{suffix}"), 0.0, 1.0, dims=(group, cols_dim))
+    w = pm.Normal(design.var(f"z_{group}{suffix}"), 0.0, 1.0, dims=(group, cols_dim))
+    z = _level_basis(w, term.n_levels)
     sd_entries = [priors[n] for n in term.sd_names]
     if term.compound_symmetry:
         sds = _vector_rv(design.var(f"sd_{group}{suffix}_raw"), sd_entries, dims=cols_dim)
@@ -144,12 +203,30 @@ def _term_effects(design: Design, term: RandomEffectTerm, k: int, priors: dict[s
     return z * sds, sds, None
 
 
+def _shear_shifts(design: Design, term: RandomEffectTerm, r, shifts: dict) -> None:
+    """Add the mean over levels of ``r`` (one term's group effects) to ``shifts``: to the
+    intercept, the part of ``r`` constant across rows, sum_c mean(r[:, c]) * mean(Z[:, c]);
+    to a slope, the mean of the term column equal to its predictor."""
+    mean_r = pt.mean(r, axis=0)
+    if design.has_intercept:
+        shift = pt.dot(mean_r, term.matrix.mean(axis=0))
+        shifts["Intercept"] = shifts["Intercept"] + shift if "Intercept" in shifts else shift
+    for c, column in enumerate(term.columns):
+        if column == "Intercept" or column not in design.fixef_names:
+            continue
+        if np.allclose(term.matrix[:, c], design.X[:, design.fixef_names.index(column)]):
+            shifts[column] = shifts[column] + mean_r[c] if column in shifts else mean_r[c]
+
+
 def _random_part(design: Design, priors: dict[str, PriorEntry]):
+    """The group effects' contribution to the linear predictor, and the shear shifts."""
     eta = pt.zeros(design.n_obs)
+    shifts: dict = {}
     for group, terms in design.groups.items():
         effects, sds, cors = [], [], []
         for k, term in enumerate(terms):
             r, sd, cor = _term_effects(design, term, k, priors)
+            _shear_shifts(design, term, r, shifts)
             effects.append(r)
             sds.append(sd)
             if cor is not None:
@@ -173,13 +250,12 @@ def _random_part(design: Design, priors: dict[str, PriorEntry]):
         )
         if cors:
             pm.Deterministic(design.var(f"cor_{group}"), pt.concatenate(cors), dims=cor_dim(design, group))
-    return eta
+    return eta, shifts
 
 
 def _linear_predictor(design: Design, priors: dict[str, PriorEntry]):
-    eta = _fixed_part(design, priors)
-    if design.random:
-        eta = eta + _random_part(design, priors)
+    eta, shifts = _random_part(design, priors) if design.random else (0.0, {})
+    eta = eta + _fixed_part(design, priors, shifts)
     if design.offset is not None:
         eta = eta + design.offset
     return eta

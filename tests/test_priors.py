@@ -69,10 +69,18 @@ def test_user_priors_reach_the_pymc_model(sleep):
         priors={"Days": Prior("Normal", mu=1, sigma=10), "sigma": Prior("Exponential", lam=0.1)},
     )
     pymc_model = model.pymc_model
-    b_logp = pm.logp(pymc_model["b"], np.array([3.0])).eval()
-    assert b_logp[0] == pytest.approx(stats.norm(1, 10).logpdf(3.0))
     sigma_logp = pm.logp(pymc_model["sigma"], 20.0).eval()
     assert sigma_logp == pytest.approx(stats.expon(scale=10).logpdf(20.0))
+    # Days varies by subject, so it is sampled as Days + mean(r_Days) with its prior moved
+    # by that mean (model.py's shear); Days itself must still have exactly the given prior.
+    assert "b_plus_mean_r" in pymc_model.named_vars
+    days, fixef = pm.draw([pymc_model["b"], pymc_model["fixef"]], draws=4000, random_seed=1)
+    assert stats.kstest(days[:, 0], stats.norm(1, 10).cdf).pvalue > 0.01
+    # The intercept keeps its default Student-t prior at the mean of Days, also sheared.
+    intercept_c = fixef[:, 0] + sleep["Days"].mean() * fixef[:, 1]
+    default = next(e.prior for e in model.prior_entries if e.parameter == "Intercept")
+    student_t = stats.t(3, default.params["mu"], default.params["sigma"])
+    assert stats.kstest(intercept_c, student_t.cdf).pvalue > 0.01
 
 
 def test_integer_parameters_give_finite_log_densities():
