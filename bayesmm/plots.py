@@ -268,7 +268,11 @@ def plot_ppc(fit: Fit, kind: str = "density", num_pp_samples: int = 100, stat="m
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 4))
     if kind == "hist":
-        edges = np.histogram_bin_edges(np.concatenate([y, reps.ravel()]), bins=30)
+        values = np.concatenate([y, reps.ravel()])
+        if np.all(values == np.round(values)) and np.ptp(values) <= 60:
+            edges = np.arange(values.min() - 0.5, values.max() + 1.5)  # one bin per count
+        else:
+            edges = np.histogram_bin_edges(values, bins=30)
         observed, _ = np.histogram(y, edges)
         replicated = np.array([np.histogram(r, edges)[0] for r in reps])
         centers = (edges[:-1] + edges[1:]) / 2
