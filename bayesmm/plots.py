@@ -74,6 +74,12 @@ def no_pooling(fit: Fit, group: str) -> tuple[np.ndarray, list[str], np.ndarray]
     estimate runs off to infinity (say, all zeros under a log link) gets NaN.
     """
     design, family = fit.design, fit.model.family
+    if group not in design.groups:
+        part_design, _ = results.group_design(fit, group)  # raises for an unknown name
+        raise ValueError(
+            f"shrinkage plots need no-pooling estimates, which bayesmm computes for the mean's grouping "
+            f"factors; '{group}' belongs to the {part_design.part} part: use fit.plot_ranef('{group}')"
+        )
     terms = design.groups[group]
     columns = design.group_columns(group)
     matrix = np.column_stack([t.matrix for t in terms])

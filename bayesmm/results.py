@@ -142,14 +142,27 @@ def fixef(fit: Fit, prob: float = 0.95) -> pd.DataFrame:
     return _table(_fixef_draws(fit), prob)
 
 
+def group_keys(fit: Fit) -> list[str]:
+    """Every grouping factor, by the name ranef and coef use: ``Subject`` in the mean's
+    linear predictor, ``zi:site`` in the zi part."""
+    return [design.qualified(group) for design in designs(fit) for group in design.groups]
+
+
+def group_design(fit: Fit, key: str):
+    """The design (the mean's or a part's) and the grouping factor that ``key`` names."""
+    for design in designs(fit):
+        for group in design.groups:
+            if design.qualified(group) == key:
+                return design, group
+    raise KeyError(
+        f"'{key}' is not a grouping factor of this model; grouping factors: {', '.join(group_keys(fit))}"
+    )
+
+
 def _groups(fit: Fit, group: str | None) -> list[str]:
-    groups = list(fit.design.groups)
     if group is None:
-        return groups
-    if group not in groups:
-        raise KeyError(
-            f"'{group}' is not a grouping factor of this model; grouping factors: {', '.join(groups)}"
-        )
+        return group_keys(fit)
+    group_design(fit, group)  # raises for an unknown name
     return [group]
 
 
@@ -173,9 +186,11 @@ def ranef(fit: Fit, group: str | None = None, prob: float = 0.95):
     """
     post = _posterior(fit)
     tables = {}
-    for g in _groups(fit, group):
-        draws = post[f"r_{g}"].values
-        tables[g] = _level_table(draws, fit.design.group_levels(g), fit.design.group_columns(g), g, prob)
+    for key in _groups(fit, group):
+        design, g = group_design(fit, key)
+        draws = post[design.var(f"r_{g}")].values
+        columns = [design.qualified(c) for c in design.group_columns(g)]
+        tables[key] = _level_table(draws, design.group_levels(g), columns, key, prob)
     return tables[group] if group is not None else tables
 
 
@@ -198,10 +213,16 @@ def covariance_draws(fit: Fit, group: str, design=None) -> np.ndarray:
 
 
 def coef_draws(fit: Fit, group: str) -> tuple[np.ndarray, list[str]]:
-    """(chain, draw, level, coefficient) draws of fixed plus group effects, and the names."""
-    fixed = _fixef_draws(fit)
-    random = _posterior(fit)[f"r_{group}"].values
-    columns = fit.design.group_columns(group)
+    """(chain, draw, level, coefficient) draws of fixed plus group effects, and the names,
+    within the linear predictor (the mean's or a part's) that ``group`` belongs to."""
+    design, g = group_design(fit, group)
+    post = _posterior(fit)
+    fixed = {}
+    if design.var("fixef") in post:
+        values = post[design.var("fixef")].values
+        fixed = {design.qualified(name): values[..., j] for j, name in enumerate(design.fixef_names)}
+    random = post[design.var(f"r_{g}")].values
+    columns = [design.qualified(c) for c in design.group_columns(g)]
     names = list(fixed) + [c for c in columns if c not in fixed]
     n_levels = random.shape[2]
     out = np.zeros(random.shape[:2] + (n_levels, len(names)))
@@ -216,9 +237,10 @@ def coef_draws(fit: Fit, group: str) -> tuple[np.ndarray, list[str]]:
 def coef(fit: Fit, group: str | None = None, prob: float = 0.95):
     """Per-level coefficients (fixed + group effects), as lme4's ``coef``, with intervals."""
     tables = {}
-    for g in _groups(fit, group):
-        draws, names = coef_draws(fit, g)
-        tables[g] = _level_table(draws, fit.design.group_levels(g), names, g, prob)
+    for key in _groups(fit, group):
+        draws, names = coef_draws(fit, key)
+        design, g = group_design(fit, key)
+        tables[key] = _level_table(draws, design.group_levels(g), names, key, prob)
     return tables[group] if group is not None else tables
 
 

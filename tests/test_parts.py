@@ -221,6 +221,20 @@ def test_zero_inflated_poisson_with_its_own_random_effects():
     )
     assert_replicates_match(fit, y)
 
+    # The zi part's grouping factor has its own ranef and coef, named as in the summary.
+    assert list(fit.ranef()) == ["site", "zi:site"]
+    zi_effects = fit.ranef("zi:site")["mean"]
+    assert list(zi_effects.columns) == ["zi:Intercept"]
+    levels = [int(level[len("site") :]) for level in zi_effects.index]  # "site07" -> 7
+    assert np.corrcoef(zi_effects["zi:Intercept"], v[levels])[0, 1] > 0.5
+    zi_coef = fit.coef("zi:site")["mean"]
+    assert list(zi_coef.columns) == ["zi:Intercept", "zi:w"]
+    intercept = fit.fixef().loc["zi:Intercept", "mean"]
+    np.testing.assert_allclose(zi_coef["zi:Intercept"], intercept + zi_effects["zi:Intercept"], atol=1e-9)
+    assert list(fit.coef("site")["mean"].columns) == ["Intercept", "x"]
+    with pytest.raises(ValueError, match=r"plot_ranef\('zi:site'\)"):
+        fit.plot_shrinkage("zi:site")
+
 
 def test_zero_inflated_negative_binomial_with_an_offset():
     rng = np.random.default_rng(2)
@@ -268,6 +282,52 @@ def test_hurdle_negative_binomial():
             "alpha": 2.0,
             "hu:Intercept": -0.3,
             "hu:w": 0.8,
+        },
+    )
+    assert_replicates_match(fit, y)
+
+
+def test_zero_inflated_binomial():
+    rng = np.random.default_rng(4)
+    g, site = _sites(rng)
+    x, w = rng.normal(size=g.size), rng.normal(size=g.size)
+    trials = rng.integers(5, 15, size=g.size)
+    p = special.expit(-0.4 + 0.7 * x + rng.normal(0, 0.5, 30)[g])
+    zi = special.expit(-1.0 + 0.6 * w)
+    y = np.where(rng.random(g.size) < zi, 0, rng.binomial(trials, p))
+    data = pd.DataFrame({"y": y, "n": trials, "x": x, "w": w, "site": site})
+    model = bm.Model("y ~ x + (1 | site)", data, family="zero_inflated_binomial", trials="n", zi="~ w")
+    fit = quiet_fit(model, **SETTINGS)
+    assert_recovered(
+        fit,
+        {"Intercept": -0.4, "x": 0.7, "sd(Intercept|site)": 0.5, "zi:Intercept": -1.0, "zi:w": 0.6},
+    )
+    assert_replicates_match(fit, y)
+
+
+def test_hurdle_poisson_with_random_effects_in_the_hurdle():
+    rng = np.random.default_rng(5)
+    g, site = _sites(rng)
+    x, w = rng.normal(size=g.size), rng.normal(size=g.size)
+    mu = np.exp(1.0 + 0.4 * x + rng.normal(0, 0.4, 30)[g])
+    positive = rng.poisson(mu)
+    for _ in range(200):
+        zero = positive == 0
+        positive[zero] = rng.poisson(mu[zero])
+    hu = special.expit(-0.2 + 0.7 * w + rng.normal(0, 0.6, 30)[g])
+    y = np.where(rng.random(g.size) < hu, 0, positive)
+    data = pd.DataFrame({"y": y, "x": x, "w": w, "site": site})
+    model = bm.Model("y ~ x + (1 | site)", data, family="hurdle_poisson", hu="~ w + (1 | site)")
+    fit = quiet_fit(model, **SETTINGS)
+    assert_recovered(
+        fit,
+        {
+            "Intercept": 1.0,
+            "x": 0.4,
+            "sd(Intercept|site)": 0.4,
+            "hu:Intercept": -0.2,
+            "hu:w": 0.7,
+            "sd(hu:Intercept|site)": 0.6,
         },
     )
     assert_replicates_match(fit, y)
