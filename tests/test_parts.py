@@ -198,6 +198,15 @@ def _sites(rng, n_sites=30, per_site=20):
     return g, pd.Categorical([f"site{i:02d}" for i in g])
 
 
+def _zero_truncated(sample, mu):
+    """Draws of ``sample(mu)`` conditioned on being positive: zeros are drawn again."""
+    values = sample(mu)
+    for _ in range(200):
+        zero = values == 0
+        values[zero] = sample(mu[zero])
+    return values
+
+
 def test_zero_inflated_poisson_with_its_own_random_effects():
     rng = np.random.default_rng(1)
     g, site = _sites(rng)
@@ -265,10 +274,7 @@ def test_hurdle_negative_binomial():
     g, site = _sites(rng)
     x, w = rng.normal(size=g.size), rng.normal(size=g.size)
     mu = np.exp(1.2 + 0.3 * x + rng.normal(0, 0.3, 30)[g])
-    positive = rng.negative_binomial(2.0, 2.0 / (2.0 + mu))
-    for _ in range(200):
-        zero = positive == 0
-        positive[zero] = rng.negative_binomial(2.0, 2.0 / (2.0 + mu[zero]))
+    positive = _zero_truncated(lambda m: rng.negative_binomial(2.0, 2.0 / (2.0 + m)), mu)
     hu = special.expit(-0.3 + 0.8 * w)
     y = np.where(rng.random(g.size) < hu, 0, positive)
     data = pd.DataFrame({"y": y, "x": x, "w": w, "site": site})
@@ -310,10 +316,7 @@ def test_hurdle_poisson_with_random_effects_in_the_hurdle():
     g, site = _sites(rng)
     x, w = rng.normal(size=g.size), rng.normal(size=g.size)
     mu = np.exp(1.0 + 0.4 * x + rng.normal(0, 0.4, 30)[g])
-    positive = rng.poisson(mu)
-    for _ in range(200):
-        zero = positive == 0
-        positive[zero] = rng.poisson(mu[zero])
+    positive = _zero_truncated(rng.poisson, mu)
     hu = special.expit(-0.2 + 0.7 * w + rng.normal(0, 0.6, 30)[g])
     y = np.where(rng.random(g.size) < hu, 0, positive)
     data = pd.DataFrame({"y": y, "x": x, "w": w, "site": site})
@@ -333,13 +336,14 @@ def test_hurdle_poisson_with_random_effects_in_the_hurdle():
     assert_replicates_match(fit, y)
 
 
-def test_gaussian_dispersion_formula():
+def test_gaussian_dispersion_formula_with_random_effects():
     rng = np.random.default_rng(4)
     g, site = _sites(rng)
     x, w = rng.normal(size=g.size), rng.normal(size=g.size)
-    y = 1.0 + 0.5 * x + rng.normal(0, 0.5, 30)[g] + rng.normal(size=g.size) * np.exp(-0.7 + 0.4 * w)
+    log_sigma = -0.7 + 0.4 * w + rng.normal(0, 0.3, 30)[g]
+    y = 1.0 + 0.5 * x + rng.normal(0, 0.5, 30)[g] + rng.normal(size=g.size) * np.exp(log_sigma)
     data = pd.DataFrame({"y": y, "x": x, "w": w, "site": site})
-    fit = quiet_fit(bm.Model("y ~ x + (1 | site)", data, dispersion="~ w"), **SETTINGS)
+    fit = quiet_fit(bm.Model("y ~ x + (1 | site)", data, dispersion="~ w + (1 | site)"), **SETTINGS)
     assert_recovered(
         fit,
         {
@@ -348,6 +352,13 @@ def test_gaussian_dispersion_formula():
             "sd(Intercept|site)": 0.5,
             "dispersion:Intercept": -0.7,
             "dispersion:w": 0.4,
+            "sd(dispersion:Intercept|site)": 0.3,
         },
     )
     assert "sigma" not in fit.summary().index
+    # Replicates reproduce the heteroscedasticity: the variance where w is high and where it is low.
+    replicated = fit.predict(kind="response", summary=False, random_seed=1).values.reshape(-1, len(y))
+    for rows in (w > 0.5, w < -0.5):
+        variances = replicated[:, rows].var(axis=1)
+        assert np.quantile(variances, 0.025) < y[rows].var() < np.quantile(variances, 0.975)
+    assert y[w > 0.5].var() > 1.5 * y[w < -0.5].var()
