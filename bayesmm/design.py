@@ -325,6 +325,13 @@ def _model_matrix(expr: str, data: pd.DataFrame, where: str, na_action: str = "r
         raise DataError(f"cannot evaluate {where} '{expr}': {err}") from None
     except FormulaicError as err:
         raise DataError(f"cannot read {where} '{expr}': {err}") from None
+    except (IndexError, KeyError, TypeError, ValueError) as err:
+        # A transform called with arguments it cannot use, e.g. C(f, 'sum'): formulaic
+        # lets the bare error through.
+        raise DataError(
+            f"cannot evaluate {where} '{expr}' ({type(err).__name__}: {err}); check the arguments "
+            "of its transforms (contrasts are written C(f, contr.sum) or C(f, contr.treatment('b')))"
+        ) from err
 
 
 def _evaluate(expr: str, data: pd.DataFrame, where: str, na_action: str = "raise") -> np.ndarray:

@@ -184,6 +184,7 @@ def test_data_are_not_modified(frame):
         ("yy ~ x", "column 'yy' in the response yy is not in the data; did you mean 'y'"),
         ("y ~ log(xx)", "column 'xx' in the fixed effects"),
         ("g ~ x", "the response 'g' is not numeric"),
+        ("y ~ C(g, 'sum')", r"cannot evaluate the fixed effects 'C\(g, 'sum'\)'.*contr\.sum"),
     ],
 )
 def test_bad_input_names_the_culprit(frame, formula, message):
