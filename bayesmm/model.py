@@ -107,8 +107,8 @@ LOCATION = {
 
 def _coefficient(name: str, prior: Prior, shift, dims: str | None = None):
     """A fixed coefficient b with ``prior``: sampled as ``t = b + shift`` when ``shift`` is not
-    None (see the module docstring), and returned as b."""
-    if shift is None:
+    None and the prior is a location family (see the module docstring), and returned as b."""
+    if shift is None or prior.dist not in LOCATION:
         return prior.create(name, dims=dims)
     params = dict(prior.params)
     params[LOCATION[prior.dist]] = params[LOCATION[prior.dist]] + shift
@@ -155,8 +155,7 @@ def _fixed_part(design: Design, priors: dict[str, PriorEntry], shifts: dict):
     intercept_c = None
     if design.has_intercept:
         prior = priors[design.qualified("Intercept")].prior
-        shift = shifts.get("Intercept") if prior.dist in LOCATION else None
-        intercept_c = _coefficient(design.var("Intercept_c"), prior, shift)
+        intercept_c = _coefficient(design.var("Intercept_c"), prior, shifts.get("Intercept"))
         eta = eta + intercept_c
     for name in design.fixef_names:
         if name == "Intercept":

@@ -60,14 +60,19 @@ def designs(fit: Fit) -> list:
     return [fit.design, *getattr(fit.model, "parts", {}).values()]
 
 
+def _design_fixef_draws(design, post: xr.Dataset) -> dict[str, np.ndarray]:
+    """Draws of one linear predictor's fixed effects, by qualified name (``x``, ``zi:x``)."""
+    if design.var("fixef") not in post:
+        return {}
+    values = post[design.var("fixef")].values
+    return {design.qualified(name): values[..., j] for j, name in enumerate(design.fixef_names)}
+
+
 def _fixef_draws(fit: Fit, post: xr.Dataset | None = None) -> dict[str, np.ndarray]:
     post = _posterior(fit) if post is None else post
     out: dict[str, np.ndarray] = {}
     for design in designs(fit):
-        if design.var("fixef") not in post:
-            continue
-        values = post[design.var("fixef")].values
-        out.update({design.qualified(name): values[..., j] for j, name in enumerate(design.fixef_names)})
+        out.update(_design_fixef_draws(design, post))
     return out
 
 
@@ -217,10 +222,7 @@ def coef_draws(fit: Fit, group: str) -> tuple[np.ndarray, list[str]]:
     within the linear predictor (the mean's or a part's) that ``group`` belongs to."""
     design, g = group_design(fit, group)
     post = _posterior(fit)
-    fixed = {}
-    if design.var("fixef") in post:
-        values = post[design.var("fixef")].values
-        fixed = {design.qualified(name): values[..., j] for j, name in enumerate(design.fixef_names)}
+    fixed = _design_fixef_draws(design, post)
     random = post[design.var(f"r_{g}")].values
     columns = [design.qualified(c) for c in design.group_columns(g)]
     names = list(fixed) + [c for c in columns if c not in fixed]

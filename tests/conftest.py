@@ -51,3 +51,20 @@ def assert_replicates_match(fit, y) -> None:
     assert np.quantile(zeros, 0.025) < np.mean(y == 0) < np.quantile(zeros, 0.975)
     variances = replicated.var(axis=1)
     assert np.quantile(variances, 0.025) < y.var() < np.quantile(variances, 0.975)
+
+
+def at_random_point(model, seed=0):
+    """The observed data's log-likelihood and the named quantities (each linear predictor's
+    ``fixef`` and ``r_<group>``, the constant family parameters) at a random point of the
+    sampler's coordinates."""
+    pymc_model = model.pymc_model
+    rng = np.random.default_rng(seed)
+    point = {k: rng.normal(scale=0.5, size=np.shape(v)) for k, v in pymc_model.initial_point().items()}
+    designs = [model.design, *model.parts.values()]
+    names = [d.var(n) for d in designs for n in ["fixef", *(f"r_{g}" for g in d.groups)]]
+    names += model.family.constant_params(model.parts)
+    outputs = pymc_model.replace_rvs_by_values([pymc_model[n] for n in names])
+    evaluate = pymc_model.compile_fn(outputs, inputs=pymc_model.value_vars, on_unused_input="ignore")
+    values = dict(zip(names, evaluate(point), strict=True))
+    loglik = float(pymc_model.compile_logp(vars=pymc_model.observed_RVs)(point))
+    return loglik, values

@@ -8,6 +8,8 @@ from scipy import special, stats
 
 import bayesmm as bm
 
+from .conftest import at_random_point
+
 
 @pytest.fixture(scope="module")
 def frame():
@@ -32,19 +34,6 @@ def frame():
     )
 
 
-def _evaluate_at_random_point(model, seed=0):
-    """Log-likelihood of the observed data and the deterministics at a random point."""
-    pymc_model = model.pymc_model
-    rng = np.random.default_rng(seed)
-    point = {k: rng.normal(scale=0.5, size=np.shape(v)) for k, v in pymc_model.initial_point().items()}
-    names = ["fixef"] + [f"r_{g}" for g in model.design.groups] + list(model.family.params)
-    outputs = pymc_model.replace_rvs_by_values([pymc_model[n] for n in names])
-    evaluate = pymc_model.compile_fn(outputs, inputs=pymc_model.value_vars, on_unused_input="ignore")
-    values = dict(zip(names, evaluate(point), strict=True))
-    loglik = pymc_model.compile_logp(vars=pymc_model.observed_RVs)(point)
-    return values, float(loglik)
-
-
 def _dense_eta(model, values):
     design = model.design
     blocks = []
@@ -61,7 +50,7 @@ def _dense_eta(model, values):
 
 def test_gaussian_with_several_terms_and_an_offset(frame):
     model = bm.Model("y ~ x + offset(0.5 * z) + (1 + x | g) + (0 + z | g) + (1 | h)", frame)
-    values, loglik = _evaluate_at_random_point(model)
+    loglik, values = at_random_point(model)
     eta = _dense_eta(model, values)
     assert model.design.fixef_names == ["Intercept", "x"]
     assert values["r_g"].shape == (6, 3)
@@ -72,7 +61,7 @@ def test_centering_keeps_the_reported_intercept_on_the_user_scale(frame):
     # With x far from zero the sampled intercept is at mean(x); the reported one at x = 0.
     shifted = frame.assign(x=frame.x + 100.0)
     model = bm.Model("y ~ x + (1 | g)", shifted)
-    values, loglik = _evaluate_at_random_point(model, seed=3)
+    loglik, values = at_random_point(model, seed=3)
     eta = _dense_eta(model, values)
     assert loglik == pytest.approx(stats.norm(eta, values["sigma"]).logpdf(shifted.y).sum(), rel=1e-9)
 
@@ -147,7 +136,7 @@ def test_centering_keeps_the_reported_intercept_on_the_user_scale(frame):
 def test_other_families_match_scipy(frame, formula, family, link, logpmf):
     trials = "trials" if formula.startswith("successes") else None
     model = bm.Model(formula, frame, family=family, link=link, trials=trials)
-    values, loglik = _evaluate_at_random_point(model, seed=7)
+    loglik, values = at_random_point(model, seed=7)
     eta = _dense_eta(model, values)
     expected = logpmf(model.design.y, eta, frame, values).sum()
     assert loglik == pytest.approx(expected, rel=1e-8)
@@ -164,7 +153,7 @@ def test_compound_symmetry_covariance(frame):
     model = bm.Model("y ~ x + cs(1 + x + z | g)", frame)
     assert model.priors.loc["cor(g)", "prior"] == "Uniform(lower=-0.5, upper=1)"
     assert model.priors.loc["cor(g)", "class"] == "cs"
-    values, loglik = _evaluate_at_random_point(model, seed=5)
+    loglik, values = at_random_point(model, seed=5)
     eta = _dense_eta(model, values)
     assert loglik == pytest.approx(stats.norm(eta, values["sigma"]).logpdf(frame.y).sum(), rel=1e-9)
     cors = pm.draw(model.pymc_model["cor_g"], random_seed=1)

@@ -7,7 +7,7 @@ from scipy import special, stats
 
 import bayesmm as bm
 
-from .conftest import assert_recovered, assert_replicates_match, quiet_fit
+from .conftest import assert_recovered, assert_replicates_match, at_random_point, quiet_fit
 
 
 @pytest.fixture(scope="module")
@@ -36,22 +36,6 @@ def _eta(values, design):
             eta = eta + term.z_block() @ r[:, start : start + term.n_terms].ravel()
             start += term.n_terms
     return eta + (design.offset if design.offset is not None else 0.0)
-
-
-def _at_random_point(model, seed=0):
-    """Observed log-likelihood and each part's linear predictor at a random parameter point."""
-    pymc_model = model.pymc_model
-    rng = np.random.default_rng(seed)
-    point = {k: rng.normal(scale=0.5, size=np.shape(v)) for k, v in pymc_model.initial_point().items()}
-    designs = [model.design, *model.parts.values()]
-    names = [d.var(n) for d in designs for n in ["fixef", *(f"r_{g}" for g in d.groups)]]
-    names += model.family.constant_params(model.parts)
-    outputs = pymc_model.replace_rvs_by_values([pymc_model[n] for n in names])
-    evaluate = pymc_model.compile_fn(outputs, inputs=pymc_model.value_vars, on_unused_input="ignore")
-    values = dict(zip(names, evaluate(point), strict=True))
-    etas = {d.part: _eta(values, d) for d in designs}
-    loglik = float(pymc_model.compile_logp(vars=pymc_model.observed_RVs)(point))
-    return loglik, etas, values
 
 
 def _zero_inflated(zi, log_f, log_f0, y):
@@ -133,7 +117,8 @@ def _hurdle(hu, log_f, log_f0, y):
 def test_log_likelihood_matches_scipy(counts, family, formula, part_formulas, expected):
     trials = "trials" if formula.startswith("successes") else None
     model = bm.Model(formula, counts, family=family, trials=trials, **part_formulas)
-    loglik, etas, values = _at_random_point(model, seed=3)
+    loglik, values = at_random_point(model, seed=3)
+    etas = {d.part: _eta(values, d) for d in [model.design, *model.parts.values()]}
     by_hand = expected(model.design.y, etas, values, model.design).sum()
     assert loglik == pytest.approx(by_hand, rel=1e-8)
     # The numpy log-likelihood used for LOO agrees too.
