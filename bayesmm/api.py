@@ -17,10 +17,25 @@ from .design import DataError, build_design
 from .families import Family, get_family
 from .fit import Fit, sample
 from .formula import parse_formula
-from .model import build_pymc_model
+from .idata import get_group
+from .model import build_pymc_model, reported_variables
+from .persist import TRIALS, model_columns
 from .priors import Prior, prior_table, resolve_priors
 
 __all__ = ["Model"]
+
+
+def _model_frame(data, texts: list[str], trials) -> tuple[pd.DataFrame, str | None]:
+    """The columns of ``data`` that the formulas (and trials=) use, with trials given as an
+    array stored as a column of their own; and the name of the trials column."""
+    if not isinstance(data, pd.DataFrame):
+        return pd.DataFrame(), None  # build_design refuses it with a clear error
+    names = model_columns(texts + ([trials] if isinstance(trials, str) else []), data.columns)
+    frame = data[names].copy()
+    if trials is None or isinstance(trials, str):
+        return frame, trials
+    frame[TRIALS] = np.asarray(trials) if len(np.asarray(trials)) == len(frame) else np.nan
+    return frame, TRIALS
 
 
 class Model:
@@ -69,6 +84,12 @@ class Model:
                 f"a cbind(successes, failures) response needs family='binomial', not '{self.family.name}'"
             )
         part_formulas = self._part_formulas({"zi": zi, "hu": hu, "dispersion": dispersion})
+        # What fit.save stores to rebuild this model: the user's own settings and the
+        # model frame (the data columns the formulas use).
+        self.part_texts = {p: t for p, t in {"zi": zi, "hu": hu, "dispersion": dispersion}.items() if t}
+        self.user_priors = dict(priors or {})
+        self.na_action = na_action
+        self.model_frame, self.trials_column = _model_frame(data, [formula, *part_formulas.values()], trials)
         self.design, self.parts = self._build_designs(data, part_formulas, trials, na_action)
         self.family.check_response(self.design)
         self.prior_entries = resolve_priors(self.design, self.family, priors, self.parts)
@@ -145,6 +166,11 @@ class Model:
         return self._pymc_model
 
     @property
+    def reported_variables(self) -> list[str]:
+        """The PyMC variables that ``fit.idata.posterior`` holds: those behind the summary."""
+        return reported_variables(self.design, self.family, self.parts)
+
+    @property
     def Z(self) -> sp.csr_matrix:
         """The sparse random-effects model matrix (for teaching; not used for fitting)."""
         return self.design.Z
@@ -178,6 +204,14 @@ class Model:
         """Draws from the priors and of data sets under them (an InferenceData with ``prior``
         and ``prior_predictive`` groups), for prior predictive checks."""
         return pm.sample_prior_predictive(draws=draws, model=self.pymc_model, random_seed=random_seed)
+
+    def prior_draws(self, draws: int = 2000, random_seed=None):
+        """Draws of the reported parameters (fixef, SDs, correlations, family parameters) from
+        their priors, as a Dataset shaped like ``fit.idata.posterior``; no responses are drawn."""
+        idata = pm.sample_prior_predictive(
+            draws=draws, model=self.pymc_model, var_names=self.reported_variables, random_seed=random_seed
+        )
+        return get_group(idata, "prior")
 
     # The PyMC graph is rebuilt on demand rather than pickled.
     def __getstate__(self) -> dict:

@@ -15,7 +15,6 @@ def _demo(args: argparse.Namespace) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    import arviz as az
     import matplotlib.pyplot as plt
 
     import bayesmm as bm
@@ -41,10 +40,16 @@ def _demo(args: argparse.Namespace) -> int:
     axes = plot_ranef(fit, "Subject")
     axes[0].figure.tight_layout()
     axes[0].figure.savefig(out / "ranef_Subject.png", dpi=110)
-    az.plot_trace(fit.idata, var_names=["fixef", "sd_Subject", "cor_Subject", "sigma"], compact=False)
-    plt.tight_layout()
-    plt.savefig(out / "trace.png", dpi=90)
-    print(f"\nwrote {out / 'ranef_Subject.png'} and {out / 'trace.png'}")
+    fit.plot_trace().savefig(out / "trace.png", dpi=90)
+    ax = fit.plot_shrinkage("Subject", terms=("Intercept", "Days"))
+    ax.figure.savefig(out / "shrinkage_Subject.png", dpi=100, bbox_inches="tight")
+    ax = fit.plot_ppc()
+    ax.figure.savefig(out / "ppc.png", dpi=100, bbox_inches="tight")
+    plt.close("all")
+    written = ", ".join(
+        str(out / name) for name in ("ranef_Subject.png", "trace.png", "shrinkage_Subject.png", "ppc.png")
+    )
+    print(f"\nwrote {written}")
     return 0
 
 
@@ -52,9 +57,6 @@ def _fit(args: argparse.Namespace) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    import arviz as az
-    import matplotlib.pyplot as plt
-    import numpy as np
     import pandas as pd
 
     import bayesmm as bm
@@ -73,22 +75,16 @@ def _fit(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    fit.idata.to_netcdf(str(out / "idata.nc"))
+    fit.idata.to_netcdf(out / "idata.nc")
     written = ["idata.nc"]
-    summary_vars = [v for v in fit.idata.posterior.data_vars if v == "fixef" or v.startswith(("sd_", "cor_"))]
-    summary_vars += [p for p in fit.model.family.constant_params(fit.model.parts)]
-    az.plot_trace(fit.idata, var_names=summary_vars, compact=False)
-    plt.tight_layout()
-    plt.savefig(out / "trace.png", dpi=80)
+    fit.plot_trace().savefig(out / "trace.png", dpi=80)
     written.append("trace.png")
     for group in fit.design.groups:
         ax = fit.plot_shrinkage(group)
         ax.figure.savefig(out / f"shrinkage_{group.replace(':', '_')}.png", dpi=100, bbox_inches="tight")
         written.append(f"shrinkage_{group.replace(':', '_')}.png")
-    y = fit.design.y
-    is_count = np.all(y >= 0) and np.all(y == np.round(y)) and not fit.model.family.binary_response
-    ax = fit.plot_ppc("rootogram" if is_count and y.max() > 1 else "density")
-    np.ravel(ax)[0].figure.savefig(out / "ppc.png", dpi=100, bbox_inches="tight")
+    ax = fit.plot_ppc()  # a rootogram for counts
+    ax.figure.savefig(out / "ppc.png", dpi=100, bbox_inches="tight")
     written.append("ppc.png")
     print(f"\nwrote {', '.join(written)} to {out}")
     return 0

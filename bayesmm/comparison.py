@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import re
+import warnings
 from typing import TYPE_CHECKING
 
 import arviz as az
 import numpy as np
 import pandas as pd
+import pymc as pm
 import xarray as xr
+from scipy import special
 
+from .idata import REPARAMETERIZATION, get_group, has_group, set_group
 from .predict import family_param_draws, linear_predictor_draws
 from .results import interval_names, summary_draws
 
@@ -19,32 +23,37 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["add_log_likelihood", "loo", "waic", "compare", "r2", "hypothesis"]
 
 
-def _shaped(fit: Fit, values: np.ndarray) -> tuple[tuple[str, ...], np.ndarray, dict]:
-    post = fit.idata.posterior
-    coords = {"chain": post.chain.values, "draw": post.draw.values, "obs": np.arange(values.shape[-1])}
-    return ("chain", "draw", "obs"), values.reshape(post.sizes["chain"], post.sizes["draw"], -1), coords
-
-
 def add_observed_data(fit: Fit) -> None:
     """Store the response as the ``observed_data`` group, if it is not there yet."""
-    if "observed_data" not in fit.idata.groups():
+    if not has_group(fit.idata, "observed_data"):
         design = fit.design
-        obs = np.arange(design.n_obs)
-        fit.idata.add_groups({"observed_data": xr.Dataset({design.response_name: (("obs",), design.y)},
-                                                          coords={"obs": obs})})  # fmt: skip
+        observed = xr.Dataset(
+            {design.response_name: (("obs",), design.y)}, coords={"obs": np.arange(design.n_obs)}
+        )
+        set_group(fit.idata, "observed_data", observed)
 
 
 def add_log_likelihood(fit: Fit) -> None:
-    """Store the pointwise log-likelihood (``log_likelihood`` group) and the observed data."""
-    if "log_likelihood" in fit.idata.groups():
+    """Store the pointwise log-likelihood (``log_likelihood`` group) and the observed data.
+
+    PyMC evaluates it from the model itself (``pm.compute_log_likelihood``), which needs the
+    variables the sampler moved: they are in the ``reparameterization`` group.
+    """
+    if has_group(fit.idata, "log_likelihood"):
         return
-    design, family = fit.design, fit.model.family
-    eta, trials, _ = linear_predictor_draws(fit)
-    values = family.log_likelihood(design.y, eta, family_param_draws(fit), trials)
-    dims, shaped, coords = _shaped(fit, values)
-    fit.idata.add_groups(
-        {"log_likelihood": xr.Dataset({design.response_name: (dims, shaped)}, coords=coords)}
-    )
+    draws = get_group(fit.idata, "posterior")
+    if has_group(fit.idata, REPARAMETERIZATION):
+        draws = xr.merge([draws, get_group(fit.idata, REPARAMETERIZATION)], compat="override")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*BLAS.*")
+        computed = pm.compute_log_likelihood(
+            xr.DataTree.from_dict({"posterior": draws}),
+            model=fit.model.pymc_model,
+            extend_inferencedata=False,
+            progressbar=False,
+        )
+    loglik = computed.to_dataset() if isinstance(computed, xr.DataTree) else computed
+    set_group(fit.idata, "log_likelihood", loglik)
     add_observed_data(fit)
 
 
@@ -54,16 +63,44 @@ def loo(fit: Fit, **kwargs):
     return az.loo(fit.idata, **kwargs)
 
 
-def waic(fit: Fit, **kwargs):
-    """WAIC (ArviZ's ``waic``)."""
+def waic(fit: Fit) -> pd.Series:
+    """WAIC (Watanabe 2010), from the stored pointwise log-likelihood.
+
+    ArviZ 1 no longer computes WAIC: PSIS-LOO (:meth:`Fit.loo`) estimates the same quantity
+    more reliably and says when it cannot be trusted (Pareto k), so prefer it. This is
+    the textbook formula, for comparison with older analyses: elpd_waic = lppd - p_waic,
+    with p_waic the summed posterior variance of the pointwise log-likelihood.
+    """
     add_log_likelihood(fit)
-    return az.waic(fit.idata, **kwargs)
+    values = get_group(fit.idata, "log_likelihood")[fit.design.response_name].values
+    values = values.reshape(-1, values.shape[-1])
+    lppd = special.logsumexp(values, axis=0) - np.log(values.shape[0])
+    p_waic = values.var(axis=0, ddof=1)
+    pointwise = lppd - p_waic
+    return pd.Series(
+        {
+            "elpd_waic": pointwise.sum(),
+            "se": np.sqrt(len(pointwise) * pointwise.var()),
+            "p_waic": p_waic.sum(),
+            "n_data_points": len(pointwise),
+            "large_p_waic_i": int(np.sum(p_waic > 0.4)),
+        },
+        name="waic",
+    )
 
 
-def compare(fits: dict[str, Fit], ic: str = "loo", **kwargs) -> pd.DataFrame:
-    """Rank fits of the same data by expected log predictive density (ArviZ's ``compare``)."""
+def compare(fits: dict[str, Fit], **kwargs) -> pd.DataFrame:
+    """Rank fits of the same data by PSIS-LOO expected log predictive density (ArviZ's ``compare``).
+
+    ArviZ 1's table: ``elpd`` (higher is better), ``elpd_diff`` (each fit's distance from
+    the best, negative for worse fits), ``dse`` (the standard error of that distance),
+    ``p`` (effective number of parameters), stacking ``weight``.
+    """
     if len(fits) < 2:
         raise ValueError("compare needs at least two fits, given as {'name': fit, ...}")
+    if kwargs.get("ic", "loo") != "loo":
+        raise ValueError("compare ranks fits by PSIS-LOO only (ArviZ 1 dropped WAIC); leave out ic=")
+    kwargs.pop("ic", None)
     n_obs = {name: fit.design.n_obs for name, fit in fits.items()}
     if len(set(n_obs.values())) > 1:
         raise ValueError(
@@ -71,7 +108,8 @@ def compare(fits: dict[str, Fit], ic: str = "loo", **kwargs) -> pd.DataFrame:
         )
     for fit in fits.values():
         add_log_likelihood(fit)
-    return az.compare({name: fit.idata for name, fit in fits.items()}, ic=ic, **kwargs)
+    kwargs.setdefault("round_to", "none")  # numbers, not ArviZ's rounded display
+    return az.compare({name: fit.idata for name, fit in fits.items()}, **kwargs)
 
 
 def _r2_draws(fit: Fit, re_form) -> np.ndarray:

@@ -20,6 +20,8 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
+from .idata import get_group, has_group
+
 if TYPE_CHECKING:  # pragma: no cover
     from .fit import Fit
 
@@ -118,9 +120,9 @@ class Diagnosis:
 
 
 def _sample_stat(fit: Fit, *names: str) -> np.ndarray | None:
-    stats = fit.idata.get("sample_stats")
-    if stats is None:
+    if not has_group(fit.idata, "sample_stats"):
         return None
+    stats = get_group(fit.idata, "sample_stats")
     for name in names:
         if name in stats:
             return stats[name].values
@@ -211,10 +213,9 @@ def _rhat_and_ess(fit: Fit, table: pd.DataFrame) -> list[Check]:
 
 
 def _ebfmi(fit: Fit) -> Check:
-    energy = _sample_stat(fit, "energy")
-    if energy is None:
+    if _sample_stat(fit, "energy") is None:
         return Check("min E-BFMI", True, float("nan"), "not recorded by this sampler")
-    values = az.bfmi(energy)
+    values = np.atleast_1d(az.bfmi(fit.idata)["energy"].values)
     low = [f"chain {i}" for i, v in enumerate(values) if v < EBFMI_MIN]
     return Check(
         "min E-BFMI",

@@ -8,11 +8,12 @@ import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import arviz as az
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from . import comparison, diagnostics, persist, plots, predict, results
+from .idata import REPARAMETERIZATION, get_group, set_group
 
 if TYPE_CHECKING:  # pragma: no cover
     from .api import Model
@@ -85,8 +86,9 @@ def sample(
             nuts_sampler=name,
             progressbar=progressbar,
             compute_convergence_checks=False,
+            quiet=True,  # bayesmm runs its own checks and says what to do
         )
-    _drop_internal_variables(idata)
+    idata = _separate_reparameterization(idata, model.reported_variables)
     settings = SamplerSettings(name, draws, tune, chains, target_accept, random_seed)
     settings.seconds = time.perf_counter() - start
     fit = Fit(model=model, idata=idata, settings=settings)
@@ -94,20 +96,16 @@ def sample(
     return fit
 
 
-def _drop_internal_variables(idata: az.InferenceData) -> None:
-    """Remove unconstrained-space copies (``sigma_log__``) and packed Cholesky factors,
-    which some samplers store; everything users read is kept under its own name."""
-    post = idata.posterior
-    internal = [v for v in post.data_vars if str(v).endswith("__") or str(v).startswith("chol_")]
-    if internal:
-        idata.posterior = post.drop_vars(internal)
-        unused = [
-            d
-            for d in idata.posterior.dims
-            if d not in idata.posterior.data_vars
-            and not any(d in idata.posterior[v].dims for v in idata.posterior.data_vars)
-        ]
-        idata.posterior = idata.posterior.drop_dims(unused)
+def _separate_reparameterization(idata: xr.DataTree, reported: list[str]) -> xr.DataTree:
+    """Keep in ``posterior`` only the variables the summary reports (fixef, r_, sd_, cor_,
+    family parameters); move what the sampler moved instead (standard normals, sheared
+    coefficients, Cholesky factors) to the ``reparameterization`` group, and drop
+    unconstrained-space copies (``sigma_log__``)."""
+    post = get_group(idata, "posterior")
+    internal = [v for v in post.data_vars if v not in reported and not str(v).endswith("__")]
+    set_group(idata, REPARAMETERIZATION, post[internal])
+    set_group(idata, "posterior", post[[v for v in reported if v in post]])
+    return idata
 
 
 @dataclass
@@ -119,7 +117,7 @@ class Fit:
     """
 
     model: Model
-    idata: az.InferenceData
+    idata: xr.DataTree
     settings: SamplerSettings = field(repr=False)
     _diagnosis: diagnostics.Diagnosis | None = field(default=None, repr=False)
 
@@ -172,15 +170,13 @@ class Fit:
         """
         return predict.predict(self, newdata, kind, re_form, new_levels, summary, prob, random_seed, trials)
 
-    def posterior_predictive(self, random_seed=None) -> az.InferenceData:
+    def posterior_predictive(self, random_seed=None) -> xr.DataTree:
         """Add a ``posterior_predictive`` group (one new data set per draw) to ``idata``; returns it."""
         draws = self.predict(kind="response", summary=False, random_seed=random_seed)
         name = self.design.response_name
         groups = {"posterior_predictive": draws.rename(name).to_dataset()}
         comparison.add_observed_data(self)
-        if "posterior_predictive" in self.idata.groups():
-            del self.idata.posterior_predictive
-        self.idata.add_groups(groups)
+        set_group(self.idata, "posterior_predictive", groups["posterior_predictive"])
         return self.idata
 
     def simulate(self, nsim: int = 1, random_seed=None) -> pd.DataFrame:
@@ -194,9 +190,9 @@ class Fit:
         """PSIS-LOO (ArviZ); the pointwise log-likelihood is computed once and stored in ``idata``."""
         return comparison.loo(self, **kwargs)
 
-    def waic(self, **kwargs):
-        """WAIC (ArviZ)."""
-        return comparison.waic(self, **kwargs)
+    def waic(self) -> pd.Series:
+        """WAIC from the pointwise log-likelihood (ArviZ 1 dropped it: prefer :meth:`loo`)."""
+        return comparison.waic(self)
 
     def r2(self, prob: float = 0.95) -> pd.DataFrame:
         """Bayesian R², marginal (fixed effects) and conditional (with group effects)."""
@@ -210,13 +206,19 @@ class Fit:
         """No-pooling versus partial-pooling estimates per level (1-D, or 2-D with ``terms=(a, b)``)."""
         return plots.plot_shrinkage(self, group, term=term, terms=terms, prob=prob, ax=ax)
 
-    def plot_ppc(self, kind: str = "density", **kwargs):
-        """Posterior predictive check: ``density``, ``hist``, ``rootogram``, ``zeros`` or ``stat``."""
+    def plot_ppc(self, kind: str | None = None, **kwargs):
+        """Posterior predictive check: ``density``, ``hist``, ``rootogram``, ``zeros``, ``stat``,
+        ``pit`` or ``loo_pit``; by default a rootogram for counts, a histogram for binary and
+        binomial data, a density otherwise (see :func:`bayesmm.plots.plot_ppc`)."""
         return plots.plot_ppc(self, kind=kind, **kwargs)
 
     def plot_ranef(self, group: str, prob: float = 0.95, axes=None):
         """Caterpillar plot of a grouping factor's effects."""
         return plots.plot_ranef(self, group, prob=prob, axes=axes)
+
+    def plot_trace(self, **kwargs):
+        """Trace plots of the summary's parameters (ArviZ 1's ``plot_trace``)."""
+        return plots.plot_trace(self, **kwargs)
 
     def plot_priors(self, **kwargs):
         """Prior versus posterior densities for the summary's parameters."""

@@ -33,7 +33,15 @@ from .design import Design, RandomEffectTerm
 from .families import Family
 from .priors import Prior, PriorEntry, stack_priors
 
-__all__ = ["build_pymc_model", "fixed_center", "term_dim", "cor_dim", "OBS_DIM", "PART_LINKS"]
+__all__ = [
+    "build_pymc_model",
+    "reported_variables",
+    "fixed_center",
+    "term_dim",
+    "cor_dim",
+    "OBS_DIM",
+    "PART_LINKS",
+]
 
 OBS_DIM = "obs"
 
@@ -280,3 +288,23 @@ def build_pymc_model(
             params[family.part_parameter(name)] = PART_LINKS[name](_linear_predictor(part, by_name))
         family.likelihood(design.response_name, eta, params, design, dims=OBS_DIM)
     return model
+
+
+def reported_variables(
+    design: Design, family: Family, parts: dict[str, Design] | None = None, group_effects: bool = True
+) -> list[str]:
+    """The PyMC variables behind the summary's rows: each linear predictor's ``fixef``, its
+    grouping factors' ``r_`` (unless ``group_effects`` is False), ``sd_`` and ``cor_``, and the
+    constant family parameters. Everything else in the model is a reparameterization that
+    only the sampler needs."""
+    parts = parts or {}
+    names = []
+    for d in [design, *parts.values()]:
+        if d.fixef_names:
+            names.append(d.var("fixef"))
+        for group, terms in d.groups.items():
+            names += [d.var(f"r_{group}")] if group_effects else []
+            names.append(d.var(f"sd_{group}"))
+            if any(t.cor_names for t in terms):
+                names.append(d.var(f"cor_{group}"))
+    return names + family.constant_params(parts)

@@ -1,42 +1,224 @@
-"""Saving and loading fits: posterior, design and settings in one file.
+"""Saving and loading fits: one netCDF file, with no code in it.
 
-The file is a pickle (with a format tag and the bayesmm version), so load only
-files you trust. The PyMC graph is not stored; it is rebuilt from the design if
-needed. Nothing needs the original DataFrame.
+The file holds the InferenceData (every group of ``fit.idata``), the model frame (the
+data columns the formulas use, as brms keeps ``fit$data``) and a JSON description of the
+model: formula texts, family and link, the user's priors, trials and the sampler
+settings. Loading rebuilds the model from that description and the model frame through
+the same formula machinery as a fresh ``Model`` (so the design, the level labels and the
+encoding of new data are exactly those of the fit); nothing in the file is executed.
+
+A save is atomic: the file is written under a temporary name in the same folder and
+renamed over the target only when complete, so an interrupted save leaves an earlier
+file intact.
 """
 
 from __future__ import annotations
 
-import pickle
+import json
+import os
+import re
+import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["save", "load"]
+import numpy as np
+import pandas as pd
+import xarray as xr
 
-FORMAT = "bayesmm-fit/1"
+if TYPE_CHECKING:  # pragma: no cover
+    from .fit import Fit
+
+__all__ = ["save", "load", "write_idata", "model_columns"]
+
+FORMAT = "bayesmm-fit/2"
+FRAME_GROUP = "bayesmm_model_frame"
+INDEX = "__index__"
+TRIALS = "__trials__"
+_NAME = re.compile(r"`([^`]+)`|([^\W\d][\w.]*)")
 
 
-def save(fit, path: str | Path) -> Path:
-    from . import __version__
+def model_columns(texts: list[str], columns: pd.Index) -> list[str]:
+    """The data columns that formula texts name (bare or backquoted), in the data's order."""
+    named = set()
+    for text in texts:
+        for quoted, bare in _NAME.findall(text):
+            named.add(quoted or bare)
+    return [c for c in columns if isinstance(c, str) and c in named]
 
+
+def _sanitized(tree: xr.DataTree) -> xr.DataTree:
+    """A copy whose object-typed variables (sampler messages, level labels) are strings,
+    which netCDF stores; ``None`` becomes an empty string."""
+    tree = tree.copy()
+    for node in tree.subtree:
+        for name, variable in list(node.variables.items()):
+            if variable.dtype == object:
+                text = np.vectorize(lambda v: "" if v is None else str(v), otypes=[str])(variable.values)
+                node[name] = variable.copy(data=text.astype(object))
+    return tree
+
+
+def _write_atomically(tree: xr.DataTree, path: Path) -> Path:
     path = Path(path)
-    payload = {
-        "format": FORMAT,
-        "version": __version__,
-        "model": fit.model,
-        "idata": fit.idata,
-        "settings": fit.settings,
-    }
-    with path.open("wb") as handle:
-        pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        _sanitized(tree).to_netcdf(temporary, engine="h5netcdf")
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
     return path
 
 
-def load(path: str | Path):
-    """A Fit saved with ``fit.save(path)``."""
-    from .fit import Fit
+def write_idata(idata: xr.DataTree, path: str | Path) -> Path:
+    """Write an InferenceData to netCDF atomically (readable with ``arviz.from_netcdf``)."""
+    return _write_atomically(idata, Path(path))
 
-    with Path(path).open("rb") as handle:
-        payload = pickle.load(handle)  # noqa: S301 - documented: load only trusted files
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a bayesmm fit (saved with fit.save)")
-    return Fit(model=payload["model"], idata=payload["idata"], settings=payload["settings"])
+
+def _frame_dataset(frame: pd.DataFrame) -> tuple[xr.Dataset, dict]:
+    """The model frame as netCDF variables, and what restores its types (categories, index)."""
+    variables, types = {}, {}
+    for position, (name, column) in enumerate(frame.items()):
+        key = f"column{position}"
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            types[key] = {
+                "name": name,
+                "kind": "category",
+                "categories": [_plain(c) for c in column.cat.categories],
+                "ordered": bool(column.cat.ordered),
+            }
+            values = column.cat.codes.to_numpy()
+        elif pd.api.types.is_bool_dtype(column.dtype) and not column.isna().any():
+            types[key] = {"name": name, "kind": "bool"}
+            values = column.to_numpy(dtype=bool)
+        elif pd.api.types.is_numeric_dtype(column.dtype):
+            types[key] = {"name": name, "kind": "number"}
+            values = column.to_numpy(dtype=float, na_value=np.nan)
+        else:
+            types[key] = {"name": name, "kind": "text"}
+            missing = column.isna().to_numpy()
+            values = np.where(missing, "", column.astype(str).to_numpy()).astype(object)
+            variables[f"{key}_missing"] = ("row", missing)
+        variables[key] = ("row", values)
+    index = frame.index
+    numeric_index = pd.api.types.is_integer_dtype(index.dtype)
+    variables[INDEX] = (
+        "row",
+        index.to_numpy(dtype=np.int64) if numeric_index else index.astype(str).to_numpy(dtype=object),
+    )
+    return xr.Dataset(variables), {"columns": types, "integer_index": bool(numeric_index)}
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _frame_from(dataset: xr.Dataset, spec: dict) -> pd.DataFrame:
+    columns = {}
+    for key, info in spec["columns"].items():
+        values = dataset[key].values
+        if info["kind"] == "category":
+            columns[info["name"]] = pd.Categorical.from_codes(
+                values.astype(int), categories=info["categories"], ordered=info["ordered"]
+            )
+        elif info["kind"] == "text":
+            text = pd.Series(values.astype(str), dtype=object)
+            text[dataset[f"{key}_missing"].values.astype(bool)] = None
+            columns[info["name"]] = text.to_numpy()
+        elif info["kind"] == "bool":
+            columns[info["name"]] = values.astype(bool)
+        else:
+            columns[info["name"]] = values.astype(float)
+    index = dataset[INDEX].values
+    index = index.astype(np.int64) if spec["integer_index"] else index.astype(str)
+    return pd.DataFrame(columns, index=pd.Index(index))
+
+
+def _description(fit: Fit, frame_types: dict) -> dict:
+    from . import __version__
+
+    model = fit.model
+    settings = {k: v for k, v in vars(fit.settings).items()}
+    return {
+        "format": FORMAT,
+        "version": __version__,
+        "formula": model.formula.text,
+        "family": model.family.name,
+        "link": model.family.link.name,
+        "parts": dict(model.part_texts),
+        "priors": {
+            name: {"dist": p.dist, "params": {k: np.asarray(v).tolist() for k, v in p.params.items()}}
+            for name, p in model.user_priors.items()
+        },  # fmt: skip
+        "trials": model.trials_column,
+        "na_action": model.na_action,
+        "frame": frame_types,
+        "settings": settings,
+    }
+
+
+def save(fit: Fit, path: str | Path) -> Path:
+    """Write ``fit`` to ``path`` (netCDF); read it back with :func:`load`."""
+    frame_data, frame_types = _frame_dataset(fit.model.model_frame)
+    tree = fit.idata.copy()
+    tree[FRAME_GROUP] = xr.DataTree(frame_data)
+    tree.attrs = {**tree.attrs, "bayesmm": json.dumps(_description(fit, frame_types))}
+    return _write_atomically(tree, Path(path))
+
+
+def _read(path: Path) -> tuple[xr.DataTree, dict]:
+    if not path.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not a file saved with fit.save")
+    head = path.read_bytes()[:8]
+    if not head:
+        raise ValueError(f"{path} is empty: it is not a bayesmm fit (or its save was interrupted)")
+    if head[:1] == b"\x80":
+        raise ValueError(
+            f"{path} is a pickle written by bayesmm 0.1; this version does not load pickles, because "
+            "loading one can run code from the file. Refit the model and save it again."
+        )
+    try:
+        tree = xr.open_datatree(path, engine="h5netcdf").load()
+    except Exception as err:  # h5py and xarray raise many kinds for a damaged file
+        raise ValueError(f"{path} is not a readable netCDF file ({type(err).__name__}: {err})") from None
+    text = tree.attrs.get("bayesmm")
+    if text is None or FRAME_GROUP not in tree.children:
+        raise ValueError(f"{path} is a netCDF file but not a bayesmm fit (saved with fit.save)")
+    description = json.loads(text)
+    if description.get("format") != FORMAT:
+        raise ValueError(f"{path} has format {description.get('format')!r}; this bayesmm reads {FORMAT!r}")
+    return tree, description
+
+
+def load(path: str | Path) -> Fit:
+    """A Fit saved with ``fit.save(path)``; the model is rebuilt from the saved description."""
+    from .api import Model
+    from .fit import Fit, SamplerSettings
+    from .priors import Prior
+
+    path = Path(path)
+    tree, description = _read(path)
+    frame = _frame_from(tree[FRAME_GROUP].to_dataset(), description["frame"])
+    del tree[FRAME_GROUP]
+    tree.attrs = {k: v for k, v in tree.attrs.items() if k != "bayesmm"}
+    priors = {name: Prior(p["dist"], **p["params"]) for name, p in description["priors"].items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the fit already said what these warnings say
+        model = Model(
+            description["formula"],
+            frame,
+            family=description["family"],
+            priors=priors or None,
+            link=description["link"],
+            trials=description["trials"],
+            na_action=description["na_action"],
+            **description["parts"],
+        )
+    for node in tree.subtree:  # level labels and coordinates read back as strings
+        for name, coordinate in node.coords.items():
+            if coordinate.dtype.kind == "U":
+                node.coords[name] = coordinate.astype(object)
+    settings = SamplerSettings(**description["settings"])
+    return Fit(model=model, idata=tree, settings=settings)

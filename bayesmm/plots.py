@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
@@ -17,13 +18,23 @@ import numpy as np
 from matplotlib.patches import Ellipse
 from scipy import optimize, stats
 
-from . import results
+from . import comparison, results
+from .idata import get_group, has_group
+from .model import reported_variables
 from .predict import family_param_draws
 
 if TYPE_CHECKING:  # pragma: no cover
     from .fit import Fit
 
-__all__ = ["plot_ranef", "plot_shrinkage", "plot_ppc", "plot_priors", "no_pooling"]
+__all__ = [
+    "plot_ranef",
+    "plot_shrinkage",
+    "plot_ppc",
+    "plot_priors",
+    "no_pooling",
+    "default_ppc_kind",
+    "plot_trace",
+]
 
 
 def plot_ranef(fit: Fit, group: str, prob: float = 0.95, axes=None):
@@ -231,14 +242,31 @@ def _plot_shrinkage_2d(fit: Fit, group: str, terms: tuple[str, str], ax=None):
 # ---------------------------------------------------------------------------
 # posterior predictive checks
 
-PPC_KINDS = ("density", "hist", "rootogram", "zeros", "stat")
+PPC_KINDS = ("density", "hist", "rootogram", "zeros", "stat", "pit", "loo_pit")
+# Kinds drawn by ArviZ 1 (arviz-plots), which makes its own figure.
+ARVIZ_KINDS = {"density": "plot_ppc_dist", "pit": "plot_ppc_pit", "loo_pit": "plot_loo_pit"}
 STATS = {"mean": np.mean, "sd": np.std, "max": np.max, "min": np.min, "median": np.median}
 
 
+def is_count_response(fit: Fit) -> bool:
+    """Counts (non-negative integers, not 0/1 data): posterior predictive checks bin them one
+    bin per count instead of smoothing integers with a density."""
+    y = fit.design.y
+    family = fit.model.family
+    return bool(not family.binary_response and np.all(y >= 0) and np.all(y == np.round(y)) and y.max() > 1)
+
+
+def default_ppc_kind(fit: Fit) -> str:
+    """A hanging rootogram for counts, one bin per value for binary data, a density otherwise."""
+    if is_count_response(fit):
+        return "rootogram"
+    return "hist" if fit.model.family.binary_response or fit.model.family.needs_trials else "density"
+
+
 def _replicates(fit: Fit, num_pp_samples: int, random_seed) -> np.ndarray:
-    if "posterior_predictive" not in fit.idata.groups():
+    if not has_group(fit.idata, "posterior_predictive"):
         fit.posterior_predictive(random_seed=random_seed)
-    draws = fit.idata.posterior_predictive[fit.design.response_name].values
+    draws = get_group(fit.idata, "posterior_predictive")[fit.design.response_name].values
     flat = draws.reshape(-1, draws.shape[-1])
     pick = np.random.default_rng(random_seed).choice(
         flat.shape[0], min(num_pp_samples, flat.shape[0]), replace=False
@@ -246,30 +274,60 @@ def _replicates(fit: Fit, num_pp_samples: int, random_seed) -> np.ndarray:
     return flat[pick]
 
 
-def plot_ppc(fit: Fit, kind: str = "density", num_pp_samples: int = 100, stat="mean", random_seed=0, ax=None):
+def _plot_ppc_arviz(fit: Fit, kind: str, num_pp_samples: int, random_seed):
+    """An ArviZ 1 posterior predictive plot of the response; returns its Axes."""
+    import arviz as az
+
+    if not has_group(fit.idata, "posterior_predictive"):
+        fit.posterior_predictive(random_seed=random_seed)
+    name = fit.design.response_name
+    options = {"var_names": [name], "backend": "matplotlib"}
+    if kind == "density":
+        options["num_samples"] = num_pp_samples
+    if kind == "loo_pit":
+        comparison.add_log_likelihood(fit)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consider using plot_ppc variants")
+        collection = getattr(az, ARVIZ_KINDS[kind])(fit.idata, **options)
+    return collection.viz["plot"][name].item()
+
+
+def plot_ppc(
+    fit: Fit, kind: str | None = None, num_pp_samples: int = 100, stat="mean", random_seed=0, ax=None
+):
     """Posterior predictive check: observed data against data sets drawn from the posterior.
 
-    ``density``: observed density against replicated ones (ArviZ's ``plot_ppc``);
-    ``hist``: observed histogram with the replicates' median count and 95% band per bin;
-    ``rootogram``: hanging rootogram for counts (bars of sqrt(observed frequency) hang
-    from the curve of sqrt(expected frequency); bars that miss zero show misfit);
-    ``zeros``: the number of zeros in each replicate against the observed number;
-    ``stat``: a statistic (``"mean"``, ``"sd"``, ``"max"``, ``"min"``, ``"median"`` or a
-    function) of each replicate against the observed value.
+    ``kind=None`` chooses by the response: a hanging rootogram for counts, a histogram for
+    binary and binomial data, a density otherwise.
+
+    * ``density``: observed density against replicated ones (ArviZ's ``plot_ppc_dist``);
+    * ``hist``: observed histogram with the replicates' median count and 95% band per bin
+      (one bin per value for integer data);
+    * ``rootogram``: hanging rootogram for counts: bars of sqrt(observed frequency) hang from
+      the curve of sqrt(expected frequency), with the replicates' 95% band; bars that end
+      away from zero show misfit at that count;
+    * ``zeros``: the number of zeros in each replicate against the observed number;
+    * ``stat``: a statistic (``"mean"``, ``"sd"``, ``"max"``, ``"min"``, ``"median"`` or a
+      function) of each replicate against the observed value;
+    * ``pit``, ``loo_pit``: ECDF of the (LOO-)probability integral transform with its
+      simultaneous band (ArviZ's ``plot_ppc_pit`` and ``plot_loo_pit``); values outside the
+      band show a posterior predictive distribution that is too narrow, too wide or biased.
+
+    ArviZ's kinds draw their own figure (``ax`` is not used); the others draw on ``ax``.
     """
+    kind = default_ppc_kind(fit) if kind is None else kind
     if kind not in PPC_KINDS:
         raise ValueError(f"kind must be one of {', '.join(PPC_KINDS)}, got {kind!r}")
+    if kind in ARVIZ_KINDS:
+        if ax is not None:
+            raise ValueError(f"plot_ppc(kind='{kind}') is drawn by ArviZ in its own figure; leave out ax=")
+        return _plot_ppc_arviz(fit, kind, num_pp_samples, random_seed)
     y = fit.design.y
     name = fit.design.response_name
-    if kind == "density":
-        import arviz as az
-
-        if "posterior_predictive" not in fit.idata.groups():
-            fit.posterior_predictive(random_seed=random_seed)
-        return az.plot_ppc(fit.idata, kind="kde", num_pp_samples=num_pp_samples, ax=ax,
-                           random_seed=random_seed)  # fmt: skip
     reps = _replicates(
-        fit, max(num_pp_samples, 500) if kind in ("zeros", "stat") else num_pp_samples, random_seed
+        fit,
+        max(num_pp_samples, 500) if kind in ("zeros", "stat", "rootogram") else num_pp_samples,
+        random_seed,
     )
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 4))
@@ -290,20 +348,22 @@ def plot_ppc(fit: Fit, kind: str = "density", num_pp_samples: int = 100, stat="m
         ax.set_ylabel("count")
     elif kind == "rootogram":
         _require_counts(y, kind)
+        # Counts up to the data's maximum, or a little past it where replicates reach further.
         k = np.arange(0, int(max(y.max(), np.quantile(reps, 0.99))) + 1)
-        expected = np.array([(reps == v).sum(axis=1).mean() for v in k])
+        frequencies = np.stack([(reps == v).sum(axis=1) for v in k], axis=1)  # replicate x count
+        expected = frequencies.mean(axis=0)
+        low, high = np.quantile(frequencies, [0.025, 0.975], axis=0)
         observed = np.array([(y == v).sum() for v in k])
         top = np.sqrt(expected)
-        ax.bar(
-            k,
-            np.sqrt(observed),
-            bottom=top - np.sqrt(observed),
-            width=0.8,
-            color="0.75",
-            label="sqrt(observed)",
-        )
+        ax.bar(k, np.sqrt(observed), bottom=top - np.sqrt(observed), width=0.8, color="0.75",
+               label="sqrt(observed), hanging")  # fmt: skip
         ax.plot(k, top, "o-", color="C3", ms=3, label="sqrt(expected)")
+        # Where a bar's bottom may end if the model is right: the band of sqrt(expected)
+        # - sqrt(replicated) around zero.
+        ax.fill_between(k, top - np.sqrt(high), top - np.sqrt(low), step="mid", color="C3", alpha=0.2,
+                        label="95% of replicates")  # fmt: skip
         ax.axhline(0, color="k", lw=0.8)
+        ax.set_xlim(-0.7, k[-1] + 0.7)
         ax.set_xlabel(name)
         ax.set_ylabel("sqrt(frequency)")
         ax.set_title("Hanging rootogram")
@@ -311,7 +371,8 @@ def plot_ppc(fit: Fit, kind: str = "density", num_pp_samples: int = 100, stat="m
         _require_counts(y, kind)
         zeros = (reps == 0).sum(axis=1)
         observed = int((y == 0).sum())
-        ax.hist(zeros, bins=min(40, max(5, np.ptp(zeros) + 1)), color="0.75", label="replicated data sets")
+        edges = np.arange(zeros.min() - 0.5, zeros.max() + 1.5, max(1, int(np.ceil(np.ptp(zeros) / 40))))
+        ax.hist(zeros, bins=edges, color="0.75", label="replicated data sets")
         ax.axvline(observed, color="C3", lw=2, label=f"observed: {observed}")
         ax.set_xlabel(f"number of zeros in {name}")
         ax.set_title(f"P(replicated zeros ≥ observed) = {np.mean(zeros >= observed):.2f}")
@@ -339,7 +400,9 @@ def _require_counts(y: np.ndarray, kind: str) -> None:
 
 def plot_priors(fit: Fit, draws: int = 2000, random_seed=0, axes=None):
     """Prior (grey) against posterior (blue) density for every row of ``fit.summary()``."""
-    prior = fit.model.prior_predictive(draws=draws, random_seed=random_seed).prior
+    # Only the parameters' priors: the response's prior predictive is not needed (and can
+    # overflow for counts under wide priors).
+    prior = fit.model.prior_draws(draws=draws, random_seed=random_seed)
     posterior = results.summary_draws(fit)
     prior_draws = _summary_prior_draws(fit, prior)
     names = list(posterior)
@@ -373,3 +436,20 @@ def _summary_prior_draws(fit: Fit, prior) -> dict[str, np.ndarray]:
     from .results import summary_draws_from
 
     return {name: values.ravel() for name, values in summary_draws_from(fit, prior).items()}
+
+
+def plot_trace(fit: Fit, **kwargs):
+    """Trace and marginal density of every summary parameter (ArviZ's ``plot_trace``);
+    returns ArviZ's PlotCollection. The group effects (``r_<g>``, one panel per level and
+    term) are left out unless ``var_names`` asks for them."""
+    import arviz as az
+
+    kwargs.setdefault("backend", "matplotlib")
+    kwargs.setdefault("var_names", summary_variables(fit))
+    return az.plot_trace(fit.idata, **kwargs)
+
+
+def summary_variables(fit: Fit) -> list[str]:
+    """The posterior variables behind the summary's rows (fixef, sd_, cor_, family parameters)."""
+    model = fit.model
+    return reported_variables(model.design, model.family, model.parts, group_effects=False)

@@ -18,6 +18,7 @@ by class within a group (``"sd(Subject)"``, ``"cor(Subject)"``), or by class
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +82,19 @@ class Prior:
             raise PriorError(
                 f"'{self.dist}' is not a PyMC distribution (try 'Normal', 'StudentT', "
                 "'HalfNormal', 'Exponential', ...)"
+            )
+        accepted = [
+            name
+            for name, parameter in inspect.signature(cls.dist).parameters.items()
+            if parameter.kind not in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL)
+            and name not in ("cls", "args", "kwargs")
+        ]
+        unknown = [name for name in self.params if name not in accepted]
+        if unknown:
+            # PyMC 6 passes unknown keywords on without a word; refuse them here.
+            raise PriorError(
+                f"invalid parameters for Prior('{self.dist}'): unknown parameter(s) "
+                f"{', '.join(repr(u) for u in unknown)}; it takes {', '.join(accepted)}"
             )
         try:
             cls.dist(**self.params)

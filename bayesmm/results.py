@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .idata import get_group
+
 if TYPE_CHECKING:  # pragma: no cover
     from .fit import Fit
 
@@ -52,7 +54,7 @@ def _table(named_draws: dict[str, np.ndarray], prob: float, diagnostics: bool = 
 
 
 def _posterior(fit: Fit) -> xr.Dataset:
-    return fit.idata.posterior
+    return get_group(fit.idata, "posterior")
 
 
 def designs(fit: Fit) -> list:

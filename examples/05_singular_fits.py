@@ -96,7 +96,7 @@ comparison = bm.compare({"quadratic, maximal": maximal, "linear": linear, "linea
 comparison
 
 # %% [markdown]
-# `elpd_loo` is the estimated expected log predictive density (higher is better),
+# `elpd` is the estimated expected log predictive density by PSIS-LOO (higher is better),
 # `elpd_diff` each model's distance from the best, and `dse` the standard error of that
 # distance. The maximal quadratic model comes out a few points ahead, but by less than
 # about two standard errors of the difference: no reliable gain for three more variance

@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
 import bayesmm as bm
 
@@ -43,7 +44,7 @@ def broken(fit, changes):
     """A copy of ``fit`` whose sample_stats or posterior were changed (nothing else is touched)."""
     idata = fit.idata.copy()
     for (group, name), values in changes.items():
-        idata[group][name] = (idata[group][name].dims, values)
+        idata[group][name] = xr.Variable(idata[group][name].dims, values)
     return dataclasses.replace(fit, idata=idata, _diagnosis=None)
 
 

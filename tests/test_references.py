@@ -5,8 +5,12 @@ lme4's estimates are maximum likelihood (REML for Gaussian models, Laplace for
 cbpp), as are glmmTMB's (Laplace) for the Owls model, so the comparison is honest
 about what differs:
 
-* fixed effects and the residual SD: the posterior mean lies within 0.3
-  posterior SDs of lme4's estimate (weak priors, near-symmetric posteriors);
+* fixed effects: the posterior mean lies within 0.3 posterior SDs of lme4's
+  estimate (weak priors, near-symmetric posteriors); the residual SD (sigma, an SD
+  with a right-skewed posterior) the same, measured from the posterior median: on
+  Pastes (30 residual degrees of freedom) the posterior mean sits 0.3 SD above the
+  REML estimate for every seed tried (0.860-0.863 against 0.823), the median
+  within 0.25 SD (0.846-0.851);
 * group-level SDs estimated from few levels (6 samples, 10 batches, 15 herds)
   have right-skewed posteriors whose mean exceeds the ML estimate, so lme4's
   estimate must lie inside the 95% interval and within 0.6 posterior SDs of the
@@ -100,7 +104,8 @@ def test_point_estimates_agree_with_lme4_and_glmmtmb(reference):
     table = fit.summary()
     for parameter, value in point.items():
         row = table.loc[parameter]
-        assert abs(row["mean"] - value) <= 0.3 * row["sd"], (name, parameter, row["mean"], value)
+        center = float(fit.idata.posterior["sigma"].median()) if parameter == "sigma" else row["mean"]
+        assert abs(center - value) <= 0.3 * row["sd"], (name, parameter, center, value)
 
 
 def test_group_sds_agree_with_lme4_and_glmmtmb(reference):

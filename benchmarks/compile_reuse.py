@@ -1,0 +1,84 @@
+"""What compiling costs, and what reusing compiled code buys: whole processes, two installs.
+
+For each install (the current bayesmm, and a baseline given by the path of another
+environment's python, e.g. the previous version on PyMC 5), alternating:
+
+* cold: a fresh process with empty PyTensor/numba compile caches fits sleepstudy
+  ``Reaction ~ Days + (Days | Subject)`` (4 x 1000 draws), then fits a second data set of the
+  same shape (Reaction plus noise) in the same process;
+* warm: the same again in a new process that finds the caches the cold run left.
+
+Printed: whole-process wall time, the first fit's time and the second data set's fit time
+(inside the process), medians over repeats, and each as a ratio to the baseline.
+
+    python benchmarks/compile_reuse.py --baseline /path/to/old/venv/bin/python --repeats 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+WORKER = r"""
+import json, time, warnings
+start = time.perf_counter()
+import numpy as np
+import bayesmm as bm
+imported = time.perf_counter()
+warnings.simplefilter("ignore")
+data = bm.datasets.load("sleepstudy")
+fit = bm.Model("Reaction ~ Days + (Days | Subject)", data).fit(random_seed=1, progressbar=False)
+first = time.perf_counter()
+other = data.assign(Reaction=data.Reaction + np.random.default_rng(2).normal(0, 10, len(data)))
+fit2 = bm.Model("Reaction ~ Days + (Days | Subject)", other).fit(random_seed=1, progressbar=False)
+second = time.perf_counter()
+print(json.dumps({"import": imported - start, "first_fit": first - imported, "second_data": second - first,
+                  "days": float(fit2.fixef()["mean"]["Days"])}))
+"""
+
+
+def run(python: str, cache: str) -> dict:
+    env = dict(
+        os.environ, PYTENSOR_FLAGS=f"base_compiledir={cache}", NUMBA_CACHE_DIR=os.path.join(cache, "numba")
+    )
+    start = time.perf_counter()
+    out = subprocess.run([python, "-c", WORKER], env=env, capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["process"] = time.perf_counter() - start
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--baseline", required=True, help="python of the environment to compare against")
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    installs = {"current": sys.executable, "baseline": args.baseline}
+    results = {(name, state): [] for name in installs for state in ("cold", "warm")}
+    for _ in range(args.repeats):
+        for name, python in installs.items():
+            with tempfile.TemporaryDirectory() as cache:
+                results[(name, "cold")].append(run(python, cache))
+                results[(name, "warm")].append(run(python, cache))
+    keys = ("process", "import", "first_fit", "second_data")
+    print(f"{'install':9} {'cache':5} " + " ".join(f"{k:>12}" for k in keys))
+    medians = {}
+    for (name, state), runs in results.items():
+        medians[(name, state)] = {k: statistics.median(r[k] for r in runs) for k in keys}
+        print(f"{name:9} {state:5} " + " ".join(f"{medians[(name, state)][k]:11.1f}s" for k in keys))
+    print("\nratios current / baseline (same cache state):")
+    for state in ("cold", "warm"):
+        ratios = [medians[("current", state)][k] / medians[("baseline", state)][k] for k in keys]
+        print(f"{state:5} " + " ".join(f"{k}={r:.2f}" for k, r in zip(keys, ratios, strict=True)))
+
+
+if __name__ == "__main__":
+    main()
