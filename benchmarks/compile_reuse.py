@@ -1,7 +1,8 @@
 """What compiling costs, and what reusing compiled code buys: whole processes, two installs.
 
-For each install (the current bayesmm, and a baseline given by the path of another
-environment's python, e.g. the previous version on PyMC 5), alternating:
+For each install (the current bayesmm, and baselines given as NAME=PYTHON or
+NAME=PYTHON@SOURCE: another environment's python, e.g. the previous version on PyMC 5,
+or this environment's python importing bayesmm from another checkout), alternating:
 
 * cold: a fresh process with empty PyTensor/numba compile caches fits sleepstudy
   ``Reaction ~ Days + (Days | Subject)`` (4 x 1000 draws), then fits a second data set of the
@@ -11,7 +12,7 @@ environment's python, e.g. the previous version on PyMC 5), alternating:
 Printed: whole-process wall time, the first fit's time and the second data set's fit time
 (inside the process), medians over repeats, and each as a ratio to the baseline.
 
-    python benchmarks/compile_reuse.py --baseline /path/to/old/venv/bin/python --repeats 2
+    python benchmarks/compile_reuse.py --baseline pymc5=/path/to/old/venv/bin/python --repeats 2
 """
 
 from __future__ import annotations
@@ -43,12 +44,16 @@ print(json.dumps({"import": imported - start, "first_fit": first - imported, "se
 """
 
 
-def run(python: str, cache: str) -> dict:
+def run(install: str, cache: str) -> dict:
+    python, _, source = install.partition("@")
     env = dict(
         os.environ, PYTENSOR_FLAGS=f"base_compiledir={cache}", NUMBA_CACHE_DIR=os.path.join(cache, "numba")
     )
     start = time.perf_counter()
-    out = subprocess.run([python, "-c", WORKER], env=env, capture_output=True, text=True, check=True)
+    # cwd: the cache folder, so that "-c" does not import bayesmm from the current directory
+    out = subprocess.run([python, "-c", WORKER], env=env, capture_output=True, text=True, cwd=cache)
+    if out.returncode != 0:
+        raise RuntimeError(f"{install} failed:\n{out.stderr[-3000:]}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
     result["process"] = time.perf_counter() - start
     return result
@@ -58,10 +63,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--baseline", required=True, help="python of the environment to compare against")
+    parser.add_argument("--baseline", action="append", required=True, help="NAME=PYTHON[@SOURCE]; repeatable")
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    installs = {"current": sys.executable, "baseline": args.baseline}
+    installs = {"current": sys.executable, **dict(b.split("=", 1) for b in args.baseline)}
     results = {(name, state): [] for name in installs for state in ("cold", "warm")}
     for _ in range(args.repeats):
         for name, python in installs.items():
@@ -69,15 +74,16 @@ def main() -> None:
                 results[(name, "cold")].append(run(python, cache))
                 results[(name, "warm")].append(run(python, cache))
     keys = ("process", "import", "first_fit", "second_data")
-    print(f"{'install':9} {'cache':5} " + " ".join(f"{k:>12}" for k in keys))
+    print(f"{'install':12} {'cache':5} " + " ".join(f"{k:>12}" for k in keys))
     medians = {}
     for (name, state), runs in results.items():
         medians[(name, state)] = {k: statistics.median(r[k] for r in runs) for k in keys}
-        print(f"{name:9} {state:5} " + " ".join(f"{medians[(name, state)][k]:11.1f}s" for k in keys))
-    print("\nratios current / baseline (same cache state):")
-    for state in ("cold", "warm"):
-        ratios = [medians[("current", state)][k] / medians[("baseline", state)][k] for k in keys]
-        print(f"{state:5} " + " ".join(f"{k}={r:.2f}" for k, r in zip(keys, ratios, strict=True)))
+        print(f"{name:12} {state:5} " + " ".join(f"{medians[(name, state)][k]:11.1f}s" for k in keys))
+    for baseline in list(installs)[1:]:
+        print(f"\nratios current / {baseline} (same cache state):")
+        for state in ("cold", "warm"):
+            ratios = [medians[("current", state)][k] / medians[(baseline, state)][k] for k in keys]
+            print(f"{state:5} " + " ".join(f"{k}={r:.2f}" for k, r in zip(keys, ratios, strict=True)))
 
 
 if __name__ == "__main__":

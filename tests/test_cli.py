@@ -44,7 +44,7 @@ def test_demo_prints_the_summary(demo):
 
 def test_demo_writes_plots(demo):
     _, out = demo
-    for name in ("ranef_Subject.png", "trace.png"):
+    for name in ("ranef_Subject.png", "trace.png", "shrinkage_Subject.png", "ppc.png"):
         path = out / name
         assert path.stat().st_size > 10_000
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -6,7 +6,7 @@ import pytest
 from matplotlib.patches import Ellipse
 
 import bayesmm as bm
-from bayesmm.plots import no_pooling
+from bayesmm.plots import default_ppc_kind, no_pooling
 
 from .conftest import quiet_fit
 
@@ -89,3 +89,21 @@ def test_priors_against_posteriors(sleepstudy_fit):
     assert all(
         len(ax.lines) == 1 and len(ax.collections) == 1 for ax in visible
     )  # posterior line, prior fill
+
+
+def test_counts_default_to_a_rootogram_on_the_data_range(count_fit):
+    y = count_fit.design.y
+    ax = count_fit.plot_ppc()
+    assert ax.get_title() == "Hanging rootogram"
+    low, high = ax.get_xlim()
+    assert low < 0 < high <= y.max() + 5  # one bar per count, the axis ends near the data
+    assert len(ax.collections) == 1  # the replicates' band around the hanging bars
+
+
+def test_pit_checks_from_arviz(sleepstudy_fit):
+    for kind in ("pit", "loo_pit"):
+        ax = sleepstudy_fit.plot_ppc(kind)
+        assert len(ax.lines) >= 1  # the PIT's ECDF (difference) curve
+    assert default_ppc_kind(sleepstudy_fit) == "density"  # continuous data: ArviZ's density
+    with pytest.raises(ValueError, match="drawn by ArviZ in its own figure"):
+        sleepstudy_fit.plot_ppc("pit", ax=plt.gca())

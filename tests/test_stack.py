@@ -1,0 +1,130 @@
+"""What the move to PyMC 6 / ArviZ 1 promises: a clean posterior, PyMC's log-likelihood,
+ArviZ 1's checks, and a save format that runs no code and survives interruption."""
+
+import os
+import pickle
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import bayesmm as bm
+from bayesmm import persist
+from bayesmm.predict import family_param_draws, linear_predictor_draws
+
+
+def test_posterior_holds_only_the_summary_parameters(sleepstudy_fit):
+    assert isinstance(sleepstudy_fit.idata, xr.DataTree)
+    post = sleepstudy_fit.idata.posterior
+    assert sorted(post.data_vars) == ["cor_Subject", "fixef", "r_Subject", "sd_Subject", "sigma"]
+    # The sampler's own variables are kept apart, where PyMC can find them for the log-likelihood.
+    internal = set(sleepstudy_fit.idata["reparameterization"].data_vars)
+    assert {"z_Subject", "Intercept_c_plus_mean_r"} <= internal
+    rows = az.summary(sleepstudy_fit.idata).index
+    assert not [r for r in rows if r.startswith(("z_", "b", "Intercept_c", "chol")) or "_raw" in r]
+    assert "sd_Subject[Days]" in rows and "cor_Subject[Intercept,Days]" in rows
+
+
+def test_pymc_log_likelihood_equals_the_family_density(sleepstudy_fit):
+    fit = sleepstudy_fit
+    fit.loo()
+    pymc_values = fit.idata.log_likelihood["Reaction"].values.reshape(-1, 180)
+    eta, trials, _ = linear_predictor_draws(fit)
+    by_hand = fit.model.family.log_likelihood(fit.design.y, eta, family_param_draws(fit), trials)
+    np.testing.assert_allclose(pymc_values, by_hand, rtol=1e-8)
+
+
+def test_waic_by_its_formula(sleepstudy_fit):
+    waic = sleepstudy_fit.waic()
+    values = sleepstudy_fit.idata.log_likelihood["Reaction"].values.reshape(-1, 180)
+    lppd = np.log(np.exp(values).mean(axis=0))
+    p_waic = values.var(axis=0, ddof=1)
+    assert waic["elpd_waic"] == pytest.approx((lppd - p_waic).sum())
+    assert waic["p_waic"] == pytest.approx(p_waic.sum())
+    # WAIC and PSIS-LOO estimate the same quantity; here they agree within a few points.
+    assert abs(waic["elpd_waic"] - sleepstudy_fit.loo().elpd) < 5
+    with pytest.raises(ValueError, match="PSIS-LOO only"):
+        bm.compare({"a": sleepstudy_fit, "b": sleepstudy_fit}, ic="waic")
+
+
+def test_trace_plot_shows_the_summary_parameters(sleepstudy_fit):
+    collection = sleepstudy_fit.plot_trace()
+    assert set(collection.viz["plot"].children) == {"fixef", "sd_Subject", "cor_Subject", "sigma"}
+
+
+def test_plot_priors_draws_no_responses():
+    """Under wide priors a negative binomial's prior predictive overflows; the parameters' priors do not."""
+    rng = np.random.default_rng(2)
+    g = np.repeat(np.arange(10), 10)
+    data = pd.DataFrame({"y": rng.negative_binomial(2, 0.3, g.size), "g": g})
+    model = bm.Model("y ~ 1 + (1 | g)", data, family="negbinomial")
+    prior = model.prior_draws(draws=300, random_seed=1)
+    assert "y" not in prior and set(prior.data_vars) == {"fixef", "r_g", "sd_g", "alpha"}
+    assert prior.sizes["draw"] == 300
+
+
+@pytest.fixture
+def saved(sleepstudy_fit, tmp_path):
+    return sleepstudy_fit.save(tmp_path / "sleep.bmm")
+
+
+def test_saved_file_is_netcdf_with_a_json_description(saved):
+    tree = xr.open_datatree(saved, engine="h5netcdf")
+    assert {"posterior", "sample_stats", "reparameterization", persist.FRAME_GROUP} <= set(tree.children)
+    description = __import__("json").loads(tree.attrs["bayesmm"])
+    assert description["formula"] == "Reaction ~ Days + (Days | Subject)"
+    assert description["family"] == "gaussian" and description["priors"] == {}
+    tree.close()
+
+
+def test_interrupted_save_keeps_the_earlier_file(sleepstudy_fit, saved, monkeypatch):
+    before = saved.read_bytes()
+
+    def interrupted(self, path, **kwargs):
+        with open(path, "wb") as handle:
+            handle.write(b"\x89HDF partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(xr.DataTree, "to_netcdf", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        sleepstudy_fit.save(saved)
+    assert saved.read_bytes() == before
+    assert [p.name for p in saved.parent.iterdir()] == [saved.name]  # no partial file left behind
+
+
+def test_loading_never_runs_code_from_the_file(tmp_path):
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path = tmp_path / "evil.bmm"
+    path.write_bytes(pickle.dumps({"format": "bayesmm-fit/1", "model": Payload()}))
+    with pytest.raises(ValueError, match="does not load pickles"):
+        bm.load(path)
+    assert not marker.exists()
+
+
+def test_damaged_files_name_the_file_and_the_reason(saved, tmp_path):
+    truncated = tmp_path / "truncated.bmm"
+    truncated.write_bytes(saved.read_bytes()[: os.path.getsize(saved) // 2])
+    with pytest.raises(ValueError, match="truncated.bmm is not a readable netCDF file"):
+        bm.load(truncated)
+    empty = tmp_path / "empty.bmm"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match="empty.bmm is empty"):
+        bm.load(empty)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        bm.load(tmp_path / "missing.bmm")
+
+
+def test_loaded_fit_rebuilds_the_model_from_its_frame(saved, sleepstudy_fit):
+    loaded = bm.load(saved)
+    np.testing.assert_array_equal(loaded.design.X, sleepstudy_fit.design.X)
+    assert loaded.design.group_levels("Subject") == sleepstudy_fit.design.group_levels("Subject")
+    assert list(loaded.model.model_frame.columns) == ["Reaction", "Days", "Subject"]
+    loaded.loo()  # the rebuilt PyMC model evaluates the saved draws
+    assert loaded.idata.log_likelihood["Reaction"].shape == (4, 1000, 180)
