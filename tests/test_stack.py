@@ -51,7 +51,7 @@ def test_waic_by_its_formula(sleepstudy_fit):
 
 def test_trace_plot_shows_the_summary_parameters(sleepstudy_fit):
     collection = sleepstudy_fit.plot_trace()
-    assert set(collection.viz["plot"].children) == {"fixef", "sd_Subject", "cor_Subject", "sigma"}
+    assert set(collection.viz["plot"].data_vars) == {"fixef", "sd_Subject", "cor_Subject", "sigma"}
 
 
 def test_plot_priors_draws_no_responses():
