@@ -87,8 +87,6 @@ class Family:
     params: ClassVar[tuple[str, ...]] = ()
     binary_response: ClassVar[bool] = False
     needs_trials: ClassVar[bool] = False
-    # The likelihood takes the response as integers (counts, successes).
-    integer_response: ClassVar[bool] = False
     # Distributional parts: which one-sided formulas the family takes (zi=, hu=,
     # dispersion=), which it always has (with their default formula), and which
     # constant parameter a dispersion= formula replaces.
@@ -253,7 +251,6 @@ class Binomial(Family):
     name = "binomial"
     links = ("logit", "probit", "cloglog")
     needs_trials = True
-    integer_response = True
 
     def check_response(self, design: Design) -> None:
         if design.trials is None:
@@ -297,7 +294,6 @@ class Binomial(Family):
 class Poisson(Family):
     name = "poisson"
     links = ("log", "identity", "sqrt")
-    integer_response = True
 
     def check_response(self, design: Design) -> None:
         _check_counts(design, "a Poisson model")
@@ -493,7 +489,6 @@ class _ZeroAltered(Family):
     base: ClassVar[type[Family]]
     pymc_name: ClassVar[str]
     probability: ClassVar[str]
-    integer_response = True
 
     def __init__(self, link: str | None = None):
         super().__init__(link)

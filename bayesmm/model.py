@@ -25,8 +25,6 @@ Parameterization (what is sampled, and how the reported quantities follow):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
@@ -154,20 +152,13 @@ def _fixed_part(design: Design, priors: dict[str, PriorEntry], shifts: dict):
     group effects of the same column (pytensor scalars, for the shear)."""
     X = design.X
     center = fixed_center(design)
-    eta = 0.0
+    eta = pt.zeros(design.n_obs)
     pieces = []
     slope_idx = [j for j, n in enumerate(design.fixef_names) if n != "Intercept"]
     b = None
     if slope_idx:
         b = _slopes(design, priors, slope_idx, shifts)
-        # The centred predictors and their means are data containers: the compiled model
-        # holds no data values as constants.
-        Xc = pm.Data(
-            design.var("X_centred__data"),
-            X[:, slope_idx] - center[slope_idx],
-            dims=(OBS_DIM, design.var("b_coef")),
-        )
-        center_data = pm.Data(design.var("X_mean__data"), center[slope_idx], dims=design.var("b_coef"))
+        Xc = X[:, slope_idx] - center[slope_idx]
         eta = eta + pt.dot(Xc, b)
     intercept_c = None
     if design.has_intercept:
@@ -177,7 +168,7 @@ def _fixed_part(design: Design, priors: dict[str, PriorEntry], shifts: dict):
     for name in design.fixef_names:
         if name == "Intercept":
             # Back-transform the centred intercept to the user's scale.
-            shift = pt.dot(center_data, b) if b is not None else 0.0
+            shift = pt.dot(center[slope_idx], b) if b is not None else 0.0
             pieces.append(intercept_c - shift)
         else:
             pieces.append(b[slope_idx.index(design.fixef_names.index(name))])
@@ -219,13 +210,13 @@ def _term_effects(design: Design, term: RandomEffectTerm, k: int, priors: dict[s
     return z * sds, sds, None
 
 
-def _shear_shifts(design: Design, term: RandomEffectTerm, r, column_means, shifts: dict) -> None:
+def _shear_shifts(design: Design, term: RandomEffectTerm, r, shifts: dict) -> None:
     """Add the mean over levels of ``r`` (one term's group effects) to ``shifts``: to the
     intercept, the part of ``r`` constant across rows, sum_c mean(r[:, c]) * mean(Z[:, c]);
     to a slope, the mean of the term column equal to its predictor."""
     mean_r = pt.mean(r, axis=0)
     if design.has_intercept:
-        shift = pt.dot(mean_r, column_means)
+        shift = pt.dot(mean_r, term.matrix.mean(axis=0))
         shifts["Intercept"] = shifts["Intercept"] + shift if "Intercept" in shifts else shift
     for c, column in enumerate(term.columns):
         if column == "Intercept" or column not in design.fixef_names:
@@ -236,32 +227,23 @@ def _shear_shifts(design: Design, term: RandomEffectTerm, r, column_means, shift
 
 def _random_part(design: Design, priors: dict[str, PriorEntry]):
     """The group effects' contribution to the linear predictor, and the shear shifts."""
-    eta = 0.0
+    eta = pt.zeros(design.n_obs)
     shifts: dict = {}
     for group, terms in design.groups.items():
         effects, sds, cors = [], [], []
-        codes = pm.Data(design.var(f"codes_{group}__data"), terms[0].codes, dims=OBS_DIM)
         for k, term in enumerate(terms):
-            suffix = "" if k == 0 else str(k + 1)
             r, sd, cor = _term_effects(design, term, k, priors)
-            # Intercept columns are all ones: no data, no multiplication.
-            varying = [j for j in range(term.n_terms) if not np.all(term.matrix[:, j] == 1.0)]
-            matrix = None
-            if varying:
-                matrix = pm.Data(design.var(f"Z_{group}{suffix}__data"), term.matrix[:, varying])
-            column_means = pt.stack(
-                [pt.mean(matrix[:, varying.index(j)]) if j in varying else pt.constant(1.0)
-                 for j in range(term.n_terms)]
-            )  # fmt: skip
-            _shear_shifts(design, term, r, column_means, shifts)
+            _shear_shifts(design, term, r, shifts)
             effects.append(r)
             sds.append(sd)
             if cor is not None:
                 cors.append(cor)
             for j in range(term.n_terms):
-                contribution = r[codes, j]
-                if j in varying:
-                    contribution = contribution * matrix[:, varying.index(j)]
+                column = term.matrix[:, j]
+                contribution = r[term.codes, j]
+                # Intercept columns are all ones: skip the multiplication.
+                if not np.all(column == 1.0):
+                    contribution = contribution * column
                 eta = eta + contribution
         pm.Deterministic(
             design.var(f"r_{group}"),
@@ -282,8 +264,8 @@ def _linear_predictor(design: Design, priors: dict[str, PriorEntry]):
     eta, shifts = _random_part(design, priors) if design.random else (0.0, {})
     eta = eta + _fixed_part(design, priors, shifts)
     if design.offset is not None:
-        eta = eta + pm.Data(design.var("offset__data"), design.offset, dims=OBS_DIM)
-    return eta + pt.zeros(design.n_obs) if np.ndim(eta) == 0 else eta
+        eta = eta + design.offset
+    return eta
 
 
 def build_pymc_model(
@@ -296,7 +278,7 @@ def build_pymc_model(
     """
     parts = parts or {}
     by_name = {e.parameter: e for e in priors}
-    coords = {OBS_DIM: np.arange(design.n_obs), **_coords(design)}
+    coords = {OBS_DIM: list(range(design.n_obs)), **_coords(design)}
     for part in parts.values():
         coords.update(_coords(part))
     with pm.Model(coords=coords) as model:
@@ -304,7 +286,7 @@ def build_pymc_model(
         params = {name: by_name[name].prior.create(name) for name in family.constant_params(parts)}
         for name, part in parts.items():
             params[family.part_parameter(name)] = PART_LINKS[name](_linear_predictor(part, by_name))
-        family.likelihood(design.response_name, eta, params, _observed_data(design, family), dims=OBS_DIM)
+        family.likelihood(design.response_name, eta, params, design, dims=OBS_DIM)
     return model
 
 
@@ -326,21 +308,3 @@ def reported_variables(
             if any(t.cor_names for t in terms):
                 names.append(d.var(f"cor_{group}"))
     return names + family.constant_params(parts)
-
-
-@dataclass(frozen=True)
-class ObservedData:
-    """The response (and binomial trials) as PyMC data containers, for a family's likelihood."""
-
-    y: object
-    trials: object = None
-
-
-def _observed_data(design: Design, family: Family) -> ObservedData:
-    # Data containers are named ``<what>__data``, apart from every parameter and response name.
-    dtype = "int64" if family.integer_response else "float64"
-    y = pm.Data(design.var("y__data"), design.y.astype(dtype), dims=OBS_DIM)
-    trials = None
-    if design.trials is not None:
-        trials = pm.Data(design.var("trials__data"), design.trials.astype("int64"), dims=OBS_DIM)
-    return ObservedData(y, trials)

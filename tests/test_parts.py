@@ -328,7 +328,10 @@ def test_gaussian_dispersion_formula_with_random_effects():
     log_sigma = -0.7 + 0.4 * w + rng.normal(0, 0.3, 30)[g]
     y = 1.0 + 0.5 * x + rng.normal(0, 0.5, 30)[g] + rng.normal(size=g.size) * np.exp(log_sigma)
     data = pd.DataFrame({"y": y, "x": x, "w": w, "site": site})
-    fit = quiet_fit(bm.Model("y ~ x + (1 | site)", data, dispersion="~ w + (1 | site)"), **SETTINGS)
+    # sd(Intercept|site) mixes slowly here (R-hat 1.0206 at 4 x 1000 on PyMC 6, the funnel of
+    # informative levels): twice the draws, the same R-hat and recovery thresholds.
+    fit = quiet_fit(bm.Model("y ~ x + (1 | site)", data, dispersion="~ w + (1 | site)"),
+                    **{**SETTINGS, "draws": 2000, "tune": 2000})  # fmt: skip
     assert_recovered(
         fit,
         {
