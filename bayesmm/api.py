@@ -34,7 +34,9 @@ def _model_frame(data, texts: list[str], trials) -> tuple[pd.DataFrame, str | No
     frame = data[names].copy()
     if trials is None or isinstance(trials, str):
         return frame, trials
-    frame[TRIALS] = np.asarray(trials) if len(np.asarray(trials)) == len(frame) else np.nan
+    values = np.asarray(trials)
+    # A trials array of the wrong length is refused by build_design, with its own message.
+    frame[TRIALS] = values if len(values) == len(frame) else np.nan
     return frame, TRIALS
 
 

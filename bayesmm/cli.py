@@ -60,6 +60,7 @@ def _fit(args: argparse.Namespace) -> int:
     import pandas as pd
 
     import bayesmm as bm
+    from bayesmm.persist import write_idata
 
     path = Path(args.data)
     if not path.exists():
@@ -75,7 +76,7 @@ def _fit(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    fit.idata.to_netcdf(out / "idata.nc")
+    write_idata(fit.idata, out / "idata.nc")  # atomic: an interrupted run keeps an earlier file
     written = ["idata.nc"]
     fit.plot_trace().savefig(out / "trace.png", dpi=80)
     written.append("trace.png")

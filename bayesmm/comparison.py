@@ -98,9 +98,8 @@ def compare(fits: dict[str, Fit], **kwargs) -> pd.DataFrame:
     """
     if len(fits) < 2:
         raise ValueError("compare needs at least two fits, given as {'name': fit, ...}")
-    if kwargs.get("ic", "loo") != "loo":
+    if kwargs.pop("ic", "loo") != "loo":
         raise ValueError("compare ranks fits by PSIS-LOO only (ArviZ 1 dropped WAIC); leave out ic=")
-    kwargs.pop("ic", None)
     n_obs = {name: fit.design.n_obs for name, fit in fits.items()}
     if len(set(n_obs.values())) > 1:
         raise ValueError(

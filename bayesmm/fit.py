@@ -173,10 +173,8 @@ class Fit:
     def posterior_predictive(self, random_seed=None) -> xr.DataTree:
         """Add a ``posterior_predictive`` group (one new data set per draw) to ``idata``; returns it."""
         draws = self.predict(kind="response", summary=False, random_seed=random_seed)
-        name = self.design.response_name
-        groups = {"posterior_predictive": draws.rename(name).to_dataset()}
         comparison.add_observed_data(self)
-        set_group(self.idata, "posterior_predictive", groups["posterior_predictive"])
+        set_group(self.idata, "posterior_predictive", draws.rename(self.design.response_name).to_dataset())
         return self.idata
 
     def simulate(self, nsim: int = 1, random_seed=None) -> pd.DataFrame:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import xarray as xr
 
-__all__ = ["has_group", "get_group", "set_group", "drop_group", "REPARAMETERIZATION"]
+__all__ = ["has_group", "get_group", "set_group", "REPARAMETERIZATION"]
 
 # The variables NUTS actually moves (standard normals of the non-centred group effects,
 # sheared coefficients, packed Cholesky factors). bayesmm keeps them out of ``posterior``
@@ -32,8 +32,3 @@ def set_group(idata: xr.DataTree, name: str, dataset: xr.Dataset) -> None:
     if has_group(idata, name):
         del idata[name]
     idata[name] = xr.DataTree(dataset)
-
-
-def drop_group(idata: xr.DataTree, name: str) -> None:
-    if has_group(idata, name):
-        del idata[name]

@@ -14,6 +14,7 @@ file intact.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -138,7 +139,6 @@ def _description(fit: Fit, frame_types: dict) -> dict:
     from . import __version__
 
     model = fit.model
-    settings = {k: v for k, v in vars(fit.settings).items()}
     return {
         "format": FORMAT,
         "version": __version__,
@@ -149,11 +149,11 @@ def _description(fit: Fit, frame_types: dict) -> dict:
         "priors": {
             name: {"dist": p.dist, "params": {k: np.asarray(v).tolist() for k, v in p.params.items()}}
             for name, p in model.user_priors.items()
-        },  # fmt: skip
+        },
         "trials": model.trials_column,
         "na_action": model.na_action,
         "frame": frame_types,
-        "settings": settings,
+        "settings": dataclasses.asdict(fit.settings),
     }
 
 

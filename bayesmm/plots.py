@@ -263,9 +263,13 @@ def default_ppc_kind(fit: Fit) -> str:
     return "hist" if fit.model.family.binary_response or fit.model.family.needs_trials else "density"
 
 
-def _replicates(fit: Fit, num_pp_samples: int, random_seed) -> np.ndarray:
+def _ensure_posterior_predictive(fit: Fit, random_seed) -> None:
     if not has_group(fit.idata, "posterior_predictive"):
         fit.posterior_predictive(random_seed=random_seed)
+
+
+def _replicates(fit: Fit, num_pp_samples: int, random_seed) -> np.ndarray:
+    _ensure_posterior_predictive(fit, random_seed)
     draws = get_group(fit.idata, "posterior_predictive")[fit.design.response_name].values
     flat = draws.reshape(-1, draws.shape[-1])
     pick = np.random.default_rng(random_seed).choice(
@@ -278,8 +282,7 @@ def _plot_ppc_arviz(fit: Fit, kind: str, num_pp_samples: int, random_seed):
     """An ArviZ 1 posterior predictive plot of the response; returns its Axes."""
     import arviz as az
 
-    if not has_group(fit.idata, "posterior_predictive"):
-        fit.posterior_predictive(random_seed=random_seed)
+    _ensure_posterior_predictive(fit, random_seed)
     name = fit.design.response_name
     options = {"var_names": [name], "backend": "matplotlib"}
     if kind == "density":
