@@ -449,6 +449,8 @@ def plot_trace(fit: Fit, **kwargs):
 
     kwargs.setdefault("backend", "matplotlib")
     kwargs.setdefault("var_names", summary_variables(fit))
+    # Constrained layout keeps each row's titles clear of the x-labels above them.
+    kwargs["figure_kwargs"] = {"layout": "constrained", **kwargs.get("figure_kwargs", {})}
     return az.plot_trace(fit.idata, **kwargs)
 
 
