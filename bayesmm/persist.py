@@ -192,6 +192,44 @@ def _read(path: Path) -> tuple[xr.DataTree, dict]:
     return tree, description
 
 
+# What a formula in a saved file may call: the formula transforms bayesmm and formulaic
+# provide and numpy's elementwise maths. formulaic evaluates calls inside a formula as
+# Python, so a file's formula is checked against this list before any model is built
+# from it (a crafted file could otherwise run code on load). Issue 12's allow-listed
+# evaluator of every formula will supersede this check.
+SAFE_CALLS = frozenset(
+    {"I", "C", "Q", "cs", "offset", "cbind", "factor", "as.factor", "scale", "center", "poly", "bs", "cr",
+     "log", "log1p", "log2", "log10", "exp", "sqrt", "abs", "sin", "cos"}
+    | {f"np.{f}" for f in ("log", "log1p", "log2", "log10", "exp", "sqrt", "abs", "sin", "cos")}
+    | {f"contr.{c}" for c in ("treatment", "sum", "helmert", "poly")}
+)  # fmt: skip
+_CALL = re.compile(r"([^\W\d][\w.]*)\s*\(")
+_UNSAFE_WORD = re.compile(r"\b(lambda|import|exec|eval|for|while|yield|await|async|global|nonlocal)\b")
+PARTS = ("zi", "hu", "dispersion")
+
+
+def _check_saved_formula(text: object, path: Path) -> str:
+    """``text`` if it is a formula that computes columns only; a ValueError naming the file
+    and the construct otherwise."""
+    if not isinstance(text, str):
+        raise ValueError(f"{path}: the saved formula is not text")
+    bare = re.sub(r"`[^`]*`", "``", text)  # backquoted column names may hold any characters
+    if "__" in bare:
+        raise ValueError(f"{path}: the saved formula {text!r} uses a dunder name; refusing to load it")
+    word = _UNSAFE_WORD.search(bare)
+    if word:
+        raise ValueError(
+            f"{path}: the saved formula {text!r} contains {word.group(1)!r}; refusing to load it"
+        )
+    for name in _CALL.findall(bare):
+        if name not in SAFE_CALLS:
+            raise ValueError(
+                f"{path}: the saved formula {text!r} calls {name}(), which is not a formula transform; "
+                "refusing to load it"
+            )
+    return text
+
+
 def load(path: str | Path) -> Fit:
     """A Fit saved with ``fit.save(path)``; the model is rebuilt from the saved description."""
     from .api import Model
@@ -203,18 +241,23 @@ def load(path: str | Path) -> Fit:
     frame = _frame_from(tree[FRAME_GROUP].to_dataset(), description["frame"])
     del tree[FRAME_GROUP]
     tree.attrs = {k: v for k, v in tree.attrs.items() if k != "bayesmm"}
+    formula = _check_saved_formula(description["formula"], path)
+    parts = description["parts"]
+    if not isinstance(parts, dict) or set(parts) - set(PARTS):
+        raise ValueError(f"{path}: saved part formulas must be among {', '.join(PARTS)}, got {parts!r}")
+    parts = {part: _check_saved_formula(text, path) for part, text in parts.items()}
     priors = {name: Prior(p["dist"], **p["params"]) for name, p in description["priors"].items()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the fit already said what these warnings say
         model = Model(
-            description["formula"],
+            formula,
             frame,
             family=description["family"],
             priors=priors or None,
             link=description["link"],
             trials=description["trials"],
             na_action=description["na_action"],
-            **description["parts"],
+            **parts,
         )
     for node in tree.subtree:  # level labels and coordinates read back as strings
         for name, coordinate in node.coords.items():

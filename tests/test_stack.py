@@ -1,6 +1,7 @@
 """What the move to PyMC 6 / ArviZ 1 promises: a clean posterior, PyMC's log-likelihood,
 ArviZ 1's checks, and a save format that runs no code and survives interruption."""
 
+import json
 import os
 import pickle
 
@@ -73,7 +74,7 @@ def saved(sleepstudy_fit, tmp_path):
 def test_saved_file_is_netcdf_with_a_json_description(saved):
     tree = xr.open_datatree(saved, engine="h5netcdf")
     assert {"posterior", "sample_stats", "reparameterization", persist.FRAME_GROUP} <= set(tree.children)
-    description = __import__("json").loads(tree.attrs["bayesmm"])
+    description = json.loads(tree.attrs["bayesmm"])
     assert description["formula"] == "Reaction ~ Days + (Days | Subject)"
     assert description["family"] == "gaussian" and description["priors"] == {}
     tree.close()
@@ -128,3 +129,29 @@ def test_loaded_fit_rebuilds_the_model_from_its_frame(saved, sleepstudy_fit):
     assert list(loaded.model.model_frame.columns) == ["Reaction", "Days", "Subject"]
     loaded.loo()  # the rebuilt PyMC model evaluates the saved draws
     assert loaded.idata.log_likelihood["Reaction"].shape == (4, 1000, 180)
+
+
+@pytest.mark.parametrize(
+    ("formula", "parts", "message"),
+    [
+        ("Reaction ~ I(__import__('pathlib').Path('{marker}').touch()) + (Days | Subject)", {}, "dunder"),
+        ("Reaction ~ I(open('{marker}', 'w').close()) + (Days | Subject)", {}, r"calls open\(\)"),
+        ("Reaction ~ I(np.load('{marker}')) + (Days | Subject)", {}, r"calls np.load\(\)"),
+        ("Reaction ~ I((lambda: 0)()) + (Days | Subject)", {}, "contains 'lambda'"),
+        ("Reaction ~ Days + (Days | Subject)", {"zi": "~ I(open('{marker}', 'w'))"}, r"calls open\(\)"),
+        ("Reaction ~ Days + (Days | Subject)", {"data": "~ 1"}, "must be among zi, hu, dispersion"),
+    ],
+)
+def test_a_crafted_file_cannot_run_code_through_its_formula(saved, tmp_path, formula, parts, message):
+    """formulaic evaluates calls in a formula as Python: load checks a file's formulas first."""
+    marker = tmp_path / "ran"
+    tree = xr.open_datatree(saved, engine="h5netcdf").load()
+    description = json.loads(tree.attrs["bayesmm"])
+    description["formula"] = formula.format(marker=marker)
+    description["parts"] = {p: t.format(marker=marker) for p, t in parts.items()}
+    tree.attrs["bayesmm"] = json.dumps(description)
+    crafted = tmp_path / "crafted.bmm"
+    tree.to_netcdf(crafted, engine="h5netcdf")
+    with pytest.raises(ValueError, match=message):
+        bm.load(crafted)
+    assert not marker.exists()
