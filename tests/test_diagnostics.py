@@ -155,8 +155,15 @@ def test_compare_samplers_agree_on_a_simple_model():
     data = pd.DataFrame({"y": rng.normal(size=12)[g] + rng.normal(size=g.size), "g": g})
     with warnings.catch_warnings():
         warnings.simplefilter("error", bm.DiagnosticWarning)  # both fits are healthy
+        # target_accept 0.9, as the divergence advice says: at 0.8 one of 4000 transitions
+        # diverged with freshly compiled code on PyMC 6 (none with cached code).
         table = bm.compare_samplers(
-            bm.Model("y ~ 1 + (1 | g)", data), draws=1000, tune=1000, chains=4, random_seed=1
+            bm.Model("y ~ 1 + (1 | g)", data),
+            draws=1000,
+            tune=1000,
+            chains=4,
+            random_seed=1,
+            target_accept=0.9,
         )
     assert set(table.attrs["seconds"]) == set(bm.available_samplers())
     assert table.attrs["divergences"] == {s: 0 for s in bm.available_samplers()}

@@ -145,7 +145,9 @@ def test_lognormal():
     y = np.exp(1.0 + 0.4 * x + r + rng.normal(0, 0.3, size=x.size))
     data = pd.DataFrame({"y": y, "x": x, "g": labels})
     # Informative levels slow the non-centred intercept (README): sample longer, as the diagnostics advise.
-    fit = quiet_fit(bm.Model("y ~ x + (1 | g)", data, family="lognormal"), **{**SETTINGS, "draws": 2000})
+    # At 4 x 2000 R-hat of sd(Intercept|g) reached 1.022 with freshly compiled code on PyMC 6 (the draws
+    # differ in the last bits between a fresh and a cached compile, and this SD sits on the threshold).
+    fit = quiet_fit(bm.Model("y ~ x + (1 | g)", data, family="lognormal"), **{**SETTINGS, "draws": 4000})
     assert_recovered(fit, {"Intercept": 1.0, "x": 0.4, "sd(Intercept|g)": 0.5, "sigma": 0.3})
 
 
