@@ -1,36 +1,49 @@
-"""bayesmm: Bayesian generalized linear mixed models with lme4/brms formulas on PyMC."""
+"""bayesmm: Bayesian generalized linear mixed models with lme4/brms formulas on PyMC.
 
-from . import datasets
-from .api import Model
-from .comparison import compare
-from .design import DataError
-from .diagnostics import DiagnosticWarning, compare_samplers
-from .families import FAMILIES, Family, get_family
-from .fit import Fit, available_samplers
-from .formula import FormulaSyntaxError, parse_formula
-from .persist import load
-from .priors import Prior, PriorError
-from .simulate import simulate
+The names below are imported on first use, so ``import bayesmm`` (and ``bayesmm --help``)
+does not load PyMC until a model is built.
+"""
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Model",
-    "Fit",
-    "Prior",
-    "Family",
-    "FAMILIES",
-    "get_family",
-    "parse_formula",
-    "available_samplers",
-    "compare_samplers",
-    "compare",
-    "simulate",
-    "load",
-    "DiagnosticWarning",
-    "datasets",
-    "DataError",
-    "FormulaSyntaxError",
-    "PriorError",
-    "__version__",
-]
+# public name -> the module that defines it
+_EXPORTS = {
+    "Model": "api",
+    "Fit": "fit",
+    "available_samplers": "fit",
+    "Prior": "priors",
+    "PriorError": "priors",
+    "Family": "families",
+    "FAMILIES": "families",
+    "get_family": "families",
+    "parse_formula": "formula",
+    "FormulaSyntaxError": "formula",
+    "DataError": "design",
+    "compare_samplers": "diagnostics",
+    "DiagnosticWarning": "diagnostics",
+    "compare": "comparison",
+    "simulate": "simulate",
+    "load": "persist",
+}
+_SUBMODULES = {"datasets"}
+
+__all__ = [*_EXPORTS, *_SUBMODULES, "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bayesmm' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -53,6 +53,30 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_data_file(name: str, sep: str) -> Path:
+    """The data file, checked before anything heavy is imported: it exists, is a file, has a
+    header row, and is separated by ``sep`` (a semicolon-separated file is named as such)."""
+    path = Path(name)
+    if not path.exists():
+        raise ValueError(f"no such data file: {path}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give the CSV file inside it")
+    try:
+        with path.open(encoding="utf-8-sig") as handle:
+            header = handle.readline()
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a text (CSV) file") from None
+    if not header.strip():
+        raise ValueError(f"{path} is empty (a CSV file with a header row is needed)")
+    if sep not in header:
+        for other, label in ((";", "semicolons"), ("\t", "tabs"), ("|", "'|'")):
+            if other != sep and other in header:
+                raise ValueError(
+                    f"{path} looks separated by {label}, not {sep!r}: add --sep {repr(other)}"
+                )
+    return path
+
+
 def _fit(args: argparse.Namespace) -> int:
     import matplotlib
 
@@ -62,10 +86,8 @@ def _fit(args: argparse.Namespace) -> int:
     import bayesmm as bm
     from bayesmm.persist import write_idata
 
-    path = Path(args.data)
-    if not path.exists():
-        raise ValueError(f"no such data file: {path}")
-    data = pd.read_csv(path)
+    path = _check_data_file(args.data, args.sep)
+    data = pd.read_csv(path, sep=args.sep)
     parts = {name: getattr(args, name) for name in ("zi", "hu", "dispersion") if getattr(args, name)}
     model = bm.Model(args.formula, data, family=args.family, link=args.link, **parts)
     fit = model.fit(draws=args.draws, tune=args.draws, chains=args.chains, random_seed=args.seed,
@@ -116,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--zi", default=None, help='zero-inflation formula, e.g. "~ x + (1 | g)"')
     fit.add_argument("--hu", default=None, help="hurdle formula")
     fit.add_argument("--dispersion", default=None, help="formula for the family's scale parameter")
+    fit.add_argument("--sep", default=",", help="the CSV file's column separator (default ',')")
     fit.add_argument("--draws", type=int, default=1000, help="draws (and tuning steps) per chain")
     fit.add_argument("--chains", type=int, default=4)
     fit.add_argument("--seed", type=int, default=None)
@@ -125,15 +148,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_numbers(args: argparse.Namespace) -> None:
+    """Argument errors answer at once, before PyMC is imported."""
+    if args.draws < 1:
+        raise ValueError(f"--draws must be 1 or more, got {args.draws}")
+    if args.chains < 1:
+        raise ValueError(f"--chains must be 1 or more, got {args.chains}")
+    if args.seed is not None and args.seed < 0:
+        raise ValueError(f"--seed must be 0 or more, got {args.seed}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _check_numbers(args)
         return args.run(args)
     except (ValueError, KeyError, TypeError) as err:
         if os.environ.get("BAYESMM_DEBUG"):
             raise
         print(f"bayesmm: error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("bayesmm: interrupted", file=sys.stderr)
+        return 130
 
 
 def _one_line(err: Exception) -> str:

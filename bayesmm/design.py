@@ -11,16 +11,27 @@ from __future__ import annotations
 
 import copy
 import difflib
-import re
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from formulaic import model_matrix
-from formulaic.errors import FactorEvaluationError, FormulaicError
+from formulaic.errors import FormulaicError
 
+from .expressions import (
+    Expression,
+    Terms,
+    UnknownColumn,
+    UnseenLevel,
+    Value,
+    _missing,
+    compile_expression,
+    compile_terms,
+    level_label,
+)
 from .formula import ParsedFormula, RandomTermSpec, parse_formula
 
 __all__ = ["Design", "RandomEffectTerm", "build_design", "DataError"]
@@ -41,6 +52,7 @@ class RandomEffectTerm:
     matrix: np.ndarray  # (n, len(columns)) term model matrix
     model_spec: object = field(repr=False, default=None)  # formulaic ModelSpec for new data
     part: str = ""  # "" for the mean's linear predictor; "zi", "hu" or "dispersion" otherwise
+    terms: Terms | None = field(repr=False, default=None)  # the checked varying terms, for new data
 
     @property
     def group(self) -> str:
@@ -115,6 +127,9 @@ class Design:
     n_dropped: int = 0
     response_levels: tuple[str, str] | None = None  # for a two-level factor response
     part: str = ""  # "" for the mean's linear predictor; "zi", "hu" or "dispersion" otherwise
+    fixed_terms: Terms | None = field(repr=False, default=None)  # the checked fixed part, for new data
+    offset_expressions: list[Expression] = field(repr=False, default_factory=list)
+    responses: list[Expression] = field(repr=False, default_factory=list)
 
     def qualified(self, name: str) -> str:
         """A parameter name in this part: ``x``, or ``zi:x``."""
@@ -177,9 +192,11 @@ def build_design(
 ) -> Design:
     """Build the design of ``formula`` on ``data``.
 
-    Rows with a missing value in any column the model uses are dropped with a
-    warning (``na_action="raise"`` makes that an error). ``data`` is not modified.
-    ``binary_response`` lets a two-level factor response be coded 0/1.
+    Every expression in the formula is checked against the allow-list of
+    :mod:`bayesmm.expressions` before any value is computed. Rows with a missing value
+    in any column the model uses are dropped with a warning (``na_action="raise"``
+    makes that an error). ``data`` is not modified. ``binary_response`` lets a
+    two-level factor response be coded 0/1.
     """
     parsed = formula if isinstance(formula, ParsedFormula) else parse_formula(formula)
     if na_action not in ("drop", "raise"):
@@ -187,11 +204,13 @@ def build_design(
     _check_data(data)
     if parsed.response is None:
         raise DataError(f"the formula {parsed.text!r} has no response on the left of '~'")
-    parsed = _quote_dotted_columns(parsed, data.columns)
+    if trials is None and parsed.trials is not None:
+        trials = parsed.trials
     _check_group_columns(parsed, data)
+    compiled = _compile(parsed, data, trials)
     trials_values = _resolve_trials(trials, data)
 
-    keep = _complete_rows(parsed, data, trials_values, na_action)
+    keep = _complete_rows(compiled, parsed, data, trials_values, na_action)
     n_dropped = int((~keep).sum())
     if n_dropped:
         data = data.loc[keep]
@@ -199,23 +218,26 @@ def build_design(
             trials_values = trials_values[keep]
 
     response_name = _response_label(parsed)
-    y, trials_from_cbind, response_levels = _response(parsed, data, binary_response)
+    y, trials_from_cbind, response_levels = _response(compiled, parsed, data, binary_response)
     if trials_from_cbind is not None:
         if trials_values is not None:
             raise DataError("give binomial trials either through cbind() or trials=, not both")
         trials_values = trials_from_cbind
 
-    X_df = _model_matrix(parsed.fixed, data, "the fixed effects")
-    offset = _offset(parsed, data)
-    random = [_random_term(spec, data, part) for spec in parsed.random]
+    X_df = _model_matrix(compiled.fixed, data, "the fixed effects")
+    offset = _offset(compiled, data)
+    random = [_random_term(spec, terms, data, part) for spec, terms in zip(parsed.random, compiled.random, strict=True)]
     _check_duplicate_terms(random)
+    X = np.asarray(X_df, dtype=float)
+    _check_finite(X, list(X_df.columns), "predictor")
+    _check_fixed_effects(X, list(X_df.columns))
 
     return Design(
         formula=parsed,
         response_name=response_name,
         y=y,
         trials=None if trials_values is None else np.asarray(trials_values, dtype=float),
-        X=np.asarray(X_df, dtype=float),
+        X=X,
         fixef_names=list(X_df.columns),
         fixed_spec=X_df.model_spec,
         offset=offset,
@@ -224,6 +246,9 @@ def build_design(
         n_dropped=n_dropped,
         response_levels=response_levels,
         part=part,
+        fixed_terms=compiled.fixed,
+        offset_expressions=compiled.offsets,
+        responses=compiled.responses,
     )
 
 
@@ -232,46 +257,66 @@ def _check_data(data: object) -> None:
         raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     if data.shape[0] == 0:
         raise DataError("the data frame is empty: there are no rows to fit")
+    duplicated = data.columns[data.columns.duplicated()]
+    if len(duplicated):
+        raise DataError(
+            f"the data have more than one column named '{duplicated[0]}'; column names must be unique"
+        )
 
 
-_IDENTIFIER = re.compile(r"`[^`]*`|'[^']*'|\"[^\"]*\"|[A-Za-z_.][\w.]*")
+@dataclass
+class Compiled:
+    """A formula's expressions, checked against the allow-list before any data are read."""
+
+    responses: list[Expression]  # one, or two for cbind(successes, failures)
+    fixed: Terms
+    random: list[Terms]
+    offsets: list[Expression]
 
 
-def _quote_names(text: str, dotted: set[str]) -> str:
-    """Backquote bare column names that contain a dot (R's ``total.fruits``)."""
+@contextmanager
+def _evaluating(where: str, columns):
+    """Translate the expression layer's exceptions into errors that name the culprit."""
+    try:
+        yield
+    except UnknownColumn as err:
+        raise missing_column_error(err.name, err.where or where, columns) from None
+    except UnseenLevel as err:
+        raise DataError(
+            f"level(s) {', '.join(repr(u) for u in err.levels)} of '{err.column}' in {where} were not in "
+            f"the data the model was fit to (levels: {', '.join(err.known)})"
+        ) from None
 
-    def replace(match: re.Match) -> str:
-        token = match.group(0)
-        following = text[match.end() : match.end() + 1]
-        if token in dotted and following != "(":
-            return f"`{token}`"
-        return token
 
-    return _IDENTIFIER.sub(replace, text)
-
-
-def _quote_dotted_columns(parsed: ParsedFormula, columns: pd.Index) -> ParsedFormula:
-    dotted = {str(c) for c in columns if "." in str(c)}
-    if not dotted:
-        return parsed
-    quote = lambda s: _quote_names(s, dotted)  # noqa: E731
-    return ParsedFormula(
-        text=parsed.text,
-        response=quote(parsed.response) if parsed.response else None,
-        fixed=quote(parsed.fixed),
-        random=tuple(
-            RandomTermSpec(
-                expr=quote(t.expr),
-                group=t.group,
-                group_factors=t.group_factors,
-                correlated=t.correlated,
-                text=t.text,
-                compound_symmetry=t.compound_symmetry,
+def _compile(parsed: ParsedFormula, data: pd.DataFrame, trials) -> Compiled:
+    columns = data.columns
+    response_texts = list(parsed.cbind or (parsed.response,))
+    where = f"the response {parsed.response}"
+    with _evaluating(where, columns):
+        responses = [compile_expression(t, columns, where) for t in response_texts]
+    used = {c for r in responses for c in r.columns}
+    used |= {f for spec in parsed.random for f in spec.group_factors}
+    offsets = []
+    for text in parsed.offsets:
+        with _evaluating(f"offset({text})", columns):
+            offsets.append(compile_expression(text, columns, f"offset({text})"))
+    used |= {c for o in offsets for c in o.columns}
+    if isinstance(trials, str):
+        used.add(trials)
+    dot = [str(c) for c in columns if str(c) not in used]
+    with _evaluating("the fixed effects", columns):
+        fixed = compile_terms(parsed.fixed, columns, "the fixed effects", dot_columns=dot)
+    random = []
+    for spec in parsed.random:
+        with _evaluating(f"term {spec.text}", columns):
+            random.append(compile_terms(spec.expr, columns, f"term {spec.text}"))
+    for terms in (fixed, *random):
+        if "Intercept" in (o.name for o in terms.operands):
+            raise DataError(
+                "the data have a column named 'Intercept', which the formula uses; bayesmm names the "
+                "intercept 'Intercept', so rename the column (the intercept is added by default)"
             )
-            for t in parsed.random
-        ),
-        offsets=tuple(quote(o) for o in parsed.offsets),
-    )
+    return Compiled(responses, fixed, random, offsets)
 
 
 def _suggest(name: str, columns) -> str:
@@ -296,51 +341,42 @@ def _resolve_trials(trials, data: pd.DataFrame) -> np.ndarray | None:
     if isinstance(trials, str):
         if trials not in data.columns:
             raise missing_column_error(trials, "trials=", data.columns)
-        values = data[trials]
+        values, what = data[trials], f"the trials column '{trials}'"
     else:
-        values = trials
-    values = np.asarray(values, dtype=float)
-    if values.shape != (len(data),):
-        raise DataError(f"trials= has {values.size} values but the data have {len(data)} rows")
+        values, what = trials, "trials="
+    series = pd.Series(np.asarray(values, dtype=object) if np.ndim(values) else [values])
+    if series.shape != (len(data),):
+        raise DataError(f"{what} has {series.size} values but the data have {len(data)} rows")
+    numbers = pd.to_numeric(series, errors="coerce")
+    text = numbers.isna() & series.notna()
+    if text.any():
+        first = series[text].iloc[0]
+        raise DataError(f"{what} must hold numbers of trials; it holds {first!r} (text) in {int(text.sum())} rows")
+    values = numbers.to_numpy(dtype=float)
+    if np.isinf(values).any():
+        raise DataError(f"{what} has infinite values in {int(np.isinf(values).sum())} rows")
     return values
 
 
-_MISSING_NAME = (
-    re.compile(r"`([^`]+)` is not present in the dataset"),
-    re.compile(r"name '([^']+)' is not defined"),
-)
-
-
-def _model_matrix(expr: str, data: pd.DataFrame, where: str, na_action: str = "raise"):
-    """formulaic's model matrix, with its errors translated into ones that name the term."""
+def _model_matrix(terms: Terms, data: pd.DataFrame, where: str, new: bool = False):
+    """formulaic's model matrix of checked terms: formulaic reads only lookups of the columns
+    computed here, and its column names are mapped back to the user's text."""
+    with _evaluating(where, data.columns):
+        frame = terms.frame(data, new=new)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=UserWarning)
-            return model_matrix(expr, data, na_action=na_action)
-    except FactorEvaluationError as err:
-        for pattern in _MISSING_NAME:
-            match = pattern.search(str(err))
-            if match:
-                raise missing_column_error(match.group(1), where, data.columns) from None
-        raise DataError(f"cannot evaluate {where} '{expr}': {err}") from None
+            matrix = model_matrix(terms.formulaic(), frame, na_action="raise")
     except FormulaicError as err:
-        raise DataError(f"cannot read {where} '{expr}': {err}") from None
-    except (IndexError, KeyError, TypeError, ValueError) as err:
-        # A transform called with arguments it cannot use, e.g. C(f, 'sum'): formulaic
-        # lets the bare error through.
-        raise DataError(
-            f"cannot evaluate {where} '{expr}' ({type(err).__name__}: {err}); check the arguments "
-            "of its transforms (contrasts are written C(f, contr.sum) or C(f, contr.treatment('b')))"
-        ) from err
+        raise DataError(f"cannot read {where} '{terms.text}': {err}") from None
+    matrix.columns = [terms.rename(c) for c in matrix.columns]
+    return matrix
 
 
-def _evaluate(expr: str, data: pd.DataFrame, where: str, na_action: str = "raise") -> np.ndarray:
-    """Evaluate one expression (a column name or arithmetic on columns) to a vector."""
-    name = expr.strip("` ")
-    if name in data.columns:
-        return data[name].to_numpy()
-    matrix = _model_matrix(f"0 + I({expr})", data, where, na_action)
-    return np.asarray(matrix, dtype=float)[:, 0]
+def _evaluate(expression: Expression, data: pd.DataFrame, where: str):
+    """One expression's value (a Value) on ``data``."""
+    with _evaluating(where, data.columns):
+        return expression.evaluate(data)
 
 
 def _response_label(parsed: ParsedFormula) -> str:
@@ -348,39 +384,44 @@ def _response_label(parsed: ParsedFormula) -> str:
     return (cbind[0] if cbind else parsed.response).strip("` ")
 
 
-def _complete_rows(parsed, data, trials_values, na_action) -> np.ndarray:
-    """Rows with every used value present; warn (or raise) naming what was missing."""
+def _complete_rows(compiled: Compiled, parsed: ParsedFormula, data, trials_values, na_action) -> np.ndarray:
+    """Rows with every used value present; warn (or raise) naming what was missing.
+
+    Stateful transforms (``scale``, ``poly``, ...) are probed without learning anything:
+    they learn from the complete rows only, as R's model frame does.
+    """
     missing: dict[str, np.ndarray] = {}
 
-    def note(label: str, values) -> None:
-        bad = pd.isna(np.asarray(values))
+    def note(label: str, bad: np.ndarray) -> None:
+        bad = np.asarray(bad, dtype=bool)
         if bad.ndim > 1:
             bad = bad.any(axis=1)
         if bad.any():
-            missing[label] = bad
+            missing[label] = missing.get(label, np.zeros(len(data), dtype=bool)) | bad
 
     where = f"the response {parsed.response}"
-    for expr in parsed.cbind or (parsed.response,):
-        note(expr.strip("` "), _evaluate(expr, data, where, na_action="ignore"))
-    fixed = _model_matrix(parsed.fixed, data, "the fixed effects", na_action="ignore")
-    for col in fixed.columns:
-        note(col, fixed[col].to_numpy(dtype=float))
+    for expression in compiled.responses:
+        with _evaluating(where, data.columns):
+            note(expression.text.strip("` "), _missing(expression.evaluate(data, probe=True)))
+    for terms, label in [(compiled.fixed, "{}")] + [(t, f"{{}} in {s.text}") for t, s in
+                                                     zip(compiled.random, parsed.random, strict=True)]:  # fmt: skip
+        with _evaluating(label.format("a term"), data.columns):
+            for name, bad in terms.missing(data).items():
+                note(label.format(name), bad)
     for spec in parsed.random:
-        term = _model_matrix(spec.expr, data, f"term {spec.text}", na_action="ignore")
-        for col in term.columns:
-            note(f"{col} in {spec.text}", term[col].to_numpy(dtype=float))
         for factor in spec.group_factors:
-            note(factor, data[factor])
-    for expr in parsed.offsets:
-        note(f"offset({expr})", _evaluate(expr, data, f"offset({expr})", na_action="ignore"))
+            note(factor, pd.isna(data[factor]).to_numpy())
+    for expression in compiled.offsets:
+        with _evaluating(f"offset({expression.text})", data.columns):
+            note(f"offset({expression.text})", _missing(expression.evaluate(data, probe=True)))
     if trials_values is not None:
-        note("trials", trials_values)
+        note("trials", np.isnan(trials_values))
 
     if not missing:
         return np.ones(len(data), dtype=bool)
     bad = np.any(np.vstack(list(missing.values())), axis=0)
     n_bad = int(bad.sum())
-    names = ", ".join(missing)
+    names = ", ".join(f"{k} ({int(v.sum())})" for k, v in missing.items())
     if na_action == "raise":
         raise DataError(f"{n_bad} of {len(data)} rows have missing values (in {names}) and na_action='raise'")
     if n_bad == len(data):
@@ -393,42 +434,42 @@ def _complete_rows(parsed, data, trials_values, na_action) -> np.ndarray:
     return ~bad
 
 
-def _response(parsed: ParsedFormula, data: pd.DataFrame, binary_response: bool):
+def _response(compiled: Compiled, parsed: ParsedFormula, data: pd.DataFrame, binary_response: bool):
     where = f"the response {parsed.response}"
-    cbind = parsed.cbind
-    if cbind:
-        successes = _numeric(_evaluate(cbind[0], data, where), cbind[0])
-        failures = _numeric(_evaluate(cbind[1], data, where), cbind[1])
+    values = [_evaluate(e, data, where) for e in compiled.responses]
+    names = [e.text.strip("` ") for e in compiled.responses]
+    if parsed.cbind:
+        successes, failures = (_numeric(v, n) for v, n in zip(values, names, strict=True))
+        for vector, name in ((successes, names[0]), (failures, names[1])):
+            _check_finite(vector, [name], "response")
         return successes, successes + failures, None
-    raw = _evaluate(parsed.response, data, where)
-    name = parsed.response.strip("` ")
-    if binary_response and not _is_numeric(raw):
-        return _binary_codes(raw, name)
-    if binary_response and raw.dtype == bool:
-        return raw.astype(float), None, None
-    return _numeric(raw, name), None, None
+    value, name = values[0], names[0]
+    if binary_response and value.kind in ("text", "factor"):
+        return _binary_codes(value, name)
+    if binary_response and value.kind == "logical":
+        return np.asarray(value.data, dtype=float), None, None
+    y = _numeric(value, name)
+    _check_finite(y, [name], "response")
+    return y, None, None
 
 
-def _is_numeric(values: np.ndarray) -> bool:
-    return values.dtype.kind in "biuf"
-
-
-def _numeric(values: np.ndarray, name: str) -> np.ndarray:
-    if not _is_numeric(values):
+def _numeric(value: Value, name: str) -> np.ndarray:
+    if value.kind not in ("numeric", "logical"):
+        sample = pd.Series(np.asarray(value.data, dtype=object)).dropna()
         raise DataError(
-            f"the response '{name}' is not numeric (it holds {pd.Series(values).dtype} values "
-            f"such as {values[0]!r})"
+            f"the response '{name}' is not numeric (it holds {value.kind} values such as "
+            f"{sample.iloc[0] if len(sample) else None!r})"
         )
-    return values.astype(float)
+    return np.asarray(value.data, dtype=float)
 
 
-def _binary_codes(values, name: str):
-    series = pd.Series(values)
-    levels = (
-        list(series.cat.categories[series.cat.categories.isin(series.unique())])
-        if isinstance(series.dtype, pd.CategoricalDtype)
-        else sorted(series.unique(), key=str)
-    )
+def _binary_codes(value: Value, name: str):
+    series = pd.Series(value.data)
+    if value.kind == "factor":
+        present = set(series.dropna().unique())
+        levels = [c for c in value.data.categories if c in present]
+    else:
+        levels = sorted(series.dropna().unique(), key=str)
     if len(levels) != 2:
         raise DataError(
             f"the response '{name}' is not numeric and has {len(levels)} distinct values; "
@@ -438,16 +479,81 @@ def _binary_codes(values, name: str):
     return codes, None, (str(levels[0]), str(levels[1]))
 
 
-def _offset(parsed: ParsedFormula, data: pd.DataFrame) -> np.ndarray | None:
-    if not parsed.offsets:
+def _offset(compiled: Compiled, data: pd.DataFrame) -> np.ndarray | None:
+    if not compiled.offsets:
         return None
+    return offset_values(compiled.offsets, data)
+
+
+def offset_values(expressions: list[Expression], data: pd.DataFrame, new: bool = False) -> np.ndarray:
+    """The sum of the offsets on ``data``; non-numeric or infinite offsets are refused."""
     total = np.zeros(len(data))
-    for expr in parsed.offsets:
-        values = _evaluate(expr, data, f"offset({expr})")
-        if not _is_numeric(values):
-            raise DataError(f"offset({expr}) is not numeric")
-        total += values.astype(float)
+    for expression in expressions:
+        where = f"offset({expression.text})" + (" in the new data" if new else "")
+        value = _evaluate(expression, data, where)
+        if value.kind not in ("numeric", "logical"):
+            raise DataError(f"{where} is not numeric")
+        numbers = np.asarray(value.data, dtype=float)
+        _check_finite(numbers, [where], "offset", hint=" (the log of a zero exposure?)")
+        total += numbers
     return total
+
+
+def _check_finite(values: np.ndarray, names: list[str], what: str, hint: str = "") -> None:
+    """Infinite values would reach the sampler as 'all initialization points failed'."""
+    values = np.asarray(values, dtype=float)
+    if values.ndim == 1:
+        values = values[:, None]
+    for j, name in enumerate(names):
+        bad = ~np.isfinite(values[:, j]) & ~np.isnan(values[:, j])
+        if bad.any():
+            raise DataError(
+                f"the {what} '{name}' has infinite values in {int(bad.sum())} rows "
+                f"(first: row {int(np.argmax(bad))}){hint}; remove or fix those rows"
+            )
+
+
+def _check_fixed_effects(X: np.ndarray, names: list[str]) -> None:
+    """Constant and perfectly collinear columns are identified by the prior alone: say which."""
+    if X.shape[1] == 0:
+        return
+    intercept = "Intercept" in names
+    for j, name in enumerate(names):
+        column = X[:, j]
+        if name == "Intercept":
+            continue
+        if np.all(column == 0):
+            warnings.warn(
+                f"the fixed-effect column '{name}' is zero in every row (a factor level with no rows, or a "
+                "constant predictor): its coefficient is determined by its prior alone",
+                UserWarning,
+                stacklevel=4,
+            )
+        elif intercept and np.all(column == column[0]):
+            warnings.warn(
+                f"the predictor '{name}' is constant ({column[0]:g} in every row): it cannot be told apart "
+                "from the intercept, so its coefficient is determined by its prior alone; remove it",
+                UserWarning,
+                stacklevel=4,
+            )
+    scaled = X / np.maximum(np.abs(X).max(axis=0), 1e-300)
+    rank = np.linalg.matrix_rank(scaled)
+    if rank < X.shape[1]:
+        dependent = _dependent_columns(scaled, names)
+        warnings.warn(
+            f"the fixed effects are perfectly collinear (rank {rank} of {X.shape[1]} columns): "
+            f"{dependent}; these coefficients are identified only by their priors. Remove one of them",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def _dependent_columns(X: np.ndarray, names: list[str]) -> str:
+    """The columns in one exact linear dependence, read from the null space of X."""
+    _, singular, vt = np.linalg.svd(X, full_matrices=False)
+    weights = vt[-1]
+    involved = [names[j] for j in np.flatnonzero(np.abs(weights) > 1e-6 * np.abs(weights).max())]
+    return "'" + "', '".join(involved) + "' are linearly dependent"
 
 
 def _level_labels(data: pd.DataFrame, factors: tuple[str, ...]) -> tuple[list[str], np.ndarray]:
@@ -455,34 +561,52 @@ def _level_labels(data: pd.DataFrame, factors: tuple[str, ...]) -> tuple[list[st
 
     Levels are those present in the data, in category order for categoricals and
     sorted order otherwise; a combined factor's labels read ``"a_level:b_level"``.
+    Values of different types that would print alike (``1`` and ``'1'``) are refused.
     """
     parts = []
     for factor in factors:
         column = data[factor]
         if isinstance(column.dtype, pd.CategoricalDtype):
-            cat = column.cat.remove_unused_categories()
+            cat = pd.Categorical(column).remove_unused_categories()
         else:
-            cat = pd.Categorical(column, categories=sorted(column.unique(), key=_sort_key))
-        parts.append(pd.Series(cat, index=data.index))
+            cat = pd.Categorical(column, categories=sorted(pd.unique(column.dropna()), key=_sort_key))
+        labels = [level_label(v) for v in cat.categories]
+        _check_distinct_labels(factor, list(cat.categories), labels)
+        parts.append((pd.Series(cat, index=data.index), labels))
     if len(parts) == 1:
-        cat = parts[0].cat
-        return [str(v) for v in cat.categories], cat.codes.to_numpy().astype(np.int64)
-    frame = pd.DataFrame({i: p.cat.codes for i, p in enumerate(parts)})
+        series, labels = parts[0]
+        return labels, series.cat.codes.to_numpy().astype(np.int64)
+    frame = pd.DataFrame({i: series.cat.codes.to_numpy() for i, (series, _) in enumerate(parts)})
     combos = frame.drop_duplicates().sort_values(list(frame.columns))
     labels = [
-        ":".join(str(parts[k].cat.categories[row[k]]) for k in range(len(parts)))
-        for row in combos.itertuples(index=False)
+        ":".join(parts[k][1][row[k]] for k in range(len(parts))) for row in combos.itertuples(index=False)
     ]
     code_of = {tuple(row): i for i, row in enumerate(combos.itertuples(index=False))}
     codes = np.array([code_of[tuple(row)] for row in frame.itertuples(index=False)], dtype=np.int64)
     return labels, codes
 
 
+def _check_distinct_labels(factor: str, values: list, labels: list[str]) -> None:
+    seen: dict[str, object] = {}
+    for value, label in zip(values, labels, strict=True):
+        if label in seen:
+            raise DataError(
+                f"grouping column '{factor}' mixes types: {seen[label]!r} ({type(seen[label]).__name__}) and "
+                f"{value!r} ({type(value).__name__}) would be one level '{label}'; convert the column to one "
+                f"type first (e.g. data['{factor}'].astype(str))"
+            )
+        seen[label] = value
+
+
 def _sort_key(value):
-    return (0, value, "") if isinstance(value, (int, float, np.integer, np.floating)) else (1, 0, str(value))
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)):
+        return (0, float(value), "")
+    if isinstance(value, (pd.Timestamp, np.datetime64)):
+        return (1, pd.Timestamp(value).value, "")
+    return (2, 0, str(value))
 
 
-def _random_term(spec: RandomTermSpec, data: pd.DataFrame, part: str = "") -> RandomEffectTerm:
+def _random_term(spec: RandomTermSpec, terms: Terms, data: pd.DataFrame, part: str = "") -> RandomEffectTerm:
     levels, codes = _level_labels(data, spec.group_factors)
     if len(levels) < 2:
         raise DataError(
@@ -490,9 +614,10 @@ def _random_term(spec: RandomTermSpec, data: pd.DataFrame, part: str = "") -> Ra
             f"({levels[0]!r}); a random effect needs at least two levels"
         )
     _warn_if_continuous(spec, data)
-    matrix = _model_matrix(spec.expr, data, f"term {spec.text}")
+    matrix = _model_matrix(terms, data, f"term {spec.text}")
     if matrix.shape[1] == 0:
         raise DataError(f"term {spec.text} has no varying term left (did you write (0 | g)?)")
+    _check_finite(np.asarray(matrix, dtype=float), [f"{c} in {spec.text}" for c in matrix.columns], "predictor")
     _warn_if_between_group(spec, matrix, codes)
     return RandomEffectTerm(
         spec=spec,
@@ -502,6 +627,7 @@ def _random_term(spec: RandomTermSpec, data: pd.DataFrame, part: str = "") -> Ra
         matrix=np.asarray(matrix, dtype=float),
         model_spec=matrix.model_spec,
         part=part,
+        terms=terms,
     )
 
 
@@ -564,66 +690,26 @@ class NewData:
     rows: pd.Index
 
 
-_C_CALL = re.compile(r"^C\(\s*`?([^`,)]+?)`?\s*[,)]")
-
-
-def _categorical_columns(spec) -> dict[str, list]:
-    """Data columns that the spec encodes as categorical, with their training categories."""
-    out = {}
-    for factor, (kind, state) in spec.encoder_state.items():
-        if getattr(kind, "value", kind) != "categorical" or "categories" not in state:
-            continue
-        name = str(factor).strip("`")
-        match = _C_CALL.match(name)
-        out[match.group(1) if match else name] = list(state["categories"])
-    return out
-
-
-def _align_categories(spec, newdata: pd.DataFrame, where: str) -> pd.DataFrame:
-    """New data with each categorical column typed as in training (a copy; the input is untouched).
-
-    formulaic encodes unseen categories silently as the baseline, and a column that
-    arrives as plain numbers where training had a factor gets treated as numeric (it
-    even rewrites the stored spec). Both are refused or repaired here, naming the column.
-    """
-    aligned = newdata
-    for column, categories in _categorical_columns(spec).items():
-        if column not in newdata.columns:
-            continue
-        by_label = {str(c): c for c in categories}
-        values = newdata[column]
-        unseen = sorted({str(v) for v in values.dropna().unique()} - set(by_label))
-        if unseen:
+def _materialize(terms: Terms, spec, newdata: pd.DataFrame, where: str) -> np.ndarray:
+    """New rows through the fitted terms (their categories and transforms) and formulaic spec."""
+    with _evaluating(f"the new data ({where})", newdata.columns):
+        frame = terms.frame(newdata, new=True)
+    for name, column in frame.items():
+        bad = pd.isna(column).to_numpy()
+        if bad.any():
             raise DataError(
-                f"level(s) {', '.join(repr(u) for u in unseen)} of '{column}' in {where} were not in "
-                f"the data the model was fit to (levels: {', '.join(by_label)})"
+                f"the new data have missing values in '{name}' ({where}) in {int(bad.sum())} rows "
+                f"(first: row {newdata.index[int(np.argmax(bad))]!r}); fill or drop them before predicting"
             )
-        if aligned is newdata:
-            aligned = newdata.copy()
-        labels = [by_label.get(str(v)) if pd.notna(v) else None for v in values]
-        aligned[column] = pd.Categorical(labels, categories=categories)
-    return aligned
-
-
-def _materialize(spec, newdata: pd.DataFrame, where: str) -> np.ndarray:
-    newdata = _align_categories(spec, newdata, where)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             # A copy: formulaic may update a spec's encoder state while materializing.
-            matrix = copy.deepcopy(spec).get_model_matrix(newdata, na_action="ignore")
-    except FactorEvaluationError as err:
-        for pattern in _MISSING_NAME:
-            match = pattern.search(str(err))
-            if match:
-                raise missing_column_error(
-                    match.group(1), f"the new data ({where})", newdata.columns
-                ) from None
+            matrix = copy.deepcopy(spec).get_model_matrix(frame, na_action="raise")
+    except FormulaicError as err:
         raise DataError(f"cannot evaluate {where} on the new data: {err}") from None
     values = np.asarray(matrix, dtype=float)
-    if np.isnan(values).any():
-        bad = [str(c) for c, col in zip(matrix.columns, values.T, strict=True) if np.isnan(col).any()]
-        raise DataError(f"the new data have missing values in {', '.join(bad)} ({where})")
+    _check_finite(values, [f"{terms.rename(c)} ({where}, new data)" for c in matrix.columns], "predictor")
     return values
 
 
@@ -631,7 +717,15 @@ def _new_codes(term: RandomEffectTerm, newdata: pd.DataFrame) -> tuple[np.ndarra
     for factor in term.spec.group_factors:
         if factor not in newdata.columns:
             raise missing_column_error(factor, f"the new data (term {term.spec.text})", newdata.columns)
-    labels = newdata[list(term.spec.group_factors)].astype(str).agg(":".join, axis=1)
+        missing = pd.isna(newdata[factor]).to_numpy()
+        if missing.any():
+            raise DataError(
+                f"grouping column '{factor}' of the new data has missing values in {int(missing.sum())} rows "
+                f"(first: row {newdata.index[int(np.argmax(missing))]!r}); give a level (a new one is "
+                "predicted from the population) or drop those rows"
+            )
+    columns = [newdata[f].map(level_label) for f in term.spec.group_factors]
+    labels = columns[0] if len(columns) == 1 else pd.concat(columns, axis=1).agg(":".join, axis=1)
     index = {level: code for code, level in enumerate(term.levels)}
     unseen = list(dict.fromkeys(label for label in labels if label not in index))
     # Unseen levels are numbered after the fitted ones, in order of appearance.
@@ -645,27 +739,24 @@ def encode_new_data(design: Design, newdata: pd.DataFrame, trials=None) -> NewDa
         raise TypeError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
     if newdata.shape[0] == 0:
         raise DataError("the new data frame is empty")
-    parsed = _quote_dotted_columns(design.formula, newdata.columns)
-    X = _materialize(design.fixed_spec, newdata, "the fixed effects")
-    offset = None
-    if parsed.offsets:
-        offset = sum(
-            _evaluate(o, newdata, f"offset({o}) in the new data").astype(float) for o in parsed.offsets
-        )
+    X = _materialize(design.fixed_terms, design.fixed_spec, newdata, "the fixed effects")
+    offset = offset_values(design.offset_expressions, newdata, new=True) if design.offset_expressions else None
     codes, matrices, unseen = [], [], []
     for term in design.random:
         term_codes, term_unseen = _new_codes(term, newdata)
         codes.append(term_codes)
         unseen.append(term_unseen)
-        matrices.append(_materialize(term.model_spec, newdata, f"term {term.spec.text}"))
+        matrices.append(_materialize(term.terms, term.model_spec, newdata, f"term {term.spec.text}"))
     new_trials = None
     if design.trials is not None:
         if trials is not None:
             new_trials = _resolve_trials(trials, newdata)
-        elif parsed.cbind:
-            s, f = parsed.cbind
+        elif design.formula.cbind:
             try:
-                new_trials = _evaluate(f"({s}) + ({f})", newdata, "the trials").astype(float)
-            except DataError:
+                s, f = (_evaluate(e, newdata, "the trials").numeric("the trials") for e in design.responses)
+                new_trials = s + f
+            except (DataError, TypeError):
                 new_trials = None  # predict() explains what is missing if it needs them
+        elif design.formula.trials is not None and design.formula.trials in newdata.columns:
+            new_trials = _resolve_trials(design.formula.trials, newdata)
     return NewData(X, offset, new_trials, codes, matrices, unseen, newdata.index)

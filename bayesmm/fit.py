@@ -66,9 +66,8 @@ def sample(
         raise ValueError(
             f"sampler {name!r} is not installed; available here: {', '.join(available_samplers())}"
         )
-    for label, value in (("draws", draws), ("tune", tune), ("chains", chains)):
-        if not isinstance(value, int) or value < (0 if label == "tune" else 1):
-            raise ValueError(f"{label} must be a positive integer, got {value!r}")
+    _check_settings(draws=draws, tune=tune, chains=chains, cores=cores, target_accept=target_accept,
+                    random_seed=random_seed)  # fmt: skip
     pymc_model = model.pymc_model
     start = time.perf_counter()
     import pymc as pm
@@ -88,12 +87,43 @@ def sample(
             compute_convergence_checks=False,
             quiet=True,  # bayesmm runs its own checks and says what to do
         )
+    _refuse_interrupted(idata, draws, chains)
     idata = _separate_reparameterization(idata, model.reported_variables)
     settings = SamplerSettings(name, draws, tune, chains, target_accept, random_seed)
     settings.seconds = time.perf_counter() - start
     fit = Fit(model=model, idata=idata, settings=settings)
     fit.warn_if_unhealthy()
     return fit
+
+
+def _is_whole(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_settings(*, draws, tune, chains, cores, target_accept, random_seed) -> None:
+    """Sampler settings are checked before any compiling, each error naming the argument."""
+    for label, value in (("draws", draws), ("tune", tune), ("chains", chains)):
+        if not _is_whole(value) or value < (0 if label == "tune" else 1):
+            least = "0 or more" if label == "tune" else "1 or more"
+            raise ValueError(f"{label} must be a whole number, {least}; got {value!r}")
+    if cores is not None and (not _is_whole(cores) or cores < 1):
+        raise ValueError(f"cores must be a whole number, 1 or more (or None for all); got {cores!r}")
+    if isinstance(target_accept, bool) or not isinstance(target_accept, (int, float)) or not 0 < target_accept < 1:
+        raise ValueError(f"target_accept must be a number between 0 and 1 (e.g. 0.8 or 0.95); got {target_accept!r}")
+    if random_seed is not None and (not _is_whole(random_seed) or random_seed < 0):
+        raise ValueError(f"random_seed must be a non-negative whole number or None; got {random_seed!r}")
+
+
+def _refuse_interrupted(idata: xr.DataTree, draws: int, chains: int) -> None:
+    """PyMC and nutpie return what they have when sampling is interrupted (Ctrl-C); a fit
+    with fewer draws than asked for would pass for a complete one, so it is refused."""
+    posterior = idata["posterior"]
+    got_chains, got_draws = posterior.sizes.get("chain", 0), posterior.sizes.get("draw", 0)
+    if got_chains < chains or got_draws < draws:
+        raise KeyboardInterrupt(
+            f"sampling was interrupted: {got_chains} chains x {got_draws} draws of {chains} x {draws}; "
+            "no fit is returned (run fit() again to sample in full)"
+        )
 
 
 def _separate_reparameterization(idata: xr.DataTree, reported: list[str]) -> xr.DataTree:

@@ -61,6 +61,7 @@ class ParsedFormula:
     fixed: str
     random: tuple[RandomTermSpec, ...]
     offsets: tuple[str, ...]
+    trials: str | None = None  # brms's addition term: y | trials(n) ~ ...
 
     @property
     def cbind(self) -> tuple[str, str] | None:
@@ -146,27 +147,7 @@ def _split_cbind(response: str) -> tuple[str, str] | None:
     return parts[0], parts[1]
 
 
-# R habits translated into formulaic: factor(x) and as.factor(x) mean C(x).
-_R_FACTOR = re.compile(r"(?<![\w.`])(?:as\.)?factor\s*\(")
-
-
-def _translate_r_habits(text: str) -> str:
-    out, last = [], 0
-    for match in _R_FACTOR.finditer(text):
-        if _inside_backquotes(text, match.start()):
-            continue
-        out.append(text[last : match.start()])
-        out.append("C(")
-        last = match.end()
-    out.append(text[last:])
-    return "".join(out)
-
-
-def _inside_backquotes(text: str, index: int) -> bool:
-    return text[:index].count("`") % 2 == 1
-
-
-_NAME = r"(?:`[^`]+`|[A-Za-z_.][\w.]*)"
+_NAME = r"(?:`[^`]+`|[^\W\d][\w.]*|\.[^\W\d][\w.]*)"
 _GROUP_NAME = re.compile(rf"^{_NAME}$")
 
 
@@ -199,7 +180,10 @@ def _parse_bar_term(inner: str, inner_offset: int, formula: str, prefix: str) ->
     double = len(bars) == 2 and bars[1] == bars[0] + 1
     if len(bars) > 2 or (len(bars) == 2 and not double):
         raise FormulaSyntaxError(
-            "a random-effect term has one '|' (or '||')", formula, inner_offset + bars[-1]
+            "a random-effect term has one '|' (or '||'); brms's (1 | id | g), which correlates terms "
+            "across formulas, is not supported: write (1 | g)",
+            formula,
+            inner_offset + bars[-1],
         )
     left = inner[: bars[0]].strip()
     right = inner[bars[-1] + 1 :].strip()
@@ -218,7 +202,7 @@ def _parse_bar_term(inner: str, inner_offset: int, formula: str, prefix: str) ->
     text = formula[inner_offset - 1 - len(prefix) : inner_offset + len(inner) + 1]
     return [
         RandomTermSpec(
-            expr=_translate_r_habits(left),
+            expr=left,
             group=group,
             group_factors=factors,
             correlated=correlated,
@@ -257,6 +241,7 @@ def parse_formula(formula: str) -> ParsedFormula:
     text = formula
     if not text.strip():
         raise FormulaSyntaxError("the formula is empty", text, 0)
+    _refuse_calls_of_fitting_functions(text)
     list(_scan(text))  # fail early on unbalanced parentheses and quotes
 
     tildes = _top_level_positions(text, "~")
@@ -270,7 +255,9 @@ def parse_formula(formula: str) -> ParsedFormula:
         )
     tilde = tildes[0]
     response = text[:tilde].strip() or None
+    trials = None
     if response is not None:
+        response, trials = _addition_terms(response, text)
         _split_cbind(response)  # validate cbind's arguments now
     rhs_offset = tilde + 1
     rhs = text[rhs_offset:]
@@ -305,11 +292,79 @@ def parse_formula(formula: str) -> ParsedFormula:
     fixed = " + ".join(fixed_chunks) if fixed_chunks else "1"
     return ParsedFormula(
         text=text,
-        response=_translate_r_habits(response) if response else None,
-        fixed=_translate_r_habits(fixed),
+        response=response,
+        fixed=fixed,
         random=tuple(random),
         offsets=tuple(offsets),
+        trials=trials,
     )
+
+
+_FITTING_CALL = re.compile(r"^\s*(lmer|glmer|glmer\.nb|lme|nlme|glmmTMB|brm|lm|glm|gam|gamm|bambi\.Model)\s*\(")
+
+
+def _refuse_calls_of_fitting_functions(text: str) -> None:
+    """A whole R call pasted in (``lmer(y ~ x + (1|g), data = d)``) or nlme's ``random = ~ 1 | g``."""
+    match = _FITTING_CALL.match(text)
+    if match:
+        raise FormulaSyntaxError(
+            f"this is a call of {match.group(1)}(), not a formula: pass only the formula, e.g. "
+            "'y ~ x + (1 | g)', and the data and family as arguments",
+            text,
+            match.start(1),
+            match.end(1),
+        )
+    random = re.search(r"\brandom\s*=", text)
+    if random:
+        raise FormulaSyntaxError(
+            "nlme's random = ~ ... | g is written inside the formula here: y ~ x + (1 | g)",
+            text,
+            random.start(),
+            random.end(),
+        )
+
+
+_ADDITION = re.compile(r"^(?P<name>[A-Za-z_.][\w.]*)\s*\((?P<inner>.*)\)$", re.S)
+_REFUSED_ADDITIONS = {
+    "weights": "weights() are not supported yet: bayesmm fits unweighted likelihoods",
+    "se": "se() (known measurement error of the response) is not supported",
+    "cens": "censored responses cens() are not supported",
+    "trunc": "truncated responses trunc() are not supported",
+    "mi": "missing-value imputation mi() is not supported: incomplete rows are dropped",
+    "rate": "rate(n) is written here as an offset: y ~ x + offset(log(n))",
+    "subset": "subset() is not supported: subset the data instead",
+    "thres": "thres() (ordinal thresholds) is not supported",
+    "cat": "cat() (categorical thresholds) is not supported",
+    "dec": "dec() (decision data) is not supported",
+    "vint": "vint() is not supported",
+    "vreal": "vreal() is not supported",
+    "index": "index() is not supported",
+}
+
+
+def _addition_terms(response: str, formula: str) -> tuple[str, str | None]:
+    """brms's ``y | trials(n)`` on the left: the response and the trials column."""
+    bars = [i for i, ch, depth in _scan(response) if ch == "|" and depth == 0]
+    if not bars:
+        return response, None
+    left = response[: bars[0]].strip()
+    trials = None
+    pieces = _split_top_level(response[bars[-1] + 1 :], "+", bars[-1] + 1)
+    for offset, piece in pieces:
+        offset, piece = _strip_with_offset(offset, piece)
+        match = _ADDITION.match(piece)
+        name = match.group("name") if match else piece
+        if match and name == "trials":
+            trials = match.group("inner").strip().strip("`")
+            if not re.fullmatch(_NAME, match.group("inner").strip()):
+                raise FormulaSyntaxError("trials() takes a column name: y | trials(n) ~ ...", formula, offset)
+            continue
+        message = _REFUSED_ADDITIONS.get(name, f"'{piece}' is not an addition term bayesmm knows; it supports "
+                                         "y | trials(n) ~ ... for binomial data")  # fmt: skip
+        raise FormulaSyntaxError(message, formula, offset, offset + len(piece))
+    if not left:
+        raise FormulaSyntaxError("no response before '|'", formula, 0)
+    return left, trials
 
 
 def _reject_stray_bars(chunk: str, offset: int, formula: str) -> None:

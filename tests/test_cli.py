@@ -55,7 +55,7 @@ def test_cli_errors_are_one_line():
         [sys.executable, "-m", "bayesmm", "demo", "--draws", "0"], capture_output=True, text=True
     )
     assert result.returncode == 2
-    assert result.stderr.strip() == "bayesmm: error: draws must be a positive integer, got 0"
+    assert result.stderr.strip() == "bayesmm: error: --draws must be 1 or more, got 0"
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def fit_run(tmp_path_factory):
 def test_fit_command_prints_summary_and_diagnostics(fit_run):
     result, _ = fit_run
     assert result.returncode == 0, result.stderr[-3000:]
-    for text in ("Family: binomial (link: logit)", "C(period)[T.2]", "sd(Intercept|herd)", "ok divergences"):
+    for text in ("Family: binomial (link: logit)", "factor(period)[T.2]", "sd(Intercept|herd)", "ok divergences"):
         assert text in result.stdout
 
 

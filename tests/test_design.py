@@ -41,7 +41,7 @@ def test_fixed_matrix_matches_hand_built(frame):
 
 def test_no_intercept_and_transforms(frame):
     design = build_design("y ~ 0 + x + I(x**2) + log(n)", frame)
-    assert design.fixef_names == ["x", "I(x ** 2)", "log(n)"]
+    assert design.fixef_names == ["x", "I(x**2)", "log(n)"]
     assert not design.has_intercept
     np.testing.assert_allclose(design.X[:, 1], frame.x**2)
     np.testing.assert_allclose(design.X[:, 2], np.log(10.0))
@@ -128,7 +128,7 @@ def test_r_habits_dotted_names_factor_and_offset(frame):
     design = build_design("total.fruits ~ factor(h) + offset(log(n)) + (1 | g)", frame)
     assert design.response_name == "total.fruits"
     np.testing.assert_array_equal(design.y, frame["total.fruits"])
-    assert design.fixef_names == ["Intercept", "C(h)[T.2]", "C(h)[T.3]"]
+    assert design.fixef_names == ["Intercept", "factor(h)[T.2]", "factor(h)[T.3]"]
     np.testing.assert_allclose(design.offset, np.log(10.0))
     quoted = build_design("`total.fruits` ~ 1", frame)
     np.testing.assert_array_equal(quoted.y, frame["total.fruits"])
@@ -146,7 +146,7 @@ def test_two_level_factor_response_for_bernoulli():
 def test_missing_rows_are_dropped_with_a_warning(frame):
     frame.loc[[1, 5], "x"] = np.nan
     frame.loc[7, "g"] = None
-    with pytest.warns(UserWarning, match=r"dropped 3 of 12 rows with missing values \(in x.*g\)"):
+    with pytest.warns(UserWarning, match=r"dropped 3 of 12 rows with missing values \(in x \(2\), g \(1\)\)"):
         design = build_design("y ~ x + (1 | g)", frame)
     assert design.n_obs == 9
     assert design.n_dropped == 3
@@ -184,11 +184,11 @@ def test_data_are_not_modified(frame):
         ("yy ~ x", "column 'yy' in the response yy is not in the data; did you mean 'y'"),
         ("y ~ log(xx)", "column 'xx' in the fixed effects"),
         ("g ~ x", "the response 'g' is not numeric"),
-        ("y ~ C(g, 'sum')", r"cannot evaluate the fixed effects 'C\(g, 'sum'\)'.*contr\.sum"),
+        ("y ~ C(g, 'sum')", r"C\(\): C\(\)'s second argument is a contrast: contr.sum"),
     ],
 )
 def test_bad_input_names_the_culprit(frame, formula, message):
-    with pytest.raises(DataError, match=message):
+    with pytest.raises(ValueError, match=message):  # DataError or FormulaSyntaxError
         build_design(formula, frame)
 
 

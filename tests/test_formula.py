@@ -57,10 +57,10 @@ def test_cbind_response():
     assert parsed.fixed == "period"
 
 
-def test_r_factor_habit_becomes_C():
+def test_r_functions_stay_as_written_for_the_expression_layer():
     parsed = parse_formula("y ~ factor(f) + as.factor(h) + (0 + factor(f) | g)")
-    assert parsed.fixed == "C(f) + C(h)"
-    assert parsed.random[0].expr == "0 + C(f)"
+    assert parsed.fixed == "factor(f) + as.factor(h)"
+    assert parsed.random[0].expr == "0 + factor(f)"
 
 
 def test_one_sided_formula():

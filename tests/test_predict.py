@@ -75,7 +75,7 @@ def test_bad_new_data(sleepstudy_fit):
         sleepstudy_fit.predict(pd.DataFrame({"Dayz": [1.0], "Subject": ["308"]}))
     with pytest.raises(DataError, match="column 'Subject' in the new data"):
         sleepstudy_fit.predict(pd.DataFrame({"Days": [1.0]}))
-    with pytest.raises(DataError, match="missing values in Days"):
+    with pytest.raises(DataError, match="missing values in .Days."):
         sleepstudy_fit.predict(pd.DataFrame({"Days": [np.nan], "Subject": ["308"]}))
     with pytest.raises(ValueError, match="kind must be one of mean, linear, response"):
         sleepstudy_fit.predict(kind="probability")
@@ -114,7 +114,7 @@ def test_unseen_category_in_a_fixed_factor(cbpp_fit):
     fit, _ = cbpp_fit
     new = pd.DataFrame({"period": [7], "herd": [1], "incidence": [0], "size": [10]})
     with pytest.raises(
-        DataError, match="level\\(s\\) '7' of 'period' in the fixed effects were not in the data"
+        DataError, match="level\\(s\\) '7' of 'period' in the new data \\(the fixed effects\\) were not in the data"
     ):
         fit.predict(new)
     with pytest.raises(DataError, match=r"need the number of trials: .*cbind\(incidence, size - incidence\)"):

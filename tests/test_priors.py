@@ -133,5 +133,5 @@ def test_mixed_families_for_coefficients_build_one_vector(sleep):
         priors={"Days": Prior("StudentT", nu=4, mu=0, sigma=10)},
     )
     names = [rv.name for rv in model.pymc_model.free_RVs]
-    assert "b[Days]" in names and "b[I(Days ** 2)]" in names
+    assert "b[Days]" in names and "b[I(Days**2)]" in names
     assert model.pymc_model["b"].eval().shape == (2,)
