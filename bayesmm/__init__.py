@@ -7,6 +7,20 @@ does not load PyMC until a model is built.
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # for type checkers and the API docs; at run time names load on first use
+    from . import datasets
+    from .api import Model
+    from .comparison import compare
+    from .design import DataError
+    from .diagnostics import DiagnosticWarning, compare_samplers
+    from .families import FAMILIES, Family, get_family
+    from .fit import Fit, available_samplers
+    from .formula import FormulaSyntaxError, parse_formula
+    from .persist import load
+    from .priors import Prior, PriorError
+    from .simulate import simulate
 
 __version__ = "0.1.0"
 

@@ -40,6 +40,37 @@ def _model_frame(data, texts: list[str], trials) -> tuple[pd.DataFrame, str | No
     return frame, TRIALS
 
 
+# Families whose response is continuous: a constant one has nothing to model and would
+# give default priors of zero width.
+_CONTINUOUS = {"gaussian", "student", "lognormal", "gamma", "beta"}
+
+
+def _check_response_varies(design, family: Family) -> None:
+    y = design.y
+    if len(y) == 0 or not np.all(y == y[0]):
+        return
+    message = f"the response '{design.response_name}' is {y[0]:g} in every one of the {len(y)} rows"
+    if family.name in _CONTINUOUS:
+        raise DataError(f"{message}; a constant response has no variation to model")
+    warnings.warn(f"{message}: its estimates will come from the priors", UserWarning, stacklevel=4)
+
+
+def _warn_if_one_row_per_level(design, family: Family) -> None:
+    """With one row per level, a random intercept is the residual error under another name."""
+    if family.name not in ("gaussian", "student", "lognormal"):
+        return
+    for term in design.random:
+        if term.n_levels == design.n_obs and "Intercept" in term.columns:
+            warnings.warn(
+                f"every level of '{term.group}' in {term.spec.text} has a single observation, so its "
+                f"random intercept cannot be told apart from the residual SD (sigma) of a {family.name} "
+                "model: the two SDs are identified only by their priors. Drop the term, or use a family "
+                "without a residual SD (e.g. an observation-level effect in a Poisson model)",
+                UserWarning,
+                stacklevel=4,
+            )
+
+
 class Model:
     """A Bayesian generalized linear mixed model, specified as in lme4 and brms.
 
@@ -85,6 +116,16 @@ class Model:
             raise ValueError(
                 f"a cbind(successes, failures) response needs family='binomial', not '{self.family.name}'"
             )
+        if (trials is not None or self.formula.trials is not None) and not self.family.needs_trials:
+            raise ValueError(
+                f"family '{self.family.name}' has no number of trials; trials are for family='binomial' "
+                "(or drop trials=)"
+            )
+        if trials is not None and self.formula.trials is not None:
+            raise ValueError("give the trials either as y | trials(n) in the formula or as trials=, not both")
+        if isinstance(data, pd.DataFrame) and not data.index.is_unique:
+            # Rows are matched by index label between the formula and its parts: number them.
+            data = data.reset_index(drop=True)
         part_formulas = self._part_formulas({"zi": zi, "hu": hu, "dispersion": dispersion})
         # What fit.save stores to rebuild this model: the user's own settings and the
         # model frame (the data columns the formulas use).
@@ -94,6 +135,8 @@ class Model:
         self.model_frame, self.trials_column = _model_frame(data, [formula, *part_formulas.values()], trials)
         self.design, self.parts = self._build_designs(data, part_formulas, trials, na_action)
         self.family.check_response(self.design)
+        _check_response_varies(self.design, self.family)
+        _warn_if_one_row_per_level(self.design, self.family)
         self.prior_entries = resolve_priors(self.design, self.family, priors, self.parts)
         self._pymc_model: pm.Model | None = None
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+
 import re
 import warnings
 from typing import TYPE_CHECKING
@@ -190,7 +192,31 @@ def _evaluate_linear(
             f"parameters: {', '.join(sorted(draws))}"
         )
     try:
-        value = eval(text, {"__builtins__": {}}, namespace)  # noqa: S307 - only numbers and parameter draws
+        tree = ast.parse(text.replace("^", "**"), mode="eval")
     except SyntaxError:
         raise ValueError(f"cannot read hypothesis {statement!r}") from None
+    value = _linear_value(tree.body, namespace, statement)
     return np.broadcast_to(np.asarray(value, dtype=float), next(iter(draws.values())).reshape(-1).shape)
+
+
+_ARITHMETIC = {ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: np.true_divide,
+               ast.Pow: np.power}  # fmt: skip
+
+
+def _linear_value(node: ast.AST, namespace: dict[str, np.ndarray], statement: str):
+    """Interpret a hypothesis: numbers, parameter draws and + - * / ^ only (never Python's eval)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        return float(node.value)
+    if isinstance(node, ast.Name) and node.id in namespace:
+        return namespace[node.id]
+    if isinstance(node, ast.BinOp) and type(node.op) in _ARITHMETIC:
+        left = _linear_value(node.left, namespace, statement)
+        right = _linear_value(node.right, namespace, statement)
+        return _ARITHMETIC[type(node.op)](left, right)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        value = _linear_value(node.operand, namespace, statement)
+        return -value if isinstance(node.op, ast.USub) else value
+    raise ValueError(
+        f"hypothesis {statement!r} may hold only parameter names, numbers and + - * / ^; "
+        f"'{ast.unparse(node)}' is not allowed"
+    )

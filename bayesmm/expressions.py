@@ -26,6 +26,7 @@ import ast
 import difflib
 import keyword
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -1044,6 +1045,14 @@ def _learn(operand: Operand, value: Value) -> None:
         present = set(pd.Series(value.data).dropna().unique())
         operand.categories = [c for c in value.data.categories if c in present]
         operand.contrasts = value.contrasts
+        empty = [level_label(c) for c in value.data.categories if c not in present]
+        if empty:
+            warnings.warn(
+                f"level(s) {', '.join(repr(e) for e in empty)} of '{operand.name}' have no rows in the data "
+                "and are left out of the model (a coefficient with no data would be its prior alone)",
+                UserWarning,
+                stacklevel=6,
+            )
     elif kind == "basis":
         operand.n_columns = np.asarray(value.data).shape[1]
     operand.kind = kind

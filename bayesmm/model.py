@@ -60,6 +60,16 @@ def fixed_center(design: Design) -> np.ndarray:
     return center
 
 
+# Dimension names of the posterior that a grouping column must not take over.
+RESERVED_DIMS = frozenset({"chain", "draw", "obs", "sample", "__obs__"})
+
+
+def level_dim(group: str) -> str:
+    """The dimension of a grouping factor's levels: its name, unless that is one of the
+    posterior's own dimensions (a column named ``chain``, ``draw`` or ``obs``)."""
+    return f"{group}__level" if group in RESERVED_DIMS else group
+
+
 def term_dim(design: Design, group: str) -> str:
     return design.var(f"{group}__term")
 
@@ -81,7 +91,7 @@ def _coords(design: Design) -> dict[str, list]:
     if slopes:
         coords[design.var("b_coef")] = slopes
     for group, terms in design.groups.items():
-        coords[group] = list(terms[0].levels)
+        coords[level_dim(group)] = list(terms[0].levels)
         coords[term_dim(design, group)] = design.group_columns(group)
         if len(terms) > 1:
             for term in terms:
@@ -182,7 +192,7 @@ def _term_effects(design: Design, term: RandomEffectTerm, k: int, priors: dict[s
     group = term.group
     cols_dim = _term_columns_dim(design, term)
     suffix = "" if k == 0 else str(k + 1)
-    w = pm.Normal(design.var(f"z_{group}{suffix}"), 0.0, 1.0, dims=(group, cols_dim))
+    w = pm.Normal(design.var(f"z_{group}{suffix}"), 0.0, 1.0, dims=(level_dim(group), cols_dim))
     z = _level_basis(w, term.n_levels)
     sd_entries = [priors[n] for n in term.sd_names]
     if term.compound_symmetry:
@@ -248,7 +258,7 @@ def _random_part(design: Design, priors: dict[str, PriorEntry]):
         pm.Deterministic(
             design.var(f"r_{group}"),
             effects[0] if len(effects) == 1 else pt.concatenate(effects, axis=1),
-            dims=(group, term_dim(design, group)),
+            dims=(level_dim(group), term_dim(design, group)),
         )
         pm.Deterministic(
             design.var(f"sd_{group}"),

@@ -14,6 +14,7 @@ file intact.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -192,42 +193,32 @@ def _read(path: Path) -> tuple[xr.DataTree, dict]:
     return tree, description
 
 
-# What a formula in a saved file may call: the formula transforms bayesmm and formulaic
-# provide and numpy's elementwise maths. formulaic evaluates calls inside a formula as
-# Python, so a file's formula is checked against this list before any model is built
-# from it (a crafted file could otherwise run code on load). Issue 12's allow-listed
-# evaluator of every formula will supersede this check.
-SAFE_CALLS = frozenset(
-    {"I", "C", "Q", "cs", "offset", "cbind", "factor", "as.factor", "scale", "center", "poly", "bs", "cr",
-     "log", "log1p", "log2", "log10", "exp", "sqrt", "abs", "sin", "cos"}
-    | {f"np.{f}" for f in ("log", "log1p", "log2", "log10", "exp", "sqrt", "abs", "sin", "cos")}
-    | {f"contr.{c}" for c in ("treatment", "sum", "helmert", "poly")}
-)  # fmt: skip
-_CALL = re.compile(r"([^\W\d][\w.]*)\s*\(")
-_UNSAFE_WORD = re.compile(r"\b(lambda|import|exec|eval|for|while|yield|await|async|global|nonlocal)\b")
 PARTS = ("zi", "hu", "dispersion")
 
 
 def _check_saved_formula(text: object, path: Path) -> str:
-    """``text`` if it is a formula that computes columns only; a ValueError naming the file
-    and the construct otherwise."""
+    """``text`` if it reads as a formula. Nothing in it is ever executed: rebuilding the
+    model interprets its expressions with the formula allow-list (bayesmm.expressions),
+    which refuses any other call, attribute, dunder name or Python construct."""
+    from .formula import FormulaSyntaxError, parse_formula
+
     if not isinstance(text, str):
         raise ValueError(f"{path}: the saved formula is not text")
-    bare = re.sub(r"`[^`]*`", "``", text)  # backquoted column names may hold any characters
-    if "__" in bare:
-        raise ValueError(f"{path}: the saved formula {text!r} uses a dunder name; refusing to load it")
-    word = _UNSAFE_WORD.search(bare)
-    if word:
-        raise ValueError(
-            f"{path}: the saved formula {text!r} contains {word.group(1)!r}; refusing to load it"
-        )
-    for name in _CALL.findall(bare):
-        if name not in SAFE_CALLS:
-            raise ValueError(
-                f"{path}: the saved formula {text!r} calls {name}(), which is not a formula transform; "
-                "refusing to load it"
-            )
+    try:
+        parse_formula(text)
+    except FormulaSyntaxError as err:
+        raise ValueError(f"{path}: the saved formula {text!r} cannot be read: {str(err).splitlines()[0]}") from None
     return text
+
+
+@contextlib.contextmanager
+def _naming(path: Path):
+    """Errors while rebuilding a saved model name the file they came from."""
+    try:
+        yield
+    except ValueError as err:
+        first = str(err).splitlines()[0]
+        raise ValueError(f"{path}: cannot rebuild the saved model: {first}") from None
 
 
 def load(path: str | Path) -> Fit:
@@ -247,7 +238,7 @@ def load(path: str | Path) -> Fit:
         raise ValueError(f"{path}: saved part formulas must be among {', '.join(PARTS)}, got {parts!r}")
     parts = {part: _check_saved_formula(text, path) for part, text in parts.items()}
     priors = {name: Prior(p["dist"], **p["params"]) for name, p in description["priors"].items()}
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _naming(path):
         warnings.simplefilter("ignore")  # the fit already said what these warnings say
         model = Model(
             formula,

@@ -56,6 +56,20 @@ def _as_float(value: Any):
     return float(array) if array.ndim == 0 else array
 
 
+# Parameters that must be positive for the distribution to exist (PyMC would only fail
+# later, at sampling, with "all initialization points failed").
+_POSITIVE_PARAMETERS = {"sigma", "tau", "lam", "nu", "eta", "kappa", "b", "s"}
+_POSITIVE_ALPHA_BETA = {"Gamma", "InverseGamma", "Weibull", "Beta", "Kumaraswamy", "Pareto"}
+
+
+def _is_positive_parameter(dist: str, name: str) -> bool:
+    if name in _POSITIVE_PARAMETERS:
+        return True
+    if name == "beta" and dist in ("Cauchy", "HalfCauchy", "Gumbel", "Moyal"):
+        return True
+    return name in ("alpha", "beta") and dist in _POSITIVE_ALPHA_BETA
+
+
 class Prior:
     """A prior distribution: a PyMC distribution name and its parameters.
 
@@ -96,6 +110,14 @@ class Prior:
                 f"invalid parameters for Prior('{self.dist}'): unknown parameter(s) "
                 f"{', '.join(repr(u) for u in unknown)}; it takes {', '.join(accepted)}"
             )
+        for name, value in self.params.items():
+            values = np.ravel(value)
+            if not np.all(np.isfinite(values)):
+                raise PriorError(f"Prior('{self.dist}'): parameter {name} must be a finite number, got {_fmt(value)}")
+            if _is_positive_parameter(self.dist, name) and not np.all(values > 0):
+                raise PriorError(
+                    f"Prior('{self.dist}'): parameter {name} is a scale or shape and must be > 0, got {_fmt(value)}"
+                )
         try:
             cls.dist(**self.params)
         except Exception as err:  # PyMC raises TypeError/ValueError of many kinds
@@ -219,19 +241,29 @@ def _matching_keys(entry: PriorEntry) -> list[str]:
 def resolve_priors(design, family, user: dict[str, Prior] | None = None, parts=None) -> list[PriorEntry]:
     """The prior of every parameter: the user's where given, else the data-scaled default."""
     entries = _default_entries(design, family, parts)
+    if user is not None and not isinstance(user, dict):
+        raise PriorError(
+            f"priors must be a dict from parameter or class names to Prior, e.g. "
+            f"{{'b': Prior('Normal', mu=0, sigma=1)}}; got a {type(user).__name__}"
+        )
     user = dict(user or {})
     for key, prior in user.items():
+        if not isinstance(key, str):
+            raise PriorError(f"prior names are strings such as 'b' or 'sd(Subject)', got {key!r}")
         if not isinstance(prior, Prior):
             raise PriorError(f"the prior for '{key}' must be a bayesmm.Prior, got {type(prior).__name__}")
-    used: set[str] = set()
+    matched: dict[str, list[PriorEntry]] = {}
     for entry in entries:
-        for key in _matching_keys(entry):
-            if key in user:
-                entry.prior = user[key]
-                entry.source = "user" if key == entry.parameter else f"user ({key})"
-                used.add(key)
-                break
+        key = next((k for k in _matching_keys(entry) if k in user), None)
+        if key is not None:
+            matched.setdefault(key, []).append(entry)
+            entry.source = "user" if key == entry.parameter else f"user ({key})"
+    for key, targets in matched.items():
+        for entry, prior in zip(targets, _split_vector_prior(user[key], key, targets), strict=True):
+            entry.prior = prior
+    for entry in entries:
         _check_fits(entry)
+    used = set(matched)
     unknown = [k for k in user if k not in used]
     if unknown:
         valid = sorted({k for e in entries for k in _matching_keys(e)})
@@ -241,6 +273,25 @@ def resolve_priors(design, family, user: dict[str, Prior] | None = None, parts=N
         )
     _check_correlated_sd_families(design, entries, parts)
     return entries
+
+
+def _split_vector_prior(prior: Prior, key: str, targets: list[PriorEntry]) -> list[Prior]:
+    """A class prior with vector parameters gives the class's parameters one element each, in
+    the order of the prior table; its length must match."""
+    lengths = {np.size(v) for v in prior.params.values() if np.ndim(v) > 0}
+    if not lengths:
+        return [prior] * len(targets)
+    if lengths != {len(targets)}:
+        names = ", ".join(e.parameter for e in targets)
+        raise PriorError(
+            f"the prior for '{key}' has vector parameters of length {', '.join(map(str, sorted(lengths)))} "
+            f"but '{key}' covers {len(targets)} parameter(s) ({names}); give one value per parameter "
+            "or a single number"
+        )
+    return [
+        Prior(prior.dist, **{k: (np.ravel(v)[i] if np.ndim(v) > 0 else v) for k, v in prior.params.items()})
+        for i in range(len(targets))
+    ]
 
 
 def _check_fits(entry: PriorEntry) -> None:

@@ -52,7 +52,7 @@ def test_bad_sampler_arguments(conjugate):
     model, _, _ = conjugate
     with pytest.raises(ValueError, match="unknown sampler 'stan'; available here: nutpie"):
         model.fit(sampler="stan")
-    with pytest.raises(ValueError, match="chains must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="chains must be a whole number, 1 or more; got 0"):
         model.fit(chains=0)
 
 

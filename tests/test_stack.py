@@ -134,16 +134,19 @@ def test_loaded_fit_rebuilds_the_model_from_its_frame(saved, sleepstudy_fit):
 @pytest.mark.parametrize(
     ("formula", "parts", "message"),
     [
-        ("Reaction ~ I(__import__('pathlib').Path('{marker}').touch()) + (Days | Subject)", {}, "dunder"),
-        ("Reaction ~ I(open('{marker}', 'w').close()) + (Days | Subject)", {}, r"calls open\(\)"),
-        ("Reaction ~ I(np.load('{marker}')) + (Days | Subject)", {}, r"calls np.load\(\)"),
-        ("Reaction ~ I((lambda: 0)()) + (Days | Subject)", {}, "contains 'lambda'"),
-        ("Reaction ~ Days + (Days | Subject)", {"zi": "~ I(open('{marker}', 'w'))"}, r"calls open\(\)"),
+        ("Reaction ~ I(__import__('pathlib').Path('{marker}').touch()) + (Days | Subject)", {},
+         "function '__import__' is not allowed"),
+        ("Reaction ~ I(open('{marker}', 'w').close()) + (Days | Subject)", {}, "function 'open' is not allowed"),
+        ("Reaction ~ I(np.load('{marker}')) + (Days | Subject)", {}, "function 'np.load' is not allowed"),
+        ("Reaction ~ I((lambda: 0)()) + (Days | Subject)", {}, "'lambda' is neither a column"),
+        ("Reaction ~ Days + (Days | Subject)", {"zi": "~ I(open('{marker}', 'w'))"}, "family 'gaussian' takes no zi"),
+        ("Reaction ~ Days + (Days | Subject)", {"dispersion": "~ I(open('{marker}', 'w'))"},
+         "function 'open' is not allowed"),
         ("Reaction ~ Days + (Days | Subject)", {"data": "~ 1"}, "must be among zi, hu, dispersion"),
     ],
 )
 def test_a_crafted_file_cannot_run_code_through_its_formula(saved, tmp_path, formula, parts, message):
-    """formulaic evaluates calls in a formula as Python: load checks a file's formulas first."""
+    """A saved file's formulas go through the same allow-list as any formula: nothing runs."""
     marker = tmp_path / "ran"
     tree = xr.open_datatree(saved, engine="h5netcdf").load()
     description = json.loads(tree.attrs["bayesmm"])
