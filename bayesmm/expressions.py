@@ -100,8 +100,7 @@ class Function:
     min_args: int = 1
     max_args: int | None = 1
     keywords: tuple[str, ...] = ()
-    literal_args: tuple[int, ...] = ()  # positions that must be literal numbers or strings
-    help: str = ""
+    literal_args: tuple[int, ...] | None = ()  # positions kept as literals (None: all of them)
 
 
 def _elementwise(ufunc) -> Function:
@@ -152,10 +151,10 @@ def _as_numeric(args, kwargs, state):
         return Value("numeric", codes + 1)
     if value.kind == "text":
         numbers = pd.to_numeric(pd.Series(value.data), errors="coerce")
-        bad = numbers.isna() & pd.notna(pd.Series(value.data))
-        if bad.any():
-            raise TypeError(f"as.numeric() of text that is not a number: {value.data[bad.to_numpy()][0]!r}")
-        return Value("numeric", numbers.to_numpy(dtype=float))
+        if not (numbers.isna() & pd.notna(pd.Series(value.data))).any():
+            return Value("numeric", numbers.to_numpy(dtype=float))
+        # Text of labels: a pandas text column plays the part of an R factor, so its codes.
+        return _as_numeric([Value("factor", _factor_categories(value, state))], kwargs, state)
     return Value("numeric", value.numeric("as.numeric()"))
 
 
@@ -363,40 +362,24 @@ def natural_spline_basis(x: np.ndarray, knots: list[float], boundary: list[float
     order = 4
     all_knots = np.concatenate([[lower] * order, sorted(knots), [upper] * order])
     n_basis = len(all_knots) - order
+    # Evaluated inside [lower, upper] only, where extrapolate=True gives each end the limit
+    # from inside (the right end belongs to the last B-spline).
+    splines = [BSpline(all_knots, np.eye(n_basis)[j], order - 1, extrapolate=True) for j in range(n_basis)]
 
     def design(points, nu=0):
-        cols = []
-        for j in range(n_basis):
-            coef = np.zeros(n_basis)
-            coef[j] = 1.0
-            cols.append(BSpline(all_knots, coef, order - 1, extrapolate=False)(points, nu=nu))
-        out = np.column_stack(cols)
-        return np.nan_to_num(out)
+        return np.column_stack([spline(points, nu=nu) for spline in splines])
 
-    inside = np.clip(x, lower, upper)
-    basis = design(inside)
-    basis[x == upper, -1] = 1.0  # the right end belongs to the last B-spline
-    # Linear continuation beyond the boundary knots, as R does.
+    basis = design(np.clip(np.nan_to_num(x, nan=lower), lower, upper))
     for edge, mask in ((lower, x < lower), (upper, x > upper)):
-        if mask.any():
+        if mask.any():  # linear continuation beyond the boundary knots, as R does
             at = np.array([edge])
-            value = design(at)[0]
-            if edge == upper:
-                value[-1] = 1.0
-            slope = design(at, nu=1)[0] if edge == lower else _left_derivative(design, upper)
-            basis[mask] = value + np.outer(x[mask] - edge, slope)
-    constraint = np.vstack([design(np.array([lower]), nu=2)[0], _left_derivative(design, upper, nu=2)])
+            basis[mask] = design(at)[0] + np.outer(x[mask] - edge, design(at, nu=1)[0])
+    constraint = design(np.array([lower, upper]), nu=2)
     basis, constraint = basis[:, 1:], constraint[:, 1:]  # no intercept column
     q, _ = np.linalg.qr(constraint.T, mode="complete")
     out = basis @ q[:, 2:]
     out[np.isnan(x)] = np.nan
     return out
-
-
-def _left_derivative(design, point: float, nu: int = 1) -> np.ndarray:
-    """Derivative of each B-spline at the right boundary, taken from the left."""
-    eps = 1e-9 * max(1.0, abs(point))
-    return design(np.array([point - eps]), nu=nu)[0]
 
 
 def _ave(args, kwargs, state):
@@ -434,16 +417,16 @@ FUNCTIONS: dict[str, Function] = {
     "as.double": Function(_as_numeric),
     "factor": Function(_factor, keywords=("levels",)),
     "as.factor": Function(_factor),
-    "C": Function(_contrast_factor, max_args=2, keywords=("contr",)),
-    "relevel": Function(_relevel, max_args=2, keywords=("ref",)),
-    "contr.treatment": Function(_contrast_spec("treatment"), min_args=0, keywords=("base",)),
+    "C": Function(_contrast_factor, max_args=2, keywords=("contr",), literal_args=(1,)),
+    "relevel": Function(_relevel, max_args=2, keywords=("ref",), literal_args=(1,)),
+    "contr.treatment": Function(_contrast_spec("treatment"), min_args=0, keywords=("base",), literal_args=(0,)),
     "contr.sum": Function(_contrast_spec("sum"), min_args=0, max_args=0),
     "contr.helmert": Function(_contrast_spec("helmert"), min_args=0, max_args=0),
     "contr.poly": Function(_contrast_spec("poly"), min_args=0, max_args=0),
     "contr.SAS": Function(_contrast_spec("sas"), min_args=0, max_args=0),
-    "c": Function(_c, min_args=1, max_args=None),
+    "c": Function(_c, min_args=1, max_args=None, literal_args=None),
     # elementwise maths
-    "log": Function(_log, max_args=2, keywords=("base",)),
+    "log": Function(_log, max_args=2, keywords=("base",), literal_args=(1,)),
     "exp": _elementwise(np.exp),
     "sqrt": _elementwise(np.sqrt),
     "log1p": _elementwise(np.log1p),
@@ -474,9 +457,9 @@ FUNCTIONS: dict[str, Function] = {
     # stateful transforms: what they learn from the fitted data is kept for new data
     "scale": Function(_scale, keywords=("center", "scale")),
     "center": Function(_center),
-    "poly": Function(_poly, max_args=2, keywords=("degree", "raw")),
-    "bs": Function(_bs, max_args=2, keywords=("df", "knots", "degree")),
-    "ns": Function(_ns, max_args=2, keywords=("df", "knots")),
+    "poly": Function(_poly, max_args=2, keywords=("degree", "raw"), literal_args=(1,)),
+    "bs": Function(_bs, max_args=2, keywords=("df", "knots", "degree"), literal_args=(1,)),
+    "ns": Function(_ns, max_args=2, keywords=("df", "knots"), literal_args=(1,)),
     "ave": Function(_ave, max_args=2),
 }
 # numpy spellings that formulaic users write
@@ -794,7 +777,11 @@ class _Interpreter:
         if unknown:
             allowed = ", ".join(function.keywords) or "none"
             raise self.fail(f"{name}() has no argument '{unknown[0]}' (named arguments: {allowed})")
-        args = [self._argument(a) for a in node.args]
+        literal = function.literal_args
+        args = [
+            self._argument(a) if literal is None or i in literal else self._value(a)
+            for i, a in enumerate(node.args)
+        ]
         kwargs = {k.arg: self._argument(k.value) for k in node.keywords}
         if self.probe and name in STATEFUL_FUNCTIONS and name not in ("factor", "as.factor", "C", "relevel"):
             first = args[0]
@@ -815,6 +802,13 @@ class _Interpreter:
         if isinstance(node, ast.Name) and node.id.startswith("_const_"):
             return CONSTANTS[node.id[len("_const_") :]]
         value = self.visit(node)
+        return value
+
+    def _value(self, node: ast.AST) -> Value:
+        """A positional argument that is data: a literal number or string becomes a constant vector."""
+        value = self.visit(node)
+        if not isinstance(value, Value):
+            raise self.fail(f"{ast.unparse(node)} cannot be used as data here")
         return value
 
     def _number(self, value, symbol: str) -> np.ndarray:

@@ -368,9 +368,11 @@ def _addition_terms(response: str, formula: str) -> tuple[str, str | None]:
 
 
 def _reject_stray_bars(chunk: str, offset: int, formula: str) -> None:
-    """A '|' anywhere in a fixed chunk is a mistake: say which one."""
+    """A '|' anywhere in a fixed chunk is a mistake (but for R's 'or' inside a call such as
+    ifelse(a | b, ...)): say which one."""
+    inside_call = re.match(r"^[^\W\d][\w.]*\s*\(", chunk) is not None and _closes_at_end(chunk)
     for i, ch, depth in _scan(chunk):
-        if ch != "|":
+        if ch != "|" or (inside_call and depth > 0):
             continue
         if depth == 0:
             raise FormulaSyntaxError(
@@ -384,3 +386,12 @@ def _reject_stray_bars(chunk: str, offset: int, formula: str) -> None:
             offset,
             offset + len(chunk),
         )
+
+
+def _closes_at_end(chunk: str) -> bool:
+    """Does the first '(' of ``chunk`` close at its last character (one call, nothing after)?"""
+    first = chunk.index("(")
+    for i, ch, depth in _scan(chunk):
+        if ch == ")" and depth == 0 and i > first:
+            return i == len(chunk) - 1
+    return False
