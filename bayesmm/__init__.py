@@ -45,7 +45,11 @@ _EXPORTS = {
 }
 _SUBMODULES = {"datasets"}
 
-__all__ = [*_EXPORTS, *_SUBMODULES, "__version__"]
+__all__ = [
+    "Model", "Fit", "available_samplers", "Prior", "PriorError", "Family", "FAMILIES", "get_family",
+    "parse_formula", "FormulaSyntaxError", "DataError", "compare_samplers", "DiagnosticWarning", "compare",
+    "simulate", "load", "datasets", "__version__",
+]  # fmt: skip
 
 
 def __getattr__(name: str):

@@ -130,7 +130,9 @@ class Model:
         # What fit.save stores to rebuild this model: the user's own settings and the
         # model frame (the data columns the formulas use).
         self.part_texts = {p: t for p, t in {"zi": zi, "hu": hu, "dispersion": dispersion}.items() if t}
-        self.user_priors = dict(priors or {})
+        self.user_priors = (
+            dict(priors) if isinstance(priors, dict) else (priors or {})
+        )  # resolve_priors checks it
         self.na_action = na_action
         self.model_frame, self.trials_column = _model_frame(data, [formula, *part_formulas.values()], trials)
         self.design, self.parts = self._build_designs(data, part_formulas, trials, na_action)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -71,9 +72,7 @@ def _check_data_file(name: str, sep: str) -> Path:
     if sep not in header:
         for other, label in ((";", "semicolons"), ("\t", "tabs"), ("|", "'|'")):
             if other != sep and other in header:
-                raise ValueError(
-                    f"{path} looks separated by {label}, not {sep!r}: add --sep {repr(other)}"
-                )
+                raise ValueError(f"{path} looks separated by {label}, not {sep!r}: add --sep {repr(other)}")
     return path
 
 
@@ -158,8 +157,27 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise ValueError(f"--seed must be 0 or more, got {args.seed}")
 
 
+def _stop_on_ctrl_c() -> None:
+    """Ctrl-C ends the command at once with one line and exit status 130, wherever it lands
+    (importing, compiling, sampling, plotting). Unwinding a KeyboardInterrupt through
+    compiled code can crash the process instead; and nothing half-written survives, since
+    idata.nc is written under a temporary name and renamed when complete."""
+
+    def stop(signum, frame):
+        sys.stderr.write("bayesmm: interrupted\n")
+        sys.stderr.flush()
+        os._exit(130)
+
+    try:
+        signal.signal(signal.SIGINT, stop)
+    except ValueError:  # not the main thread (main() called from a test or a notebook thread)
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if argv is None:  # run as the bayesmm command, not called from Python
+        _stop_on_ctrl_c()
     try:
         _check_numbers(args)
         return args.run(args)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-
 import re
 import warnings
 from typing import TYPE_CHECKING
@@ -199,13 +198,22 @@ def _evaluate_linear(
     return np.broadcast_to(np.asarray(value, dtype=float), next(iter(draws.values())).reshape(-1).shape)
 
 
-_ARITHMETIC = {ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: np.true_divide,
-               ast.Pow: np.power}  # fmt: skip
+_ARITHMETIC = {
+    ast.Add: np.add,
+    ast.Sub: np.subtract,
+    ast.Mult: np.multiply,
+    ast.Div: np.true_divide,
+    ast.Pow: np.power,
+}
 
 
 def _linear_value(node: ast.AST, namespace: dict[str, np.ndarray], statement: str):
     """Interpret a hypothesis: numbers, parameter draws and + - * / ^ only (never Python's eval)."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+    if (
+        isinstance(node, ast.Constant)
+        and isinstance(node.value, (int, float))
+        and not isinstance(node.value, bool)
+    ):
         return float(node.value)
     if isinstance(node, ast.Name) and node.id in namespace:
         return namespace[node.id]

@@ -226,7 +226,10 @@ def build_design(
 
     X_df = _model_matrix(compiled.fixed, data, "the fixed effects")
     offset = _offset(compiled, data)
-    random = [_random_term(spec, terms, data, part) for spec, terms in zip(parsed.random, compiled.random, strict=True)]
+    random = [
+        _random_term(spec, terms, data, part)
+        for spec, terms in zip(parsed.random, compiled.random, strict=True)
+    ]
     _check_duplicate_terms(random)
     X = np.asarray(X_df, dtype=float)
     _check_finite(X, list(X_df.columns), "predictor")
@@ -351,7 +354,9 @@ def _resolve_trials(trials, data: pd.DataFrame) -> np.ndarray | None:
     text = numbers.isna() & series.notna()
     if text.any():
         first = series[text].iloc[0]
-        raise DataError(f"{what} must hold numbers of trials; it holds {first!r} (text) in {int(text.sum())} rows")
+        raise DataError(
+            f"{what} must hold numbers of trials; it holds {first!r} (text) in {int(text.sum())} rows"
+        )
     values = numbers.to_numpy(dtype=float)
     if np.isinf(values).any():
         raise DataError(f"{what} has infinite values in {int(np.isinf(values).sum())} rows")
@@ -403,8 +408,9 @@ def _complete_rows(compiled: Compiled, parsed: ParsedFormula, data, trials_value
     for expression in compiled.responses:
         with _evaluating(where, data.columns):
             note(expression.text.strip("` "), _missing(expression.evaluate(data, probe=True)))
-    for terms, label in [(compiled.fixed, "{}")] + [(t, f"{{}} in {s.text}") for t, s in
-                                                     zip(compiled.random, parsed.random, strict=True)]:  # fmt: skip
+    for terms, label in [(compiled.fixed, "{}")] + [
+        (t, f"{{}} in {s.text}") for t, s in zip(compiled.random, parsed.random, strict=True)
+    ]:
         with _evaluating(label.format("a term"), data.columns):
             for name, bad in terms.missing(data).items():
                 note(label.format(name), bad)
@@ -617,7 +623,9 @@ def _random_term(spec: RandomTermSpec, terms: Terms, data: pd.DataFrame, part: s
     matrix = _model_matrix(terms, data, f"term {spec.text}")
     if matrix.shape[1] == 0:
         raise DataError(f"term {spec.text} has no varying term left (did you write (0 | g)?)")
-    _check_finite(np.asarray(matrix, dtype=float), [f"{c} in {spec.text}" for c in matrix.columns], "predictor")
+    _check_finite(
+        np.asarray(matrix, dtype=float), [f"{c} in {spec.text}" for c in matrix.columns], "predictor"
+    )
     _warn_if_between_group(spec, matrix, codes)
     return RandomEffectTerm(
         spec=spec,
@@ -740,7 +748,9 @@ def encode_new_data(design: Design, newdata: pd.DataFrame, trials=None) -> NewDa
     if newdata.shape[0] == 0:
         raise DataError("the new data frame is empty")
     X = _materialize(design.fixed_terms, design.fixed_spec, newdata, "the fixed effects")
-    offset = offset_values(design.offset_expressions, newdata, new=True) if design.offset_expressions else None
+    offset = (
+        offset_values(design.offset_expressions, newdata, new=True) if design.offset_expressions else None
+    )
     codes, matrices, unseen = [], [], []
     for term in design.random:
         term_codes, term_unseen = _new_codes(term, newdata)

@@ -27,8 +27,8 @@ import difflib
 import keyword
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -226,7 +226,7 @@ def _factor(args, kwargs, state):
 def _relevel(args, kwargs, state):
     ref = kwargs.get("ref", args[1] if len(args) > 1 else None)
     if ref is None:
-        raise TypeError("relevel() needs the reference level: relevel(f, ref = \"b\")")
+        raise TypeError('relevel() needs the reference level: relevel(f, ref = "b")')
     ref = _literal(ref, "relevel()'s ref")
     factor = _factor_categories(args[0], state)
     by_label = {str(c): c for c in factor.categories}
@@ -239,8 +239,13 @@ def _relevel(args, kwargs, state):
     return Value("factor", factor.reorder_categories(categories))
 
 
-_CONTRASTS = {"contr.treatment": "treatment", "contr.sum": "sum", "contr.helmert": "helmert",
-              "contr.poly": "poly", "contr.SAS": "sas"}  # fmt: skip
+_CONTRASTS = {
+    "contr.treatment": "treatment",
+    "contr.sum": "sum",
+    "contr.helmert": "helmert",
+    "contr.poly": "poly",
+    "contr.SAS": "sas",
+}
 
 
 def _contrast_factor(args, kwargs, state):
@@ -252,7 +257,7 @@ def _contrast_factor(args, kwargs, state):
     if not isinstance(spec, tuple) or spec[0] != "contrasts":
         raise TypeError(
             "C()'s second argument is a contrast: contr.sum, contr.helmert, contr.poly, contr.SAS or "
-            "contr.treatment(\"b\") for reference level \"b\""
+            'contr.treatment("b") for reference level "b"'
         )
     _, kind, base = spec
     if kind == "sas":
@@ -419,7 +424,9 @@ FUNCTIONS: dict[str, Function] = {
     "as.factor": Function(_factor),
     "C": Function(_contrast_factor, max_args=2, keywords=("contr",), literal_args=(1,)),
     "relevel": Function(_relevel, max_args=2, keywords=("ref",), literal_args=(1,)),
-    "contr.treatment": Function(_contrast_spec("treatment"), min_args=0, keywords=("base",), literal_args=(0,)),
+    "contr.treatment": Function(
+        _contrast_spec("treatment"), min_args=0, keywords=("base",), literal_args=(0,)
+    ),
     "contr.sum": Function(_contrast_spec("sum"), min_args=0, max_args=0),
     "contr.helmert": Function(_contrast_spec("helmert"), min_args=0, max_args=0),
     "contr.poly": Function(_contrast_spec("poly"), min_args=0, max_args=0),
@@ -463,16 +470,45 @@ FUNCTIONS: dict[str, Function] = {
     "ave": Function(_ave, max_args=2),
 }
 # numpy spellings that formulaic users write
-for _name in ("log", "exp", "sqrt", "log1p", "expm1", "log2", "log10", "abs", "sin", "cos", "tan",
-              "floor", "trunc", "sign"):  # fmt: skip
+for _name in (
+    "log",
+    "exp",
+    "sqrt",
+    "log1p",
+    "expm1",
+    "log2",
+    "log10",
+    "abs",
+    "sin",
+    "cos",
+    "tan",
+    "floor",
+    "trunc",
+    "sign",
+):
     FUNCTIONS[f"np.{_name}"] = FUNCTIONS[_name]
 FUNCTIONS["np.ceil"] = FUNCTIONS["ceiling"]
 FUNCTIONS["np.maximum"] = FUNCTIONS["pmax"]
 FUNCTIONS["np.minimum"] = FUNCTIONS["pmin"]
 FUNCTIONS["np.where"] = FUNCTIONS["ifelse"]
 
-STATEFUL_FUNCTIONS = frozenset({"scale", "center", "poly", "bs", "ns", "ave", "factor", "as.factor", "C",
-                                "relevel", "as.numeric", "as.integer", "as.double"})  # fmt: skip
+STATEFUL_FUNCTIONS = frozenset(
+    {
+        "scale",
+        "center",
+        "poly",
+        "bs",
+        "ns",
+        "ave",
+        "factor",
+        "as.factor",
+        "C",
+        "relevel",
+        "as.numeric",
+        "as.integer",
+        "as.double",
+    }
+)
 CONSTANTS = {"pi": np.pi, "TRUE": True, "FALSE": False, "T": True, "F": False, "Inf": np.inf}
 
 # Constructs of brms, mgcv and nlme that bayesmm does not have, with what to write instead.
@@ -518,8 +554,17 @@ _TOKEN = re.compile(
     re.X,
 )
 
-_R_OPERATORS = {"^": "**", "%%": "%", "%/%": "//", "&&": " and ", "&": " and ", "||": " or ",
-                "|": " or ", "!": " not ", "%in%": " in "}  # fmt: skip
+_R_OPERATORS = {
+    "^": "**",
+    "%%": "%",
+    "%/%": "//",
+    "&&": " and ",
+    "&": " and ",
+    "||": " or ",
+    "|": " or ",
+    "!": " not ",
+    "%in%": " in ",
+}
 
 
 @dataclass
@@ -564,7 +609,9 @@ def _translate(text: str, columns: set[str], where: str) -> _Translation:
                 out.append(f"_const_{token}")
             elif _is_keyword_argument(tokens, i):
                 if token.startswith("_") or not token.isidentifier() or keyword.iskeyword(token):
-                    raise FormulaSyntaxError(f"'{token}' is not an argument name", text, start, start + len(token))
+                    raise FormulaSyntaxError(
+                        f"'{token}' is not an argument name", text, start, start + len(token)
+                    )
                 out.append(token)
             elif token in FUNCTIONS:
                 if token.startswith("contr."):  # C(f, contr.sum): a contrast named without ()
@@ -583,9 +630,18 @@ def _translate(text: str, columns: set[str], where: str) -> _Translation:
             out.append(token)
         elif kind == "op":
             if token in ("[", "]", "{", "}", "@", "$", ";", "~", "<-", ":"):
-                what = {"[": "subscripts", "]": "subscripts", "{": "braces", "}": "braces", "@": "'@'",
-                        "$": "'$' (write the column name)", ";": "';'", "~": "'~' inside a term",
-                        "<-": "assignment", ":": "':' inside an expression"}[token]  # fmt: skip
+                what = {
+                    "[": "subscripts",
+                    "]": "subscripts",
+                    "{": "braces",
+                    "}": "braces",
+                    "@": "'@'",
+                    "$": "'$' (write the column name)",
+                    ";": "';'",
+                    "~": "'~' inside a term",
+                    "<-": "assignment",
+                    ":": "':' inside an expression",
+                }[token]
                 raise FormulaSyntaxError(f"{what} cannot be used in a formula expression", text, start)
             if token == "=" and not _is_keyword_argument(tokens, i - 1, equals=True):
                 raise FormulaSyntaxError("'=' is only for named arguments; compare with '=='", text, start)
@@ -643,10 +699,23 @@ def _unknown_name(name: str, columns: set[str], where: str) -> Exception:
 # ---------------------------------------------------------------------------
 # the interpreter
 
-_BINARY = {ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: np.true_divide,
-           ast.FloorDiv: np.floor_divide, ast.Mod: np.mod, ast.Pow: np.power}  # fmt: skip
-_COMPARE = {ast.Eq: np.equal, ast.NotEq: np.not_equal, ast.Lt: np.less, ast.LtE: np.less_equal,
-            ast.Gt: np.greater, ast.GtE: np.greater_equal}  # fmt: skip
+_BINARY = {
+    ast.Add: np.add,
+    ast.Sub: np.subtract,
+    ast.Mult: np.multiply,
+    ast.Div: np.true_divide,
+    ast.FloorDiv: np.floor_divide,
+    ast.Mod: np.mod,
+    ast.Pow: np.power,
+}
+_COMPARE = {
+    ast.Eq: np.equal,
+    ast.NotEq: np.not_equal,
+    ast.Lt: np.less,
+    ast.LtE: np.less_equal,
+    ast.Gt: np.greater,
+    ast.GtE: np.greater_equal,
+}
 
 
 @dataclass
@@ -797,7 +866,11 @@ class _Interpreter:
         options); anything else is evaluated to a Value."""
         if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str, bool)):
             return node.value
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
+        if (
+            isinstance(node, ast.UnaryOp)
+            and isinstance(node.op, ast.USub)
+            and isinstance(node.operand, ast.Constant)
+        ):
             return -node.operand.value
         if isinstance(node, ast.Name) and node.id.startswith("_const_"):
             return CONSTANTS[node.id[len("_const_") :]]
@@ -835,8 +908,15 @@ def _compare(op, left: Value, right: Value) -> np.ndarray:
 
 
 def _symbol(op: ast.AST) -> str:
-    return {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "%/%", ast.Mod: "%%",
-            ast.Pow: "^"}.get(type(op), type(op).__name__)  # fmt: skip
+    return {
+        ast.Add: "+",
+        ast.Sub: "-",
+        ast.Mult: "*",
+        ast.Div: "/",
+        ast.FloorDiv: "%/%",
+        ast.Mod: "%%",
+        ast.Pow: "^",
+    }.get(type(op), type(op).__name__)
 
 
 def _describe(node: ast.AST) -> str:
@@ -881,14 +961,37 @@ def compile_expression(text: str, columns, where: str) -> Expression:
     try:
         tree = ast.parse(translation.python.strip(), mode="eval")
     except SyntaxError as err:
-        raise FormulaSyntaxError(f"cannot read the expression in {where} ({err.msg})", text, 0, len(text)) from None
+        raise FormulaSyntaxError(
+            f"cannot read the expression in {where} ({err.msg})", text, 0, len(text)
+        ) from None
     for node in ast.walk(tree):
         # Everything evaluated must be a node type the interpreter knows; check the whole
         # tree now so that a refused construct fails before any value is computed.
-        if isinstance(node, (ast.Attribute, ast.Subscript, ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp,
-                             ast.GeneratorExp, ast.IfExp, ast.NamedExpr, ast.JoinedStr, ast.Starred,
-                             ast.Dict, ast.Set, ast.List, ast.Tuple, ast.Await, ast.Yield)):  # fmt: skip
-            raise FormulaSyntaxError(f"{_describe(node)} cannot be used in a formula expression", text, 0, len(text))
+        if isinstance(
+            node,
+            (
+                ast.Attribute,
+                ast.Subscript,
+                ast.Lambda,
+                ast.ListComp,
+                ast.SetComp,
+                ast.DictComp,
+                ast.GeneratorExp,
+                ast.IfExp,
+                ast.NamedExpr,
+                ast.JoinedStr,
+                ast.Starred,
+                ast.Dict,
+                ast.Set,
+                ast.List,
+                ast.Tuple,
+                ast.Await,
+                ast.Yield,
+            ),
+        ):
+            raise FormulaSyntaxError(
+                f"{_describe(node)} cannot be used in a formula expression", text, 0, len(text)
+            )
         if isinstance(node, ast.Name) and not (
             node.id in translation.names or node.id in translation.functions or node.id.startswith("_const_")
         ):
@@ -1101,16 +1204,18 @@ def compile_terms(text: str, columns, where: str, dot_columns: list[str] | None 
             existing = next((o for o in operands if o.name == name), None)
             if existing is None:
                 operands.append(Operand(name, expression, pos, end))
-                skeleton.append("{%d}" % (len(operands) - 1))
+                skeleton.append(f"{{{len(operands) - 1}}}")
             else:
-                skeleton.append("{%d}" % operands.index(existing))
+                skeleton.append(f"{{{operands.index(existing)}}}")
         elif kind == "dot":
             if dot_columns is None:
-                raise FormulaSyntaxError("'.' (all other columns) is only allowed in the fixed part", text, pos)
+                raise FormulaSyntaxError(
+                    "'.' (all other columns) is only allowed in the fixed part", text, pos
+                )
             pieces = []
             for column in dot_columns:
                 operands.append(Operand(column, compile_expression(f"`{column}`", names, where), pos, end))
-                pieces.append("{%d}" % (len(operands) - 1))
+                pieces.append(f"{{{len(operands) - 1}}}")
             skeleton.append("(" + " + ".join(pieces) + ")" if pieces else "1")
         elif kind in ("number", "op", "space"):
             skeleton.append(token.replace("{", "{{").replace("}", "}}"))

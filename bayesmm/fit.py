@@ -66,8 +66,14 @@ def sample(
         raise ValueError(
             f"sampler {name!r} is not installed; available here: {', '.join(available_samplers())}"
         )
-    _check_settings(draws=draws, tune=tune, chains=chains, cores=cores, target_accept=target_accept,
-                    random_seed=random_seed)  # fmt: skip
+    _check_settings(
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        cores=cores,
+        target_accept=target_accept,
+        random_seed=random_seed,
+    )
     pymc_model = model.pymc_model
     start = time.perf_counter()
     import pymc as pm
@@ -108,8 +114,14 @@ def _check_settings(*, draws, tune, chains, cores, target_accept, random_seed) -
             raise ValueError(f"{label} must be a whole number, {least}; got {value!r}")
     if cores is not None and (not _is_whole(cores) or cores < 1):
         raise ValueError(f"cores must be a whole number, 1 or more (or None for all); got {cores!r}")
-    if isinstance(target_accept, bool) or not isinstance(target_accept, (int, float)) or not 0 < target_accept < 1:
-        raise ValueError(f"target_accept must be a number between 0 and 1 (e.g. 0.8 or 0.95); got {target_accept!r}")
+    if (
+        isinstance(target_accept, bool)
+        or not isinstance(target_accept, (int, float))
+        or not 0 < target_accept < 1
+    ):
+        raise ValueError(
+            f"target_accept must be a number between 0 and 1 (e.g. 0.8 or 0.95); got {target_accept!r}"
+        )
     if random_seed is not None and (not _is_whole(random_seed) or random_seed < 0):
         raise ValueError(f"random_seed must be a non-negative whole number or None; got {random_seed!r}")
 

@@ -300,7 +300,9 @@ def parse_formula(formula: str) -> ParsedFormula:
     )
 
 
-_FITTING_CALL = re.compile(r"^\s*(lmer|glmer|glmer\.nb|lme|nlme|glmmTMB|brm|lm|glm|gam|gamm|bambi\.Model)\s*\(")
+_FITTING_CALL = re.compile(
+    r"^\s*(lmer|glmer|glmer\.nb|lme|nlme|glmmTMB|brm|lm|glm|gam|gamm|bambi\.Model)\s*\("
+)
 
 
 def _refuse_calls_of_fitting_functions(text: str) -> None:
@@ -359,8 +361,11 @@ def _addition_terms(response: str, formula: str) -> tuple[str, str | None]:
             if not re.fullmatch(_NAME, match.group("inner").strip()):
                 raise FormulaSyntaxError("trials() takes a column name: y | trials(n) ~ ...", formula, offset)
             continue
-        message = _REFUSED_ADDITIONS.get(name, f"'{piece}' is not an addition term bayesmm knows; it supports "
-                                         "y | trials(n) ~ ... for binomial data")  # fmt: skip
+        message = _REFUSED_ADDITIONS.get(
+            name,
+            f"'{piece}' is not an addition term bayesmm knows; it supports "
+            "y | trials(n) ~ ... for binomial data",
+        )
         raise FormulaSyntaxError(message, formula, offset, offset + len(piece))
     if not left:
         raise FormulaSyntaxError("no response before '|'", formula, 0)

@@ -207,7 +207,9 @@ def _check_saved_formula(text: object, path: Path) -> str:
     try:
         parse_formula(text)
     except FormulaSyntaxError as err:
-        raise ValueError(f"{path}: the saved formula {text!r} cannot be read: {str(err).splitlines()[0]}") from None
+        raise ValueError(
+            f"{path}: the saved formula {text!r} cannot be read: {str(err).splitlines()[0]}"
+        ) from None
     return text
 
 

@@ -113,10 +113,13 @@ class Prior:
         for name, value in self.params.items():
             values = np.ravel(value)
             if not np.all(np.isfinite(values)):
-                raise PriorError(f"Prior('{self.dist}'): parameter {name} must be a finite number, got {_fmt(value)}")
+                raise PriorError(
+                    f"Prior('{self.dist}'): parameter {name} must be a finite number, got {_fmt(value)}"
+                )
             if _is_positive_parameter(self.dist, name) and not np.all(values > 0):
                 raise PriorError(
-                    f"Prior('{self.dist}'): parameter {name} is a scale or shape and must be > 0, got {_fmt(value)}"
+                    f"Prior('{self.dist}'): parameter {name} is a scale or shape and must be > 0, "
+                    f"got {_fmt(value)}"
                 )
         try:
             cls.dist(**self.params)

@@ -74,7 +74,12 @@ def fit_run(tmp_path_factory):
 def test_fit_command_prints_summary_and_diagnostics(fit_run):
     result, _ = fit_run
     assert result.returncode == 0, result.stderr[-3000:]
-    for text in ("Family: binomial (link: logit)", "factor(period)[T.2]", "sd(Intercept|herd)", "ok divergences"):
+    for text in (
+        "Family: binomial (link: logit)",
+        "factor(period)[T.2]",
+        "sd(Intercept|herd)",
+        "ok divergences",
+    ):
         assert text in result.stdout
 
 

@@ -114,7 +114,8 @@ def test_unseen_category_in_a_fixed_factor(cbpp_fit):
     fit, _ = cbpp_fit
     new = pd.DataFrame({"period": [7], "herd": [1], "incidence": [0], "size": [10]})
     with pytest.raises(
-        DataError, match="level\\(s\\) '7' of 'period' in the new data \\(the fixed effects\\) were not in the data"
+        DataError,
+        match="level\\(s\\) '7' of 'period' in the new data \\(the fixed effects\\) were not in the data",
     ):
         fit.predict(new)
     with pytest.raises(DataError, match=r"need the number of trials: .*cbind\(incidence, size - incidence\)"):

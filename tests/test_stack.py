@@ -134,14 +134,28 @@ def test_loaded_fit_rebuilds_the_model_from_its_frame(saved, sleepstudy_fit):
 @pytest.mark.parametrize(
     ("formula", "parts", "message"),
     [
-        ("Reaction ~ I(__import__('pathlib').Path('{marker}').touch()) + (Days | Subject)", {},
-         "function '__import__' is not allowed"),
-        ("Reaction ~ I(open('{marker}', 'w').close()) + (Days | Subject)", {}, "function 'open' is not allowed"),
+        (
+            "Reaction ~ I(__import__('pathlib').Path('{marker}').touch()) + (Days | Subject)",
+            {},
+            "function '__import__' is not allowed",
+        ),
+        (
+            "Reaction ~ I(open('{marker}', 'w').close()) + (Days | Subject)",
+            {},
+            "function 'open' is not allowed",
+        ),
         ("Reaction ~ I(np.load('{marker}')) + (Days | Subject)", {}, "function 'np.load' is not allowed"),
         ("Reaction ~ I((lambda: 0)()) + (Days | Subject)", {}, "'lambda' is neither a column"),
-        ("Reaction ~ Days + (Days | Subject)", {"zi": "~ I(open('{marker}', 'w'))"}, "family 'gaussian' takes no zi"),
-        ("Reaction ~ Days + (Days | Subject)", {"dispersion": "~ I(open('{marker}', 'w'))"},
-         "function 'open' is not allowed"),
+        (
+            "Reaction ~ Days + (Days | Subject)",
+            {"zi": "~ I(open('{marker}', 'w'))"},
+            "family 'gaussian' takes no zi",
+        ),
+        (
+            "Reaction ~ Days + (Days | Subject)",
+            {"dispersion": "~ I(open('{marker}', 'w'))"},
+            "function 'open' is not allowed",
+        ),
         ("Reaction ~ Days + (Days | Subject)", {"data": "~ 1"}, "must be among zi, hu, dispersion"),
     ],
 )

@@ -17,7 +17,7 @@ def frame(n_groups: int = 6, per_group: int = 5, seed: int = 0) -> pd.DataFrame:
         {
             "y": 1.0 + 0.5 * x + effects + rng.normal(0, 0.5, n),
             "x": x,
-            "day": np.tile(np.arange(per_group), n_groups),  # integers
+            "day": np.tile(np.arange(per_group)[::-1] ** 2, n_groups),  # integers
             "count": rng.poisson(3, n),
             "n": np.full(n, 10),
             "f": np.tile(["a", "b", "c"], n // 3 + 1)[:n],

@@ -50,12 +50,12 @@ def test_caret_is_power_on_integer_columns_not_xor():
         ("pmax(x, 2)", lambda d: np.maximum(d.x, 2)),
         ("pmin(x, 2, day)", lambda d: np.minimum(np.minimum(d.x, 2), d.day)),
         ("ifelse(x > 1 & x < 4, 1, 0)", lambda d: ((d.x > 1) & (d.x < 4)).astype(float)),
-        ("ifelse(f == \"a\" | !(x >= 2), x, -x)", lambda d: np.where((d.f == "a") | ~(d.x >= 2), d.x, -d.x)),
+        ('ifelse(f == "a" | !(x >= 2), x, -x)', lambda d: np.where((d.f == "a") | ~(d.x >= 2), d.x, -d.x)),
         ("as.numeric(f)", lambda d: pd.Categorical(d.f).codes + 1.0),
         ("I(x %% 2)", lambda d: d.x % 2),
         ("I(x %/% 2)", lambda d: d.x // 2),
         ("I(x^2 - 3*x)", lambda d: d.x**2 - 3 * d.x),
-        ("I(f %in% c(\"a\", \"b\"))", lambda d: d.f.isin(["a", "b"]).astype(float)),
+        ('I(f %in% c("a", "b"))', lambda d: d.f.isin(["a", "b"]).astype(float)),
         ("ave(x, g)", lambda d: d.groupby("g").x.transform("mean")),
         ("scale(x)", lambda d: (d.x - d.x.mean()) / d.x.std(ddof=1)),
         ("scale(x, scale = FALSE)", lambda d: d.x - d.x.mean()),
@@ -96,14 +96,19 @@ def test_natural_spline_is_linear_beyond_the_boundary_and_spans_rs_space():
     def d(k):
         return (np.maximum(x - knots[k], 0) ** 3 - np.maximum(x - knots[-1], 0) ** 3) / (knots[-1] - knots[k])
 
-    reference = np.column_stack([np.ones_like(x), x] + [d(k) - d(len(knots) - 2) for k in range(len(knots) - 2)])
+    reference = np.column_stack(
+        [np.ones_like(x), x] + [d(k) - d(len(knots) - 2) for k in range(len(knots) - 2)]
+    )
     for target in basis.T:
         coef, *_ = np.linalg.lstsq(reference, target, rcond=None)
         np.testing.assert_allclose(reference @ coef, target, atol=1e-10)
     outside = natural_spline_basis(np.array([-2.0, -1.0, 0.0, 11.0, 12.0]), list(knots[1:-1]), [0.0, 10.0])
     np.testing.assert_allclose(outside[1] - outside[0], outside[2] - outside[1], atol=1e-10)  # linear left
-    np.testing.assert_allclose(outside[4] - outside[3], outside[3] - natural_spline_basis(
-        np.array([10.0]), list(knots[1:-1]), [0.0, 10.0])[0], atol=1e-8)  # fmt: skip
+    np.testing.assert_allclose(
+        outside[4] - outside[3],
+        outside[3] - natural_spline_basis(np.array([10.0]), list(knots[1:-1]), [0.0, 10.0])[0],
+        atol=1e-8,
+    )
 
 
 def test_bs_is_a_b_spline_basis():
@@ -116,7 +121,7 @@ def test_bs_is_a_b_spline_basis():
 
 def test_stateful_transforms_reuse_the_fitted_state_on_new_data():
     data = frame()
-    model = bm.Model("y ~ scale(x) + poly(x, 2) + ns(x, df = 3) + (1 | g)", data)
+    model = bm.Model("y ~ scale(x) + I(day^2) + ns(day, df = 3) + (1 | g)", data)
     from bayesmm.design import encode_new_data
 
     new = data.head(7)
@@ -126,16 +131,19 @@ def test_stateful_transforms_reuse_the_fitted_state_on_new_data():
 
 def test_factor_relevel_and_contrasts_keep_r_names():
     data = frame()
-    data["YEAR"] = np.tile([95, 96, 97], 10)
-    design = build_design("y ~ factor(YEAR) + relevel(f, ref = \"b\")", data)
+    data["YEAR"] = np.tile([95, 96, 97, 95, 96], 6)
+    design = build_design('y ~ factor(YEAR) + relevel(f, ref = "b")', data)
     assert design.fixef_names == [
-        "Intercept", "factor(YEAR)[T.96]", "factor(YEAR)[T.97]",
-        'relevel(f, ref = "b")[T.a]', 'relevel(f, ref = "b")[T.c]',
-    ]  # fmt: skip
+        "Intercept",
+        "factor(YEAR)[T.96]",
+        "factor(YEAR)[T.97]",
+        'relevel(f, ref = "b")[T.a]',
+        'relevel(f, ref = "b")[T.c]',
+    ]
     np.testing.assert_array_equal(design.X[:, 3], (data.f == "a").to_numpy(dtype=float))
-    summed = build_design("y ~ C(f, contr.sum) + C(g, contr.treatment(\"g3\"))", data)
+    summed = build_design('y ~ C(f, contr.sum) + C(g, contr.treatment("g3"))', data)
     assert summed.fixef_names[1:3] == ["C(f, contr.sum)[S.a]", "C(f, contr.sum)[S.b]"]
-    assert "C(g, contr.treatment(\"g3\"))[T.g0]" in summed.fixef_names
+    assert 'C(g, contr.treatment("g3"))[T.g0]' in summed.fixef_names
     np.testing.assert_array_equal(summed.X[data.f.to_numpy() == "c", 1], -1.0)
 
 
@@ -157,12 +165,21 @@ def test_dotted_r_names_and_backquotes():
 @pytest.mark.parametrize(
     ("formula", "message"),
     [
-        ("y ~ s(x) + (1 | g)", r"smooth terms s\(\) .* not supported; write a spline basis such as ns\(x, df = 4\)"),
+        (
+            "y ~ s(x) + (1 | g)",
+            r"smooth terms s\(\) .* not supported; write a spline basis such as ns\(x, df = 4\)",
+        ),
         ("y ~ t2(x, day) + (1 | g)", r"tensor smooths t2\(\) are not supported"),
-        ("y ~ mo(day) + (1 | g)", r"monotonic effects mo\(\) are not supported; use the predictor as a number"),
+        (
+            "y ~ mo(day) + (1 | g)",
+            r"monotonic effects mo\(\) are not supported; use the predictor as a number",
+        ),
         ("y ~ x + (1 | gr(g, by = f))", "grouping factor 'gr.*must be a column name"),
         ("y ~ x + gr(g)", r"gr\(\) is not supported; write the grouping term as \(1 \| g\)"),
-        ("y ~ x + (1 | p | g)", r"brms's \(1 \| id \| g\), which correlates terms across formulas, is not supported"),
+        (
+            "y ~ x + (1 | p | g)",
+            r"brms's \(1 \| id \| g\), which correlates terms across formulas, is not supported",
+        ),
         ("y ~ x + trials(n)", r"trials\(\) belongs to the response: write 'y \| trials\(n\) ~ x'"),
         ("y | weights(n) ~ x + (1 | g)", r"weights\(\) are not supported yet"),
         ("y | se(n) ~ x", r"se\(\) .* is not supported"),
@@ -176,7 +193,7 @@ def test_dotted_r_names_and_backquotes():
         ("y ~ lag(x)", r"lag\(\) is not supported"),
         ("y ~ sqrt(x, 2)", r"sqrt\(\) takes 1 to 1 arguments, got 2"),
         ("y ~ poly(x, degree = 2, rawx = TRUE)", "poly\\(\\) has no argument 'rawx'"),
-        ("y ~ relevel(f, ref = \"z\")", r"relevel\(\): 'z' is not a level \(levels: a, b, c\)"),
+        ('y ~ relevel(f, ref = "z")', r"relevel\(\): 'z' is not a level \(levels: a, b, c\)"),
         ("y ~ factorr(f)", r"function 'factorr' is not allowed .*did you mean factor\(\)"),
     ],
 )

@@ -22,7 +22,10 @@ PAYLOADS = [
     ("eval(\"open('{m}', 'w')\")", "function 'eval' is not allowed"),
     ("exec(\"open('{m}', 'w')\")", "function 'exec' is not allowed"),
     ("getattr(__builtins__, 'open')('{m}', 'w')", "function 'getattr' is not allowed"),
-    ("x.__class__.__base__.__subclasses__()", r"function 'x.__class__.__base__.__subclasses__' is not allowed"),
+    (
+        "x.__class__.__base__.__subclasses__()",
+        r"function 'x.__class__.__base__.__subclasses__' is not allowed",
+    ),
     ("(lambda: open('{m}', 'w'))()", "'lambda' is neither a column"),
     ("[open('{m}', 'w') for i in x]", r"subscripts cannot be used|unexpected '\['"),
     ("np.load('{m}')", "function 'np.load' is not allowed"),
