@@ -524,10 +524,13 @@ def _check_fixed_effects(X: np.ndarray, names: list[str]) -> None:
     if X.shape[1] == 0:
         return
     intercept = "Intercept" in names
+    warned = set()
     for j, name in enumerate(names):
         column = X[:, j]
         if name == "Intercept":
             continue
+        if np.all(column == column[0]):
+            warned.add(j)
         if np.all(column == 0):
             warnings.warn(
                 f"the fixed-effect column '{name}' is zero in every row (a factor level with no rows, or a "
@@ -542,12 +545,13 @@ def _check_fixed_effects(X: np.ndarray, names: list[str]) -> None:
                 UserWarning,
                 stacklevel=4,
             )
-    scaled = X / np.maximum(np.abs(X).max(axis=0), 1e-300)
+    keep = [j for j in range(X.shape[1]) if j not in warned]  # constant columns are named above
+    scaled = X[:, keep] / np.maximum(np.abs(X[:, keep]).max(axis=0), 1e-300)
     rank = np.linalg.matrix_rank(scaled)
-    if rank < X.shape[1]:
-        dependent = _dependent_columns(scaled, names)
+    if rank < len(keep):
+        dependent = _dependent_columns(scaled, [names[j] for j in keep])
         warnings.warn(
-            f"the fixed effects are perfectly collinear (rank {rank} of {X.shape[1]} columns): "
+            f"the fixed effects are perfectly collinear (rank {rank} of {len(keep)} columns): "
             f"{dependent}; these coefficients are identified only by their priors. Remove one of them",
             UserWarning,
             stacklevel=4,
