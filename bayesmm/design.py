@@ -350,14 +350,15 @@ def _resolve_trials(trials, data: pd.DataFrame) -> np.ndarray | None:
     series = pd.Series(np.asarray(values, dtype=object) if np.ndim(values) else [values])
     if series.shape != (len(data),):
         raise DataError(f"{what} has {series.size} values but the data have {len(data)} rows")
-    numbers = pd.to_numeric(series, errors="coerce")
-    text = numbers.isna() & series.notna()
+    text = series.map(lambda v: isinstance(v, (str, bytes))) | (
+        pd.to_numeric(series, errors="coerce").isna() & series.notna()
+    )
     if text.any():
         first = series[text].iloc[0]
         raise DataError(
             f"{what} must hold numbers of trials; it holds {first!r} (text) in {int(text.sum())} rows"
         )
-    values = numbers.to_numpy(dtype=float)
+    values = pd.to_numeric(series).to_numpy(dtype=float)
     if np.isinf(values).any():
         raise DataError(f"{what} has infinite values in {int(np.isinf(values).sum())} rows")
     return values
@@ -725,6 +726,11 @@ def _materialize(terms: Terms, spec, newdata: pd.DataFrame, where: str) -> np.nd
     return values
 
 
+def _labels(column: pd.Series) -> pd.Series:
+    """Each value's level label, computed once per distinct value."""
+    return column.map({v: level_label(v) for v in pd.unique(column)})
+
+
 def _new_codes(term: RandomEffectTerm, newdata: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     for factor in term.spec.group_factors:
         if factor not in newdata.columns:
@@ -736,7 +742,7 @@ def _new_codes(term: RandomEffectTerm, newdata: pd.DataFrame) -> tuple[np.ndarra
                 f"(first: row {newdata.index[int(np.argmax(missing))]!r}); give a level (a new one is "
                 "predicted from the population) or drop those rows"
             )
-    columns = [newdata[f].map(level_label) for f in term.spec.group_factors]
+    columns = [_labels(newdata[f]) for f in term.spec.group_factors]
     labels = columns[0] if len(columns) == 1 else pd.concat(columns, axis=1).agg(":".join, axis=1)
     index = {level: code for code, level in enumerate(term.levels)}
     unseen = list(dict.fromkeys(label for label in labels if label not in index))

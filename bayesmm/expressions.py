@@ -170,13 +170,19 @@ def _factor_categories(value: Value, state: dict, levels=None) -> pd.Categorical
             present = pd.unique(pd.Series(_level_values(value)).dropna())
             categories = sorted(present, key=_level_sort_key)
         state["categories"] = categories
-    values = _level_values(value)
-    by_label = {level_label(c): c for c in state["categories"]}
-    labels = pd.Series(values).map(lambda v: v if pd.isna(v) else by_label.get(level_label(v), _UNSEEN))
-    unseen = sorted({level_label(v) for v, lab in zip(values, labels, strict=True) if lab is _UNSEEN})
+    return categorize(_level_values(value), state["categories"], "")
+
+
+def categorize(values, categories: list, name: str) -> pd.Categorical:
+    """``values`` as a factor with the given categories, matched by label (so 7 and 7.0 agree);
+    a value that is no category raises :class:`UnseenLevel`. Missing values stay missing."""
+    raw = pd.Series(np.asarray(values, dtype=object))
+    by_label = {level_label(c): c for c in categories}
+    lookup = {u: by_label.get(level_label(u), _UNSEEN) for u in pd.unique(raw.dropna())}
+    unseen = sorted(level_label(u) for u, c in lookup.items() if c is _UNSEEN)
     if unseen:
-        raise UnseenLevel("", unseen, list(by_label))
-    return pd.Categorical(labels.to_numpy(dtype=object), categories=state["categories"])
+        raise UnseenLevel(name, unseen, list(by_label))
+    return pd.Categorical(raw.map(lookup).to_numpy(dtype=object), categories=categories)
 
 
 def _level_values(value: Value) -> np.ndarray:
@@ -1162,13 +1168,7 @@ def _store(operand: Operand, value: Value, columns: dict, new: bool, index) -> N
             columns[f"{operand.name}[{k + 1}]"] = matrix[:, k]
         return
     if operand.kind == "factor":
-        raw = pd.Series(np.asarray(value.data, dtype=object), index=index)
-        by_label = {level_label(c): c for c in operand.categories}
-        labels = raw.map(lambda v: v if pd.isna(v) else by_label.get(level_label(v), _UNSEEN))
-        unseen = sorted({level_label(v) for v, lab in zip(raw, labels, strict=True) if lab is _UNSEEN})
-        if unseen:
-            raise UnseenLevel(operand.name, unseen, list(by_label))
-        columns[operand.name] = pd.Categorical(labels.to_numpy(dtype=object), categories=operand.categories)
+        columns[operand.name] = categorize(value.data, operand.categories, operand.name)
         return
     if operand.kind == "logical":
         columns[operand.name] = np.asarray(value.data, dtype=bool)

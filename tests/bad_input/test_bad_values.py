@@ -65,7 +65,7 @@ def test_trials_as_text():
     refused(
         data,
         bm.DataError,
-        r"the trials column 'n' must hold numbers of trials; it holds 'ten' \(text\)",
+        r"the trials column 'n' must hold numbers of trials; it holds '10' \(text\) in 30 rows",
         formula="count ~ x + (1 | g)",
         family="binomial",
         trials="n",
