@@ -66,14 +66,9 @@ def sample(
         raise ValueError(
             f"sampler {name!r} is not installed; available here: {', '.join(available_samplers())}"
         )
-    _check_settings(
-        draws=draws,
-        tune=tune,
-        chains=chains,
-        cores=cores,
-        target_accept=target_accept,
-        random_seed=random_seed,
-    )
+    options = {"draws": draws, "tune": tune, "chains": chains, "cores": cores,
+               "target_accept": target_accept, "random_seed": random_seed}  # fmt: skip
+    _check_settings(**options)
     pymc_model = model.pymc_model
     start = time.perf_counter()
     import pymc as pm
@@ -82,12 +77,7 @@ def sample(
         # nutpie and PyMC say the same things about BLAS and defaults; keep notebooks quiet.
         warnings.filterwarnings("ignore", message=".*BLAS.*")
         idata = pm.sample(
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            cores=cores,
-            target_accept=target_accept,
-            random_seed=random_seed,
+            **options,
             nuts_sampler=name,
             progressbar=progressbar,
             compute_convergence_checks=False,
