@@ -373,11 +373,16 @@ def _addition_terms(response: str, formula: str) -> tuple[str, str | None]:
 
 
 def _reject_stray_bars(chunk: str, offset: int, formula: str) -> None:
-    """A '|' anywhere in a fixed chunk is a mistake (but for R's 'or' inside a call such as
-    ifelse(a | b, ...)): say which one."""
-    inside_call = re.match(r"^[^\W\d][\w.]*\s*\(", chunk) is not None and _closes_at_end(chunk)
+    """A '|' in a fixed chunk is a mistake, but for R's 'or' inside a call such as
+    I(a | b) or ifelse(a | b, ...): say which one."""
+    calls: list[bool] = []  # for each open parenthesis: does it open a call?
     for i, ch, depth in _scan(chunk):
-        if ch != "|" or (inside_call and depth > 0):
+        if ch == "(":
+            before = chunk[:i].rstrip()
+            calls.append(bool(before) and (before[-1].isalnum() or before[-1] in "._"))
+        elif ch == ")":
+            calls.pop()
+        if ch != "|" or any(calls):
             continue
         if depth == 0:
             raise FormulaSyntaxError(
@@ -391,12 +396,3 @@ def _reject_stray_bars(chunk: str, offset: int, formula: str) -> None:
             offset,
             offset + len(chunk),
         )
-
-
-def _closes_at_end(chunk: str) -> bool:
-    """Does the first '(' of ``chunk`` close at its last character (one call, nothing after)?"""
-    first = chunk.index("(")
-    for i, ch, depth in _scan(chunk):
-        if ch == ")" and depth == 0 and i > first:
-            return i == len(chunk) - 1
-    return False

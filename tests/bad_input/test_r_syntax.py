@@ -50,6 +50,7 @@ def test_caret_is_power_on_integer_columns_not_xor():
         ("pmax(x, 2)", lambda d: np.maximum(d.x, 2)),
         ("pmin(x, 2, day)", lambda d: np.minimum(np.minimum(d.x, 2), d.day)),
         ("ifelse(x > 1 & x < 4, 1, 0)", lambda d: ((d.x > 1) & (d.x < 4)).astype(float)),
+        ("I(x > 1 | day > 2)", lambda d: ((d.x > 1) | (d.day > 2)).astype(float)),
         ('ifelse(f == "a" | !(x >= 2), x, -x)', lambda d: np.where((d.f == "a") | ~(d.x >= 2), d.x, -d.x)),
         ("as.numeric(f)", lambda d: pd.Categorical(d.f).codes + 1.0),
         ("I(x %% 2)", lambda d: d.x % 2),
