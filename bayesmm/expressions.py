@@ -393,6 +393,19 @@ def natural_spline_basis(x: np.ndarray, knots: list[float], boundary: list[float
     return out
 
 
+def _cr(args, kwargs, state):
+    """formulaic's (mgcv's) cubic regression spline, centred, with its knots kept for new data."""
+    from formulaic.transforms import TRANSFORMS
+
+    x = args[0].numeric("cr()")
+    options = {"df": int(_literal_number(kwargs.get("df", args[1] if len(args) > 1 else 4), "cr()'s df"))}
+    if "knots" in kwargs:
+        options["knots"] = kwargs["knots"] if isinstance(kwargs["knots"], list) else [kwargs["knots"]]
+    inner = state.setdefault("cr", {})
+    values = TRANSFORMS["cr"](x, **options, constraints="center", _state=inner)
+    return Value("basis", np.column_stack([np.asarray(v, dtype=float) for v in values.values()]))
+
+
 def _ave(args, kwargs, state):
     """R's ave(x, g): the mean of x within each level of g (the fitted data's means for new data)."""
     x = args[0].numeric("ave()")
@@ -470,6 +483,8 @@ FUNCTIONS: dict[str, Function] = {
     # stateful transforms: what they learn from the fitted data is kept for new data
     "scale": Function(_scale, keywords=("center", "scale")),
     "center": Function(_center),
+    "standardize": Function(_scale, keywords=("center", "scale")),
+    "cr": Function(_cr, max_args=2, keywords=("df", "knots"), literal_args=(1,)),
     "poly": Function(_poly, max_args=2, keywords=("degree", "raw"), literal_args=(1,)),
     "bs": Function(_bs, max_args=2, keywords=("df", "knots", "degree"), literal_args=(1,)),
     "ns": Function(_ns, max_args=2, keywords=("df", "knots"), literal_args=(1,)),
@@ -494,6 +509,8 @@ for _name in (
 ):
     FUNCTIONS[f"np.{_name}"] = FUNCTIONS[_name]
 FUNCTIONS["np.ceil"] = FUNCTIONS["ceiling"]
+FUNCTIONS["exp2"] = FUNCTIONS["np.exp2"] = _elementwise(np.exp2)
+FUNCTIONS["exp10"] = _elementwise(lambda x: np.power(10.0, x))
 FUNCTIONS["np.maximum"] = FUNCTIONS["pmax"]
 FUNCTIONS["np.minimum"] = FUNCTIONS["pmin"]
 FUNCTIONS["np.where"] = FUNCTIONS["ifelse"]
@@ -595,6 +612,16 @@ def _translate(text: str, columns: set[str], where: str) -> _Translation:
     tokens = [(m.lastgroup, m.group(), m.start()) for m in _TOKEN.finditer(text)]
     for i, (kind, token, start) in enumerate(tokens):
         following = next((t for k, t, _ in tokens[i + 1 :] if k != "space"), "")
+        if kind == "name" and token == "Q" and _quoted_column(tokens, i):
+            continue  # Q("a b"): formulaic's quoting of a column name, read as that column
+        if kind == "string" and i >= 2 and _quoted_column(tokens, _previous_name(tokens, i)):
+            column = token[1:-1]
+            key = f"_col{len(names)}"
+            names[key], positions[key] = column, start
+            out.append(key)
+            continue
+        if kind == "op" and token in "()" and _inside_q(tokens, i):
+            continue
         if kind == "backquoted":
             column = token[1:-1]
             key = f"_col{len(names)}"
@@ -657,6 +684,36 @@ def _translate(text: str, columns: set[str], where: str) -> _Translation:
         else:
             raise FormulaSyntaxError(f"unexpected character {token!r}", text, start)
     return _Translation("".join(out), names, functions, positions)
+
+
+def _solid(tokens, start: int, step: int):
+    """Indices of the non-space tokens from ``start`` in direction ``step``."""
+    i = start
+    while 0 <= i < len(tokens):
+        if tokens[i][0] != "space":
+            yield i
+        i += step
+
+
+def _quoted_column(tokens, i: int) -> bool:
+    """Is token ``i`` the Q of Q("name")?"""
+    if i is None or i < 0 or tokens[i][1] != "Q":
+        return False
+    after = [tokens[j] for j in list(_solid(tokens, i + 1, 1))[:3]]
+    return len(after) == 3 and after[0][1] == "(" and after[1][0] == "string" and after[2][1] == ")"
+
+
+def _previous_name(tokens, i: int):
+    before = list(_solid(tokens, i - 1, -1))[:2]
+    return before[1] if len(before) == 2 and tokens[before[0]][1] == "(" else None
+
+
+def _inside_q(tokens, i: int) -> bool:
+    """Is the parenthesis at ``i`` one of those of a Q("name")?"""
+    before = list(_solid(tokens, i - 1, -1))[:3]
+    if tokens[i][1] == "(":
+        return bool(before) and _quoted_column(tokens, before[0])
+    return len(before) >= 3 and tokens[before[0]][0] == "string" and _quoted_column(tokens, before[2])
 
 
 def _is_keyword_argument(tokens, i: int, equals: bool = False) -> bool:

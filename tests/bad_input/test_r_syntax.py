@@ -62,6 +62,8 @@ def test_caret_is_power_on_integer_columns_not_xor():
         ("scale(x, scale = FALSE)", lambda d: d.x - d.x.mean()),
         ("center(x)", lambda d: d.x - d.x.mean()),
         ("np.log(x + 1)", lambda d: np.log(d.x + 1)),
+        ("exp2(x)", lambda d: 2.0**d.x),
+        ("standardize(x)", lambda d: (d.x - d.x.mean()) / d.x.std(ddof=1)),
     ],
 )
 def test_r_functions_compute_what_r_computes(expression, expected):
@@ -155,6 +157,14 @@ def test_python_keywords_and_unicode_as_column_names():
     assert model.design.fixef_names == ["Intercept", "class", "I(lambda * 2)", "log(class + 1)"]
     np.testing.assert_array_equal(column(model.design, "I(lambda * 2)"), data["lambda"].to_numpy() * 2.0)
     assert model.design.random[0].group == "组"
+
+
+def test_formulaic_quoting_and_its_regression_splines():
+    data = frame().rename(columns={"x": "a b"})
+    design = build_design('y ~ Q("a b") + log(Q("a b") + 1) + cr(day, df = 3)', data)
+    assert design.fixef_names[:3] == ["Intercept", "a b", 'log(Q("a b") + 1)']
+    np.testing.assert_allclose(design.X[:, 2], np.log(data["a b"] + 1))
+    np.testing.assert_allclose(design.X[:, 3:].mean(axis=0), 0.0, atol=1e-12)  # centred, as formulaic's cr()
 
 
 def test_dotted_r_names_and_backquotes():
