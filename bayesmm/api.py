@@ -19,24 +19,22 @@ from .fit import Fit, sample
 from .formula import parse_formula
 from .idata import get_group
 from .model import build_pymc_model, reported_variables
-from .persist import TRIALS, model_columns
+from .persist import TRIALS
 from .priors import Prior, prior_table, resolve_priors
 
 __all__ = ["Model"]
 
 
-def _model_frame(data, texts: list[str], trials) -> tuple[pd.DataFrame, str | None]:
-    """The columns of ``data`` that the formulas (and trials=) use, with trials given as an
-    array stored as a column of their own; and the name of the trials column."""
-    if not isinstance(data, pd.DataFrame):
-        return pd.DataFrame(), None  # build_design refuses it with a clear error
-    names = model_columns(texts + ([trials] if isinstance(trials, str) else []), data.columns)
-    frame = data[names].copy()
+def _model_frame(data: pd.DataFrame, designs: list, trials) -> tuple[pd.DataFrame, str | None]:
+    """The columns of ``data`` that the model reads (as its checked formulas report them),
+    with trials given as an array stored as a column of their own; and the trials column."""
+    used = {c for design in designs for c in design.used_columns}
+    if isinstance(trials, str):
+        used.add(trials)
+    frame = data[[c for c in data.columns if c in used]].copy()
     if trials is None or isinstance(trials, str):
         return frame, trials
-    values = np.asarray(trials)
-    # A trials array of the wrong length is refused by build_design, with its own message.
-    frame[TRIALS] = values if len(values) == len(frame) else np.nan
+    frame[TRIALS] = np.asarray(trials)  # its length was checked with the design
     return frame, TRIALS
 
 
@@ -134,8 +132,8 @@ class Model:
             dict(priors) if isinstance(priors, dict) else (priors or {})
         )  # resolve_priors checks it
         self.na_action = na_action
-        self.model_frame, self.trials_column = _model_frame(data, [formula, *part_formulas.values()], trials)
         self.design, self.parts = self._build_designs(data, part_formulas, trials, na_action)
+        self.model_frame, self.trials_column = _model_frame(data, [self.design, *self.parts.values()], trials)
         self.family.check_response(self.design)
         _check_response_varies(self.design, self.family)
         _warn_if_one_row_per_level(self.design, self.family)

@@ -131,6 +131,17 @@ class Design:
     offset_expressions: list[Expression] = field(repr=False, default_factory=list)
     responses: list[Expression] = field(repr=False, default_factory=list)
 
+    @property
+    def used_columns(self) -> list[str]:
+        """The data columns this design reads: response, predictors, groups, offsets, trials."""
+        columns = [c for e in self.responses for c in e.columns] + self.fixed_terms.columns
+        for term in self.random:
+            columns += term.terms.columns + list(term.spec.group_factors)
+        columns += [c for e in self.offset_expressions for c in e.columns]
+        if self.formula.trials is not None:
+            columns.append(self.formula.trials)
+        return list(dict.fromkeys(columns))
+
     def qualified(self, name: str) -> str:
         """A parameter name in this part: ``x``, or ``zi:x``."""
         return qualify(self.part, name)

@@ -18,7 +18,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import re
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,22 +29,12 @@ import xarray as xr
 if TYPE_CHECKING:  # pragma: no cover
     from .fit import Fit
 
-__all__ = ["save", "load", "write_idata", "model_columns"]
+__all__ = ["save", "load", "write_idata"]
 
 FORMAT = "bayesmm-fit/2"
 FRAME_GROUP = "bayesmm_model_frame"
 INDEX = "__index__"
 TRIALS = "__trials__"
-_NAME = re.compile(r"`([^`]+)`|([^\W\d][\w.]*)")
-
-
-def model_columns(texts: list[str], columns: pd.Index) -> list[str]:
-    """The data columns that formula texts name (bare or backquoted), in the data's order."""
-    named = set()
-    for text in texts:
-        for quoted, bare in _NAME.findall(text):
-            named.add(quoted or bare)
-    return [c for c in columns if isinstance(c, str) and c in named]
 
 
 def _sanitized(tree: xr.DataTree) -> xr.DataTree:

@@ -225,3 +225,15 @@ def test_brms_trials_addition_term_is_binomial_trials():
         bm.Model("count | trials(n) ~ x", data, family="poisson")
     with pytest.raises(ValueError, match="trials either as y \\| trials\\(n\\) in the formula or as trials="):
         bm.Model("count | trials(n) ~ x", data, family="binomial", trials="n")
+
+
+def test_saved_fit_keeps_the_columns_that_dot_and_q_read(tmp_path):
+    from tests.conftest import quiet_fit
+
+    data = frame()[["y", "x", "day", "g"]].rename(columns={"day": "a b"})
+    fit = quiet_fit(bm.Model('y ~ . + log(Q("a b") + 1) + (1 | g)', data), draws=50, tune=50, chains=1)
+    assert list(fit.model.model_frame.columns) == ["y", "x", "a b", "g"]
+    fit.save(tmp_path / "fit.nc")
+    loaded = bm.load(tmp_path / "fit.nc")
+    np.testing.assert_array_equal(loaded.design.X, fit.design.X)
+    assert loaded.design.fixef_names == ["Intercept", "x", "a b", 'log(Q("a b") + 1)']
