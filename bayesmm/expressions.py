@@ -85,8 +85,6 @@ def _from_column(column: pd.Series) -> Value:
 # ---------------------------------------------------------------------------
 # the functions a formula may call
 
-STATEFUL = "stateful"
-
 
 @dataclass(frozen=True)
 class Function:
@@ -243,15 +241,6 @@ def _relevel(args, kwargs, state):
     base = by_label[str(ref)]
     categories = [base] + [c for c in factor.categories if c != base]
     return Value("factor", factor.reorder_categories(categories))
-
-
-_CONTRASTS = {
-    "contr.treatment": "treatment",
-    "contr.sum": "sum",
-    "contr.helmert": "helmert",
-    "contr.poly": "poly",
-    "contr.SAS": "sas",
-}
 
 
 def _contrast_factor(args, kwargs, state):
@@ -595,7 +584,6 @@ class _Translation:
     python: str
     names: dict[str, str]  # placeholder -> data column
     functions: dict[str, str]  # placeholder -> function name
-    positions: dict[str, int]  # placeholder -> offset in the R text
 
 
 def _translate(text: str, columns: set[str], where: str) -> _Translation:
@@ -608,7 +596,6 @@ def _translate(text: str, columns: set[str], where: str) -> _Translation:
     out: list[str] = []
     names: dict[str, str] = {}
     functions: dict[str, str] = {}
-    positions: dict[str, int] = {}
     tokens = [(m.lastgroup, m.group(), m.start()) for m in _TOKEN.finditer(text)]
     for i, (kind, token, start) in enumerate(tokens):
         following = next((t for k, t, _ in tokens[i + 1 :] if k != "space"), "")
@@ -617,7 +604,7 @@ def _translate(text: str, columns: set[str], where: str) -> _Translation:
         if kind == "string" and i >= 2 and _quoted_column(tokens, _previous_name(tokens, i)):
             column = token[1:-1]
             key = f"_col{len(names)}"
-            names[key], positions[key] = column, start
+            names[key] = column
             out.append(key)
             continue
         if kind == "op" and token in "()" and _inside_q(tokens, i):
@@ -625,18 +612,18 @@ def _translate(text: str, columns: set[str], where: str) -> _Translation:
         if kind == "backquoted":
             column = token[1:-1]
             key = f"_col{len(names)}"
-            names[key], positions[key] = column, start
+            names[key] = column
             out.append(key)
         elif kind == "name":
             if following == "(":
                 if token not in FUNCTIONS:
                     raise _unknown_function(token, text, start)
                 key = f"_fn{len(functions)}"
-                functions[key], positions[key] = token, start
+                functions[key] = token
                 out.append(key)
             elif token in columns:
                 key = f"_col{len(names)}"
-                names[key], positions[key] = token, start
+                names[key] = token
                 out.append(key)
             elif token in CONSTANTS:
                 out.append(f"_const_{token}")
@@ -649,7 +636,7 @@ def _translate(text: str, columns: set[str], where: str) -> _Translation:
             elif token in FUNCTIONS:
                 if token.startswith("contr."):  # C(f, contr.sum): a contrast named without ()
                     key = f"_fn{len(functions)}"
-                    functions[key], positions[key] = token, start
+                    functions[key] = token
                     out.append(f"{key}()")
                 else:
                     raise FormulaSyntaxError(
@@ -683,7 +670,7 @@ def _translate(text: str, columns: set[str], where: str) -> _Translation:
             out.append(" ")
         else:
             raise FormulaSyntaxError(f"unexpected character {token!r}", text, start)
-    return _Translation("".join(out), names, functions, positions)
+    return _Translation("".join(out), names, functions)
 
 
 def _solid(tokens, start: int, step: int):
