@@ -72,26 +72,47 @@ def _warn_if_one_row_per_level(design, family: Family) -> None:
 class Model:
     """A Bayesian generalized linear mixed model, specified as in lme4 and brms.
 
-    >>> model = Model("Reaction ~ Days + (Days | Subject)", sleepstudy)
-    >>> fit = model.fit(draws=1000, chains=4, random_seed=1)
-    >>> fit.summary()
+    Example::
+
+        import bayesmm as bm
+
+        sleepstudy = bm.datasets.load("sleepstudy")
+        model = bm.Model("Reaction ~ Days + (Days | Subject)", sleepstudy)
+        fit = model.fit(draws=1000, chains=4, random_seed=1)
+        fit.summary()
 
     Parameters
     ----------
     formula
-        ``response ~ fixed + (varying | group) + ...``; see the README for the syntax.
+        ``response ~ fixed + (varying | group) + ...`` with R's meaning for the expressions
+        in it; see [the formula syntax](formulas.md). Formula text is interpreted with an
+        allow-list of functions and never run as Python.
     data
         A pandas DataFrame. It is never modified.
     family
-        ``"gaussian"``, ``"bernoulli"``, ``"binomial"`` or ``"poisson"`` (or a Family).
+        The response distribution, by name or as a :class:`Family`: ``"gaussian"``,
+        ``"student"``, ``"lognormal"``, ``"gamma"``, ``"beta"``, ``"bernoulli"``,
+        ``"binomial"``, ``"poisson"``, ``"negbinomial"`` (also ``"negativebinomial"``,
+        ``"nbinom2"``), ``"zero_inflated_poisson"``, ``"zero_inflated_negbinomial"``,
+        ``"zero_inflated_binomial"``, ``"hurdle_poisson"`` or ``"hurdle_negbinomial"``.
     priors
-        Overrides by parameter name or class, e.g. ``{"Days": Prior("Normal", mu=0, sigma=10)}``.
+        Overrides by parameter name or class, e.g. ``{"Days": Prior("Normal", mu=0, sigma=10)}``
+        or ``{"sd": Prior("HalfNormal", sigma=20)}``; ``model.priors`` lists every name.
     link
         A non-default link (``"probit"``, ``"cloglog"`` for binary data, ...).
     trials
-        Binomial trials: a column name or an array (or write ``cbind(s, f) ~ ...``).
+        Binomial trials: a column name or an array (or write ``cbind(s, f) ~ ...`` or
+        ``s | trials(n) ~ ...``).
     na_action
         ``"drop"`` (drop incomplete rows with a warning) or ``"raise"``.
+    zi
+        One-sided formula for the zero-inflation probability (logit scale) of a
+        ``zero_inflated_*`` family, e.g. ``"~ x + (1 | g)"``.
+    hu
+        One-sided formula for the hurdle probability of a ``hurdle_*`` family.
+    dispersion
+        One-sided formula for the family's scale or shape parameter (log scale): sigma,
+        the negative binomial shape, the beta precision, ...
     """
 
     def __init__(
@@ -232,7 +253,40 @@ class Model:
         cores: int | None = None,
         progressbar: bool = True,
     ) -> Fit:
-        """Sample the posterior with NUTS (nutpie when installed, else PyMC's own)."""
+        """Sample the posterior with NUTS (nutpie when installed, else PyMC's own).
+
+        Parameters
+        ----------
+        draws
+            Draws kept per chain, after tuning.
+        tune
+            Tuning (warm-up) steps per chain, discarded.
+        chains
+            Independent chains; R-hat and the ESS need at least 2 (4 recommended).
+        random_seed
+            A non-negative integer for reproducible draws (the same seed and compiled
+            code give identical draws), or None.
+        sampler
+            ``"auto"`` (the fastest installed), ``"nutpie"`` or ``"pymc"``.
+        target_accept
+            NUTS's target acceptance rate in (0, 1); raise it (0.95, 0.99) when the fit
+            reports divergences.
+        cores
+            Processes for PyMC's sampler (None: one per chain up to the CPU count).
+        progressbar
+            Show the sampler's progress.
+
+        Returns
+        -------
+        Fit
+            The draws (``fit.idata``) with summary, prediction, checking and plotting
+            methods. Settings are checked before anything is compiled; an interrupted run
+            raises KeyboardInterrupt instead of returning a short fit.
+
+        Example::
+
+            fit = model.fit(draws=1000, chains=4, target_accept=0.95, random_seed=1)
+        """
         return sample(
             self,
             draws=draws,

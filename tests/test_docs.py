@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+import bayesmm as bm
+
 ROOT = Path(__file__).resolve().parent.parent
 # Figures each notebook must show (matplotlib output embedded as PNG).
 FIGURES = {
@@ -71,3 +73,17 @@ def test_reference_pages_document_the_api(site):
         assert f'id="{name}"' in api, name
     formulas = (out / "formulas" / "index.html").read_text()
     assert "cs(1 + x + z | g)" in formulas
+
+
+def test_model_and_fit_docstrings_document_every_parameter():
+    """The API reference lists every argument of Model and Model.fit, and every family."""
+    import inspect
+
+    for function in (bm.Model, bm.Model.fit):
+        doc = inspect.getdoc(function)
+        parameters = [p for p in inspect.signature(function).parameters if p != "self"]
+        missing = [p for p in parameters if f"\n{p}\n" not in doc]
+        assert not missing, (function.__qualname__, missing)
+    model_doc = inspect.getdoc(bm.Model)
+    names = {f.name for f in bm.FAMILIES.values()}
+    assert all(f'"{name}"' in model_doc for name in names), names
