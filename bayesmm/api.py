@@ -14,7 +14,7 @@ import pymc as pm
 import scipy.sparse as sp
 
 from .design import DataError, build_design
-from .families import Family, get_family
+from .families import Family, Gaussian, get_family
 from .fit import Fit, sample
 from .formula import parse_formula
 from .idata import get_group
@@ -55,7 +55,7 @@ def _check_response_varies(design, family: Family) -> None:
 
 def _warn_if_one_row_per_level(design, family: Family) -> None:
     """With one row per level, a random intercept is the residual error under another name."""
-    if family.name not in ("gaussian", "student", "lognormal"):
+    if not isinstance(family, Gaussian):  # gaussian, student and lognormal have a residual SD
         return
     for term in design.random:
         if term.n_levels == design.n_obs and "Intercept" in term.columns:
@@ -149,9 +149,6 @@ class Model:
         # What fit.save stores to rebuild this model: the user's own settings and the
         # model frame (the data columns the formulas use).
         self.part_texts = {p: t for p, t in {"zi": zi, "hu": hu, "dispersion": dispersion}.items() if t}
-        self.user_priors = (
-            dict(priors) if isinstance(priors, dict) else (priors or {})
-        )  # resolve_priors checks it
         self.na_action = na_action
         self.design, self.parts = self._build_designs(data, part_formulas, trials, na_action)
         self.model_frame, self.trials_column = _model_frame(data, [self.design, *self.parts.values()], trials)
@@ -159,6 +156,7 @@ class Model:
         _check_response_varies(self.design, self.family)
         _warn_if_one_row_per_level(self.design, self.family)
         self.prior_entries = resolve_priors(self.design, self.family, priors, self.parts)
+        self.user_priors = dict(priors or {})  # a dict: resolve_priors refuses anything else
         self._pymc_model: pm.Model | None = None
 
     def _part_formulas(self, given: dict[str, str | None]) -> dict[str, str]:

@@ -31,6 +31,7 @@ from .expressions import (
     compile_expression,
     compile_terms,
     level_label,
+    sorted_levels,
 )
 from .formula import ParsedFormula, RandomTermSpec, parse_formula
 
@@ -236,7 +237,7 @@ def build_design(
         trials_values = trials_from_cbind
 
     X_df = _model_matrix(compiled.fixed, data, "the fixed effects")
-    offset = _offset(compiled, data)
+    offset = offset_values(compiled.offsets, data)
     random = [
         _random_term(spec, terms, data, part)
         for spec, terms in zip(parsed.random, compiled.random, strict=True)
@@ -375,11 +376,11 @@ def _resolve_trials(trials, data: pd.DataFrame) -> np.ndarray | None:
     return values
 
 
-def _model_matrix(terms: Terms, data: pd.DataFrame, where: str, new: bool = False):
+def _model_matrix(terms: Terms, data: pd.DataFrame, where: str):
     """formulaic's model matrix of checked terms: formulaic reads only lookups of the columns
     computed here, and its column names are mapped back to the user's text."""
     with _evaluating(where, data.columns):
-        frame = terms.frame(data, new=new)
+        frame = terms.frame(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=UserWarning)
@@ -497,14 +498,11 @@ def _binary_codes(value: Value, name: str):
     return codes, None, (str(levels[0]), str(levels[1]))
 
 
-def _offset(compiled: Compiled, data: pd.DataFrame) -> np.ndarray | None:
-    if not compiled.offsets:
+def offset_values(expressions: list[Expression], data: pd.DataFrame, new: bool = False) -> np.ndarray | None:
+    """The sum of the offsets on ``data`` (None without offsets); non-numeric or infinite
+    offsets are refused."""
+    if not expressions:
         return None
-    return offset_values(compiled.offsets, data)
-
-
-def offset_values(expressions: list[Expression], data: pd.DataFrame, new: bool = False) -> np.ndarray:
-    """The sum of the offsets on ``data``; non-numeric or infinite offsets are refused."""
     total = np.zeros(len(data))
     for expression in expressions:
         where = f"offset({expression.text})" + (" in the new data" if new else "")
@@ -536,28 +534,28 @@ def _check_fixed_effects(X: np.ndarray, names: list[str]) -> None:
     if X.shape[1] == 0:
         return
     intercept = "Intercept" in names
-    warned = set()
+    warned = set()  # columns named in a warning already, left out of the rank check
     for j, name in enumerate(names):
         column = X[:, j]
-        if name == "Intercept":
+        if name == "Intercept" or not np.all(column == column[0]):
             continue
-        if np.all(column == column[0]):
+        if column[0] == 0:
             warned.add(j)
-        if np.all(column == 0):
             warnings.warn(
                 f"the fixed-effect column '{name}' is zero in every row (a factor level with no rows, or a "
                 "constant predictor): its coefficient is determined by its prior alone",
                 UserWarning,
                 stacklevel=4,
             )
-        elif intercept and np.all(column == column[0]):
+        elif intercept:
+            warned.add(j)
             warnings.warn(
                 f"the predictor '{name}' is constant ({column[0]:g} in every row): it cannot be told apart "
                 "from the intercept, so its coefficient is determined by its prior alone; remove it",
                 UserWarning,
                 stacklevel=4,
             )
-    keep = [j for j in range(X.shape[1]) if j not in warned]  # constant columns are named above
+    keep = [j for j in range(X.shape[1]) if j not in warned]
     scaled = X[:, keep] / np.maximum(np.abs(X[:, keep]).max(axis=0), 1e-300)
     rank = np.linalg.matrix_rank(scaled)
     if rank < len(keep):
@@ -572,7 +570,7 @@ def _check_fixed_effects(X: np.ndarray, names: list[str]) -> None:
 
 def _dependent_columns(X: np.ndarray, names: list[str]) -> str:
     """The columns in one exact linear dependence, read from the null space of X."""
-    _, singular, vt = np.linalg.svd(X, full_matrices=False)
+    *_, vt = np.linalg.svd(X, full_matrices=False)
     weights = vt[-1]
     involved = [names[j] for j in np.flatnonzero(np.abs(weights) > 1e-6 * np.abs(weights).max())]
     return "'" + "', '".join(involved) + "' are linearly dependent"
@@ -591,7 +589,7 @@ def _level_labels(data: pd.DataFrame, factors: tuple[str, ...]) -> tuple[list[st
         if isinstance(column.dtype, pd.CategoricalDtype):
             cat = pd.Categorical(column).remove_unused_categories()
         else:
-            cat = pd.Categorical(column, categories=sorted(pd.unique(column.dropna()), key=_sort_key))
+            cat = pd.Categorical(column, categories=sorted_levels(column))
         labels = [level_label(v) for v in cat.categories]
         _check_distinct_labels(factor, list(cat.categories), labels)
         parts.append((pd.Series(cat, index=data.index), labels))
@@ -618,14 +616,6 @@ def _check_distinct_labels(factor: str, values: list, labels: list[str]) -> None
                 f"type first (e.g. data['{factor}'].astype(str))"
             )
         seen[label] = value
-
-
-def _sort_key(value):
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)):
-        return (0, float(value), "")
-    if isinstance(value, (pd.Timestamp, np.datetime64)):
-        return (1, pd.Timestamp(value).value, "")
-    return (2, 0, str(value))
 
 
 def _random_term(spec: RandomTermSpec, terms: Terms, data: pd.DataFrame, part: str = "") -> RandomEffectTerm:
@@ -717,7 +707,7 @@ class NewData:
 def _materialize(terms: Terms, spec, newdata: pd.DataFrame, where: str) -> np.ndarray:
     """New rows through the fitted terms (their categories and transforms) and formulaic spec."""
     with _evaluating(f"the new data ({where})", newdata.columns):
-        frame = terms.frame(newdata, new=True)
+        frame = terms.frame(newdata)
     for name, column in frame.items():
         bad = pd.isna(column).to_numpy()
         if bad.any():
@@ -769,9 +759,7 @@ def encode_new_data(design: Design, newdata: pd.DataFrame, trials=None) -> NewDa
     if newdata.shape[0] == 0:
         raise DataError("the new data frame is empty")
     X = _materialize(design.fixed_terms, design.fixed_spec, newdata, "the fixed effects")
-    offset = (
-        offset_values(design.offset_expressions, newdata, new=True) if design.offset_expressions else None
-    )
+    offset = offset_values(design.offset_expressions, newdata, new=True)
     codes, matrices, unseen = [], [], []
     for term in design.random:
         term_codes, term_unseen = _new_codes(term, newdata)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .formula import FormulaSyntaxError
+from .formula import FormulaSyntaxError, _scan
 
 __all__ = ["FUNCTIONS", "Expression", "Value", "compile_expression", "unsupported_construct"]
 
@@ -54,7 +54,7 @@ class Value:
 
     kind: str
     data: object
-    contrasts: tuple | None = None  # ("sum",) or ("treatment", base) ...
+    contrasts: tuple | None = None  # (kind, base): ("sum", None), ("treatment", "b"), ...
 
     def numeric(self, what: str) -> np.ndarray:
         if self.kind in ("numeric", "logical"):
@@ -99,6 +99,7 @@ class Function:
     max_args: int | None = 1
     keywords: tuple[str, ...] = ()
     literal_args: tuple[int, ...] | None = ()  # positions kept as literals (None: all of them)
+    learns: bool = False  # learns numbers from the fitted data (scale's mean, poly's coefficients)
 
 
 def _elementwise(ufunc) -> Function:
@@ -111,10 +112,9 @@ def _elementwise(ufunc) -> Function:
 def _log(args, kwargs, state):
     x = args[0].numeric("log()")
     base = kwargs.get("base", args[1] if len(args) > 1 else None)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.log(x)
-        if base is not None:
-            out = out / np.log(_literal_number(base, "log(x, base)"))
+    out = np.log(x)
+    if base is not None:
+        out = out / np.log(_literal_number(base, "log(x, base)"))
     return Value("numeric", out)
 
 
@@ -165,10 +165,23 @@ def _factor_categories(value: Value, state: dict, levels=None) -> pd.Categorical
         elif value.kind == "factor":
             categories = list(value.data.categories)
         else:
-            present = pd.unique(pd.Series(_level_values(value)).dropna())
-            categories = sorted(present, key=_level_sort_key)
+            categories = sorted_levels(_level_values(value))
         state["categories"] = categories
     return categorize(_level_values(value), state["categories"], "")
+
+
+def sorted_levels(values) -> list:
+    """The distinct non-missing values, sorted as R's factor() sorts them (numbers first)."""
+    return sorted(pd.unique(pd.Series(values).dropna()), key=level_sort_key)
+
+
+def find_level(categories, wanted, what: str):
+    """The category whose label is ``wanted``'s (``1`` finds the level 1.0); a TypeError
+    that lists the levels otherwise."""
+    by_label = {level_label(c): c for c in categories}
+    if level_label(wanted) not in by_label:
+        raise TypeError(f"{what}: {wanted!r} is not a level (levels: {', '.join(by_label)})")
+    return by_label[level_label(wanted)]
 
 
 def categorize(values, categories: list, name: str) -> pd.Categorical:
@@ -192,8 +205,6 @@ def _level_values(value: Value) -> np.ndarray:
         out[whole] = numbers[whole].astype(np.int64)
         out[np.isnan(numbers)] = np.nan
         return out
-    if value.kind == "factor":
-        return np.asarray(value.data, dtype=object)
     return np.asarray(value.data, dtype=object)
 
 
@@ -212,12 +223,13 @@ def level_label(value) -> str:
     return str(value)
 
 
-def _level_sort_key(value):
-    if isinstance(value, (bool, np.bool_)):
+def level_sort_key(value):
+    """Numbers (and logicals) in numeric order, then dates, then text in text order."""
+    if isinstance(value, (bool, np.bool_, int, float, np.integer, np.floating)):
         return (0, float(value), "")
-    if isinstance(value, (int, float, np.integer, np.floating)):
-        return (0, float(value), "")
-    return (1, 0.0, str(value))
+    if isinstance(value, (pd.Timestamp, np.datetime64)):
+        return (1, float(pd.Timestamp(value).value), "")
+    return (2, 0.0, str(value))
 
 
 def _factor(args, kwargs, state):
@@ -231,14 +243,8 @@ def _relevel(args, kwargs, state):
     ref = kwargs.get("ref", args[1] if len(args) > 1 else None)
     if ref is None:
         raise TypeError('relevel() needs the reference level: relevel(f, ref = "b")')
-    ref = _literal(ref, "relevel()'s ref")
     factor = _factor_categories(args[0], state)
-    by_label = {str(c): c for c in factor.categories}
-    if str(ref) not in by_label:
-        raise TypeError(
-            f"relevel(): {ref!r} is not a level (levels: {', '.join(map(str, factor.categories))})"
-        )
-    base = by_label[str(ref)]
+    base = find_level(factor.categories, _literal(ref, "relevel()'s ref"), "relevel()")
     categories = [base] + [c for c in factor.categories if c != base]
     return Value("factor", factor.reorder_categories(categories))
 
@@ -258,12 +264,7 @@ def _contrast_factor(args, kwargs, state):
     if kind == "sas":
         kind, base = "treatment", factor.categories[-1]
     if base is not None:
-        labels = {str(c): c for c in factor.categories}
-        if str(base) not in labels:
-            raise TypeError(
-                f"contr.treatment({base!r}): not a level (levels: {', '.join(map(str, factor.categories))})"
-            )
-        base = labels[str(base)]
+        base = find_level(factor.categories, base, "contr.treatment()")
     return Value("factor", factor, contrasts=(kind, base))
 
 
@@ -326,8 +327,12 @@ def _bs(args, kwargs, state):
         options["df"] = int(options["df"])
     if "degree" in options:
         options["degree"] = int(options["degree"])
-    inner = state.setdefault("bs", {})
-    values = basis_spline(x, **options, extrapolation="extend", _state=inner)
+    values = basis_spline(x, **options, extrapolation="extend", _state=state.setdefault("bs", {}))
+    return _basis(values)
+
+
+def _basis(values) -> Value:
+    """A formulaic spline (a dict of columns) as a basis Value."""
     return Value("basis", np.column_stack([np.asarray(v, dtype=float) for v in values.values()]))
 
 
@@ -390,9 +395,7 @@ def _cr(args, kwargs, state):
     options = {"df": int(_literal_number(kwargs.get("df", args[1] if len(args) > 1 else 4), "cr()'s df"))}
     if "knots" in kwargs:
         options["knots"] = kwargs["knots"] if isinstance(kwargs["knots"], list) else [kwargs["knots"]]
-    inner = state.setdefault("cr", {})
-    values = TRANSFORMS["cr"](x, **options, constraints="center", _state=inner)
-    return Value("basis", np.column_stack([np.asarray(v, dtype=float) for v in values.values()]))
+    return _basis(TRANSFORMS["cr"](x, **options, constraints="center", _state=state.setdefault("cr", {})))
 
 
 def _ave(args, kwargs, state):
@@ -400,7 +403,8 @@ def _ave(args, kwargs, state):
     x = args[0].numeric("ave()")
     if len(args) < 2:
         return Value("numeric", np.full_like(x, state.setdefault("mean", float(np.nanmean(x)))))
-    keys = pd.Series(np.asarray(args[1].data, dtype=object)).map(str)
+    keys = pd.Series(np.asarray(args[1].data, dtype=object))
+    keys = keys.map({v: level_label(v) for v in pd.unique(keys)})  # 7 and 7.0: one group
     if "means" not in state:
         state["means"] = pd.Series(x).groupby(keys.to_numpy()).mean().to_dict()
     known = keys.map(state["means"]).to_numpy(dtype=float)
@@ -470,14 +474,14 @@ FUNCTIONS: dict[str, Function] = {
     "pmin": Function(_pmax_pmin(np.fmin), min_args=2, max_args=None),
     "ifelse": Function(_ifelse, min_args=3, max_args=3),
     # stateful transforms: what they learn from the fitted data is kept for new data
-    "scale": Function(_scale, keywords=("center", "scale")),
-    "center": Function(_center),
-    "standardize": Function(_scale, keywords=("center", "scale")),
-    "cr": Function(_cr, max_args=2, keywords=("df", "knots"), literal_args=(1,)),
-    "poly": Function(_poly, max_args=2, keywords=("degree", "raw"), literal_args=(1,)),
-    "bs": Function(_bs, max_args=2, keywords=("df", "knots", "degree"), literal_args=(1,)),
-    "ns": Function(_ns, max_args=2, keywords=("df", "knots"), literal_args=(1,)),
-    "ave": Function(_ave, max_args=2),
+    "scale": Function(_scale, keywords=("center", "scale"), learns=True),
+    "center": Function(_center, learns=True),
+    "standardize": Function(_scale, keywords=("center", "scale"), learns=True),
+    "cr": Function(_cr, max_args=2, keywords=("df", "knots"), literal_args=(1,), learns=True),
+    "poly": Function(_poly, max_args=2, keywords=("degree", "raw"), literal_args=(1,), learns=True),
+    "bs": Function(_bs, max_args=2, keywords=("df", "knots", "degree"), literal_args=(1,), learns=True),
+    "ns": Function(_ns, max_args=2, keywords=("df", "knots"), literal_args=(1,), learns=True),
+    "ave": Function(_ave, max_args=2, learns=True),
 }
 # numpy spellings that formulaic users write
 for _name in (
@@ -504,23 +508,6 @@ FUNCTIONS["np.maximum"] = FUNCTIONS["pmax"]
 FUNCTIONS["np.minimum"] = FUNCTIONS["pmin"]
 FUNCTIONS["np.where"] = FUNCTIONS["ifelse"]
 
-STATEFUL_FUNCTIONS = frozenset(
-    {
-        "scale",
-        "center",
-        "poly",
-        "bs",
-        "ns",
-        "ave",
-        "factor",
-        "as.factor",
-        "C",
-        "relevel",
-        "as.numeric",
-        "as.integer",
-        "as.double",
-    }
-)
 CONSTANTS = {"pi": np.pi, "TRUE": True, "FALSE": False, "T": True, "F": False, "Inf": np.inf}
 
 # Constructs of brms, mgcv and nlme that bayesmm does not have, with what to write instead.
@@ -541,9 +528,7 @@ UNSUPPORTED = {
     "cbind": "cbind(successes, failures) is only allowed as the response, on the left of '~'",
     "trials": "trials() belongs to the response: write 'y | trials(n) ~ x'",
     "weights": "weights() are not supported yet; bayesmm fits unweighted likelihoods",
-    "log_": "",
 }
-del UNSUPPORTED["log_"]
 
 
 def unsupported_construct(name: str) -> str | None:
@@ -596,38 +581,32 @@ def _translate(text: str, columns: set[str], where: str) -> _Translation:
     out: list[str] = []
     names: dict[str, str] = {}
     functions: dict[str, str] = {}
-    tokens = [(m.lastgroup, m.group(), m.start()) for m in _TOKEN.finditer(text)]
+
+    def column(name: str) -> str:
+        key = f"_col{len(names)}"
+        names[key] = name
+        return key
+
+    def function(name: str) -> str:
+        key = f"_fn{len(functions)}"
+        functions[key] = name
+        return key
+
+    tokens = _merge_quoted_columns([(m.lastgroup, m.group(), m.start()) for m in _TOKEN.finditer(text)])
     for i, (kind, token, start) in enumerate(tokens):
-        following = next((t for k, t, _ in tokens[i + 1 :] if k != "space"), "")
-        if kind == "name" and token == "Q" and _quoted_column(tokens, i):
-            continue  # Q("a b"): formulaic's quoting of a column name, read as that column
-        if kind == "string" and i >= 2 and _quoted_column(tokens, _previous_name(tokens, i)):
-            column = token[1:-1]
-            key = f"_col{len(names)}"
-            names[key] = column
-            out.append(key)
-            continue
-        if kind == "op" and token in "()" and _inside_q(tokens, i):
-            continue
+        following = _neighbour(tokens, i, 1)
         if kind == "backquoted":
-            column = token[1:-1]
-            key = f"_col{len(names)}"
-            names[key] = column
-            out.append(key)
+            out.append(column(token[1:-1]))
         elif kind == "name":
             if following == "(":
                 if token not in FUNCTIONS:
                     raise _unknown_function(token, text, start)
-                key = f"_fn{len(functions)}"
-                functions[key] = token
-                out.append(key)
+                out.append(function(token))
             elif token in columns:
-                key = f"_col{len(names)}"
-                names[key] = token
-                out.append(key)
+                out.append(column(token))
             elif token in CONSTANTS:
                 out.append(f"_const_{token}")
-            elif _is_keyword_argument(tokens, i):
+            elif following == "=":  # a named argument such as raw = TRUE
                 if token.startswith("_") or not token.isidentifier() or keyword.iskeyword(token):
                     raise FormulaSyntaxError(
                         f"'{token}' is not an argument name", text, start, start + len(token)
@@ -635,35 +614,24 @@ def _translate(text: str, columns: set[str], where: str) -> _Translation:
                 out.append(token)
             elif token in FUNCTIONS:
                 if token.startswith("contr."):  # C(f, contr.sum): a contrast named without ()
-                    key = f"_fn{len(functions)}"
-                    functions[key] = token
-                    out.append(f"{key}()")
+                    out.append(f"{function(token)}()")
                 else:
                     raise FormulaSyntaxError(
                         f"{token} is a function; call it, e.g. {token}(x)", text, start, start + len(token)
                     )
             else:
-                raise _unknown_name(token, columns, where)
+                raise _unknown_name(token, where)
         elif kind == "number":
             out.append(token.rstrip("L"))
         elif kind == "string":
             out.append(token)
         elif kind == "op":
-            if token in ("[", "]", "{", "}", "@", "$", ";", "~", "<-", ":"):
-                what = {
-                    "[": "subscripts",
-                    "]": "subscripts",
-                    "{": "braces",
-                    "}": "braces",
-                    "@": "'@'",
-                    "$": "'$' (write the column name)",
-                    ";": "';'",
-                    "~": "'~' inside a term",
-                    "<-": "assignment",
-                    ":": "':' inside an expression",
-                }[token]
-                raise FormulaSyntaxError(f"{what} cannot be used in a formula expression", text, start)
-            if token == "=" and not _is_keyword_argument(tokens, i - 1, equals=True):
+            if token in _REFUSED_OPERATORS:
+                raise FormulaSyntaxError(
+                    f"{_REFUSED_OPERATORS[token]} cannot be used in a formula expression", text, start
+                )
+            preceding = tokens[next(_solid(tokens, i - 1, -1), i)][0]
+            if token == "=" and preceding != "name":
                 raise FormulaSyntaxError("'=' is only for named arguments; compare with '=='", text, start)
             out.append(_R_OPERATORS.get(token, token))
         elif kind == "space":
@@ -671,6 +639,20 @@ def _translate(text: str, columns: set[str], where: str) -> _Translation:
         else:
             raise FormulaSyntaxError(f"unexpected character {token!r}", text, start)
     return _Translation("".join(out), names, functions)
+
+
+_REFUSED_OPERATORS = {
+    "[": "subscripts",
+    "]": "subscripts",
+    "{": "braces",
+    "}": "braces",
+    "@": "'@'",
+    "$": "'$' (write the column name)",
+    ";": "';'",
+    "~": "'~' inside a term",
+    "<-": "assignment",
+    ":": "':' inside an expression",
+}
 
 
 def _solid(tokens, start: int, step: int):
@@ -682,36 +664,27 @@ def _solid(tokens, start: int, step: int):
         i += step
 
 
-def _quoted_column(tokens, i: int) -> bool:
-    """Is token ``i`` the Q of Q("name")?"""
-    if i is None or i < 0 or tokens[i][1] != "Q":
-        return False
-    after = [tokens[j] for j in list(_solid(tokens, i + 1, 1))[:3]]
-    return len(after) == 3 and after[0][1] == "(" and after[1][0] == "string" and after[2][1] == ")"
+def _neighbour(tokens, i: int, step: int) -> str:
+    """The text of the next non-space token after (step 1) or before (step -1) token ``i``."""
+    j = next(_solid(tokens, i + step, step), None)
+    return "" if j is None else tokens[j][1]
 
 
-def _previous_name(tokens, i: int):
-    before = list(_solid(tokens, i - 1, -1))[:2]
-    return before[1] if len(before) == 2 and tokens[before[0]][1] == "(" else None
-
-
-def _inside_q(tokens, i: int) -> bool:
-    """Is the parenthesis at ``i`` one of those of a Q("name")?"""
-    before = list(_solid(tokens, i - 1, -1))[:3]
-    if tokens[i][1] == "(":
-        return bool(before) and _quoted_column(tokens, before[0])
-    return len(before) >= 3 and tokens[before[0]][0] == "string" and _quoted_column(tokens, before[2])
-
-
-def _is_keyword_argument(tokens, i: int, equals: bool = False) -> bool:
-    """Is token ``i`` (a name) followed by a single '=' (a named argument such as ``raw = TRUE``)?"""
-    if equals:
-        # token i is the name before '='; walk back over spaces
-        while i >= 0 and tokens[i][0] == "space":
-            i -= 1
-        return i >= 0 and tokens[i][0] == "name"
-    rest = [t for k, t, _ in tokens[i + 1 :] if k != "space"]
-    return bool(rest) and rest[0] == "="
+def _merge_quoted_columns(tokens: list) -> list:
+    """formulaic's ``Q("a b")`` (a quoted column name) as one backquoted-name token."""
+    out, i = [], 0
+    while i < len(tokens):
+        kind, token, start = tokens[i]
+        following = list(_solid(tokens, i + 1, 1))[:3]
+        if (kind, token) == ("name", "Q") and len(following) == 3:
+            opening, name, closing = (tokens[j] for j in following)
+            if opening[1] == "(" and name[0] == "string" and closing[1] == ")":
+                out.append(("backquoted", f"`{name[1][1:-1]}`", start))
+                i = following[2] + 1
+                continue
+        out.append(tokens[i])
+        i += 1
+    return out
 
 
 def _unknown_function(name: str, text: str, start: int) -> FormulaSyntaxError:
@@ -738,7 +711,7 @@ class UnknownColumn(LookupError):
         self.where = where
 
 
-def _unknown_name(name: str, columns: set[str], where: str) -> Exception:
+def _unknown_name(name: str, where: str) -> Exception:
     if keyword.iskeyword(name) or "__" in name or name in ("eval", "exec", "getattr", "open", "globals"):
         return FormulaSyntaxError(
             f"'{name}' is neither a column of the data nor allowed in a formula", name, 0, len(name)
@@ -807,7 +780,7 @@ class _Interpreter:
         self.data = data
         self.probe = probe
 
-    def fail(self, message: str, node: ast.AST | None = None) -> FormulaSyntaxError:
+    def fail(self, message: str) -> FormulaSyntaxError:
         return FormulaSyntaxError(message, self.expression.text, 0, len(self.expression.text))
 
     def visit(self, node: ast.AST):
@@ -902,9 +875,8 @@ class _Interpreter:
             for i, a in enumerate(node.args)
         ]
         kwargs = {k.arg: self._argument(k.value) for k in node.keywords}
-        if self.probe and name in STATEFUL_FUNCTIONS and name not in ("factor", "as.factor", "C", "relevel"):
-            first = args[0]
-            return first if first.kind != "factor" else Value("numeric", np.zeros(len(self.data)))
+        if self.probe and function.learns:
+            return args[0]  # missing exactly where its argument is; learns nothing
         state = self.expression.states.setdefault(node.col_offset, {}) if not self.probe else {}
         try:
             return function.impl(args, kwargs, state)
@@ -924,8 +896,7 @@ class _Interpreter:
             return -node.operand.value
         if isinstance(node, ast.Name) and node.id.startswith("_const_"):
             return CONSTANTS[node.id[len("_const_") :]]
-        value = self.visit(node)
-        return value
+        return self.visit(node)
 
     def _value(self, node: ast.AST) -> Value:
         """A positional argument that is data: a literal number or string becomes a constant vector."""
@@ -1081,8 +1052,6 @@ class Operand:
 
     name: str  # the column name formulaic sees, the user's text with spaces tidied
     expression: Expression
-    start: int
-    end: int
     kind: str | None = None  # set when first evaluated on the fitted data
     categories: list | None = None
     contrasts: tuple | None = None
@@ -1159,9 +1128,9 @@ class Terms:
             out[operand.name] = _missing(value)
         return out
 
-    def frame(self, data: pd.DataFrame, new: bool = False) -> pd.DataFrame:
+    def frame(self, data: pd.DataFrame) -> pd.DataFrame:
         """The operands' columns on ``data``; the first call (on the fitted rows) learns the
-        categories and transforms that later calls (``new=True``) reuse."""
+        categories and transforms that later calls (new data) reuse."""
         columns: dict[str, object] = {}
         for operand in self.operands:
             try:
@@ -1171,7 +1140,7 @@ class Terms:
                 raise
             if operand.kind is None:
                 _learn(operand, value)
-            _store(operand, value, columns, new, data.index)
+            _store(operand, value, columns)
         return pd.DataFrame(columns, index=data.index)
 
 
@@ -1186,8 +1155,7 @@ def _learn(operand: Operand, value: Value) -> None:
     kind = value.kind
     if kind == "text":
         kind = "factor"
-        present = pd.unique(pd.Series(value.data).dropna())
-        operand.categories = sorted(present, key=_level_sort_key)
+        operand.categories = sorted_levels(value.data)
     elif kind == "factor":
         present = set(pd.Series(value.data).dropna().unique())
         operand.categories = [c for c in value.data.categories if c in present]
@@ -1205,7 +1173,7 @@ def _learn(operand: Operand, value: Value) -> None:
     operand.kind = kind
 
 
-def _store(operand: Operand, value: Value, columns: dict, new: bool, index) -> None:
+def _store(operand: Operand, value: Value, columns: dict) -> None:
     if operand.kind == "basis":
         matrix = np.asarray(value.data, dtype=float)
         for k in range(operand.n_columns):
@@ -1242,12 +1210,12 @@ def compile_terms(text: str, columns, where: str, dot_columns: list[str] | None 
             token = text[pos:end]
         if kind in ("call", "name", "backquoted"):
             if kind == "name" and token not in names:
-                raise _unknown_name(token, names, where)
+                raise _unknown_name(token, where)
             expression = compile_expression(token, names, where)
             name = expression.column_name or tidy(token).replace("`", "")
             existing = next((o for o in operands if o.name == name), None)
             if existing is None:
-                operands.append(Operand(name, expression, pos, end))
+                operands.append(Operand(name, expression))
                 skeleton.append(f"{{{len(operands) - 1}}}")
             else:
                 skeleton.append(f"{{{operands.index(existing)}}}")
@@ -1258,7 +1226,7 @@ def compile_terms(text: str, columns, where: str, dot_columns: list[str] | None 
                 )
             pieces = []
             for column in dot_columns:
-                operands.append(Operand(column, compile_expression(f"`{column}`", names, where), pos, end))
+                operands.append(Operand(column, compile_expression(f"`{column}`", names, where)))
                 pieces.append(f"{{{len(operands) - 1}}}")
             skeleton.append("(" + " + ".join(pieces) + ")" if pieces else "1")
         elif kind in ("number", "op", "space"):
@@ -1271,20 +1239,8 @@ def compile_terms(text: str, columns, where: str, dot_columns: list[str] | None 
 
 
 def _closing_paren(text: str, open_at: int) -> int:
-    depth = 0
-    quote = None
-    for i in range(open_at, len(text)):
-        ch = text[i]
-        if quote:
-            if ch == quote:
-                quote = None
-            continue
-        if ch in "`'\"":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth == 0:
-                return i
+    """Where the parenthesis opened at ``open_at`` closes (quotes and backquotes skipped)."""
+    for i, ch, depth in _scan(text[open_at:]):
+        if ch == ")" and depth == 0:
+            return open_at + i
     raise FormulaSyntaxError("unbalanced parenthesis: '(' is never closed", text, open_at)

@@ -127,9 +127,8 @@ class Family:
 
     # -- data ------------------------------------------------------------
     def check_response(self, design: Design) -> None:
-        """Raise a DataError naming the response when its values do not fit the family."""
-        if not np.all(np.isfinite(design.y)):
-            raise DataError(f"the response '{design.response_name}' has infinite values")
+        """Raise a DataError naming the response when its values do not fit the family (the
+        design has refused infinite values already, naming their rows)."""
 
     # -- priors ----------------------------------------------------------
     def response_scale(self, design: Design) -> float:

@@ -316,7 +316,7 @@ def _refuse_calls_of_fitting_functions(text: str) -> None:
             match.start(1),
             match.end(1),
         )
-    random = re.search(r"\brandom\s*=", text)
+    random = re.search(r"\brandom\s*=\s*~", text)
     if random:
         raise FormulaSyntaxError(
             "nlme's random = ~ ... | g is written inside the formula here: y ~ x + (1 | g)",

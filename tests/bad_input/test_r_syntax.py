@@ -237,3 +237,29 @@ def test_saved_fit_keeps_the_columns_that_dot_and_q_read(tmp_path):
     loaded = bm.load(tmp_path / "fit.nc")
     np.testing.assert_array_equal(loaded.design.X, fit.design.X)
     assert loaded.design.fixef_names == ["Intercept", "x", "a b", 'log(Q("a b") + 1)']
+
+
+@pytest.mark.parametrize("transform", ["cr(x, df = 3)", "standardize(x)", "scale(x)", "ns(x, df = 2)"])
+def test_transforms_that_learn_drop_only_the_incomplete_rows(transform):
+    """Every transform that learns from the data is probed as its argument when missing
+    rows are looked for (cr() and standardize() once made every row 'missing')."""
+    data = frame()
+    data.loc[3, "x"] = np.nan
+    with pytest.warns(UserWarning, match="dropped 1 of 30 rows"):
+        design = build_design(f"y ~ {transform}", data)
+    assert design.n_obs == 29
+
+
+def test_a_column_named_random_is_not_taken_for_nlme():
+    data = frame().assign(random=lambda d: d["day"])
+    design = build_design("y ~ I(random == 1)", data)
+    np.testing.assert_array_equal(design.X[:, 1], (data["random"] == 1).to_numpy(dtype=float))
+
+
+def test_ave_matches_float_ids_of_new_data_to_the_fitted_groups():
+    from bayesmm.design import encode_new_data
+
+    data = frame().assign(id=lambda d: d["g"].str[1:].astype(int))
+    model = bm.Model("y ~ ave(x, id) + (1 | g)", data)
+    new = data.head(6).assign(id=lambda d: d["id"].astype(float), x=100.0)  # fitted means, not 100
+    np.testing.assert_allclose(encode_new_data(model.design, new).X, model.design.X[:6])
