@@ -14,6 +14,7 @@ import pymc as pm
 import xarray as xr
 from scipy import special
 
+from .expressions import _BINARY
 from .idata import REPARAMETERIZATION, get_group, has_group, set_group
 from .predict import family_param_draws, linear_predictor_draws
 from .results import interval_names, summary_draws
@@ -198,13 +199,8 @@ def _evaluate_linear(
     return np.broadcast_to(np.asarray(value, dtype=float), next(iter(draws.values())).reshape(-1).shape)
 
 
-_ARITHMETIC = {
-    ast.Add: np.add,
-    ast.Sub: np.subtract,
-    ast.Mult: np.multiply,
-    ast.Div: np.true_divide,
-    ast.Pow: np.power,
-}
+# The formula interpreter's arithmetic, restricted to what a linear statement needs.
+_ARITHMETIC = {op: _BINARY[op] for op in (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)}
 
 
 def _linear_value(node: ast.AST, namespace: dict[str, np.ndarray], statement: str):
