@@ -12,6 +12,13 @@ from pathlib import Path
 DEMO_FORMULA = "Reaction ~ Days + (Days | Subject)"
 
 
+def _save(figure, path: Path, **options) -> None:
+    """A PNG written atomically: Ctrl-C or a kill mid-write keeps an earlier file intact."""
+    from bayesmm.persist import write_atomically
+
+    write_atomically(path, lambda temporary: figure.savefig(temporary, format="png", **options))
+
+
 def _demo(args: argparse.Namespace) -> int:
     import matplotlib
 
@@ -40,12 +47,12 @@ def _demo(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     axes = plot_ranef(fit, "Subject")
     axes[0].figure.tight_layout()
-    axes[0].figure.savefig(out / "ranef_Subject.png", dpi=110)
-    fit.plot_trace().savefig(out / "trace.png", dpi=90)
+    _save(axes[0].figure, out / "ranef_Subject.png", dpi=110)
+    _save(fit.plot_trace(), out / "trace.png", dpi=90)
     ax = fit.plot_shrinkage("Subject", terms=("Intercept", "Days"))
-    ax.figure.savefig(out / "shrinkage_Subject.png", dpi=100, bbox_inches="tight")
+    _save(ax.figure, out / "shrinkage_Subject.png", dpi=100, bbox_inches="tight")
     ax = fit.plot_ppc()
-    ax.figure.savefig(out / "ppc.png", dpi=100, bbox_inches="tight")
+    _save(ax.figure, out / "ppc.png", dpi=100, bbox_inches="tight")
     plt.close("all")
     written = ", ".join(
         str(out / name) for name in ("ranef_Subject.png", "trace.png", "shrinkage_Subject.png", "ppc.png")
@@ -99,14 +106,14 @@ def _fit(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     write_idata(fit.idata, out / "idata.nc")  # atomic: an interrupted run keeps an earlier file
     written = ["idata.nc"]
-    fit.plot_trace().savefig(out / "trace.png", dpi=80)
+    _save(fit.plot_trace(), out / "trace.png", dpi=80)
     written.append("trace.png")
     for group in fit.design.groups:
         ax = fit.plot_shrinkage(group)
-        ax.figure.savefig(out / f"shrinkage_{group.replace(':', '_')}.png", dpi=100, bbox_inches="tight")
+        _save(ax.figure, out / f"shrinkage_{group.replace(':', '_')}.png", dpi=100, bbox_inches="tight")
         written.append(f"shrinkage_{group.replace(':', '_')}.png")
     ax = fit.plot_ppc()  # a rootogram for counts
-    ax.figure.savefig(out / "ppc.png", dpi=100, bbox_inches="tight")
+    _save(ax.figure, out / "ppc.png", dpi=100, bbox_inches="tight")
     written.append("ppc.png")
     print(f"\nwrote {', '.join(written)} to {out}")
     return 0

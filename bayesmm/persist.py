@@ -19,6 +19,7 @@ import dataclasses
 import json
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,7 +30,7 @@ import xarray as xr
 if TYPE_CHECKING:  # pragma: no cover
     from .fit import Fit
 
-__all__ = ["save", "load", "write_idata"]
+__all__ = ["save", "load", "write_idata", "write_atomically"]
 
 FORMAT = "bayesmm-fit/2"
 FRAME_GROUP = "bayesmm_model_frame"
@@ -49,11 +50,13 @@ def _sanitized(tree: xr.DataTree) -> xr.DataTree:
     return tree
 
 
-def _write_atomically(tree: xr.DataTree, path: Path) -> Path:
+def write_atomically(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Call ``write(temporary)`` and rename the temporary file over ``path`` only when it is
+    complete, so an interrupted write leaves an earlier file at ``path`` intact."""
     path = Path(path)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
-        _sanitized(tree).to_netcdf(temporary, engine="h5netcdf")
+        write(temporary)
         os.replace(temporary, path)
     finally:
         if temporary.exists():
@@ -61,9 +64,13 @@ def _write_atomically(tree: xr.DataTree, path: Path) -> Path:
     return path
 
 
+def _write_netcdf(tree: xr.DataTree, path: Path) -> Path:
+    return write_atomically(path, lambda temporary: _sanitized(tree).to_netcdf(temporary, engine="h5netcdf"))
+
+
 def write_idata(idata: xr.DataTree, path: str | Path) -> Path:
     """Write an InferenceData to netCDF atomically (readable with ``arviz.from_netcdf``)."""
-    return _write_atomically(idata, Path(path))
+    return _write_netcdf(idata, Path(path))
 
 
 def _frame_dataset(frame: pd.DataFrame) -> tuple[xr.Dataset, dict]:
@@ -153,7 +160,7 @@ def save(fit: Fit, path: str | Path) -> Path:
     tree = fit.idata.copy()
     tree[FRAME_GROUP] = xr.DataTree(frame_data)
     tree.attrs = {**tree.attrs, "bayesmm": json.dumps(_description(fit, frame_types))}
-    return _write_atomically(tree, Path(path))
+    return _write_netcdf(tree, Path(path))
 
 
 def _read(path: Path) -> tuple[xr.DataTree, dict]:

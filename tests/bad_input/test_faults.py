@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -116,3 +117,27 @@ def test_damaged_saved_files_name_the_file(tmp_path):
     xr.Dataset({"a": ("x", np.arange(3))}).to_netcdf(foreign, engine="h5netcdf")
     with pytest.raises(ValueError, match=f"{foreign} is a netCDF file but not a bayesmm fit"):
         bm.load(foreign)
+
+
+def test_cli_figures_are_written_atomically(tmp_path):
+    """An interrupted plot keeps the earlier PNG; a complete one replaces it."""
+    import matplotlib.pyplot as plt
+
+    import bayesmm.cli as cli
+
+    path = tmp_path / "ppc.png"
+    path.write_bytes(b"earlier")
+
+    class Interrupted:
+        def savefig(self, target, **options):
+            Path(target).write_bytes(b"\x89PNG partial")
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cli._save(Interrupted(), path)
+    assert path.read_bytes() == b"earlier"
+    assert [p.name for p in tmp_path.iterdir()] == ["ppc.png"]
+    figure, _ = plt.subplots()
+    cli._save(figure, path, dpi=50)
+    plt.close(figure)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
