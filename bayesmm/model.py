@@ -5,7 +5,10 @@ Parameterization (what is sampled, and how the reported quantities follow):
 * Fixed effects: the predictors other than the intercept are centred at their
   means, so the sampled ``Intercept_c`` is the intercept at average predictors
   (nearly uncorrelated with the slopes). The reported ``fixef`` back-transforms:
-  Intercept = Intercept_c - sum_j mean(x_j) * b_j. Slopes are unchanged.
+  Intercept = Intercept_c - sum_j mean(x_j) * b_j. Each slope is sampled per SD of its
+  predictor (``b_std = sd(x_j) * b_j``, its prior stretched to match), so that the
+  sampler's jittered starting points keep the linear predictor within a few units
+  whatever the predictor's units; ``b`` is reported on the user's scale.
 * Group effects are non-centred: ``z ~ Normal(0, 1)`` per level and term, and
   ``r = z @ L.T`` where ``L`` is the Cholesky factor of the term's covariance
   (LKJ-Cholesky prior on the correlations, the ``sd`` priors on the SDs), or
@@ -111,27 +114,40 @@ def _vector_rv(name: str, priors: list[PriorEntry], dims: str):
     return pm.Deterministic(name, pt.stack(parts), dims=dims)
 
 
-# The parameter that moves each location family (the shear needs ``b + m`` to have the
-# prior of ``b`` moved by ``m``); a coefficient with any other prior is not sheared.
-LOCATION = {
-    "Normal": "mu",
-    "StudentT": "mu",
-    "Cauchy": "alpha",
-    "Laplace": "mu",
-    "Logistic": "mu",
-    "Gumbel": "mu",
+# The parameters that move and stretch each location-scale family: the shear needs
+# ``b + m`` to have the prior of ``b`` moved by ``m``, and a slope is sampled in units of
+# its predictor's SD (the prior stretched by that SD). A coefficient with any other prior
+# is sampled as it is.
+LOCATION_SCALE = {
+    "Normal": ("mu", "sigma"),
+    "StudentT": ("mu", "sigma"),
+    "Cauchy": ("alpha", "beta"),
+    "Laplace": ("mu", "b"),
+    "Logistic": ("mu", "s"),
+    "Gumbel": ("mu", "beta"),
 }
 
 
-def _coefficient(name: str, prior: Prior, shift, dims: str | None = None):
-    """A fixed coefficient b with ``prior``: sampled as ``t = b + shift`` when ``shift`` is not
-    None and the prior is a location family (see the module docstring), and returned as b."""
-    if shift is None or prior.dist not in LOCATION:
+def _coefficient(name: str, prior: Prior, shift=None, scale=1.0, dims: str | None = None):
+    """A fixed coefficient b with ``prior``, returned as b but sampled as
+    ``u = scale * (b + shift)`` when the prior is a location-scale family: ``shift`` is the
+    shear of the module docstring (None: none), ``scale`` the predictor's SD, so that ``u``
+    is the change in the linear predictor per SD of the predictor. The sampler's starting
+    points (jittered by up to +-1 around the prior's centre) then stay within a few units of
+    the linear predictor whatever the predictor's units: a slope of cHEIGHT (SD 20) started
+    at 0.8 puts exp(30) into a Poisson mean, and the chain never moves. ``u`` has the prior
+    of b moved and stretched accordingly, so b has exactly ``prior`` (a linear map)."""
+    scale = np.asarray(scale, dtype=float)
+    if prior.dist not in LOCATION_SCALE or (shift is None and np.all(scale == 1.0)):
         return prior.create(name, dims=dims)
+    location, spread = LOCATION_SCALE[prior.dist]
+    moved = 0.0 if shift is None else shift
     params = dict(prior.params)
-    params[LOCATION[prior.dist]] = params[LOCATION[prior.dist]] + shift
-    total = getattr(pm, prior.dist)(f"{name}_plus_mean_r", **params, dims=dims)
-    return total - shift
+    params[location] = (params[location] + moved) * scale
+    params[spread] = params[spread] * scale
+    sampled = name + ("" if shift is None else "_plus_mean_r") + ("" if np.all(scale == 1.0) else "_std")
+    u = getattr(pm, prior.dist)(sampled, **params, dims=dims)
+    return (u if np.all(scale == 1.0) else u / scale) - moved
 
 
 def _level_basis(w, n_levels: int):
@@ -145,15 +161,24 @@ def _level_basis(w, n_levels: int):
 
 
 def _slopes(design: Design, priors: dict[str, PriorEntry], slope_idx: list[int], shifts: dict):
-    """The slope vector b, sheared by the mean group effects where ``shifts`` has them and
-    the slopes' priors are one location family."""
+    """The slope vector b, each sampled per SD of its predictor, and sheared by the mean
+    group effects where ``shifts`` has them and the slopes' priors are one location family."""
     entries = [priors[design.qualified(design.fixef_names[j])] for j in slope_idx]
     names = [design.fixef_names[j] for j in slope_idx]
+    spread = design.X[:, slope_idx].std(axis=0)
+    scales = np.where(spread > 0, spread, 1.0)
     stacked = stack_priors([e.prior for e in entries])
-    if not any(n in shifts for n in names) or stacked is None or stacked.dist not in LOCATION:
-        return _vector_rv(design.var("b"), entries, dims=design.var("b_coef"))
-    shift = pt.stack([shifts.get(n, pt.constant(0.0)) for n in names])
-    b = _coefficient(design.var("b"), stacked, shift, dims=design.var("b_coef"))
+    if stacked is None:  # priors of different families: one variable per coefficient
+        parts = [_coefficient(f"{design.var('b')}[{e.parameter}]", e.prior, scale=s)
+                 for e, s in zip(entries, scales, strict=True)]  # fmt: skip
+        b = pt.stack(parts)
+    else:
+        shift = None
+        if any(n in shifts for n in names) and stacked.dist in LOCATION_SCALE:
+            shift = pt.stack([shifts.get(n, pt.constant(0.0)) for n in names])
+        b = _coefficient(design.var("b"), stacked, shift, scales, dims=design.var("b_coef"))
+    if b.name == design.var("b"):  # sampled as it is
+        return b
     return pm.Deterministic(design.var("b"), b, dims=design.var("b_coef"))
 
 

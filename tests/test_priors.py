@@ -73,7 +73,7 @@ def test_user_priors_reach_the_pymc_model(sleep):
     assert sigma_logp == pytest.approx(stats.expon(scale=10).logpdf(20.0))
     # Days varies by subject, so it is sampled as Days + mean(r_Days) with its prior moved
     # by that mean (model.py's shear); Days itself must still have exactly the given prior.
-    assert "b_plus_mean_r" in pymc_model.named_vars
+    assert "b_plus_mean_r_std" in pymc_model.named_vars
     days, fixef = pm.draw([pymc_model["b"], pymc_model["fixef"]], draws=4000, random_seed=1)
     assert stats.kstest(days[:, 0], stats.norm(1, 10).cdf).pvalue > 0.01
     # The intercept keeps its default Student-t prior at the mean of Days, also sheared.
@@ -133,5 +133,8 @@ def test_mixed_families_for_coefficients_build_one_vector(sleep):
         priors={"Days": Prior("StudentT", nu=4, mu=0, sigma=10)},
     )
     names = [rv.name for rv in model.pymc_model.free_RVs]
-    assert "b[Days]" in names and "b[I(Days**2)]" in names
-    assert model.pymc_model["b"].eval().shape == (2,)
+    # Each slope is sampled per SD of its predictor; b keeps exactly the prior given.
+    assert "b[Days]_std" in names and "b[I(Days**2)]_std" in names
+    b = pm.draw(model.pymc_model["b"], draws=4000, random_seed=2)
+    assert b.shape == (4000, 2)
+    assert stats.kstest(b[:, 0], stats.t(4, 0, 10).cdf).pvalue > 0.01
