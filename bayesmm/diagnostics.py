@@ -131,9 +131,7 @@ def _sample_stat(fit: Fit, *names: str) -> np.ndarray | None:
 
 def _draws_of(fit: Fit, prefix: str) -> dict[str, np.ndarray]:
     """(chain, draw) draws of the summary rows named ``prefix(...)``: ``sd`` or ``cor``."""
-    from .results import summary_draws
-
-    return {name: values for name, values in summary_draws(fit).items() if name.startswith(f"{prefix}(")}
+    return {name: values for name, values in _draws_of_all(fit).items() if name.startswith(f"{prefix}(")}
 
 
 def _shares(draws: dict[str, np.ndarray], beyond, limit: float) -> dict[str, float]:
@@ -142,11 +140,116 @@ def _shares(draws: dict[str, np.ndarray], beyond, limit: float) -> dict[str, flo
     return {name: share for name, share in shares.items() if share > limit}
 
 
-def _term_of(fit: Fit, sd_name: str) -> str:
+def _term_of(fit: Fit, sd_name: str):
+    """The random-effect term whose SD is ``sd_name`` (None for an SD of a part's term)."""
     for term in fit.design.random:
         if sd_name in term.sd_names:
-            return term.spec.text
-    return sd_name
+            return term
+    return None
+
+
+def _term_text(fit: Fit, sd_name: str) -> str:
+    term = _term_of(fit, sd_name)
+    return sd_name if term is None else term.spec.text
+
+
+# Divergences "coincide" with small values of an SD when the divergent transitions sit,
+# on average, below this percentile of that chain's draws of it, and further below the
+# middle than DIVERGENCE_SIGMAS standard errors of a mean percentile (a uniform's SD,
+# sqrt(1/12), over the square root of the number of separate episodes of divergence:
+# divergences a few draws apart are one episode, not independent evidence).
+DIVERGENCE_PERCENTILE = 0.3
+DIVERGENCE_SIGMAS = 3.0
+EPISODE_GAP = 10
+# Two SDs "trade off" when the posterior correlation of their logarithms is below this.
+TRADE_OFF = -0.5
+
+
+def _episodes(diverging: np.ndarray) -> int:
+    """Separate episodes of divergence: divergent draws within EPISODE_GAP of the previous
+    one in the same chain belong to its episode."""
+    count = 0
+    for chain in np.atleast_2d(diverging):
+        where = np.flatnonzero(chain)
+        count += int(where.size > 0) + int(np.sum(np.diff(where) > EPISODE_GAP))
+    return count
+
+
+def _percentiles(draws: np.ndarray) -> np.ndarray:
+    """Each draw's percentile within its chain (0 = that chain's smallest value)."""
+    order = np.argsort(np.argsort(draws, axis=1), axis=1)
+    return (order + 0.5) / draws.shape[1]
+
+
+def funnel_culprits(fit: Fit, diverging: np.ndarray) -> list[tuple[str, float]]:
+    """SDs whose small values coincide with the divergent transitions, with the mean
+    percentile of their draws at those transitions (most extreme first)."""
+    threshold = min(
+        DIVERGENCE_PERCENTILE, 0.5 - DIVERGENCE_SIGMAS * np.sqrt(1 / 12 / max(_episodes(diverging), 1))
+    )
+    found = []
+    for name, draws in _draws_of(fit, "sd").items():
+        level = float(_percentiles(draws)[diverging].mean())
+        if level < threshold:
+            found.append((name, level))
+    return sorted(found, key=lambda item: item[1])
+
+
+def _nesting(fit: Fit, inner: str, outer: str) -> str:
+    """'every level of A lies within one level of B' when the design nests A in B."""
+    design = fit.design
+    a, b = design.groups[inner][0].codes, design.groups[outer][0].codes
+    outer_of = {}
+    for i, j in zip(a, b, strict=True):
+        if outer_of.setdefault(i, j) != j:
+            return ""
+    single = int(np.sum(np.bincount(np.unique(np.stack([a, b]), axis=1)[1]) == 1))
+    return (
+        f"every level of {inner} lies within one level of {outer}, and {single} of "
+        f"{len(design.group_levels(outer))} {outer} levels hold a single {inner}"
+    )
+
+
+def trade_offs(fit: Fit, names: list[str]) -> list[tuple[str, str, str]]:
+    """Pairs of SDs, at least one of them in ``names``, that trade off against each other
+    (negatively correlated posteriors of their logarithms), each with a sentence saying so,
+    and why when one grouping factor nests the other."""
+    sds = _draws_of(fit, "sd")
+    found, seen = [], set()
+    for name in names:
+        for other, draws in sds.items():
+            if name not in sds or other == name or frozenset((name, other)) in seen:
+                continue
+            seen.add(frozenset((name, other)))
+            r = float(np.corrcoef(np.log(sds[name]).ravel(), np.log(draws).ravel())[0, 1])
+            if r < TRADE_OFF:
+                why = ""
+                a, b = _term_of(fit, name), _term_of(fit, other)
+                if a is not None and b is not None and a.group != b.group:
+                    why = _nesting(fit, a.group, b.group) or _nesting(fit, b.group, a.group)
+                sentence = f"{name} trades off against {other} (posterior correlation of their logs {r:.2f})"
+                if why:
+                    sentence += f": {why}, so the data barely tell the two apart"
+                found.append((name, other, sentence))
+    return found
+
+
+def _term_advice(fit: Fit, sd_name: str) -> str:
+    """What to try for a funnel at ``sd_name``, for the kind of term it belongs to."""
+    term = _term_of(fit, sd_name)
+    text = _term_text(fit, sd_name)
+    # A boundary-avoiding prior (blme's choice for SDs, Chung et al. 2013): Gamma with shape
+    # 2 has zero density at zero, which keeps the sampler out of the funnel's neck; its
+    # mean is the current prior's scale.
+    entry = next((e for e in fit.model.prior_entries if e.parameter == sd_name), None)
+    scale = float(np.ravel(entry.prior.params.get("sigma", 1.0))[0]) if entry is not None else 1.0
+    prior = f'priors={{"{sd_name}": Prior("Gamma", alpha=2, beta={2 / scale:.3g})}}'
+    avoid = f"give {sd_name} a prior that vanishes at zero ({prior})"
+    if term is not None and term.correlated:
+        return f"use || in {text} to drop its correlations, drop a varying term from it, or {avoid}"
+    if term is not None and term.n_terms > 1:
+        return f"drop a varying term from {text}, or {avoid}"
+    return avoid
 
 
 def _divergences(fit: Fit) -> Check:
@@ -155,42 +258,74 @@ def _divergences(fit: Fit) -> Check:
     total = diverging.size if diverging is not None else 0
     check = Check("divergences", n == 0, n, "0 expected")
     if n:
-        # The SD whose values at divergent transitions sit lowest relative to the rest is
-        # the usual culprit: a funnel between a group-level SD and its group effects.
-        culprit, lowest = None, 0.0
-        for name, draws in _draws_of(fit, "sd").items():
-            logs = np.log(draws)
-            shift = (logs[diverging].mean() - logs.mean()) / (logs.std() + 1e-12)
-            if shift < lowest:
-                culprit, lowest = name, shift
+        # A funnel between a group-level SD and its group effects: divergences where that
+        # SD is small. Named only when the evidence is clear of chance.
+        culprits = funnel_culprits(fit, diverging)
         target = min(0.99, max(0.95, fit.settings.target_accept + 0.1))
         advice = f"raise target_accept (fit(target_accept={target:.2f}))"
-        if culprit is not None and lowest < -0.3:
-            check.parameters = [culprit]
-            advice += (
-                f"; divergences happen where {culprit} is small, so consider simplifying "
-                f"{_term_of(fit, culprit)} (drop that varying term, or use || to drop correlations)"
+        where = ""
+        if culprits:
+            name, level = culprits[0]
+            check.parameters = [name]
+            where = (
+                f" They happen where {name} is small (on average at the {100 * level:.0f}th percentile "
+                f"of its draws): a funnel between that SD and the group effects of {_term_text(fit, name)}."
             )
+            advice += f"; {_term_advice(fit, name)}"
         check.message = (
             f"{n} of {total} transitions after tuning diverged ({100 * n / total:.1f}%): NUTS could not "
-            f"follow the posterior's curvature there, so estimates may be biased. Try: {advice}."
+            f"follow the posterior's curvature there, so estimates may be biased.{where} Try: {advice}."
         )
     return check
+
+
+# A chain is stuck when fewer than this share of its transitions moved (every summary
+# parameter kept its value), or more than 1 - this share diverged.
+STUCK_SHARE = 0.1
+
+
+def stuck_chains(fit: Fit) -> list[int]:
+    """Chains that barely moved from where they started (all but stuck in one place)."""
+    diverging = _sample_stat(fit, "diverging")
+    draws = list(_draws_of_all(fit).values())
+    stuck = []
+    for chain in range(draws[0].shape[0] if draws else 0):
+        moved = np.mean([np.mean(np.diff(d[chain]) != 0) for d in draws])
+        diverged = 0.0 if diverging is None else float(np.mean(diverging[chain]))
+        if moved < STUCK_SHARE or diverged > 1 - STUCK_SHARE:
+            stuck.append(chain)
+    return stuck
+
+
+def _draws_of_all(fit: Fit) -> dict[str, np.ndarray]:
+    from .results import summary_draws
+
+    return summary_draws(fit)
 
 
 def _rhat_and_ess(fit: Fit, table: pd.DataFrame) -> list[Check]:
     chains = fit.settings.chains
     worst_rhat = table["r_hat"].max()
     rhat_bad = list(table.index[table["r_hat"] > RHAT_MAX])
+    advice = (
+        f"Sample longer (fit(draws={2 * fit.settings.draws}, tune={2 * fit.settings.tune})); if that does "
+        "not help, simplify the random-effect structure or give the SDs tighter priors."
+    )
+    stuck = stuck_chains(fit) if rhat_bad else []
+    if stuck and len(stuck) < chains:
+        listed = "Chain " + ", ".join(str(c) for c in stuck) + (" is" if len(stuck) == 1 else " are")
+        advice = (
+            f"{listed} stuck where it started (its draws barely move, or nearly every transition "
+            "diverged) while the other chains agree: a start the sampler could not leave. Refit with "
+            "another random_seed, and check for a predictor on a very large scale."
+        )
     checks = [
         Check(
             "max r_hat",
             not rhat_bad,
             float(worst_rhat),
             f"at most {RHAT_MAX}",
-            f"chains disagree for {', '.join(rhat_bad)}: they have not mixed. Sample longer "
-            f"(fit(draws={2 * fit.settings.draws}, tune={2 * fit.settings.tune})); if that does not help, "
-            "simplify the random-effect structure or give the SDs tighter priors.",
+            f"chains disagree for {', '.join(rhat_bad)}: they have not mixed. {advice}",
             rhat_bad,
         )
     ]
@@ -283,7 +418,7 @@ def _singular_sds(fit: Fit) -> Check:
         listed = ", ".join(
             f"{name} ({100 * share:.0f}% below {threshold:.3g})" for name, share in near_zero.items()
         )
-        terms = sorted({_term_of(fit, n) for n in near_zero})
+        terms = sorted({_term_text(fit, n) for n in near_zero})
         check.parameters = list(near_zero)
         check.message = (
             f"the posterior piles up near zero for {listed}: the data show little evidence that this effect "
@@ -321,7 +456,16 @@ def diagnose(fit: Fit, table: pd.DataFrame | None = None) -> Diagnosis:
     checks = [_divergences(fit), *_rhat_and_ess(fit, table), _ebfmi(fit), _treedepth(fit)]
     if fit.design.random:
         checks += [_singular_sds(fit), _boundary_cors(fit)]
+        _note_trade_offs(fit, checks)
     return Diagnosis(checks)
+
+
+def _note_trade_offs(fit: Fit, checks: list[Check]) -> None:
+    """Say once, in the first failed check that names one of them, which SDs trade off."""
+    named = [p for c in checks if not c.ok for p in c.parameters if p.startswith("sd(")]
+    for a, b, sentence in trade_offs(fit, list(dict.fromkeys(named))):
+        first = next(c for c in checks if not c.ok and {a, b} & set(c.parameters))
+        first.message += f" Note: {sentence}."
 
 
 def re_pca(fit: Fit, prob: float = 0.95) -> dict[str, pd.DataFrame]:
