@@ -271,7 +271,7 @@ def _divergences(fit: Fit) -> Check:
                 f" They happen where {name} is small (on average at the {100 * level:.0f}th percentile "
                 f"of its draws): a funnel between that SD and the group effects of {_term_text(fit, name)}."
             )
-            advice += f"; {_term_advice(fit, name)}"
+            advice += f"; if some remain, {_term_advice(fit, name)}"
         check.message = (
             f"{n} of {total} transitions after tuning diverged ({100 * n / total:.1f}%): NUTS could not "
             f"follow the posterior's curvature there, so estimates may be biased.{where} Try: {advice}."
