@@ -232,9 +232,12 @@ class Fit:
         """Posterior of statements such as ``"Days > 5"`` or ``"period[T.2] - period[T.3] = 0"``."""
         return comparison.hypothesis(self, statements, prob=prob)
 
-    def plot_shrinkage(self, group: str, term: str = "Intercept", terms=None, prob: float = 0.95, ax=None):
-        """No-pooling versus partial-pooling estimates per level (1-D, or 2-D with ``terms=(a, b)``)."""
-        return plots.plot_shrinkage(self, group, term=term, terms=terms, prob=prob, ax=ax)
+    def plot_shrinkage(
+        self, group: str, term: str = "Intercept", terms=None, prob: float = 0.95, levels="auto", ax=None
+    ):
+        """No-pooling versus partial-pooling estimates per level (1-D, or 2-D with ``terms=(a, b)``);
+        see :func:`bayesmm.plots.plot_shrinkage`."""
+        return plots.plot_shrinkage(self, group, term=term, terms=terms, prob=prob, levels=levels, ax=ax)
 
     def plot_ppc(self, kind: str | None = None, **kwargs):
         """Posterior predictive check: ``density``, ``hist``, ``rootogram``, ``zeros``, ``stat``,
@@ -242,9 +245,9 @@ class Fit:
         binomial data, a density otherwise (see :func:`bayesmm.plots.plot_ppc`)."""
         return plots.plot_ppc(self, kind=kind, **kwargs)
 
-    def plot_ranef(self, group: str, prob: float = 0.95, axes=None):
-        """Caterpillar plot of a grouping factor's effects."""
-        return plots.plot_ranef(self, group, prob=prob, axes=axes)
+    def plot_ranef(self, group: str, prob: float = 0.95, levels="auto", axes=None):
+        """Caterpillar plot of a grouping factor's effects; see :func:`bayesmm.plots.plot_ranef`."""
+        return plots.plot_ranef(self, group, prob=prob, levels=levels, axes=axes)
 
     def plot_trace(self, **kwargs):
         """Trace plots of the summary's parameters (ArviZ 1's ``plot_trace``)."""

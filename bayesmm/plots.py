@@ -37,34 +37,41 @@ __all__ = [
 ]
 
 
-def plot_ranef(fit: Fit, group: str, prob: float = 0.95, axes=None):
-    """Caterpillar plot: each level's group effect (posterior mean and interval), one panel per term,
-    levels sorted by the first term's mean."""
+def plot_ranef(fit: Fit, group: str, prob: float = 0.95, levels="auto", axes=None):
+    """Caterpillar plot: each level's group effect (posterior mean and interval), one panel per
+    term, levels sorted by the first term's mean.
+
+    ``levels``: ``"auto"`` draws every level up to 60 and otherwise the 30 lowest and 30
+    highest, saying how many are left out; ``"all"`` draws every level; a list of level
+    names draws those. Rows are 0.2 inch apart with 8-point labels, so the figure grows
+    with the levels drawn. Returns the array of Axes, one per term.
+
+    >>> fit.plot_ranef("Subject")  # doctest: +SKIP
+    """
     table = results.ranef(fit, group=group, prob=prob)
     lo, hi = results.interval_names(prob)
     terms = list(table["mean"].columns)
+    first = table["mean"][terms[0]].to_numpy()
+    order, left_out = _pick_levels(np.argsort(first), table.index, levels)
     if axes is None:
-        height = max(3.0, 0.22 * len(table) + 1.2)
-        _, axes = plt.subplots(1, len(terms), figsize=(3.6 * len(terms), height), sharey=True, squeeze=False)
+        height = ROW_INCHES * (len(order) + (GAP_ROWS if len(left_out) else 0)) + 1.2
+        width = max(5.0, 3.6 * len(terms))
+        _, axes = plt.subplots(1, len(terms), figsize=(width, height), sharey=True, squeeze=False)
         axes = axes[0]
-    order = np.argsort(table["mean"][terms[0]].to_numpy())
-    positions = np.arange(len(order))
-    labels = table.index.to_numpy()[order]
+    positions = _rows(len(order), left_out)
     for ax, term in zip(axes, terms, strict=True):
         mean = table["mean"][term].to_numpy()[order]
-        ax.hlines(
-            positions,
-            table[lo][term].to_numpy()[order],
-            table[hi][term].to_numpy()[order],
-            color="0.5",
-            lw=1.2,
-        )
+        ax.hlines(positions, table[lo][term].to_numpy()[order], table[hi][term].to_numpy()[order],
+                  color="0.5", lw=1.2)  # fmt: skip
         ax.plot(mean, positions, "o", color="C0", ms=4)
         ax.axvline(0.0, color="C3", lw=0.8, ls="--")
         ax.set_title(f"{term} | {group}")
         ax.set_xlabel(f"group effect ({int(prob * 100)}% interval)")
-    axes[0].set_yticks(positions, labels)
+    axes[0].set_yticks(positions, table.index.to_numpy()[order], fontsize=LABEL_POINTS)
+    axes[0].set_ylim(-0.7, positions[-1] + 0.7)
     axes[0].set_ylabel(group)
+    if len(left_out):
+        _say_left_out(axes[0], left_out, first)
     return axes
 
 
@@ -81,8 +88,10 @@ def no_pooling(fit: Fit, group: str) -> tuple[np.ndarray, list[str], np.ndarray]
 
     Everything else in the model (the other fixed effects, other grouping factors, the
     offset, family parameters) is held at its posterior mean and enters as an offset.
-    Returns (levels x terms estimates, term names, rows per level); a level whose
-    estimate runs off to infinity (say, all zeros under a log link) gets NaN.
+    Returns (levels x terms estimates, term names, rows per level). An estimate that runs
+    off to infinity (all zeros under a log link, all successes under a logit link) is
+    -inf or +inf, and that level's other terms NaN; a level whose rows cannot identify
+    every term (one row, a constant slope column) is NaN throughout.
     """
     design, family = fit.design, fit.model.family
     if group not in design.groups:
@@ -128,61 +137,115 @@ def no_pooling(fit: Fit, group: str) -> tuple[np.ndarray, list[str], np.ndarray]
         if np.linalg.matrix_rank(X) < X.shape[1]:
             continue  # the level's rows cannot identify every varying term
         result = optimize.minimize(negative_loglik, start, method="BFGS")
-        eta = X @ result.x + off
-        # Under a log or logit link, an estimate running off to infinity (all zeros, all
-        # successes) shows up as a huge linear predictor: leave it out.
-        if np.all(np.isfinite(result.x)) and (family.link.name == "identity" or np.abs(eta).max() < 30):
-            estimates[level] = result.x
+        if np.all(np.isfinite(result.x)):
+            estimates[level] = _at_infinity(negative_loglik, result.x, X)
     return estimates, columns, sizes
 
 
-def plot_shrinkage(fit: Fit, group: str, term: str = "Intercept", terms=None, prob: float = 0.95, ax=None):
+# A no-pooling estimate runs off to infinity (all zeros under a log link, all successes
+# under a logit link) when moving it INFINITY_STEP further on the linear predictor's scale
+# loses less than INFINITY_TOLERANCE of log-likelihood: the likelihood has no maximum.
+INFINITY_STEP = 20.0
+INFINITY_TOLERANCE = 1e-3
+
+
+def _at_infinity(negative_loglik, beta: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """``beta`` with each coordinate whose likelihood keeps rising (or stays flat) towards
+    +-infinity set to that infinity; the level's other coordinates are then NaN, since
+    they are not estimable beside an infinite one."""
+    best = negative_loglik(beta)
+    out = beta.astype(float).copy()
+    infinite = np.zeros(beta.size, dtype=bool)
+    for j in range(beta.size):
+        step = INFINITY_STEP / max(np.abs(X[:, j]).max(), 1e-12)
+        for sign in (-1.0, 1.0):
+            moved = beta.copy()
+            moved[j] += sign * step
+            if negative_loglik(moved) <= best + INFINITY_TOLERANCE:
+                out[j], infinite[j] = sign * np.inf, True
+                break
+    if infinite.any():
+        out[~infinite] = np.nan
+    return out
+
+
+def plot_shrinkage(
+    fit: Fit, group: str, term: str = "Intercept", terms=None, prob: float = 0.95, levels="auto", ax=None
+):
     """Shrinkage plot: each level's no-pooling estimate against its partial-pooling estimate.
 
     One term (default): levels on the vertical axis sorted by the partial-pooling estimate;
     open circles are no-pooling estimates (that level alone), filled circles with lines the
     posterior means and intervals of the level's coefficient (fixed + group effect), point
-    area by rows per level, and the fitted population distribution above the axis.
-    ``terms=("Intercept", "x")``: the two-dimensional version, arrows from no-pooling to
-    partial-pooling estimates and the population's 50% and 95% covariance ellipses.
+    area by rows per level, and the fitted population distribution above the axis. A level
+    whose no-pooling estimate is infinite (all zeros under a log link, all successes under a
+    logit link) is drawn as a triangle at the edge of the axis, pointing to the infinity,
+    with its arrow from there; the axis spans the finite estimates only.
+
+    ``levels``: ``"auto"`` draws every level up to 60 and otherwise the 30 lowest and 30
+    highest partial-pooling estimates, saying how many are left out; ``"all"`` draws every
+    level; a list of level names draws those. ``terms=("Intercept", "x")``: the
+    two-dimensional version, arrows from no-pooling to partial-pooling estimates and the
+    population's 50% and 95% covariance ellipses. Returns the Axes of the levels.
+
+    >>> fit.plot_shrinkage("BROOD")                           # doctest: +SKIP
+    >>> fit.plot_shrinkage("Subject", terms=("Intercept", "Days"))  # doctest: +SKIP
     """
     if terms is not None:
         return _plot_shrinkage_2d(fit, group, tuple(terms), ax)
     estimates, columns, sizes = no_pooling(fit, group)
     if term not in columns:
         raise KeyError(f"'{term}' does not vary by '{group}'; varying terms: {', '.join(columns)}")
-    j = columns.index(term)
     table = results.coef(fit, group=group, prob=prob)  # partial pooling: fixed + group effects
     lo, hi = results.interval_names(prob)
-    pooled = table["mean"][term].to_numpy()
-    order = np.argsort(pooled)
-    y = np.arange(len(order))
-    area = 12 + 60 * sizes[order] / sizes.max()
+    pooled, low, high = (table[c][term].to_numpy() for c in ("mean", lo, hi))
+    raw = estimates[:, columns.index(term)]
+    shown, left_out = _pick_levels(np.argsort(pooled), table.index, levels)
+    y = _rows(len(shown), left_out)
+    finite = shown[np.isfinite(raw[shown])]
+    spread = np.concatenate([low[shown], high[shown], raw[finite]])
+    pad = 0.05 * max(np.ptp(spread), 1e-9)
+    xlim = (spread.min() - pad, spread.max() + pad)
     if ax is None:
+        body = ROW_INCHES * (len(shown) + (GAP_ROWS if len(left_out) else 0)) + 1.0
         fig, (top, ax) = plt.subplots(
-            2, 1, figsize=(6.5, max(4.0, 0.2 * len(order) + 2.0)), sharex=True,
-            gridspec_kw={"height_ratios": [1, 5], "hspace": 0.05},
+            2, 1, figsize=(6.5, body + 1.3), sharex=True,
+            gridspec_kw={"height_ratios": [1.0, body], "hspace": 0.05},
         )  # fmt: skip
     else:
         top = ax.inset_axes([0, 1.02, 1, 0.18], sharex=ax)
-    ax.hlines(
-        y, table[lo][term].to_numpy()[order], table[hi][term].to_numpy()[order], color="C0", lw=1, alpha=0.6
-    )
-    ax.scatter(pooled[order], y, s=area, color="C0", zorder=3, label="partial pooling (posterior mean)")
-    raw = estimates[order, j]
-    ax.scatter(raw, y, s=area, facecolors="none", edgecolors="C3", zorder=3, label="no pooling (level alone)")
-    for yi, a, b in zip(y, raw, pooled[order], strict=True):
-        if np.isfinite(a):
+    area = 12 + 60 * sizes[shown] / sizes.max()
+    ax.hlines(y, low[shown], high[shown], color="C0", lw=1, alpha=0.6)
+    ax.scatter(pooled[shown], y, s=area, color="C0", zorder=3, label="partial pooling (posterior mean)")
+    is_finite = np.isfinite(raw[shown])
+    ax.scatter(raw[finite], y[is_finite], s=area[is_finite], facecolors="none", edgecolors="C3", zorder=3,
+               label="no pooling (level alone)")  # fmt: skip
+    for sign, edge, marker in ((-1, xlim[0], "<"), (1, xlim[1], ">")):
+        at = raw[shown] == sign * np.inf
+        if at.any():
+            ax.scatter(np.full(at.sum(), edge), y[at], marker=marker, s=40, facecolors="none",
+                       edgecolors="C3", zorder=4, clip_on=False,
+                       label=f"no pooling at {'-' if sign < 0 else '+'}∞ "
+                       f"({_why_infinite(fit, group, np.flatnonzero(raw == sign * np.inf), sign)}): "
+                       f"{int(np.sum(raw == sign * np.inf))} levels")  # fmt: skip
+    starts = np.where(np.isfinite(raw[shown]), raw[shown], np.where(raw[shown] < 0, xlim[0], xlim[1]))
+    for yi, a, b in zip(y, starts, pooled[shown], strict=True):
+        if not np.isnan(a):
             ax.annotate(
                 "", xy=(b, yi), xytext=(a, yi), arrowprops={"arrowstyle": "->", "color": "0.6", "lw": 0.8}
             )
     mean = float(fit.fixef()["mean"].get(term, 0.0))
     sd = float(_posterior_mean(fit, f"sd_{group}")[columns.index(term)])
     ax.axvline(mean, color="0.3", ls="--", lw=0.8)
-    ax.set_yticks(y, table.index.to_numpy()[order], fontsize=7 if len(y) > 30 else 9)
+    ax.set_yticks(y, table.index.to_numpy()[shown], fontsize=LABEL_POINTS)
+    ax.set_ylim(-0.7, y[-1] + 0.7)
+    ax.set_xlim(xlim)
     ax.set_xlabel(f"{term} for each level of {group}")
     ax.set_ylabel(group)
-    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.6 / (ROW_INCHES * len(shown) + 1.0)), fontsize=8,
+              frameon=False, ncol=2)  # fmt: skip
+    if len(left_out):
+        _say_left_out(ax, left_out, pooled, raw)
     grid = np.linspace(mean - 4 * sd, mean + 4 * sd, 200)
     top.fill_between(grid, stats.norm.pdf(grid, mean, sd), color="0.7")
     top.set_yticks([])
@@ -190,6 +253,76 @@ def plot_shrinkage(fit: Fit, group: str, term: str = "Intercept", terms=None, pr
     for side in ("top", "right", "left"):
         top.spines[side].set_visible(False)
     return ax
+
+
+# Figures of one row per level: rows of ROW_INCHES with LABEL_POINTS labels; beyond
+# MAX_LEVELS levels, "auto" shows the EXTREME_LEVELS lowest and highest.
+ROW_INCHES = 0.2
+LABEL_POINTS = 8
+MAX_LEVELS = 60
+EXTREME_LEVELS = 30
+GAP_ROWS = 2  # the empty rows where the levels left out would be
+
+
+def _rows(n: int, left_out: np.ndarray) -> np.ndarray:
+    """Vertical positions of the levels drawn, with a gap between the extremes when some
+    levels in the middle are left out."""
+    rows = np.arange(n, dtype=float)
+    if len(left_out):
+        rows[EXTREME_LEVELS:] += GAP_ROWS
+    return rows
+
+
+def _pick_levels(order: np.ndarray, names, levels) -> tuple[np.ndarray, np.ndarray]:
+    """Level indices to draw, in drawing order, and those left out."""
+    if isinstance(levels, str) and levels in ("auto", "all"):
+        if levels == "all" or len(order) <= MAX_LEVELS:
+            return order, order[:0]
+        return (
+            np.concatenate([order[:EXTREME_LEVELS], order[-EXTREME_LEVELS:]]),
+            order[EXTREME_LEVELS:-EXTREME_LEVELS],
+        )
+    if isinstance(levels, str):
+        raise ValueError(f"levels must be 'auto', 'all' or a list of level names, got {levels!r}")
+    labels = [str(n) for n in names]
+    unknown = [str(v) for v in levels if str(v) not in labels]
+    if unknown:
+        raise KeyError(
+            f"no level {', '.join(repr(u) for u in unknown)}; levels: {', '.join(labels[:10])} ..."
+        )
+    wanted = {labels.index(str(v)) for v in levels}
+    return np.array([i for i in order if i in wanted]), np.array([i for i in order if i not in wanted])
+
+
+def _say_left_out(ax, left_out: np.ndarray, pooled: np.ndarray, raw=None) -> None:
+    """A dotted line where the levels not drawn would be, saying which they are."""
+    text = (
+        f"{len(left_out)} levels with estimates between {pooled[left_out].min():.3g} and "
+        f"{pooled[left_out].max():.3g} not drawn"
+    )
+    if raw is not None and np.isinf(raw[left_out]).any():
+        text += f" ({int(np.isinf(raw[left_out]).sum())} with no pooling at ±∞)"
+    middle = EXTREME_LEVELS - 0.5 + GAP_ROWS / 2
+    ax.axhspan(middle - GAP_ROWS / 2 + 0.2, middle + GAP_ROWS / 2 - 0.2, color="0.93", lw=0)
+    ax.text(0.5, middle, text + "\nlevels='all' draws every level", fontsize=7, ha="center", va="center",
+            transform=ax.get_yaxis_transform())  # fmt: skip
+
+
+def _why_infinite(fit: Fit, group: str, levels: np.ndarray, sign: float) -> str:
+    """Why these levels' no-pooling estimates run off to infinity (all zeros, all successes)."""
+    design = fit.design
+    rows = np.isin(design.groups[group][0].codes, levels)
+    y, name = design.y[rows], design.response_name
+    if sign < 0 and np.all(y == 0):
+        return f"all {name} = 0"
+    top = design.trials if design.trials is not None else np.ones_like(design.y)
+    if (
+        sign > 0
+        and (fit.model.family.binary_response or design.trials is not None)
+        and np.all(y == top[rows])
+    ):
+        return "all successes"
+    return "no finite maximum"
 
 
 def _plot_shrinkage_2d(fit: Fit, group: str, terms: tuple[str, str], ax=None):
@@ -204,7 +337,9 @@ def _plot_shrinkage_2d(fit: Fit, group: str, terms: tuple[str, str], ax=None):
     px, py = pooled[terms[0]].to_numpy(), pooled[terms[1]].to_numpy()
     rx, ry = estimates[:, i], estimates[:, j]
     area = 12 + 60 * sizes / sizes.max()
-    ax.scatter(rx, ry, s=area, facecolors="none", edgecolors="C3", label="no pooling (level alone)", zorder=3)
+    ok = np.isfinite(rx) & np.isfinite(ry)  # infinite or inestimable ones are counted in the title
+    ax.scatter(rx[ok], ry[ok], s=area[ok], facecolors="none", edgecolors="C3", zorder=3,
+               label="no pooling (level alone)")  # fmt: skip
     ax.scatter(px, py, s=area, color="C0", label="partial pooling (posterior mean)", zorder=3)
     for a, b, c, d in zip(rx, ry, px, py, strict=True):
         if np.isfinite(a) and np.isfinite(b):
@@ -234,7 +369,12 @@ def _plot_shrinkage_2d(fit: Fit, group: str, terms: tuple[str, str], ax=None):
     ax.plot(*center, "k+", ms=10)
     ax.set_xlabel(terms[0])
     ax.set_ylabel(terms[1])
-    ax.set_title(f"Shrinkage of ({terms[0]}, {terms[1]}) by {group}")
+    title = f"Shrinkage of ({terms[0]}, {terms[1]}) by {group}"
+    if not ok.all():
+        title += (
+            f"\n{int((~ok).sum())} levels without a finite no-pooling estimate: only their partial pooling"
+        )
+    ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, frameon=False)
     return ax
 

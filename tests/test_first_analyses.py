@@ -10,10 +10,12 @@ import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
 import bayesmm as bm
+from bayesmm.plots import no_pooling
 
 from .conftest import quiet_fit
 
@@ -129,3 +131,62 @@ def test_a_stuck_chain_is_named(grouse_fit):
     assert not check.ok
     assert check.message.count("Chain 1 is stuck") == 1
     assert "another random_seed" in check.message
+
+
+# ---------------------------------------------------------------------------
+# shrinkage and caterpillar plots
+
+
+def test_all_zero_levels_have_no_pooling_estimates_at_minus_infinity(grouse_fit, grouseticks):
+    estimates, columns, _ = no_pooling(grouse_fit, "BROOD")
+    all_zero = grouseticks.groupby("BROOD", observed=True)["TICKS"].max().to_numpy() == 0
+    assert all_zero.sum() == 22  # of 118 broods, as the issue counted
+    assert np.all(estimates[all_zero, 0] == -np.inf)
+    assert np.all(np.isfinite(estimates[~all_zero, 0]))
+    assert estimates[~all_zero, 0].min() > -3  # the finite ones are ordinary log-rates
+
+
+def test_shrinkage_axis_keeps_to_the_finite_estimates(grouse_fit):
+    estimates, _, _ = no_pooling(grouse_fit, "BROOD")
+    finite = estimates[np.isfinite(estimates)]
+    ax = grouse_fit.plot_shrinkage("BROOD", levels="all")
+    low, high = ax.get_xlim()
+    assert -4 < low < finite.min() and finite.max() < high < 5  # before: the axis ran to -13
+    edge = [c for c in ax.collections if c.get_label().startswith("no pooling at -∞")]
+    assert len(edge) == 1 and "all TICKS = 0" in edge[0].get_label()
+    assert np.allclose(edge[0].get_offsets()[:, 0], low) and len(edge[0].get_offsets()) == 22
+    assert len(ax.texts) == 118  # one arrow per brood, the 22 from the axis edge included
+
+
+def test_many_levels_show_the_extremes_at_a_legible_size(grouse_fit):
+    ax = grouse_fit.plot_shrinkage("BROOD")
+    labels = ax.get_yticklabels()
+    assert len(labels) == 60 and min(t.get_fontsize() for t in labels) >= 8
+    width, height = ax.figure.get_size_inches()
+    assert height < 16  # 118 rows at 0.2 inch would be 26
+    (note,) = [t for t in ax.texts if "not drawn" in t.get_text()]
+    assert note.get_text().startswith("58 levels") and "levels='all'" in note.get_text()
+    axes = grouse_fit.plot_ranef("BROOD")
+    assert len(axes[0].get_yticklabels()) == 60 and axes[0].figure.get_size_inches()[1] < 16
+    axes = grouse_fit.plot_ranef("BROOD", levels=["501", "518"])
+    assert [t.get_text() for t in axes[0].get_yticklabels()] == ["501", "518"]
+    with pytest.raises(KeyError, match="no level '999'"):
+        grouse_fit.plot_ranef("BROOD", levels=["999"])
+
+
+def test_shrinkage_of_a_binomial_group_with_every_trial_a_success():
+    rng = np.random.default_rng(4)
+    herd = np.repeat(np.arange(12), 4)
+    size = np.full(herd.size, 10)
+    incidence = rng.binomial(size, 0.3)
+    incidence[herd == 0] = size[herd == 0]  # herd 0: every trial a success
+    data = pd.DataFrame({"k": incidence, "n": size, "herd": herd})
+    fit = quiet_fit(bm.Model("cbind(k, n - k) ~ 1 + (1 | herd)", data, family="binomial"),
+                    draws=300, tune=300, chains=2, random_seed=1)  # fmt: skip
+    estimates, _, _ = no_pooling(fit, "herd")
+    assert estimates[0, 0] == np.inf and np.all(np.isfinite(estimates[1:, 0]))
+    ax = fit.plot_shrinkage("herd")
+    (edge,) = [c for c in ax.collections if c.get_label().startswith("no pooling at +∞")]
+    assert "all successes" in edge.get_label()
+    upper = fit.coef("herd")["q97.5"]["Intercept"].max()  # herd 0's partial-pooling interval
+    assert upper < ax.get_xlim()[1] < upper + 1
