@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # for type checkers and the API docs; at run time names load on first use
     from . import datasets
     from .api import Model
-    from .comparison import compare
+    from .comparison import compare, kfold
     from .design import DataError
     from .diagnostics import DiagnosticWarning, compare_samplers
     from .families import FAMILIES, Family, get_family
@@ -40,6 +40,7 @@ _EXPORTS = {
     "compare_samplers": "diagnostics",
     "DiagnosticWarning": "diagnostics",
     "compare": "comparison",
+    "kfold": "comparison",
     "simulate": "simulate",
     "load": "persist",
 }
@@ -48,7 +49,7 @@ _SUBMODULES = {"datasets"}
 __all__ = [
     "Model", "Fit", "available_samplers", "Prior", "PriorError", "Family", "FAMILIES", "get_family",
     "parse_formula", "FormulaSyntaxError", "DataError", "compare_samplers", "DiagnosticWarning", "compare",
-    "simulate", "load", "datasets", "__version__",
+    "kfold", "simulate", "load", "datasets", "__version__",
 ]  # fmt: skip
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import re
 import warnings
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import arviz as az
@@ -14,6 +15,7 @@ import pymc as pm
 import xarray as xr
 from scipy import special
 
+from .diagnostics import DiagnosticWarning
 from .expressions import _BINARY
 from .idata import REPARAMETERIZATION, get_group, has_group, set_group
 from .predict import family_param_draws, linear_predictor_draws
@@ -22,7 +24,7 @@ from .results import interval_names, summary_draws
 if TYPE_CHECKING:  # pragma: no cover
     from .fit import Fit
 
-__all__ = ["add_log_likelihood", "loo", "waic", "compare", "r2", "hypothesis"]
+__all__ = ["add_log_likelihood", "loo", "kfold", "KFold", "waic", "compare", "r2", "hypothesis"]
 
 
 def add_observed_data(fit: Fit) -> None:
@@ -60,9 +62,141 @@ def add_log_likelihood(fit: Fit) -> None:
 
 
 def loo(fit: Fit, **kwargs):
-    """PSIS-LOO cross-validation (ArviZ's ``loo``)."""
+    """PSIS-LOO cross-validation (ArviZ's ``loo``): ArviZ's ELPD result (``elpd``, ``se``,
+    ``p``, pointwise ``pareto_k``). When some Pareto k exceed ArviZ's threshold (0.7 for
+    the usual number of draws), a :class:`~bayesmm.DiagnosticWarning` says how many, what
+    that means for this model and what to do.
+
+    >>> fit.loo().elpd  # doctest: +SKIP
+    """
+    result = _quiet_loo(fit, **kwargs)
+    advice = pareto_k_advice(fit, result)
+    if advice:
+        warnings.warn(advice, DiagnosticWarning, stacklevel=3)
+    return result
+
+
+def _quiet_loo(fit: Fit, **kwargs):
+    """ArviZ's loo without its generic warning (bayesmm says what it means for the model)."""
     add_log_likelihood(fit)
-    return az.loo(fit.idata, **kwargs)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
+        return az.loo(fit.idata, **kwargs)
+
+
+@dataclass
+class KFold:
+    """K-fold cross-validation: ``elpd`` (the expected log predictive density of held-out
+    rows, summed), its standard error ``se``, the ``pointwise`` values per row and the
+    ``folds`` each row was held out in."""
+
+    elpd: float
+    se: float
+    pointwise: np.ndarray
+    folds: np.ndarray
+
+    def __repr__(self) -> str:
+        k = len(np.unique(self.folds))
+        return f"KFold(elpd={self.elpd:.2f}, se={self.se:.2f}, K={k}, n={self.pointwise.size})"
+
+
+def kfold(fit: Fit, K: int = 10, folds=None, random_seed=None, **fit_kwargs) -> KFold:
+    """K-fold cross-validation (brms's ``kfold``): refit the model K times, each time without
+    one fold of rows, and score the held-out rows by their log predictive density
+    log mean_s p(y_i | theta_s). Unlike PSIS-LOO it approximates nothing, so it holds where
+    Pareto k values are high (observation-level effects, influential rows); it costs K fits.
+
+    ``folds``: None (rows split at random into K folds of nearly equal size), the name of a
+    grouping factor (leave whole levels out: K folds of levels, for predicting new levels),
+    or an array of fold labels, one per row. Group levels a training set lacks (an
+    observation-level effect's, or the held-out levels) are drawn from the fitted
+    population, as ``predict(new_levels="sample")`` does. ``fit_kwargs`` go to each
+    refit (default: the original fit's draws, tune, chains and target_accept).
+
+    >>> bm.kfold(fit, K=10, random_seed=1)  # doctest: +SKIP
+    KFold(elpd=-650.12, se=18.40, K=10, n=236)
+    """
+    from .api import Model
+
+    model, design = fit.model, fit.design
+    n = design.n_obs
+    rng = np.random.default_rng(random_seed)
+    if folds is None:
+        if not 2 <= int(K) <= n:
+            raise ValueError(f"K must be between 2 and the number of rows ({n}), got {K}")
+        labels = rng.permutation(np.arange(n) % int(K))
+    elif isinstance(folds, str):
+        if folds not in design.groups:
+            raise KeyError(
+                f"folds='{folds}' is not a grouping factor; grouping factors: {', '.join(design.groups)}"
+            )
+        codes = design.groups[folds][0].codes
+        levels = rng.permutation(np.arange(codes.max() + 1) % int(K))
+        labels = levels[codes]
+    else:
+        labels = np.asarray(folds)
+        if labels.shape != (n,):
+            raise ValueError(f"folds must give one label per row ({n}), got shape {labels.shape}")
+    kept = fit.settings
+    settings = {"draws": kept.draws, "tune": kept.tune, "chains": kept.chains,
+                "target_accept": kept.target_accept, "progressbar": False, "random_seed": random_seed,
+                **fit_kwargs}  # fmt: skip
+    frame = model.model_frame.loc[design.rows]
+    pointwise = np.empty(n)
+    for label in np.unique(labels):
+        held = labels == label
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # each refit's own diagnostics are not the point here
+            refit = Model(
+                design.formula.text, frame[~held], family=model.family, priors=model.user_priors or None,
+                trials=model.trials_column, na_action=model.na_action, **model.part_texts,
+            ).fit(**settings)  # fmt: skip
+        new = frame[held]
+        eta, trials, _ = linear_predictor_draws(refit, new, None, "sample", random_seed)
+        params = family_param_draws(refit, new, None, "sample", random_seed)
+        loglik = model.family.log_likelihood(design.y[held], eta, params, trials)
+        pointwise[held] = special.logsumexp(loglik, axis=0) - np.log(loglik.shape[0])
+    return KFold(float(pointwise.sum()), float(np.sqrt(n * pointwise.var())), pointwise, labels)
+
+
+def observation_level_groups(fit: Fit) -> list[str]:
+    """Grouping factors with one row per level (an observation-level random effect)."""
+    design = fit.design
+    return [
+        group
+        for group, terms in design.groups.items()
+        if np.all(np.bincount(terms[0].codes, minlength=terms[0].n_levels) == 1)
+    ]
+
+
+def pareto_k_advice(fit: Fit, result, name: str | None = None) -> str | None:
+    """What the Pareto k values of a PSIS-LOO result mean for ``fit``, or None when all are good."""
+    k = np.ravel(result.pareto_k.values if hasattr(result.pareto_k, "values") else result.pareto_k)
+    good = float(result.good_k)
+    bad = int(np.sum(k > good))
+    if not bad:
+        return None
+    label = f"model '{name}'" if name else "PSIS-LOO"
+    text = (
+        f"{label}: {bad} of {k.size} observations ({100 * bad / k.size:.0f}%) have Pareto k above "
+        f"{good:.2f} (largest {k.max():.2f}), so importance sampling cannot stand in for leaving them "
+        "out: the elpd is biased (optimistic), and so is any ranking by it."
+    )
+    per_row = observation_level_groups(fit)
+    if per_row:
+        terms = ", ".join(f"(1 | {g})" for g in per_row)
+        return text + (
+            f" The model has an observation-level effect, {terms}: each row has its own parameter, "
+            "whose posterior depends on that row alone, so leaving the row out changes it entirely. "
+            "Compare models without it (a negative binomial or beta-binomial family models the same "
+            "overdispersion), or use K-fold cross-validation, bm.kfold(fit), which refits instead "
+            "of approximating."
+        )
+    return text + (
+        " A few such observations are influential (outliers for this model, or levels with few "
+        "rows): check them with plot_ppc(kind='loo_pit') or a more robust family, or use K-fold "
+        "cross-validation, bm.kfold(fit), which refits instead of approximating."
+    )
 
 
 def waic(fit: Fit) -> pd.Series:
@@ -96,7 +230,12 @@ def compare(fits: dict[str, Fit], **kwargs) -> pd.DataFrame:
 
     ArviZ 1's table: ``elpd`` (higher is better), ``elpd_diff`` (each fit's distance from
     the best, negative for worse fits), ``dse`` (the standard error of that distance),
-    ``p`` (effective number of parameters), stacking ``weight``.
+    ``p`` (effective number of parameters), stacking ``weight``, and ``diag_elpd``, the
+    count of high Pareto k values. When a fit has high Pareto k values, one
+    :class:`~bayesmm.DiagnosticWarning` says, per fit, how many, what they mean for that
+    model (an observation-level effect makes most of them high) and what to do.
+
+    >>> bm.compare({"poisson": fit_p, "negbin": fit_nb})  # doctest: +SKIP
     """
     if len(fits) < 2:
         raise ValueError("compare needs at least two fits, given as {'name': fit, ...}")
@@ -107,10 +246,17 @@ def compare(fits: dict[str, Fit], **kwargs) -> pd.DataFrame:
         raise ValueError(
             f"the fits use different numbers of observations ({n_obs}); compare needs the same data"
         )
-    for fit in fits.values():
-        add_log_likelihood(fit)
+    results = {name: _quiet_loo(fit) for name, fit in fits.items()}
+    advice = [pareto_k_advice(fit, results[name], name) for name, fit in fits.items()]
+    advice = [a for a in advice if a]
+    if advice:
+        warnings.warn(
+            "the ranking below rests on unreliable PSIS-LOO estimates:\n" + "\n".join(advice),
+            DiagnosticWarning,
+            stacklevel=2,
+        )
     kwargs.setdefault("round_to", "none")  # numbers, not ArviZ's rounded display
-    return az.compare({name: fit.idata for name, fit in fits.items()}, **kwargs)
+    return az.compare(results, **kwargs)
 
 
 def _r2_draws(fit: Fit, re_form) -> np.ndarray:

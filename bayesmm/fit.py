@@ -217,8 +217,14 @@ class Fit:
         return pd.DataFrame({f"sim_{k + 1}": flat[i] for k, i in enumerate(picks)}, index=self.design.rows)
 
     def loo(self, **kwargs):
-        """PSIS-LOO (ArviZ); the pointwise log-likelihood is computed once and stored in ``idata``."""
+        """PSIS-LOO (ArviZ); the pointwise log-likelihood is computed once and stored in ``idata``.
+        Warns, with what to do, when Pareto k values are high (see :func:`bayesmm.comparison.loo`)."""
         return comparison.loo(self, **kwargs)
+
+    def kfold(self, K: int = 10, folds=None, random_seed=None, **fit_kwargs):
+        """K-fold cross-validation by refitting (see :func:`bayesmm.kfold`); where PSIS-LOO's
+        Pareto k values are high."""
+        return comparison.kfold(self, K=K, folds=folds, random_seed=random_seed, **fit_kwargs)
 
     def waic(self) -> pd.Series:
         """WAIC from the pointwise log-likelihood (ArviZ 1 dropped it: prefer :meth:`loo`)."""

@@ -382,7 +382,7 @@ def _plot_shrinkage_2d(fit: Fit, group: str, terms: tuple[str, str], ax=None):
 # ---------------------------------------------------------------------------
 # posterior predictive checks
 
-PPC_KINDS = ("density", "hist", "rootogram", "zeros", "stat", "pit", "loo_pit")
+PPC_KINDS = ("density", "hist", "rootogram", "zeros", "dispersion", "stat", "pit", "loo_pit")
 # Kinds drawn by ArviZ 1 (arviz-plots), which makes its own figure.
 ARVIZ_KINDS = {"density": "plot_ppc_dist", "pit": "plot_ppc_pit", "loo_pit": "plot_loo_pit"}
 STATS = {"mean": np.mean, "sd": np.std, "max": np.max, "min": np.min, "median": np.median}
@@ -450,6 +450,13 @@ def plot_ppc(
       the curve of sqrt(expected frequency), with the replicates' 95% band; bars that end
       away from zero show misfit at that count;
     * ``zeros``: the number of zeros in each replicate against the observed number;
+    * ``dispersion``: for counts and binomial data, the Pearson dispersion
+      sum((y - mu)^2 / V(mu)) / n of the observed data against that of the replicates, each
+      with the same posterior draw's means mu (V the Poisson or binomial variance). Points
+      above the diagonal show more variation than the model produces, within the levels it
+      fits: the check that tells a Poisson model of overdispersed counts from a negative
+      binomial one when the rootogram of all counts cannot (the group effects absorb the
+      variation between levels, not within them);
     * ``stat``: a statistic (``"mean"``, ``"sd"``, ``"max"``, ``"min"``, ``"median"`` or a
       function) of each replicate against the observed value;
     * ``pit``, ``loo_pit``: ECDF of the (LOO-)probability integral transform with its
@@ -510,6 +517,8 @@ def plot_ppc(
         ax.set_xlabel(name)
         ax.set_ylabel("sqrt(frequency)")
         ax.set_title("Hanging rootogram")
+    elif kind == "dispersion":
+        _plot_dispersion(fit, ax, max(num_pp_samples, 500), random_seed)
     elif kind == "zeros":
         _require_counts(y, kind)
         zeros = (reps == 0).sum(axis=1)
@@ -530,6 +539,49 @@ def plot_ppc(
         ax.set_title(f"P(T(replicated) ≥ T(observed)) = {np.mean(values >= observed):.2f}")
     ax.legend(fontsize=8, frameon=False)
     return ax
+
+
+def dispersion_draws(fit: Fit, random_seed=0) -> tuple[np.ndarray, np.ndarray]:
+    """Per posterior draw, the Pearson dispersion sum((y - mu)^2 / V(mu)) / n of the observed
+    and of that draw's replicated data, mu being the draw's expected response and V the
+    Poisson variance (counts) or the binomial one, mu (1 - mu / trials)."""
+    y = fit.design.y
+    family = fit.model.family
+    if not (is_count_response(fit) or family.binary_response or family.needs_trials):
+        raise ValueError("plot_ppc(kind='dispersion') is for counts and binomial data")
+    _ensure_posterior_predictive(fit, random_seed)
+    replicated = get_group(fit.idata, "posterior_predictive")[fit.design.response_name].values
+    mu = fit.predict(kind="mean", summary=False).values
+    replicated, mu = replicated.reshape(-1, y.size), mu.reshape(-1, y.size)
+    if family.binary_response or family.needs_trials:
+        trials = np.ones_like(y) if fit.design.trials is None else fit.design.trials
+        variance = mu * (1 - mu / trials)
+    else:
+        variance = mu
+    variance = np.maximum(variance, 1e-12)
+    observed = ((y - mu) ** 2 / variance).mean(axis=1)
+    return observed, ((replicated - mu) ** 2 / variance).mean(axis=1)
+
+
+def _plot_dispersion(fit: Fit, ax, num_pp_samples: int, random_seed) -> None:
+    observed, replicated = dispersion_draws(fit, random_seed)
+    pick = np.random.default_rng(random_seed).choice(observed.size, min(num_pp_samples, observed.size), False)
+    ax.scatter(replicated[pick], observed[pick], s=6, color="C0", alpha=0.4, label="posterior draws")
+    low = min(observed[pick].min(), replicated[pick].min())
+    high = max(observed[pick].max(), replicated[pick].max())
+    ax.plot([low, high], [low, high], color="0.3", lw=1, label="observed = replicated")
+    p = float(np.mean(replicated >= observed))
+    ax.set_xlabel("dispersion of replicated data")
+    ax.set_ylabel("dispersion of observed data")
+    verdict = (
+        "more variation than the model produces"
+        if p < 0.05
+        else "less variation than the model produces"
+        if p > 0.95
+        else "consistent with the model"
+    )
+    ax.set_title(f"Pearson dispersion Σ(y−μ)²/V(μ)/n: P(replicated ≥ observed) = {p:.2f}\n({verdict})",
+                 fontsize=10)  # fmt: skip
 
 
 def _require_counts(y: np.ndarray, kind: str) -> None:

@@ -15,7 +15,7 @@ import pytest
 import xarray as xr
 
 import bayesmm as bm
-from bayesmm.plots import no_pooling
+from bayesmm.plots import dispersion_draws, no_pooling
 
 from .conftest import quiet_fit
 
@@ -190,3 +190,85 @@ def test_shrinkage_of_a_binomial_group_with_every_trial_a_success():
     assert "all successes" in edge.get_label()
     upper = fit.coef("herd")["q97.5"]["Intercept"].max()  # herd 0's partial-pooling interval
     assert upper < ax.get_xlim()[1] < upper + 1
+
+
+# ---------------------------------------------------------------------------
+# counts: posterior predictive checks and model comparison (MASS's epil)
+
+EPIL = "y ~ lbase * trt + lage + V4 + (1 | subject)"
+
+
+@pytest.fixture(scope="module")
+def epil():
+    data = bm.datasets.load("epil", package="MASS")
+    return data.assign(obs=np.arange(len(data)).astype(str))
+
+
+@pytest.fixture(scope="module")
+def epil_fits(epil):
+    """Poisson, negative binomial, and Poisson with lme4's observation-level effect."""
+    settings = {"draws": 500, "tune": 500, "chains": 2, "random_seed": 1}
+    return {
+        "poisson": quiet_fit(bm.Model(EPIL, epil, family="poisson"), **settings),
+        "negbin": quiet_fit(bm.Model(EPIL, epil, family="negativebinomial"), **settings),
+        "olre": quiet_fit(bm.Model(EPIL + " + (1 | obs)", epil, family="poisson"), **settings),
+    }
+
+
+def test_dispersion_check_tells_poisson_from_negative_binomial(epil_fits):
+    # The rootogram of all counts looks alike for both (the subject effects absorb the
+    # variation between subjects); the variation within them is what the Poisson lacks.
+    observed, replicated = dispersion_draws(epil_fits["poisson"])
+    assert np.mean(replicated >= observed) < 0.01
+    observed, replicated = dispersion_draws(epil_fits["negbin"])
+    assert 0.05 < np.mean(replicated >= observed) < 0.95
+    ax = epil_fits["poisson"].plot_ppc("dispersion")
+    assert "more variation than the model produces" in ax.get_title()
+    assert len(ax.collections[0].get_offsets()) == 500
+
+
+def test_pearson_dispersion_by_hand(epil_fits):
+    fit = epil_fits["negbin"]
+    observed, replicated = dispersion_draws(fit)
+    mu = fit.predict(kind="mean", summary=False).values.reshape(-1, fit.design.n_obs)
+    y = fit.design.y
+    assert observed[7] == pytest.approx(np.mean((y - mu[7]) ** 2 / mu[7]))
+    rep = fit.idata.posterior_predictive["y"].values.reshape(-1, fit.design.n_obs)
+    assert replicated[7] == pytest.approx(np.mean((rep[7] - mu[7]) ** 2 / mu[7]))
+
+
+def test_compare_says_what_high_pareto_k_mean(epil_fits):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = bm.compare(epil_fits)
+    assert not [w for w in caught if "Estimated shape parameter" in str(w.message)]  # ArviZ's generic one
+    (advice,) = [w for w in caught if issubclass(w.category, bm.DiagnosticWarning)]
+    with pytest.warns(bm.DiagnosticWarning, match="observation-level effect"):
+        result = epil_fits["olre"].loo()
+    bad = int(np.sum(result.pareto_k.values > result.good_k))
+    assert bad > 236 / 5  # about a third, as the issue found
+    text = str(advice.message)
+    assert f"model 'olre': {bad} of 236 observations" in text
+    assert "observation-level effect, (1 | obs)" in text and "bm.kfold(fit)" in text
+    assert table.index[0] == "olre"  # PSIS-LOO's (optimistic) ranking, now with a word on it
+
+
+def test_kfold_refits_where_psis_cannot(epil_fits):
+    fit = epil_fits["olre"]
+    result = bm.kfold(fit, K=3, random_seed=2, draws=300, tune=300)
+    assert sorted(np.bincount(result.folds)) == [78, 79, 79]
+    assert np.all(np.isfinite(result.pointwise))
+    # PSIS-LOO is optimistic here (a third of k values high): held-out rows fare worse.
+    with pytest.warns(bm.DiagnosticWarning):
+        assert result.elpd < fit.loo().elpd - 10
+    with pytest.raises(KeyError, match="folds='plot' is not a grouping factor"):
+        bm.kfold(fit, folds="plot")
+    with pytest.raises(ValueError, match="one label per row"):
+        bm.kfold(fit, folds=[0, 1])
+
+
+def test_zero_counts_are_binned_by_whole_numbers(grouse_fit):
+    ax = grouse_fit.plot_ppc("zeros")
+    edges = sorted({round(p.get_x(), 6) for p in ax.patches})
+    widths = {round(p.get_width(), 6) for p in ax.patches}
+    assert all(e % 1 == 0.5 for e in np.abs(edges)) and len(widths) == 1 and widths.pop() % 1 == 0
