@@ -7,6 +7,7 @@ import argparse
 import os
 import signal
 import sys
+import warnings
 from pathlib import Path
 
 DEMO_FORMULA = "Reaction ~ Days + (Days | Subject)"
@@ -96,11 +97,14 @@ def _fit(args: argparse.Namespace) -> int:
     data = pd.read_csv(path, sep=args.sep)
     parts = {name: getattr(args, name) for name in ("zi", "hu", "dispersion") if getattr(args, name)}
     model = bm.Model(args.formula, data, family=args.family, link=args.link, **parts)
-    fit = model.fit(draws=args.draws, tune=args.draws, chains=args.chains, random_seed=args.seed,
-                    progressbar=not args.quiet)  # fmt: skip
+    with warnings.catch_warnings():
+        # The checks are printed below, once; the fit's own warning would repeat them.
+        warnings.simplefilter("ignore", bm.DiagnosticWarning)
+        fit = model.fit(draws=args.draws, tune=args.draws, chains=args.chains, random_seed=args.seed,
+                        progressbar=not args.quiet)  # fmt: skip
     print(fit)
     print()
-    print(fit.diagnose())
+    print(fit.diagnose().details())
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -181,13 +185,20 @@ def _stop_on_ctrl_c() -> None:
         pass
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings on the command line are one line each, without Python's source line."""
+    print(f"bayesmm: warning: {' '.join(str(message).split())}", file=sys.stderr if file is None else file)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if argv is None:  # run as the bayesmm command, not called from Python
         _stop_on_ctrl_c()
     try:
         _check_numbers(args)
-        return args.run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning  # restored on leaving the block
+            return args.run(args)
     except (ValueError, KeyError, TypeError) as err:
         if os.environ.get("BAYESMM_DEBUG"):
             raise

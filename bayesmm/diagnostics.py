@@ -97,8 +97,12 @@ class Diagnosis:
         return (
             "Diagnostics: "
             + "; ".join(f"{c.name} {c.value:.4g}" for c in self.problems)
-            + " (see fit.diagnose())"
+            + " (fit.diagnose() says what to try)"
         )
+
+    def details(self) -> str:
+        """Every check, one line each, with the advice under each failed one."""
+        return "\n".join(c.line() for c in self.checks)
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(
@@ -113,7 +117,7 @@ class Diagnosis:
         )
 
     def __str__(self) -> str:
-        return "\n".join([self.headline(), *(c.line() for c in self.checks)])
+        return "\n".join([self.headline(), self.details()])
 
     def _repr_html_(self) -> str:
         return "<pre>" + html.escape(str(self)) + "</pre>"

@@ -307,7 +307,7 @@ def _sections(fit: Fit, table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 def format_fit(fit: Fit, prob: float = 0.95) -> str:
     table = summary_table(fit, prob).drop(columns="mcse_mean")
     diagnosis = fit.diagnose()
-    lines = _header(fit) + ["", diagnosis.headline()] + [c.line() for c in diagnosis.problems]
+    lines = _header(fit) + ["", diagnosis.headline()]  # the advice is said once: by the fit's warning
     for title, part in _sections(fit, table):
         shown = part.copy()
         shown["ess_bulk"] = shown["ess_bulk"].round().astype(int)
@@ -319,7 +319,7 @@ def format_fit(fit: Fit, prob: float = 0.95) -> str:
 def format_fit_html(fit: Fit, prob: float = 0.95) -> str:
     table = summary_table(fit, prob).drop(columns="mcse_mean")
     diagnosis = fit.diagnose()
-    text = _header(fit) + ["", diagnosis.headline()] + [c.line() for c in diagnosis.problems]
+    text = _header(fit) + ["", diagnosis.headline()]
     parts = ["<pre>" + html.escape("\n".join(text)) + "</pre>"]
     for title, part in _sections(fit, table):
         parts.append(f"<h4>{html.escape(title)}</h4>")

@@ -122,3 +122,25 @@ def test_fit_command_errors_are_one_line(fit_run, arguments, message):
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.startswith(f"bayesmm: error: {message}")
+
+
+def test_fit_command_says_each_problem_once(tmp_path):
+    import bayesmm as bm
+
+    bm.datasets.load("sleepstudy").to_csv(tmp_path / "sleep.csv", index=False)
+    options = ["--draws", "30", "--chains", "2", "--seed", "1", "--quiet", "--out", str(tmp_path / "out")]
+    command = [
+        sys.executable,
+        "-m",
+        "bayesmm",
+        "fit",
+        str(tmp_path / "sleep.csv"),
+        "Reaction ~ Days + (1 | Subject)",
+    ]
+    result = subprocess.run(command + options, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    printed = result.stdout + result.stderr
+    # 60 draws cannot give 200 effective ones: the ESS check fails, and its advice is said once.
+    assert printed.count("too few effective draws to describe the centre") == 1
+    assert printed.count("Diagnostics: ") == 1
+    assert "warnings.warn" not in result.stderr and ".py:" not in result.stderr

@@ -272,3 +272,20 @@ def test_zero_counts_are_binned_by_whole_numbers(grouse_fit):
     edges = sorted({round(p.get_x(), 6) for p in ax.patches})
     widths = {round(p.get_width(), 6) for p in ax.patches}
     assert all(e % 1 == 0.5 for e in np.abs(edges)) and len(widths) == 1 and widths.pop() % 1 == 0
+
+
+# ---------------------------------------------------------------------------
+# one report
+
+
+def test_a_notebook_hears_each_problem_once(sleepstudy):
+    model = bm.Model("Reaction ~ Days + (1 | Subject)", sleepstudy)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = model.fit(draws=30, tune=100, chains=2, random_seed=1, progressbar=False)
+    (warning,) = [w for w in caught if issubclass(w.category, bm.DiagnosticWarning)]
+    seen = str(warning.message) + str(fit) + fit._repr_html_()
+    advice = fit.diagnose()["min ess_bulk"].message
+    assert not fit.diagnose()["min ess_bulk"].ok
+    assert seen.count(advice) == 1  # in the warning; print(fit) has the one-line verdict
+    assert str(fit).count("min ess_bulk") == 1 and "fit.diagnose() says what to try" in str(fit)
