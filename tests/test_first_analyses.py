@@ -289,3 +289,12 @@ def test_a_notebook_hears_each_problem_once(sleepstudy):
     assert not fit.diagnose()["min ess_bulk"].ok
     assert seen.count(advice) == 1  # in the warning; print(fit) has the one-line verdict
     assert str(fit).count("min ess_bulk") == 1 and "fit.diagnose() says what to try" in str(fit)
+
+
+def test_prior_plot_of_a_negative_binomial_draws_parameters_only(epil_fits):
+    fit = epil_fits["negbin"]
+    prior = fit.model.prior_draws(draws=300, random_seed=1)
+    assert "y" not in prior and "alpha" in prior  # no response drawn: it overflowed before
+    axes = fit.plot_priors(draws=300)
+    titles = [ax.get_title() for ax in np.ravel(axes) if ax.get_visible()]
+    assert titles == list(fit.summary().index)
