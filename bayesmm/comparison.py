@@ -180,7 +180,11 @@ def pareto_k_advice(fit: Fit, result, name: str | None = None) -> str | None:
     text = (
         f"{label}: {bad} of {k.size} observations ({100 * bad / k.size:.0f}%) have Pareto k above "
         f"{good:.2f} (largest {k.max():.2f}), so importance sampling cannot stand in for leaving them "
-        "out: the elpd is biased (optimistic), and so is any ranking by it."
+        + (
+            "out: the elpd is biased (optimistic), and so is any ranking by it."
+            if bad > 0.1 * k.size
+            else "out: the elpd may be somewhat optimistic, and so may a close ranking by it."
+        )
     )
     per_row = observation_level_groups(fit)
     if per_row:

@@ -19,7 +19,7 @@ FIGURES = {
     "03_crossed_and_nested": 1,
     "04_binomial_cbpp": 3,
     "05_singular_fits": 1,
-    "06_zero_inflated_owls": 4,
+    "06_zero_inflated_owls": 5,
     "07_priors": 3,
 }
 # The theme embeds two small PNG icons in every notebook page; figures are larger.
