@@ -58,7 +58,7 @@ def _warn_if_one_row_per_level(design, family: Family) -> None:
     if not isinstance(family, Gaussian):  # gaussian, student and lognormal have a residual SD
         return
     for term in design.random:
-        if term.n_levels == design.n_obs and "Intercept" in term.columns:
+        if term.group in design.observation_level_groups and "Intercept" in term.columns:
             warnings.warn(
                 f"every level of '{term.group}' in {term.spec.text} has a single observation, so its "
                 f"random intercept cannot be told apart from the residual SD (sigma) of a {family.name} "

@@ -159,16 +159,6 @@ def kfold(fit: Fit, K: int = 10, folds=None, random_seed=None, **fit_kwargs) -> 
     return KFold(float(pointwise.sum()), float(np.sqrt(n * pointwise.var())), pointwise, labels)
 
 
-def observation_level_groups(fit: Fit) -> list[str]:
-    """Grouping factors with one row per level (an observation-level random effect)."""
-    design = fit.design
-    return [
-        group
-        for group, terms in design.groups.items()
-        if np.all(np.bincount(terms[0].codes, minlength=terms[0].n_levels) == 1)
-    ]
-
-
 def pareto_k_advice(fit: Fit, result, name: str | None = None) -> str | None:
     """What the Pareto k values of a PSIS-LOO result mean for ``fit``, or None when all are good."""
     k = np.ravel(result.pareto_k.values if hasattr(result.pareto_k, "values") else result.pareto_k)
@@ -186,7 +176,7 @@ def pareto_k_advice(fit: Fit, result, name: str | None = None) -> str | None:
             else "out: the elpd may be somewhat optimistic, and so may a close ranking by it."
         )
     )
-    per_row = observation_level_groups(fit)
+    per_row = fit.design.observation_level_groups
     if per_row:
         terms = ", ".join(f"(1 | {g})" for g in per_row)
         return text + (

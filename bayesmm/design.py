@@ -174,6 +174,12 @@ class Design:
         return self.groups[group][0].levels
 
     @property
+    def observation_level_groups(self) -> list[str]:
+        """Grouping factors with one row per level (an observation-level effect): every level
+        has a row, so a level per row means one row per level."""
+        return [group for group, terms in self.groups.items() if terms[0].n_levels == self.n_obs]
+
+    @property
     def Z(self) -> sp.csr_matrix:
         """The sparse random-effects model matrix (terms concatenated in formula order).
 

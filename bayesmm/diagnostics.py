@@ -202,12 +202,10 @@ def funnel_culprits(fit: Fit, diverging: np.ndarray) -> list[tuple[str, float]]:
 def _nesting(fit: Fit, inner: str, outer: str) -> str:
     """'every level of A lies within one level of B' when the design nests A in B."""
     design = fit.design
-    a, b = design.groups[inner][0].codes, design.groups[outer][0].codes
-    outer_of = {}
-    for i, j in zip(a, b, strict=True):
-        if outer_of.setdefault(i, j) != j:
-            return ""
-    single = int(np.sum(np.bincount(np.unique(np.stack([a, b]), axis=1)[1]) == 1))
+    pairs = np.unique(np.stack([design.groups[inner][0].codes, design.groups[outer][0].codes]), axis=1)
+    if len(np.unique(pairs[0])) < pairs.shape[1]:  # some inner level meets two outer levels
+        return ""
+    single = int(np.sum(np.bincount(pairs[1]) == 1))
     return (
         f"every level of {inner} lies within one level of {outer}, and {single} of "
         f"{len(design.group_levels(outer))} {outer} levels hold a single {inner}"

@@ -246,8 +246,8 @@ class Fit:
         return plots.plot_shrinkage(self, group, term=term, terms=terms, prob=prob, levels=levels, ax=ax)
 
     def plot_ppc(self, kind: str | None = None, **kwargs):
-        """Posterior predictive check: ``density``, ``hist``, ``rootogram``, ``zeros``, ``stat``,
-        ``pit`` or ``loo_pit``; by default a rootogram for counts, a histogram for binary and
+        """Posterior predictive check: ``density``, ``hist``, ``rootogram``, ``zeros``,
+        ``dispersion``, ``stat``, ``pit`` or ``loo_pit``; by default a rootogram for counts, a histogram for binary and
         binomial data, a density otherwise (see :func:`bayesmm.plots.plot_ppc`)."""
         return plots.plot_ppc(self, kind=kind, **kwargs)
 

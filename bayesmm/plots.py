@@ -202,12 +202,13 @@ def plot_shrinkage(
     raw = estimates[:, columns.index(term)]
     shown, left_out = _pick_levels(np.argsort(pooled), table.index, levels)
     y = _rows(len(shown), left_out)
-    finite = shown[np.isfinite(raw[shown])]
+    is_finite = np.isfinite(raw[shown])
+    finite = shown[is_finite]
     spread = np.concatenate([low[shown], high[shown], raw[finite]])
     pad = 0.05 * max(np.ptp(spread), 1e-9)
     xlim = (spread.min() - pad, spread.max() + pad)
+    body = ROW_INCHES * (y[-1] + 1) + 1.0  # inches of the levels' panel, gap rows included
     if ax is None:
-        body = ROW_INCHES * (len(shown) + (GAP_ROWS if len(left_out) else 0)) + 1.0
         fig, (top, ax) = plt.subplots(
             2, 1, figsize=(6.5, body + 1.3), sharex=True,
             gridspec_kw={"height_ratios": [1.0, body], "hspace": 0.05},
@@ -217,7 +218,6 @@ def plot_shrinkage(
     area = 12 + 60 * sizes[shown] / sizes.max()
     ax.hlines(y, low[shown], high[shown], color="C0", lw=1, alpha=0.6)
     ax.scatter(pooled[shown], y, s=area, color="C0", zorder=3, label="partial pooling (posterior mean)")
-    is_finite = np.isfinite(raw[shown])
     ax.scatter(raw[finite], y[is_finite], s=area[is_finite], facecolors="none", edgecolors="C3", zorder=3,
                label="no pooling (level alone)")  # fmt: skip
     for sign, edge, marker in ((-1, xlim[0], "<"), (1, xlim[1], ">")):
@@ -228,7 +228,7 @@ def plot_shrinkage(
                        label=f"no pooling at {'-' if sign < 0 else '+'}∞ "
                        f"({_why_infinite(fit, group, np.flatnonzero(raw == sign * np.inf), sign)}): "
                        f"{int(np.sum(raw == sign * np.inf))} levels")  # fmt: skip
-    starts = np.where(np.isfinite(raw[shown]), raw[shown], np.where(raw[shown] < 0, xlim[0], xlim[1]))
+    starts = np.where(is_finite, raw[shown], np.where(raw[shown] < 0, xlim[0], xlim[1]))
     for yi, a, b in zip(y, starts, pooled[shown], strict=True):
         if not np.isnan(a):
             ax.annotate(
@@ -242,8 +242,7 @@ def plot_shrinkage(
     ax.set_xlim(xlim)
     ax.set_xlabel(f"{term} for each level of {group}")
     ax.set_ylabel(group)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.6 / (ROW_INCHES * len(shown) + 1.0)), fontsize=8,
-              frameon=False, ncol=2)  # fmt: skip
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.6 / body), fontsize=8, frameon=False, ncol=2)
     if len(left_out):
         _say_left_out(ax, left_out, pooled, raw)
     grid = np.linspace(mean - 4 * sd, mean + 4 * sd, 200)
@@ -295,7 +294,7 @@ def _pick_levels(order: np.ndarray, names, levels) -> tuple[np.ndarray, np.ndarr
 
 
 def _say_left_out(ax, left_out: np.ndarray, pooled: np.ndarray, raw=None) -> None:
-    """A dotted line where the levels not drawn would be, saying which they are."""
+    """A grey band where the levels not drawn would be, saying which they are."""
     text = (
         f"{len(left_out)} levels with estimates between {pooled[left_out].min():.3g} and "
         f"{pooled[left_out].max():.3g} not drawn"
