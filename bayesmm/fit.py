@@ -247,8 +247,9 @@ class Fit:
 
     def plot_ppc(self, kind: str | None = None, **kwargs):
         """Posterior predictive check: ``density``, ``hist``, ``rootogram``, ``zeros``,
-        ``dispersion``, ``stat``, ``pit`` or ``loo_pit``; by default a rootogram for counts, a histogram for binary and
-        binomial data, a density otherwise (see :func:`bayesmm.plots.plot_ppc`)."""
+        ``dispersion``, ``stat``, ``pit`` or ``loo_pit``; by default a rootogram for counts, a
+        histogram for binary and binomial data, a density otherwise (see
+        :func:`bayesmm.plots.plot_ppc`)."""
         return plots.plot_ppc(self, kind=kind, **kwargs)
 
     def plot_ranef(self, group: str, prob: float = 0.95, levels="auto", axes=None):
