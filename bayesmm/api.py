@@ -72,14 +72,10 @@ def _warn_if_one_row_per_level(design, family: Family) -> None:
 class Model:
     """A Bayesian generalized linear mixed model, specified as in lme4 and brms.
 
-    Example::
-
-        import bayesmm as bm
-
-        sleepstudy = bm.datasets.load("sleepstudy")
-        model = bm.Model("Reaction ~ Days + (Days | Subject)", sleepstudy)
-        fit = model.fit(draws=1000, chains=4, random_seed=1)
-        fit.summary()
+    The formula and data are checked, and the design (fixed-effect matrix, grouping
+    factors, default priors scaled to the data) built, when the model is made: bad input
+    fails here, naming the column, term or value, before anything is compiled or
+    sampled. The PyMC model is built on first use (``model.pymc_model``).
 
     Parameters
     ----------
@@ -90,7 +86,7 @@ class Model:
     data
         A pandas DataFrame. It is never modified.
     family
-        The response distribution, by name or as a :class:`Family`: ``"gaussian"``,
+        The response distribution, by name or as a [`Family`][bayesmm.Family]: ``"gaussian"``,
         ``"student"``, ``"lognormal"``, ``"gamma"``, ``"beta"``, ``"bernoulli"``,
         ``"binomial"``, ``"poisson"``, ``"negbinomial"`` (also ``"negativebinomial"``,
         ``"nbinom2"``), ``"zero_inflated_poisson"``, ``"zero_inflated_negbinomial"``,
@@ -113,6 +109,21 @@ class Model:
     dispersion
         One-sided formula for the family's scale or shape parameter (log scale): sigma,
         the negative binomial shape, the beta precision, ...
+
+    Examples
+    --------
+    >>> sleepstudy = bm.datasets.load("sleepstudy")
+    >>> model = bm.Model("Reaction ~ Days + (Days | Subject)", sleepstudy)
+    >>> model.priors                     # every parameter's prior, defaults scaled to the data
+    >>> fit = model.fit(draws=1000, chains=4, random_seed=1)
+    >>> fit.summary()
+
+    Counts with crossed grouping factors, an observation-level effect and a zero-inflation
+    part:
+
+    >>> grouse = bm.datasets.load("grouseticks")
+    >>> bm.Model("TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | LOCATION)", grouse,
+    ...          family="zero_inflated_poisson", zi="~ 1")
     """
 
     def __init__(
@@ -281,9 +292,10 @@ class Model:
             methods. Settings are checked before anything is compiled; an interrupted run
             raises KeyboardInterrupt instead of returning a short fit.
 
-        Example::
-
-            fit = model.fit(draws=1000, chains=4, target_accept=0.95, random_seed=1)
+        Examples
+        --------
+        >>> fit = model.fit(draws=1000, chains=4, target_accept=0.95, random_seed=1)
+        >>> fit = model.fit(draws=500, chains=2, sampler="nutpie", progressbar=False)
         """
         return sample(
             self,
@@ -298,13 +310,51 @@ class Model:
         )
 
     def prior_predictive(self, draws: int = 500, random_seed=None):
-        """Draws from the priors and of data sets under them (an InferenceData with ``prior``
-        and ``prior_predictive`` groups), for prior predictive checks."""
+        """Draws from the priors and data sets drawn under them, for prior predictive checks.
+
+        Parameters
+        ----------
+        draws
+            Prior draws (one data set each).
+        random_seed
+            Seed, or None.
+
+        Returns
+        -------
+        xarray.DataTree
+            ArviZ groups ``prior`` (every PyMC variable) and ``prior_predictive`` (the
+            response, one data set per draw).
+
+        Examples
+        --------
+        >>> prior = model.prior_predictive(draws=200, random_seed=1)
+        >>> prior.prior_predictive["Reaction"].quantile([0.05, 0.95])
+        """
         return pm.sample_prior_predictive(draws=draws, model=self.pymc_model, random_seed=random_seed)
 
     def prior_draws(self, draws: int = 2000, random_seed=None):
-        """Draws of the reported parameters (fixef, SDs, correlations, family parameters) from
-        their priors, as a Dataset shaped like ``fit.idata.posterior``; no responses are drawn."""
+        """Draws of the reported parameters from their priors; no responses are drawn.
+
+        Quick for every family (a response's prior predictive can overflow for counts
+        under wide priors); ``Fit.plot_priors`` uses it.
+
+        Parameters
+        ----------
+        draws
+            Prior draws.
+        random_seed
+            Seed, or None.
+
+        Returns
+        -------
+        xarray.Dataset
+            Fixed effects, SDs, correlations and family parameters, shaped like
+            ``fit.idata.posterior`` (dims chain, draw, ...).
+
+        Examples
+        --------
+        >>> model.prior_draws(draws=500, random_seed=1)["sigma"].mean()
+        """
         idata = pm.sample_prior_predictive(
             draws=draws, model=self.pymc_model, var_names=self.reported_variables, random_seed=random_seed
         )

@@ -106,15 +106,36 @@ def kfold(fit: Fit, K: int = 10, folds=None, random_seed=None, **fit_kwargs) -> 
     log mean_s p(y_i | theta_s). Unlike PSIS-LOO it approximates nothing, so it holds where
     Pareto k values are high (observation-level effects, influential rows); it costs K fits.
 
-    ``folds``: None (rows split at random into K folds of nearly equal size), the name of a
-    grouping factor (leave whole levels out: K folds of levels, for predicting new levels),
-    or an array of fold labels, one per row. Group levels a training set lacks (an
-    observation-level effect's, or the held-out levels) are drawn from the fitted
-    population, as ``predict(new_levels="sample")`` does. ``fit_kwargs`` go to each
-    refit (default: the original fit's draws, tune, chains and target_accept).
+    Group levels a training set lacks (an observation-level effect's, or the held-out
+    levels) are drawn from the fitted population, as ``predict(new_levels="sample")`` does.
 
+    Parameters
+    ----------
+    fit
+        The fit to cross-validate; its model is refitted to each training set.
+    K
+        Number of folds (for ``folds=None`` or a grouping factor).
+    folds
+        None (rows split at random into K folds of nearly equal size), the name of a
+        grouping factor (whole levels held out: K folds of levels, the score of predicting
+        new levels), or an array of fold labels, one per row.
+    random_seed
+        Seed for the split and the refits.
+    **fit_kwargs
+        Settings for each refit (default: the original fit's draws, tune, chains and
+        target_accept).
+
+    Returns
+    -------
+    KFold
+        ``elpd`` (summed over rows), its standard error ``se``, the ``pointwise`` values
+        and the ``folds`` each row was held out in.
+
+    Examples
+    --------
     >>> bm.kfold(fit, K=10, random_seed=1)  # doctest: +SKIP
     KFold(elpd=-650.12, se=18.40, K=10, n=236)
+    >>> bm.kfold(fit, K=2, draws=200, chains=2, random_seed=1)     # quick, rough
     """
     from .api import Model
 
@@ -222,14 +243,32 @@ def waic(fit: Fit) -> pd.Series:
 def compare(fits: dict[str, Fit], **kwargs) -> pd.DataFrame:
     """Rank fits of the same data by PSIS-LOO expected log predictive density (ArviZ's ``compare``).
 
-    ArviZ 1's table: ``elpd`` (higher is better), ``elpd_diff`` (each fit's distance from
-    the best, negative for worse fits), ``dse`` (the standard error of that distance),
-    ``p`` (effective number of parameters), stacking ``weight``, and ``diag_elpd``, the
-    count of high Pareto k values. When a fit has high Pareto k values, one
-    :class:`~bayesmm.DiagnosticWarning` says, per fit, how many, what they mean for that
-    model (an observation-level effect makes most of them high) and what to do.
+    When a fit has high Pareto k values, one [`DiagnosticWarning`][bayesmm.DiagnosticWarning] says,
+    per fit, how many, what they mean for that model (an observation-level effect makes
+    most of them high) and what to do.
 
-    >>> bm.compare({"poisson": fit_p, "negbin": fit_nb})  # doctest: +SKIP
+    Parameters
+    ----------
+    fits
+        Fits of the same rows, by name: ``{"poisson": fit_p, "negbin": fit_nb}``.
+    **kwargs
+        Passed to ``arviz.compare`` (e.g. ``method="BB-pseudo-BMA"``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ArviZ 1's table, best first: ``rank``, ``elpd`` (higher is better),
+        ``elpd_diff`` (each fit's distance from the best, negative for worse fits), ``p``
+        (effective number of parameters), ``dse`` (the standard error of the distance),
+        ``warning``, stacking ``weight`` and ``diag_elpd``.
+
+    Examples
+    --------
+    >>> slopes = bm.Model("Reaction ~ Days + (Days | Subject)", sleepstudy).fit(random_seed=1)
+    >>> intercepts = bm.Model("Reaction ~ Days + (1 | Subject)", sleepstudy).fit(random_seed=1)
+    >>> table = bm.compare({"slopes": slopes, "intercepts": intercepts})
+    >>> table.index[0]
+    'slopes'
     """
     if len(fits) < 2:
         raise ValueError("compare needs at least two fits, given as {'name': fit, ...}")

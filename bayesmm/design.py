@@ -39,7 +39,22 @@ __all__ = ["Design", "RandomEffectTerm", "build_design", "DataError"]
 
 
 class DataError(ValueError):
-    """The data do not fit the formula or the family; raised before any sampling."""
+    """The data do not fit the formula or the family; raised before any sampling.
+
+    The message names the column, the value and the rows: a missing column, a
+    response the family cannot model, infinite values, a grouping factor with one
+    level, and so on.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> data = pd.DataFrame({"y": [1, 2, -3], "g": ["a", "b", "b"]})
+    >>> try:
+    ...     bm.Model("y ~ 1 + (1 | g)", data, family="poisson")
+    ... except bm.DataError as err:
+    ...     print(err)
+    the response 'y' has 1 negative value(s), the first -3 in row 2: a Poisson model needs counts ...
+    """
 
 
 @dataclass

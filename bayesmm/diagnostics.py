@@ -42,7 +42,18 @@ BOUNDARY_COR = 0.9
 
 
 class DiagnosticWarning(UserWarning):
-    """A fit whose sampler or posterior needs attention; the message says what to try."""
+    """A fit whose sampler or posterior needs attention; the message says what to try.
+
+    ``Model.fit`` issues one when a check of [`Fit.diagnose`][bayesmm.Fit.diagnose] fails (divergences,
+    R-hat, ESS, E-BFMI, tree depth, a singular fit); ``loo`` and ``compare`` issue one
+    for high Pareto k values. Python's warning filters control it.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> warnings.simplefilter("error", bm.DiagnosticWarning)   # make a failed check an error
+    >>> warnings.simplefilter("default", bm.DiagnosticWarning)
+    """
 
 
 @dataclass
@@ -498,12 +509,31 @@ def compare_samplers(model, samplers: list[str] | None = None, **fit_kwargs) -> 
     """Fit ``model`` with each NUTS implementation and tabulate how the posteriors agree.
 
     In the spirit of lme4's ``allFit``: when samplers that work differently agree,
-    the answer does not hinge on one implementation's adaptation. Rows are the
-    summary's parameters; columns give each sampler's mean and R-hat (``"nutpie mean"``,
-    ``"nutpie r_hat"``, ...), and
-    ``max_diff_sd``, the largest difference between two samplers' means in units of
-    the posterior SD (Monte Carlo error alone gives about 0.05 at ESS 1000). The
-    table's ``attrs`` hold each sampler's seconds and number of divergences.
+    the answer does not hinge on one implementation's adaptation.
+
+    Parameters
+    ----------
+    model
+        The [`Model`][bayesmm.Model] to fit.
+    samplers
+        Names from [`available_samplers`][bayesmm.available_samplers]; None takes every one installed.
+    **fit_kwargs
+        Settings for every fit (``draws``, ``chains``, ``random_seed``, ...).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows are the summary's parameters; columns each sampler's mean and R-hat
+        (``"nutpie mean"``, ``"nutpie r_hat"``, ...) and ``max_diff_sd``, the largest
+        difference between two samplers' means in units of the posterior SD (Monte Carlo
+        error alone gives about 0.05 at ESS 1000). ``attrs`` hold each sampler's seconds
+        and number of divergences.
+
+    Examples
+    --------
+    >>> table = bm.compare_samplers(model, draws=500, random_seed=1)
+    >>> bool(table["max_diff_sd"].max() < 0.3)
+    True
     """
     from .fit import available_samplers
 

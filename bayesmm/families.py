@@ -80,7 +80,43 @@ def mad(values: np.ndarray) -> float:
 
 
 class Family:
-    """Base class: a likelihood for the response given the linear predictor ``eta``."""
+    """A response distribution: its likelihood given the linear predictor ``eta``, the
+    check of a valid response, and default priors scaled to the data.
+
+    Users pick a family by name (``Model(family="poisson")``, see
+    [`get_family`][bayesmm.get_family]); a new family is a subclass that sets the class
+    attributes below and implements [`likelihood`][bayesmm.Family.likelihood],
+    [`log_likelihood`][bayesmm.Family.log_likelihood] and [`draw`][bayesmm.Family.draw]
+    (and [`check_response`][bayesmm.Family.check_response] and the prior hooks where the
+    defaults do not fit).
+
+    Parameters
+    ----------
+    link
+        The link's name; None takes the family's default (the first of ``links``).
+
+    Attributes
+    ----------
+    name
+        The family's name in ``Model(family=...)``.
+    links
+        The links it allows, default first.
+    params
+        Its own parameters (``("sigma",)``, ``("alpha",)``), reported by name in the summary.
+    binary_response, needs_trials
+        Whether the response is 0/1, and whether it needs binomial trials.
+    parts, required_parts, dispersion_param
+        Which one-sided part formulas it takes (``zi``, ``hu``; ``dispersion`` models
+        ``dispersion_param``), and which it always has, with their default formula.
+
+    Examples
+    --------
+    >>> family = bm.get_family("poisson")
+    >>> family.name, family.link.name, family.params
+    ('poisson', 'log', ())
+    >>> bm.Family.__subclasses__()[0].name
+    'gaussian'
+    """
 
     name: ClassVar[str]
     links: ClassVar[tuple[str, ...]]
@@ -95,14 +131,58 @@ class Family:
     dispersion_param: ClassVar[str | None] = None
 
     def allowed_parts(self) -> tuple[str, ...]:
+        """The part formulas ``Model`` accepts for this family.
+
+        Returns
+        -------
+        tuple of str
+            Among ``"zi"``, ``"hu"`` and ``"dispersion"``.
+
+        Examples
+        --------
+        >>> bm.get_family("zero_inflated_negbinomial").allowed_parts()
+        ('zi', 'dispersion')
+        """
         return self.parts + (("dispersion",) if self.dispersion_param else ())
 
     def part_parameter(self, part: str) -> str:
-        """The family parameter a part's linear predictor gives, per row."""
+        """The family parameter a part's linear predictor gives, per row.
+
+        Parameters
+        ----------
+        part
+            ``"zi"``, ``"hu"`` or ``"dispersion"``.
+
+        Returns
+        -------
+        str
+            The parameter's name (``"zi"``, ``"hu"``, or e.g. ``"sigma"`` for dispersion).
+
+        Examples
+        --------
+        >>> bm.get_family("gaussian").part_parameter("dispersion")
+        'sigma'
+        """
         return self.dispersion_param if part == "dispersion" else part
 
     def constant_params(self, parts) -> list[str]:
-        """Family parameters that stay single numbers given these distributional parts."""
+        """Family parameters that stay single numbers given these distributional parts.
+
+        Parameters
+        ----------
+        parts
+            The part formulas the model has (their names).
+
+        Returns
+        -------
+        list of str
+            The parameters no part formula replaces.
+
+        Examples
+        --------
+        >>> bm.get_family("gaussian").constant_params(["dispersion"])
+        []
+        """
         replaced = {self.part_parameter(p) for p in parts}
         return [name for name in self.params if name not in replaced]
 
@@ -128,51 +208,242 @@ class Family:
     # -- data ------------------------------------------------------------
     def check_response(self, design: Design) -> None:
         """Raise a DataError naming the response when its values do not fit the family (the
-        design has refused infinite values already, naming their rows)."""
+        design has refused infinite values already, naming their rows).
+
+        Parameters
+        ----------
+        design
+            The model's design (``design.y`` is the response).
+
+        Returns
+        -------
+        None
+
+        Examples
+        --------
+        >>> bm.get_family("gaussian").check_response(model.design)   # any real number
+        """
 
     # -- priors ----------------------------------------------------------
     def response_scale(self, design: Design) -> float:
-        """The scale that default priors on coefficients and SDs are measured in."""
+        """The scale that default priors on coefficients and SDs are measured in.
+
+        Parameters
+        ----------
+        design
+            The model's design.
+
+        Returns
+        -------
+        float
+            2.5 on link scales; the Gaussian uses the response's MAD.
+
+        Examples
+        --------
+        >>> bm.get_family("poisson").response_scale(model.design)
+        2.5
+        """
         return 2.5
 
     def intercept_prior(self, design: Design) -> Prior:
+        """The default prior of the intercept (at the predictors' means).
+
+        Parameters
+        ----------
+        design
+            The model's design.
+
+        Returns
+        -------
+        Prior
+
+        Examples
+        --------
+        >>> bm.get_family("bernoulli").intercept_prior(model.design)
+        StudentT(nu=3, mu=0, sigma=2.5)
+        """
         return Prior("StudentT", nu=3.0, mu=0.0, sigma=2.5)
 
     def coefficient_scale(self, design: Design) -> float:
-        """Default prior SD of a coefficient for a predictor with unit SD (rstanarm's 2.5)."""
+        """Default prior SD of a coefficient for a predictor with unit SD (rstanarm's 2.5).
+
+        Parameters
+        ----------
+        design
+            The model's design.
+
+        Returns
+        -------
+        float
+
+        Examples
+        --------
+        >>> bm.get_family("poisson").coefficient_scale(model.design)
+        2.5
+        """
         return 2.5
 
     def sd_prior(self, design: Design) -> Prior:
+        """The default prior of a group-level SD: a half Student-t on the response scale.
+
+        Parameters
+        ----------
+        design
+            The model's design.
+
+        Returns
+        -------
+        Prior
+
+        Examples
+        --------
+        >>> bm.get_family("poisson").sd_prior(model.design)
+        HalfStudentT(nu=3, sigma=2.5)
+        """
         return Prior("HalfStudentT", nu=3.0, sigma=self.response_scale(design))
 
     def param_priors(self, design: Design) -> dict[str, Prior]:
+        """Default priors of the family's own parameters.
+
+        Parameters
+        ----------
+        design
+            The model's design.
+
+        Returns
+        -------
+        dict of str to Prior
+            One per name in ``params``.
+
+        Examples
+        --------
+        >>> list(bm.get_family("gaussian").param_priors(model.design))
+        ['sigma']
+        """
         return {}
 
     # -- likelihood ------------------------------------------------------
     def likelihood(self, name: str, eta, params: dict, design: Design, dims: str):
+        """The observed PyMC variable of the response, built in the PyMC model's context.
+
+        Parameters
+        ----------
+        name
+            The response variable's name.
+        eta
+            The linear predictor, a PyTensor vector over rows.
+        params
+            The family's parameters as PyTensor variables (scalars, or vectors over rows
+            where a part formula models them).
+        design
+            The model's design (response, trials).
+        dims
+            The rows' dimension name.
+
+        Returns
+        -------
+        pytensor.tensor.TensorVariable
+            The observed random variable.
+
+        Examples
+        --------
+        >>> import pymc as pm, pytensor.tensor as pt
+        >>> n = model.design.n_obs
+        >>> with pm.Model(coords={"obs": range(n)}) as pymc_model:
+        ...     y = model.family.likelihood("Reaction", pt.zeros(n), {"sigma": 50.0}, model.design, "obs")
+        >>> pymc_model.observed_RVs
+        [Reaction]
+        """
         raise NotImplementedError
 
     def mean(self, eta: np.ndarray, params: dict, trials: np.ndarray | None = None) -> np.ndarray:
-        """Expected response given draws of the linear predictor."""
+        """Expected response given draws of the linear predictor.
+
+        Parameters
+        ----------
+        eta
+            Linear predictor draws, (draws, rows).
+        params
+            The family's parameters: arrays of draws, (draws, 1) or (draws, rows).
+        trials
+            Binomial trials per row, or None.
+
+        Returns
+        -------
+        numpy.ndarray
+            (draws, rows).
+
+        Examples
+        --------
+        >>> bm.get_family("poisson").mean(np.log([[1.0, 4.0]]), {})
+        array([[1., 4.]])
+        """
         return self.link.inverse(eta)
 
     def log_likelihood(self, y: np.ndarray, eta: np.ndarray, params: dict, trials=None) -> np.ndarray:
-        """Pointwise log-likelihood, (draws, n), in numpy (for LOO, WAIC and checks)."""
+        """Pointwise log-likelihood in numpy, for LOO, WAIC and checks.
+
+        Parameters
+        ----------
+        y
+            The response, (rows,).
+        eta
+            Linear predictor draws, (draws, rows).
+        params
+            The family's parameters, as for [`mean`][bayesmm.Family.mean].
+        trials
+            Binomial trials per row, or None.
+
+        Returns
+        -------
+        numpy.ndarray
+            (draws, rows).
+
+        Examples
+        --------
+        >>> bm.get_family("poisson").log_likelihood(np.array([0.0]), np.zeros((1, 1)), {})
+        array([[-1.]])
+        """
         raise NotImplementedError
 
     def draw(self, eta: np.ndarray, params: dict, trials, rng: np.random.Generator) -> np.ndarray:
-        """New responses, one per draw and row, (draws, n)."""
+        """New responses, one per draw and row.
+
+        Parameters
+        ----------
+        eta
+            Linear predictor draws, (draws, rows).
+        params
+            The family's parameters, as for [`mean`][bayesmm.Family.mean].
+        trials
+            Binomial trials per row, or None.
+        rng
+            Numpy random generator.
+
+        Returns
+        -------
+        numpy.ndarray
+            (draws, rows).
+
+        Examples
+        --------
+        >>> family = bm.get_family("bernoulli")
+        >>> family.draw(np.full((1, 3), 50.0), {}, None, np.random.default_rng(1))
+        array([[1., 1., 1.]])
+        """
         raise NotImplementedError
 
 
 def _check_counts(design: Design, what: str) -> np.ndarray:
     y = design.y
     name = design.response_name
-    if np.any(y < 0):
-        raise DataError(f"the response '{name}' has negative values, which {what} cannot model")
-    if np.any(y != np.round(y)):
-        bad = y[y != np.round(y)][0]
-        raise DataError(f"the response '{name}' has non-integer values (e.g. {bad}); {what} models counts")
+    for wrong, problem in ((y < 0, "negative"), (y != np.round(y), "non-integer")):
+        if np.any(wrong):
+            first = int(np.flatnonzero(wrong)[0])
+            raise DataError(
+                f"the response '{name}' has {np.sum(wrong)} {problem} value(s), the first {y[first]:g} in "
+                f"row {design.rows[first]}: {what} needs counts 0, 1, 2, ..."
+            )
     return y
 
 
@@ -624,7 +895,32 @@ FAMILIES.update(
 
 
 def get_family(family: str | Family, link: str | None = None) -> Family:
-    """A Family instance from a name (``"poisson"``) or an instance."""
+    """A Family instance from a name (``"poisson"``) or an instance.
+
+    Parameters
+    ----------
+    family
+        A name among ``FAMILIES`` (brms's and glmmTMB's spellings: ``"negbinomial"``,
+        ``"nbinom2"``, ...), case-insensitive, or a [`Family`][bayesmm.Family] instance.
+    link
+        A link other than the family's default (``"probit"``, ``"cloglog"``, ...), or None.
+
+    Returns
+    -------
+    Family
+
+    Raises
+    ------
+    ValueError
+        For an unknown family or a link the family does not allow, listing the choices.
+
+    Examples
+    --------
+    >>> bm.get_family("binomial", link="probit")
+    binomial(link=probit)
+    >>> bm.get_family("nbinom2")
+    negativebinomial(link=log)
+    """
     if isinstance(family, Family):
         if link is not None and link != family.link.name:
             raise ValueError("give the link either in the family instance or as link=, not both")

@@ -26,7 +26,19 @@ _EXTERNAL = {"nutpie": "nutpie", "numpyro": "numpyro", "blackjax": "blackjax"}
 
 
 def available_samplers() -> list[str]:
-    """NUTS implementations that can run in this environment, fastest first."""
+    """The NUTS implementations installed here, fastest first; ``sampler="auto"`` takes the first.
+
+    Returns
+    -------
+    list of str
+        Names for ``Model.fit(sampler=...)``: ``"nutpie"``, ``"numpyro"``,
+        ``"blackjax"`` where installed, and ``"pymc"`` always.
+
+    Examples
+    --------
+    >>> bm.available_samplers()[-1]
+    'pymc'
+    """
     found = [name for name, module in _EXTERNAL.items() if importlib.util.find_spec(module)]
     return found + ["pymc"]
 
@@ -142,10 +154,36 @@ def _separate_reparameterization(idata: xr.DataTree, reported: list[str]) -> xr.
 
 @dataclass
 class Fit:
-    """A fitted model: ``idata`` (ArviZ InferenceData) plus the model and its design.
+    """A fitted model: the posterior draws with the model and design they came from.
 
-    The lme4/brms vocabulary lives here: :meth:`summary`, :meth:`fixef`,
-    :meth:`ranef`, :meth:`coef`, :meth:`varcorr`.
+    ``Model.fit`` returns it; ``bayesmm.load`` reads a saved one back. The lme4/brms
+    vocabulary lives here: [`summary`][bayesmm.Fit.summary], [`fixef`][bayesmm.Fit.fixef],
+    [`ranef`][bayesmm.Fit.ranef], [`coef`][bayesmm.Fit.coef],
+    [`varcorr`][bayesmm.Fit.varcorr], [`predict`][bayesmm.Fit.predict],
+    [`hypothesis`][bayesmm.Fit.hypothesis], [`loo`][bayesmm.Fit.loo]; and the plots of a
+    mixed-model analysis: [`plot_shrinkage`][bayesmm.Fit.plot_shrinkage],
+    [`plot_ppc`][bayesmm.Fit.plot_ppc], [`plot_ranef`][bayesmm.Fit.plot_ranef],
+    [`plot_trace`][bayesmm.Fit.plot_trace], [`plot_priors`][bayesmm.Fit.plot_priors].
+    Printing a fit shows its summary under the diagnostics' verdict.
+
+    Parameters
+    ----------
+    model
+        The [`Model`][bayesmm.Model] that was sampled.
+    idata
+        ArviZ 1's DataTree of the draws: ``posterior`` (with lme4/brms-style names in
+        its coordinates), ``sample_stats`` and, once computed, ``log_likelihood``,
+        ``posterior_predictive`` and ``observed_data``.
+    settings
+        The sampler settings the draws came from (sampler, draws, tune, chains,
+        target_accept, random seed, seconds taken).
+
+    Examples
+    --------
+    >>> sleepstudy = bm.datasets.load("sleepstudy")
+    >>> fit = bm.Model("Reaction ~ Days + (Days | Subject)", sleepstudy).fit(random_seed=1)
+    >>> print(fit)                      # diagnostics, then the summary
+    >>> fit.idata.posterior["sd_Subject"]
     """
 
     model: Model
@@ -155,27 +193,127 @@ class Fit:
 
     @property
     def design(self):
+        """The model's design: response, fixed-effect matrix and grouping factors."""
         return self.model.design
 
     def summary(self, prob: float = 0.95) -> pd.DataFrame:
-        """Posterior summary of fixed effects, group-level SDs and correlations and
-        family parameters, indexed by lme4/brms-style names."""
+        """Posterior summary of every reported parameter, as brms's ``summary``.
+
+        Rows, indexed by lme4/brms-style names: fixed effects (``Intercept``, ``Days``),
+        group-level SDs and correlations (``sd(Days|Subject)``,
+        ``cor(Intercept,Days|Subject)``), then family parameters (``sigma``, ``shape``, ...).
+        The table prints under the diagnostics' one-line verdict.
+
+        Parameters
+        ----------
+        prob
+            Probability of the central (equal-tailed) interval, in (0, 1).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``mean``, ``sd``, the interval's ends (``q2.5``, ``q97.5`` for 0.95),
+            ``mcse_mean``, ``ess_bulk``, ``ess_tail`` and ``r_hat``.
+
+        Examples
+        --------
+        >>> fit.summary()
+        >>> fit.summary(prob=0.9).loc["Days", ["q5", "q95"]]
+        """
         return results.summary(self, prob=prob)
 
     def fixef(self, prob: float = 0.95) -> pd.DataFrame:
-        """Population-level (fixed) effects: posterior mean, SD and interval."""
+        """Population-level (fixed) effects, as lme4's and brms's ``fixef``.
+
+        Parameters
+        ----------
+        prob
+            Probability of the central interval, in (0, 1).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per coefficient (the names of the formula's columns, e.g.
+            ``period[T.2]``), with the summary's columns.
+
+        Examples
+        --------
+        >>> fit.fixef()["mean"]
+        """
         return results.fixef(self, prob=prob)
 
     def ranef(self, group: str | None = None, prob: float = 0.95):
-        """Group-level effects (deviations from the fixed effects) per grouping factor."""
+        """Group-level effects: each level's deviation from the fixed effects (lme4's ``ranef``).
+
+        These are the posterior counterparts of lme4's conditional modes: the effect of
+        level j of ``group`` on each varying term, with its posterior SD and interval.
+
+        Parameters
+        ----------
+        group
+            A grouping factor (``"Subject"``; ``"a:b"`` for the inner level of
+            ``(1 | a/b)``; ``"zi:site"`` for a part formula's). None gives every factor.
+        prob
+            Probability of the central interval, in (0, 1).
+
+        Returns
+        -------
+        pandas.DataFrame or dict of str to pandas.DataFrame
+            Levels by (stat, term) columns: ``table["mean"]`` is the levels x terms table
+            of posterior means; stats ``mean``, ``sd`` and the interval's ends. With
+            ``group=None`` a dict of such tables keyed by grouping factor.
+
+        Examples
+        --------
+        >>> fit.ranef("Subject")["mean"].head()
+        >>> fit.ranef()["Subject"]["sd"]["Days"]
+        """
         return results.ranef(self, group=group, prob=prob)
 
     def coef(self, group: str | None = None, prob: float = 0.95):
-        """Per-level coefficients: fixed effects plus that level's group effects."""
+        """Per-level coefficients: the fixed effects plus that level's group effects (lme4's ``coef``).
+
+        Coefficients that do not vary by ``group`` are the fixed effects, the same for
+        every level. These are the partial-pooling estimates of the shrinkage plot.
+
+        Parameters
+        ----------
+        group
+            A grouping factor, as for [`ranef`][bayesmm.Fit.ranef]; None gives every factor.
+        prob
+            Probability of the central interval, in (0, 1).
+
+        Returns
+        -------
+        pandas.DataFrame or dict of str to pandas.DataFrame
+            Levels by (stat, coefficient) columns, as [`ranef`][bayesmm.Fit.ranef]; a dict of them with
+            ``group=None``.
+
+        Examples
+        --------
+        >>> fit.coef("Subject")["mean"][["Intercept", "Days"]].head()
+        """
         return results.coef(self, group=group, prob=prob)
 
     def varcorr(self, prob: float = 0.95) -> pd.DataFrame:
-        """Group-level SDs and correlations and the residual SD, as lme4's VarCorr."""
+        """Group-level SDs and correlations and the residual SD, as lme4's ``VarCorr``.
+
+        Parameters
+        ----------
+        prob
+            Probability of the central interval, in (0, 1).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per SD or correlation (``sd(Days|Subject)``, ...) and ``sigma`` where
+            the family has one; columns ``group`` (``Residual`` for sigma), ``term``,
+            ``mean``, ``sd`` and the interval's ends.
+
+        Examples
+        --------
+        >>> fit.varcorr()[["group", "term", "mean"]]
+        """
         return results.varcorr(self, prob=prob)
 
     def predict(
@@ -189,94 +327,462 @@ class Fit:
         random_seed=None,
         trials=None,
     ):
-        """Posterior predictions for the fitted rows or ``newdata``.
+        """Posterior predictions for the fitted rows or new data (lme4's ``predict``, brms's
+        ``posterior_epred``, ``posterior_linpred`` and ``posterior_predict``).
 
-        ``kind``: ``"mean"`` (expected response), ``"linear"`` (linear predictor) or
-        ``"response"`` (posterior-predictive draws). ``re_form``: ``None`` keeps every
-        group effect, ``"~0"`` drops them all, ``"~ (1 | g)"`` keeps g's. ``new_levels``
-        for levels the fit has not seen: ``"error"``, ``"sample"`` (draw their effects
-        from the fitted population) or ``"population"`` (zero). ``summary=False``
-        returns the draws as an xarray DataArray (chain, draw, obs). Binomial
-        predictions on new data need ``trials=`` unless the formula's cbind() columns
-        are present.
+        Parameters
+        ----------
+        newdata
+            A DataFrame with the formula's predictor and grouping columns (the response
+            is not needed), or None for the rows the model was fitted to. Levels of a
+            factor that the fit did not see raise an error naming them.
+        kind
+            ``"mean"``: the expected response (inverse link of the linear predictor,
+            times trials for binomial data); ``"linear"``: the linear predictor;
+            ``"response"``: new observations, one per posterior draw.
+        re_form
+            Which group effects to include: None keeps all of them, ``"~0"`` (or
+            ``"NA"``) drops them all (population-level predictions), a formula of
+            random terms such as ``"~ (1 | Subject)"`` keeps those.
+        new_levels
+            What to do with grouping levels the fit has not seen: ``"error"``,
+            ``"sample"`` (draw each new level's effects from the fitted population
+            distribution, per posterior draw: brms's ``allow_new_levels=TRUE``) or
+            ``"population"`` (effects of zero).
+        summary
+            True: a table of posterior mean, SD and interval per row. False: the draws.
+        prob
+            Probability of the central interval, in (0, 1).
+        random_seed
+            Seed for ``kind="response"`` and ``new_levels="sample"``.
+        trials
+            Binomial trials of ``newdata``'s rows: a column name or an array. Not needed
+            when ``newdata`` has the formula's ``cbind()`` or ``trials()`` columns.
+
+        Returns
+        -------
+        pandas.DataFrame or xarray.DataArray
+            With ``summary=True``, columns ``mean``, ``sd`` and the interval's ends,
+            indexed like the rows predicted. With ``summary=False``, a DataArray with
+            dims (chain, draw, obs).
+
+        Examples
+        --------
+        >>> fit.predict().head()                                  # fitted rows
+        >>> new = pd.DataFrame({"Days": [0, 5], "Subject": ["new", "new"]})
+        >>> fit.predict(new, new_levels="sample", random_seed=1)  # a new subject
+        >>> fit.predict(new, re_form="~0")                        # the population line
+        >>> fit.predict(kind="response", summary=False).sizes
         """
         return predict.predict(self, newdata, kind, re_form, new_levels, summary, prob, random_seed, trials)
 
     def posterior_predictive(self, random_seed=None) -> xr.DataTree:
-        """Add a ``posterior_predictive`` group (one new data set per draw) to ``idata``; returns it."""
+        """Draw one replicate data set per posterior draw into ``idata`` (ArviZ's
+        ``posterior_predictive`` and ``observed_data`` groups), for ArviZ's own checks.
+
+        Parameters
+        ----------
+        random_seed
+            Seed for the replicates, or None.
+
+        Returns
+        -------
+        xarray.DataTree
+            ``self.idata`` with the two groups added (the same object, changed in place).
+
+        Examples
+        --------
+        >>> idata = fit.posterior_predictive(random_seed=1)
+        >>> idata.posterior_predictive["Reaction"].sizes
+        """
         draws = self.predict(kind="response", summary=False, random_seed=random_seed)
         comparison.add_observed_data(self)
         set_group(self.idata, "posterior_predictive", draws.rename(self.design.response_name).to_dataset())
         return self.idata
 
     def simulate(self, nsim: int = 1, random_seed=None) -> pd.DataFrame:
-        """``nsim`` new data sets, each from a random posterior draw (columns sim_1 ...)."""
+        """New response vectors from the fitted model, as lme4's ``simulate``: each from a
+        different posterior draw picked at random, with the fitted group levels' effects.
+
+        Parameters
+        ----------
+        nsim
+            Number of data sets, at most the number of posterior draws.
+        random_seed
+            Seed for the draws picked and the responses, or None.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``sim_1`` ... ``sim_<nsim>``, one row per fitted row.
+
+        Examples
+        --------
+        >>> fit.simulate(nsim=3, random_seed=1).head()
+        """
         draws = self.predict(kind="response", summary=False, random_seed=random_seed)
         flat = draws.values.reshape(-1, draws.sizes["obs"])
         picks = np.random.default_rng(random_seed).choice(flat.shape[0], size=nsim, replace=False)
         return pd.DataFrame({f"sim_{k + 1}": flat[i] for k, i in enumerate(picks)}, index=self.design.rows)
 
     def loo(self, **kwargs):
-        """PSIS-LOO (ArviZ); the pointwise log-likelihood is computed once and stored in ``idata``.
-        Warns, with what to do, when Pareto k values are high (see :func:`bayesmm.comparison.loo`)."""
+        """PSIS leave-one-out cross-validation (ArviZ's ``loo``).
+
+        The pointwise log-likelihood is computed once and kept in ``idata``. When Pareto
+        k values are high, a [`DiagnosticWarning`][bayesmm.DiagnosticWarning] says how many, what that
+        means for this model (an observation-level effect makes most of them high) and
+        what to do ([`kfold`][bayesmm.Fit.kfold], or leave that effect out of the comparison).
+
+        Parameters
+        ----------
+        **kwargs
+            Passed to ``arviz.loo`` (e.g. ``pointwise=True``).
+
+        Returns
+        -------
+        arviz_stats.ELPDData
+            ``elpd`` (expected log predictive density), its ``se``, ``p`` (effective
+            number of parameters) and the pointwise ``pareto_k``.
+
+        Examples
+        --------
+        >>> result = fit.loo()
+        >>> result.elpd, result.se
+        """
         return comparison.loo(self, **kwargs)
 
     def kfold(self, K: int = 10, folds=None, random_seed=None, **fit_kwargs):
-        """K-fold cross-validation by refitting (see :func:`bayesmm.kfold`); where PSIS-LOO's
-        Pareto k values are high."""
+        """K-fold cross-validation by refitting the model K times (brms's ``kfold``).
+
+        Unlike PSIS-LOO it approximates nothing, so it holds where Pareto k values are
+        high; it costs K fits.
+
+        Parameters
+        ----------
+        K
+            Number of folds.
+        folds
+            None (rows split at random into K folds of nearly equal size), a grouping
+            factor's name (whole levels held out: the score of predicting new levels), or
+            an array of fold labels, one per row.
+        random_seed
+            Seed for the fold split and the refits.
+        **fit_kwargs
+            Settings for each refit (default: this fit's draws, tune, chains and
+            target_accept).
+
+        Returns
+        -------
+        KFold
+            ``elpd`` (summed over rows), its ``se``, the ``pointwise`` values and the
+            ``folds``.
+
+        Examples
+        --------
+        >>> fit.kfold(K=2, folds="Subject", draws=200, chains=2, random_seed=1)
+        """
         return comparison.kfold(self, K=K, folds=folds, random_seed=random_seed, **fit_kwargs)
 
     def waic(self) -> pd.Series:
-        """WAIC from the pointwise log-likelihood (ArviZ 1 dropped it: prefer :meth:`loo`)."""
+        """The widely applicable information criterion (ArviZ 1 dropped it: prefer [`loo`][bayesmm.Fit.loo]).
+
+        Returns
+        -------
+        pandas.Series
+            ``elpd_waic``, its ``se``, ``p_waic``, the number of rows and how many rows
+            have a pointwise variance of the log-likelihood above 0.4 (``large_p_waic_i``),
+            where WAIC is unreliable.
+
+        Examples
+        --------
+        >>> fit.waic()["elpd_waic"]
+        """
         return comparison.waic(self)
 
     def r2(self, prob: float = 0.95) -> pd.DataFrame:
-        """Bayesian R², marginal (fixed effects) and conditional (with group effects)."""
+        """Bayesian R² (Gelman et al. 2019): the variance of the fitted means over that plus
+        the residual variance, per posterior draw.
+
+        Parameters
+        ----------
+        prob
+            Probability of the central interval, in (0, 1).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Rows ``marginal`` (fixed effects only) and ``conditional`` (with the group
+            effects); columns ``mean``, ``sd`` and the interval's ends.
+
+        Examples
+        --------
+        >>> fit.r2()
+        """
         return comparison.r2(self, prob=prob)
 
     def hypothesis(self, statements, prob: float = 0.95) -> pd.DataFrame:
-        """Posterior of statements such as ``"Days > 5"`` or ``"period[T.2] - period[T.3] = 0"``."""
+        """Posterior of linear statements about the parameters, as brms's ``hypothesis``.
+
+        Names are the summary's row names (``Days``, ``period[T.2]``,
+        ``sd(Days|Subject)``). Each statement ``left OP right`` (OP one of ``<``, ``>``,
+        ``=``, ``<=``, ``>=``) is evaluated as ``left - right`` per draw. Statements are
+        parsed as linear arithmetic of names and numbers, never run as Python.
+
+        Parameters
+        ----------
+        statements
+            One statement or a list of them.
+        prob
+            Probability of the central interval, in (0, 1).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per statement: ``estimate`` (posterior mean of left - right), ``sd``,
+            the interval's ends and ``post_prob``, the posterior probability that an
+            inequality holds (NaN for ``=``).
+
+        Examples
+        --------
+        >>> fit.hypothesis(["Days > 5", "Days - 10 = 0"])
+        """
         return comparison.hypothesis(self, statements, prob=prob)
 
     def plot_shrinkage(
         self, group: str, term: str = "Intercept", terms=None, prob: float = 0.95, levels="auto", ax=None
     ):
-        """No-pooling versus partial-pooling estimates per level (1-D, or 2-D with ``terms=(a, b)``);
-        see :func:`bayesmm.plots.plot_shrinkage`."""
+        """Shrinkage plot: each level's no-pooling estimate against its partial-pooling estimate.
+
+        One term (default): levels on the vertical axis sorted by the partial-pooling
+        estimate; open circles are no-pooling estimates (that level's data alone), filled
+        circles with lines the posterior means and intervals of the level's coefficient
+        (fixed + group effect), point area by rows per level, and the fitted population
+        distribution above the axis. A level whose no-pooling estimate is infinite (all
+        zeros under a log link, all successes under a logit link) is drawn as a triangle
+        at the edge of the axis, pointing to the infinity; the axis spans the finite
+        estimates only. With ``terms=(a, b)``: arrows from no-pooling to partial-pooling
+        estimates in the plane and the population's 50% and 95% covariance ellipses.
+
+        Parameters
+        ----------
+        group
+            The grouping factor whose levels are drawn.
+        term
+            The varying term of the one-dimensional plot.
+        terms
+            Two varying terms for the two-dimensional plot, or None.
+        prob
+            Probability of the partial-pooling intervals.
+        levels
+            ``"auto"``: every level up to 60, otherwise the 30 lowest and 30 highest
+            partial-pooling estimates and a band saying how many are left out; ``"all"``;
+            or a list of level names.
+        ax
+            Matplotlib Axes to draw on, or None for a new figure sized by the number of
+            levels (0.2 inch per row, 8-point labels).
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+            The Axes of the levels.
+
+        Examples
+        --------
+        >>> ax = fit.plot_shrinkage("Subject")
+        >>> ax = fit.plot_shrinkage("Subject", terms=("Intercept", "Days"))
+        """
         return plots.plot_shrinkage(self, group, term=term, terms=terms, prob=prob, levels=levels, ax=ax)
 
-    def plot_ppc(self, kind: str | None = None, **kwargs):
-        """Posterior predictive check: ``density``, ``hist``, ``rootogram``, ``zeros``,
-        ``dispersion``, ``stat``, ``pit`` or ``loo_pit``; by default a rootogram for counts, a
-        histogram for binary and binomial data, a density otherwise (see
-        :func:`bayesmm.plots.plot_ppc`)."""
-        return plots.plot_ppc(self, kind=kind, **kwargs)
+    def plot_ppc(
+        self, kind: str | None = None, num_pp_samples: int = 100, stat="mean", random_seed=0, ax=None
+    ):
+        """Posterior predictive check: the observed data against data sets drawn from the posterior.
+
+        By default a hanging rootogram for counts, a histogram for binary and binomial
+        data, a density otherwise.
+
+        Parameters
+        ----------
+        kind
+            * ``"density"``: observed density against replicated ones (ArviZ's
+              ``plot_ppc_dist``);
+            * ``"hist"``: observed histogram with the replicates' median count and 95% band
+              per bin (one bin per value for integer data);
+            * ``"rootogram"``: for counts, bars of sqrt(observed frequency) hang from the
+              curve of sqrt(expected frequency), with the replicates' 95% band; bars that
+              end away from zero show misfit at that count;
+            * ``"zeros"``: the number of zeros in each replicate against the observed one;
+            * ``"dispersion"``: for counts and binomial data, the Pearson dispersion
+              sum((y - mu)^2 / V(mu)) / n of the observed data against the replicates',
+              each with the same draw's means. Points above the diagonal show more
+              variation than the model produces within the levels it fits: the check that
+              tells a Poisson model of overdispersed counts from a negative binomial one
+              when the rootogram cannot;
+            * ``"stat"``: a statistic of each replicate against the observed value;
+            * ``"pit"``, ``"loo_pit"``: ECDF of the (LOO-)probability integral transform
+              with its simultaneous band (ArviZ's ``plot_ppc_pit``, ``plot_loo_pit``).
+        num_pp_samples
+            Replicate data sets drawn (density, hist, rootogram, zeros, dispersion, stat).
+        stat
+            For ``kind="stat"``: ``"mean"``, ``"sd"``, ``"max"``, ``"min"``, ``"median"``
+            or a function of one data vector.
+        random_seed
+            Seed for the replicates.
+        ax
+            Matplotlib Axes to draw on (ArviZ's kinds draw their own figure).
+
+        Returns
+        -------
+        matplotlib.axes.Axes or arviz_plots.PlotCollection
+            The Axes, or ArviZ's PlotCollection for ``density``, ``pit`` and ``loo_pit``.
+
+        Examples
+        --------
+        >>> ax = fit.plot_ppc()
+        >>> ax = fit.plot_ppc("stat", stat="sd")
+        """
+        return plots.plot_ppc(
+            self, kind=kind, num_pp_samples=num_pp_samples, stat=stat, random_seed=random_seed, ax=ax
+        )
 
     def plot_ranef(self, group: str, prob: float = 0.95, levels="auto", axes=None):
-        """Caterpillar plot of a grouping factor's effects; see :func:`bayesmm.plots.plot_ranef`."""
+        """Caterpillar plot of a grouping factor's effects (lme4's ``dotplot(ranef(...))``).
+
+        One panel per varying term; levels sorted by the first term's posterior mean, each
+        with its interval, against a dashed line at zero.
+
+        Parameters
+        ----------
+        group
+            The grouping factor.
+        prob
+            Probability of the intervals.
+        levels
+            ``"auto"``: every level up to 60, otherwise the 30 lowest and 30 highest,
+            saying how many are left out; ``"all"``; or a list of level names.
+        axes
+            A sequence of Axes, one per term, or None for a new figure sized by the
+            number of levels.
+
+        Returns
+        -------
+        numpy.ndarray of matplotlib.axes.Axes
+            One Axes per term.
+
+        Examples
+        --------
+        >>> axes = fit.plot_ranef("Subject")
+        """
         return plots.plot_ranef(self, group, prob=prob, levels=levels, axes=axes)
 
     def plot_trace(self, **kwargs):
-        """Trace plots of the summary's parameters (ArviZ 1's ``plot_trace``)."""
+        """Trace and marginal density of every parameter of the summary (ArviZ's ``plot_trace``).
+
+        The group effects (``r_<group>``, one panel per level and term) are left out unless
+        ``var_names`` asks for them.
+
+        Parameters
+        ----------
+        **kwargs
+            Passed to ``arviz.plot_trace`` (e.g. ``var_names=["sd_Subject"]``).
+
+        Returns
+        -------
+        arviz_plots.PlotCollection
+            ArviZ's collection of the figure and its panels.
+
+        Examples
+        --------
+        >>> pc = fit.plot_trace()
+        >>> pc = fit.plot_trace(var_names=["sigma"])
+        """
         return plots.plot_trace(self, **kwargs)
 
-    def plot_priors(self, **kwargs):
-        """Prior versus posterior densities for the summary's parameters."""
-        return plots.plot_priors(self, **kwargs)
+    def plot_priors(self, draws: int = 2000, random_seed=0, axes=None):
+        """Prior (grey) against posterior (blue) density for every row of the summary, to
+        see where the data, not the prior, decided an estimate.
+
+        Only the parameters' priors are drawn, quickly, for every family (not the
+        response's prior predictive).
+
+        Parameters
+        ----------
+        draws
+            Prior draws per parameter.
+        random_seed
+            Seed for the prior draws.
+        axes
+            An array of Axes with one per summary row, or None for a new figure.
+
+        Returns
+        -------
+        numpy.ndarray of matplotlib.axes.Axes
+            The grid of Axes (unused ones hidden).
+
+        Examples
+        --------
+        >>> axes = fit.plot_priors()
+        """
+        return plots.plot_priors(self, draws=draws, random_seed=random_seed, axes=axes)
 
     def save(self, path):
-        """Save posterior, design and settings to one file; read it back with ``bayesmm.load``."""
+        """Save the fit to one NetCDF file: draws, the model's description and the data's
+        columns the model uses. Written to a temporary file and moved into place, so an
+        interrupted save leaves any earlier file intact.
+
+        Parameters
+        ----------
+        path
+            File to write (``.nc`` by convention).
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+
+        Examples
+        --------
+        >>> path = fit.save("sleepstudy_fit.nc")
+        >>> bm.load(path).fixef()["mean"]
+        """
         return persist.save(self, path)
 
     def diagnose(self) -> diagnostics.Diagnosis:
-        """Sampler diagnostics (divergences, R-hat, ESS, E-BFMI, tree depth) and singular-fit
-        checks (SDs near zero, correlations near ±1), each with advice when it fails."""
+        """Sampler diagnostics and singular-fit checks, each with advice when it fails.
+
+        Divergences, R-hat, bulk and tail ESS, E-BFMI and tree depth; SDs near zero and
+        correlations near ±1 (lme4's singular fits). A failing check names the parameter
+        in trouble and what to try for that term. Computed once per fit.
+
+        Returns
+        -------
+        bayesmm.diagnostics.Diagnosis
+            ``ok``, the ``checks`` and the failed ``problems``; printing it lists every
+            check, ``headline()`` gives the one-line verdict and ``details()`` the advice.
+
+        Examples
+        --------
+        >>> diagnosis = fit.diagnose()
+        >>> diagnosis.ok
+        >>> print(diagnosis)
+        """
         if self._diagnosis is None:
             self._diagnosis = diagnostics.diagnose(self)
         return self._diagnosis
 
     def warn_if_unhealthy(self) -> None:
-        """One warning listing every failed check with its numbers and what to try."""
+        """Issue one [`DiagnosticWarning`][bayesmm.DiagnosticWarning] listing every failed check of
+        [`diagnose`][bayesmm.Fit.diagnose] with its numbers and what to try; nothing when all pass.
+        ``Model.fit`` calls it.
+
+        Returns
+        -------
+        None
+
+        Examples
+        --------
+        >>> fit.warn_if_unhealthy()
+        """
         diagnosis = self.diagnose()
         if not diagnosis.ok:
             lines = [c.line() for c in diagnosis.problems]
@@ -285,7 +791,26 @@ class Fit:
             )
 
     def re_pca(self, prob: float = 0.95) -> dict[str, pd.DataFrame]:
-        """Principal components of each grouping factor's random-effect covariance (lme4's rePCA)."""
+        """Principal components of each grouping factor's random-effect covariance
+        (lme4's ``rePCA``): components with almost no variance mean the varying-term
+        structure is richer than the data support.
+
+        Parameters
+        ----------
+        prob
+            Probability of the intervals of each component's share of variance.
+
+        Returns
+        -------
+        dict of str to pandas.DataFrame
+            Per grouping factor: rows ``PC1``, ``PC2``,
+            ...; columns ``proportion`` (posterior mean share of the variance), its
+            interval and ``cumulative``.
+
+        Examples
+        --------
+        >>> fit.re_pca()["Subject"]
+        """
         return diagnostics.re_pca(self, prob=prob)
 
     def __str__(self) -> str:

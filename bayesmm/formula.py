@@ -16,7 +16,27 @@ __all__ = ["FormulaSyntaxError", "RandomTermSpec", "ParsedFormula", "parse_formu
 
 
 class FormulaSyntaxError(ValueError):
-    """A formula that cannot be parsed; the message points at the offending part."""
+    """A formula that cannot be parsed; the message points at the offending part.
+
+    Parameters
+    ----------
+    message
+        What is wrong.
+    formula
+        The formula's text.
+    start
+        Index of the first offending character.
+    end
+        Index after the last offending character (default: ``start + 1``).
+
+    Examples
+    --------
+    >>> try:
+    ...     bm.parse_formula("y ~ x + (1 | g")
+    ... except bm.FormulaSyntaxError as err:
+    ...     print(err.start, err.end)
+    8 9
+    """
 
     def __init__(self, message: str, formula: str, start: int, end: int | None = None):
         end = start + 1 if end is None else max(end, start + 1)
@@ -233,8 +253,33 @@ def _is_bar_group(chunk: str) -> bool:
 def parse_formula(formula: str) -> ParsedFormula:
     """Parse ``"y ~ x + (1 + x | g)"`` (or a one-sided ``"~ x"``) into its pieces.
 
-    Raises :class:`FormulaSyntaxError` with a pointer into the text when the
-    formula cannot be read.
+    Nested (``a/b``) and ``||`` terms are expanded as lme4 does. The text is read as
+    data: nothing in it is run as Python.
+
+    Parameters
+    ----------
+    formula
+        The formula's text.
+
+    Returns
+    -------
+    ParsedFormula
+        ``response``, ``fixed`` (the fixed part's text), ``random`` (one
+        ``RandomTermSpec`` per term, with its varying expression, grouping factor and
+        whether it is correlated), ``offsets`` and ``trials``.
+
+    Raises
+    ------
+    FormulaSyntaxError
+        With a pointer into the text, when the formula cannot be read.
+
+    Examples
+    --------
+    >>> parsed = bm.parse_formula("y ~ x + (1 | a/b) + (x || g)")
+    >>> [(term.expr, term.group, term.correlated) for term in parsed.random]
+    [('1', 'a', True), ('1', 'a:b', True), ('x', 'g', False)]
+    >>> parsed.fixed
+    'x'
     """
     if not isinstance(formula, str):
         raise TypeError(f"formula must be a string, got {type(formula).__name__}")

@@ -220,7 +220,28 @@ def _naming(path: Path):
 
 
 def load(path: str | Path) -> Fit:
-    """A Fit saved with ``fit.save(path)``; the model is rebuilt from the saved description."""
+    """Read back a fit saved with ``fit.save(path)``.
+
+    The file holds data and a description of the model, never code: the model is
+    rebuilt from the saved formula, family and priors (checked as a new model's are),
+    so a file from someone else cannot run anything. A damaged, truncated or foreign
+    file raises an error naming it.
+
+    Parameters
+    ----------
+    path
+        The file written by [`Fit.save`][bayesmm.Fit.save].
+
+    Returns
+    -------
+    Fit
+        With the same draws, design and settings as the saved fit.
+
+    Examples
+    --------
+    >>> path = fit.save("sleepstudy_fit.nc")
+    >>> bm.load(path).summary()
+    """
     from .api import Model
     from .fit import Fit, SamplerSettings
     from .priors import Prior

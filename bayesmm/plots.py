@@ -38,16 +38,7 @@ __all__ = [
 
 
 def plot_ranef(fit: Fit, group: str, prob: float = 0.95, levels="auto", axes=None):
-    """Caterpillar plot: each level's group effect (posterior mean and interval), one panel per
-    term, levels sorted by the first term's mean.
-
-    ``levels``: ``"auto"`` draws every level up to 60 and otherwise the 30 lowest and 30
-    highest, saying how many are left out; ``"all"`` draws every level; a list of level
-    names draws those. Rows are 0.2 inch apart with 8-point labels, so the figure grows
-    with the levels drawn. Returns the array of Axes, one per term.
-
-    >>> fit.plot_ranef("Subject")  # doctest: +SKIP
-    """
+    """Caterpillar plot of ``group``'s effects; documented at :meth:`bayesmm.Fit.plot_ranef`."""
     table = results.ranef(fit, group=group, prob=prob)
     lo, hi = results.interval_names(prob)
     terms = list(table["mean"].columns)
@@ -172,25 +163,7 @@ def _at_infinity(negative_loglik, beta: np.ndarray, X: np.ndarray) -> np.ndarray
 def plot_shrinkage(
     fit: Fit, group: str, term: str = "Intercept", terms=None, prob: float = 0.95, levels="auto", ax=None
 ):
-    """Shrinkage plot: each level's no-pooling estimate against its partial-pooling estimate.
-
-    One term (default): levels on the vertical axis sorted by the partial-pooling estimate;
-    open circles are no-pooling estimates (that level alone), filled circles with lines the
-    posterior means and intervals of the level's coefficient (fixed + group effect), point
-    area by rows per level, and the fitted population distribution above the axis. A level
-    whose no-pooling estimate is infinite (all zeros under a log link, all successes under a
-    logit link) is drawn as a triangle at the edge of the axis, pointing to the infinity,
-    with its arrow from there; the axis spans the finite estimates only.
-
-    ``levels``: ``"auto"`` draws every level up to 60 and otherwise the 30 lowest and 30
-    highest partial-pooling estimates, saying how many are left out; ``"all"`` draws every
-    level; a list of level names draws those. ``terms=("Intercept", "x")``: the
-    two-dimensional version, arrows from no-pooling to partial-pooling estimates and the
-    population's 50% and 95% covariance ellipses. Returns the Axes of the levels.
-
-    >>> fit.plot_shrinkage("BROOD")                           # doctest: +SKIP
-    >>> fit.plot_shrinkage("Subject", terms=("Intercept", "Days"))  # doctest: +SKIP
-    """
+    """No-pooling against partial-pooling estimates; documented at :meth:`bayesmm.Fit.plot_shrinkage`."""
     if terms is not None:
         return _plot_shrinkage_2d(fit, group, tuple(terms), ax)
     estimates, columns, sizes = no_pooling(fit, group)
@@ -437,33 +410,7 @@ def _plot_ppc_arviz(fit: Fit, kind: str, num_pp_samples: int, random_seed):
 def plot_ppc(
     fit: Fit, kind: str | None = None, num_pp_samples: int = 100, stat="mean", random_seed=0, ax=None
 ):
-    """Posterior predictive check: observed data against data sets drawn from the posterior.
-
-    ``kind=None`` chooses by the response: a hanging rootogram for counts, a histogram for
-    binary and binomial data, a density otherwise.
-
-    * ``density``: observed density against replicated ones (ArviZ's ``plot_ppc_dist``);
-    * ``hist``: observed histogram with the replicates' median count and 95% band per bin
-      (one bin per value for integer data);
-    * ``rootogram``: hanging rootogram for counts: bars of sqrt(observed frequency) hang from
-      the curve of sqrt(expected frequency), with the replicates' 95% band; bars that end
-      away from zero show misfit at that count;
-    * ``zeros``: the number of zeros in each replicate against the observed number;
-    * ``dispersion``: for counts and binomial data, the Pearson dispersion
-      sum((y - mu)^2 / V(mu)) / n of the observed data against that of the replicates, each
-      with the same posterior draw's means mu (V the Poisson or binomial variance). Points
-      above the diagonal show more variation than the model produces, within the levels it
-      fits: the check that tells a Poisson model of overdispersed counts from a negative
-      binomial one when the rootogram of all counts cannot (the group effects absorb the
-      variation between levels, not within them);
-    * ``stat``: a statistic (``"mean"``, ``"sd"``, ``"max"``, ``"min"``, ``"median"`` or a
-      function) of each replicate against the observed value;
-    * ``pit``, ``loo_pit``: ECDF of the (LOO-)probability integral transform with its
-      simultaneous band (ArviZ's ``plot_ppc_pit`` and ``plot_loo_pit``); values outside the
-      band show a posterior predictive distribution that is too narrow, too wide or biased.
-
-    ArviZ's kinds draw their own figure (``ax`` is not used); the others draw on ``ax``.
-    """
+    """Posterior predictive check; the kinds are documented at :meth:`bayesmm.Fit.plot_ppc`."""
     kind = default_ppc_kind(fit) if kind is None else kind
     if kind not in PPC_KINDS:
         raise ValueError(f"kind must be one of {', '.join(PPC_KINDS)}, got {kind!r}")
@@ -593,7 +540,7 @@ def _require_counts(y: np.ndarray, kind: str) -> None:
 
 
 def plot_priors(fit: Fit, draws: int = 2000, random_seed=0, axes=None):
-    """Prior (grey) against posterior (blue) density for every row of ``fit.summary()``."""
+    """Prior against posterior densities; documented at :meth:`bayesmm.Fit.plot_priors`."""
     # Only the parameters' priors: the response's prior predictive is not needed (and can
     # overflow for counts under wide priors).
     prior = fit.model.prior_draws(draws=draws, random_seed=random_seed)
@@ -633,9 +580,7 @@ def _summary_prior_draws(fit: Fit, prior) -> dict[str, np.ndarray]:
 
 
 def plot_trace(fit: Fit, **kwargs):
-    """Trace and marginal density of every summary parameter (ArviZ's ``plot_trace``);
-    returns ArviZ's PlotCollection. The group effects (``r_<g>``, one panel per level and
-    term) are left out unless ``var_names`` asks for them."""
+    """ArviZ's trace plot of the summary's parameters; documented at :meth:`bayesmm.Fit.plot_trace`."""
     import arviz as az
 
     kwargs.setdefault("backend", "matplotlib")

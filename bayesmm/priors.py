@@ -46,7 +46,19 @@ POSITIVE = frozenset(
 
 
 class PriorError(ValueError):
-    """A prior that does not exist, does not fit its parameter, or names no parameter."""
+    """A prior that does not exist, does not fit its parameter, or names no parameter.
+
+    Raised when a [`Prior`][bayesmm.Prior] or a [`Model`][bayesmm.Model] is made, before anything is
+    sampled; the message names the distribution, the parameter or the prior's key.
+
+    Examples
+    --------
+    >>> try:
+    ...     bm.Prior("Normall", mu=0)
+    ... except bm.PriorError as err:
+    ...     print(err)
+    'Normall' is not a PyMC distribution (try 'Normal', 'StudentT', 'HalfNormal', 'Exponential', ...)
+    """
 
 
 def _as_float(value: Any):
@@ -73,10 +85,29 @@ def _is_positive_parameter(dist: str, name: str) -> bool:
 class Prior:
     """A prior distribution: a PyMC distribution name and its parameters.
 
-    >>> Prior("Normal", mu=0, sigma=10)
+    The name and parameters are checked when the prior is made: an unknown
+    distribution, an unknown parameter, a non-finite value or a non-positive scale
+    raises a [`PriorError`][bayesmm.PriorError] naming it. Give priors to ``Model(priors=...)`` by
+    parameter name (``"Days"``, ``"sd(Days|Subject)"``, ``"sigma"``) or by class
+    (``"b"``, ``"sd"``, ``"cor"``, ``"Intercept"``).
+
+    Parameters
+    ----------
+    dist
+        A PyMC distribution's name (``"Normal"``, ``"StudentT"``, ``"HalfNormal"``,
+        ``"Exponential"``, ``"Gamma"``, ...) or ``"LKJ"`` for correlation matrices.
+    **params
+        The distribution's parameters by PyMC's names (numbers, or arrays of them).
+
+    Examples
+    --------
+    >>> bm.Prior("Normal", mu=0, sigma=10)
     Normal(mu=0, sigma=10)
-    >>> Prior("LKJ", eta=2)   # for correlation matrices
+    >>> bm.Prior("LKJ", eta=2)   # for correlation matrices
     LKJ(eta=2)
+    >>> bm.Prior("HalfNormal", sigma=-1)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    bayesmm.priors.PriorError: Prior('HalfNormal'): parameter sigma is a scale or shape and must be ...
     """
 
     def __init__(self, dist: str, **params: Any):
@@ -131,11 +162,49 @@ class Prior:
         return self.dist in POSITIVE
 
     def create(self, name: str, **kwargs):
-        """The prior as a named PyMC random variable inside the current model."""
+        """The prior as a named PyMC random variable in the PyMC model being built.
+
+        Parameters
+        ----------
+        name
+            The variable's name in the PyMC model.
+        **kwargs
+            Further arguments for the distribution (``dims=``, ``shape=``, ...).
+
+        Returns
+        -------
+        pytensor.tensor.TensorVariable
+            The random variable.
+
+        Examples
+        --------
+        >>> import pymc as pm
+        >>> with pm.Model():
+        ...     b = bm.Prior("Normal", mu=0, sigma=10).create("b", shape=3)
+        >>> b.type.shape
+        (3,)
+        """
         return getattr(pm, self.dist)(name, **self.params, **kwargs)
 
     def as_dist(self, **kwargs):
-        """The prior as an unnamed PyMC distribution (for LKJCholeskyCov's sd_dist)."""
+        """The prior as an unnamed PyMC distribution (for ``LKJCholeskyCov``'s ``sd_dist``).
+
+        Parameters
+        ----------
+        **kwargs
+            Further arguments for the distribution (``shape=``, ...).
+
+        Returns
+        -------
+        pytensor.tensor.TensorVariable
+            The distribution's variable, outside any model.
+
+        Examples
+        --------
+        >>> import pymc as pm
+        >>> float(pm.draw(bm.Prior("HalfNormal", sigma=1).as_dist(), random_seed=1)) > 0
+        True
+        """
         return getattr(pm, self.dist).dist(**self.params, **kwargs)
 
     def __eq__(self, other: object) -> bool:

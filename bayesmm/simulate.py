@@ -70,9 +70,46 @@ def simulate(
     link: str | None = None,
     trials=None,
 ) -> pd.DataFrame:
-    """Draw ``nsim`` response vectors; returns a DataFrame with columns ``sim_1`` ... ``sim_nsim``.
+    """Simulate responses from a formula with chosen parameters (lme4's ``simulate`` with
+    ``newparams``), for power analyses, simulation-based checks and teaching.
 
-    >>> simulate("~ 1 + (1 | g)", data, params={"Intercept": 0, "sd(Intercept|g)": 1, "sigma": 0.5})
+    Group effects are drawn afresh for every data set.
+
+    Parameters
+    ----------
+    formula
+        A formula as for [`Model`][bayesmm.Model]; the response may be left out
+        (``"~ x + (1 | g)"``).
+    data
+        The predictor and grouping columns. It is never modified.
+    family
+        A family name or [`Family`][bayesmm.Family].
+    params
+        Every parameter by the summary's names: fixed effects (``Intercept``, ``x``),
+        group-level SDs (``sd(Intercept|g)``), family parameters (``sigma``, ``zi``, ...);
+        correlations (``cor(Intercept,x|g)``) are optional and default to 0. Missing or
+        unknown names raise a ValueError listing them.
+    seed
+        Seed, or None.
+    nsim
+        Number of data sets.
+    link
+        A non-default link, or None.
+    trials
+        Binomial trials: a column name or an array.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``sim_1`` ... ``sim_<nsim>``, one row per row of ``data``.
+
+    Examples
+    --------
+    >>> data = pd.DataFrame({"g": np.repeat(["a", "b", "c", "d"], 25)})
+    >>> params = {"Intercept": 0.0, "sd(Intercept|g)": 1.0, "sigma": 0.5}
+    >>> sims = bm.simulate("~ 1 + (1 | g)", data, params=params, seed=1, nsim=2)
+    >>> list(sims.columns), len(sims)
+    (['sim_1', 'sim_2'], 100)
     """
     family = get_family(family, link)
     formula, frame, _ = _with_placeholder_response(formula, data)
