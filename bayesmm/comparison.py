@@ -8,7 +8,7 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import arviz as az
+import arviz_stats as az  # not the arviz meta-package, which loads matplotlib
 import numpy as np
 import pandas as pd
 import pymc as pm

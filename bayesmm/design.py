@@ -21,6 +21,7 @@ import scipy.sparse as sp
 from formulaic import model_matrix
 from formulaic.errors import FormulaicError
 
+from .covariance import Covariance, covariance_of
 from .expressions import (
     Expression,
     Terms,
@@ -69,19 +70,30 @@ class RandomEffectTerm:
     model_spec: object = field(repr=False, default=None)  # formulaic ModelSpec for new data
     part: str = ""  # "" for the mean's linear predictor; "zi", "hu" or "dispersion" otherwise
     terms: Terms | None = field(repr=False, default=None)  # the checked varying terms, for new data
+    start: int = 0  # the term's first column among its grouping factor's (set by Design)
 
     @property
     def group(self) -> str:
         return self.spec.group
 
     @property
+    def qualified_group(self) -> str:
+        """The grouping factor as parameter names write it: ``g``, or ``zi:g`` in the zi part."""
+        return qualify(self.part, self.group)
+
+    @property
+    def covariance(self) -> Covariance:
+        """The term's covariance structure (unstructured, diagonal, cs, ar1)."""
+        return covariance_of(self, self.start)
+
+    @property
     def correlated(self) -> bool:
-        return self.spec.correlated and len(self.columns) > 1
+        return self.covariance.cor_class is not None
 
     @property
     def compound_symmetry(self) -> bool:
         """cs(): one correlation shared by every pair of the term's effects."""
-        return self.spec.compound_symmetry and len(self.columns) > 1
+        return self.covariance.name == "cs"
 
     @property
     def n_levels(self) -> int:
@@ -102,10 +114,8 @@ class RandomEffectTerm:
 
     @property
     def cor_pairs(self) -> list[tuple[int, int]]:
-        """Index pairs (i, j), i > j, of the lower triangle, row by row."""
-        if not self.correlated:
-            return []
-        return [(i, j) for i in range(self.n_terms) for j in range(i)]
+        """Index pairs (i, j), i > j, of the reported correlations, row by row."""
+        return self.covariance.cor_pairs
 
     @property
     def cor_names(self) -> list[str]:
@@ -146,6 +156,14 @@ class Design:
     fixed_terms: Terms | None = field(repr=False, default=None)  # the checked fixed part, for new data
     offset_expressions: list[Expression] = field(repr=False, default_factory=list)
     responses: list[Expression] = field(repr=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Each term's columns follow those of the earlier terms of its grouping factor.
+        for terms in self.groups.values():
+            start = 0
+            for term in terms:
+                term.start = start
+                start += term.n_terms
 
     @property
     def used_columns(self) -> list[str]:
@@ -688,6 +706,12 @@ def _random_term(spec: RandomTermSpec, terms: Terms, data: pd.DataFrame, part: s
         np.asarray(matrix, dtype=float), [f"{c} in {spec.text}" for c in matrix.columns], "predictor"
     )
     _warn_if_between_group(spec, matrix, codes)
+    if spec.structure == "ar1" and ("Intercept" in matrix.columns or matrix.shape[1] < 2):
+        raise DataError(
+            f"term {spec.text}: ar1() correlates the effects of ordered columns, such as the levels of a "
+            f"time factor without an intercept: write ar1(0 + factor(time) | {spec.group}); "
+            f"its columns here are {', '.join(map(str, matrix.columns))}"
+        )
     return RandomEffectTerm(
         spec=spec,
         levels=levels,

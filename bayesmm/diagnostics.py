@@ -16,7 +16,7 @@ import html
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import arviz as az
+import arviz_stats as az  # not the arviz meta-package, which loads matplotlib
 import numpy as np
 import pandas as pd
 

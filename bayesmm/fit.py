@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import comparison, diagnostics, persist, plots, predict, results
+from . import comparison, diagnostics, persist, predict, results
 from .idata import REPARAMETERIZATION, get_group, set_group
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -591,6 +591,8 @@ class Fit:
         >>> ax = fit.plot_shrinkage("Subject")
         >>> ax = fit.plot_shrinkage("Subject", terms=("Intercept", "Days"))
         """
+        from . import plots  # matplotlib loads on the first plot
+
         return plots.plot_shrinkage(self, group, term=term, terms=terms, prob=prob, levels=levels, ax=ax)
 
     def plot_ppc(
@@ -641,6 +643,8 @@ class Fit:
         >>> ax = fit.plot_ppc()
         >>> ax = fit.plot_ppc("stat", stat="sd")
         """
+        from . import plots  # matplotlib loads on the first plot
+
         return plots.plot_ppc(
             self, kind=kind, num_pp_samples=num_pp_samples, stat=stat, random_seed=random_seed, ax=ax
         )
@@ -673,6 +677,8 @@ class Fit:
         --------
         >>> axes = fit.plot_ranef("Subject")
         """
+        from . import plots  # matplotlib loads on the first plot
+
         return plots.plot_ranef(self, group, prob=prob, levels=levels, axes=axes)
 
     def plot_trace(self, **kwargs):
@@ -696,6 +702,8 @@ class Fit:
         >>> pc = fit.plot_trace()
         >>> pc = fit.plot_trace(var_names=["sigma"])
         """
+        from . import plots  # matplotlib loads on the first plot
+
         return plots.plot_trace(self, **kwargs)
 
     def plot_priors(self, draws: int = 2000, random_seed=0, axes=None):
@@ -723,6 +731,8 @@ class Fit:
         --------
         >>> axes = fit.plot_priors()
         """
+        from . import plots  # matplotlib loads on the first plot
+
         return plots.plot_priors(self, draws=draws, random_seed=random_seed, axes=axes)
 
     def save(self, path):

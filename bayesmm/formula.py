@@ -54,7 +54,8 @@ class RandomTermSpec:
     ``expr`` is the varying-term formula (``"1 + Days"``), ``group`` the grouping
     factor as written after expansion (``"batch:cask"`` for ``batch/cask``),
     ``group_factors`` the data columns that make up the group, and ``correlated``
-    is False for ``||`` terms.
+    is False for ``||`` and ``diag()`` terms. ``structure`` names the covariance structure
+    (``"us"``, ``"diag"``, ``"cs"``, ``"ar1"``; see :mod:`bayesmm.covariance`).
     """
 
     expr: str
@@ -62,12 +63,17 @@ class RandomTermSpec:
     group_factors: tuple[str, ...]
     correlated: bool
     text: str
-    compound_symmetry: bool = False  # cs(x | g): one correlation shared by every pair
+    structure: str = "us"
+
+    @property
+    def compound_symmetry(self) -> bool:
+        """cs(x | g): one correlation shared by every pair."""
+        return self.structure == "cs"
 
     @property
     def label(self) -> str:
-        if self.compound_symmetry:
-            return f"cs({self.expr} | {self.group})"
+        if self.structure in ("cs", "ar1"):
+            return f"{self.structure}({self.expr} | {self.group})"
         bar = "|" if self.correlated else "||"
         return f"({self.expr} {bar} {self.group})"
 
@@ -218,6 +224,7 @@ def _parse_bar_term(inner: str, inner_offset: int, formula: str, prefix: str) ->
     if double and prefix:
         raise FormulaSyntaxError(f"{prefix}() takes a single '|'", formula, inner_offset + bars[0])
     correlated = not double and prefix != "diag"
+    structure = "diag" if not correlated else (prefix or "us")
     right_offset = inner_offset + inner.index(right, bars[-1] + 1)
     text = formula[inner_offset - 1 - len(prefix) : inner_offset + len(inner) + 1]
     return [
@@ -227,13 +234,13 @@ def _parse_bar_term(inner: str, inner_offset: int, formula: str, prefix: str) ->
             group_factors=factors,
             correlated=correlated,
             text=text,
-            compound_symmetry=prefix == "cs",
+            structure=structure,
         )
         for group, factors in _expand_group(right, formula, right_offset)
     ]
 
 
-_BAR_TERM = re.compile(r"^(?P<prefix>diag|cs)?\s*\((?P<inner>.*)\)$", re.S)
+_BAR_TERM = re.compile(r"^(?P<prefix>diag|cs|ar1)?\s*\((?P<inner>.*)\)$", re.S)
 _OFFSET = re.compile(r"^offset\s*\((?P<inner>.*)\)$", re.S)
 
 

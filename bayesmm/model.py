@@ -1,4 +1,5 @@
-"""Design + family + priors -> a ``pymc.Model``. The only module that builds PyMC graphs.
+"""Design + family + priors -> a ``pymc.Model`` (with bayesmm.covariance, which builds each
+random-effect term's covariance).
 
 Parameterization (what is sampled, and how the reported quantities follow):
 
@@ -10,9 +11,9 @@ Parameterization (what is sampled, and how the reported quantities follow):
   sampler's jittered starting points keep the linear predictor within a few units
   whatever the predictor's units; ``b`` is reported on the user's scale.
 * Group effects are non-centred: ``z ~ Normal(0, 1)`` per level and term, and
-  ``r = z @ L.T`` where ``L`` is the Cholesky factor of the term's covariance
-  (LKJ-Cholesky prior on the correlations, the ``sd`` priors on the SDs), or
-  ``r = z * sd`` for one-column and ``||`` terms.
+  ``r = z @ L.T`` where ``L`` is the Cholesky factor of the term's covariance, which the
+  term's covariance structure builds (bayesmm.covariance: LKJ-Cholesky for unstructured
+  terms, ``r = z * sd`` for one-column and ``||`` terms, closed forms for cs and ar1).
 * The mean of the group effects over levels, ``m = mean(r)``, trades off against the
   fixed coefficient of the same column (the intercept, or a slope that also varies):
   when every level is pinned down by its data, only ``b + m`` is, and a sampler moving
@@ -103,15 +104,6 @@ def _coords(design: Design) -> dict[str, list]:
         if cor_names:
             coords[cor_dim(design, group)] = [n[len("cor(") : n.index("|")] for n in cor_names]
     return coords
-
-
-def _vector_rv(name: str, priors: list[PriorEntry], dims: str):
-    """One vector random variable with per-element priors (stacked when they share a family)."""
-    stacked = stack_priors([e.prior for e in priors])
-    if stacked is not None:
-        return stacked.create(name, dims=dims)
-    parts = [e.prior.create(f"{name}[{e.parameter}]") for e in priors]
-    return pm.Deterministic(name, pt.stack(parts), dims=dims)
 
 
 # The parameters that move and stretch each location-scale family: the shear needs
@@ -212,37 +204,25 @@ def _fixed_part(design: Design, priors: dict[str, PriorEntry], shifts: dict):
     return eta
 
 
+class _TermNames:
+    """PyMC names of one term's variables: ``var("sd_raw")`` is ``sd_g_raw`` (``sd_g2_raw`` for
+    the grouping factor's second term, ``zi_sd_g_raw`` in the zi part)."""
+
+    def __init__(self, design: Design, term: RandomEffectTerm, k: int):
+        self.design, self.stem = design, term.group + ("" if k == 0 else str(k + 1))
+        self.columns_dim = _term_columns_dim(design, term)
+
+    def __call__(self, kind: str) -> str:
+        head, _, tail = kind.partition("_")
+        return self.design.var(f"{head}_{self.stem}" + (f"_{tail}" if tail else ""))
+
+
 def _term_effects(design: Design, term: RandomEffectTerm, k: int, priors: dict[str, PriorEntry]):
-    """Group effects r (levels x terms) of one random-effect term, non-centred."""
-    group = term.group
-    cols_dim = _term_columns_dim(design, term)
-    suffix = "" if k == 0 else str(k + 1)
-    w = pm.Normal(design.var(f"z_{group}{suffix}"), 0.0, 1.0, dims=(level_dim(group), cols_dim))
-    z = _level_basis(w, term.n_levels)
-    sd_entries = [priors[n] for n in term.sd_names]
-    if term.compound_symmetry:
-        sds = _vector_rv(design.var(f"sd_{group}{suffix}_raw"), sd_entries, dims=cols_dim)
-        rho = priors[f"cor({design.qualified(group)})"].prior.create(design.var(f"rho_{group}{suffix}"))
-        p = term.n_terms
-        corr = (1.0 - rho) * pt.eye(p) + rho * pt.ones((p, p))
-        chol = pt.linalg.cholesky(sds[:, None] * corr * sds[None, :])
-        return pt.dot(z, chol.T), sds, pt.stack([rho] * len(term.cor_pairs))
-    if term.correlated:
-        sd_dist = stack_priors([e.prior for e in sd_entries]).as_dist()
-        eta_lkj = priors[f"cor({design.qualified(group)})"].prior.params["eta"]
-        chol, corr, sds = pm.LKJCholeskyCov(
-            design.var(f"chol_{group}{suffix}"),
-            n=term.n_terms,
-            eta=eta_lkj,
-            sd_dist=sd_dist,
-            compute_corr=True,
-            store_in_trace=False,
-        )
-        r = pt.dot(z, chol.T)
-        cor_values = pt.stack([corr[i, j] for i, j in term.cor_pairs])
-        return r, sds, cor_values
-    sds = _vector_rv(design.var(f"sd_{group}{suffix}_raw"), sd_entries, dims=cols_dim)
-    return z * sds, sds, None
+    """Group effects r (levels x terms) of one random-effect term, non-centred: standard
+    normals in the level basis, mapped to effects by the term's covariance structure."""
+    names = _TermNames(design, term, k)
+    w = pm.Normal(names("z"), 0.0, 1.0, dims=(level_dim(term.group), names.columns_dim))
+    return term.covariance.build(_level_basis(w, term.n_levels), priors, names)
 
 
 def _shear_shifts(design: Design, term: RandomEffectTerm, r, shifts: dict) -> None:

@@ -104,8 +104,7 @@ def no_pooling(fit: Fit, group: str) -> tuple[np.ndarray, list[str], np.ndarray]
         if other.group == group:
             continue
         effects = _posterior_mean(fit, f"r_{other.group}")
-        start = sum(t.n_terms for t in design.groups[other.group][: design.groups[other.group].index(other)])
-        offset += np.einsum("nj,nj->n", effects[other.codes, start : start + other.n_terms], other.matrix)
+        offset += np.einsum("nj,nj->n", effects[other.codes, other.covariance.columns], other.matrix)
     # Family parameters at their posterior means, per row where a formula gives them.
     params = {name: np.broadcast_to(v.mean(axis=0), (design.n_obs,))[None, :] for name, v in
               family_param_draws(fit).items()}  # fmt: skip

@@ -67,19 +67,10 @@ def _kept_groups(design, re_form) -> set[str]:
     return wanted
 
 
-def _term_columns(design, term) -> slice:
-    start = 0
-    for other in design.groups[term.group]:
-        if other is term:
-            return slice(start, start + term.n_terms)
-        start += other.n_terms
-    raise AssertionError("term not found in its group")
-
-
 def _new_level_effects(fit: Fit, design, term, n_new: int, rng: np.random.Generator) -> np.ndarray:
     """(draws, n_new, terms) effects for unseen levels, drawn from the fitted population."""
     cov = covariance_draws(fit, term.group, design)
-    cols = _term_columns(design, term)
+    cols = term.covariance.columns
     cov = cov[:, cols, cols]
     chol = np.linalg.cholesky(cov + 1e-12 * np.eye(cov.shape[1]))
     z = rng.standard_normal((cov.shape[0], n_new, cov.shape[1]))
@@ -121,7 +112,7 @@ def linear_predictor_draws(
     for term, term_codes, matrix, term_unseen in zip(design.random, codes, matrices, unseen, strict=True):
         if term.group not in keep:
             continue
-        effects = _flat(post[design.var(f"r_{term.group}")].values)[:, :, _term_columns(design, term)]
+        effects = _flat(post[design.var(f"r_{term.group}")].values)[:, :, term.covariance.columns]
         if term_unseen:
             if new_levels == "error":
                 raise DataError(

@@ -264,18 +264,7 @@ def _coefficient_entries(design, intercept: Prior, scale: float, sd_prior: Prior
         sigma = scale / sd_x if sd_x > 0 else scale
         entries.append(PriorEntry(q(name), q("b"), None, Prior("Normal", mu=0.0, sigma=sigma)))
     for term in design.random:
-        for name in term.sd_names:
-            entries.append(PriorEntry(name, q("sd"), q(term.group), sd_prior))
-        if term.compound_symmetry:
-            # The common correlation keeps the matrix positive definite on (-1/(p-1), 1).
-            group = q(term.group)
-            lower = -1.0 / (term.n_terms - 1)
-            entries.append(
-                PriorEntry(f"cor({group})", q("cs"), group, Prior("Uniform", lower=lower, upper=1.0))
-            )
-        elif term.correlated:
-            group = q(term.group)
-            entries.append(PriorEntry(f"cor({group})", q("cor"), group, Prior("LKJ", eta=1.0)))
+        entries += term.covariance.prior_entries(q, sd_prior)
     return entries
 
 
@@ -343,7 +332,7 @@ def resolve_priors(design, family, user: dict[str, Prior] | None = None, parts=N
             f"prior given for {', '.join(repr(k) for k in unknown)}, which is not a "
             f"parameter or class of this model; valid names: {', '.join(valid)}"
         )
-    _check_correlated_sd_families(design, entries, parts)
+    _check_covariance_priors(design, entries, parts)
     return entries
 
 
@@ -385,17 +374,10 @@ def _check_fits(entry: PriorEntry) -> None:
         )
 
 
-def _check_correlated_sd_families(design, entries: list[PriorEntry], parts=None) -> None:
+def _check_covariance_priors(design, entries: list[PriorEntry], parts=None) -> None:
     by_name = {e.parameter: e for e in entries}
     for term in [t for d in (design, *(parts or {}).values()) for t in d.random]:
-        if not term.correlated or term.compound_symmetry:
-            continue
-        dists = {by_name[n].prior.dist for n in term.sd_names}
-        if len(dists) > 1:
-            raise PriorError(
-                f"the SDs of the correlated term {term.spec.text} share one LKJ-Cholesky prior and "
-                f"must use the same distribution family; got {', '.join(sorted(dists))}"
-            )
+        term.covariance.check_priors(by_name)
 
 
 def prior_table(entries: list[PriorEntry]) -> pd.DataFrame:

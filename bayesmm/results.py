@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING
 
-import arviz as az
+import arviz_stats as az  # not the arviz meta-package, which loads matplotlib
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -207,16 +207,16 @@ def covariance_draws(fit: Fit, group: str, design=None) -> np.ndarray:
     design = fit.design if design is None else design
     post = _posterior(fit)
     sds = post[design.var(f"sd_{group}")].values.reshape(-1, len(design.group_columns(group)))
-    corr = np.tile(np.eye(sds.shape[1]), (sds.shape[0], 1, 1))
     cor_name = design.var(f"cor_{group}")
     cors = post[cor_name].values.reshape(sds.shape[0], -1) if cor_name in post else None
-    offset, k = 0, 0
+    out = np.zeros(sds.shape + (sds.shape[1],))
+    k = 0  # the group's correlations follow its terms' order
     for term in design.groups[group]:
-        for i, j in term.cor_pairs:
-            corr[:, offset + i, offset + j] = corr[:, offset + j, offset + i] = cors[:, k]
-            k += 1
-        offset += term.n_terms
-    return sds[:, :, None] * corr * sds[:, None, :]
+        structure, n_pairs = term.covariance, len(term.cor_pairs)
+        block = structure.covariance(sds[:, structure.columns], cors[:, k : k + n_pairs] if n_pairs else None)
+        out[:, structure.columns, structure.columns] = block
+        k += n_pairs
+    return out
 
 
 def coef_draws(fit: Fit, group: str) -> tuple[np.ndarray, list[str]]:

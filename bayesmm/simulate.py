@@ -30,14 +30,6 @@ def _with_placeholder_response(formula: str, data: pd.DataFrame) -> tuple[str, p
     return formula, data, name
 
 
-def _covariance(term, params: dict[str, float]) -> np.ndarray:
-    sds = np.array([params[n] for n in term.sd_names], dtype=float)
-    corr = np.eye(term.n_terms)
-    for (i, j), name in zip(term.cor_pairs, term.cor_names, strict=True):
-        corr[i, j] = corr[j, i] = params.get(name, 0.0)
-    return sds[:, None] * corr * sds[None, :]
-
-
 def _family_params(family: Family) -> list[str]:
     """Family parameters, with a zero-inflation or hurdle probability (zi, hu) as a constant."""
     return list(family.params) + [family.part_parameter(p) for p in family.required_parts]
@@ -47,7 +39,8 @@ def _check_params(design, family: Family, params: dict[str, float]) -> None:
     required = (
         list(design.fixef_names) + [n for t in design.random for n in t.sd_names] + _family_params(family)
     )
-    optional = [n for t in design.random for n in t.cor_names]
+    # Correlations default to 0; a cs() or ar1() term's may be given once, as cor(g).
+    optional = [n for t in design.random for n in t.covariance.parameter_names if n not in t.sd_names]
     missing = [n for n in required if n not in params]
     unknown = [n for n in params if n not in required + optional]
     if missing:
@@ -128,7 +121,7 @@ def simulate(
             eta = eta + design.offset
         for term in design.random:
             effects = rng.multivariate_normal(
-                np.zeros(term.n_terms), _covariance(term, params), size=term.n_levels
+                np.zeros(term.n_terms), term.covariance.from_values(params), size=term.n_levels
             )
             eta = eta + np.einsum("nj,nj->n", effects[term.codes], term.matrix)
         columns[f"sim_{k + 1}"] = family.draw(eta[None, :], family_params, design.trials, rng)[0]

@@ -10,6 +10,29 @@ import bayesmm as bm
 
 matplotlib.use("Agg")
 
+# The fast tier (-m "not slow") holds exact tests only: a test that samples with MCMC, itself
+# or through a fixture, must be marked slow. Sampling from an unmarked test fails, naming it.
+_SAMPLING = {"allowed": True}
+_real_sample = bm.api.sample
+
+
+def _sample_in_slow_tests_only(*args, **kwargs):
+    if not _SAMPLING["allowed"]:
+        raise RuntimeError(
+            "this test samples with MCMC, directly or through a fixture: mark it @pytest.mark.slow "
+            "(the fast tier, pytest -m 'not slow', has exact tests only)"
+        )
+    return _real_sample(*args, **kwargs)
+
+
+bm.api.sample = _sample_in_slow_tests_only
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    # Before the test's fixtures are set up, so session fixtures that sample are caught too.
+    _SAMPLING["allowed"] = item.get_closest_marker("slow") is not None
+
 
 def quiet_fit(model, **kwargs):
     kwargs.setdefault("progressbar", False)

@@ -4,6 +4,8 @@ ArviZ 1's checks, and a save format that runs no code and survives interruption.
 import json
 import os
 import pickle
+import subprocess
+import sys
 
 import arviz as az
 import numpy as np
@@ -172,3 +174,16 @@ def test_a_crafted_file_cannot_run_code_through_its_formula(saved, tmp_path, for
     with pytest.raises(ValueError, match=message):
         bm.load(crafted)
     assert not marker.exists()
+
+
+def test_building_a_model_loads_neither_matplotlib_nor_a_sampler():
+    # Plots and samplers load when first used: a model is formula, data and a PyMC graph.
+    code = (
+        "import sys, bayesmm as bm\n"
+        "model = bm.Model('Reaction ~ Days + (Days | Subject)', bm.datasets.load('sleepstudy'))\n"
+        "model.pymc_model\n"
+        "print(sorted(m for m in ('matplotlib', 'arviz_plots', 'nutpie') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -1,0 +1,278 @@
+"""Covariance structures of random-effect terms: one object per term.
+
+A term ``(x | g)`` has group effects r_j ~ Normal(0, Sigma) for each level j of g. What
+Sigma looks like is the term's covariance structure, written as a prefix in the formula:
+
+=================  =========================================  =====================
+formula            Sigma                                      parameters
+=================  =========================================  =====================
+``(1 + x | g)``    unstructured: any SDs and correlations     p SDs, LKJ on the
+                                                              correlation matrix
+``(1 + x || g)``,  diagonal: independent effects              p SDs
+``diag(1 + x|g)``
+``cs(1 + x | g)``  compound symmetry: one correlation rho     p SDs, rho
+                   shared by every pair
+``ar1(0 + t | g)`` first-order autoregressive over the        p SDs, rho
+                   columns in order: cor(i, j) = rho^|i-j|
+=================  =========================================  =====================
+
+Each structure is one small class. It owns:
+
+* the names of its parameters and their default prior entries;
+* the PyMC construction: standard normals in, group effects, SDs and reported correlations out;
+* the numpy covariance matrix from draws (for new levels) or from given values (for simulation);
+* its columns' slice within its grouping factor, which may have several terms.
+
+A new structure is a subclass registered in ``STRUCTURES`` and a prefix in the formula parser.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from .priors import Prior, PriorEntry, PriorError, stack_priors
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .design import RandomEffectTerm
+
+__all__ = ["Covariance", "Unstructured", "Diagonal", "CompoundSymmetry", "AR1", "STRUCTURES", "covariance_of"]
+
+
+class Covariance:
+    """The covariance structure of one random-effect term; see the module docstring."""
+
+    name: ClassVar[str]
+    # The prior class of the correlation parameter (None: the structure has none).
+    cor_class: ClassVar[str | None] = None
+
+    def __init__(self, term: RandomEffectTerm, start: int = 0):
+        self.term = term
+        self.start = start  # the term's first column among its grouping factor's columns
+
+    # -- names -----------------------------------------------------------
+    @property
+    def p(self) -> int:
+        return self.term.n_terms
+
+    @property
+    def columns(self) -> slice:
+        """The term's columns within its grouping factor's effects (``r_<g>``, ``sd_<g>``)."""
+        return slice(self.start, self.start + self.p)
+
+    @property
+    def cor_pairs(self) -> list[tuple[int, int]]:
+        """Index pairs (i, j), i > j, of the reported correlations, row by row."""
+        if self.cor_class is None:
+            return []
+        return [(i, j) for i in range(self.p) for j in range(i)]
+
+    @property
+    def cor_parameter(self) -> str:
+        """The name of the correlation parameter's prior: ``cor(g)``, ``cor(zi:g)``."""
+        return f"cor({self.term.qualified_group})"
+
+    # -- priors ----------------------------------------------------------
+    def cor_prior(self) -> Prior | None:
+        return None
+
+    def prior_entries(self, qualify, sd_prior: Prior) -> list[PriorEntry]:
+        """Default prior entries: the SDs, then the correlation parameter if any."""
+        group = qualify(self.term.group)
+        entries = [PriorEntry(name, qualify("sd"), group, sd_prior) for name in self.term.sd_names]
+        prior = self.cor_prior()
+        if prior is not None:
+            entries.append(PriorEntry(self.cor_parameter, qualify(self.cor_class), group, prior))
+        return entries
+
+    def check_priors(self, by_name: dict[str, PriorEntry]) -> None:
+        """Raise a PriorError when the resolved priors do not fit the structure."""
+
+    # -- PyMC ------------------------------------------------------------
+    def build(self, z, priors: dict[str, PriorEntry], var):
+        """Group effects (levels x p) from standard normals ``z``, the SDs (p,) and the reported
+        correlations (one per pair of ``cor_pairs``, or None); ``var`` names PyMC variables."""
+        raise NotImplementedError
+
+    def _sds(self, priors: dict[str, PriorEntry], var):
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        entries = [priors[n] for n in self.term.sd_names]
+        name = var("sd_raw")
+        stacked = stack_priors([e.prior for e in entries])
+        if stacked is not None:
+            return stacked.create(name, dims=var.columns_dim)
+        parts = [e.prior.create(f"{name}[{e.parameter}]") for e in entries]
+        return pm.Deterministic(name, pt.stack(parts), dims=var.columns_dim)
+
+    # -- numpy -----------------------------------------------------------
+    def correlation(self, cors: np.ndarray) -> np.ndarray:
+        """(draws, p, p) correlation matrices from the reported correlations, (draws, pairs)."""
+        cors = np.asarray(cors, dtype=float).reshape(-1, len(self.cor_pairs))
+        corr = np.tile(np.eye(self.p), (cors.shape[0], 1, 1))
+        for k, (i, j) in enumerate(self.cor_pairs):
+            corr[:, i, j] = corr[:, j, i] = cors[:, k]
+        return corr
+
+    def covariance(self, sds: np.ndarray, cors: np.ndarray | None) -> np.ndarray:
+        """(draws, p, p) covariance matrices from SD draws (draws, p) and correlations."""
+        sds = np.asarray(sds, dtype=float).reshape(-1, self.p)
+        corr = self.correlation(cors) if self.cor_pairs else np.tile(np.eye(self.p), (sds.shape[0], 1, 1))
+        return sds[:, :, None] * corr * sds[:, None, :]
+
+    def from_values(self, values: dict[str, float]) -> np.ndarray:
+        """The (p, p) covariance from parameter values by the summary's names (for simulation).
+
+        SDs are required. Correlations are optional and default to 0. For a structure with one correlation
+        parameter, ``cor(g)`` gives it."""
+        sds = np.array([values[n] for n in self.term.sd_names], dtype=float)
+        return self.covariance(sds[None, :], self._pair_values(values)[None, :] if self.cor_pairs else None)[
+            0
+        ]
+
+    def _pair_values(self, values: dict[str, float]) -> np.ndarray:
+        return np.array([values.get(n, 0.0) for n in self.term.cor_names], dtype=float)
+
+    @property
+    def parameter_names(self) -> list[str]:
+        """The names simulate() accepts for this term: SDs, correlations, the structure's own."""
+        return list(self.term.sd_names) + list(self.term.cor_names)
+
+
+class Diagonal(Covariance):
+    """Independent effects: ``(x || g)``, ``diag(x | g)`` and every one-column term."""
+
+    name = "diag"
+
+    def build(self, z, priors, var):
+        sds = self._sds(priors, var)
+        return z * sds, sds, None
+
+
+class Unstructured(Covariance):
+    """Any SDs and correlations: LKJ prior on the correlation matrix, sampled through its
+    Cholesky factor (PyMC's ``LKJCholeskyCov``)."""
+
+    name = "us"
+    cor_class = "cor"
+
+    def cor_prior(self) -> Prior:
+        return Prior("LKJ", eta=1.0)
+
+    def check_priors(self, by_name):
+        dists = {by_name[n].prior.dist for n in self.term.sd_names}
+        if len(dists) > 1:
+            raise PriorError(
+                f"the SDs of the correlated term {self.term.spec.text} share one LKJ-Cholesky prior and "
+                f"must use the same distribution family; got {', '.join(sorted(dists))}"
+            )
+
+    def build(self, z, priors, var):
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        sd_dist = stack_priors([priors[n].prior for n in self.term.sd_names]).as_dist()
+        chol, corr, sds = pm.LKJCholeskyCov(
+            var("chol"),
+            n=self.p,
+            eta=priors[self.cor_parameter].prior.params["eta"],
+            sd_dist=sd_dist,
+            compute_corr=True,
+            store_in_trace=False,
+        )
+        cors = pt.stack([corr[i, j] for i, j in self.cor_pairs])
+        return pt.dot(z, chol.T), sds, cors
+
+
+class _OneCorrelation(Covariance):
+    """A structure with p SDs and one correlation parameter rho, whose Cholesky factor of the
+    correlation matrix is known in closed form or cheap."""
+
+    def pair_correlation(self, rho, i: int, j: int):
+        raise NotImplementedError
+
+    def cholesky_of_correlation(self, rho):
+        raise NotImplementedError
+
+    def build(self, z, priors, var):
+        import pytensor.tensor as pt
+
+        sds = self._sds(priors, var)
+        rho = priors[self.cor_parameter].prior.create(var("rho"))
+        chol = sds[:, None] * self.cholesky_of_correlation(rho)
+        cors = pt.stack([self.pair_correlation(rho, i, j) for i, j in self.cor_pairs])
+        return pt.dot(z, chol.T), sds, cors
+
+    def _pair_values(self, values):
+        if self.cor_parameter in values:
+            rho = float(values[self.cor_parameter])
+            return np.array([self.pair_correlation(rho, i, j) for i, j in self.cor_pairs], dtype=float)
+        return super()._pair_values(values)
+
+    @property
+    def parameter_names(self):
+        return super().parameter_names + [self.cor_parameter]
+
+
+class CompoundSymmetry(_OneCorrelation):
+    """``cs(x | g)``: one correlation shared by every pair; positive definite for rho in
+    (-1/(p-1), 1), the support of its default uniform prior."""
+
+    name = "cs"
+    cor_class = "cs"
+
+    def cor_prior(self) -> Prior:
+        return Prior("Uniform", lower=-1.0 / (self.p - 1), upper=1.0)
+
+    def pair_correlation(self, rho, i, j):
+        return rho
+
+    def cholesky_of_correlation(self, rho):
+        import pytensor.tensor as pt
+
+        p = self.p
+        return pt.linalg.cholesky((1.0 - rho) * pt.eye(p) + rho * pt.ones((p, p)))
+
+
+class AR1(_OneCorrelation):
+    """``ar1(0 + t | g)``: first-order autoregressive correlation over the term's columns in
+    their order (the levels of an ordered factor ``t``), cor(i, j) = rho^|i - j|, with one SD
+    per column. The Cholesky factor is closed-form: L[i, 0] = rho^i and
+    L[i, j] = rho^(i-j) sqrt(1 - rho^2) for 1 <= j <= i."""
+
+    name = "ar1"
+    cor_class = "ar1"
+
+    def cor_prior(self) -> Prior:
+        return Prior("Uniform", lower=-1.0, upper=1.0)
+
+    def pair_correlation(self, rho, i, j):
+        return rho ** abs(i - j)
+
+    def cholesky_of_correlation(self, rho):
+        import pytensor.tensor as pt
+
+        p = self.p
+        lag = np.subtract.outer(np.arange(p), np.arange(p))
+        powers = rho ** pt.as_tensor(np.maximum(lag, 0).astype(float))
+        scale = np.where(np.arange(p) == 0, 1.0, 0.0)[None, :]
+        factor = scale + (1.0 - scale) * pt.sqrt(1.0 - rho**2)
+        return pt.where(pt.as_tensor(lag >= 0), powers * factor, 0.0)
+
+    def check_priors(self, by_name):
+        prior = by_name[self.cor_parameter].prior
+        if prior.dist == "Uniform" and not (-1.0 <= prior.params["lower"] < prior.params["upper"] <= 1.0):
+            raise PriorError(f"the AR(1) correlation {self.cor_parameter} lives in (-1, 1); got {prior}")
+
+
+STRUCTURES: dict[str, type[Covariance]] = {
+    cls.name: cls for cls in (Unstructured, Diagonal, CompoundSymmetry, AR1)
+}
+
+
+def covariance_of(term: RandomEffectTerm, start: int = 0) -> Covariance:
+    """The structure a term's formula asks for; one-column terms are diagonal whatever the prefix."""
+    structure = term.spec.structure if term.n_terms > 1 else "diag"
+    return STRUCTURES[structure](term, start)
