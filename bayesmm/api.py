@@ -109,6 +109,12 @@ class Model:
     dispersion
         One-sided formula for the family's scale or shape parameter (log scale): sigma,
         the negative binomial shape, the beta precision, ...
+    dpars
+        Formulas for distributional parameters by name, as brms's ``bf(y ~ ..., nu ~ ...)``:
+        ``{"nu": "~ x"}`` (Student-t degrees of freedom, log link), ``{"sigma": "~ x"}``,
+        ``{"phi": ...}``, ``{"alpha": ...}`` (the same as ``dispersion=``), ``{"zi": ...}``,
+        ``{"hu": ...}``. Each may have fixed and group effects; its parameters are named
+        ``nu:x``, ``sd(nu:Intercept|g)`` and so on.
 
     Examples
     --------
@@ -139,6 +145,7 @@ class Model:
         zi: str | None = None,
         hu: str | None = None,
         dispersion: str | None = None,
+        dpars: dict[str, str] | None = None,
     ):
         self.formula = parse_formula(formula)
         self.family = get_family(family, link)
@@ -156,10 +163,11 @@ class Model:
         if isinstance(data, pd.DataFrame) and not data.index.is_unique:
             # Rows are matched by index label between the formula and its parts: number them.
             data = data.reset_index(drop=True)
-        part_formulas = self._part_formulas({"zi": zi, "hu": hu, "dispersion": dispersion})
+        given = self._given_parts({"zi": zi, "hu": hu, "dispersion": dispersion}, dpars)
+        part_formulas = self._part_formulas(given)
         # What fit.save stores to rebuild this model: the user's own settings and the
         # model frame (the data columns the formulas use).
-        self.part_texts = {p: t for p, t in {"zi": zi, "hu": hu, "dispersion": dispersion}.items() if t}
+        self.part_texts = {p: t for p, t in given.items() if t}
         self.na_action = na_action
         self.design, self.parts = self._build_designs(data, part_formulas, trials, na_action)
         self.model_frame, self.trials_column = _model_frame(data, [self.design, *self.parts.values()], trials)
@@ -170,8 +178,25 @@ class Model:
         self.user_priors = dict(priors or {})  # a dict: resolve_priors refuses anything else
         self._pymc_model: pm.Model | None = None
 
+    def _given_parts(self, spelled: dict[str, str | None], dpars) -> dict[str, str | None]:
+        """zi=, hu=, dispersion= and dpars= as one dict by part name; ``dpars`` may name the
+        dispersion by its parameter (``sigma``, ``phi``, ``alpha``, ``shape``)."""
+        if dpars is None:
+            return spelled
+        if not isinstance(dpars, dict) or not all(isinstance(k, str) for k in dpars):
+            raise ValueError(
+                f"dpars takes a dict from parameter names to formulas, e.g. {{'nu': '~ x'}}; got {dpars!r}"
+            )
+        given = dict(spelled)
+        for name, text in dpars.items():
+            part = "dispersion" if name == self.family.dispersion_param else name
+            if given.get(part) is not None:
+                raise ValueError(f"the formula for {name} is given twice (as {part}= and in dpars)")
+            given[part] = text
+        return given
+
     def _part_formulas(self, given: dict[str, str | None]) -> dict[str, str]:
-        """The one-sided formula of each distributional part (zi=, hu=, dispersion=)."""
+        """The one-sided formula of each distributional part (zi=, hu=, dispersion=, dpars=)."""
         allowed = self.family.allowed_parts()
         formulas = dict(self.family.required_parts)
         for part, text in given.items():
@@ -179,11 +204,16 @@ class Model:
                 continue
             if part not in allowed:
                 hint = {
-                    "zi": "a zero-inflated family such as 'zero_inflated_poisson'",
-                    "hu": "a hurdle family such as 'hurdle_poisson'",
-                    "dispersion": "a family with a scale or dispersion parameter",
-                }[part]
-                raise ValueError(f"family '{self.family.name}' takes no {part}= formula; use {hint}")
+                    "zi": "use a zero-inflated family such as 'zero_inflated_poisson'",
+                    "hu": "use a hurdle family such as 'hurdle_poisson'",
+                    "dispersion": "use a family with a scale or dispersion parameter",
+                }.get(part)
+                if hint is None:
+                    names = [self.family.part_parameter(p) for p in allowed]
+                    hint = f"its formulas are for {', '.join(names) or 'no parameter'}"
+                raise ValueError(f"family '{self.family.name}' takes no {part}= formula; {hint}")
+            if not isinstance(text, str):
+                raise ValueError(f"the formula for {part} must be a string such as '~ x', got {text!r}")
             parsed = parse_formula(text)
             if parsed.response is not None:
                 raise ValueError(f"{part}= takes a one-sided formula such as '~ x + (1 | g)', got {text!r}")

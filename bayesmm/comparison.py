@@ -170,7 +170,7 @@ def kfold(fit: Fit, K: int = 10, folds=None, random_seed=None, **fit_kwargs) -> 
             warnings.simplefilter("ignore")  # each refit's own diagnostics are not the point here
             refit = Model(
                 design.formula.text, frame[~held], family=model.family, priors=model.user_priors or None,
-                trials=model.trials_column, na_action=model.na_action, **model.part_texts,
+                trials=model.trials_column, na_action=model.na_action, dpars=model.part_texts,
             ).fit(**settings)  # fmt: skip
         new = frame[held]
         eta, trials, _ = linear_predictor_draws(refit, new, None, "sample", random_seed)

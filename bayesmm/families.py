@@ -24,6 +24,7 @@ from .priors import Prior
 __all__ = [
     "Link",
     "Family",
+    "FormulaParameter",
     "Gaussian",
     "Bernoulli",
     "Binomial",
@@ -73,6 +74,32 @@ LINKS: dict[str, Link] = {
 }
 
 
+@dataclass(frozen=True)
+class FormulaParameter:
+    """A family parameter that can take its own formula (brms's distributional parameters):
+    the link from that formula's linear predictor to the parameter, and the default prior of
+    the formula's intercept, on the link scale."""
+
+    link: str
+    intercept_prior: Prior
+
+    @property
+    def inverse(self) -> Callable:
+        """Linear predictor -> parameter, for numpy arrays."""
+        return LINKS[self.link].inverse
+
+    @property
+    def inverse_graph(self) -> Callable:
+        """Linear predictor -> parameter, for PyTensor graphs."""
+        return LINKS[self.link].inverse_graph
+
+
+# zi and hu are probabilities (logit link; brms's logistic(0, 1) on the intercept: uniform
+# on the probability scale); a scale or shape parameter is positive (log link).
+PROBABILITY = FormulaParameter("logit", Prior("Logistic", mu=0.0, s=1.0))
+POSITIVE_SCALE = FormulaParameter("log", Prior("StudentT", nu=3.0, mu=0.0, sigma=2.5))
+
+
 def mad(values: np.ndarray) -> float:
     """Median absolute deviation scaled to the normal SD (R's ``mad``)."""
     values = np.asarray(values, dtype=float)
@@ -108,6 +135,9 @@ class Family:
     parts, required_parts, dispersion_param
         Which one-sided part formulas it takes (``zi``, ``hu``; ``dispersion`` models
         ``dispersion_param``), and which it always has, with their default formula.
+    formula_params
+        Further parameters that take a formula (``nu`` of the Student-t), each a
+        ``FormulaParameter`` (link and default intercept prior).
 
     Examples
     --------
@@ -129,6 +159,30 @@ class Family:
     parts: ClassVar[tuple[str, ...]] = ()
     required_parts: ClassVar[dict[str, str]] = {}
     dispersion_param: ClassVar[str | None] = None
+    formula_params: ClassVar[dict[str, FormulaParameter]] = {}
+
+    def part(self, part: str) -> FormulaParameter:
+        """Link and default intercept prior of a part formula (``"zi"``, ``"dispersion"``, ``"nu"``).
+
+        Parameters
+        ----------
+        part
+            One of [`allowed_parts`][bayesmm.Family.allowed_parts].
+
+        Returns
+        -------
+        FormulaParameter
+
+        Examples
+        --------
+        >>> bm.get_family("student").part("nu").link
+        'log'
+        """
+        if part in ("zi", "hu"):
+            return PROBABILITY
+        if part == "dispersion":
+            return POSITIVE_SCALE
+        return self.formula_params[part]
 
     def allowed_parts(self) -> tuple[str, ...]:
         """The part formulas ``Model`` accepts for this family.
@@ -136,14 +190,14 @@ class Family:
         Returns
         -------
         tuple of str
-            Among ``"zi"``, ``"hu"`` and ``"dispersion"``.
+            Among ``"zi"``, ``"hu"``, ``"dispersion"`` and the family's ``formula_params``.
 
         Examples
         --------
         >>> bm.get_family("zero_inflated_negbinomial").allowed_parts()
         ('zi', 'dispersion')
         """
-        return self.parts + (("dispersion",) if self.dispersion_param else ())
+        return self.parts + (("dispersion",) if self.dispersion_param else ()) + tuple(self.formula_params)
 
     def part_parameter(self, part: str) -> str:
         """The family parameter a part's linear predictor gives, per row.
@@ -697,6 +751,9 @@ class StudentT(Gaussian):
     name = "student"
     links = ("identity", "log")
     params = ("sigma", "nu")
+    # nu by a formula: log link; the intercept's prior is about what Gamma(2, 0.1) on nu
+    # says on the log scale (median near 17, 95% within 3 to 60).
+    formula_params = {"nu": FormulaParameter("log", Prior("StudentT", nu=3.0, mu=2.8, sigma=0.7))}
 
     def param_priors(self, design: Design) -> dict[str, Prior]:
         return {**super().param_priors(design), "nu": Prior("Gamma", alpha=2.0, beta=0.1)}  # brms's nu prior

@@ -44,14 +44,9 @@ __all__ = [
     "term_dim",
     "cor_dim",
     "OBS_DIM",
-    "PART_LINKS",
 ]
 
 OBS_DIM = "obs"
-
-# Inverse links of the distributional parts: probabilities for zi and hu, a positive
-# family parameter for dispersion.
-PART_LINKS = {"zi": pt.sigmoid, "hu": pt.sigmoid, "dispersion": pt.exp}
 
 
 def fixed_center(design: Design) -> np.ndarray:
@@ -300,7 +295,8 @@ def build_pymc_model(
         eta = _linear_predictor(design, by_name)
         params = {name: by_name[name].prior.create(name) for name in family.constant_params(parts)}
         for name, part in parts.items():
-            params[family.part_parameter(name)] = PART_LINKS[name](_linear_predictor(part, by_name))
+            inverse = family.part(name).inverse_graph
+            params[family.part_parameter(name)] = inverse(_linear_predictor(part, by_name))
         family.likelihood(design.response_name, eta, params, design, dims=OBS_DIM)
     return model
 

@@ -189,7 +189,12 @@ def _read(path: Path) -> tuple[xr.DataTree, dict]:
     return tree, description
 
 
-PARTS = ("zi", "hu", "dispersion")
+def _part_names() -> list[str]:
+    """Every part formula some family takes: zi, hu, dispersion, nu, ..."""
+    from .families import FAMILIES
+
+    found = [p for cls in FAMILIES.values() for p in cls().allowed_parts()]
+    return list(dict.fromkeys(["zi", "hu", "dispersion", *found]))
 
 
 def _check_saved_formula(text: object, path: Path) -> str:
@@ -253,8 +258,9 @@ def load(path: str | Path) -> Fit:
     tree.attrs = {k: v for k, v in tree.attrs.items() if k != "bayesmm"}
     formula = _check_saved_formula(description["formula"], path)
     parts = description["parts"]
-    if not isinstance(parts, dict) or set(parts) - set(PARTS):
-        raise ValueError(f"{path}: saved part formulas must be among {', '.join(PARTS)}, got {parts!r}")
+    names = _part_names()
+    if not isinstance(parts, dict) or set(parts) - set(names):
+        raise ValueError(f"{path}: saved part formulas must be among {', '.join(names)}, got {parts!r}")
     parts = {part: _check_saved_formula(text, path) for part, text in parts.items()}
     priors = {name: Prior(p["dist"], **p["params"]) for name, p in description["priors"].items()}
     with warnings.catch_warnings(), _naming(path):
@@ -267,7 +273,7 @@ def load(path: str | Path) -> Fit:
             link=description["link"],
             trials=description["trials"],
             na_action=description["na_action"],
-            **parts,
+            dpars=parts,
         )
     for node in tree.subtree:  # level labels and coordinates read back as strings
         for name, coordinate in node.coords.items():

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import special
 
 from .design import DataError, encode_new_data
 from .formula import parse_formula
@@ -32,10 +31,6 @@ def _flat(values: np.ndarray) -> np.ndarray:
     return values.reshape((-1,) + values.shape[2:])
 
 
-# numpy counterparts of model.PART_LINKS
-PART_INVERSE_LINKS = {"zi": special.expit, "hu": special.expit, "dispersion": np.exp}
-
-
 def family_param_draws(
     fit: Fit, newdata: pd.DataFrame | None = None, re_form=None, new_levels: str = "error", random_seed=None
 ) -> dict[str, np.ndarray]:
@@ -45,7 +40,8 @@ def family_param_draws(
     params = {name: _flat(post[name].values)[:, None] for name in constant_params(fit)}
     for part, design in getattr(fit.model, "parts", {}).items():
         eta, _, _ = linear_predictor_draws(fit, newdata, re_form, new_levels, random_seed, design=design)
-        params[fit.model.family.part_parameter(part)] = PART_INVERSE_LINKS[part](eta)
+        family = fit.model.family
+        params[family.part_parameter(part)] = family.part(part).inverse(eta)
     return params
 
 

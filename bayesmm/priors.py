@@ -268,15 +268,6 @@ def _coefficient_entries(design, intercept: Prior, scale: float, sd_prior: Prior
     return entries
 
 
-# Distributional parts are on the logit (zi, hu) or log (dispersion) scale. The zi and
-# hu intercepts get brms's logistic(0, 1): uniform on the probability scale.
-PART_INTERCEPTS = {
-    "zi": Prior("Logistic", mu=0.0, s=1.0),
-    "hu": Prior("Logistic", mu=0.0, s=1.0),
-    "dispersion": Prior("StudentT", nu=3.0, mu=0.0, sigma=2.5),
-}
-
-
 def _default_entries(design, family, parts=None) -> list[PriorEntry]:
     entries = _coefficient_entries(
         design, family.intercept_prior(design), family.coefficient_scale(design), family.sd_prior(design)
@@ -286,7 +277,7 @@ def _default_entries(design, family, parts=None) -> list[PriorEntry]:
             entries.append(PriorEntry(name, name, None, prior))
     for part, part_design in (parts or {}).items():
         sd_prior = Prior("HalfStudentT", nu=3.0, sigma=2.5)
-        entries += _coefficient_entries(part_design, PART_INTERCEPTS[part], 2.5, sd_prior)
+        entries += _coefficient_entries(part_design, family.part(part).intercept_prior, 2.5, sd_prior)
     return entries
 
 

@@ -4,6 +4,7 @@ import warnings
 
 import matplotlib
 import numpy as np
+import pymc as pm
 import pytest
 
 import bayesmm as bm
@@ -13,7 +14,7 @@ matplotlib.use("Agg")
 # The fast tier (-m "not slow") holds exact tests only: a test that samples with MCMC, itself
 # or through a fixture, must be marked slow. Sampling from an unmarked test fails, naming it.
 _SAMPLING = {"allowed": True}
-_real_sample = bm.api.sample
+_real_sample = pm.sample
 
 
 def _sample_in_slow_tests_only(*args, **kwargs):
@@ -25,7 +26,7 @@ def _sample_in_slow_tests_only(*args, **kwargs):
     return _real_sample(*args, **kwargs)
 
 
-bm.api.sample = _sample_in_slow_tests_only
+pm.sample = _sample_in_slow_tests_only
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -30,6 +30,7 @@ def demo(tmp_path_factory):
     return result, out
 
 
+@pytest.mark.slow  # runs a sampling process
 def test_demo_prints_the_summary(demo):
     result, _ = demo
     assert result.returncode == 0, result.stderr
@@ -42,6 +43,7 @@ def test_demo_prints_the_summary(demo):
         assert text in result.stdout
 
 
+@pytest.mark.slow  # runs a sampling process
 def test_demo_writes_plots(demo):
     _, out = demo
     for name in ("ranef_Subject.png", "trace.png", "shrinkage_Subject.png", "ppc.png"):
@@ -71,6 +73,7 @@ def fit_run(tmp_path_factory):
     return subprocess.run(command, capture_output=True, text=True, timeout=600), folder / "out"
 
 
+@pytest.mark.slow  # runs a sampling process
 def test_fit_command_prints_summary_and_diagnostics(fit_run):
     result, _ = fit_run
     assert result.returncode == 0, result.stderr[-3000:]
@@ -83,6 +86,7 @@ def test_fit_command_prints_summary_and_diagnostics(fit_run):
         assert text in result.stdout
 
 
+@pytest.mark.slow  # runs a sampling process
 def test_fit_command_writes_the_posterior_and_plots(fit_run):
     import arviz as az
 
@@ -113,6 +117,7 @@ def test_fit_command_writes_the_posterior_and_plots(fit_run):
         ),
     ],
 )
+@pytest.mark.slow  # runs a sampling process
 def test_fit_command_errors_are_one_line(fit_run, arguments, message):
     _, out = fit_run
     arguments = [str(out.parent / "cbpp.csv") if a == "DATA" else a for a in arguments]
@@ -124,6 +129,7 @@ def test_fit_command_errors_are_one_line(fit_run, arguments, message):
     assert result.stderr.startswith(f"bayesmm: error: {message}")
 
 
+@pytest.mark.slow  # runs a sampling process
 def test_fit_command_says_each_problem_once(tmp_path):
     import bayesmm as bm
 

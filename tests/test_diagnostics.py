@@ -17,6 +17,8 @@ import bayesmm as bm
 
 from .conftest import quiet_fit
 
+pytestmark = pytest.mark.slow  # every test here samples, or uses a fit that does
+
 
 @pytest.fixture(scope="module")
 def noise_slope_fit(sleepstudy):

@@ -44,11 +44,13 @@ def site(tmp_path_factory):
     return out, result.stderr
 
 
+@pytest.mark.slow  # runs a sampling process
 def test_build_has_no_warnings(site):
     _, log = site
     assert not re.findall(r"^WARNING\b.*", log, flags=re.MULTILINE)
 
 
+@pytest.mark.slow  # runs a sampling process
 def test_gallery_lists_every_example(site):
     assert sorted(p.stem for p in (ROOT / "examples").glob("*.py")) == sorted(FIGURES)
     nav = (ROOT / "mkdocs.yml").read_text()
@@ -56,6 +58,7 @@ def test_gallery_lists_every_example(site):
         assert f"gallery/{name}.py" in nav
 
 
+@pytest.mark.slow  # runs a sampling process
 @pytest.mark.parametrize("name", sorted(FIGURES))
 def test_notebook_executed_and_shows_its_figures(site, name):
     out, _ = site
@@ -68,6 +71,7 @@ def test_notebook_executed_and_shows_its_figures(site, name):
     assert "In [ ]" not in page
 
 
+@pytest.mark.slow  # runs a sampling process
 def test_reference_pages_document_the_api(site):
     out, _ = site
     api = (out / "api" / "index.html").read_text()

@@ -29,6 +29,7 @@ def conjugate():
     return model, mean, precision**-0.5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sampler", bm.available_samplers())
 def test_conjugate_normal_posterior(conjugate, sampler):
     model, mean, sd = conjugate
@@ -56,6 +57,7 @@ def test_bad_sampler_arguments(conjugate):
         model.fit(chains=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sampler", bm.available_samplers())
 def test_same_seed_gives_identical_draws(conjugate, sampler):
     model, _, _ = conjugate

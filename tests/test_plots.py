@@ -10,6 +10,8 @@ from bayesmm.plots import default_ppc_kind, no_pooling
 
 from .conftest import quiet_fit
 
+pytestmark = pytest.mark.slow  # every test here samples, or uses a fit that does
+
 
 @pytest.fixture(autouse=True)
 def close_figures():

@@ -10,6 +10,8 @@ from bayesmm.design import DataError
 
 from .conftest import quiet_fit
 
+pytestmark = pytest.mark.slow  # every test here samples, or uses a fit that does
+
 
 def _draws(fit, name):
     values = fit.idata.posterior[name].values

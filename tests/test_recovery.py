@@ -13,6 +13,8 @@ import bayesmm as bm
 
 from .conftest import assert_recovered, assert_replicates_match, quiet_fit
 
+pytestmark = pytest.mark.slow  # every test here samples, or uses a fit that does
+
 SETTINGS = dict(draws=1000, tune=1000, chains=4, random_seed=11)
 
 

@@ -26,6 +26,8 @@ import bayesmm as bm
 
 from .conftest import quiet_fit
 
+pytestmark = pytest.mark.slow  # every test here samples, or uses a fit that does
+
 SETTINGS = dict(draws=1000, tune=1000, chains=4, random_seed=5)
 
 REFERENCES = {

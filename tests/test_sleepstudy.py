@@ -4,6 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+pytestmark = pytest.mark.slow  # every test here samples, or uses a fit that does
+
 # brms 2.18, Reaction ~ Days + (Days | Subject): posterior mean and SD.
 BRMS = {
     "Intercept": (251.2, 7.3),

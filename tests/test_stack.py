@@ -18,6 +18,7 @@ from bayesmm import persist
 from bayesmm.predict import family_param_draws, linear_predictor_draws
 
 
+@pytest.mark.slow
 def test_posterior_holds_only_the_summary_parameters(sleepstudy_fit):
     assert isinstance(sleepstudy_fit.idata, xr.DataTree)
     post = sleepstudy_fit.idata.posterior
@@ -30,6 +31,7 @@ def test_posterior_holds_only_the_summary_parameters(sleepstudy_fit):
     assert "sd_Subject[Days]" in rows and "cor_Subject[Intercept,Days]" in rows
 
 
+@pytest.mark.slow
 def test_pymc_log_likelihood_equals_the_family_density(sleepstudy_fit):
     fit = sleepstudy_fit
     fit.loo()
@@ -39,6 +41,7 @@ def test_pymc_log_likelihood_equals_the_family_density(sleepstudy_fit):
     np.testing.assert_allclose(pymc_values, by_hand, rtol=1e-8)
 
 
+@pytest.mark.slow
 def test_waic_by_its_formula(sleepstudy_fit):
     waic = sleepstudy_fit.waic()
     values = sleepstudy_fit.idata.log_likelihood["Reaction"].values.reshape(-1, 180)
@@ -52,6 +55,7 @@ def test_waic_by_its_formula(sleepstudy_fit):
         bm.compare({"a": sleepstudy_fit, "b": sleepstudy_fit}, ic="waic")
 
 
+@pytest.mark.slow
 def test_trace_plot_shows_the_summary_parameters(sleepstudy_fit):
     collection = sleepstudy_fit.plot_trace()
     assert set(collection.viz["plot"].data_vars) == {"fixef", "sd_Subject", "cor_Subject", "sigma"}
@@ -73,6 +77,7 @@ def saved(sleepstudy_fit, tmp_path):
     return sleepstudy_fit.save(tmp_path / "sleep.bmm")
 
 
+@pytest.mark.slow
 def test_saved_file_is_netcdf_with_a_json_description(saved):
     tree = xr.open_datatree(saved, engine="h5netcdf")
     assert {"posterior", "sample_stats", "reparameterization", persist.FRAME_GROUP} <= set(tree.children)
@@ -82,6 +87,7 @@ def test_saved_file_is_netcdf_with_a_json_description(saved):
     tree.close()
 
 
+@pytest.mark.slow
 def test_interrupted_save_keeps_the_earlier_file(sleepstudy_fit, saved, monkeypatch):
     before = saved.read_bytes()
 
@@ -111,6 +117,7 @@ def test_loading_never_runs_code_from_the_file(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_damaged_files_name_the_file_and_the_reason(saved, tmp_path):
     truncated = tmp_path / "truncated.bmm"
     truncated.write_bytes(saved.read_bytes()[: os.path.getsize(saved) // 2])
@@ -124,6 +131,7 @@ def test_damaged_files_name_the_file_and_the_reason(saved, tmp_path):
         bm.load(tmp_path / "missing.bmm")
 
 
+@pytest.mark.slow
 def test_loaded_fit_rebuilds_the_model_from_its_frame(saved, sleepstudy_fit):
     loaded = bm.load(saved)
     np.testing.assert_array_equal(loaded.design.X, sleepstudy_fit.design.X)
@@ -133,6 +141,7 @@ def test_loaded_fit_rebuilds_the_model_from_its_frame(saved, sleepstudy_fit):
     assert loaded.idata.log_likelihood["Reaction"].shape == (4, 1000, 180)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("formula", "parts", "message"),
     [

@@ -15,6 +15,7 @@ import bayesmm as bm
 from .helpers import frame
 
 
+@pytest.mark.slow
 def test_an_interrupted_fit_raises_instead_of_returning_a_short_fit(monkeypatch):
     """PyMC and nutpie return the draws they have on Ctrl-C (measured: 2 x 72133 of
     2 x 200000 with nutpie; 1 of 2 chains with PyMC); bayesmm refuses that result."""
@@ -36,6 +37,7 @@ def _cli(*args, **kwargs):
     return subprocess.run([sys.executable, "-m", "bayesmm", *args], capture_output=True, text=True, **kwargs)
 
 
+@pytest.mark.slow  # runs a sampling process
 @pytest.mark.parametrize("wait", [1.5, 4.0, 9.0])
 def test_ctrl_c_at_any_stage_exits_130(tmp_path, wait):
     """Importing, compiling or sampling: the same one line and exit status."""

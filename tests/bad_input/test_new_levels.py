@@ -47,6 +47,7 @@ def test_unseen_levels_are_numbered_after_the_fitted_ones():
     np.testing.assert_array_equal(encoded.codes[0], [6, 2, 6])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["chain", "draw", "obs"])
 def test_grouping_columns_named_like_posterior_dimensions(name):
     from tests.conftest import quiet_fit

@@ -227,6 +227,7 @@ def test_brms_trials_addition_term_is_binomial_trials():
         bm.Model("count | trials(n) ~ x", data, family="binomial", trials="n")
 
 
+@pytest.mark.slow
 def test_saved_fit_keeps_the_columns_that_dot_and_q_read(tmp_path):
     from tests.conftest import quiet_fit
 

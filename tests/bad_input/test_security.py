@@ -90,6 +90,7 @@ def small_fit():
     return quiet_fit(bm.Model("y ~ x + (1 | g)", frame()), draws=100, tune=100, chains=1, random_seed=1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("payload", "_"), PAYLOADS, ids=[p[:24] for p, _ in PAYLOADS])
 def test_hypothesis_strings_run_nothing(small_fit, tmp_path, payload, _):
     marker = tmp_path / "ran"
@@ -99,6 +100,7 @@ def test_hypothesis_strings_run_nothing(small_fit, tmp_path, payload, _):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_hypothesis_arithmetic_still_works(small_fit):
     table = small_fit.hypothesis(["x * 2 - x > 0", "x^2 >= 0", "-(x) + 1 = 1 - x"])
     draws = small_fit.idata.posterior["fixef"].sel(fixef_term="x").values.ravel()
@@ -107,6 +109,7 @@ def test_hypothesis_arithmetic_still_works(small_fit):
     assert table["estimate"].iloc[2] == pytest.approx(0.0, abs=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("payload", "message"), PAYLOADS[:6], ids=[p[:24] for p, _ in PAYLOADS[:6]])
 def test_a_saved_file_with_a_crafted_formula_runs_nothing(small_fit, tmp_path, payload, message):
     marker = tmp_path / "ran"
@@ -138,6 +141,7 @@ def test_the_cli_formula_runs_nothing(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_new_data_cannot_smuggle_code(small_fit, tmp_path):
     """New data are values, never formula text: a string that looks like code is just a level."""
     marker = tmp_path / "ran"
