@@ -14,6 +14,8 @@ formula            Sigma                                      parameters
                    shared by every pair
 ``ar1(0 + t | g)`` first-order autoregressive over the        p SDs, rho
                    columns in order: cor(i, j) = rho^|i-j|
+``rr(x | g, d)``   reduced rank: Lambda Lambda^T with p x d   the loadings Lambda
+                   loadings (d latent factors)
 =================  =========================================  =====================
 
 Each structure is one small class. It owns:
@@ -37,7 +39,10 @@ from .priors import Prior, PriorEntry, PriorError, stack_priors
 if TYPE_CHECKING:  # pragma: no cover
     from .design import RandomEffectTerm
 
-__all__ = ["Covariance", "Unstructured", "Diagonal", "CompoundSymmetry", "AR1", "STRUCTURES", "covariance_of"]
+__all__ = [
+    "Covariance", "Unstructured", "Diagonal", "CompoundSymmetry", "AR1", "ReducedRank", "STRUCTURES",
+    "covariance_of",
+]  # fmt: skip
 
 
 class Covariance:
@@ -50,6 +55,11 @@ class Covariance:
     def __init__(self, term: RandomEffectTerm, start: int = 0):
         self.term = term
         self.start = start  # the term's first column among its grouping factor's columns
+
+    @property
+    def latent(self) -> int:
+        """Standard normals per level that ``build`` maps to the p effects (p, or fewer)."""
+        return self.p
 
     # -- names -----------------------------------------------------------
     @property
@@ -267,8 +277,68 @@ class AR1(_OneCorrelation):
             raise PriorError(f"the AR(1) correlation {self.cor_parameter} lives in (-1, 1); got {prior}")
 
 
+class ReducedRank(Covariance):
+    """``rr(x | g, d)``: reduced-rank (factor-analytic) covariance Sigma = Lambda Lambda^T,
+    with Lambda the p x d loadings of d latent factors (glmmTMB's ``rr``), for terms with
+    many columns whose effects move together. Identified as glmmTMB does: Lambda is lower
+    trapezoidal (zero above the diagonal) with a positive diagonal. The group effects are
+    r = u Lambda^T with u ~ Normal(0, I_d) per level. The summary reports the SDs and
+    correlations that Sigma implies.
+
+    The loadings' prior, ``loadings(g)``, is a Normal(0, s) (or Student-t) on the free
+    loadings; the diagonal ones, which fix each factor's sign, take its positive half. By
+    default s is the scale of the family's SD prior."""
+
+    name = "rr"
+    cor_class = "rr"
+
+    @property
+    def latent(self) -> int:
+        return min(self.term.spec.rank or 2, self.p)
+
+    @property
+    def cor_parameter(self) -> str:
+        return f"loadings({self.term.qualified_group})"
+
+    def prior_entries(self, qualify, sd_prior: Prior) -> list[PriorEntry]:
+        group = qualify(self.term.group)
+        scale = float(sd_prior.params.get("sigma", 1.0))
+        prior = Prior("Normal", mu=0.0, sigma=scale)
+        return [PriorEntry(self.cor_parameter, qualify(self.cor_class), group, prior)]
+
+    def check_priors(self, by_name):
+        prior = by_name[self.cor_parameter].prior
+        if prior.dist not in ("Normal", "StudentT") or np.any(prior.params.get("mu", 0.0) != 0.0):
+            raise PriorError(
+                f"the prior for {self.cor_parameter} must be Normal(mu=0, sigma=...) or StudentT(mu=0, ...): "
+                f"the diagonal loadings take its positive half; got {prior}"
+            )
+
+    def _lower_trapezoid(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        diagonal = [(j, j) for j in range(self.latent)]
+        below = [(i, j) for j in range(self.latent) for i in range(j + 1, self.p)]
+        return diagonal, below
+
+    def build(self, z, priors, var):
+        import pytensor.tensor as pt
+
+        prior = priors[self.cor_parameter].prior
+        half = Prior(f"Half{prior.dist}", **{k: v for k, v in prior.params.items() if k != "mu"})
+        diagonal, below = self._lower_trapezoid()
+        loadings = pt.zeros((self.p, self.latent))
+        values = half.create(var("loadings_diag"), shape=len(diagonal))
+        loadings = pt.set_subtensor(loadings[tuple(np.array(diagonal).T)], values)
+        if below:
+            free = prior.create(var("loadings"), shape=len(below))
+            loadings = pt.set_subtensor(loadings[tuple(np.array(below).T)], free)
+        cov = pt.dot(loadings, loadings.T)
+        sds = pt.sqrt(pt.diagonal(cov))
+        cors = pt.stack([cov[i, j] / (sds[i] * sds[j]) for i, j in self.cor_pairs])
+        return pt.dot(z, loadings.T), sds, cors
+
+
 STRUCTURES: dict[str, type[Covariance]] = {
-    cls.name: cls for cls in (Unstructured, Diagonal, CompoundSymmetry, AR1)
+    cls.name: cls for cls in (Unstructured, Diagonal, CompoundSymmetry, AR1, ReducedRank)
 }
 
 

@@ -55,7 +55,7 @@ class RandomTermSpec:
     factor as written after expansion (``"batch:cask"`` for ``batch/cask``),
     ``group_factors`` the data columns that make up the group, and ``correlated``
     is False for ``||`` and ``diag()`` terms. ``structure`` names the covariance structure
-    (``"us"``, ``"diag"``, ``"cs"``, ``"ar1"``; see :mod:`bayesmm.covariance`).
+    (``"us"``, ``"diag"``, ``"cs"``, ``"ar1"``, ``"rr"``; see :mod:`bayesmm.covariance`).
     """
 
     expr: str
@@ -64,6 +64,7 @@ class RandomTermSpec:
     correlated: bool
     text: str
     structure: str = "us"
+    rank: int | None = None  # rr(x | g, d): the number of latent factors d
 
     @property
     def compound_symmetry(self) -> bool:
@@ -72,6 +73,8 @@ class RandomTermSpec:
 
     @property
     def label(self) -> str:
+        if self.structure == "rr":
+            return f"rr({self.expr} | {self.group}, {self.rank})"
         if self.structure in ("cs", "ar1"):
             return f"{self.structure}({self.expr} | {self.group})"
         bar = "|" if self.correlated else "||"
@@ -226,6 +229,9 @@ def _parse_bar_term(inner: str, inner_offset: int, formula: str, prefix: str) ->
     correlated = not double and prefix != "diag"
     structure = "diag" if not correlated else (prefix or "us")
     right_offset = inner_offset + inner.index(right, bars[-1] + 1)
+    rank = None
+    if prefix == "rr":
+        right, rank = _rank(right, formula, right_offset)
     text = formula[inner_offset - 1 - len(prefix) : inner_offset + len(inner) + 1]
     return [
         RandomTermSpec(
@@ -235,12 +241,29 @@ def _parse_bar_term(inner: str, inner_offset: int, formula: str, prefix: str) ->
             correlated=correlated,
             text=text,
             structure=structure,
+            rank=rank,
         )
         for group, factors in _expand_group(right, formula, right_offset)
     ]
 
 
-_BAR_TERM = re.compile(r"^(?P<prefix>diag|cs|ar1)?\s*\((?P<inner>.*)\)$", re.S)
+def _rank(right: str, formula: str, offset: int) -> tuple[str, int]:
+    """``g, 2`` -> (``g``, 2): the number of latent factors of rr(x | g, d); 2 when left out,
+    as in glmmTMB."""
+    group, comma, number = right.rpartition(",")
+    if not comma:
+        return right, 2
+    number = number.strip()
+    if not number.isdigit() or int(number) < 1:
+        raise FormulaSyntaxError(
+            f"rr(x | g, d) takes a whole number d >= 1 of latent factors, got {number!r}",
+            formula,
+            offset + len(group) + 1,
+        )
+    return group.strip(), int(number)
+
+
+_BAR_TERM = re.compile(r"^(?P<prefix>diag|cs|ar1|rr)?\s*\((?P<inner>.*)\)$", re.S)
 _OFFSET = re.compile(r"^offset\s*\((?P<inner>.*)\)$", re.S)
 
 

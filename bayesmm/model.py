@@ -216,8 +216,12 @@ def _term_effects(design: Design, term: RandomEffectTerm, k: int, priors: dict[s
     """Group effects r (levels x terms) of one random-effect term, non-centred: standard
     normals in the level basis, mapped to effects by the term's covariance structure."""
     names = _TermNames(design, term, k)
-    w = pm.Normal(names("z"), 0.0, 1.0, dims=(level_dim(term.group), names.columns_dim))
-    return term.covariance.build(_level_basis(w, term.n_levels), priors, names)
+    structure = term.covariance
+    if structure.latent == term.n_terms:
+        w = pm.Normal(names("z"), 0.0, 1.0, dims=(level_dim(term.group), names.columns_dim))
+    else:  # fewer latent factors than columns (rr)
+        w = pm.Normal(names("z"), 0.0, 1.0, shape=(term.n_levels, structure.latent))
+    return structure.build(_level_basis(w, term.n_levels), priors, names)
 
 
 def _shear_shifts(design: Design, term: RandomEffectTerm, r, shifts: dict) -> None:
