@@ -21,7 +21,7 @@ from scipy import optimize, stats
 from . import comparison, results
 from .idata import get_group, has_group
 from .model import reported_variables
-from .predict import family_param_draws
+from .predict import family_param_draws, linear_predictor
 
 if TYPE_CHECKING:  # pragma: no cover
     from .fit import Fit
@@ -96,15 +96,14 @@ def no_pooling(fit: Fit, group: str) -> tuple[np.ndarray, list[str], np.ndarray]
     matrix = np.column_stack([t.matrix for t in terms])
     codes = terms[0].codes
     fixef = _posterior_mean(fit, "fixef") if "fixef" in fit.idata.posterior else np.zeros(0)
-    offset = np.zeros(design.n_obs) if design.offset is None else design.offset.copy()
-    for j, name in enumerate(design.fixef_names):
-        if name not in columns:
-            offset += design.X[:, j] * fixef[j]
+    # Everything but this group's varying terms, at the posterior means, is a known offset.
+    others = np.array([0.0 if n in columns else v for n, v in zip(design.fixef_names, fixef, strict=True)])
+    effects = []
     for other in design.random:
-        if other.group == group:
-            continue
-        effects = _posterior_mean(fit, f"r_{other.group}")
-        offset += np.einsum("nj,nj->n", effects[other.codes, other.covariance.columns], other.matrix)
+        if other.group != group:
+            means = _posterior_mean(fit, f"r_{other.group}")[None, :, other.covariance.columns]
+            effects.append((means, other.codes, other.matrix))
+    offset = linear_predictor(others[None, :], design.X, design.offset, effects)[0]
     # Family parameters at their posterior means, per row where a formula gives them.
     params = {name: np.broadcast_to(v.mean(axis=0), (design.n_obs,))[None, :] for name, v in
               family_param_draws(fit).items()}  # fmt: skip

@@ -14,6 +14,7 @@ import pandas as pd
 from .design import build_design
 from .families import Family, get_family
 from .formula import parse_formula
+from .predict import linear_predictor
 
 __all__ = ["simulate"]
 
@@ -115,14 +116,16 @@ def simulate(
     beta = np.array([params[n] for n in design.fixef_names], dtype=float)
     family_params = {name: np.array([[params[name]]], dtype=float) for name in _family_params(family)}
     columns = {}
+    covariances = [term.covariance.from_values(params) for term in design.random]
     for k in range(nsim):
-        eta = design.X @ beta
-        if design.offset is not None:
-            eta = eta + design.offset
-        for term in design.random:
-            effects = rng.multivariate_normal(
-                np.zeros(term.n_terms), term.covariance.from_values(params), size=term.n_levels
+        effects = [
+            (
+                rng.multivariate_normal(np.zeros(term.n_terms), cov, size=term.n_levels)[None],
+                term.codes,
+                term.matrix,
             )
-            eta = eta + np.einsum("nj,nj->n", effects[term.codes], term.matrix)
-        columns[f"sim_{k + 1}"] = family.draw(eta[None, :], family_params, design.trials, rng)[0]
+            for term, cov in zip(design.random, covariances, strict=True)
+        ]
+        eta = linear_predictor(beta[None, :], design.X, design.offset, effects)
+        columns[f"sim_{k + 1}"] = family.draw(eta, family_params, design.trials, rng)[0]
     return pd.DataFrame(columns, index=design.rows)

@@ -6,6 +6,7 @@ import pytest
 from scipy import special
 
 import bayesmm as bm
+import bayesmm.predict as predict_module
 from bayesmm.design import DataError
 
 from .conftest import quiet_fit
@@ -180,3 +181,22 @@ def test_save_and_load_round_trip(sleepstudy_fit, tmp_path):
     with pytest.raises(ValueError, match="is a netCDF file but not a bayesmm fit"):
         sleepstudy_fit.idata.to_netcdf(tmp_path / "idata.nc")
         bm.load(tmp_path / "idata.nc")
+
+
+def test_summaries_in_row_chunks_equal_the_whole(sleepstudy_fit, monkeypatch):
+    # New subjects' effects are drawn once, before the rows are cut into chunks: every chunk
+    # sees the same draws, so chunked summaries equal the unchunked ones exactly.
+    new = pd.DataFrame({"Days": np.tile(np.arange(10), 3), "Subject": np.repeat(["n1", "n2", "308"], 10)})
+    options = dict(new_levels="sample", random_seed=3)
+    whole = {kind: sleepstudy_fit.predict(new, kind=kind, **options) for kind in ("linear", "mean")}
+    draws = sleepstudy_fit.predict(new, kind="mean", summary=False, **options).values.reshape(-1, 30)
+    monkeypatch.setattr(predict_module, "CHUNK_NUMBERS", 7 * draws.shape[0])  # chunks of 7 rows
+    for kind, table in whole.items():
+        chunked = sleepstudy_fit.predict(new, kind=kind, **options)
+        pd.testing.assert_frame_equal(chunked, table, rtol=1e-12)
+    np.testing.assert_allclose(whole["mean"]["mean"], draws.mean(axis=0), rtol=1e-12)
+    # Responses drawn chunk by chunk are new draws of the same distribution.
+    chunked = sleepstudy_fit.predict(new, kind="response", **options)
+    assert np.abs(chunked["mean"] - whole["mean"]["mean"]).max() < 5 * chunked["sd"].max() / np.sqrt(
+        len(draws)
+    )
