@@ -35,6 +35,7 @@ from .expressions import (
     sorted_levels,
 )
 from .formula import ParsedFormula, RandomTermSpec, parse_formula
+from .names import Parameter, qualify
 
 __all__ = ["Design", "RandomEffectTerm", "build_design", "DataError"]
 
@@ -109,8 +110,17 @@ class RandomEffectTerm:
         return [qualify(self.part, c) for c in self.columns]
 
     @property
+    def sd_parameters(self) -> list[Parameter]:
+        return [Parameter("sd", (c,), self.part, self.group) for c in self.columns]
+
+    @property
+    def cor_parameters(self) -> list[Parameter]:
+        cols = self.columns
+        return [Parameter("cor", (cols[j], cols[i]), self.part, self.group) for i, j in self.cor_pairs]
+
+    @property
     def sd_names(self) -> list[str]:
-        return [f"sd({c}|{self.group})" for c in self.qualified_columns]
+        return [p.name for p in self.sd_parameters]
 
     @property
     def cor_pairs(self) -> list[tuple[int, int]]:
@@ -119,8 +129,7 @@ class RandomEffectTerm:
 
     @property
     def cor_names(self) -> list[str]:
-        cols = self.qualified_columns
-        return [f"cor({cols[j]},{cols[i]}|{self.group})" for i, j in self.cor_pairs]
+        return [p.name for p in self.cor_parameters]
 
     def indicator(self) -> sp.csr_matrix:
         """The n x levels 0/1 matrix of group membership."""
@@ -222,10 +231,6 @@ class Design:
         if not self.random:
             return sp.csr_matrix((self.n_obs, 0))
         return sp.hstack([t.z_block() for t in self.random], format="csr")
-
-
-def qualify(part: str, name: str) -> str:
-    return f"{part}:{name}" if part else name
 
 
 # ---------------------------------------------------------------------------

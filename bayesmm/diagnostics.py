@@ -20,6 +20,7 @@ import arviz_stats as az  # not the arviz meta-package, which loads matplotlib
 import numpy as np
 import pandas as pd
 
+from . import results
 from .idata import get_group, has_group
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -145,8 +146,9 @@ def _sample_stat(fit: Fit, *names: str) -> np.ndarray | None:
 
 
 def _draws_of(fit: Fit, prefix: str) -> dict[str, np.ndarray]:
-    """(chain, draw) draws of the summary rows named ``prefix(...)``: ``sd`` or ``cor``."""
-    return {name: values for name, values in _draws_of_all(fit).items() if name.startswith(f"{prefix}(")}
+    """(chain, draw) draws of the summary rows of one kind: ``sd`` or ``cor``."""
+    records = results.parameters(fit)
+    return {name: values for name, values in _draws_of_all(fit).items() if records[name].kind == prefix}
 
 
 def _shares(draws: dict[str, np.ndarray], beyond, limit: float) -> dict[str, float]:
@@ -311,9 +313,7 @@ def stuck_chains(fit: Fit) -> list[int]:
 
 
 def _draws_of_all(fit: Fit) -> dict[str, np.ndarray]:
-    from .results import summary_draws
-
-    return summary_draws(fit)
+    return results.summary_draws(fit)
 
 
 def _rhat_and_ess(fit: Fit, table: pd.DataFrame) -> list[Check]:
@@ -466,8 +466,6 @@ def _boundary_cors(fit: Fit) -> Check:
 
 def diagnose(fit: Fit, table: pd.DataFrame | None = None) -> Diagnosis:
     """Every check on ``fit``: sampler health first, then singular-fit checks."""
-    from . import results
-
     table = results.summary_table(fit, 0.95) if table is None else table
     checks = [_divergences(fit), *_rhat_and_ess(fit, table), _ebfmi(fit), _treedepth(fit)]
     if fit.design.random:
@@ -478,7 +476,8 @@ def diagnose(fit: Fit, table: pd.DataFrame | None = None) -> Diagnosis:
 
 def _note_trade_offs(fit: Fit, checks: list[Check]) -> None:
     """Say once, in the first failed check that names one of them, which SDs trade off."""
-    named = [p for c in checks if not c.ok for p in c.parameters if p.startswith("sd(")]
+    records = results.parameters(fit)
+    named = [p for c in checks if not c.ok for p in c.parameters if p in records and records[p].kind == "sd"]
     for a, b, sentence in trade_offs(fit, list(dict.fromkeys(named))):
         first = next(c for c in checks if not c.ok and {a, b} & set(c.parameters))
         first.message += f" Note: {sentence}."
@@ -492,12 +491,10 @@ def re_pca(fit: Fit, prob: float = 0.95) -> dict[str, pd.DataFrame]:
     and the cumulative proportion. A last component with a proportion near zero
     means the term has more dimensions than the data support.
     """
-    from .results import covariance_draws, interval_names
-
-    lo, hi = interval_names(prob)
+    lo, hi = results.interval_names(prob)
     out = {}
     for group in fit.design.groups:
-        eigenvalues = np.linalg.eigvalsh(covariance_draws(fit, group))[:, ::-1]
+        eigenvalues = np.linalg.eigvalsh(results.covariance_draws(fit, group))[:, ::-1]
         proportions = eigenvalues / eigenvalues.sum(axis=1, keepdims=True)
         low, high = np.quantile(proportions, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
         mean = proportions.mean(axis=0)

@@ -95,9 +95,9 @@ def _coords(design: Design) -> dict[str, list]:
         if len(terms) > 1:
             for term in terms:
                 coords[_term_columns_dim(design, term)] = list(term.columns)
-        cor_names = [n for t in terms for n in t.cor_names]
-        if cor_names:
-            coords[cor_dim(design, group)] = [n[len("cor(") : n.index("|")] for n in cor_names]
+        cor_labels = [p.term for t in terms for p in t.cor_parameters]
+        if cor_labels:
+            coords[cor_dim(design, group)] = cor_labels
     return coords
 
 

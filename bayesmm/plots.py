@@ -545,6 +545,7 @@ def plot_priors(fit: Fit, draws: int = 2000, random_seed=0, axes=None):
     posterior = results.summary_draws(fit)
     prior_draws = _summary_prior_draws(fit, prior)
     names = list(posterior)
+    records = results.parameters(fit)
     if axes is None:
         cols = min(3, len(names))
         rows = int(np.ceil(len(names) / cols))
@@ -555,9 +556,9 @@ def plot_priors(fit: Fit, draws: int = 2000, random_seed=0, axes=None):
         low, high = np.quantile(post, [0.001, 0.999])
         width = high - low
         grid = np.linspace(low - width, high + width, 300)
-        if name.startswith("sd(") or name == "sigma":
+        if records[name].positive:
             grid = grid[grid > 0]
-        if name.startswith("cor("):
+        if records[name].kind == "cor":
             grid = np.linspace(-0.999, 0.999, 300)
         ax.fill_between(grid, stats.gaussian_kde(prior_draws[name])(grid), color="0.8", label="prior")
         ax.plot(grid, stats.gaussian_kde(post)(grid), color="C0", label="posterior")

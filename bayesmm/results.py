@@ -17,6 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from .idata import get_group
+from .names import Parameter
 
 if TYPE_CHECKING:  # pragma: no cover
     from .fit import Fit
@@ -91,6 +92,21 @@ def _group_draws(fit: Fit, post: xr.Dataset | None = None) -> dict[str, np.ndarr
                 cors = post[design.var(f"cor_{group}")].values
                 out.update({name: cors[..., j] for j, name in enumerate(cor_names)})
     return out
+
+
+def parameters(fit: Fit) -> dict[str, Parameter]:
+    """The record of every summary row, by its name: what kind of parameter it is, its part,
+    grouping factor and term columns (see bayesmm.names)."""
+    records = []
+    for design in designs(fit):
+        records += [Parameter("fixef", (name,), design.part) for name in design.fixef_names]
+    for design in designs(fit):
+        for terms in design.groups.values():
+            records += [p for t in terms for p in t.sd_parameters] + [
+                p for t in terms for p in t.cor_parameters
+            ]
+    records += [Parameter("family", (name,)) for name in constant_params(fit)]
+    return {record.name: record for record in records}
 
 
 def constant_params(fit: Fit) -> list[str]:
@@ -255,18 +271,10 @@ def varcorr(fit: Fit, prob: float = 0.95) -> pd.DataFrame:
     if "sigma" in constant_params(fit):
         draws["sigma"] = post["sigma"].values
     table = _table(draws, prob, diagnostics=False)
-    groups, terms = [], []
-    for name in table.index:
-        if "|" in name:
-            inside = name[name.index("(") + 1 : -1]
-            term, grp = inside.rsplit("|", 1)
-            groups.append(grp)
-            terms.append(term)
-        else:
-            groups.append("Residual")
-            terms.append("")
-    table.insert(0, "term", terms)
-    table.insert(0, "group", groups)
+    records = parameters(fit)
+    grouped = [records[name] if name in records else None for name in table.index]
+    table.insert(0, "term", [r.term if r is not None and r.group else "" for r in grouped])
+    table.insert(0, "group", [r.group if r is not None and r.group else "Residual" for r in grouped])
     return table
 
 
