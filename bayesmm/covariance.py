@@ -61,6 +61,12 @@ class Covariance:
         """Standard normals per level that ``build`` maps to the p effects (p, or fewer)."""
         return self.p
 
+    @classmethod
+    def problem_with(cls, columns: list[str], spec) -> str | None:
+        """What is wrong with a term's columns for this structure (None: nothing); the design
+        raises it as a DataError naming the term."""
+        return None
+
     # -- names -----------------------------------------------------------
     @property
     def p(self) -> int:
@@ -254,6 +260,16 @@ class AR1(_OneCorrelation):
 
     name = "ar1"
     cor_class = "ar1"
+
+    @classmethod
+    def problem_with(cls, columns, spec):
+        if "Intercept" in columns or len(columns) < 2:
+            return (
+                "ar1() correlates the effects of ordered columns, such as the levels of a time factor "
+                f"without an intercept: write ar1(0 + factor(time) | {spec.group}); "
+                f"its columns here are {', '.join(columns)}"
+            )
+        return None
 
     def cor_prior(self) -> Prior:
         return Prior("Uniform", lower=-1.0, upper=1.0)

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from formulaic import model_matrix
 from formulaic.errors import FormulaicError
 
-from .covariance import Covariance, covariance_of
+from .covariance import STRUCTURES, Covariance, covariance_of
 from .expressions import (
     Expression,
     Terms,
@@ -711,12 +711,9 @@ def _random_term(spec: RandomTermSpec, terms: Terms, data: pd.DataFrame, part: s
         np.asarray(matrix, dtype=float), [f"{c} in {spec.text}" for c in matrix.columns], "predictor"
     )
     _warn_if_between_group(spec, matrix, codes)
-    if spec.structure == "ar1" and ("Intercept" in matrix.columns or matrix.shape[1] < 2):
-        raise DataError(
-            f"term {spec.text}: ar1() correlates the effects of ordered columns, such as the levels of a "
-            f"time factor without an intercept: write ar1(0 + factor(time) | {spec.group}); "
-            f"its columns here are {', '.join(map(str, matrix.columns))}"
-        )
+    problem = STRUCTURES[spec.structure].problem_with(list(map(str, matrix.columns)), spec)
+    if problem:
+        raise DataError(f"term {spec.text}: {problem}")
     return RandomEffectTerm(
         spec=spec,
         levels=levels,
