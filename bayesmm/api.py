@@ -19,6 +19,7 @@ from .fit import Fit, sample
 from .formula import parse_formula
 from .idata import get_group
 from .model import build_pymc_model, reported_variables
+from .parameterization import centred_terms, informativeness
 from .persist import TRIALS
 from .priors import Prior, prior_table, resolve_priors
 
@@ -115,6 +116,12 @@ class Model:
         ``{"phi": ...}``, ``{"alpha": ...}`` (the same as ``dispersion=``), ``{"zi": ...}``,
         ``{"hu": ...}``. Each may have fixed and group effects; its parameters are named
         ``nu:x``, ``sd(nu:Intercept|g)`` and so on.
+    centered
+        How the mean's group effects are sampled: None (the default) chooses per term from the
+        data, centred where each level's rows pin its effects down (many informative rows per
+        level) and non-centred where they do not; True or False for every term; or a dict by
+        grouping factor, ``{"Subject": False}``. The model is the same either way; the choice
+        only changes how well the sampler mixes. ``model.parameterization`` shows it.
 
     Examples
     --------
@@ -146,6 +153,7 @@ class Model:
         hu: str | None = None,
         dispersion: str | None = None,
         dpars: dict[str, str] | None = None,
+        centered: bool | dict[str, bool] | None = None,
     ):
         self.formula = parse_formula(formula)
         self.family = get_family(family, link)
@@ -176,6 +184,8 @@ class Model:
         _warn_if_one_row_per_level(self.design, self.family)
         self.prior_entries = resolve_priors(self.design, self.family, priors, self.parts)
         self.user_priors = dict(priors or {})  # a dict: resolve_priors refuses anything else
+        self.centered_setting = centered
+        self.centred = centred_terms(self.design, self.family, centered)
         self._pymc_model: pm.Model | None = None
 
     def _given_parts(self, spelled: dict[str, str | None], dpars) -> dict[str, str | None]:
@@ -267,13 +277,29 @@ class Model:
     def pymc_model(self) -> pm.Model:
         """The underlying PyMC model, built on first use."""
         if self._pymc_model is None:
-            self._pymc_model = build_pymc_model(self.design, self.family, self.prior_entries, self.parts)
+            self._pymc_model = build_pymc_model(
+                self.design, self.family, self.prior_entries, self.parts, self.centred
+            )
         return self._pymc_model
 
     @property
     def reported_variables(self) -> list[str]:
         """The PyMC variables that ``fit.idata.posterior`` holds: those behind the summary."""
         return reported_variables(self.design, self.family, self.parts)
+
+    @property
+    def parameterization(self) -> pd.DataFrame:
+        """How each of the mean's random-effect terms is sampled: its informativeness kappa
+        per column (a level's data precision over the spread of effects; see
+        bayesmm.parameterization), the smallest over its columns, and whether it is centred.
+        """
+        kappas = informativeness(self.design, self.family) if self.design.random else []
+        rows = [
+            {"term": t.spec.text, "group": t.group, "columns": ", ".join(t.columns),
+             "kappa": float(np.min(k)) if len(k) else 0.0, "centred": c}
+            for t, k, c in zip(self.design.random, kappas, self.centred, strict=True)
+        ]  # fmt: skip
+        return pd.DataFrame(rows, columns=["term", "group", "columns", "kappa", "centred"])
 
     @property
     def Z(self) -> sp.csr_matrix:

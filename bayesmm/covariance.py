@@ -21,7 +21,9 @@ formula            Sigma                                      parameters
 Each structure is one small class. It owns:
 
 * the names of its parameters and their default prior entries;
-* the PyMC construction: standard normals in, group effects, SDs and reported correlations out;
+* the PyMC construction: its covariance factor F (Sigma = F F^T), SDs and reported correlations;
+  standard normals z in, effects z F^T out (non-centred), or the effects drawn as they are
+  (centred: bayesmm.parameterization says which);
 * the numpy covariance matrix from draws (for new levels) or from given values (for simulation);
 * its columns' slice within its grouping factor, which may have several terms.
 
@@ -106,10 +108,33 @@ class Covariance:
         """Raise a PriorError when the resolved priors do not fit the structure."""
 
     # -- PyMC ------------------------------------------------------------
-    def build(self, z, priors: dict[str, PriorEntry], var):
-        """Group effects (levels x p) from standard normals ``z``, the SDs (p,) and the reported
-        correlations (one per pair of ``cor_pairs``, or None); ``var`` names PyMC variables."""
+    def factor(self, priors: dict[str, PriorEntry], var):
+        """The covariance factor F (p x latent, Sigma = F F^T; None for a diagonal Sigma, whose
+        factor is the SDs), the SDs (p,) and the reported correlations (one per pair of
+        ``cor_pairs``, or None), as PyMC variables named through ``var``."""
         raise NotImplementedError
+
+    def build(self, z, priors: dict[str, PriorEntry], var):
+        """Group effects (levels x p) from standard normals ``z`` (levels x latent), the SDs and
+        the reported correlations: the non-centred form, r = z F^T."""
+        F, sds, cors = self.factor(priors, var)
+        return self.apply(z, F, sds), sds, cors
+
+    @staticmethod
+    def apply(z, F, sds):
+        """z F^T: rows of standard normals to rows of effects."""
+        import pytensor.tensor as pt
+
+        return z * sds if F is None else pt.dot(z, F.T)
+
+    def centred(self, name: str, F, sds, rows: int):
+        """``rows`` rows of effects drawn as they are (the centred form): Normal(0, Sigma) each,
+        Sigma = F F^T with F lower triangular. Reduced-rank structures have no such form."""
+        import pymc as pm
+
+        if F is None:
+            return pm.Normal(name, 0.0, sds, shape=(rows, self.p))
+        return pm.MvNormal(name, mu=np.zeros(self.p), chol=F, shape=(rows, self.p))
 
     def _sds(self, priors: dict[str, PriorEntry], var):
         import pymc as pm
@@ -162,9 +187,8 @@ class Diagonal(Covariance):
 
     name = "diag"
 
-    def build(self, z, priors, var):
-        sds = self._sds(priors, var)
-        return z * sds, sds, None
+    def factor(self, priors, var):
+        return None, self._sds(priors, var), None
 
 
 class Unstructured(Covariance):
@@ -185,7 +209,7 @@ class Unstructured(Covariance):
                 f"must use the same distribution family; got {', '.join(sorted(dists))}"
             )
 
-    def build(self, z, priors, var):
+    def factor(self, priors, var):
         import pymc as pm
         import pytensor.tensor as pt
 
@@ -199,7 +223,7 @@ class Unstructured(Covariance):
             store_in_trace=False,
         )
         cors = pt.stack([corr[i, j] for i, j in self.cor_pairs])
-        return pt.dot(z, chol.T), sds, cors
+        return chol, sds, cors
 
 
 class _OneCorrelation(Covariance):
@@ -212,14 +236,14 @@ class _OneCorrelation(Covariance):
     def cholesky_of_correlation(self, rho):
         raise NotImplementedError
 
-    def build(self, z, priors, var):
+    def factor(self, priors, var):
         import pytensor.tensor as pt
 
         sds = self._sds(priors, var)
         rho = priors[self.cor_parameter].prior.create(var("rho"))
         chol = sds[:, None] * self.cholesky_of_correlation(rho)
         cors = pt.stack([self.pair_correlation(rho, i, j) for i, j in self.cor_pairs])
-        return pt.dot(z, chol.T), sds, cors
+        return chol, sds, cors
 
     def _pair_values(self, values):
         if self.cor_parameter in values:
@@ -335,7 +359,7 @@ class ReducedRank(Covariance):
         below = [(i, j) for j in range(self.latent) for i in range(j + 1, self.p)]
         return diagonal, below
 
-    def build(self, z, priors, var):
+    def factor(self, priors, var):
         import pytensor.tensor as pt
 
         prior = priors[self.cor_parameter].prior
@@ -350,7 +374,7 @@ class ReducedRank(Covariance):
         cov = pt.dot(loadings, loadings.T)
         sds = pt.sqrt(pt.diagonal(cov))
         cors = pt.stack([cov[i, j] / (sds[i] * sds[j]) for i, j in self.cor_pairs])
-        return pt.dot(z, loadings.T), sds, cors
+        return loadings, sds, cors
 
 
 STRUCTURES: dict[str, type[Covariance]] = {

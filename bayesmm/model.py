@@ -10,10 +10,12 @@ Parameterization (what is sampled, and how the reported quantities follow):
   predictor (``b_std = sd(x_j) * b_j``, its prior stretched to match), so that the
   sampler's jittered starting points keep the linear predictor within a few units
   whatever the predictor's units; ``b`` is reported on the user's scale.
-* Group effects are non-centred: ``z ~ Normal(0, 1)`` per level and term, and
+* Group effects are non-centred, ``z ~ Normal(0, 1)`` per level and term and
   ``r = z @ L.T`` where ``L`` is the Cholesky factor of the term's covariance, which the
   term's covariance structure builds (bayesmm.covariance: LKJ-Cholesky for unstructured
-  terms, ``r = z * sd`` for one-column and ``||`` terms, closed forms for cs and ar1).
+  terms, ``r = z * sd`` for one-column and ``||`` terms, closed forms for cs and ar1);
+  or centred, ``r ~ Normal(0, L L^T)`` drawn as they are, for terms whose levels are
+  informative (bayesmm.parameterization chooses per term from the data).
 * The mean of the group effects over levels, ``m = mean(r)``, trades off against the
   fixed coefficient of the same column (the intercept, or a slope that also varies):
   when every level is pinned down by its data, only ``b + m`` is, and a sampler moving
@@ -212,16 +214,33 @@ class _TermNames:
         return self.design.var(f"{head}_{self.stem}" + (f"_{tail}" if tail else ""))
 
 
-def _term_effects(design: Design, term: RandomEffectTerm, k: int, priors: dict[str, PriorEntry]):
-    """Group effects r (levels x terms) of one random-effect term, non-centred: standard
-    normals in the level basis, mapped to effects by the term's covariance structure."""
+def _term_effects(
+    design: Design, term: RandomEffectTerm, k: int, priors: dict[str, PriorEntry], centred: bool
+):
+    """Group effects r (levels x terms) of one random-effect term, written in the level basis.
+
+    Non-centred: standard normals w, mapped to effects by the term's covariance factor,
+    r = H w F^T. Centred (bayesmm.parameterization chooses): the level basis's first row,
+    the mean over levels, stays non-centred (the shear takes it out of the likelihood, so
+    only its prior holds it and a centred form would be a funnel); the other rows are drawn
+    as effects, v ~ Normal(0, Sigma) each, and r = H v. H is orthonormal, so the rows of v
+    are independent Normal(0, Sigma) exactly when those of r are: both forms are the same
+    model, sampled along different coordinates."""
     names = _TermNames(design, term, k)
     structure = term.covariance
-    if structure.latent == term.n_terms:
-        w = pm.Normal(names("z"), 0.0, 1.0, dims=(level_dim(term.group), names.columns_dim))
-    else:  # fewer latent factors than columns (rr)
-        w = pm.Normal(names("z"), 0.0, 1.0, shape=(term.n_levels, structure.latent))
-    return structure.build(_level_basis(w, term.n_levels), priors, names)
+    n_levels = term.n_levels
+    if not centred:
+        if structure.latent == term.n_terms:
+            w = pm.Normal(names("z"), 0.0, 1.0, dims=(level_dim(term.group), names.columns_dim))
+        else:  # fewer latent factors than columns (rr)
+            w = pm.Normal(names("z"), 0.0, 1.0, shape=(n_levels, structure.latent))
+        return structure.build(_level_basis(w, n_levels), priors, names)
+    F, sds, cors = structure.factor(priors, names)
+    mean_row = structure.apply(pm.Normal(names("z"), 0.0, 1.0, shape=(1, term.n_terms)), F, sds)
+    if n_levels == 1:
+        return mean_row, sds, cors
+    rows = structure.centred(names("v"), F, sds, n_levels - 1)
+    return _level_basis(pt.concatenate([mean_row, rows], axis=0), n_levels), sds, cors
 
 
 def _shear_shifts(design: Design, term: RandomEffectTerm, r, shifts: dict) -> None:
@@ -239,14 +258,16 @@ def _shear_shifts(design: Design, term: RandomEffectTerm, r, shifts: dict) -> No
             shifts[column] = shifts[column] + mean_r[c] if column in shifts else mean_r[c]
 
 
-def _random_part(design: Design, priors: dict[str, PriorEntry]):
-    """The group effects' contribution to the linear predictor, and the shear shifts."""
+def _random_part(design: Design, priors: dict[str, PriorEntry], centred: tuple[bool, ...]):
+    """The group effects' contribution to the linear predictor, and the shear shifts;
+    ``centred`` says for each term of ``design.random`` whether it is sampled centred."""
     eta = pt.zeros(design.n_obs)
     shifts: dict = {}
     for group, terms in design.groups.items():
         effects, sds, cors = [], [], []
         for k, term in enumerate(terms):
-            r, sd, cor = _term_effects(design, term, k, priors)
+            is_centred = bool(centred[design.random.index(term)]) if centred else False
+            r, sd, cor = _term_effects(design, term, k, priors, is_centred)
             _shear_shifts(design, term, r, shifts)
             effects.append(r)
             sds.append(sd)
@@ -274,8 +295,8 @@ def _random_part(design: Design, priors: dict[str, PriorEntry]):
     return eta, shifts
 
 
-def _linear_predictor(design: Design, priors: dict[str, PriorEntry]):
-    eta, shifts = _random_part(design, priors) if design.random else (0.0, {})
+def _linear_predictor(design: Design, priors: dict[str, PriorEntry], centred: tuple[bool, ...] = ()):
+    eta, shifts = _random_part(design, priors, centred) if design.random else (0.0, {})
     eta = eta + _fixed_part(design, priors, shifts)
     if design.offset is not None:
         eta = eta + design.offset
@@ -283,12 +304,19 @@ def _linear_predictor(design: Design, priors: dict[str, PriorEntry]):
 
 
 def build_pymc_model(
-    design: Design, family: Family, priors: list[PriorEntry], parts: dict[str, Design] | None = None
+    design: Design,
+    family: Family,
+    priors: list[PriorEntry],
+    parts: dict[str, Design] | None = None,
+    centred: tuple[bool, ...] = (),
 ) -> pm.Model:
     """The PyMC model of ``design`` under ``family`` with the resolved ``priors``.
 
     ``parts`` maps a distributional parameter (``"zi"``, ``"hu"``, ``"dispersion"``) to the
     design of its own linear predictor; its value per row replaces a constant parameter.
+    ``centred`` says for each term of ``design.random`` whether its group effects are
+    sampled centred (bayesmm.parameterization; empty: all non-centred). The parts' terms
+    are non-centred.
     """
     parts = parts or {}
     by_name = {e.parameter: e for e in priors}
@@ -296,7 +324,7 @@ def build_pymc_model(
     for part in parts.values():
         coords.update(_coords(part))
     with pm.Model(coords=coords) as model:
-        eta = _linear_predictor(design, by_name)
+        eta = _linear_predictor(design, by_name, centred)
         params = {name: by_name[name].prior.create(name) for name in family.constant_params(parts)}
         for name, part in parts.items():
             inverse = family.part(name).inverse_graph

@@ -149,6 +149,9 @@ def _description(fit: Fit, frame_types: dict) -> dict:
         },
         "trials": model.trials_column,
         "na_action": model.na_action,
+        # Which terms were sampled centred: the saved draws of the sampler's own variables
+        # (the reparameterization group) only fit the model they came from.
+        "centred": [bool(c) for c in model.centred],
         "frame": frame_types,
         "settings": dataclasses.asdict(fit.settings),
     }
@@ -275,6 +278,13 @@ def load(path: str | Path) -> Fit:
             na_action=description["na_action"],
             dpars=parts,
         )
+    # Files from before the choice existed hold draws of the all-non-centred model.
+    centred = description.get("centred", [False] * len(model.design.random))
+    if not (isinstance(centred, list) and len(centred) == len(model.design.random)
+            and all(isinstance(c, bool) for c in centred)):  # fmt: skip
+        raise ValueError(f"{path}: 'centred' must list true/false for each of the {len(model.design.random)} "
+                         f"random-effect terms, got {centred!r}")  # fmt: skip
+    model.centred = tuple(centred)
     for node in tree.subtree:  # level labels and coordinates read back as strings
         for name, coordinate in node.coords.items():
             if coordinate.dtype.kind == "U":

@@ -127,10 +127,13 @@ def test_rr_needs_a_whole_number_of_factors_and_a_centred_loadings_prior(frame):
         bm.Model("y ~ rr(1 + x | g, 1)", frame, priors={"loadings(g)": bm.Prior("Normal", mu=1.0, sigma=1.0)})
 
 
-@pytest.mark.parametrize("structure", ["cs", "ar1"])
-def test_loglik_matches_a_dense_computation(frame, structure):
-    # The effects enter the likelihood through the dense Z of lme4, whatever their covariance.
-    model = bm.Model(CASES[structure][0], frame)
+@pytest.mark.parametrize("centered", [False, True])
+@pytest.mark.parametrize("structure", ["diag", "cs", "ar1"])
+def test_loglik_matches_a_dense_computation(frame, structure, centered):
+    # The effects enter the likelihood through the dense Z of lme4, whatever their covariance
+    # and however they are sampled.
+    model = bm.Model(CASES[structure][0], frame, centered=centered)
+    assert model.centred == (centered,)
     loglik, values = at_random_point(model, seed=11)
     eta = _dense_eta(model, values)
     assert loglik == pytest.approx(stats.norm(eta, values["sigma"]).logpdf(frame.y).sum(), rel=1e-9)

@@ -1,0 +1,139 @@
+"""Centred or non-centred group effects: the informativeness kappa against the values the
+normal hierarchical model implies (n tau^2 / sigma^2), the choice it makes, and the centred
+construction's density against the multivariate normal written out."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import bayesmm as bm
+from bayesmm.parameterization import centred_terms, informativeness
+
+from .conftest import at_random_point
+from .test_model import _dense_eta
+
+
+def _gaussian(rng, levels, rows, tau, sigma, slope_sd=None):
+    g = np.repeat(np.arange(levels), rows)
+    x = rng.normal(size=g.size)
+    y = 1.0 + 0.5 * x + rng.normal(0, tau, levels)[g] + rng.normal(0, sigma, g.size)
+    if slope_sd is not None:
+        y = y + rng.normal(0, slope_sd, levels)[g] * x
+    return pd.DataFrame({"y": y, "x": x, "g": [f"g{i}" for i in g]})
+
+
+@pytest.mark.parametrize(("rows", "tau", "sigma"), [(100, 1.0, 1.0), (10, 1.0, 2.0), (4, 0.3, 1.0)])
+def test_kappa_is_n_tau2_over_sigma2_for_a_random_intercept(rows, tau, sigma):
+    rng = np.random.default_rng(rows)
+    model = bm.Model("y ~ x + (1 | g)", _gaussian(rng, 200, rows, tau, sigma))
+    (kappa,) = informativeness(model.design, model.family)
+    expected = rows * tau**2 / sigma**2  # 100, 2.5, 0.36
+    # 200 levels: the between-level variance is estimated to about sqrt(2/200) = 10% (more
+    # where sampling noise dominates it).
+    assert kappa[0] == pytest.approx(expected, rel=0.35)
+    assert model.centred == (expected > 1,)
+
+
+def test_kappa_of_a_random_slope():
+    rng = np.random.default_rng(5)
+    model = bm.Model("y ~ x + (1 + x | g)", _gaussian(rng, 200, 30, 1.0, 1.0, slope_sd=0.5))
+    (kappa,) = informativeness(model.design, model.family)
+    # x ~ N(0, 1): sum of x^2 in a level is about 30, so a slope's sampling variance is 1/30.
+    np.testing.assert_allclose(kappa, [30 * 1.0, 30 * 0.25], rtol=0.35)
+    assert model.centred == (True,)
+
+
+def test_one_row_per_level_is_never_centred():
+    rng = np.random.default_rng(6)
+    model = bm.Model("y ~ x + (1 | g)", _gaussian(rng, 300, 1, 3.0, 0.1))
+    assert informativeness(model.design, model.family)[0][0] == 0.0
+    assert model.centred == (False,)
+
+
+def test_crossed_factors_are_fitted_jointly():
+    # lme4's REML fit of Penicillin: sd(plate) 0.847, sd(sample) 1.932, sigma 0.550; a plate
+    # has 6 rows (one per sample), a sample 24: n tau^2 / sigma^2 = 14.2 and 296.
+    model = bm.Model("diameter ~ 1 + (1 | plate) + (1 | sample)", bm.datasets.load("Penicillin"))
+    plate, sample = informativeness(model.design, model.family)
+    assert plate[0] == pytest.approx(6 * 0.847**2 / 0.550**2, rel=0.2)
+    assert sample[0] == pytest.approx(24 * 1.932**2 / 0.550**2, rel=0.2)
+
+
+def test_a_nested_factor_counts_as_noise_of_the_coarser_one():
+    # lme4's Pastes: sd(batch) 1.29, sd(cask within batch) 2.90, sigma 0.82; a batch mean of
+    # 3 casks x 2 samples has sampling variance 2.90^2 / 3 + 0.82^2 / 6: kappa 0.57, not
+    # centred; a cask mean of 2 samples: kappa 25.
+    model = bm.Model("strength ~ 1 + (1 | batch/cask)", bm.datasets.load("Pastes"))
+    batch, cask = informativeness(model.design, model.family)
+    assert batch[0] == pytest.approx(1.29**2 / (2.90**2 / 3 + 0.82**2 / 6), rel=0.35)
+    assert cask[0] == pytest.approx(2 * 2.90**2 / 0.82**2, rel=0.35)
+    assert model.centred == (False, True)
+
+
+def test_counts_are_measured_on_the_link_scale():
+    # Poisson with a log link: a level's mean mu has information n * mu on the log scale.
+    rng = np.random.default_rng(8)
+    g = np.repeat(np.arange(150), 8)
+    log_mu = np.log(20.0) + rng.normal(0, 0.5, 150)[g]
+    data = pd.DataFrame({"y": rng.poisson(np.exp(log_mu)), "g": g.astype(str)})
+    model = bm.Model("y ~ 1 + (1 | g)", data, family="poisson")
+    (kappa,) = informativeness(model.design, model.family)
+    assert kappa[0] == pytest.approx(8 * 20.0 * 0.25, rel=0.35)
+
+
+def test_the_setting_overrides_the_choice():
+    data = _gaussian(np.random.default_rng(9), 40, 50, 1.0, 1.0).assign(
+        h=lambda d: d.g.str[-1], z=lambda d: d.x**2
+    )
+    formula = "y ~ x + (1 | g) + (1 | h) + rr(0 + x + z | g, 1)"
+    # h (the label's last digit) has no effect of its own: nothing to centre; rr: never.
+    assert bm.Model(formula, data).centred == (True, False, False)
+    assert bm.Model(formula, data, centered=False).centred == (False, False, False)
+    assert bm.Model(formula, data, centered={"h": True}).centred == (True, True, False)
+    with pytest.raises(ValueError, match="'k', not a grouping factor.*'g', 'h'"):
+        bm.Model(formula, data, centered={"k": True})
+    with pytest.raises(ValueError, match="centered takes None, True, False or a dict"):
+        bm.Model(formula, data, centered="yes")
+    table = bm.Model(formula, data).parameterization
+    assert list(table["centred"]) == [True, False, False]
+    assert table.loc[0, "kappa"] > 10
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + (1 + x | g)", "y ~ x + (1 + x || g)", "y ~ x + cs(1 + x | g)"])
+def test_centred_effects_have_the_multivariate_normal_density(formula):
+    data = _gaussian(np.random.default_rng(10), 12, 6, 1.0, 1.0, slope_sd=0.5)
+    model = bm.Model(formula, data, centered=True)
+    pymc_model = model.pymc_model
+    rng = np.random.default_rng(1)
+    point = {k: rng.normal(scale=0.5, size=np.shape(v)) for k, v in pymc_model.initial_point().items()}
+    z0, v = pymc_model["z_g"], pymc_model["v_g"]
+    r, sd = pymc_model["r_g"], pymc_model["sd_g"]
+    outputs = pymc_model.replace_rvs_by_values(
+        [r, sd] + ([pymc_model["cor_g"]] if "cor_g" in pymc_model else [])
+    )
+    values = pymc_model.compile_fn(outputs, inputs=pymc_model.value_vars, on_unused_input="ignore")(point)
+    r_value, sd_value = values[0], values[1]
+    cor = values[2][0] if len(values) > 2 else 0.0
+    sigma = np.outer(sd_value, sd_value) * np.array([[1.0, cor], [cor, 1.0]])
+    # The density of the sampled rows: the mean row's standard normals, the others' MvNormal.
+    logp = float(pymc_model.compile_logp(vars=[z0, v], jacobian=False)(point))
+    mean_row = point["z_g"] @ np.linalg.cholesky(sigma).T
+    expected = (
+        stats.multivariate_normal(np.zeros(2), sigma).logpdf(r_value).sum()  # every level's effects
+        - stats.multivariate_normal(np.zeros(2), sigma).logpdf(mean_row)  # the mean row is not
+        + stats.norm.logpdf(point["z_g"]).sum()  # drawn centred but as standard normals
+    )
+    assert logp == pytest.approx(expected, rel=1e-9)
+    # And the effects enter the likelihood as lme4's dense Z says.
+    loglik, named = at_random_point(model, seed=3)
+    eta = _dense_eta(model, named)
+    assert loglik == pytest.approx(stats.norm(eta, named["sigma"]).logpdf(data.y).sum(), rel=1e-9)
+
+
+def test_centred_terms_is_what_the_model_uses():
+    data = _gaussian(np.random.default_rng(11), 30, 40, 1.0, 1.0)
+    model = bm.Model("y ~ x + (1 | g)", data)
+    assert model.centred == centred_terms(model.design, model.family) == (True,)
+    assert "v_g" in model.pymc_model.named_vars
+    assert "v_g" not in bm.Model("y ~ x + (1 | g)", data, centered=False).pymc_model.named_vars
