@@ -68,7 +68,24 @@ def test_a_nested_factor_counts_as_noise_of_the_coarser_one():
     batch, cask = informativeness(model.design, model.family)
     assert batch[0] == pytest.approx(1.29**2 / (2.90**2 / 3 + 0.82**2 / 6), rel=0.35)
     assert cask[0] == pytest.approx(2 * 2.90**2 / 0.82**2, rel=0.35)
-    assert model.centred == (False, True)
+    assert model.centred == (False, False)  # casks are centred only under centred batches
+
+
+def test_a_nested_term_is_centred_when_its_parent_is():
+    # 30 batches of 5 casks of 20 rows, both SDs large against sigma: both informative.
+    rng = np.random.default_rng(12)
+    cask = np.repeat(np.arange(150), 20)
+    batch = cask // 5
+    y = rng.normal(0, 2.0, 30)[batch] + rng.normal(0, 1.0, 150)[cask] + rng.normal(0, 0.5, cask.size)
+    data = pd.DataFrame({"y": y, "batch": batch.astype(str), "cask": (cask % 5).astype(str)})
+    model = bm.Model("y ~ 1 + (1 | batch/cask)", data)
+    batch_kappa, cask_kappa = informativeness(model.design, model.family)
+    assert batch_kappa[0] > 1 and cask_kappa[0] > 1
+    assert model.centred == (True, True)
+    # A term follows a non-centred parent unless it is set itself.
+    assert bm.Model("y ~ 1 + (1 | batch/cask)", data, centered={"batch": False}).centred == (False, False)
+    setting = {"batch": False, "batch:cask": True}
+    assert bm.Model("y ~ 1 + (1 | batch/cask)", data, centered=setting).centred == (False, True)
 
 
 def test_counts_are_measured_on_the_link_scale():
@@ -83,11 +100,10 @@ def test_counts_are_measured_on_the_link_scale():
 
 
 def test_the_setting_overrides_the_choice():
-    data = _gaussian(np.random.default_rng(9), 40, 50, 1.0, 1.0).assign(
-        h=lambda d: d.g.str[-1], z=lambda d: d.x**2
-    )
+    rng = np.random.default_rng(9)
+    data = _gaussian(rng, 40, 50, 1.0, 1.0).assign(h=lambda d: rng.integers(0, 5, len(d)), z=lambda d: d.x**2)
     formula = "y ~ x + (1 | g) + (1 | h) + rr(0 + x + z | g, 1)"
-    # h (the label's last digit) has no effect of its own: nothing to centre; rr: never.
+    # h (crossed with g) has no effect of its own: nothing to centre; rr: never.
     assert bm.Model(formula, data).centred == (True, False, False)
     assert bm.Model(formula, data, centered=False).centred == (False, False, False)
     assert bm.Model(formula, data, centered={"h": True}).centred == (True, True, False)

@@ -185,6 +185,30 @@ def test_a_crafted_file_cannot_run_code_through_its_formula(saved, tmp_path, for
     assert not marker.exists()
 
 
+@pytest.mark.slow
+def test_the_parameterization_is_saved_with_the_draws(saved, sleepstudy_fit, tmp_path):
+    """The reparameterization group's draws fit only the model they came from: a file says
+    which terms were centred; one without the key (older files) was all non-centred."""
+    assert sleepstudy_fit.model.centred == (True,)
+    assert bm.load(saved).model.centred == (True,)
+    tree = xr.open_datatree(saved, engine="h5netcdf").load()
+    description = json.loads(tree.attrs["bayesmm"])
+    assert description["centred"] == [True]
+    for value, expected in ((None, (False,)), ("yes", None), ([True, False], None)):
+        if value is None:
+            del description["centred"]
+        else:
+            description["centred"] = value
+        tree.attrs["bayesmm"] = json.dumps(description)
+        edited = tmp_path / "edited.bmm"
+        tree.to_netcdf(edited, engine="h5netcdf")
+        if expected is None:
+            with pytest.raises(ValueError, match=r"edited.bmm: 'centred' must list true/false for each"):
+                bm.load(edited)
+        else:
+            assert bm.load(edited).model.centred == expected
+
+
 def test_building_a_model_loads_neither_matplotlib_nor_a_sampler():
     # Plots and samplers load when first used: a model is formula, data and a PyMC graph.
     code = (
