@@ -53,6 +53,9 @@ class Covariance:
     name: ClassVar[str]
     # The prior class of the correlation parameter (None: the structure has none).
     cor_class: ClassVar[str | None] = None
+    # Whether the effects can be sampled centred, as Normal(0, F F^T) with F lower triangular
+    # (bayesmm.parameterization decides whether they are).
+    centrable: ClassVar[bool] = True
 
     def __init__(self, term: RandomEffectTerm, start: int = 0):
         self.term = term
@@ -331,6 +334,7 @@ class ReducedRank(Covariance):
 
     name = "rr"
     cor_class = "rr"
+    centrable = False  # Sigma is singular: the effects exist only through the latent factors
 
     @property
     def latent(self) -> int:

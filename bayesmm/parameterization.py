@@ -38,11 +38,6 @@ __all__ = ["informativeness", "centred_terms", "CENTRING_THRESHOLD"]
 
 CENTRING_THRESHOLD = 1.0
 
-# Structures whose effects have a square, lower-triangular covariance factor: their
-# centred form is a multivariate normal with that Cholesky factor. Reduced-rank effects
-# have a singular covariance and are always non-centred.
-CENTRABLE = frozenset({"us", "diag", "cs", "ar1"})
-
 
 def _link_scale_response(design: Design, family: Family) -> np.ndarray:
     """The response linearized on the link scale, u = g(m) + g'(m) (y - m) (IRLS's first
@@ -204,7 +199,7 @@ def centred_terms(design: Design, family: Family, setting=None) -> tuple[bool, .
     chosen: list[bool | None] = []
     for k, term in enumerate(terms):
         wanted = setting.get(term.group) if isinstance(setting, dict) else setting
-        if term.covariance.name not in CENTRABLE:
+        if not term.covariance.centrable:  # reduced rank: always non-centred
             chosen.append(False)
         elif wanted is not None:
             chosen.append(bool(wanted))
