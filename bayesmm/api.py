@@ -246,8 +246,11 @@ class Model:
 
         if not part_formulas:
             return build(None), {}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
+        # Each design is built once on every row; only when some part drops rows are they
+        # built again on the rows complete in all parts (stateful transforms such as scale()
+        # learn from the rows that are kept). The first build's warnings are said once,
+        # from whichever build is kept.
+        with warnings.catch_warnings(record=True) as said:
             first = [build(None)] + [build(None, p, f) for p, f in part_formulas.items()]
         common = first[0].rows
         for design in first[1:]:
@@ -255,16 +258,18 @@ class Model:
         if len(common) == 0:
             raise DataError("no row is complete in every part of the model (formula, zi=, hu=, dispersion=)")
         dropped = len(data) - len(common)
-        if dropped:
-            warnings.warn(
-                f"dropped {dropped} of {len(data)} rows with missing values in the formula or its "
-                f"{', '.join(p + '=' for p in part_formulas)} formulas",
-                UserWarning,
-                stacklevel=3,
-            )
-        rows = common if dropped else None
-        main = build(rows)
-        parts = {p: build(rows, p, f) for p, f in part_formulas.items()}
+        if not dropped:
+            for warning in said:
+                warnings.warn(warning.message, warning.category, stacklevel=3)
+            return first[0], dict(zip(part_formulas, first[1:], strict=True))
+        warnings.warn(
+            f"dropped {dropped} of {len(data)} rows with missing values in the formula or its "
+            f"{', '.join(p + '=' for p in part_formulas)} formulas",
+            UserWarning,
+            stacklevel=3,
+        )
+        main = build(common)
+        parts = {p: build(common, p, f) for p, f in part_formulas.items()}
         main.n_dropped = dropped
         return main, parts
 

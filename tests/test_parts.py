@@ -168,6 +168,31 @@ def test_part_formula_errors(counts):
         bm.Model("y ~ x", counts, family="zero_inflated_poisson", zi="~ ww")
 
 
+def test_each_design_is_built_once_when_no_row_is_dropped(counts, monkeypatch):
+    import bayesmm.api
+
+    built = []
+    original = bayesmm.api.build_design
+
+    def counting(text, frame, **kwargs):
+        built.append((kwargs.get("part", ""), len(frame)))
+        return original(text, frame, **kwargs)
+
+    monkeypatch.setattr(bayesmm.api, "build_design", counting)
+    # An integer column with three values warns once, however often the design is built.
+    data = counts.assign(code=np.arange(len(counts)) % 3)
+    with pytest.warns(UserWarning, match="'code' enters the fixed part as a number") as caught:
+        bm.Model("y ~ x + code + (1 | site)", data, family="zero_inflated_poisson", zi="~ w")
+    assert built == [("", 80), ("zi", 80)]
+    assert sum("'code' enters the fixed part" in str(w.message) for w in caught) == 1
+    # With a row missing in one part, both are built again on the rows complete in both.
+    built.clear()
+    with pytest.warns(UserWarning, match="dropped 1 of 80 rows"):
+        bm.Model("y ~ x + (1 | site)", counts.assign(w=counts.w.where(counts.index != 5)),
+                 family="zero_inflated_poisson", zi="~ w")  # fmt: skip
+    assert built == [("", 80), ("zi", 80), ("", 79), ("zi", 79)]
+
+
 def test_rows_missing_in_a_part_are_dropped_everywhere(counts):
     counts = counts.copy()
     counts.loc[[3, 7], "w"] = np.nan
