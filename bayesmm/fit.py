@@ -83,18 +83,23 @@ def sample(
     _check_settings(**options)
     pymc_model = model.pymc_model
     start = time.perf_counter()
-    import pymc as pm
+    if name == "nutpie":  # through the compiled-model cache (bayesmm.sampling)
+        from . import sampling
 
-    with pymc_model, warnings.catch_warnings():
-        # nutpie and PyMC say the same things about BLAS and defaults; keep notebooks quiet.
-        warnings.filterwarnings("ignore", message=".*BLAS.*")
-        idata = pm.sample(
-            **options,
-            nuts_sampler=name,
-            progressbar=progressbar,
-            compute_convergence_checks=False,
-            quiet=True,  # bayesmm runs its own checks and says what to do
-        )
+        idata = sampling.sample_nutpie(pymc_model, model.design.n_obs, **options, progressbar=progressbar)
+    else:
+        import pymc as pm
+
+        with pymc_model, warnings.catch_warnings():
+            # PyMC says things about BLAS and defaults; keep notebooks quiet.
+            warnings.filterwarnings("ignore", message=".*BLAS.*")
+            idata = pm.sample(
+                **options,
+                nuts_sampler=name,
+                progressbar=progressbar,
+                compute_convergence_checks=False,
+                quiet=True,  # bayesmm runs its own checks and says what to do
+            )
     _refuse_interrupted(idata, draws, chains)
     idata = _separate_reparameterization(idata, model.reported_variables)
     settings = SamplerSettings(name, draws, tune, chains, target_accept, random_seed)
@@ -450,6 +455,72 @@ class Fit:
         >>> result.elpd, result.se
         """
         return comparison.loo(self, **kwargs)
+
+    def update(
+        self,
+        data: pd.DataFrame | None = None,
+        *,
+        formula: str | None = None,
+        priors: dict | None = None,
+        family=None,
+        trials=None,
+        **fit_kwargs,
+    ) -> Fit:
+        """Refit with changes, as ``update()`` in lme4 and brms: everything not given is kept.
+
+        When only the data change and their shape does not (the same rows, levels and
+        columns: a simulated data set, a corrected column), the compiled model is reused
+        and the refit costs its sampling; see ``bayesmm.sampling``.
+
+        Parameters
+        ----------
+        data
+            New data (default: the model's data).
+        formula
+            A new formula (default: the model's).
+        priors
+            New prior overrides, replacing the model's (default: the model's own).
+        family
+            A new family (default: the model's, with its link).
+        trials
+            Binomial trials for new data, when the model's were given as an array.
+        **fit_kwargs
+            Sampler settings (default: this fit's draws, tune, chains, target_accept,
+            sampler and random seed).
+
+        Returns
+        -------
+        Fit
+            The new fit.
+
+        Examples
+        --------
+        >>> simulated = sleepstudy.assign(Reaction=fit.simulate(nsim=1)[0])  # doctest: +SKIP
+        >>> refit = fit.update(data=simulated)                # no recompilation
+        >>> simpler = fit.update(formula="Reaction ~ Days + (Days || Subject)")
+        """
+        from .api import Model
+        from .persist import TRIALS
+
+        model = self.model
+        kept_trials = model.trials_column
+        if trials is None and data is not None and kept_trials == TRIALS:
+            raise ValueError("this model's trials were given as an array: pass trials= for the new data")
+        new = Model(
+            formula or model.formula.text,
+            model.model_frame if data is None else data,
+            family=model.family if family is None else family,
+            priors=(model.user_priors or None) if priors is None else priors,
+            trials=kept_trials if trials is None else trials,
+            na_action=model.na_action,
+            dpars=model.part_texts,
+            centered=model.centered_setting,
+        )
+        kept = self.settings
+        settings = {"draws": kept.draws, "tune": kept.tune, "chains": kept.chains,
+                    "target_accept": kept.target_accept, "sampler": kept.sampler,
+                    "random_seed": kept.random_seed, **fit_kwargs}  # fmt: skip
+        return new.fit(**settings)
 
     def kfold(self, K: int = 10, folds=None, random_seed=None, **fit_kwargs):
         """K-fold cross-validation by refitting the model K times (brms's ``kfold``).

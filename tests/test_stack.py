@@ -194,16 +194,16 @@ def test_the_parameterization_is_saved_with_the_draws(saved, sleepstudy_fit, tmp
     tree = xr.open_datatree(saved, engine="h5netcdf").load()
     description = json.loads(tree.attrs["bayesmm"])
     assert description["centred"] == [True]
-    for value, expected in ((None, (False,)), ("yes", None), ([True, False], None)):
+    for k, (value, expected) in enumerate(((None, (False,)), ("yes", None), ([True, False], None))):
         if value is None:
             del description["centred"]
         else:
             description["centred"] = value
         tree.attrs["bayesmm"] = json.dumps(description)
-        edited = tmp_path / "edited.bmm"
+        edited = tmp_path / f"edited{k}.bmm"  # a loaded file may still be open
         tree.to_netcdf(edited, engine="h5netcdf")
         if expected is None:
-            with pytest.raises(ValueError, match=r"edited.bmm: 'centred' must list true/false for each"):
+            with pytest.raises(ValueError, match=rf"edited{k}.bmm: 'centred' must list true/false for each"):
                 bm.load(edited)
         else:
             assert bm.load(edited).model.centred == expected
