@@ -495,9 +495,9 @@ class Fit:
 
         Examples
         --------
-        >>> simulated = sleepstudy.assign(Reaction=fit.simulate(nsim=1)[0])  # doctest: +SKIP
-        >>> refit = fit.update(data=simulated)                # no recompilation
-        >>> simpler = fit.update(formula="Reaction ~ Days + (Days || Subject)")
+        >>> shifted = sleepstudy.assign(Reaction=sleepstudy.Reaction + 10.0)
+        >>> refit = fit.update(data=shifted, draws=300, chains=2)     # no recompilation
+        >>> simpler = fit.update(formula="Reaction ~ Days + (Days || Subject)", draws=300, chains=2)
         """
         from .api import Model
         from .persist import TRIALS

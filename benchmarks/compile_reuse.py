@@ -40,7 +40,7 @@ other = data.assign(Reaction=data.Reaction + np.random.default_rng(2).normal(0, 
 fit2 = bm.Model("Reaction ~ Days + (Days | Subject)", other).fit(random_seed=1, progressbar=False)
 second = time.perf_counter()
 print(json.dumps({"import": imported - start, "first_fit": first - imported, "second_data": second - first,
-                  "days": float(fit2.fixef()["mean"]["Days"])}))
+                  "days": float(fit2.fixef()["mean"]["Days"]), "module": bm.__file__}))
 """
 
 
@@ -49,6 +49,8 @@ def run(install: str, cache: str) -> dict:
     env = dict(
         os.environ, PYTENSOR_FLAGS=f"base_compiledir={cache}", NUMBA_CACHE_DIR=os.path.join(cache, "numba")
     )
+    if source:  # import bayesmm from that checkout (PYTHONPATH comes before an editable install)
+        env["PYTHONPATH"] = source
     start = time.perf_counter()
     # cwd: the cache folder, so that "-c" does not import bayesmm from the current directory
     out = subprocess.run([python, "-c", WORKER], env=env, capture_output=True, text=True, cwd=cache)
@@ -76,6 +78,8 @@ def main() -> None:
     keys = ("process", "import", "first_fit", "second_data")
     print(f"{'install':12} {'cache':5} " + " ".join(f"{k:>12}" for k in keys))
     medians = {}
+    for name in installs:
+        print(f"{name}: bayesmm from {results[(name, 'cold')][0]['module']}")
     for (name, state), runs in results.items():
         medians[(name, state)] = {k: statistics.median(r[k] for r in runs) for k in keys}
         print(f"{name:12} {state:5} " + " ".join(f"{medians[(name, state)][k]:11.1f}s" for k in keys))
