@@ -7,7 +7,7 @@ simulation-based calibration, power analysis) has the same structure, and only t
 in the graph differ: the data, and the default priors scaled to them.
 
 So the model is sampled through a copy of its graph in which every number that data can
-change is read from a shared variable: every float constant, and every integer vector with
+change is read from a shared variable: every float64 constant, and every integer vector with
 one entry per row (the level codes), packed into one vector per dtype. Two models with the
 same structure give the same copy up to those values. Their *structure key* is the graph
 printed with the values left out, plus the shapes and dtypes of the swapped values and the
@@ -46,8 +46,12 @@ class DataModel:
 
 
 def _swappable(constant, n_obs: int) -> bool:
+    """A number that data can change: float64 (bayesmm's data and priors; PyMC's own
+    float32 constants, such as the bounds inside a hurdle density, stay constants, because
+    rewrites rely on them: swapped, a hurdle's gradient is NaN at every starting point), or
+    an integer vector with one entry per row."""
     data = np.asarray(constant.data)
-    return data.dtype.kind == "f" or (data.dtype.kind in "iu" and data.ndim == 1 and data.size == n_obs > 1)
+    return data.dtype == np.float64 or (data.dtype.kind in "iu" and data.ndim == 1 and data.size == n_obs > 1)
 
 
 def data_model(pymc_model, n_obs: int) -> DataModel:

@@ -27,7 +27,7 @@ def test_data_of_the_same_shape_share_the_structure(sleepstudy, noisy):
     assert first.key == second.key
     # The response and the priors scaled to it differ; the structure does not. The values
     # are packed into one vector per dtype, the response a stretch of the float64 one.
-    assert {"bayesmm_data_float64", "bayesmm_data_int64"} <= set(first.values)
+    assert set(first.values) == {"bayesmm_data_float64", "bayesmm_data_int64"}
     np.testing.assert_array_equal(first.values["bayesmm_data_int64"], second.values["bayesmm_data_int64"])
 
     def holds(vector, stretch):
