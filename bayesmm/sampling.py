@@ -12,9 +12,8 @@ one entry per row (the level codes), packed into one vector per dtype. Two model
 same structure give the same copy up to those values. Their *structure key* is the graph
 printed with the values left out, plus the shapes and dtypes of the swapped values and the
 exact bytes of every other constant (sizes, index patterns), so a different number of
-levels or columns is a different key. A
-compiled model whose key matches is reused: its data are replaced (nutpie's ``with_data``)
-and sampling starts without compiling.
+levels or columns is a different key. A compiled model whose key matches is reused: its
+data are replaced (nutpie's ``with_data``) and sampling starts without compiling.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DataModel", "data_model", "sample_nutpie", "clear_compiled", "compiled_models"]
+__all__ = ["DataModel", "data_model", "sample_nutpie", "clear_compiled"]
 
 # Compiled models kept in this process, most recently used last.
 MAX_COMPILED = 8
@@ -55,7 +54,7 @@ def _swappable(constant, n_obs: int) -> bool:
 
 
 def data_model(pymc_model, n_obs: int) -> DataModel:
-    """A copy of ``pymc_model`` whose float constants and per-row integer vectors are read
+    """A copy of ``pymc_model`` whose float64 constants and per-row integer vectors are read
     from shared variables: one vector per dtype (``bayesmm_data_float64``, ...), each
     constant a reshaped slice of it. Few shared variables keep nutpie's C-callable wrapper
     small: with one per constant (28 for sleepstudy) it took 1.7 times as long to compile."""
@@ -93,11 +92,6 @@ def data_model(pymc_model, n_obs: int) -> DataModel:
     key = hashlib.sha1("\n".join(parts).encode()).hexdigest()
     # mutate_fgraph: the model is built from the fgraph's own variables, ``shared`` among them.
     return DataModel(model_from_fgraph(fgraph, mutate_fgraph=True), values, key, shared)
-
-
-def compiled_models() -> int:
-    """How many compiled models this process keeps for reuse."""
-    return len(_COMPILED)
 
 
 def clear_compiled() -> None:
