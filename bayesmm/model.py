@@ -273,9 +273,12 @@ def _random_part(design: Design, priors: dict[str, PriorEntry], centred: tuple[b
             sds.append(sd)
             if cor is not None:
                 cors.append(cor)
+            # The codes as one tensor: indexing with the NumPy array itself makes PyTensor
+            # inspect every element in Python (5 s at a million rows).
+            codes = pt.as_tensor_variable(term.codes)
             for j in range(term.n_terms):
                 column = term.matrix[:, j]
-                contribution = r[term.codes, j]
+                contribution = r[codes, j]
                 # Intercept columns are all ones: skip the multiplication.
                 if not np.all(column == 1.0):
                     contribution = contribution * column

@@ -67,6 +67,31 @@ def test_numeric_group_levels_sort_numerically():
     np.testing.assert_array_equal(term.codes, [1, 0, 1, 0, 2, 2])
 
 
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["b", "a", "B", "é", "a", None, "10", "9"],  # text: code-point order, None missing
+        [10, 9, 10, -3, 100],  # whole numbers
+        [2.5, 1.0, 2.5, np.nan, 10.0],  # floats, a missing value
+        [1, "1b", 2.0, "a", 1],  # mixed: numbers first, then text
+        [True, False, True],
+        pd.Series(["x", "y", "x"], dtype="string[pyarrow]"),
+    ],
+    ids=["text", "integers", "floats", "mixed", "logical", "arrow-text"],
+)
+def test_group_levels_match_sorted_levels_and_labels(values):
+    """The vectorized level coding gives sorted_levels' order and level_label's labels, and
+    every row's code names its own value's label."""
+    from bayesmm.design import _level_labels
+    from bayesmm.expressions import level_label, sorted_levels
+
+    data = pd.DataFrame({"g": values})
+    labels, codes = _level_labels(data, ("g",))
+    assert labels == [level_label(v) for v in sorted_levels(data["g"])]
+    for value, code in zip(data["g"], codes, strict=True):
+        assert (code == -1) if pd.isna(value) else labels[code] == level_label(value)
+
+
 def test_nested_groups_expand_to_interaction_levels(frame):
     design = build_design("y ~ (1 | h/g)", frame)
     outer, inner = design.random

@@ -1,0 +1,130 @@
+"""bayesmm against bambi with nutpie: whole processes, the same machine, the same run.
+
+bambi is not a dependency of bayesmm: give the python of another environment that has it
+(bambi 0.21 installs beside PyMC 6 on Python 3.12):
+
+    python3 -m venv /tmp/bambi-venv && /tmp/bambi-venv/bin/pip install bambi==0.21.0 nutpie
+    python benchmarks/vs_bambi.py --bambi /tmp/bambi-venv/bin/python --repeats 2
+
+Model: lme4's sleepstudy, 4 chains x 1000 draws after 1000 tuning steps, nutpie for both.
+
+* ``bayesmm``: ``Reaction ~ Days + (Days | Subject)``, correlated intercepts and slopes;
+* ``bayesmm||``: ``Reaction ~ Days + (Days || Subject)``, the model bambi fits;
+* ``bambi``: bambi's ``Reaction ~ Days + (Days | Subject)``, whose group-specific terms are
+  uncorrelated.
+
+Each variant runs in a fresh process with empty PyTensor/numba compile caches (``cold``: a
+first fit on a new machine), then in a new process that finds the caches the cold one left
+(``warm``: a later process fitting the same structure); the variants alternate. Printed:
+the process's wall time, its import and fit times, the min bulk ESS over the posterior's
+variables, and, for bayesmm, a refit on new data of the same shape in the same process
+(``fit.update(data=...)``) with the sampling time inside it; then the ratios to bambi.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bayesmm", "data", "sleepstudy.csv")
+
+BAYESMM = r"""
+import json, sys, time, warnings
+start = time.perf_counter()
+import numpy as np, pandas as pd
+import arviz as az
+import bayesmm as bm
+imported = time.perf_counter()
+warnings.simplefilter("ignore")
+data = bm.datasets.load("sleepstudy")
+fit = bm.Model(sys.argv[1], data).fit(random_seed=1, progressbar=False)
+fitted = time.perf_counter()
+ess = float(az.ess(fit.idata.posterior).to_array().min())
+other = data.assign(Reaction=data.Reaction + np.random.default_rng(2).normal(0, 10, len(data)))
+refit = fit.update(data=other, random_seed=2, progressbar=False)
+updated = time.perf_counter()
+print(json.dumps({"import": imported - start, "fit": fitted - imported, "min_ess": ess,
+                  "update": updated - fitted,
+                  "update_sampling": float(refit.idata.posterior.attrs["sampling_time"]),
+                  "days": float(fit.fixef()["mean"]["Days"])}))
+"""
+
+BAMBI = r"""
+import json, sys, time, warnings
+start = time.perf_counter()
+import pandas as pd
+import arviz as az
+import bambi as bmb
+imported = time.perf_counter()
+warnings.simplefilter("ignore")
+data = pd.read_csv(sys.argv[2])
+data["Subject"] = data["Subject"].astype(str)
+idata = bmb.Model(sys.argv[1], data).fit(draws=1000, tune=1000, chains=4, inference_method="nutpie",
+                                         random_seed=1, progressbar=False)
+fitted = time.perf_counter()
+ess = float(az.ess(idata.posterior).to_array().min())
+print(json.dumps({"import": imported - start, "fit": fitted - imported, "min_ess": ess,
+                  "days": float(idata.posterior["Days"].mean())}))
+"""
+
+VARIANTS = {
+    "bayesmm": (BAYESMM, "Reaction ~ Days + (Days | Subject)"),
+    "bayesmm||": (BAYESMM, "Reaction ~ Days + (Days || Subject)"),
+    "bambi": (BAMBI, "Reaction ~ Days + (Days | Subject)"),
+}
+
+
+def run(python: str, variant: str, cache: str) -> dict:
+    script, formula = VARIANTS[variant]
+    env = dict(
+        os.environ, PYTENSOR_FLAGS=f"base_compiledir={cache}", NUMBA_CACHE_DIR=os.path.join(cache, "numba")
+    )
+    start = time.perf_counter()
+    out = subprocess.run(
+        [python, "-c", script, formula, os.path.abspath(DATA)], env=env, capture_output=True, text=True
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"{variant} failed:\n{out.stderr[-3000:]}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["process"] = time.perf_counter() - start
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bambi", required=True, help="the python of an environment with bambi and nutpie")
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    pythons = {"bayesmm": sys.executable, "bayesmm||": sys.executable, "bambi": args.bambi}
+    results: dict = {(v, s): [] for v in VARIANTS for s in ("cold", "warm")}
+    for _ in range(args.repeats):
+        for variant, python in pythons.items():
+            with tempfile.TemporaryDirectory() as cache:
+                for state in ("cold", "warm"):
+                    results[(variant, state)].append(run(python, variant, cache))
+                    print(variant, state, json.dumps(results[(variant, state)][-1]), flush=True)
+    keys = ("process", "import", "fit", "min_ess", "update", "update_sampling")
+    medians = {}
+    print(f"\n{'variant':10} {'cache':5} " + " ".join(f"{k:>15}" for k in keys))
+    for (variant, state), runs in results.items():
+        medians[(variant, state)] = {k: statistics.median(r[k] for r in runs) if k in runs[0] else float("nan")
+                                     for k in keys}  # fmt: skip
+        print(f"{variant:10} {state:5} " + " ".join(f"{medians[(variant, state)][k]:15.1f}" for k in keys))
+    print("\nratios to bambi (same cache state): process time, min ESS, min ESS per process-second")
+    for variant in ("bayesmm", "bayesmm||"):
+        for state in ("cold", "warm"):
+            ours, theirs = medians[(variant, state)], medians[("bambi", state)]
+            time_ratio = ours["process"] / theirs["process"]
+            ess_ratio = ours["min_ess"] / theirs["min_ess"]
+            print(f"{variant:10} {state:5} time {time_ratio:.2f}  ESS {ess_ratio:.2f}  "
+                  f"ESS/s {ess_ratio / time_ratio:.2f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
