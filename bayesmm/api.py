@@ -322,6 +322,7 @@ class Model:
         target_accept: float = 0.8,
         cores: int | None = None,
         progressbar: bool = True,
+        chain_method: str | None = None,
     ) -> Fit:
         """Sample the posterior with NUTS (nutpie when installed, else PyMC's own).
 
@@ -337,7 +338,8 @@ class Model:
             A non-negative integer for reproducible draws (the same seed and compiled
             code give identical draws), or None.
         sampler
-            ``"auto"`` (the fastest installed), ``"nutpie"`` or ``"pymc"``.
+            ``"auto"`` (the fastest installed), ``"nutpie"``, ``"pymc"``, or the JAX
+            samplers ``"numpyro"`` and ``"blackjax"`` where installed (for a GPU).
         target_accept
             NUTS's target acceptance rate in (0, 1); raise it (0.95, 0.99) when the fit
             reports divergences.
@@ -345,6 +347,12 @@ class Model:
             Processes for PyMC's sampler (None: one per chain up to the CPU count).
         progressbar
             Show the sampler's progress.
+        chain_method
+            How the JAX samplers run their chains: ``"parallel"`` (one device each: CPU
+            cores, or several GPUs) or ``"vectorized"`` (all chains in one program on one
+            device: one GPU). None: parallel when JAX has a device per chain, else
+            vectorized. nutpie and PyMC's sampler run chains in parallel themselves and
+            take no chain_method.
 
         Returns
         -------
@@ -368,6 +376,7 @@ class Model:
             random_seed=random_seed,
             sampler=sampler,
             progressbar=progressbar,
+            chain_method=chain_method,
         )
 
     def prior_predictive(self, draws: int = 500, random_seed=None):

@@ -130,14 +130,15 @@ class Covariance:
 
         return z * sds if F is None else pt.dot(z, F.T)
 
-    def centred(self, name: str, F, sds, rows: int):
-        """``rows`` rows of effects drawn as they are (the centred form): Normal(0, Sigma) each,
-        Sigma = F F^T with F lower triangular. Reduced-rank structures have no such form."""
+    def centred(self, name: str, F, sds, rows: int, mu=0.0):
+        """``rows`` rows of effects drawn as they are (the centred form): Normal(mu, Sigma)
+        each, Sigma = F F^T with F lower triangular, ``mu`` zero or (rows x p). Reduced-rank
+        structures have no such form."""
         import pymc as pm
 
         if F is None:
-            return pm.Normal(name, 0.0, sds, shape=(rows, self.p))
-        return pm.MvNormal(name, mu=np.zeros(self.p), chol=F, shape=(rows, self.p))
+            return pm.Normal(name, mu, sds, shape=(rows, self.p))
+        return pm.MvNormal(name, mu=mu + np.zeros(self.p), chol=F, shape=(rows, self.p))
 
     def _sds(self, priors: dict[str, PriorEntry], var):
         import pymc as pm

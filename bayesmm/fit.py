@@ -69,6 +69,7 @@ def sample(
     random_seed: int | None = None,
     sampler: str = "auto",
     progressbar: bool = True,
+    chain_method: str | None = None,
 ) -> Fit:
     """Run NUTS on ``model`` and wrap the result in a :class:`Fit`."""
     name = default_sampler() if sampler in (None, "auto") else sampler
@@ -81,6 +82,7 @@ def sample(
     options = {"draws": draws, "tune": tune, "chains": chains, "cores": cores,
                "target_accept": target_accept, "random_seed": random_seed}  # fmt: skip
     _check_settings(**options)
+    chain_method = _chain_method(name, chains, chain_method)
     pymc_model = model.pymc_model
     start = time.perf_counter()
     if name == "nutpie":  # through the compiled-model cache (bayesmm.sampling)
@@ -93,8 +95,10 @@ def sample(
         with pymc_model, warnings.catch_warnings():
             # PyMC says things about BLAS and defaults; keep notebooks quiet.
             warnings.filterwarnings("ignore", message=".*BLAS.*")
+            jax_options = {} if chain_method is None else {"nuts": {"chain_method": chain_method}}
             idata = pm.sample(
                 **options,
+                **jax_options,
                 nuts_sampler=name,
                 progressbar=progressbar,
                 compute_convergence_checks=False,
@@ -107,6 +111,31 @@ def sample(
     fit = Fit(model=model, idata=idata, settings=settings)
     fit.warn_if_unhealthy()
     return fit
+
+
+JAX_SAMPLERS = ("numpyro", "blackjax")
+CHAIN_METHODS = ("parallel", "vectorized")
+
+
+def _chain_method(sampler: str, chains: int, requested: str | None) -> str | None:
+    """How a JAX sampler runs its chains (None for the others): as asked, else in parallel
+    when JAX has a device per chain (importing pymc.sampling.jax first gives the CPU one
+    device per core) and vectorized on one device otherwise (a single GPU)."""
+    if sampler not in JAX_SAMPLERS:
+        if requested is not None:
+            raise ValueError(
+                f"chain_method is for the JAX samplers (sampler='numpyro' or 'blackjax'); {sampler!r} "
+                "runs its chains in parallel itself: drop chain_method"
+            )
+        return None
+    if requested is not None:
+        if requested not in CHAIN_METHODS:
+            raise ValueError(f"chain_method must be 'parallel' or 'vectorized' (or None); got {requested!r}")
+        return requested
+    importlib.import_module("pymc.sampling.jax")  # sets XLA's host device count before JAX starts
+    jax = importlib.import_module("jax")
+
+    return "parallel" if jax.local_device_count() >= chains else "vectorized"
 
 
 def _is_whole(value) -> bool:

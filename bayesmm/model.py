@@ -37,6 +37,7 @@ import pytensor.tensor as pt
 
 from .design import Design, RandomEffectTerm
 from .families import Family
+from .parameterization import centring_parents, level_parents
 from .priors import Prior, PriorEntry, stack_priors
 
 __all__ = [
@@ -215,7 +216,7 @@ class _TermNames:
 
 
 def _term_effects(
-    design: Design, term: RandomEffectTerm, k: int, priors: dict[str, PriorEntry], centred: bool
+    design: Design, term: RandomEffectTerm, k: int, priors: dict[str, PriorEntry], centred: bool, around=None
 ):
     """Group effects r (levels x terms) of one random-effect term, written in the level basis.
 
@@ -225,7 +226,14 @@ def _term_effects(
     only its prior holds it and a centred form would be a funnel); the other rows are drawn
     as effects, v ~ Normal(0, Sigma) each, and r = H v. H is orthonormal, so the rows of v
     are independent Normal(0, Sigma) exactly when those of r are: both forms are the same
-    model, sampled along different coordinates."""
+    model, sampled along different coordinates.
+
+    ``around`` (centred terms nested in others, levels x terms): the effects of the terms it
+    is nested in, summed at each of its levels (a cask's batch effect). The centred rows
+    are then drawn around them (hierarchical centring, Gelfand, Sahu & Carlin 1995): the
+    sampled rows are those of r + around, a shift by other parameters (unit Jacobian), so
+    that what a cask's data pin down, its batch's effect plus its own, is one coordinate
+    that does not move when the batch's effect does."""
     names = _TermNames(design, term, k)
     structure = term.covariance
     n_levels = term.n_levels
@@ -239,7 +247,11 @@ def _term_effects(
     mean_row = structure.apply(pm.Normal(names("z"), 0.0, 1.0, shape=(1, term.n_terms)), F, sds)
     if n_levels == 1:
         return mean_row, sds, cors
-    rows = structure.centred(names("v"), F, sds, n_levels - 1)
+    if around is None:
+        rows = structure.centred(names("v"), F, sds, n_levels - 1)
+    else:  # rows of H (r + around) ~ Normal(rows of H around, Sigma); H = H^T
+        shift = _level_basis(around, n_levels)[1:]
+        rows = structure.centred(names("v"), F, sds, n_levels - 1, mu=shift) - shift
     return _level_basis(pt.concatenate([mean_row, rows], axis=0), n_levels), sds, cors
 
 
@@ -260,14 +272,31 @@ def _shear_shifts(design: Design, term: RandomEffectTerm, r, shifts: dict) -> No
 
 def _random_part(design: Design, priors: dict[str, PriorEntry], centred: tuple[bool, ...]):
     """The group effects' contribution to the linear predictor, and the shear shifts;
-    ``centred`` says for each term of ``design.random`` whether it is sampled centred."""
+    ``centred`` says for each term of ``design.random`` whether it is sampled centred. A
+    centred term nested in others with its columns is centred around their effects (built
+    first)."""
+    terms = list(design.random)
+    centred = tuple(bool(c) for c in centred) or (False,) * len(terms)
+    around = centring_parents(design) if any(centred) else [None] * len(terms)
+    built: dict[int, tuple] = {}
+
+    def effects_of(i: int):
+        if i not in built:
+            term = terms[i]
+            parents = around[i] if centred[i] else None
+            shift = None
+            if parents:
+                shift = sum(effects_of(j)[0][level_parents(term, terms[j])] for j in parents)
+            k = [t is term for t in design.groups[term.group]].index(True)
+            built[i] = _term_effects(design, term, k, priors, centred[i], shift)
+        return built[i]
+
     eta = pt.zeros(design.n_obs)
     shifts: dict = {}
-    for group, terms in design.groups.items():
+    for group, group_terms in design.groups.items():
         effects, sds, cors = [], [], []
-        for k, term in enumerate(terms):
-            is_centred = bool(centred[design.random.index(term)]) if centred else False
-            r, sd, cor = _term_effects(design, term, k, priors, is_centred)
+        for term in group_terms:
+            r, sd, cor = effects_of([t is term for t in terms].index(True))
             _shear_shifts(design, term, r, shifts)
             effects.append(r)
             sds.append(sd)

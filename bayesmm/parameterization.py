@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .design import Design, RandomEffectTerm
     from .families import Family
 
-__all__ = ["informativeness", "centred_terms", "CENTRING_THRESHOLD"]
+__all__ = ["informativeness", "centred_terms", "centring_parents", "level_parents", "CENTRING_THRESHOLD"]
 
 CENTRING_THRESHOLD = 1.0
 
@@ -139,6 +139,29 @@ def _nested_in(inner: RandomEffectTerm, outer: RandomEffectTerm) -> bool:
     return len(pairs) == inner.n_levels
 
 
+def level_parents(inner: RandomEffectTerm, outer: RandomEffectTerm) -> np.ndarray:
+    """For each level of ``inner`` (nested in ``outer``), the code of its level of ``outer``."""
+    parents = np.zeros(inner.n_levels, dtype=np.int64)
+    parents[inner.codes] = outer.codes
+    return parents
+
+
+def centring_parents(design: Design) -> list[tuple[int, ...] | None]:
+    """For each term of ``design.random``, the terms it is nested in (indices), when its
+    effects can be centred around theirs: each has the same columns with the same values
+    (casks in batches, broods in locations, both intercepts). None where one has other
+    columns; () for a term nested in none."""
+    terms = design.random
+    found: list[tuple[int, ...] | None] = []
+    for term in terms:
+        parents = tuple(j for j, other in enumerate(terms) if _nested_in(term, other))
+        same = all(
+            terms[j].columns == term.columns and np.array_equal(terms[j].matrix, term.matrix) for j in parents
+        )
+        found.append(parents if same else None)
+    return found
+
+
 # Backfitting sweeps over the terms: enough for crossed factors of balanced designs to
 # settle (the residual variance changes by well under 1% after the third sweep).
 SWEEPS = 4
@@ -206,13 +229,15 @@ def centred_terms(design: Design, family: Family, setting=None) -> tuple[bool, .
         else:
             kappas = informativeness(design, family) if kappas is None else kappas
             chosen.append(None if np.all(kappas[k] > CENTRING_THRESHOLD) else False)
-    # A centred term nested in a non-centred one (casks in batches, broods in locations)
-    # trades off against it: each finer level pins the sum of its own effect and its
-    # parent's. Measured on Pastes and grouseticks, that mixes worse than both non-centred
-    # (min ESS 194 against 410, 127 against 246): so a term the data would centre is
-    # centred only if every term it is nested in is.
+    # A term nested in others (casks in batches, broods in locations) trades off against
+    # them: each finer level pins the sum of its own effect and its parents'. Centred on its
+    # own under non-centred parents it mixed worse than both non-centred (Pastes: min ESS
+    # 194 against 410; grouseticks: 127 against 246). Centred around its parents' effects
+    # (bayesmm.model, hierarchical centring) that sum is one coordinate; a term that cannot
+    # be (a parent with other columns) is centred only if every term it is nested in is.
+    around = centring_parents(design)
     for k, term in enumerate(terms):
         if chosen[k] is None:
             parents = [j for j, other in enumerate(terms) if _nested_in(term, other)]
-            chosen[k] = all(chosen[j] is not False for j in parents)
+            chosen[k] = around[k] is not None or all(chosen[j] is not False for j in parents)
     return tuple(bool(c) for c in chosen)

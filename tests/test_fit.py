@@ -57,6 +57,47 @@ def test_bad_sampler_arguments(conjugate):
         model.fit(chains=0)
 
 
+def test_chain_method_is_for_the_jax_samplers(conjugate):
+    model, _, _ = conjugate
+    with pytest.raises(ValueError, match="chain_method is for the JAX samplers.*'nutpie' runs its chains"):
+        model.fit(sampler="nutpie", chain_method="vectorized")
+
+
+@pytest.mark.parametrize(
+    ("devices", "asked", "passed"),
+    [(1, None, "vectorized"), (8, None, "parallel"), (8, "vectorized", "vectorized")],
+)
+def test_jax_samplers_run_chains_in_parallel_where_there_is_a_device_each(
+    conjugate, monkeypatch, devices, asked, passed
+):
+    # JAX is not installed here: a stand-in says how many devices it has, and pm.sample
+    # records what it was asked instead of sampling.
+    import sys
+    import types
+
+    import pymc as pm
+
+    import bayesmm.fit
+
+    model, _, _ = conjugate
+    monkeypatch.setattr(bayesmm.fit, "available_samplers", lambda: ["numpyro", "pymc"])
+    monkeypatch.setitem(sys.modules, "jax", types.SimpleNamespace(local_device_count=lambda: devices))
+    monkeypatch.setitem(sys.modules, "pymc.sampling.jax", types.ModuleType("pymc.sampling.jax"))
+    asked_for = {}
+
+    def recording_sample(**kwargs):
+        asked_for.update(kwargs)
+        raise RuntimeError("recorded")
+
+    monkeypatch.setattr(pm, "sample", recording_sample)
+    with pytest.raises(RuntimeError, match="recorded"):
+        model.fit(sampler="numpyro", chains=4, chain_method=asked)
+    assert asked_for["nuts_sampler"] == "numpyro"
+    assert asked_for["nuts"] == {"chain_method": passed}
+    with pytest.raises(ValueError, match="chain_method must be 'parallel' or 'vectorized'.*'pmap'"):
+        model.fit(sampler="numpyro", chain_method="pmap")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sampler", bm.available_samplers())
 def test_same_seed_gives_identical_draws(conjugate, sampler):

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 import bayesmm as bm
-from bayesmm.parameterization import centred_terms, informativeness
+from bayesmm.parameterization import centred_terms, centring_parents, informativeness
 
 from .conftest import at_random_point
 from .test_model import _dense_eta
@@ -68,10 +68,10 @@ def test_a_nested_factor_counts_as_noise_of_the_coarser_one():
     batch, cask = informativeness(model.design, model.family)
     assert batch[0] == pytest.approx(1.29**2 / (2.90**2 / 3 + 0.82**2 / 6), rel=0.35)
     assert cask[0] == pytest.approx(2 * 2.90**2 / 0.82**2, rel=0.35)
-    assert model.centred == (False, False)  # casks are centred only under centred batches
+    assert model.centred == (False, True)  # casks centred around their batches
 
 
-def test_a_nested_term_is_centred_when_its_parent_is():
+def test_a_nested_term_is_centred_around_its_parent_or_with_it():
     # 30 batches of 5 casks of 20 rows, both SDs large against sigma: both informative.
     rng = np.random.default_rng(12)
     cask = np.repeat(np.arange(150), 20)
@@ -82,10 +82,14 @@ def test_a_nested_term_is_centred_when_its_parent_is():
     batch_kappa, cask_kappa = informativeness(model.design, model.family)
     assert batch_kappa[0] > 1 and cask_kappa[0] > 1
     assert model.centred == (True, True)
-    # A term follows a non-centred parent unless it is set itself.
-    assert bm.Model("y ~ 1 + (1 | batch/cask)", data, centered={"batch": False}).centred == (False, False)
-    setting = {"batch": False, "batch:cask": True}
-    assert bm.Model("y ~ 1 + (1 | batch/cask)", data, centered=setting).centred == (False, True)
+    # Under a non-centred parent with its columns, a term is centred around the parent.
+    assert bm.Model("y ~ 1 + (1 | batch/cask)", data, centered={"batch": False}).centred == (False, True)
+    # One with other columns cannot centre it around it: the term follows it then.
+    data = data.assign(x=rng.normal(size=cask.size))
+    formula = "y ~ x + (1 + x | batch) + (1 | batch:cask)"
+    assert centring_parents(bm.Model(formula, data).design) == [(), None]
+    assert bm.Model(formula, data, centered={"batch": False}).centred == (False, False)
+    assert bm.Model(formula, data, centered={"batch": False, "batch:cask": True}).centred == (False, True)
 
 
 def test_counts_are_measured_on_the_link_scale():
@@ -116,35 +120,60 @@ def test_the_setting_overrides_the_choice():
     assert table.loc[0, "kappa"] > 10
 
 
+def _assert_centred_density(pymc_model, group: str) -> None:
+    """The density of one centred term's sampled rows (the mean row's standard normals and
+    the other rows' MvNormal) is that of its reported effects r: every level's effects
+    Normal(0, Sigma), except that the mean row is drawn as standard normals."""
+    rng = np.random.default_rng(1)
+    point = {k: rng.normal(scale=0.5, size=np.shape(v)) for k, v in pymc_model.initial_point().items()}
+    z0, v = pymc_model[f"z_{group}"], pymc_model[f"v_{group}"]
+    wanted = [pymc_model[f"r_{group}"], pymc_model[f"sd_{group}"]]
+    wanted += [pymc_model[f"cor_{group}"]] if f"cor_{group}" in pymc_model else []
+    outputs = pymc_model.replace_rvs_by_values(wanted)
+    values = pymc_model.compile_fn(outputs, inputs=pymc_model.value_vars, on_unused_input="ignore")(point)
+    r_value, sd_value = values[0], values[1]
+    p = len(sd_value)
+    cor = values[2][0] if len(values) > 2 else 0.0
+    sigma = np.outer(sd_value, sd_value) * (np.eye(p) + cor * (1 - np.eye(p)))
+    logp = float(pymc_model.compile_logp(vars=[z0, v], jacobian=False)(point))
+    mean_row = point[f"z_{group}"] @ np.linalg.cholesky(sigma).T
+    expected = (
+        stats.multivariate_normal(np.zeros(p), sigma).logpdf(r_value).sum()  # every level's effects
+        - stats.multivariate_normal(np.zeros(p), sigma).logpdf(mean_row)  # the mean row is not
+        + stats.norm.logpdf(point[f"z_{group}"]).sum()  # drawn centred but as standard normals
+    )
+    assert logp == pytest.approx(expected, rel=1e-9)
+
+
+def _assert_dense_likelihood(model, data) -> None:
+    """The effects enter the likelihood as lme4's dense Z says."""
+    loglik, named = at_random_point(model, seed=3)
+    eta = _dense_eta(model, named)
+    assert loglik == pytest.approx(stats.norm(eta, named["sigma"]).logpdf(data.y).sum(), rel=1e-9)
+
+
 @pytest.mark.parametrize("formula", ["y ~ x + (1 + x | g)", "y ~ x + (1 + x || g)", "y ~ x + cs(1 + x | g)"])
 def test_centred_effects_have_the_multivariate_normal_density(formula):
     data = _gaussian(np.random.default_rng(10), 12, 6, 1.0, 1.0, slope_sd=0.5)
     model = bm.Model(formula, data, centered=True)
-    pymc_model = model.pymc_model
-    rng = np.random.default_rng(1)
-    point = {k: rng.normal(scale=0.5, size=np.shape(v)) for k, v in pymc_model.initial_point().items()}
-    z0, v = pymc_model["z_g"], pymc_model["v_g"]
-    r, sd = pymc_model["r_g"], pymc_model["sd_g"]
-    outputs = pymc_model.replace_rvs_by_values(
-        [r, sd] + ([pymc_model["cor_g"]] if "cor_g" in pymc_model else [])
-    )
-    values = pymc_model.compile_fn(outputs, inputs=pymc_model.value_vars, on_unused_input="ignore")(point)
-    r_value, sd_value = values[0], values[1]
-    cor = values[2][0] if len(values) > 2 else 0.0
-    sigma = np.outer(sd_value, sd_value) * np.array([[1.0, cor], [cor, 1.0]])
-    # The density of the sampled rows: the mean row's standard normals, the others' MvNormal.
-    logp = float(pymc_model.compile_logp(vars=[z0, v], jacobian=False)(point))
-    mean_row = point["z_g"] @ np.linalg.cholesky(sigma).T
-    expected = (
-        stats.multivariate_normal(np.zeros(2), sigma).logpdf(r_value).sum()  # every level's effects
-        - stats.multivariate_normal(np.zeros(2), sigma).logpdf(mean_row)  # the mean row is not
-        + stats.norm.logpdf(point["z_g"]).sum()  # drawn centred but as standard normals
-    )
-    assert logp == pytest.approx(expected, rel=1e-9)
-    # And the effects enter the likelihood as lme4's dense Z says.
-    loglik, named = at_random_point(model, seed=3)
-    eta = _dense_eta(model, named)
-    assert loglik == pytest.approx(stats.norm(eta, named["sigma"]).logpdf(data.y).sum(), rel=1e-9)
+    _assert_centred_density(model.pymc_model, "g")
+    _assert_dense_likelihood(model, data)
+
+
+@pytest.mark.parametrize(
+    ("formula", "child"),
+    [("y ~ x + (1 | g/h)", "g:h"), ("y ~ x + (1 + x | g/h)", "g:h"), ("y ~ x + (1 | gh) + (1 | g)", "gh")],
+)
+def test_a_term_centred_around_its_parents_keeps_its_density(formula, child):
+    # 12 levels of g with 3 of h in each: the rows sampled for h are h's effects plus g's,
+    # drawn around g's; the effects r reported for h must still be Normal(0, Sigma) apart.
+    data = _gaussian(np.random.default_rng(13), 36, 5, 1.0, 1.0, slope_sd=0.5)
+    level = data.g.str[1:].astype(int)
+    data = data.assign(g=(level // 3).astype(str), h=(level % 3).astype(str), gh=data.g)
+    model = bm.Model(formula, data, centered=True)
+    assert model.centred == (True, True)
+    _assert_centred_density(model.pymc_model, child)
+    _assert_dense_likelihood(model, data)
 
 
 def test_centred_terms_is_what_the_model_uses():
