@@ -20,8 +20,9 @@ is the between-level variance of a column's effects net of their sampling varian
 estimate of tau_c^2), over the typical sampling variance of one level's estimate. A level
 whose rows cannot estimate the term (too few rows, a constant slope column) counts with an
 infinite sampling variance, so a term with mostly one-row levels is never centred. A term
-is centred when kappa_c > 1 for every one of its columns, and every term it is nested in
-(a coarser factor whose levels contain its levels) is centred too.
+is centred when kappa_c > 1 for every one of its columns. A term nested in others (coarser
+factors whose levels contain its levels) is then centred around their effects when they
+have its columns (bayesmm.model), and otherwise only if every one of them is centred.
 """
 
 from __future__ import annotations

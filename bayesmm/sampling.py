@@ -61,9 +61,12 @@ def data_model(pymc_model, n_obs: int) -> DataModel:
     import pytensor
     import pytensor.tensor as pt
     from pymc.model.fgraph import fgraph_from_model, model_from_fgraph
+    from pymc.model.transform.optimization import freeze_dims_and_data
     from pytensor.graph.basic import Constant
 
-    fgraph, _ = fgraph_from_model(pymc_model)
+    # Dimension lengths as constants (nutpie freezes them only for JAX): the value variables
+    # then have static shapes, and numba compiles no shape checks or broadcasting for them.
+    fgraph, _ = fgraph_from_model(freeze_dims_and_data(pymc_model, data=[]))
     seen, swapped, kept = set(), [], []
     for node in fgraph.toposort():
         for variable in node.inputs:
@@ -82,7 +85,9 @@ def data_model(pymc_model, n_obs: int) -> DataModel:
         for constant in constants:
             size = int(np.asarray(constant.data).size)
             piece = shared[name][start : start + size].reshape(np.shape(constant.data))
-            replacements.append((constant, pt.specify_shape(piece, constant.type.shape)))
+            # The data's own shape, static: shape checks and broadcasting are then settled
+            # when compiling instead of written into the compiled code.
+            replacements.append((constant, pt.specify_shape(piece, np.shape(constant.data))))
             start += size
     fgraph.replace_all(replacements, import_missing=True)
     printed = pytensor.printing.debugprint(fgraph.outputs, file="str", print_type=True)

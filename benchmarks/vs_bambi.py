@@ -97,7 +97,9 @@ def run(python: str, variant: str, cache: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--bambi", required=True, help="the python of an environment with bambi and nutpie")
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
@@ -113,8 +115,9 @@ def main() -> None:
     medians = {}
     print(f"\n{'variant':10} {'cache':5} " + " ".join(f"{k:>15}" for k in keys))
     for (variant, state), runs in results.items():
-        medians[(variant, state)] = {k: statistics.median(r[k] for r in runs) if k in runs[0] else float("nan")
-                                     for k in keys}  # fmt: skip
+        medians[(variant, state)] = {
+            k: statistics.median(r[k] for r in runs) if k in runs[0] else float("nan") for k in keys
+        }
         print(f"{variant:10} {state:5} " + " ".join(f"{medians[(variant, state)][k]:15.1f}" for k in keys))
     print("\nratios to bambi (same cache state): process time, min ESS, min ESS per process-second")
     for variant in ("bayesmm", "bayesmm||"):
