@@ -18,13 +18,12 @@ Printed: whole-process wall time, the first fit's time and the second data set's
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
+
+from processes import timed_process
 
 WORKER = r"""
 import json, time, warnings
@@ -51,14 +50,8 @@ def run(install: str, cache: str) -> dict:
     )
     if source:  # import bayesmm from that checkout (PYTHONPATH comes before an editable install)
         env["PYTHONPATH"] = source
-    start = time.perf_counter()
     # cwd: the cache folder, so that "-c" does not import bayesmm from the current directory
-    out = subprocess.run([python, "-c", WORKER], env=env, capture_output=True, text=True, cwd=cache)
-    if out.returncode != 0:
-        raise RuntimeError(f"{install} failed:\n{out.stderr[-3000:]}")
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    result["process"] = time.perf_counter() - start
-    return result
+    return timed_process(install, [python, "-c", WORKER], env, cwd=cache)
 
 
 def main() -> None:

@@ -19,10 +19,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
+
+from processes import timed_process
 
 WORKER = r"""
 import json, resource, sys, time, warnings
@@ -65,14 +65,8 @@ def run(install: str, args) -> dict:
     if source:  # import bayesmm from that checkout
         env["PYTHONPATH"] = source
     with tempfile.TemporaryDirectory() as cwd:  # not the checkout: "-c" imports from the cwd
-        start = time.perf_counter()
         command = [python, "-c", WORKER, str(args.rows), str(args.draws), "1" if args.build_only else "0"]
-        out = subprocess.run(command, env=env, capture_output=True, text=True, cwd=cwd)
-    if out.returncode != 0:
-        raise RuntimeError(f"{install} failed:\n{out.stderr[-3000:]}")
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    result["process"] = time.perf_counter() - start
-    return result
+        return timed_process(install, command, env, cwd=cwd)
 
 
 def main() -> None:

@@ -27,10 +27,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
+
+from processes import timed_process
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bayesmm", "data", "sleepstudy.csv")
 
@@ -85,15 +85,7 @@ def run(python: str, variant: str, cache: str) -> dict:
     env = dict(
         os.environ, PYTENSOR_FLAGS=f"base_compiledir={cache}", NUMBA_CACHE_DIR=os.path.join(cache, "numba")
     )
-    start = time.perf_counter()
-    out = subprocess.run(
-        [python, "-c", script, formula, os.path.abspath(DATA)], env=env, capture_output=True, text=True
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"{variant} failed:\n{out.stderr[-3000:]}")
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    result["process"] = time.perf_counter() - start
-    return result
+    return timed_process(variant, [python, "-c", script, formula, os.path.abspath(DATA)], env)
 
 
 def main() -> None:
