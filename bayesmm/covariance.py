@@ -48,9 +48,9 @@ __all__ = [
 
 
 # Up to this many columns, a centred term's density solves F x = v by substitution written
-# out (elementwise operations) instead of MvNormal's triangular solve: numba's LAPACK
-# binding for that solve and its gradient took about 50 s to compile with empty caches
-# (sleepstudy's (Days | Subject), centred: 112 s against 65 s non-centred).
+# out (elementwise operations) instead of MvNormal's triangular solve, whose numba LAPACK
+# binding and gradient are slow to compile: sleepstudy's (Days | Subject), centred, compiled
+# in 84 s with empty caches against 99 s with MvNormal (single runs move by 10-15 s).
 UNROLLED_SOLVE = 6
 
 

@@ -277,19 +277,20 @@ def _random_part(design: Design, priors: dict[str, PriorEntry], centred: tuple[b
     centred term nested in others with its columns is centred around their effects (built
     first)."""
     terms = list(design.random)
+    index = {id(term): i for i, term in enumerate(terms)}
     centred = tuple(bool(c) for c in centred) or (False,) * len(terms)
-    around = centring_parents(design) if any(centred) else [None] * len(terms)
+    parents_of = centring_parents(design) if any(centred) else [None] * len(terms)
     built: dict[int, tuple] = {}
 
     def effects_of(i: int):
         if i not in built:
             term = terms[i]
-            parents = around[i] if centred[i] else None
-            shift = None
+            parents = parents_of[i] if centred[i] else None
+            around = None
             if parents:
-                shift = sum(effects_of(j)[0][level_parents(term, terms[j])] for j in parents)
+                around = sum(effects_of(j)[0][level_parents(term, terms[j])] for j in parents)
             k = [t is term for t in design.groups[term.group]].index(True)
-            built[i] = _term_effects(design, term, k, priors, centred[i], shift)
+            built[i] = _term_effects(design, term, k, priors, centred[i], around)
         return built[i]
 
     eta = pt.zeros(design.n_obs)
@@ -297,16 +298,16 @@ def _random_part(design: Design, priors: dict[str, PriorEntry], centred: tuple[b
     for group, group_terms in design.groups.items():
         effects, sds, cors = [], [], []
         for term in group_terms:
-            r, sd, cor = effects_of([t is term for t in terms].index(True))
+            r, sd, cor = effects_of(index[id(term)])
             _shear_shifts(design, term, r, shifts)
             effects.append(r)
             sds.append(sd)
             if cor is not None:
                 cors.append(cor)
-            # One row lookup per term, r[codes] (its gradient a scatter-add over rows, which
-            # numba compiles in a fraction of the time of a 2-d fancy index r[codes, j]); the
-            # codes as one tensor, since indexing with the NumPy array itself makes PyTensor
-            # inspect every element in Python (5 s at a million rows).
+            # One row lookup per term, r[codes], rather than one fancy index r[codes, j] per
+            # column (one scatter-add in the gradient instead of one per column); the codes as
+            # one tensor, since indexing with the NumPy array itself makes PyTensor inspect
+            # every element in Python (5 s at a million rows).
             rows = r[pt.as_tensor_variable(term.codes)]
             ones = np.all(term.matrix == 1.0, axis=0)
             for j in range(term.n_terms):

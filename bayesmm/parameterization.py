@@ -147,20 +147,29 @@ def level_parents(inner: RandomEffectTerm, outer: RandomEffectTerm) -> np.ndarra
     return parents
 
 
+def _nested_parents(terms: list[RandomEffectTerm]) -> list[tuple[int, ...]]:
+    """For each term, the indices of the terms it is nested in."""
+    return [tuple(j for j, other in enumerate(terms) if _nested_in(term, other)) for term in terms]
+
+
+def _centrable_around(terms: list[RandomEffectTerm], parents: list[tuple[int, ...]]) -> list:
+    """Each term's ``parents`` where every one has its columns with the same values, else None."""
+
+    def same_columns(term: RandomEffectTerm, other: RandomEffectTerm) -> bool:
+        return other.columns == term.columns and np.array_equal(other.matrix, term.matrix)
+
+    return [
+        found if all(same_columns(term, terms[j]) for j in found) else None
+        for term, found in zip(terms, parents, strict=True)
+    ]
+
+
 def centring_parents(design: Design) -> list[tuple[int, ...] | None]:
     """For each term of ``design.random``, the terms it is nested in (indices), when its
     effects can be centred around theirs: each has the same columns with the same values
     (casks in batches, broods in locations, both intercepts). None where one has other
     columns; () for a term nested in none."""
-    terms = design.random
-    found: list[tuple[int, ...] | None] = []
-    for term in terms:
-        parents = tuple(j for j, other in enumerate(terms) if _nested_in(term, other))
-        same = all(
-            terms[j].columns == term.columns and np.array_equal(terms[j].matrix, term.matrix) for j in parents
-        )
-        found.append(parents if same else None)
-    return found
+    return _centrable_around(design.random, _nested_parents(design.random))
 
 
 # Backfitting sweeps over the terms: enough for crossed factors of balanced designs to
@@ -236,9 +245,9 @@ def centred_terms(design: Design, family: Family, setting=None) -> tuple[bool, .
     # 194 against 410; grouseticks: 127 against 246). Centred around its parents' effects
     # (bayesmm.model, hierarchical centring) that sum is one coordinate; a term that cannot
     # be (a parent with other columns) is centred only if every term it is nested in is.
-    around = centring_parents(design)
-    for k, term in enumerate(terms):
+    parents = _nested_parents(terms)
+    around = _centrable_around(terms, parents)
+    for k in range(len(terms)):
         if chosen[k] is None:
-            parents = [j for j, other in enumerate(terms) if _nested_in(term, other)]
-            chosen[k] = around[k] is not None or all(chosen[j] is not False for j in parents)
+            chosen[k] = around[k] is not None or all(chosen[j] is not False for j in parents[k])
     return tuple(bool(c) for c in chosen)

@@ -64,8 +64,9 @@ def data_model(pymc_model, n_obs: int) -> DataModel:
     from pymc.model.transform.optimization import freeze_dims_and_data
     from pytensor.graph.basic import Constant
 
-    # Dimension lengths as constants (nutpie freezes them only for JAX): the value variables
-    # then have static shapes, and numba compiles no shape checks or broadcasting for them.
+    # Dimension lengths as constants (nutpie freezes them only for JAX), so that the value
+    # variables have static shapes. Measured on sleepstudy: no change in compile time beyond
+    # the run-to-run spread (93 s cold against 84-99 s).
     fgraph, _ = fgraph_from_model(freeze_dims_and_data(pymc_model, data=[]))
     seen, swapped, kept = set(), [], []
     for node in fgraph.toposort():
@@ -85,8 +86,7 @@ def data_model(pymc_model, n_obs: int) -> DataModel:
         for constant in constants:
             size = int(np.asarray(constant.data).size)
             piece = shared[name][start : start + size].reshape(np.shape(constant.data))
-            # The data's own shape, static: shape checks and broadcasting are then settled
-            # when compiling instead of written into the compiled code.
+            # The data's own shape, static (a reshaped slice of the vector has none).
             replacements.append((constant, pt.specify_shape(piece, np.shape(constant.data))))
             start += size
     fgraph.replace_all(replacements, import_missing=True)
