@@ -174,6 +174,13 @@ def test_a_term_centred_around_its_parents_keeps_its_density(formula, child):
     assert model.centred == (True, True)
     _assert_centred_density(model.pymc_model, child)
     _assert_dense_likelihood(model, data)
+    # The rows are drawn around g's effects: their density moves with g's rows (centred on
+    # their own, it would not).
+    pymc_model = model.pymc_model
+    logp = pymc_model.compile_logp(vars=[pymc_model[f"v_{child}"]], jacobian=False)
+    point = {k: np.full(np.shape(v), 0.3) for k, v in pymc_model.initial_point().items()}
+    moved = {**point, "v_g": point["v_g"] + 1.0}
+    assert float(logp(moved)) != pytest.approx(float(logp(point)), rel=1e-6)
 
 
 def test_centred_terms_is_what_the_model_uses():
