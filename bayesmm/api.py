@@ -13,12 +13,13 @@ import pandas as pd
 import pymc as pm
 import scipy.sparse as sp
 
+from .collapsed import why_not_collapsible
 from .design import DataError, build_design
 from .families import Family, Gaussian, get_family
 from .fit import Fit, sample
 from .formula import parse_formula
 from .idata import get_group
-from .model import build_pymc_model, reported_variables
+from .model import build_collapsed_model, build_pymc_model, reported_variables
 from .parameterization import centred_terms, informativeness
 from .persist import TRIALS
 from .priors import Prior, prior_table, resolve_priors
@@ -52,6 +53,20 @@ def _check_response_varies(design, family: Family) -> None:
     if family.name in _CONTINUOUS:
         raise DataError(f"{message}; a constant response has no variation to model")
     warnings.warn(f"{message}: its estimates will come from the priors", UserWarning, stacklevel=4)
+
+
+def _collapse(design, family: Family, parts: dict, setting) -> bool:
+    """Whether the group effects are integrated out: ``setting`` True, False or None (when the
+    model allows it); True for a model that cannot be collapsed is an error saying why."""
+    if setting not in (True, False, None):
+        raise ValueError(f"collapsed must be True, False or None, got {setting!r}")
+    if setting is False:
+        return False
+    reason = why_not_collapsible(design, family, parts)
+    if reason is not None and setting:
+        raise ValueError(f"collapsed=True: the group effects of this model cannot be integrated out: "
+                         f"{reason}")  # fmt: skip
+    return reason is None
 
 
 def _warn_if_one_row_per_level(design, family: Family) -> None:
@@ -122,6 +137,14 @@ class Model:
         level) and non-centred where they do not; True or False for every term; or a dict by
         grouping factor, ``{"Subject": False}``. The model is the same either way; the choice
         only changes how well the sampler mixes. ``model.parameterization`` shows it.
+    collapsed
+        Integrate the group effects out of the likelihood (bayesmm.collapsed) and draw them
+        afterwards from their exact conditional, for a Gaussian model (identity link,
+        constant sigma) whose group effects all belong to one grouping factor: NUTS then
+        samples only the fixed effects, the covariance parameters and sigma, so there is no
+        funnel to mix through, and each step costs O(levels), not O(rows). The posterior is
+        the same. False (the default) samples the effects; True refuses a model it cannot
+        collapse, saying why; None collapses when the model allows it.
 
     Examples
     --------
@@ -154,6 +177,7 @@ class Model:
         dispersion: str | None = None,
         dpars: dict[str, str] | None = None,
         centered: bool | dict[str, bool] | None = None,
+        collapsed: bool | None = False,
     ):
         self.formula = parse_formula(formula)
         self.family = get_family(family, link)
@@ -186,7 +210,10 @@ class Model:
         self.user_priors = dict(priors or {})  # a dict: resolve_priors refuses anything else
         self.centered_setting = centered
         self.centred = centred_terms(self.design, self.family, centered)
+        self.collapsed_setting = collapsed
+        self.collapsed = _collapse(self.design, self.family, self.parts, collapsed)
         self._pymc_model: pm.Model | None = None
+        self._collapsed_model: pm.Model | None = None
 
     def _given_parts(self, spelled: dict[str, str | None], dpars) -> dict[str, str | None]:
         """zi=, hu=, dispersion= and dpars= as one dict by part name; ``dpars`` may name the
@@ -286,6 +313,16 @@ class Model:
                 self.design, self.family, self.prior_entries, self.parts, self.centred
             )
         return self._pymc_model
+
+    @property
+    def sampled_model(self) -> pm.Model:
+        """The PyMC model NUTS samples: ``pymc_model``, or with ``collapsed`` the model whose
+        group effects are integrated out (built on first use)."""
+        if not self.collapsed:
+            return self.pymc_model
+        if self._collapsed_model is None:
+            self._collapsed_model = build_collapsed_model(self.design, self.family, self.prior_entries)
+        return self._collapsed_model
 
     @property
     def reported_variables(self) -> list[str]:
@@ -432,7 +469,7 @@ class Model:
 
     # The PyMC graph is rebuilt on demand rather than pickled.
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_pymc_model": None}
+        return {**self.__dict__, "_pymc_model": None, "_collapsed_model": None}
 
     def _describe(self) -> list[str]:
         d = self.design

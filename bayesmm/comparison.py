@@ -18,6 +18,7 @@ from scipy import special
 from .diagnostics import DiagnosticWarning
 from .expressions import _BINARY
 from .idata import REPARAMETERIZATION, get_group, has_group, set_group
+from .model import OBS_DIM
 from .predict import family_param_draws, linear_predictor_draws
 from .results import interval_names, summary_draws
 
@@ -44,6 +45,18 @@ def add_log_likelihood(fit: Fit) -> None:
     variables the sampler moved: they are in the ``reparameterization`` group.
     """
     if has_group(fit.idata, "log_likelihood"):
+        return
+    if fit.model.collapsed:  # the PyMC model sampled no group effects: from the drawn ones
+        design = fit.design
+        eta, trials, _ = linear_predictor_draws(fit)
+        values = fit.model.family.log_likelihood(design.y, eta, family_param_draws(fit), trials)
+        post = get_group(fit.idata, "posterior")
+        shape = (post.sizes["chain"], post.sizes["draw"], design.n_obs)
+        loglik = xr.Dataset({design.response_name: (("chain", "draw", OBS_DIM), values.reshape(shape))},
+                            coords={"chain": post["chain"].values, "draw": post["draw"].values,
+                                    OBS_DIM: np.arange(design.n_obs)})  # fmt: skip
+        set_group(fit.idata, "log_likelihood", loglik)
+        add_observed_data(fit)
         return
     draws = get_group(fit.idata, "posterior")
     if has_group(fit.idata, REPARAMETERIZATION):
@@ -171,6 +184,7 @@ def kfold(fit: Fit, K: int = 10, folds=None, random_seed=None, **fit_kwargs) -> 
             refit = Model(
                 design.formula.text, frame[~held], family=model.family, priors=model.user_priors or None,
                 trials=model.trials_column, na_action=model.na_action, dpars=model.part_texts,
+                centered=model.centered_setting, collapsed=model.collapsed_setting,
             ).fit(**settings)  # fmt: skip
         new = frame[held]
         eta, trials, _ = linear_predictor_draws(refit, new, None, "sample", random_seed)

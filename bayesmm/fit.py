@@ -83,7 +83,7 @@ def sample(
                "target_accept": target_accept, "random_seed": random_seed}  # fmt: skip
     _check_settings(**options)
     chain_method = _chain_method(name, chains, chain_method)
-    pymc_model = model.pymc_model
+    pymc_model = model.sampled_model
     start = time.perf_counter()
     if name == "nutpie":  # through the compiled-model cache (bayesmm.sampling)
         from . import sampling
@@ -106,6 +106,8 @@ def sample(
             )
     _refuse_interrupted(idata, draws, chains)
     idata = _separate_reparameterization(idata, model.reported_variables)
+    if model.collapsed:
+        _add_collapsed_group_effects(idata, model, random_seed)
     settings = SamplerSettings(name, draws, tune, chains, target_accept, random_seed)
     settings.seconds = time.perf_counter() - start
     fit = Fit(model=model, idata=idata, settings=settings)
@@ -172,6 +174,18 @@ def _refuse_interrupted(idata: xr.DataTree, draws: int, chains: int) -> None:
             f"sampling was interrupted: {got_chains} chains x {got_draws} draws of {chains} x {draws}; "
             "no fit is returned (run fit() again to sample in full)"
         )
+
+
+def _add_collapsed_group_effects(idata: xr.DataTree, model: Model, random_seed) -> None:
+    """The group effects of a collapsed model, drawn from their exact conditional for every
+    posterior draw (bayesmm.collapsed), into ``posterior`` before its other variables."""
+    from .collapsed import group_effect_draws
+
+    post = get_group(idata, "posterior")
+    rng = np.random.default_rng(None if random_seed is None else [int(random_seed), 14])
+    r = group_effect_draws(model.design, post, rng)
+    order = [v for v in model.reported_variables if v == r.name or v in post]
+    set_group(idata, "posterior", post.assign({r.name: r})[order])
 
 
 def _separate_reparameterization(idata: xr.DataTree, reported: list[str]) -> xr.DataTree:
@@ -544,6 +558,7 @@ class Fit:
             na_action=model.na_action,
             dpars=model.part_texts,
             centered=model.centered_setting,
+            collapsed=model.collapsed_setting,
         )
         kept = self.settings
         settings = {"draws": kept.draws, "tune": kept.tune, "chains": kept.chains,

@@ -43,6 +43,7 @@ from .priors import Prior, PriorEntry, stack_priors
 
 __all__ = [
     "build_pymc_model",
+    "build_collapsed_model",
     "reported_variables",
     "fixed_center",
     "term_dim",
@@ -173,24 +174,19 @@ def _slopes(design: Design, priors: dict[str, PriorEntry], slope_idx: list[int],
     return pm.Deterministic(design.var("b"), b, dims=design.var("b_coef"))
 
 
-def _fixed_part(design: Design, priors: dict[str, PriorEntry], shifts: dict):
-    """X b, with the centred intercept; ``shifts`` maps fixed-effect names to the mean of the
-    group effects of the same column (pytensor scalars, for the shear)."""
-    X = design.X
+def _fixed_coefficients(design: Design, priors: dict[str, PriorEntry], shifts: dict):
+    """The sampled fixed coefficients: the intercept at average predictors (or None), the
+    slopes b (or None) and their columns; registers ``fixef`` (the user's scale). ``shifts``
+    maps fixed-effect names to the mean of the group effects of the same column (pytensor
+    scalars, for the shear)."""
     center = fixed_center(design)
-    eta = pt.zeros(design.n_obs)
-    pieces = []
     slope_idx = [j for j, n in enumerate(design.fixef_names) if n != "Intercept"]
-    b = None
-    if slope_idx:
-        b = _slopes(design, priors, slope_idx, shifts)
-        Xc = X[:, slope_idx] - center[slope_idx]
-        eta = eta + pt.dot(Xc, b)
+    b = _slopes(design, priors, slope_idx, shifts) if slope_idx else None
     intercept_c = None
     if design.has_intercept:
         prior = priors[design.qualified("Intercept")].prior
         intercept_c = _coefficient(design.var("Intercept_c"), prior, shifts.get("Intercept"))
-        eta = eta + intercept_c
+    pieces = []
     for name in design.fixef_names:
         if name == "Intercept":
             # Back-transform the centred intercept to the user's scale.
@@ -200,7 +196,40 @@ def _fixed_part(design: Design, priors: dict[str, PriorEntry], shifts: dict):
             pieces.append(b[slope_idx.index(design.fixef_names.index(name))])
     if pieces:
         pm.Deterministic(design.var("fixef"), pt.stack(pieces), dims=design.var("fixef_term"))
+    return intercept_c, b, slope_idx
+
+
+def _fixed_part(design: Design, priors: dict[str, PriorEntry], shifts: dict):
+    """X b, with the centred intercept (see _fixed_coefficients)."""
+    intercept_c, b, slope_idx = _fixed_coefficients(design, priors, shifts)
+    eta = pt.zeros(design.n_obs)
+    if b is not None:
+        Xc = design.X[:, slope_idx] - fixed_center(design)[slope_idx]
+        eta = eta + pt.dot(Xc, b)
+    if intercept_c is not None:
+        eta = eta + intercept_c
     return eta
+
+
+def sampled_fixed_matrix(design: Design) -> np.ndarray:
+    """D with X fixef = D theta for the sampled coefficients theta = (intercept at average
+    predictors, slopes): a column of ones first when there is an intercept, then the centred
+    slope columns."""
+    slope_idx = [j for j, n in enumerate(design.fixef_names) if n != "Intercept"]
+    columns = [np.ones(design.n_obs)] if design.has_intercept else []
+    Xc = design.X[:, slope_idx] - fixed_center(design)[slope_idx]
+    return np.column_stack(columns + [Xc]) if columns or slope_idx else np.zeros((design.n_obs, 0))
+
+
+def sampled_fixed_coefficients(design: Design, fixef: np.ndarray) -> np.ndarray:
+    """theta of sampled_fixed_matrix from draws of fixef (..., fixed effects)."""
+    slope_idx = [j for j, n in enumerate(design.fixef_names) if n != "Intercept"]
+    slopes = fixef[..., slope_idx]
+    if not design.has_intercept:
+        return slopes
+    intercept = fixef[..., design.fixef_names.index("Intercept")]
+    intercept_c = intercept + slopes @ fixed_center(design)[slope_idx]
+    return np.concatenate([intercept_c[..., None], slopes], axis=-1)
 
 
 class _TermNames:
@@ -363,6 +392,41 @@ def build_pymc_model(
             inverse = family.part(name).inverse_graph
             params[family.part_parameter(name)] = inverse(_linear_predictor(part, by_name))
         family.likelihood(design.response_name, eta, params, design, dims=OBS_DIM)
+    return model
+
+
+def build_collapsed_model(design: Design, family: Family, priors: list[PriorEntry]) -> pm.Model:
+    """The model of ``design`` with its group effects integrated out (bayesmm.collapsed; a
+    Gaussian model with one grouping factor): the same priors on the fixed effects, the
+    covariance parameters and sigma; the likelihood is the marginal one, and ``r_<group>``
+    is drawn after sampling."""
+    from .collapsed import CollapsedStatistics, collapsed_logp
+
+    by_name = {e.parameter: e for e in priors}
+    ((group, terms),) = design.groups.items()
+    with pm.Model(coords=_coords(design)) as model:
+        intercept_c, b, _ = _fixed_coefficients(design, by_name, {})
+        sampled = [pt.atleast_1d(c) for c in (intercept_c, b) if c is not None]
+        theta = pt.concatenate(sampled) if sampled else None
+        factors, sds, cors = [], [], []
+        for k, term in enumerate(terms):
+            F, sd, cor = term.covariance.factor(by_name, _TermNames(design, term, k))
+            factors.append(pt.diag(sd) if F is None else F)
+            sds.append(pt.atleast_1d(sd))
+            if cor is not None:
+                cors.append(cor)
+        q = sum(t.n_terms for t in terms)
+        latent = [t.covariance.latent for t in terms]
+        L = pt.zeros((q, sum(latent)))
+        for term, F, start, width in zip(terms, factors, np.cumsum([0, *latent[:-1]]), latent, strict=True):
+            L = pt.set_subtensor(L[term.start : term.start + term.n_terms, start : start + width], F)
+        pm.Deterministic(design.var(f"sd_{group}"), pt.concatenate(sds), dims=term_dim(design, group))
+        if cors:
+            pm.Deterministic(design.var(f"cor_{group}"), pt.concatenate(cors), dims=cor_dim(design, group))
+        (sigma_name,) = family.constant_params({})
+        sigma = by_name[sigma_name].prior.create(sigma_name)
+        stats = CollapsedStatistics.of(design, sampled_fixed_matrix(design))
+        pm.Potential("collapsed_loglik", collapsed_logp(stats, theta, L, sum(latent), sigma))
     return model
 
 

@@ -152,9 +152,19 @@ def _description(fit: Fit, frame_types: dict) -> dict:
         # Which terms were sampled centred: the saved draws of the sampler's own variables
         # (the reparameterization group) only fit the model they came from.
         "centred": [bool(c) for c in model.centred],
+        # Whether the group effects were integrated out (and drawn afterwards).
+        "collapsed": bool(model.collapsed),
         "frame": frame_types,
         "settings": dataclasses.asdict(fit.settings),
     }
+
+
+def _saved_flag(description: dict, key: str, path: Path) -> bool:
+    """A true/false entry of a saved description (false in files from before it existed)."""
+    value = description.get(key, False)
+    if not isinstance(value, bool):
+        raise ValueError(f"{path}: '{key}' must be true or false, got {value!r}")
+    return value
 
 
 def save(fit: Fit, path: str | Path) -> Path:
@@ -277,6 +287,7 @@ def load(path: str | Path) -> Fit:
             trials=description["trials"],
             na_action=description["na_action"],
             dpars=parts,
+            collapsed=_saved_flag(description, "collapsed", path),
         )
     # Files from before the choice existed hold draws of the all-non-centred model.
     centred = description.get("centred", [False] * len(model.design.random))

@@ -1,0 +1,194 @@
+"""Group effects integrated out (bayesmm.collapsed): the collapsed likelihood is the marginal
+density, the effects' draws come from their exact conditional, and a collapsed fit has the
+posterior of the uncollapsed one."""
+
+import numpy as np
+import pandas as pd
+import pytensor.tensor as pt
+import pytest
+from scipy import stats
+
+import bayesmm as bm
+from bayesmm.collapsed import CollapsedStatistics, collapsed_logp, draw_group_effects
+from bayesmm.model import sampled_fixed_coefficients, sampled_fixed_matrix
+
+from .conftest import quiet_fit
+
+
+def _data(seed=3, n_levels=6):
+    rng = np.random.default_rng(seed)
+    g = rng.integers(0, n_levels, 60)  # unbalanced levels
+    x, t = rng.normal(size=60), rng.normal(size=60)
+    effects = rng.normal(0, 1.5, n_levels)[g] + rng.normal(0, 0.8, n_levels)[g] * t
+    y = 5 + 2 * x + effects + rng.normal(0, 1, 60)
+    return pd.DataFrame({"y": y, "x": x, "t": t, "g": [f"g{i}" for i in g], "w": rng.uniform(0, 2, 60)})
+
+
+def _dense(model, fixef, Sigma, sigma):
+    """log N(y; X fixef + offset, sigma^2 I + Z Sigma_full Z^T), with Z dense."""
+    design = model.design
+    ((group, terms),) = design.groups.items()
+    Z = np.column_stack([t.matrix for t in terms])
+    J, q = terms[0].n_levels, Z.shape[1]
+    Zfull = np.zeros((design.n_obs, J * q))
+    for i, code in enumerate(terms[0].codes):
+        Zfull[i, code * q : (code + 1) * q] = Z[i]
+    mean = design.X @ fixef + (0.0 if design.offset is None else design.offset)
+    cov = sigma**2 * np.eye(design.n_obs) + Zfull @ np.kron(np.eye(J), Sigma) @ Zfull.T
+    return stats.multivariate_normal(mean, cov).logpdf(design.y), Zfull, cov, mean
+
+
+FORMULAS = [
+    "y ~ x + (1 | g)",
+    "y ~ x + (1 + t | g)",
+    "y ~ x + (1 + t || g)",
+    "y ~ 0 + x + (1 + t | g)",
+    "y ~ x + offset(w) + (1 + t | g)",
+    "y ~ 1 + (1 | g) + (0 + x + t | g)",
+]
+
+
+@pytest.mark.parametrize("formula", FORMULAS)
+def test_collapsed_likelihood_is_the_marginal_density(formula):
+    model = bm.Model(formula, _data(), collapsed=True)
+    design = model.design
+    rng = np.random.default_rng(7)
+    q = sum(t.n_terms for t in design.random)
+    fixef = rng.normal(size=len(design.fixef_names))
+    factor = np.tril(rng.normal(size=(q, q))) + 2 * np.eye(q)
+    if "||" in formula:
+        factor = np.diag(np.diag(factor))
+    sigma = 1.3
+    expected, *_ = _dense(model, fixef, factor @ factor.T, sigma)
+    statistics = CollapsedStatistics.of(design, sampled_fixed_matrix(design))
+    theta = sampled_fixed_coefficients(design, fixef)
+    logp = collapsed_logp(statistics, pt.as_tensor(theta), pt.as_tensor(factor), q, pt.as_tensor(sigma))
+    assert float(logp.eval()) == pytest.approx(expected, rel=1e-10)
+
+
+def test_collapsed_likelihood_with_a_reduced_rank_factor():
+    # rr: Sigma = Lambda Lambda^T with Lambda 3 x 1 (singular), one latent column per level.
+    model = bm.Model("y ~ x + rr(1 + t + x | g, 1)", _data(), collapsed=True)
+    design = model.design
+    loadings = np.array([[1.5], [-0.4], [0.7]])
+    fixef = np.array([4.0, 1.0])
+    expected, *_ = _dense(model, fixef, loadings @ loadings.T, 0.9)
+    statistics = CollapsedStatistics.of(design, sampled_fixed_matrix(design))
+    theta = sampled_fixed_coefficients(design, fixef)
+    logp = collapsed_logp(statistics, pt.as_tensor(theta), pt.as_tensor(loadings), 1, pt.as_tensor(0.9))
+    assert float(logp.eval()) == pytest.approx(expected, rel=1e-10)
+
+
+def test_collapsed_likelihood_keeps_its_precision_when_the_fixed_part_explains_nearly_everything():
+    # y = 1e6 + 1e4 x + noise of SD 0.01: sums of squares of y are 1e12 times the residual's.
+    data = _data()
+    data["y"] = 1e6 + 1e4 * data["x"] + np.random.default_rng(1).normal(0, 0.01, len(data))
+    model = bm.Model("y ~ x + (1 | g)", data, collapsed=True)
+    design = model.design
+    fixef = np.array([1e6 + 0.003, 1e4 - 0.002])
+    expected, *_ = _dense(model, fixef, np.array([[0.02**2]]), 0.01)
+    statistics = CollapsedStatistics.of(design, sampled_fixed_matrix(design))
+    theta = sampled_fixed_coefficients(design, fixef)
+    L = pt.as_tensor(np.array([[0.02]]))
+    logp = collapsed_logp(statistics, pt.as_tensor(theta), L, 1, pt.as_tensor(0.01))
+    assert float(logp.eval()) == pytest.approx(expected, rel=1e-8)
+
+
+def test_group_effects_are_drawn_from_their_exact_conditional():
+    model = bm.Model("y ~ x + (1 + t | g)", _data(), collapsed=True)
+    design = model.design
+    fixef, Sigma, sigma = np.array([5.0, 2.0]), np.array([[2.0, 0.3], [0.3, 0.5]]), 1.1
+    _, Zfull, cov, mean = _dense(model, fixef, Sigma, sigma)
+    J, q = design.random[0].n_levels, 2
+    prior = np.kron(np.eye(J), Sigma)
+    gain = prior @ Zfull.T @ np.linalg.inv(cov)
+    exact_mean = gain @ (design.y - mean)
+    exact_cov = prior - gain @ Zfull @ prior
+    S = 20000
+    statistics = CollapsedStatistics.of(design, sampled_fixed_matrix(design))
+    theta = np.tile(sampled_fixed_coefficients(design, fixef), (S, 1))
+    draws = draw_group_effects(statistics, theta, np.tile(Sigma, (S, 1, 1)), np.full(S, sigma),
+                               np.random.default_rng(2)).reshape(S, J * q)  # fmt: skip
+    se = np.sqrt(np.diag(exact_cov) / S)
+    assert np.all(np.abs(draws.mean(axis=0) - exact_mean) < 4.5 * se)
+    assert np.allclose(np.cov(draws.T), exact_cov, atol=0.05 * np.abs(exact_cov).max())
+
+
+@pytest.mark.parametrize(
+    ("formula", "family", "kwargs", "reason"),
+    [
+        ("y ~ x + (1 | g)", "poisson", {}, "family 'poisson'"),
+        ("y ~ x + (1 | g) + (1 | t2)", "gaussian", {}, "more than one grouping factor (g, t2)"),
+        ("y ~ x + (1 | g)", "gaussian", {"dispersion": "~ x"}, "formulas for dispersion"),
+        ("y ~ x", "gaussian", {}, "no group effects"),
+    ],
+)
+def test_collapsing_a_model_that_cannot_be_collapsed_says_why(formula, family, kwargs, reason):
+    data = _data().assign(t2=lambda d: (d.t > 0).astype(str), y=lambda d: np.abs(d.y).round())
+    with pytest.raises(ValueError, match=f"cannot be integrated out: .*{reason.split('(')[0]}"):
+        bm.Model(formula, data, family=family, collapsed=True, **kwargs)
+    model = bm.Model(formula, data, family=family, collapsed=None, **kwargs)
+    assert model.collapsed is False and model.sampled_model is model.pymc_model
+
+
+def test_collapsed_takes_true_false_or_none():
+    with pytest.raises(ValueError, match="collapsed must be True, False or None, got 'yes'"):
+        bm.Model("y ~ x + (1 | g)", _data(), collapsed="yes")
+    assert bm.Model("y ~ x + (1 | g)", _data(), collapsed=None).collapsed is True
+
+
+def test_the_collapsed_model_samples_no_group_effects():
+    model = bm.Model("y ~ x + (1 + t | g)", _data(), collapsed=True)
+    sampled = {v.name for v in model.sampled_model.free_RVs}
+    assert sampled == {"b_std", "Intercept_c", "chol_g", "sigma"}
+    standard = {v.name for v in model.pymc_model.free_RVs}
+    assert {"z_g"} <= standard
+
+
+@pytest.fixture(scope="module")
+def sleepstudy_collapsed(sleepstudy):
+    model = bm.Model("Reaction ~ Days + (Days | Subject)", sleepstudy, collapsed=True)
+    return quiet_fit(model, draws=1000, tune=1000, chains=4, random_seed=20261202)
+
+
+@pytest.mark.slow
+def test_collapsed_sleepstudy_agrees_with_brms_and_mixes(sleepstudy_collapsed):
+    from .test_sleepstudy import BRMS
+
+    table = sleepstudy_collapsed.summary()
+    assert list(table.index) == list(BRMS)
+    for name, (mean, sd) in BRMS.items():
+        assert abs(table.loc[name, "mean"] - mean) <= 0.3 * sd, name
+        assert table.loc[name, "sd"] == pytest.approx(sd, rel=0.15), name
+    assert table["r_hat"].max() <= 1.01 and table["ess_bulk"].min() >= 1000
+    assert int(sleepstudy_collapsed.idata.sample_stats["diverging"].sum()) == 0
+
+
+@pytest.mark.slow
+def test_collapsed_group_effects_agree_with_the_sampled_ones(sleepstudy_collapsed, sleepstudy_fit):
+    collapsed = sleepstudy_collapsed.idata.posterior["r_Subject"]
+    sampled = sleepstudy_fit.idata.posterior["r_Subject"]
+    assert collapsed.dims == sampled.dims
+    assert list(collapsed.coords["Subject"].values) == list(sampled.coords["Subject"].values)
+    # Per level and column: posterior means within 0.15 posterior SDs, SDs within 10%.
+    sd = sampled.std(("chain", "draw"))
+    assert float((abs(collapsed.mean(("chain", "draw")) - sampled.mean(("chain", "draw"))) / sd).max()) < 0.15
+    assert float(abs(collapsed.std(("chain", "draw")) / sd - 1).max()) < 0.1
+    # And so do what is built from them: coef and the pointwise log-likelihood.
+    a, b = sleepstudy_collapsed.coef()["Subject"], sleepstudy_fit.coef()["Subject"]
+    gap = (a.xs("mean", axis=1, level=0) - b.xs("mean", axis=1, level=0)) / b.xs("sd", axis=1, level=0)
+    assert float(gap.abs().max().max()) < 0.15
+    assert sleepstudy_collapsed.loo().elpd == pytest.approx(sleepstudy_fit.loo().elpd, abs=3.0)
+
+
+@pytest.mark.slow
+def test_a_collapsed_fit_saves_loads_and_updates_collapsed(sleepstudy_collapsed, sleepstudy, tmp_path):
+    path = sleepstudy_collapsed.save(tmp_path / "fit.nc")
+    loaded = bm.load(path)
+    assert loaded.model.collapsed is True
+    refit = sleepstudy_collapsed.update(data=sleepstudy.assign(Reaction=sleepstudy.Reaction + 10), draws=200,
+                                        chains=2, tune=300)  # fmt: skip
+    assert refit.model.collapsed is True
+    shift = refit.fixef().loc["Intercept", "mean"] - sleepstudy_collapsed.fixef().loc["Intercept", "mean"]
+    assert shift == pytest.approx(10.0, abs=3.0)
+    assert refit.idata.attrs["compiled_model_reused"] == 1
