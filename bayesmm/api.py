@@ -321,7 +321,9 @@ class Model:
         if not self.collapsed:
             return self.pymc_model
         if self._collapsed_model is None:
-            self._collapsed_model = build_collapsed_model(self.design, self.family, self.prior_entries)
+            self._collapsed_model = build_collapsed_model(
+                self.design, self.family, self.prior_entries, self.centred
+            )
         return self._collapsed_model
 
     @property
@@ -333,15 +335,16 @@ class Model:
     def parameterization(self) -> pd.DataFrame:
         """How each of the mean's random-effect terms is sampled: its informativeness kappa
         per column (a level's data precision over the spread of effects; see
-        bayesmm.parameterization), the smallest over its columns, and whether it is centred.
+        bayesmm.parameterization), the smallest over its columns, whether it is centred, and
+        whether it is integrated out (``collapsed``: then NUTS samples neither form).
         """
         kappas = informativeness(self.design, self.family) if self.design.random else []
         rows = [
             {"term": t.spec.text, "group": t.group, "columns": ", ".join(t.columns),
-             "kappa": float(np.min(k)) if len(k) else 0.0, "centred": c}
+             "kappa": float(np.min(k)) if len(k) else 0.0, "centred": c, "collapsed": self.collapsed}
             for t, k, c in zip(self.design.random, kappas, self.centred, strict=True)
         ]  # fmt: skip
-        return pd.DataFrame(rows, columns=["term", "group", "columns", "kappa", "centred"])
+        return pd.DataFrame(rows, columns=["term", "group", "columns", "kappa", "centred", "collapsed"])
 
     @property
     def Z(self) -> sp.csr_matrix:

@@ -40,8 +40,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .families import Family
 
 __all__ = [
-    "why_not_collapsible", "CollapsedStatistics", "collapsed_logp", "draw_group_effects",
-    "group_effect_draws", "MAX_LATENT",
+    "collapsed_group", "why_not_collapsible", "CollapsedStatistics", "woodbury_logp", "collapsed_logp",
+    "residual_logp", "draw_group_effects", "group_effect_draws", "MAX_LATENT",
 ]  # fmt: skip
 
 # Per-level factorizations are written out elementwise (as covariance.UNROLLED_SOLVE) up to
@@ -49,22 +49,27 @@ __all__ = [
 MAX_LATENT = 6
 
 
+def collapsed_group(design: Design) -> str | None:
+    """The grouping factor whose effects are integrated out: of those with at most MAX_LATENT
+    latent columns per level, the one with the most effects (levels x columns); None if none."""
+    sizes = {
+        group: terms[0].n_levels * sum(t.covariance.latent for t in terms)
+        for group, terms in design.groups.items()
+        if sum(t.covariance.latent for t in terms) <= MAX_LATENT
+    }
+    return max(sizes, key=sizes.get) if sizes else None
+
+
 def why_not_collapsible(design: Design, family: Family, parts: dict) -> str | None:
-    """Why the group effects of ``design`` cannot be integrated out (None: they can)."""
+    """Why no group effects of ``design`` can be integrated out (None: they can)."""
     if family.name != "gaussian" or family.link.name != "identity":
         return f"family '{family.name}' with link '{family.link.name}' (only gaussian with identity link)"
     if parts:
         return f"the formulas for {', '.join(sorted(parts))} (a constant sigma is needed)"
     if not design.random:
         return "the model has no group effects"
-    if len(design.groups) > 1:
-        return (
-            f"more than one grouping factor ({', '.join(design.groups)}): crossed or nested "
-            "effects do not factor by level"
-        )
-    latent = sum(t.covariance.latent for t in design.random)
-    if latent > MAX_LATENT:
-        return f"{latent} varying columns per level (at most {MAX_LATENT})"
+    if collapsed_group(design) is None:
+        return f"every grouping factor has more than {MAX_LATENT} varying columns per level"
     return None
 
 
@@ -120,24 +125,19 @@ def _unrolled_cholesky(A: list[list]) -> list[list]:
     return C
 
 
-def collapsed_logp(stats: CollapsedStatistics, theta, L, k: int, sigma):
-    """The log-likelihood of the module docstring, a PyTensor scalar: ``theta`` the (p,)
-    sampled fixed coefficients (None when p = 0), ``L`` the (q, k) covariance factor,
-    ``sigma`` the residual SD."""
+def woodbury_logp(ZtZ: np.ndarray, residual_z, rss, n: int, L, k: int, sigma):
+    """The log-likelihood of the module docstring, a PyTensor scalar, from the per-level
+    ``ZtZ`` (J, q, q), the residuals of the rest of the model summed per level against the
+    term columns, ``residual_z`` (J, q), their sum of squares ``rss``, the number of rows
+    ``n``, the (q, k) covariance factor ``L`` and the residual SD ``sigma``."""
     import pytensor.tensor as pt
 
-    J, q, p = stats.ZtD.shape
+    J, q, _ = ZtZ.shape
     sigma2 = sigma**2
     # M_j = L^T Z_j^T Z_j L for every level at once: (J, q q) times the (q q, k k) Kronecker
     # product of L with itself.
     kron = (L[:, None, :, None] * L[None, :, None, :]).reshape((q * q, k * k))
-    M = pt.dot(stats.ZtZ.reshape(J, q * q), kron)
-    residual_z = stats.Zte
-    rss = stats.rss_ls
-    if p:
-        delta = theta - stats.theta_ls
-        residual_z = residual_z - pt.dot(stats.ZtD.reshape(J * q, p), delta).reshape((J, q))
-        rss = rss + pt.dot(delta, pt.dot(stats.DtD, delta))
+    M = pt.dot(ZtZ.reshape(J, q * q), kron)
     w = pt.dot(residual_z, L)  # (J, k)
     A = [[M[:, i * k + j] + (sigma2 if i == j else 0.0) for j in range(k)] for i in range(k)]
     C = _unrolled_cholesky(A)
@@ -146,10 +146,39 @@ def collapsed_logp(stats: CollapsedStatistics, theta, L, k: int, sigma):
         v.append((w[:, i] - sum((C[i][m] * v[m] for m in range(i)), start=0.0)) / C[i][i])
         logdet = logdet + 2.0 * pt.log(C[i][i])
         quad = quad + v[i] ** 2
-    n, Jk = stats.n, J * k
     return -0.5 * (
-        n * np.log(2 * np.pi) + pt.sum(logdet) + (n - Jk) * pt.log(sigma2) + (rss - pt.sum(quad)) / sigma2
+        n * np.log(2 * np.pi) + pt.sum(logdet) + (n - J * k) * pt.log(sigma2) + (rss - pt.sum(quad)) / sigma2
     )
+
+
+def collapsed_logp(stats: CollapsedStatistics, theta, L, k: int, sigma):
+    """woodbury_logp from the sufficient statistics of a model with one grouping factor:
+    ``theta`` the (p,) sampled fixed coefficients (None when p = 0). O(J k^2 p) per call."""
+    import pytensor.tensor as pt
+
+    J, q, p = stats.ZtD.shape
+    residual_z, rss = stats.Zte, stats.rss_ls
+    if p:
+        delta = theta - stats.theta_ls
+        residual_z = residual_z - pt.dot(stats.ZtD.reshape(J * q, p), delta).reshape((J, q))
+        rss = rss + pt.dot(delta, pt.dot(stats.DtD, delta))
+    return woodbury_logp(stats.ZtZ, residual_z, rss, stats.n, L, k, sigma)
+
+
+def residual_logp(design: Design, group: str, residual, L, k: int, sigma):
+    """woodbury_logp from the per-row ``residual`` of the rest of the model (a PyTensor
+    vector: y minus the fixed part, the offset and the other grouping factors' effects), for
+    a model with several grouping factors. O(n q) per call."""
+    import pytensor.tensor as pt
+
+    terms = design.groups[group]
+    codes, J = pt.as_tensor_variable(terms[0].codes), terms[0].n_levels
+    Z = np.column_stack([t.matrix for t in terms])
+    residual_z = pt.stack(
+        [pt.inc_subtensor(pt.zeros(J)[codes], residual * Z[:, c]) for c in range(Z.shape[1])], axis=1
+    )
+    ZtZ = _per_level(terms[0].codes, J, Z, Z)
+    return woodbury_logp(ZtZ, residual_z, pt.sum(residual**2), design.n_obs, L, k, sigma)
 
 
 def _factors(Sigma: np.ndarray) -> np.ndarray:
@@ -161,48 +190,39 @@ def _factors(Sigma: np.ndarray) -> np.ndarray:
 
 
 def draw_group_effects(
-    stats: CollapsedStatistics,
-    fixef_sampled: np.ndarray,
+    ZtZ: np.ndarray,
+    residual_z_of,
     Sigma: np.ndarray,
     sigma: np.ndarray,
     rng: np.random.Generator,
     chunk: int = 64,
 ) -> np.ndarray:
-    """(S, J, q) group effects, one per posterior draw, from their exact conditional given
-    the draw's sampled fixed coefficients (S, p), covariance (S, q, q) and residual SD (S,)."""
-    S = Sigma.shape[0]
-    J, q, p = stats.ZtD.shape
+    """(S, J, q) group effects, one per posterior draw, from their exact conditional given the
+    draw's covariance (S, q, q), residual SD (S,) and ``residual_z_of(draws)``: the residuals
+    of the rest of the model summed per level against the term columns, (draws, J, q), for a
+    slice of the draws (computed a chunk at a time: at 10^5 levels the whole would not fit)."""
+    S, (J, q, _) = Sigma.shape[0], ZtZ.shape
     out = np.empty((S, J, q))
     eye = np.eye(q)
     for start in range(0, S, chunk):
         s = slice(start, min(start + chunk, S))
         L = _factors(Sigma[s])  # (s, q, q)
         sigma2 = (sigma[s] ** 2)[:, None, None, None]
-        residual_z = stats.Zte[None] - np.einsum("jqp,sp->sjq", stats.ZtD, fixef_sampled[s] - stats.theta_ls)
-        w = np.einsum("sab,sja->sjb", L, residual_z)
-        A = sigma2 * eye + np.einsum("sca,jcd,sdb->sjab", L, stats.ZtZ, L)
+        w = np.einsum("sab,sja->sjb", L, residual_z_of(s))
+        A = sigma2 * eye + np.einsum("sca,jcd,sdb->sjab", L, ZtZ, L)
         C = np.linalg.cholesky(A)
         mean = np.linalg.solve(A, w[..., None])[..., 0]
-        noise = rng.standard_normal(mean.shape)
         # C^-T noise has covariance A^-1; times sigma: sigma^2 A^-1
-        spread = np.linalg.solve(np.swapaxes(C, -1, -2), noise[..., None])[..., 0]
+        spread = np.linalg.solve(np.swapaxes(C, -1, -2), rng.standard_normal(mean.shape)[..., None])[..., 0]
         u = mean + np.sqrt(sigma2[..., 0]) * spread
         out[s] = np.einsum("sab,sjb->sja", L, u)
     return out
 
 
-def group_effect_draws(design: Design, posterior, rng: np.random.Generator):
-    """``r_<group>`` for every draw of ``posterior`` (an xarray Dataset with ``fixef``,
-    ``sd_<group>``, ``cor_<group>`` where the terms have correlations, and ``sigma``), drawn
-    from the conditional of the module docstring; an xarray DataArray with the model's
-    dimensions."""
-    import xarray as xr
-
-    from .model import level_dim, sampled_fixed_coefficients, sampled_fixed_matrix, term_dim
-
-    ((group, terms),) = design.groups.items()
-    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
-    S, q = chains * draws, sum(t.n_terms for t in terms)
+def _covariance_draws(design: Design, group: str, posterior, S: int) -> np.ndarray:
+    """(S, q, q) covariance of one grouping factor's effects (its terms' blocks) per draw."""
+    terms = design.groups[group]
+    q = sum(t.n_terms for t in terms)
     sds = posterior[design.var(f"sd_{group}")].values.reshape(S, q)
     cor_name = design.var(f"cor_{group}")
     cors = posterior[cor_name].values.reshape(S, -1) if cor_name in posterior else np.zeros((S, 0))
@@ -214,12 +234,52 @@ def group_effect_draws(design: Design, posterior, rng: np.random.Generator):
         pairs = cors[:, used : used + n_pairs] if n_pairs else None
         Sigma[:, columns, columns] = structure.covariance(sds[:, columns], pairs)
         used += n_pairs
+    return Sigma
+
+
+def group_effect_draws(design: Design, group: str, posterior, rng: np.random.Generator):
+    """``r_<group>`` for every draw of ``posterior`` (an xarray Dataset with ``fixef``, the
+    group's ``sd_`` and ``cor_``, ``sigma`` and the other grouping factors' ``r_``), drawn from
+    the conditional of the module docstring; an xarray DataArray with the model's dimensions."""
+    import scipy.sparse as sp
+    import xarray as xr
+
+    from .model import level_dim, sampled_fixed_coefficients, sampled_fixed_matrix, term_dim
+
+    terms = design.groups[group]
+    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    S, q, J = chains * draws, sum(t.n_terms for t in terms), terms[0].n_levels
     fixef_name = design.var("fixef")
     fixef = posterior[fixef_name].values.reshape(S, -1) if fixef_name in posterior else np.zeros((S, 0))
-    stats = CollapsedStatistics.of(design, sampled_fixed_matrix(design))
-    theta = sampled_fixed_coefficients(design, fixef)
+    Z = np.column_stack([t.matrix for t in terms])
+    if len(design.groups) == 1:  # from the sufficient statistics: O(J) per draw
+        stats = CollapsedStatistics.of(design, sampled_fixed_matrix(design))
+        delta = sampled_fixed_coefficients(design, fixef) - stats.theta_ls
+
+        def residual_z_of(s):
+            return stats.Zte[None] - np.einsum("jqp,sp->sjq", stats.ZtD, delta[s])
+
+        ZtZ = stats.ZtZ
+    else:  # from each row's residual given the other factors' effects: O(n) per draw
+        others = [t for t in design.random if t.group != group]
+        effects = {g: posterior[design.var(f"r_{g}")].values.reshape(S, -1, len(design.group_columns(g)))
+                   for g in {t.group for t in others}}  # fmt: skip
+        y = np.asarray(design.y, dtype=float) - (0.0 if design.offset is None else design.offset)
+        rows = np.arange(design.n_obs)
+        per_level = [sp.csr_matrix((Z[:, c], (terms[0].codes, rows)), shape=(J, design.n_obs)) for c in range(q)]
+
+        def residual_z_of(s):
+            residual = y[None] - fixef[s] @ design.X.T
+            for t in others:
+                r = effects[t.group][s][:, t.codes, t.covariance.columns]
+                residual -= np.einsum("sic,ic->si", r, t.matrix)
+            return np.stack([(m @ residual.T).T for m in per_level], axis=-1)
+
+        ZtZ = _per_level(terms[0].codes, J, Z, Z)
+    Sigma = _covariance_draws(design, group, posterior, S)
     sigma = posterior["sigma"].values.reshape(S)
-    r = draw_group_effects(stats, theta, Sigma, sigma, rng).reshape(chains, draws, terms[0].n_levels, q)
+    chunk = max(1, min(64, int(2e7 // max(design.n_obs if len(design.groups) > 1 else 1, J * q))))
+    r = draw_group_effects(ZtZ, residual_z_of, Sigma, sigma, rng, chunk).reshape(chains, draws, J, q)
     dims = ("chain", "draw", level_dim(group), term_dim(design, group))
     coords = {"chain": posterior["chain"].values, "draw": posterior["draw"].values,
               dims[2]: list(terms[0].levels), dims[3]: design.group_columns(group)}  # fmt: skip

@@ -179,11 +179,11 @@ def _refuse_interrupted(idata: xr.DataTree, draws: int, chains: int) -> None:
 def _add_collapsed_group_effects(idata: xr.DataTree, model: Model, random_seed) -> None:
     """The group effects of a collapsed model, drawn from their exact conditional for every
     posterior draw (bayesmm.collapsed), into ``posterior`` before its other variables."""
-    from .collapsed import group_effect_draws
+    from .collapsed import collapsed_group, group_effect_draws
 
     post = get_group(idata, "posterior")
     rng = np.random.default_rng(None if random_seed is None else [int(random_seed), 14])
-    r = group_effect_draws(model.design, post, rng)
+    r = group_effect_draws(model.design, collapsed_group(model.design), post, rng)
     order = [v for v in model.reported_variables if v == r.name or v in post]
     set_group(idata, "posterior", post.assign({r.name: r})[order])
 

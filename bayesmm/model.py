@@ -300,11 +300,13 @@ def _shear_shifts(design: Design, term: RandomEffectTerm, r, shifts: dict) -> No
             shifts[column] = shifts[column] + mean_r[c] if column in shifts else mean_r[c]
 
 
-def _random_part(design: Design, priors: dict[str, PriorEntry], centred: tuple[bool, ...]):
+def _random_part(
+    design: Design, priors: dict[str, PriorEntry], centred: tuple[bool, ...], skip: str | None = None
+):
     """The group effects' contribution to the linear predictor, and the shear shifts;
     ``centred`` says for each term of ``design.random`` whether it is sampled centred. A
     centred term nested in others with its columns is centred around their effects (built
-    first)."""
+    first). The grouping factor ``skip`` (integrated out: bayesmm.collapsed) is left out."""
     terms = list(design.random)
     index = {id(term): i for i, term in enumerate(terms)}
     centred = tuple(bool(c) for c in centred) or (False,) * len(terms)
@@ -314,7 +316,7 @@ def _random_part(design: Design, priors: dict[str, PriorEntry], centred: tuple[b
     def effects_of(i: int):
         if i not in built:
             term = terms[i]
-            parents = parents_of[i] if centred[i] else None
+            parents = [j for j in parents_of[i] or () if terms[j].group != skip] if centred[i] else None
             around = None
             if parents:
                 around = sum(effects_of(j)[0][level_parents(term, terms[j])] for j in parents)
@@ -325,6 +327,8 @@ def _random_part(design: Design, priors: dict[str, PriorEntry], centred: tuple[b
     eta = pt.zeros(design.n_obs)
     shifts: dict = {}
     for group, group_terms in design.groups.items():
+        if group == skip:
+            continue
         effects, sds, cors = [], [], []
         for term in group_terms:
             r, sd, cor = effects_of(index[id(term)])
@@ -395,38 +399,62 @@ def build_pymc_model(
     return model
 
 
-def build_collapsed_model(design: Design, family: Family, priors: list[PriorEntry]) -> pm.Model:
-    """The model of ``design`` with its group effects integrated out (bayesmm.collapsed; a
-    Gaussian model with one grouping factor): the same priors on the fixed effects, the
-    covariance parameters and sigma; the likelihood is the marginal one, and ``r_<group>``
-    is drawn after sampling."""
-    from .collapsed import CollapsedStatistics, collapsed_logp
-
-    by_name = {e.parameter: e for e in priors}
-    ((group, terms),) = design.groups.items()
-    with pm.Model(coords=_coords(design)) as model:
-        intercept_c, b, _ = _fixed_coefficients(design, by_name, {})
-        sampled = [pt.atleast_1d(c) for c in (intercept_c, b) if c is not None]
-        theta = pt.concatenate(sampled) if sampled else None
-        factors, sds, cors = [], [], []
-        for k, term in enumerate(terms):
-            F, sd, cor = term.covariance.factor(by_name, _TermNames(design, term, k))
-            factors.append(pt.diag(sd) if F is None else F)
-            sds.append(pt.atleast_1d(sd))
-            if cor is not None:
-                cors.append(cor)
-        q = sum(t.n_terms for t in terms)
-        latent = [t.covariance.latent for t in terms]
-        L = pt.zeros((q, sum(latent)))
+def _collapsed_factor(design: Design, priors: dict[str, PriorEntry], group: str):
+    """The covariance factor L (q x k) of one grouping factor's effects (its terms' factors on
+    the diagonal), with k; registers the group's ``sd_`` and ``cor_``."""
+    terms = design.groups[group]
+    factors, sds, cors = [], [], []
+    for k, term in enumerate(terms):
+        F, sd, cor = term.covariance.factor(priors, _TermNames(design, term, k))
+        factors.append(pt.diag(sd) if F is None else F)
+        sds.append(pt.atleast_1d(sd))
+        if cor is not None:
+            cors.append(cor)
+    latent = [t.covariance.latent for t in terms]
+    if len(terms) == 1:
+        L = factors[0]
+    else:
+        L = pt.zeros((sum(t.n_terms for t in terms), sum(latent)))
         for term, F, start, width in zip(terms, factors, np.cumsum([0, *latent[:-1]]), latent, strict=True):
             L = pt.set_subtensor(L[term.start : term.start + term.n_terms, start : start + width], F)
-        pm.Deterministic(design.var(f"sd_{group}"), pt.concatenate(sds), dims=term_dim(design, group))
-        if cors:
-            pm.Deterministic(design.var(f"cor_{group}"), pt.concatenate(cors), dims=cor_dim(design, group))
-        (sigma_name,) = family.constant_params({})
-        sigma = by_name[sigma_name].prior.create(sigma_name)
-        stats = CollapsedStatistics.of(design, sampled_fixed_matrix(design))
-        pm.Potential("collapsed_loglik", collapsed_logp(stats, theta, L, sum(latent), sigma))
+    pm.Deterministic(design.var(f"sd_{group}"), pt.concatenate(sds), dims=term_dim(design, group))
+    if cors:
+        pm.Deterministic(design.var(f"cor_{group}"), pt.concatenate(cors), dims=cor_dim(design, group))
+    return L, sum(latent)
+
+
+def build_collapsed_model(
+    design: Design, family: Family, priors: list[PriorEntry], centred: tuple[bool, ...] = ()
+) -> pm.Model:
+    """The model of ``design`` with the effects of one grouping factor integrated out
+    (bayesmm.collapsed; a Gaussian model): the same priors on every parameter, the marginal
+    likelihood over that factor's effects, which are drawn after sampling. With one grouping
+    factor the likelihood reads per-level sufficient statistics; with several, the other
+    factors' effects are sampled (``centred`` as in build_pymc_model) and the likelihood
+    reads each row's residual given them."""
+    from .collapsed import CollapsedStatistics, collapsed_group, collapsed_logp, residual_logp
+
+    by_name = {e.parameter: e for e in priors}
+    group = collapsed_group(design)
+    (sigma_name,) = family.constant_params({})
+    with pm.Model(coords=_coords(design)) as model:
+        if len(design.groups) == 1:
+            intercept_c, b, _ = _fixed_coefficients(design, by_name, {})
+            sampled = [pt.atleast_1d(c) for c in (intercept_c, b) if c is not None]
+            L, k = _collapsed_factor(design, by_name, group)
+            sigma = by_name[sigma_name].prior.create(sigma_name)
+            stats = CollapsedStatistics.of(design, sampled_fixed_matrix(design))
+            theta = pt.concatenate(sampled) if sampled else None
+            loglik = collapsed_logp(stats, theta, L, k, sigma)
+        else:
+            eta, shifts = _random_part(design, by_name, centred, skip=group)
+            eta = eta + _fixed_part(design, by_name, shifts)
+            if design.offset is not None:
+                eta = eta + design.offset
+            L, k = _collapsed_factor(design, by_name, group)
+            sigma = by_name[sigma_name].prior.create(sigma_name)
+            loglik = residual_logp(design, group, design.y - eta, L, k, sigma)
+        pm.Potential("collapsed_loglik", loglik)
     return model
 
 

@@ -8,6 +8,7 @@ sample), the min bulk ESS over the summary's parameters and over the 100,000 lev
 the recovered SDs and the process's peak resident memory.
 
     python benchmarks/large.py                       # build and fit, 2 chains x 500 draws
+    python benchmarks/large.py --collapsed           # the level effects integrated out
     python benchmarks/large.py --build-only --baseline before=$PWD/.venv/bin/python@/path/to/old/checkout
 
 A baseline (NAME=PYTHON or NAME=PYTHON@SOURCE, as in compile_reuse.py) runs the same
@@ -33,6 +34,7 @@ import bayesmm.api  # bayesmm imports its modules lazily: count them as the impo
 imported = time.perf_counter()
 warnings.simplefilter("ignore")
 n, draws, build_only = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
+options = json.loads(sys.argv[4])
 rng = np.random.default_rng(1)
 levels = n // 10
 g = rng.integers(0, levels, n)
@@ -40,8 +42,8 @@ x = rng.normal(size=n)
 y = 1.0 + 0.5 * x + rng.normal(0, 0.5, levels)[g] + rng.normal(0, 1.0, n)
 data = pd.DataFrame({"y": y, "x": x, "g": np.char.add("g", g.astype(str))})
 made = time.perf_counter()
-model = bm.Model("y ~ x + (1 | g)", data)
-model.pymc_model
+model = bm.Model("y ~ x + (1 | g)", data, **options)
+model.sampled_model
 built = time.perf_counter()
 out = {"import": imported - start, "build": built - made, "centred": list(model.centred),
        "module": bm.__file__}
@@ -65,7 +67,9 @@ def run(install: str, args) -> dict:
     if source:  # import bayesmm from that checkout
         env["PYTHONPATH"] = source
     with tempfile.TemporaryDirectory() as cwd:  # not the checkout: "-c" imports from the cwd
-        command = [python, "-c", WORKER, str(args.rows), str(args.draws), "1" if args.build_only else "0"]
+        options = json.dumps({"collapsed": True} if args.collapsed else {})
+        build_only = "1" if args.build_only else "0"
+        command = [python, "-c", WORKER, str(args.rows), str(args.draws), build_only, options]
         return timed_process(install, command, env, cwd=cwd)
 
 
@@ -76,6 +80,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--draws", type=int, default=500, help="per chain, after as many tuning steps")
     parser.add_argument("--build-only", action="store_true")
+    parser.add_argument("--collapsed", action="store_true", help="level effects integrated out")
     parser.add_argument("--baseline", action="append", default=[], help="NAME=PYTHON[@SOURCE]; repeatable")
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()

@@ -9,6 +9,8 @@ bambi is not a dependency of bayesmm: give the python of another environment tha
 Model: lme4's sleepstudy, 4 chains x 1000 draws after 1000 tuning steps, nutpie for both.
 
 * ``bayesmm``: ``Reaction ~ Days + (Days | Subject)``, correlated intercepts and slopes;
+* ``collapsed``: the same with ``collapsed=True`` (group effects integrated out, drawn
+  afterwards; bayesmm.collapsed);
 * ``bayesmm||``: ``Reaction ~ Days + (Days || Subject)``, the model bambi fits;
 * ``bambi``: bambi's ``Reaction ~ Days + (Days | Subject)``, whose group-specific terms are
   uncorrelated.
@@ -43,7 +45,7 @@ import bayesmm as bm
 imported = time.perf_counter()
 warnings.simplefilter("ignore")
 data = bm.datasets.load("sleepstudy")
-fit = bm.Model(sys.argv[1], data).fit(random_seed=1, progressbar=False)
+fit = bm.Model(sys.argv[1], data, **json.loads(sys.argv[3])).fit(random_seed=1, progressbar=False)
 fitted = time.perf_counter()
 ess = min(float(v.min()) for v in az.ess(fit.idata.posterior).data_vars.values())
 other = data.assign(Reaction=data.Reaction + np.random.default_rng(2).normal(0, 10, len(data)))
@@ -74,18 +76,20 @@ print(json.dumps({"import": imported - start, "fit": fitted - imported, "min_ess
 """
 
 VARIANTS = {
-    "bayesmm": (BAYESMM, "Reaction ~ Days + (Days | Subject)"),
-    "bayesmm||": (BAYESMM, "Reaction ~ Days + (Days || Subject)"),
-    "bambi": (BAMBI, "Reaction ~ Days + (Days | Subject)"),
+    "bayesmm": (BAYESMM, "Reaction ~ Days + (Days | Subject)", {}),
+    "collapsed": (BAYESMM, "Reaction ~ Days + (Days | Subject)", {"collapsed": True}),
+    "bayesmm||": (BAYESMM, "Reaction ~ Days + (Days || Subject)", {}),
+    "bambi": (BAMBI, "Reaction ~ Days + (Days | Subject)", {}),
 }
 
 
 def run(python: str, variant: str, cache: str) -> dict:
-    script, formula = VARIANTS[variant]
+    script, formula, options = VARIANTS[variant]
     env = dict(
         os.environ, PYTENSOR_FLAGS=f"base_compiledir={cache}", NUMBA_CACHE_DIR=os.path.join(cache, "numba")
     )
-    return timed_process(variant, [python, "-c", script, formula, os.path.abspath(DATA)], env)
+    command = [python, "-c", script, formula, os.path.abspath(DATA), json.dumps(options)]
+    return timed_process(variant, command, env)
 
 
 def main() -> None:
@@ -95,7 +99,7 @@ def main() -> None:
     parser.add_argument("--bambi", required=True, help="the python of an environment with bambi and nutpie")
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    pythons = {"bayesmm": sys.executable, "bayesmm||": sys.executable, "bambi": args.bambi}
+    pythons = {v: args.bambi if v == "bambi" else sys.executable for v in VARIANTS}
     results: dict = {(v, s): [] for v in VARIANTS for s in ("cold", "warm")}
     for _ in range(args.repeats):
         for variant, python in pythons.items():
@@ -112,7 +116,7 @@ def main() -> None:
         }
         print(f"{variant:10} {state:5} " + " ".join(f"{medians[(variant, state)][k]:15.1f}" for k in keys))
     print("\nratios to bambi (same cache state): process time, min ESS, min ESS per process-second")
-    for variant in ("bayesmm", "bayesmm||"):
+    for variant in [v for v in VARIANTS if v != "bambi"]:
         for state in ("cold", "warm"):
             ours, theirs = medians[(variant, state)], medians[("bambi", state)]
             time_ratio = ours["process"] / theirs["process"]

@@ -9,7 +9,8 @@ import pytest
 from scipy import stats
 
 import bayesmm as bm
-from bayesmm.collapsed import CollapsedStatistics, collapsed_logp, draw_group_effects
+from bayesmm import collapsed
+from bayesmm.collapsed import CollapsedStatistics, collapsed_group, collapsed_logp, draw_group_effects
 from bayesmm.model import sampled_fixed_coefficients, sampled_fixed_matrix
 
 from .conftest import quiet_fit
@@ -106,9 +107,16 @@ def test_group_effects_are_drawn_from_their_exact_conditional():
     exact_cov = prior - gain @ Zfull @ prior
     S = 20000
     statistics = CollapsedStatistics.of(design, sampled_fixed_matrix(design))
-    theta = np.tile(sampled_fixed_coefficients(design, fixef), (S, 1))
-    draws = draw_group_effects(statistics, theta, np.tile(Sigma, (S, 1, 1)), np.full(S, sigma),
-                               np.random.default_rng(2)).reshape(S, J * q)  # fmt: skip
+    delta = sampled_fixed_coefficients(design, fixef) - statistics.theta_ls
+    residual_z = statistics.Zte - statistics.ZtD @ delta
+    draws = draw_group_effects(
+        statistics.ZtZ,
+        lambda s: np.tile(residual_z, (len(range(S)[s]), 1, 1)),
+        np.tile(Sigma, (S, 1, 1)),
+        np.full(S, sigma),
+        np.random.default_rng(2),
+    )
+    draws = draws.reshape(S, J * q)
     se = np.sqrt(np.diag(exact_cov) / S)
     assert np.all(np.abs(draws.mean(axis=0) - exact_mean) < 4.5 * se)
     assert np.allclose(np.cov(draws.T), exact_cov, atol=0.05 * np.abs(exact_cov).max())
@@ -118,7 +126,6 @@ def test_group_effects_are_drawn_from_their_exact_conditional():
     ("formula", "family", "kwargs", "reason"),
     [
         ("y ~ x + (1 | g)", "poisson", {}, "family 'poisson'"),
-        ("y ~ x + (1 | g) + (1 | t2)", "gaussian", {}, "more than one grouping factor (g, t2)"),
         ("y ~ x + (1 | g)", "gaussian", {"dispersion": "~ x"}, "formulas for dispersion"),
         ("y ~ x", "gaussian", {}, "no group effects"),
     ],
@@ -129,6 +136,14 @@ def test_collapsing_a_model_that_cannot_be_collapsed_says_why(formula, family, k
         bm.Model(formula, data, family=family, collapsed=True, **kwargs)
     model = bm.Model(formula, data, family=family, collapsed=None, **kwargs)
     assert model.collapsed is False and model.sampled_model is model.pymc_model
+
+
+def test_no_factor_with_too_many_columns_per_level_is_integrated_out(monkeypatch):
+    monkeypatch.setattr(collapsed, "MAX_LATENT", 1)
+    data = _data().assign(t2=lambda d: (d.t > 0).astype(str))
+    with pytest.raises(ValueError, match="every grouping factor has more than 1 varying columns per level"):
+        bm.Model("y ~ x + (1 + x | g) + (1 + t | t2)", data, collapsed=True)
+    assert collapsed_group(bm.Model("y ~ x + (1 + x | g) + (1 | t2)", data).design) == "t2"
 
 
 def test_collapsed_takes_true_false_or_none():
@@ -143,6 +158,7 @@ def test_the_collapsed_model_samples_no_group_effects():
     assert sampled == {"b_std", "Intercept_c", "chol_g", "sigma"}
     standard = {v.name for v in model.pymc_model.free_RVs}
     assert {"z_g"} <= standard
+    assert list(model.parameterization["collapsed"]) == [True]
 
 
 @pytest.fixture(scope="module")
@@ -192,3 +208,56 @@ def test_a_collapsed_fit_saves_loads_and_updates_collapsed(sleepstudy_collapsed,
     shift = refit.fixef().loc["Intercept", "mean"] - sleepstudy_collapsed.fixef().loc["Intercept", "mean"]
     assert shift == pytest.approx(10.0, abs=3.0)
     assert refit.idata.attrs["compiled_model_reused"] == 1
+
+
+@pytest.mark.parametrize(
+    ("formula", "group"),
+    [
+        ("y ~ x + (1 + t | g) + (1 | h)", "g"),
+        ("y ~ x + (1 | h/g)", "h:g"),
+        ("y ~ 1 + (1 | h) + (0 + t | g)", "g"),
+    ],
+)
+def test_with_several_grouping_factors_the_largest_is_integrated_out_given_the_others(formula, group):
+    # At a random point of the sampler's coordinates: the collapsed likelihood is the density
+    # of y given the fixed effects and the other factors' effects, Normal(X b + Z_o r_o,
+    # sigma^2 I + Z_g Sigma Z_g^T).
+    data = _data().assign(h=lambda d: np.where(d.w > 1, "h1", "h2"))
+    data["g"] = data["g"] + data["h"]  # nested in h, for h/g
+    model = bm.Model(formula, data, collapsed=True)
+    design = model.design
+    assert collapsed_group(design) == group
+    pymc_model = model.sampled_model
+    others = [g for g in design.groups if g != group]
+    assert {f"r_{g}" for g in others} <= {v.name for v in pymc_model.deterministics}
+    rng = np.random.default_rng(4)
+    point = {k: rng.normal(scale=0.5, size=np.shape(v)) for k, v in pymc_model.initial_point().items()}
+    names = ["fixef", "sigma", f"sd_{group}", *(f"r_{g}" for g in others)]
+    names += [f"cor_{group}"] if f"cor_{group}" in pymc_model.named_vars else []
+    values = pymc_model.compile_fn(
+        pymc_model.replace_rvs_by_values([pymc_model[n] for n in names]), inputs=pymc_model.value_vars,
+        on_unused_input="ignore",
+    )(point)  # fmt: skip
+    values = dict(zip(names, values, strict=True))
+    potential = pymc_model.compile_fn(
+        pymc_model.replace_rvs_by_values([pymc_model["collapsed_loglik"]]), inputs=pymc_model.value_vars,
+        on_unused_input="ignore",
+    )(point)[0]  # fmt: skip
+    terms = design.groups[group]
+    cors = values.get(f"cor_{group}")
+    Sigma = terms[0].covariance.covariance(
+        values[f"sd_{group}"][None], None if cors is None else cors[None]
+    )[0]
+    offset = sum(
+        (values[f"r_{t.group}"][t.codes][:, t.covariance.columns] * t.matrix).sum(axis=1)
+        for t in design.random if t.group != group
+    )  # fmt: skip
+    shifted = bm.Model(formula, data.assign(y=data.y - offset), collapsed=True)
+    expected, *_ = _dense(_only(shifted, group), values["fixef"], Sigma, float(values["sigma"]))
+    assert float(potential) == pytest.approx(expected, rel=1e-9)
+
+
+def _only(model, group):
+    """``model`` with only ``group``'s terms (for the dense reference density)."""
+    model.design.random = list(model.design.groups[group])
+    return model
