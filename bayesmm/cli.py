@@ -96,7 +96,8 @@ def _fit(args: argparse.Namespace) -> int:
     path = _check_data_file(args.data, args.sep)
     data = pd.read_csv(path, sep=args.sep)
     parts = {name: getattr(args, name) for name in ("zi", "hu", "dispersion") if getattr(args, name)}
-    model = bm.Model(args.formula, data, family=args.family, link=args.link, **parts)
+    options = {"family": args.family, "link": args.link, "collapsed": args.collapsed}
+    model = bm.Model(args.formula, data, **options, **parts)
     with warnings.catch_warnings():
         # The checks are printed below, once; the fit's own warning would repeat them.
         warnings.simplefilter("ignore", bm.DiagnosticWarning)
@@ -148,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--zi", default=None, help='zero-inflation formula, e.g. "~ x + (1 | g)"')
     fit.add_argument("--hu", default=None, help="hurdle formula")
     fit.add_argument("--dispersion", default=None, help="formula for the family's scale parameter")
+    fit.add_argument(
+        "--collapsed", action="store_true",
+        help="integrate a Gaussian model's group effects out, drawn afterwards (Model(collapsed=True))",
+    )  # fmt: skip
     fit.add_argument("--sep", default=",", help="the CSV file's column separator (default ',')")
     fit.add_argument("--draws", type=int, default=1000, help="draws (and tuning steps) per chain")
     fit.add_argument("--chains", type=int, default=4)

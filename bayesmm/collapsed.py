@@ -265,8 +265,8 @@ def group_effect_draws(design: Design, group: str, posterior, rng: np.random.Gen
         effects = {g: posterior[design.var(f"r_{g}")].values.reshape(S, -1, len(design.group_columns(g)))
                    for g in {t.group for t in others}}  # fmt: skip
         y = np.asarray(design.y, dtype=float) - (0.0 if design.offset is None else design.offset)
-        rows = np.arange(design.n_obs)
-        per_level = [sp.csr_matrix((Z[:, c], (terms[0].codes, rows)), shape=(J, design.n_obs)) for c in range(q)]
+        at = (terms[0].codes, np.arange(design.n_obs))
+        per_level = [sp.csr_matrix((Z[:, c], at), shape=(J, design.n_obs)) for c in range(q)]
 
         def residual_z_of(s):
             residual = y[None] - fixef[s] @ design.X.T

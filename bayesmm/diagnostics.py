@@ -260,11 +260,29 @@ def _term_advice(fit: Fit, sd_name: str) -> str:
     scale = float(np.ravel(entry.prior.params.get("sigma", 1.0))[0]) if entry is not None else 1.0
     prior = f'priors={{"{sd_name}": Prior("Gamma", alpha=2, beta={2 / scale:.3g})}}'
     avoid = f"give {sd_name} a prior that vanishes at zero ({prior})"
+    if term is not None and _collapsible(fit, term):
+        # The same model with the funnel gone: nothing to simplify first.
+        return (
+            f"integrate the effects of {text} out (Model(..., collapsed=True): the same model, "
+            f"whose sampler never meets that funnel); or {avoid}"
+        )
     if term is not None and term.correlated:
         return f"use || in {text} to drop its correlations, drop a varying term from it, or {avoid}"
     if term is not None and term.n_terms > 1:
         return f"drop a varying term from {text}, or {avoid}"
     return avoid
+
+
+def _collapsible(fit: Fit, term) -> bool:
+    """Whether ``term``'s effects would be integrated out by collapsed=True and are not yet."""
+    from .collapsed import collapsed_group, why_not_collapsible
+
+    model = fit.model
+    if getattr(model, "collapsed", False) or term.part:
+        return False
+    if why_not_collapsible(model.design, model.family, model.parts) is not None:
+        return False
+    return collapsed_group(model.design) == term.group
 
 
 def _divergences(fit: Fit) -> Check:

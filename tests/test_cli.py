@@ -115,6 +115,10 @@ def test_fit_command_writes_the_posterior_and_plots(fit_run):
             ["DATA", "incidence ~ period", "--family", "poison"],
             "unknown family 'poison'; available families:",
         ),
+        (
+            ["DATA", "incidence ~ factor(period) + (1 | herd)", "--family", "poisson", "--collapsed"],
+            "collapsed=True: the group effects of this model cannot be integrated out: family 'poisson'",
+        ),
     ],
 )
 @pytest.mark.slow  # runs a sampling process

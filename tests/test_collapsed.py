@@ -245,9 +245,9 @@ def test_with_several_grouping_factors_the_largest_is_integrated_out_given_the_o
     )(point)[0]  # fmt: skip
     terms = design.groups[group]
     cors = values.get(f"cor_{group}")
-    Sigma = terms[0].covariance.covariance(
-        values[f"sd_{group}"][None], None if cors is None else cors[None]
-    )[0]
+    Sigma = terms[0].covariance.covariance(values[f"sd_{group}"][None], None if cors is None else cors[None])[
+        0
+    ]
     offset = sum(
         (values[f"r_{t.group}"][t.codes][:, t.covariance.columns] * t.matrix).sum(axis=1)
         for t in design.random if t.group != group

@@ -111,6 +111,8 @@ def test_divergences_name_the_funnel(sleepstudy_fit):
     assert check.parameters == ["sd(Days|Subject)"]
     assert "target_accept=0.95" in check.message
     assert "(Days | Subject)" in check.message
+    # A Gaussian model with one grouping factor: the funnel can be integrated away.
+    assert "integrate the effects of (Days | Subject) out (Model(..., collapsed=True)" in check.message
 
 
 def test_rhat_names_the_parameter(sleepstudy_fit):
