@@ -185,6 +185,7 @@ def kfold(fit: Fit, K: int = 10, folds=None, random_seed=None, **fit_kwargs) -> 
                 design.formula.text, frame[~held], family=model.family, priors=model.user_priors or None,
                 trials=model.trials_column, na_action=model.na_action, dpars=model.part_texts,
                 centered=model.centered_setting, collapsed=model.collapsed_setting,
+                decomp=model.decomp_setting,
             ).fit(**settings)  # fmt: skip
         new = frame[held]
         eta, trials, _ = linear_predictor_draws(refit, new, None, "sample", random_seed)

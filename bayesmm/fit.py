@@ -559,6 +559,7 @@ class Fit:
             dpars=model.part_texts,
             centered=model.centered_setting,
             collapsed=model.collapsed_setting,
+            decomp=model.decomp_setting,
         )
         kept = self.settings
         settings = {"draws": kept.draws, "tune": kept.tune, "chains": kept.chains,

@@ -152,11 +152,72 @@ def _level_basis(w, n_levels: int):
     return w - 2.0 * v[:, None] * pt.dot(v, w)[None, :]
 
 
-def _slopes(design: Design, priors: dict[str, PriorEntry], slope_idx: list[int], shifts: dict):
-    """The slope vector b, each sampled per SD of its predictor, and sheared by the mean
-    group effects where ``shifts`` has them and the slopes' priors are one location family."""
+def qr_factors(Xc: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """R* and its inverse for the thin QR decomposition of the centred slope columns, scaled
+    as brms and rstanarm do: Xc = Q* R*, Q* = Q sqrt(n - 1), so that the sampled theta = R* b
+    is on the scale of a predictor's SD and its coordinates are uncorrelated in the
+    likelihood. A column that is (nearly) a combination of the others has no such basis:
+    DataError naming it."""
+    from .design import DataError
+
+    n = Xc.shape[0]
+    R = np.linalg.qr(Xc, mode="r") / np.sqrt(max(n - 1, 1))
+    R = R * np.sign(np.diag(R))[:, None]  # a positive diagonal: R* is unique
+    norms = np.sqrt((Xc**2).sum(axis=0) / max(n - 1, 1))
+    flat = np.abs(np.diag(R)) <= 1e-8 * np.maximum(norms, 1e-300)
+    if flat.any():
+        raise DataError(
+            f"decomp='QR' needs linearly independent fixed-effect columns; "
+            f"{', '.join(repr(names[j]) for j in np.flatnonzero(flat))} is a combination of the others"
+        )
+    return R, np.linalg.inv(R)
+
+
+def _qr_logp(value, shift, R_inverse, log_det, priors: list):
+    """log density of theta = R* (b + shift) when b has ``priors`` (elementwise: a list of
+    (Prior, indices)); the map is linear, so the Jacobian is the constant 1 / |det R*|."""
+    b = pt.dot(R_inverse, value) - shift
+    total = -log_det
+    for prior, idx in priors:
+        total = total + pt.sum(pm.logp(prior.as_dist(shape=len(idx)), b[idx]))
+    return total
+
+
+def _qr_slopes(design: Design, entries: list[PriorEntry], slope_idx: list[int], shift):
+    """The slopes b sampled through theta = R* (b + shift) (decomp='QR'), with b's priors exact."""
+    names = [design.fixef_names[j] for j in slope_idx]
+    R, R_inverse = qr_factors(design.X[:, slope_idx] - fixed_center(design)[slope_idx], names)
+    stacked = stack_priors([e.prior for e in entries])
+    priors = [(stacked, np.arange(len(entries)))] if stacked is not None else [
+        (e.prior, np.array([j])) for j, e in enumerate(entries)
+    ]  # fmt: skip
+    log_det = float(np.sum(np.log(np.abs(np.diag(R)))))
+
+    def draw(shift, size):
+        b = pt.concatenate([prior.as_dist(shape=len(idx)) for prior, idx in priors])
+        order = np.argsort(np.concatenate([idx for _, idx in priors]))
+        return pt.dot(R, b[order] + shift)
+
+    def logp(value, shift):
+        return _qr_logp(value, shift, R_inverse, log_det, priors)
+
+    theta = pm.CustomDist(design.var("b_qr"), shift, dist=draw, logp=logp, signature="(p)->(p)",
+                          dims=design.var("b_coef"))  # fmt: skip
+    return pm.Deterministic(design.var("b"), pt.dot(R_inverse, theta) - shift, dims=design.var("b_coef"))
+
+
+def _slopes(
+    design: Design, priors: dict[str, PriorEntry], slope_idx: list[int], shifts: dict, qr: bool = False
+):
+    """The slope vector b, each sampled per SD of its predictor (or, with ``qr``, through the
+    QR decomposition of the slope columns), and sheared by the mean group effects where
+    ``shifts`` has them and the slopes' priors are one location family."""
     entries = [priors[design.qualified(design.fixef_names[j])] for j in slope_idx]
     names = [design.fixef_names[j] for j in slope_idx]
+    if qr:
+        # The QR density reads any priors exactly, so the shear needs no location family.
+        shift = pt.stack([shifts.get(n, pt.constant(0.0)) for n in names]) if shifts else np.zeros(len(names))
+        return _qr_slopes(design, entries, slope_idx, shift)
     spread = design.X[:, slope_idx].std(axis=0)
     scales = np.where(spread > 0, spread, 1.0)
     stacked = stack_priors([e.prior for e in entries])
@@ -174,14 +235,14 @@ def _slopes(design: Design, priors: dict[str, PriorEntry], slope_idx: list[int],
     return pm.Deterministic(design.var("b"), b, dims=design.var("b_coef"))
 
 
-def _fixed_coefficients(design: Design, priors: dict[str, PriorEntry], shifts: dict):
+def _fixed_coefficients(design: Design, priors: dict[str, PriorEntry], shifts: dict, qr: bool = False):
     """The sampled fixed coefficients: the intercept at average predictors (or None), the
     slopes b (or None) and their columns; registers ``fixef`` (the user's scale). ``shifts``
     maps fixed-effect names to the mean of the group effects of the same column (pytensor
     scalars, for the shear)."""
     center = fixed_center(design)
     slope_idx = [j for j, n in enumerate(design.fixef_names) if n != "Intercept"]
-    b = _slopes(design, priors, slope_idx, shifts) if slope_idx else None
+    b = _slopes(design, priors, slope_idx, shifts, qr) if slope_idx else None
     intercept_c = None
     if design.has_intercept:
         prior = priors[design.qualified("Intercept")].prior
@@ -199,9 +260,9 @@ def _fixed_coefficients(design: Design, priors: dict[str, PriorEntry], shifts: d
     return intercept_c, b, slope_idx
 
 
-def _fixed_part(design: Design, priors: dict[str, PriorEntry], shifts: dict):
+def _fixed_part(design: Design, priors: dict[str, PriorEntry], shifts: dict, qr: bool = False):
     """X b, with the centred intercept (see _fixed_coefficients)."""
-    intercept_c, b, slope_idx = _fixed_coefficients(design, priors, shifts)
+    intercept_c, b, slope_idx = _fixed_coefficients(design, priors, shifts, qr)
     eta = pt.zeros(design.n_obs)
     if b is not None:
         Xc = design.X[:, slope_idx] - fixed_center(design)[slope_idx]
@@ -361,9 +422,11 @@ def _random_part(
     return eta, shifts
 
 
-def _linear_predictor(design: Design, priors: dict[str, PriorEntry], centred: tuple[bool, ...] = ()):
+def _linear_predictor(
+    design: Design, priors: dict[str, PriorEntry], centred: tuple[bool, ...] = (), qr: bool = False
+):
     eta, shifts = _random_part(design, priors, centred) if design.random else (0.0, {})
-    eta = eta + _fixed_part(design, priors, shifts)
+    eta = eta + _fixed_part(design, priors, shifts, qr)
     if design.offset is not None:
         eta = eta + design.offset
     return eta
@@ -375,6 +438,7 @@ def build_pymc_model(
     priors: list[PriorEntry],
     parts: dict[str, Design] | None = None,
     centred: tuple[bool, ...] = (),
+    qr: bool = False,
 ) -> pm.Model:
     """The PyMC model of ``design`` under ``family`` with the resolved ``priors``.
 
@@ -382,7 +446,8 @@ def build_pymc_model(
     design of its own linear predictor; its value per row replaces a constant parameter.
     ``centred`` says for each term of ``design.random`` whether its group effects are
     sampled centred (bayesmm.parameterization; empty: all non-centred). The parts' terms
-    are non-centred.
+    are non-centred. ``qr``: the mean's slopes are sampled through the QR decomposition of
+    their columns (decomp="QR").
     """
     parts = parts or {}
     by_name = {e.parameter: e for e in priors}
@@ -390,7 +455,7 @@ def build_pymc_model(
     for part in parts.values():
         coords.update(_coords(part))
     with pm.Model(coords=coords) as model:
-        eta = _linear_predictor(design, by_name, centred)
+        eta = _linear_predictor(design, by_name, centred, qr)
         params = {name: by_name[name].prior.create(name) for name in family.constant_params(parts)}
         for name, part in parts.items():
             inverse = family.part(name).inverse_graph
@@ -424,7 +489,7 @@ def _collapsed_factor(design: Design, priors: dict[str, PriorEntry], group: str)
 
 
 def build_collapsed_model(
-    design: Design, family: Family, priors: list[PriorEntry], centred: tuple[bool, ...] = ()
+    design: Design, family: Family, priors: list[PriorEntry], centred: tuple[bool, ...] = (), qr: bool = False
 ) -> pm.Model:
     """The model of ``design`` with the effects of one grouping factor integrated out
     (bayesmm.collapsed; a Gaussian model): the same priors on every parameter, the marginal
@@ -439,7 +504,7 @@ def build_collapsed_model(
     (sigma_name,) = family.constant_params({})
     with pm.Model(coords=_coords(design)) as model:
         if len(design.groups) == 1:
-            intercept_c, b, _ = _fixed_coefficients(design, by_name, {})
+            intercept_c, b, _ = _fixed_coefficients(design, by_name, {}, qr)
             sampled = [pt.atleast_1d(c) for c in (intercept_c, b) if c is not None]
             L, k = _collapsed_factor(design, by_name, group)
             sigma = by_name[sigma_name].prior.create(sigma_name)
@@ -448,7 +513,7 @@ def build_collapsed_model(
             loglik = collapsed_logp(stats, theta, L, k, sigma)
         else:
             eta, shifts = _random_part(design, by_name, centred, skip=group)
-            eta = eta + _fixed_part(design, by_name, shifts)
+            eta = eta + _fixed_part(design, by_name, shifts, qr)
             if design.offset is not None:
                 eta = eta + design.offset
             L, k = _collapsed_factor(design, by_name, group)

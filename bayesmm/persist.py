@@ -154,9 +154,18 @@ def _description(fit: Fit, frame_types: dict) -> dict:
         "centred": [bool(c) for c in model.centred],
         # Whether the group effects were integrated out (and drawn afterwards).
         "collapsed": bool(model.collapsed),
+        "decomp": model.decomp,
         "frame": frame_types,
         "settings": dataclasses.asdict(fit.settings),
     }
+
+
+def _saved_decomp(description: dict, path: Path) -> str | None:
+    """The saved decomp= (None in files from before it existed)."""
+    value = description.get("decomp")
+    if value not in (None, "QR"):
+        raise ValueError(f"{path}: 'decomp' must be null or \"QR\", got {value!r}")
+    return value
 
 
 def _saved_flag(description: dict, key: str, path: Path) -> bool:
@@ -288,6 +297,7 @@ def load(path: str | Path) -> Fit:
             na_action=description["na_action"],
             dpars=parts,
             collapsed=_saved_flag(description, "collapsed", path),
+            decomp=_saved_decomp(description, path),
         )
     # Files from before the choice existed hold draws of the all-non-centred model.
     centred = description.get("centred", [False] * len(model.design.random))

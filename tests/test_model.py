@@ -158,3 +158,60 @@ def test_compound_symmetry_covariance(frame):
     assert loglik == pytest.approx(stats.norm(eta, values["sigma"]).logpdf(frame.y).sum(), rel=1e-9)
     cors = pm.draw(model.pymc_model["cor_g"], random_seed=1)
     assert cors.shape == (3,) and np.ptp(cors) == 0  # one correlation for every pair
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + w", "y ~ x * w + (1 + x | g)"])
+def test_qr_decomposition_is_the_same_model_in_other_coordinates(formula):
+    # decomp="QR" samples theta = R* (b + shift) where the default samples u = sd(x) (b + shift):
+    # at matching points the log densities differ by the constant log Jacobian
+    # sum(log sd(x_j)) - log |det R*|, whatever the point.
+    from bayesmm.model import fixed_center, qr_factors
+
+    rng = np.random.default_rng(8)
+    n = 80
+    x = rng.normal(3, 1, n)
+    data = pd.DataFrame({"x": x, "w": 0.8 * x + rng.normal(0, 0.3, n), "g": rng.choice(list("abcde"), n)})
+    data["y"] = 1 + data.x - data.w + rng.normal(size=n)
+    plain, qr = bm.Model(formula, data, decomp=None), bm.Model(formula, data, decomp="QR")
+    design = plain.design
+    slopes = [j for j, name in enumerate(design.fixef_names) if name != "Intercept"]
+    Xc = design.X[:, slopes] - fixed_center(design)[slopes]
+    R, R_inverse = qr_factors(Xc, [design.fixef_names[j] for j in slopes])
+    constant = np.sum(np.log(Xc.std(axis=0))) - np.sum(np.log(np.diag(R)))
+    logp_qr, logp_plain = qr.pymc_model.compile_logp(), plain.pymc_model.compile_logp()
+    (sampled,) = [v.name for v in plain.pymc_model.value_vars if v.name.startswith("b_")]
+    for seed in range(3):
+        point = {k: np.random.default_rng(seed).normal(scale=0.5, size=np.shape(v))
+                 for k, v in qr.pymc_model.initial_point().items()}  # fmt: skip
+        matching = {k: v for k, v in point.items() if k != "b_qr"}
+        matching[sampled] = Xc.std(axis=0) * (R_inverse @ point["b_qr"])
+        assert logp_qr(point) - logp_plain(matching) == pytest.approx(constant, abs=1e-8)
+
+
+def test_qr_decomposition_refuses_collinear_columns_and_unknown_names():
+    data = pd.DataFrame({"x": [1.0, 2, 3, 4, 5, 6], "y": [1.0, 3, 2, 5, 4, 6]})
+    data["x2"] = 2 * data.x
+    with pytest.raises(bm.DataError, match="decomp='QR' needs linearly independent .*'x2'"):
+        bm.Model("y ~ x + x2", data, decomp="QR")
+    with pytest.raises(
+        ValueError, match="decomp takes 'auto', 'QR' or None \\(as brms's decomp\\), got 'qr'"
+    ):
+        bm.Model("y ~ x", data, decomp="qr")
+
+
+def test_qr_decomposition_is_chosen_when_a_slope_column_is_nearly_a_combination_of_others():
+    # Variance inflation factors: the owlet model's interaction 170; cbpp's period dummies 1.4.
+    owls = (
+        "SiblingNegotiation ~ (FoodTreatment + ArrivalTime) * SexParent + offset(log(BroodSize)) + (1 | Nest)"
+    )
+    model = bm.Model(owls, bm.datasets.load("Owls"), family="zero_inflated_negbinomial")
+    assert model.decomp == "QR" and "b_qr" in model.pymc_model.named_vars
+    assert (
+        bm.Model(owls, bm.datasets.load("Owls"), family="zero_inflated_negbinomial", decomp=None).decomp
+        is None
+    )
+    cbpp = bm.Model("cbind(incidence, size - incidence) ~ period + (1 | herd)", bm.datasets.load("cbpp"),
+                    family="binomial")  # fmt: skip
+    assert cbpp.decomp is None
+    data = pd.DataFrame({"x": [1.0, 2, 3, 4, 5, 6], "y": [1.0, 3, 2, 5, 4, 6]})
+    assert bm.Model("y ~ x", data).decomp is None  # one slope: nothing to decorrelate

@@ -131,6 +131,7 @@ def test_mixed_families_for_coefficients_build_one_vector(sleep):
         "Reaction ~ Days + I(Days**2) + (1 | Subject)",
         sleep,
         priors={"Days": Prior("StudentT", nu=4, mu=0, sigma=10)},
+        decomp=None,  # Days and its square are collinear enough for decomp="auto" to decompose
     )
     names = [rv.name for rv in model.pymc_model.free_RVs]
     # Each slope is sampled per SD of its predictor; b keeps exactly the prior given.
@@ -138,3 +139,12 @@ def test_mixed_families_for_coefficients_build_one_vector(sleep):
     b = pm.draw(model.pymc_model["b"], draws=4000, random_seed=2)
     assert b.shape == (4000, 2)
     assert stats.kstest(b[:, 0], stats.t(4, 0, 10).cdf).pvalue > 0.01
+    # Through the QR decomposition (chosen by default here) each slope keeps its own prior too.
+    decomposed = bm.Model("Reaction ~ Days + I(Days**2) + (1 | Subject)", sleep,
+                          priors={"Days": Prior("StudentT", nu=4, mu=0, sigma=10)})  # fmt: skip
+    assert decomposed.decomp == "QR"
+    b = pm.draw(decomposed.pymc_model["b"], draws=4000, random_seed=2)
+    assert stats.kstest(b[:, 0], stats.t(4, 0, 10).cdf).pvalue > 0.01
+    (square,) = [e.prior for e in decomposed.prior_entries if e.parameter == "I(Days**2)"]
+    assert square.dist == "Normal"
+    assert stats.kstest(b[:, 1], stats.norm(square.params["mu"], square.params["sigma"]).cdf).pvalue > 0.01
