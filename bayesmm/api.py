@@ -64,14 +64,13 @@ QR_VIF = 10.0
 def _decomposition(design, setting) -> str | None:
     """ "QR" or None from decomp= ("auto", "QR", None or "none"); "QR" refuses collinear
     columns now, before anything is built (qr_factors raises naming one)."""
-    from .model import fixed_center, qr_factors
+    from .model import centred_slopes, qr_factors
 
     if setting not in ("auto", "QR", "none", None):
         raise ValueError(f"decomp takes 'auto', 'QR' or None (as brms's decomp), got {setting!r}")
-    slopes = [j for j, n in enumerate(design.fixef_names) if n != "Intercept"]
+    slopes, Xc = centred_slopes(design)
     if setting in (None, "none") or not slopes:
         return None
-    Xc = design.X[:, slopes] - fixed_center(design)[slopes]
     if setting == "auto":
         spread = Xc.std(axis=0)
         if len(slopes) < 2 or np.any(spread == 0):

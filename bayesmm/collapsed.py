@@ -79,7 +79,6 @@ class CollapsedStatistics:
     factor (Z: the group's term columns side by side, D: the centred fixed-effects matrix as
     the model samples it, intercept first)."""
 
-    D: np.ndarray  # (n, p)
     theta_ls: np.ndarray  # (p,) least-squares coefficients of y - offset on D
     rss_ls: float  # e^T e, e = y - offset - D theta_ls
     DtD: np.ndarray  # (p, p)
@@ -90,17 +89,28 @@ class CollapsedStatistics:
 
     @classmethod
     def of(cls, design: Design, D: np.ndarray) -> CollapsedStatistics:
-        terms = design.random
-        codes, J = terms[0].codes, terms[0].n_levels
-        Z = np.column_stack([t.matrix for t in terms])
-        y = np.asarray(design.y, dtype=float) - (0.0 if design.offset is None else design.offset)
+        (group,) = design.groups
+        codes, J, Z = _level_columns(design, group)
+        y = _response(design)
         D = np.asarray(D, dtype=float).reshape(len(y), -1)
         theta = np.linalg.lstsq(D, y, rcond=None)[0] if D.shape[1] else np.zeros(0)
         e = y - D @ theta
         return cls(
-            D=D, theta_ls=theta, rss_ls=float(e @ e), DtD=D.T @ D, ZtZ=_per_level(codes, J, Z, Z),
+            theta_ls=theta, rss_ls=float(e @ e), DtD=D.T @ D, ZtZ=_per_level(codes, J, Z, Z),
             Zte=_per_level(codes, J, Z, e[:, None])[:, :, 0], ZtD=_per_level(codes, J, Z, D), n=len(y),
         )  # fmt: skip
+
+
+def _level_columns(design: Design, group: str) -> tuple[np.ndarray, int, np.ndarray]:
+    """A grouping factor's level code per row, its number of levels, and its terms' columns
+    side by side (n, q), in the order of ``r_<group>``."""
+    terms = design.groups[group]
+    return terms[0].codes, terms[0].n_levels, np.column_stack([t.matrix for t in terms])
+
+
+def _response(design: Design) -> np.ndarray:
+    """y less the offset: what the fixed and group effects explain."""
+    return np.asarray(design.y, dtype=float) - (0.0 if design.offset is None else design.offset)
 
 
 def _per_level(codes: np.ndarray, J: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -171,13 +181,12 @@ def residual_logp(design: Design, group: str, residual, L, k: int, sigma):
     a model with several grouping factors. O(n q) per call."""
     import pytensor.tensor as pt
 
-    terms = design.groups[group]
-    codes, J = pt.as_tensor_variable(terms[0].codes), terms[0].n_levels
-    Z = np.column_stack([t.matrix for t in terms])
+    codes, J, Z = _level_columns(design, group)
+    rows = pt.as_tensor_variable(codes)
     residual_z = pt.stack(
-        [pt.inc_subtensor(pt.zeros(J)[codes], residual * Z[:, c]) for c in range(Z.shape[1])], axis=1
+        [pt.inc_subtensor(pt.zeros(J)[rows], residual * Z[:, c]) for c in range(Z.shape[1])], axis=1
     )
-    ZtZ = _per_level(terms[0].codes, J, Z, Z)
+    ZtZ = _per_level(codes, J, Z, Z)
     return woodbury_logp(ZtZ, residual_z, pt.sum(residual**2), design.n_obs, L, k, sigma)
 
 
@@ -246,12 +255,11 @@ def group_effect_draws(design: Design, group: str, posterior, rng: np.random.Gen
 
     from .model import level_dim, sampled_fixed_coefficients, sampled_fixed_matrix, term_dim
 
-    terms = design.groups[group]
     chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
-    S, q, J = chains * draws, sum(t.n_terms for t in terms), terms[0].n_levels
+    codes, J, Z = _level_columns(design, group)
+    S, q = chains * draws, Z.shape[1]
     fixef_name = design.var("fixef")
     fixef = posterior[fixef_name].values.reshape(S, -1) if fixef_name in posterior else np.zeros((S, 0))
-    Z = np.column_stack([t.matrix for t in terms])
     if len(design.groups) == 1:  # from the sufficient statistics: O(J) per draw
         stats = CollapsedStatistics.of(design, sampled_fixed_matrix(design))
         delta = sampled_fixed_coefficients(design, fixef) - stats.theta_ls
@@ -264,8 +272,8 @@ def group_effect_draws(design: Design, group: str, posterior, rng: np.random.Gen
         others = [t for t in design.random if t.group != group]
         effects = {g: posterior[design.var(f"r_{g}")].values.reshape(S, -1, len(design.group_columns(g)))
                    for g in {t.group for t in others}}  # fmt: skip
-        y = np.asarray(design.y, dtype=float) - (0.0 if design.offset is None else design.offset)
-        at = (terms[0].codes, np.arange(design.n_obs))
+        y = _response(design)
+        at = (codes, np.arange(design.n_obs))
         per_level = [sp.csr_matrix((Z[:, c], at), shape=(J, design.n_obs)) for c in range(q)]
 
         def residual_z_of(s):
@@ -275,12 +283,12 @@ def group_effect_draws(design: Design, group: str, posterior, rng: np.random.Gen
                 residual -= np.einsum("sic,ic->si", r, t.matrix)
             return np.stack([(m @ residual.T).T for m in per_level], axis=-1)
 
-        ZtZ = _per_level(terms[0].codes, J, Z, Z)
+        ZtZ = _per_level(codes, J, Z, Z)
     Sigma = _covariance_draws(design, group, posterior, S)
     sigma = posterior["sigma"].values.reshape(S)
     chunk = max(1, min(64, int(2e7 // max(design.n_obs if len(design.groups) > 1 else 1, J * q))))
     r = draw_group_effects(ZtZ, residual_z_of, Sigma, sigma, rng, chunk).reshape(chains, draws, J, q)
     dims = ("chain", "draw", level_dim(group), term_dim(design, group))
     coords = {"chain": posterior["chain"].values, "draw": posterior["draw"].values,
-              dims[2]: list(terms[0].levels), dims[3]: design.group_columns(group)}  # fmt: skip
+              dims[2]: list(design.group_levels(group)), dims[3]: design.group_columns(group)}  # fmt: skip
     return xr.DataArray(r, dims=dims, coords=coords, name=design.var(f"r_{group}"))

