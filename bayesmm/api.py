@@ -132,9 +132,12 @@ class Model:
     family
         The response distribution, by name or as a [`Family`][bayesmm.Family]: ``"gaussian"``,
         ``"student"``, ``"lognormal"``, ``"gamma"``, ``"beta"``, ``"bernoulli"``,
-        ``"binomial"``, ``"poisson"``, ``"negbinomial"`` (also ``"negativebinomial"``,
-        ``"nbinom2"``), ``"zero_inflated_poisson"``, ``"zero_inflated_negbinomial"``,
-        ``"zero_inflated_binomial"``, ``"hurdle_poisson"`` or ``"hurdle_negbinomial"``.
+        ``"binomial"``, ``"beta_binomial"``, ``"poisson"``, ``"negbinomial"`` (also
+        ``"negativebinomial"``, ``"nbinom2"``, ``"negative_binomial"``), ``"nbinom1"``,
+        ``"cumulative"`` (ordinal; thresholds ``Intercept[1]``, ...), ``"zero_inflated_poisson"``,
+        ``"zero_inflated_negbinomial"``, ``"zero_inflated_nbinom1"``, ``"zero_inflated_binomial"``,
+        ``"hurdle_poisson"``, ``"hurdle_negbinomial"`` or ``"hurdle_nbinom1"``. Other spellings
+        of brms, glmmTMB and bambi are accepted; a misspelled name gets the closest back.
     priors
         Overrides by parameter name or class, e.g. ``{"Days": Prior("Normal", mu=0, sigma=10)}``
         or ``{"sd": Prior("HalfNormal", sigma=20)}``; ``model.priors`` lists every name.
@@ -239,6 +242,7 @@ class Model:
         self.na_action = na_action
         self.design, self.parts = self._build_designs(data, part_formulas, trials, na_action)
         self.model_frame, self.trials_column = _model_frame(data, [self.design, *self.parts.values()], trials)
+        self.family = self.family.for_design(self.design)
         self.family.check_response(self.design)
         _check_response_varies(self.design, self.family)
         _warn_if_one_row_per_level(self.design, self.family)
@@ -307,7 +311,8 @@ class Model:
                 # trials given as an array follow the rows that are kept
                 part_trials = pd.Series(np.asarray(trials), index=data.index).loc[rows].to_numpy()
             return build_design(text, frame, trials=part_trials, binary_response=self.family.binary_response,
-                                na_action=na_action, part=part)  # fmt: skip
+                                na_action=na_action, part=part,
+                                ordinal_response=self.family.ordinal and not part)  # fmt: skip
 
         if not part_formulas:
             return build(None), {}

@@ -14,7 +14,7 @@ from importlib import resources
 
 import pandas as pd
 
-__all__ = ["load", "BUNDLED", "FACTORS"]
+__all__ = ["load", "BUNDLED", "FACTORS", "ORDERED"]
 
 # Bundled datasets and the R package each comes from.
 BUNDLED = {"sleepstudy": "lme4", "cbpp": "lme4", "Penicillin": "lme4", "Pastes": "lme4", "Owls": "glmmTMB"}
@@ -32,7 +32,10 @@ FACTORS: dict[str, tuple[str, ...]] = {
     "Dyestuff": ("Batch",),
     "Dyestuff2": ("Batch",),
     "Owls": ("Nest", "FoodTreatment", "SexParent"),
+    "wine": ("temp", "contact", "bottle", "judge"),
 }
+# Ordered factors in R (ordinal responses): their categories keep their order.
+ORDERED: dict[str, tuple[str, ...]] = {"wine": ("rating",)}
 
 
 def _categorical(column: pd.Series) -> pd.Categorical:
@@ -49,6 +52,9 @@ def _with_factors(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     for column in FACTORS.get(name, ()):
         if column in frame.columns:
             frame[column] = _categorical(frame[column])
+    for column in ORDERED.get(name, ()):
+        if column in frame.columns:
+            frame[column] = _categorical(frame[column]).as_ordered()
     return frame
 
 

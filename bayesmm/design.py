@@ -160,7 +160,9 @@ class Design:
     random: list[RandomEffectTerm]
     rows: pd.Index  # index labels of the data rows used
     n_dropped: int = 0
-    response_levels: tuple[str, str] | None = None  # for a two-level factor response
+    # A two-level factor response's levels (0, 1), or an ordinal response's categories (1..K).
+    response_levels: tuple[str, ...] | None = None
+    intercept_dropped: bool = False  # an ordinal model's thresholds take the intercept's place
     part: str = ""  # "" for the mean's linear predictor; "zi", "hu" or "dispersion" otherwise
     fixed_terms: Terms | None = field(repr=False, default=None)  # the checked fixed part, for new data
     offset_expressions: list[Expression] = field(repr=False, default_factory=list)
@@ -245,6 +247,7 @@ def build_design(
     binary_response: bool = False,
     na_action: str = "drop",
     part: str = "",
+    ordinal_response: bool = False,
 ) -> Design:
     """Build the design of ``formula`` on ``data``.
 
@@ -252,7 +255,8 @@ def build_design(
     :mod:`bayesmm.expressions` before any value is computed. Rows with a missing value
     in any column the model uses are dropped with a warning (``na_action="raise"``
     makes that an error). ``data`` is not modified. ``binary_response`` lets a
-    two-level factor response be coded 0/1.
+    two-level factor response be coded 0/1; ``ordinal_response`` codes an ordered response
+    1..K and leaves out the intercept, whose place the thresholds take.
     """
     parsed = formula if isinstance(formula, ParsedFormula) else parse_formula(formula)
     if na_action not in ("drop", "raise"):
@@ -274,13 +278,19 @@ def build_design(
             trials_values = trials_values[keep]
 
     response_name = _response_label(parsed)
-    y, trials_from_cbind, response_levels = _response(compiled, parsed, data, binary_response)
+    if ordinal_response:
+        y, trials_from_cbind, response_levels = _ordinal_response(compiled, parsed, data)
+    else:
+        y, trials_from_cbind, response_levels = _response(compiled, parsed, data, binary_response)
     if trials_from_cbind is not None:
         if trials_values is not None:
             raise DataError("give binomial trials either through cbind() or trials=, not both")
         trials_values = trials_from_cbind
 
     X_df = _model_matrix(compiled.fixed, data, "the fixed effects")
+    fixed_spec = X_df.model_spec
+    if ordinal_response:
+        X_df = _without_intercept(X_df, parsed)
     offset = offset_values(compiled.offsets, data)
     random = [
         _random_term(spec, terms, data, part)
@@ -299,12 +309,13 @@ def build_design(
         trials=None if trials_values is None else np.asarray(trials_values, dtype=float),
         X=X,
         fixef_names=list(X_df.columns),
-        fixed_spec=X_df.model_spec,
+        fixed_spec=fixed_spec,
         offset=offset,
         random=random,
         rows=data.index,
         n_dropped=n_dropped,
         response_levels=response_levels,
+        intercept_dropped=ordinal_response,
         part=part,
         fixed_terms=compiled.fixed,
         offset_expressions=compiled.offsets,
@@ -515,6 +526,58 @@ def _response(compiled: Compiled, parsed: ParsedFormula, data: pd.DataFrame, bin
     y = _numeric(value, name)
     _check_finite(y, [name], "response")
     return y, None, None
+
+
+def _ordinal_response(compiled: Compiled, parsed: ParsedFormula, data: pd.DataFrame):
+    """An ordered response coded 1..K, with its K categories: a pandas Categorical in the order
+    of its categories (every declared category counts, observed or not), or integers 1..K (K
+    the largest). Text has no order to read, so it is refused, as are numbers that are not
+    positive integers."""
+    if parsed.cbind:
+        raise DataError("an ordinal response is one column of ordered categories, not cbind(...)")
+    (expression,) = compiled.responses
+    name = expression.text.strip("` ")
+    value = _evaluate(expression, data, f"the response {parsed.response}")
+    if value.kind == "factor":
+        categories = [str(c) for c in value.data.categories]
+        codes = value.data.codes.astype(float) + 1.0
+    elif value.kind == "text":
+        values = sorted(pd.Series(np.asarray(value.data, dtype=object)).dropna().unique(), key=str)
+        shown = ", ".join(map(repr, values[:3])) + (", ..." if len(values) > 3 else "")
+        raise DataError(
+            f"the response '{name}' holds text ({shown}), whose order an ordinal "
+            f"model cannot guess: make it pd.Categorical(..., categories=[lowest, ..., highest], "
+            "ordered=True), or code it as integers 1..K"
+        )
+    else:
+        codes = _numeric(value, name)
+        _check_finite(codes, [name], "response")
+        bad = (codes < 1) | (codes != np.round(codes))
+        if bad.any():
+            first = int(np.argmax(bad))
+            raise DataError(
+                f"the response '{name}' has {int(bad.sum())} value(s) that are not integers 1, 2, ..., K, the "
+                f"first {codes[first]:g} in row {data.index[first]!r}: an ordinal response is an ordered "
+                "factor or integers from 1 (brms's convention)"
+            )
+        categories = [str(k) for k in range(1, int(codes.max()) + 1)]
+    if len(categories) < 3:
+        raise DataError(
+            f"the response '{name}' has {len(categories)} categories; an ordinal model needs three or more "
+            "(for two, use family='bernoulli')"
+        )
+    return codes, None, tuple(categories)
+
+
+def _without_intercept(X_df: pd.DataFrame, parsed: ParsedFormula) -> pd.DataFrame:
+    """The fixed effects of an ordinal model: its thresholds are its intercepts, so the formula
+    must keep the intercept (factors then get treatment contrasts), which is left out here."""
+    if "Intercept" not in X_df.columns:
+        raise DataError(
+            f"an ordinal model's thresholds, Intercept[1], Intercept[2], ..., take the place of the intercept: "
+            f"keep it in {parsed.text!r} (drop '0 +' or '- 1')"
+        )
+    return X_df.drop(columns="Intercept")
 
 
 def _numeric(value: Value, name: str) -> np.ndarray:
@@ -855,6 +918,8 @@ def encode_new_data(design: Design, newdata: pd.DataFrame, trials=None) -> NewDa
     if newdata.shape[0] == 0:
         raise DataError("the new data frame is empty")
     X = _materialize(design.fixed_terms, design.fixed_spec, newdata, "the fixed effects")
+    if design.intercept_dropped:
+        X = np.delete(X, list(design.fixed_spec.column_names).index("Intercept"), axis=1)
     offset = offset_values(design.offset_expressions, newdata, new=True)
     codes, matrices, unseen = [], [], []
     for term in design.random:

@@ -8,7 +8,11 @@ parameters (``sigma`` for the Gaussian, ...).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import difflib
+import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
@@ -30,12 +34,16 @@ __all__ = [
     "Binomial",
     "Poisson",
     "NegativeBinomial",
+    "NegativeBinomial1",
+    "BetaBinomial",
+    "Cumulative",
     "Beta",
     "GammaFamily",
     "StudentT",
     "LogNormal",
     "get_family",
     "FAMILIES",
+    "ALIASES",
 ]
 
 
@@ -160,6 +168,76 @@ class Family:
     required_parts: ClassVar[dict[str, str]] = {}
     dispersion_param: ClassVar[str | None] = None
     formula_params: ClassVar[dict[str, FormulaParameter]] = {}
+    # An ordinal family codes its response 1..K and has thresholds instead of an intercept.
+    ordinal: ClassVar[bool] = False
+
+    def for_design(self, design: Design) -> Family:
+        """The family as it applies to ``design``: itself, or for a family whose parameters
+        depend on the data (an ordinal family's thresholds, one fewer than its categories) a
+        configured copy. The instance given is never changed.
+
+        Parameters
+        ----------
+        design
+            The model's design.
+
+        Returns
+        -------
+        Family
+
+        Examples
+        --------
+        >>> bm.get_family("gaussian").for_design(model.design).params
+        ('sigma',)
+        """
+        return self
+
+    def param_class(self, name: str) -> str:
+        """The prior class of a family parameter (a prior given for the class sets every
+        parameter in it): its own name, or ``"Intercept"`` for an ordinal model's thresholds.
+
+        Parameters
+        ----------
+        name
+            A name in ``params``.
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> bm.get_family("gaussian").param_class("sigma")
+        'sigma'
+        """
+        return name
+
+    def create_params(self, priors: dict, names: list[str], design: Design) -> dict:
+        """The family's constant parameters as PyMC variables, in the model being built.
+
+        Parameters
+        ----------
+        priors
+            Prior entries by parameter name.
+        names
+            The parameters to create (those no part formula replaces).
+        design
+            The model's design.
+
+        Returns
+        -------
+        dict of str to pytensor.tensor.TensorVariable
+
+        Examples
+        --------
+        >>> import pymc as pm
+        >>> with pm.Model():
+        ...     params = model.family.create_params({e.parameter: e for e in model.prior_entries},
+        ...                                         ["sigma"], model.design)
+        >>> list(params)
+        ['sigma']
+        """
+        return {name: priors[name].prior.create(name) for name in names}
 
     def part(self, part: str) -> FormulaParameter:
         """Link and default intercept prior of a part formula (``"zi"``, ``"dispersion"``, ``"nu"``).
@@ -579,7 +657,7 @@ class Binomial(Family):
     def check_response(self, design: Design) -> None:
         if design.trials is None:
             raise DataError(
-                "family 'binomial' needs the number of trials: write the response as "
+                f"family '{self.name}' needs the number of trials: write the response as "
                 "cbind(successes, failures) or pass trials= (a column name or array)"
             )
         _check_counts(design, "a binomial model")
@@ -940,15 +1018,290 @@ FAMILIES: dict[str, type[Family]] = {
         HurdleNegativeBinomial,
     )
 }
-# Other spellings users bring from brms and glmmTMB.
-FAMILIES.update(
-    {
-        "negbinomial": NegativeBinomial,
-        "nbinom2": NegativeBinomial,
-        "zero_inflated_negativebinomial": ZeroInflatedNegativeBinomial,
-        "hurdle_negativebinomial": HurdleNegativeBinomial,
-    }
-)
+class BetaBinomial(Binomial):
+    """Overdispersed binomial counts: success probability p ~ Beta(mu phi, (1 - mu) phi) per
+    row, mu = g^-1(eta), so that the variance is n mu (1 - mu) (1 + (n - 1) / (phi + 1));
+    brms's ``beta_binomial`` and glmmTMB's ``betabinomial`` (its dispersion is phi)."""
+
+    name = "beta_binomial"
+    params = ("phi",)
+    dispersion_param = "phi"
+
+    def param_priors(self, design: Design) -> dict[str, Prior]:
+        return {"phi": Prior("Gamma", alpha=0.01, beta=0.01)}  # brms's default for phi
+
+    def _shapes(self, mu, phi):
+        return mu * phi, (1 - mu) * phi
+
+    def likelihood(self, name, eta, params, design, dims):
+        alpha, beta = self._shapes(self.link.inverse_graph(eta), params["phi"])
+        n = design.trials.astype("int64")
+        return pm.BetaBinomial(name, alpha=alpha, beta=beta, n=n, observed=design.y.astype("int64"), dims=dims)
+
+    def log_likelihood(self, y, eta, params, trials=None):
+        return stats.betabinom.logpmf(y, trials, *self._shapes(self.link.inverse(eta), params["phi"]))
+
+    def draw(self, eta, params, trials, rng):
+        p = rng.beta(*self._shapes(self.link.inverse(eta), params["phi"]))
+        return rng.binomial(np.broadcast_to(trials.astype(np.int64), p.shape), p).astype(float)
+
+
+class NegativeBinomial1(NegativeBinomial):
+    """Overdispersed counts with the variance linear in the mean (NB1): variance mu (1 + phi),
+    a negative binomial of shape mu / phi; glmmTMB's ``nbinom1`` (its dispersion is phi)."""
+
+    name = "nbinom1"
+    params = ("phi",)
+    dispersion_param = "phi"
+
+    def param_priors(self, design: Design) -> dict[str, Prior]:
+        # phi is the variance's excess over the mean, per unit of the mean: 0 is Poisson.
+        return {"phi": Prior("HalfStudentT", nu=3.0, sigma=2.5)}
+
+    def pymc_kwargs(self, eta, params, design) -> dict:
+        mu = self.link.inverse_graph(eta)
+        return {"mu": mu, "alpha": mu / params["phi"]}
+
+    def _shape_and_p(self, eta, params):
+        mu, phi = self.link.inverse(eta), params["phi"]
+        return mu / phi, np.broadcast_to(1.0 / (1.0 + phi), np.shape(mu))
+
+    def log_likelihood(self, y, eta, params, trials=None):
+        return stats.nbinom.logpmf(y, *self._shape_and_p(eta, params))
+
+    def draw(self, eta, params, trials, rng):
+        return rng.negative_binomial(*self._shape_and_p(eta, params)).astype(float)
+
+
+class ZeroInflatedNegativeBinomial1(_ZeroInflated):
+    name, base, pymc_name = "zero_inflated_nbinom1", NegativeBinomial1, "ZeroInflatedNegativeBinomial"
+    links = NegativeBinomial1.links
+    params = ("phi",)
+    dispersion_param = "phi"
+
+
+class HurdleNegativeBinomial1(_Hurdle):
+    name, base, pymc_name = "hurdle_nbinom1", NegativeBinomial1, "HurdleNegativeBinomial"
+    links = NegativeBinomial1.links
+    params = ("phi",)
+    dispersion_param = "phi"
+
+
+def _log1mexp(x):
+    """log(1 - exp(x)) for x <= 0, accurate at both ends (Maechler 2012)."""
+    x = np.asarray(x, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(x > -np.log(2.0), np.log(-np.expm1(x)), np.log1p(-np.exp(x)))
+
+
+class Cumulative(Family):
+    """Ordered categories 1..K (brms's ``cumulative``, R's ``ordinal::clmm``): a latent
+    variable eta + e, e logistic (logit link) or standard normal (probit), falls into category
+    k between the thresholds Intercept[k-1] and Intercept[k], so that
+    P(y <= k) = F(Intercept[k] - eta). The thresholds take the intercept's place (the linear
+    predictor has none) and are ordered; each has brms's default prior, Student-t(3, 0, 2.5),
+    restricted to the ordered values."""
+
+    name = "cumulative"
+    links = ("logit", "probit")
+    ordinal = True
+
+    def __init__(self, link: str | None = None):
+        super().__init__(link)
+        self.categories: tuple[str, ...] | None = None
+        self.params = ()
+
+    def __repr__(self) -> str:
+        categories = "" if self.categories is None else f", categories={len(self.categories)}"
+        return f"{self.name}(link={self.link.name}{categories})"
+
+    def for_design(self, design: Design) -> Family:
+        levels = tuple(design.response_levels or ())
+        if self.categories is not None:  # configured before (a refit): the categories stay
+            if len(levels) > len(self.categories) or np.any(design.y > len(self.categories)):
+                raise DataError(
+                    f"the response '{design.response_name}' has categories beyond the model's "
+                    f"{len(self.categories)} ({', '.join(self.categories)})"
+                )
+            return self
+        configured = copy.copy(self)
+        configured.categories = levels
+        configured.params = tuple(f"Intercept[{k}]" for k in range(1, len(levels)))
+        return configured
+
+    @property
+    def n_categories(self) -> int:
+        return len(self.categories)
+
+    def param_class(self, name: str) -> str:
+        return "Intercept" if name.startswith("Intercept[") else name
+
+    def check_response(self, design: Design) -> None:
+        counts = np.bincount(design.y.astype(int), minlength=self.n_categories + 1)[1:]
+        empty = [c for c, n in zip(self.categories, counts, strict=True) if n == 0]
+        if empty:
+            warnings.warn(
+                f"categor{'y' if len(empty) == 1 else 'ies'} {', '.join(map(repr, empty))} of the response "
+                f"'{design.response_name}' never occur: the thresholds around them are estimated from "
+                "their priors alone",
+                UserWarning,
+                stacklevel=4,
+            )
+
+    def param_priors(self, design: Design) -> dict[str, Prior]:
+        return {name: Prior("StudentT", nu=3.0, mu=0.0, sigma=2.5) for name in self.params}
+
+    def _initial_thresholds(self, design: Design) -> np.ndarray:
+        """Thresholds at the observed cumulative proportions (strictly increasing)."""
+        counts = np.bincount(design.y.astype(int), minlength=self.n_categories + 1)[1:] + 0.5
+        cumulative = np.cumsum(counts)[:-1] / counts.sum()
+        return np.sort(self.link.link(cumulative)) + 1e-3 * np.arange(self.n_categories - 1)
+
+    def create_params(self, priors: dict, names: list[str], design: Design) -> dict:
+        entries = [priors[name] for name in self.params]
+
+        def draw(size):
+            # The ordered prior of iid thresholds is that of their order statistics.
+            return pt.sort(pt.stack([e.prior.as_dist() for e in entries]))
+
+        def logp(value):
+            return sum(pm.logp(e.prior.as_dist(), value[k]) for k, e in enumerate(entries))
+
+        start = self._initial_thresholds(design)
+
+        def support_point(rv, size):
+            return pt.as_tensor_variable(start)
+
+        thresholds = pm.CustomDist(
+            "thresholds", dist=draw, logp=logp, support_point=support_point, signature="->(k)",
+            transform=pm.distributions.transforms.ordered,
+        )  # fmt: skip
+        return {name: pm.Deterministic(name, thresholds[k]) for k, name in enumerate(self.params)}
+
+    def _thresholds(self, params: dict) -> np.ndarray:
+        """(..., K - 1) thresholds, broadcasting against (draws, rows)."""
+        return np.stack([np.asarray(params[name], dtype=float) for name in self.params], axis=-1)
+
+    def likelihood(self, name, eta, params, design, dims):
+        cutpoints = pt.stack([params[k] for k in self.params])
+        observed = design.y.astype("int64") - 1  # PyMC's categories count from 0
+        if self.link.name == "logit":
+            return pm.OrderedLogistic(name, eta=eta, cutpoints=cutpoints, compute_p=False, observed=observed,
+                                      dims=dims)  # fmt: skip
+        return pm.OrderedProbit(name, eta=eta, cutpoints=cutpoints, sigma=1.0, compute_p=False,
+                                observed=observed, dims=dims)  # fmt: skip
+
+    def _log_cdf(self, z):
+        return special.log_expit(z) if self.link.name == "logit" else special.log_ndtr(z)
+
+    def probabilities(self, eta: np.ndarray, params: dict) -> np.ndarray:
+        """P(y = k) for k = 1..K, (draws, rows, K)."""
+        cumulative = self.link.inverse(self._thresholds(params) - np.asarray(eta)[..., None])
+        shape = cumulative.shape[:-1]
+        padded = np.concatenate([np.zeros(shape + (1,)), cumulative, np.ones(shape + (1,))], axis=-1)
+        return np.diff(padded, axis=-1)
+
+    def mean(self, eta, params, trials=None):
+        # E(y) = 1 + sum_k P(y > k)
+        return 1.0 + (1.0 - self.link.inverse(self._thresholds(params) - np.asarray(eta)[..., None])).sum(-1)
+
+    def log_likelihood(self, y, eta, params, trials=None):
+        eta = np.asarray(eta, dtype=float)
+        tau = np.broadcast_to(self._thresholds(params), eta.shape[:-1] + (1, self.n_categories - 1))
+        infinite = np.full(tau.shape[:-1] + (1,), np.inf)
+        padded = np.concatenate([-infinite, tau, infinite], axis=-1)
+        k = np.asarray(y, dtype=int)
+        upper = np.take_along_axis(padded, np.broadcast_to(k, padded.shape[:-2] + k.shape)[..., None], -1)
+        lower = np.take_along_axis(padded, np.broadcast_to(k - 1, padded.shape[:-2] + k.shape)[..., None], -1)
+        a, b = upper[..., 0] - eta, lower[..., 0] - eta
+        with np.errstate(invalid="ignore"):
+            # F(a) - F(b), or for the upper tail S(b) - S(a) with S(z) = F(-z) (both links symmetric).
+            below = self._log_cdf(a) + _log1mexp(self._log_cdf(b) - self._log_cdf(a))
+            above = self._log_cdf(-b) + _log1mexp(self._log_cdf(-a) - self._log_cdf(-b))
+        return np.where(a + b > 0, above, below)
+
+    def draw(self, eta, params, trials, rng):
+        cumulative = self.link.inverse(self._thresholds(params) - np.asarray(eta)[..., None])
+        u = rng.random(cumulative.shape[:-1])
+        return 1.0 + (cumulative < u[..., None]).sum(axis=-1).astype(float)
+
+
+FAMILIES: dict[str, type[Family]] = {
+    cls.name: cls
+    for cls in (
+        Gaussian,
+        Bernoulli,
+        Binomial,
+        BetaBinomial,
+        Poisson,
+        NegativeBinomial,
+        NegativeBinomial1,
+        Beta,
+        GammaFamily,
+        StudentT,
+        LogNormal,
+        Cumulative,
+        ZeroInflatedPoisson,
+        ZeroInflatedNegativeBinomial,
+        ZeroInflatedNegativeBinomial1,
+        ZeroInflatedBinomial,
+        HurdlePoisson,
+        HurdleNegativeBinomial,
+        HurdleNegativeBinomial1,
+    )
+}
+# Other spellings users bring from brms, glmmTMB, bambi, statsmodels and R's glm (compared
+# after lower-casing and reading '-', ' ' and '.' as '_').
+ALIASES: dict[str, str] = {
+    "normal": "gaussian",
+    "t": "student",
+    "student_t": "student",
+    "studentt": "student",
+    "log_normal": "lognormal",
+    "logistic": "bernoulli",
+    "binary": "bernoulli",
+    "betabinomial": "beta_binomial",
+    "negbinomial": "negativebinomial",
+    "negative_binomial": "negativebinomial",
+    "neg_binomial": "negativebinomial",
+    "nbinom2": "negativebinomial",
+    "nb": "negativebinomial",
+    "nb2": "negativebinomial",
+    "negbin": "negativebinomial",
+    "negbinomial1": "nbinom1",
+    "nb1": "nbinom1",
+    "ordinal": "cumulative",
+    "ordered": "cumulative",
+    "ordered_logistic": "cumulative",
+    "zip": "zero_inflated_poisson",
+    "zinb": "zero_inflated_negbinomial",
+    "zero_inflated_negativebinomial": "zero_inflated_negbinomial",
+    "zero_inflated_negative_binomial": "zero_inflated_negbinomial",
+    "zero_inflated_nbinom2": "zero_inflated_negbinomial",
+    "hurdle_negativebinomial": "hurdle_negbinomial",
+    "hurdle_negative_binomial": "hurdle_negbinomial",
+    "hurdle_nbinom2": "hurdle_negbinomial",
+    "truncated_poisson": "hurdle_poisson",
+}
+
+
+def _spelling(name: str) -> str:
+    return re.sub(r"[-. ]", "_", name.strip().lower())
+
+
+def _unknown_family(family: object) -> str:
+    if not isinstance(family, str):
+        return f"family must be a name such as 'poisson' or a bayesmm.Family, got {type(family).__name__}"
+    spelled = _spelling(family)
+    scores = {name: difflib.SequenceMatcher(None, spelled, name).ratio() for name in [*FAMILIES, *ALIASES]}
+    best = max(scores.values())
+    # The closest names only: 'poison' is poisson, not also hurdle_poisson.
+    close = [name for name, score in sorted(scores.items(), key=lambda kv: -kv[1]) if score >= max(0.6, best - 0.05)]
+    suggestions = list(dict.fromkeys(ALIASES.get(c, c) for c in close))[:3]
+    if suggestions:
+        return f"unknown family {family!r}; did you mean {' or '.join(repr(c) for c in suggestions)}?"
+    return (f"unknown family {family!r}, and no family of bayesmm is spelled like it; "
+            f"bm.FAMILIES lists the {len(set(FAMILIES.values()))} families, bm.families.ALIASES other spellings")
 
 
 def get_family(family: str | Family, link: str | None = None) -> Family:
@@ -957,8 +1310,9 @@ def get_family(family: str | Family, link: str | None = None) -> Family:
     Parameters
     ----------
     family
-        A name among ``FAMILIES`` (brms's and glmmTMB's spellings: ``"negbinomial"``,
-        ``"nbinom2"``, ...), case-insensitive, or a [`Family`][bayesmm.Family] instance.
+        A name among ``FAMILIES``, or one of the other spellings of brms, glmmTMB and bambi
+        (``"negbinomial"``, ``"nbinom2"``, ``"negative_binomial"``, ``"t"``, ``"ordinal"``, ...;
+        ``ALIASES``), case-insensitive, or a [`Family`][bayesmm.Family] instance.
     link
         A link other than the family's default (``"probit"``, ``"cloglog"``, ...), or None.
 
@@ -969,7 +1323,8 @@ def get_family(family: str | Family, link: str | None = None) -> Family:
     Raises
     ------
     ValueError
-        For an unknown family or a link the family does not allow, listing the choices.
+        For an unknown family (suggesting the closest names) or a link the family does not
+        allow (listing the choices).
 
     Examples
     --------
@@ -977,11 +1332,18 @@ def get_family(family: str | Family, link: str | None = None) -> Family:
     binomial(link=probit)
     >>> bm.get_family("nbinom2")
     negativebinomial(link=log)
+    >>> bm.get_family("poison")
+    Traceback (most recent call last):
+    ValueError: unknown family 'poison'; did you mean 'poisson'?
     """
     if isinstance(family, Family):
         if link is not None and link != family.link.name:
             raise ValueError("give the link either in the family instance or as link=, not both")
         return family
-    if not isinstance(family, str) or family.lower() not in FAMILIES:
-        raise ValueError(f"unknown family {family!r}; available families: {', '.join(FAMILIES)}")
-    return FAMILIES[family.lower()](link)
+    if not isinstance(family, str):
+        raise ValueError(_unknown_family(family))
+    name = _spelling(family)
+    name = ALIASES.get(name, name)
+    if name not in FAMILIES:
+        raise ValueError(_unknown_family(family))
+    return FAMILIES[name](link)

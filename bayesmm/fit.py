@@ -387,7 +387,9 @@ class Fit:
         kind
             ``"mean"``: the expected response (inverse link of the linear predictor,
             times trials for binomial data); ``"linear"``: the linear predictor;
-            ``"response"``: new observations, one per posterior draw.
+            ``"response"``: new observations, one per posterior draw; ``"probs"`` (ordinal
+            models): each category's probability, as brms's ``posterior_epred`` (``"mean"``
+            is then the expected category number, 1..K).
         re_form
             Which group effects to include: None keeps all of them, ``"~0"`` (or
             ``"NA"``) drops them all (population-level predictions), a formula of
@@ -411,8 +413,8 @@ class Fit:
         -------
         pandas.DataFrame or xarray.DataArray
             With ``summary=True``, columns ``mean``, ``sd`` and the interval's ends,
-            indexed like the rows predicted. With ``summary=False``, a DataArray with
-            dims (chain, draw, obs).
+            indexed like the rows predicted (for ``"probs"``, columns (stat, category)). With
+            ``summary=False``, a DataArray with dims (chain, draw, obs) (and ``category``).
 
         Examples
         --------

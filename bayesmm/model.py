@@ -466,7 +466,7 @@ def build_pymc_model(
         coords.update(_coords(part))
     with pm.Model(coords=coords) as model:
         eta = _linear_predictor(design, by_name, centred, qr)
-        params = {name: by_name[name].prior.create(name) for name in family.constant_params(parts)}
+        params = family.create_params(by_name, family.constant_params(parts), design)
         for name, part in parts.items():
             inverse = family.part(name).inverse_graph
             params[family.part_parameter(name)] = inverse(_linear_predictor(part, by_name))

@@ -24,7 +24,8 @@ def qualify(part: str, name: str) -> str:
 class Parameter:
     """One reported parameter.
 
-    ``kind`` is ``"fixef"``, ``"sd"``, ``"cor"`` or ``"family"``; ``part`` the linear
+    ``kind`` is ``"fixef"``, ``"sd"``, ``"cor"``, ``"family"`` or ``"threshold"`` (an ordinal
+    model's Intercept[k]); ``part`` the linear
     predictor (``""`` for the mean's); ``group`` the grouping factor of an SD or a
     correlation; ``columns`` the term column (one for a fixed effect or an SD, two for a
     correlation) or, for a family parameter, its name.

@@ -49,6 +49,13 @@ def _link_scale_response(design: Design, family: Family) -> np.ndarray:
     link = family.link
     if family.name == "lognormal":  # its linear predictor is on the scale of log(y)
         return np.log(y)
+    if family.ordinal:
+        # Each category's latent score: the link at the middle of its cumulative proportions,
+        # less than the latent variable's spread, so kappa errs towards non-centring.
+        counts = np.bincount(y.astype(int), minlength=int(y.max()) + 1)[1:].astype(float)
+        cumulative = np.concatenate([[0.0], np.cumsum(counts) / counts.sum()])
+        middle = np.clip((cumulative[:-1] + cumulative[1:]) / 2, 1e-6, 1 - 1e-6)
+        return link.link(middle)[y.astype(int) - 1]
     if link.name == "identity":
         return y
     if design.trials is not None:
@@ -177,6 +184,15 @@ def centring_parents(design: Design) -> list[tuple[int, ...] | None]:
 SWEEPS = 4
 
 
+def _noise_floor(family: Family) -> float:
+    """The least residual variance of a row on the link scale: an ordinal row tells no more about
+    its linear predictor than its latent variable would (variance pi^2 / 3 for the logit link,
+    1 for the probit), whatever the spread of the categories' scores."""
+    if family.ordinal:
+        return np.pi**2 / 3 if family.link.name == "logit" else 1.0
+    return 1e-12
+
+
 def informativeness(design: Design, family: Family) -> list[np.ndarray]:
     """kappa for each column of each term of ``design.random`` (see the module docstring):
     how much more precisely a typical level's own rows estimate its effects than the spread
@@ -205,7 +221,7 @@ def informativeness(design: Design, family: Family) -> list[np.ndarray]:
             se2 = own.clustered_se2(residual, below.codes)
         else:
             used = design.X.shape[1] + sum(int(f.estimable.sum()) * f.beta.shape[1] for f in fits)
-            sigma2 = max(float(residual @ residual) / max(len(u) - used, 1), 1e-12)
+            sigma2 = max(float(residual @ residual) / max(len(u) - used, 1), _noise_floor(family))
             se2 = own.pooled_se2(sigma2)
         kappas.append(own.kappa(se2))
     return kappas

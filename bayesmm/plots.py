@@ -363,14 +363,18 @@ def is_count_response(fit: Fit) -> bool:
     bin per count instead of smoothing integers with a density."""
     y = fit.design.y
     family = fit.model.family
-    return bool(not family.binary_response and np.all(y >= 0) and np.all(y == np.round(y)) and y.max() > 1)
+    if family.binary_response or family.ordinal:
+        return False
+    return bool(np.all(y >= 0) and np.all(y == np.round(y)) and y.max() > 1)
 
 
 def default_ppc_kind(fit: Fit) -> str:
-    """A hanging rootogram for counts, one bin per value for binary data, a density otherwise."""
+    """A hanging rootogram for counts, one bin per value for binary data and ordered
+    categories, a density otherwise."""
+    family = fit.model.family
     if is_count_response(fit):
         return "rootogram"
-    return "hist" if fit.model.family.binary_response or fit.model.family.needs_trials else "density"
+    return "hist" if family.binary_response or family.needs_trials or family.ordinal else "density"
 
 
 def _ensure_posterior_predictive(fit: Fit, random_seed) -> None:
@@ -427,7 +431,9 @@ def plot_ppc(
         _, ax = plt.subplots(figsize=(6.5, 4))
     if kind == "hist":
         values = np.concatenate([y, reps.ravel()])
-        if np.all(values == np.round(values)) and np.ptp(values) <= 60:
+        if fit.model.family.ordinal:
+            edges = np.arange(0.5, fit.model.family.n_categories + 1.0)
+        elif np.all(values == np.round(values)) and np.ptp(values) <= 60:
             edges = np.arange(values.min() - 0.5, values.max() + 1.5)  # one bin per count
         else:
             edges = np.histogram_bin_edges(values, bins=30)
@@ -440,6 +446,11 @@ def plot_ppc(
                     label="replicated median, 95%")  # fmt: skip
         ax.set_xlabel(name)
         ax.set_ylabel("count")
+        if fit.model.family.ordinal:  # one bar per category, labelled as in the data
+            categories = fit.model.family.categories
+            ax.set_xticks(np.arange(1, len(categories) + 1), categories)
+            ax.set_xlim(0.4, len(categories) + 0.6)
+            ax.set_title("Observed and replicated counts per category")
     elif kind == "rootogram":
         _require_counts(y, kind)
         # Counts up to the data's maximum, or a little past it where replicates reach further.

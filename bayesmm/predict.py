@@ -26,7 +26,7 @@ __all__ = [
     "family_param_draws",
 ]  # fmt: skip
 
-KINDS = ("mean", "linear", "response")
+KINDS = ("mean", "linear", "response", "probs")
 NEW_LEVELS = ("error", "sample", "population")
 
 
@@ -217,8 +217,11 @@ def predict(
     chunks of rows (``CHUNK_NUMBERS``), so large new data need not fit draws x rows in memory."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    predictor = linear_predictor_of(fit, newdata, re_form, new_levels, random_seed, trials)
     family = fit.model.family
+    if kind == "probs" and not family.ordinal:
+        raise ValueError(f"kind='probs' gives category probabilities of an ordinal model, not of a "
+                         f"{family.name} model; use kind='mean'")  # fmt: skip
+    predictor = linear_predictor_of(fit, newdata, re_form, new_levels, random_seed, trials)
     if family.needs_trials and kind != "linear" and predictor.trials is None:
         cbind = fit.design.formula.cbind
         hint = f", or include the columns of cbind({', '.join(cbind)})" if cbind else ""
@@ -227,6 +230,8 @@ def predict(
         )
     parts = _part_predictors(fit, newdata, re_form, new_levels, random_seed)
     rng = np.random.default_rng(random_seed)
+    if kind == "probs":
+        return _category_probabilities(fit, predictor, parts, summary, prob)
 
     def values_at(rows: slice) -> np.ndarray:
         eta = predictor(rows)
@@ -258,3 +263,33 @@ def predict(
         coords={"chain": post.chain.values, "draw": post.draw.values, "obs": np.asarray(rows)},
         name=kind,
     )
+
+
+def _category_probabilities(fit: Fit, predictor: LinearPredictor, parts: dict, summary: bool, prob: float):
+    """P(y = k) per row and category of an ordinal model: a table with columns (stat, category),
+    or with ``summary=False`` the draws, dims (chain, draw, obs, category)."""
+    family = fit.model.family
+    categories = list(family.categories)
+    lo, hi = interval_names(prob)
+    size = max(1, CHUNK_NUMBERS // (predictor.n_draws * len(categories)))
+    chunks = []
+    for start in range(0, max(predictor.n_rows, 1), size):
+        rows = slice(start, start + size)
+        p = family.probabilities(predictor(rows), _family_params(fit, parts, rows))
+        if not summary:
+            chunks.append(p)
+            continue
+        q = np.quantile(p, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
+        chunks.append(np.concatenate([p.mean(axis=0), p.std(axis=0, ddof=1), q[0], q[1]], axis=1))
+    values = np.concatenate(chunks, axis=-2)
+    if summary:
+        columns = pd.MultiIndex.from_product([["mean", "sd", lo, hi], categories], names=["stat", "category"])
+        return pd.DataFrame(values, index=predictor.labels, columns=columns)
+    post = fit.idata.posterior
+    return xr.DataArray(
+        values.reshape(post.sizes["chain"], post.sizes["draw"], *values.shape[1:]),
+        dims=("chain", "draw", "obs", "category"),
+        coords={"chain": post.chain.values, "draw": post.draw.values, "obs": np.asarray(predictor.labels),
+                "category": categories},
+        name="probs",
+    )  # fmt: skip

@@ -274,7 +274,7 @@ def _default_entries(design, family, parts=None) -> list[PriorEntry]:
     )
     for name, prior in family.param_priors(design).items():
         if name in family.constant_params(parts or {}):
-            entries.append(PriorEntry(name, name, None, prior))
+            entries.append(PriorEntry(name, family.param_class(name), None, prior))
     for part, part_design in (parts or {}).items():
         sd_prior = Prior("HalfStudentT", nu=3.0, sigma=2.5)
         entries += _coefficient_entries(part_design, family.part(part).intercept_prior, 2.5, sd_prior)

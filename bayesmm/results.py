@@ -105,7 +105,11 @@ def parameters(fit: Fit) -> dict[str, Parameter]:
             records += [p for t in terms for p in t.sd_parameters] + [
                 p for t in terms for p in t.cor_parameters
             ]
-    records += [Parameter("family", (name,)) for name in constant_params(fit)]
+    family = fit.model.family
+    records += [
+        Parameter("threshold" if family.param_class(name) == "Intercept" else "family", (name,))
+        for name in constant_params(fit)
+    ]
     return {record.name: record for record in records}
 
 

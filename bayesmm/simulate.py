@@ -36,6 +36,27 @@ def _family_params(family: Family) -> list[str]:
     return list(family.params) + [family.part_parameter(p) for p in family.required_parts]
 
 
+def _ordinal(design, family: Family, params: dict[str, float]):
+    """An ordinal model's design without the intercept, and its family configured with as many
+    categories as the thresholds Intercept[1], Intercept[2], ... in ``params`` make."""
+    import dataclasses
+
+    k = 1
+    while f"Intercept[{k}]" in params:
+        k += 1
+    if k < 3:
+        raise ValueError("simulating ordinal data needs the thresholds Intercept[1], Intercept[2], ... "
+                         "(at least two: three categories)")  # fmt: skip
+    thresholds = np.array([params[f"Intercept[{j}]"] for j in range(1, k)])
+    if np.any(np.diff(thresholds) <= 0):
+        raise ValueError(f"the thresholds Intercept[1], ..., Intercept[{k - 1}] must increase, got {thresholds}")
+    keep = [j for j, n in enumerate(design.fixef_names) if n != "Intercept"]
+    levels = tuple(str(j) for j in range(1, k + 1))
+    design = dataclasses.replace(design, X=design.X[:, keep], fixef_names=[design.fixef_names[j] for j in keep],
+                                 y=np.ones(design.n_obs), response_levels=levels)  # fmt: skip
+    return design, family.for_design(design)
+
+
 def _check_params(design, family: Family, params: dict[str, float]) -> None:
     required = (
         list(design.fixef_names) + [n for t in design.random for n in t.sd_names] + _family_params(family)
@@ -108,6 +129,8 @@ def simulate(
     family = get_family(family, link)
     formula, frame, _ = _with_placeholder_response(formula, data)
     design = build_design(formula, frame, trials=trials, binary_response=family.binary_response)
+    if family.ordinal:
+        design, family = _ordinal(design, family, dict(params or {}))
     if family.needs_trials and design.trials is None:
         raise ValueError("simulating binomial data needs trials= (a column name or array)")
     params = dict(params or {})

@@ -263,8 +263,19 @@ def test_family_response_checks(frame):
 
 
 def test_unknown_family_and_link(frame):
-    with pytest.raises(ValueError, match="unknown family 'poison'; available families: gaussian"):
+    with pytest.raises(ValueError, match=r"^unknown family 'poison'; did you mean 'poisson'\?$"):
         bm.Model("y ~ x", frame, family="poison")
+    with pytest.raises(ValueError, match=r"^unknown family 'Gausian'; did you mean 'gaussian'\?$"):
+        bm.Model("y ~ x", frame, family="Gausian")
+    with pytest.raises(ValueError, match=r"did you mean 'zero_inflated_negbinomial'"):
+        bm.Model("y ~ x", frame, family="zero-inflated-negbin")
+    with pytest.raises(ValueError, match=r"^unknown family 'weibull', and no family .* lists the 19 families"):
+        bm.Model("y ~ x", frame, family="weibull")
+    # The spellings of brms, glmmTMB and bambi
+    for spelling, name in [("negative_binomial", "negativebinomial"), ("Negative Binomial", "negativebinomial"),
+                           ("nbinom2", "negativebinomial"), ("beta-binomial", "beta_binomial"), ("t", "student"),
+                           ("ordinal", "cumulative"), ("ZIP", "zero_inflated_poisson"), ("nb1", "nbinom1")]:
+        assert bm.get_family(spelling).name == name
     with pytest.raises(ValueError, match="link 'log' is not available for family 'bernoulli'"):
         bm.Model("y ~ x", frame, family="bernoulli", link="log")
 

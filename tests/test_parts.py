@@ -107,6 +107,41 @@ def _hurdle(hu, log_f, log_f0, y):
             ),
         ),
         (
+            "zero_inflated_nbinom1",
+            "y ~ x + (1 | site)",
+            {"zi": "~ w"},
+            lambda y, e, v, d: _zero_inflated(
+                special.expit(e["zi"]),
+                stats.nbinom.logpmf(y, np.exp(e[""]) / v["phi"], 1 / (1 + v["phi"])),
+                stats.nbinom.logpmf(0, np.exp(e[""]) / v["phi"], 1 / (1 + v["phi"])),
+                y,
+            ),
+        ),
+        (
+            "nbinom1",
+            "y ~ x + (1 | site)",
+            {},
+            # variance mu (1 + phi): a negative binomial of size mu / phi
+            lambda y, e, v, d: stats.nbinom.logpmf(y, np.exp(e[""]) / v["phi"], 1 / (1 + v["phi"])),
+        ),
+        (
+            "beta_binomial",
+            "successes ~ x + (1 | site)",
+            {"dispersion": "~ w"},
+            lambda y, e, v, d: stats.betabinom.logpmf(
+                y, d.trials, special.expit(e[""]) * np.exp(e["dispersion"]),
+                (1 - special.expit(e[""])) * np.exp(e["dispersion"]),
+            ),
+        ),
+        (
+            "beta_binomial",
+            "successes ~ x + (1 | site)",
+            {},
+            lambda y, e, v, d: stats.betabinom.logpmf(
+                y, d.trials, special.expit(e[""]) * v["phi"], (1 - special.expit(e[""])) * v["phi"]
+            ),
+        ),
+        (
             "gaussian",
             "cont ~ x + (1 | site)",
             {"dispersion": "~ w + (1 | site)"},

@@ -123,6 +123,39 @@ def test_negative_binomial_counts_and_their_zeros():
     assert_replicates_match(fit, y)
 
 
+def test_nb1_counts_whose_variance_grows_linearly_with_the_mean():
+    rng, x, labels, r = _one_intercept_layout(616)
+    mu = np.exp(1.5 + 0.5 * x + r)
+    phi = 3.0  # variance mu (1 + phi)
+    y = rng.negative_binomial(mu / phi, 1 / (1 + phi))
+    data = pd.DataFrame({"y": y, "x": x, "g": labels})
+    fit = quiet_fit(bm.Model("y ~ x + (1 | g)", data, family="nbinom1"), **SETTINGS)
+    assert_recovered(fit, {"Intercept": 1.5, "x": 0.5, "sd(Intercept|g)": 0.5, "phi": phi})
+    assert_replicates_match(fit, y)
+
+
+def test_beta_binomial_overdispersed_successes():
+    rng, x, labels, r = _one_intercept_layout(626)
+    trials = rng.integers(10, 30, size=x.size)
+    mu, phi = special.expit(-0.5 + 0.8 * x + r), 8.0
+    y = rng.binomial(trials, rng.beta(mu * phi, (1 - mu) * phi))
+    data = pd.DataFrame({"y": y, "n": trials, "x": x, "g": labels})
+    fit = quiet_fit(bm.Model("y | trials(n) ~ x + (1 | g)", data, family="beta_binomial"), **SETTINGS)
+    assert_recovered(fit, {"Intercept": -0.5, "x": 0.8, "sd(Intercept|g)": 0.5, "phi": phi})
+
+
+def test_cumulative_ordinal_with_random_intercepts():
+    # brms's cumulative("logit"): P(y <= k) = logistic(Intercept[k] - eta), eta without intercept.
+    rng, x, labels, r = _one_intercept_layout(636, sd=0.8)
+    thresholds = np.array([-1.0, 0.3, 1.5])
+    latent = 0.9 * x + r + rng.logistic(size=x.size)
+    y = 1 + (latent[:, None] > thresholds).sum(axis=1)
+    data = pd.DataFrame({"y": y, "x": x, "g": labels})
+    fit = quiet_fit(bm.Model("y ~ x + (1 | g)", data, family="cumulative"), **SETTINGS)
+    truth = {"x": 0.9, "sd(Intercept|g)": 0.8, **{f"Intercept[{k + 1}]": t for k, t in enumerate(thresholds)}}
+    assert_recovered(fit, truth)
+
+
 def test_gamma_positive_responses():
     rng, x, labels, r = _one_intercept_layout(707)
     mu = np.exp(0.5 - 0.3 * x + r)
