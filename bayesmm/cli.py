@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 import warnings
@@ -96,12 +97,15 @@ def _fit(args: argparse.Namespace) -> int:
     path = _check_data_file(args.data, args.sep)
     data = pd.read_csv(path, sep=args.sep)
     parts = {name: getattr(args, name) for name in ("zi", "hu", "dispersion") if getattr(args, name)}
-    options = {"family": args.family, "link": args.link, "collapsed": args.collapsed}
-    model = bm.Model(args.formula, data, **options, **parts)
+    options = {"family": args.family, "link": args.link, "collapsed": args.collapsed, "trials": args.trials}
+    priors = {name: _prior(name, dist, values) for name, dist, values in map(_prior_syntax, args.prior)}
+    model = bm.Model(args.formula, data, priors=priors or None, **options, **parts)
     with warnings.catch_warnings():
         # The checks are printed below, once; the fit's own warning would repeat them.
         warnings.simplefilter("ignore", bm.DiagnosticWarning)
-        fit = model.fit(draws=args.draws, tune=args.draws, chains=args.chains, random_seed=args.seed,
+        tune = args.draws if args.tune is None else args.tune
+        fit = model.fit(draws=args.draws, tune=tune, chains=args.chains, cores=args.cores,
+                        sampler=args.sampler, target_accept=args.target_accept, random_seed=args.seed,
                         progressbar=not args.quiet)  # fmt: skip
     print(fit)
     print()
@@ -153,9 +157,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--collapsed", action="store_true",
         help="integrate a Gaussian model's group effects out, drawn afterwards (Model(collapsed=True))",
     )  # fmt: skip
+    fit.add_argument(
+        "--trials", default=None, help="the column of binomial trials (or write cbind(s, f) ~ ...)"
+    )
+    fit.add_argument(
+        "--prior", action="append", default=[], metavar="NAME=DIST(ARGS)",
+        help="a prior by parameter or class name, PyMC's parameter order or names, e.g. "
+        "--prior 'b=Normal(0, 5)' --prior 'sd(Subject)=HalfStudentT(nu=3, sigma=10)'; repeatable",
+    )  # fmt: skip
     fit.add_argument("--sep", default=",", help="the CSV file's column separator (default ',')")
-    fit.add_argument("--draws", type=int, default=1000, help="draws (and tuning steps) per chain")
+    fit.add_argument("--draws", type=int, default=1000, help="draws per chain (default 1000)")
+    fit.add_argument(
+        "--tune", type=int, default=None, help="tuning steps per chain (default: as many as --draws)"
+    )
     fit.add_argument("--chains", type=int, default=4)
+    fit.add_argument(
+        "--cores", type=int, default=None, help="processes for PyMC's sampler (default: one per chain)"
+    )
+    fit.add_argument("--target-accept", type=float, default=0.8,
+                     help="NUTS's target acceptance in (0, 1); raise it (0.95) on divergences")  # fmt: skip
+    fit.add_argument("--sampler", default="auto", choices=["auto", "nutpie", "pymc", "numpyro", "blackjax"])
     fit.add_argument("--seed", type=int, default=None)
     fit.add_argument("--out", default="bayesmm-fit", help="folder for idata.nc and the plots")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -171,6 +192,66 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise ValueError(f"--chains must be 1 or more, got {args.chains}")
     if args.seed is not None and args.seed < 0:
         raise ValueError(f"--seed must be 0 or more, got {args.seed}")
+    if getattr(args, "tune", None) is not None and args.tune < 0:
+        raise ValueError(f"--tune must be 0 or more, got {args.tune}")
+    if getattr(args, "cores", None) is not None and args.cores < 1:
+        raise ValueError(f"--cores must be 1 or more, got {args.cores}")
+    if hasattr(args, "target_accept") and not 0 < args.target_accept < 1:
+        raise ValueError(f"--target-accept must lie between 0 and 1, got {args.target_accept}")
+    for text in getattr(args, "prior", []):
+        _prior_syntax(text)
+
+
+_PRIOR = re.compile(r"^\s*(?P<name>[^=]+?)\s*=\s*(?P<dist>[A-Za-z_][A-Za-z0-9_]*)\s*\((?P<args>[^()]*)\)\s*$")
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+
+
+def _prior_syntax(text: str) -> tuple[str, str, list[tuple[str | None, float]]]:
+    """NAME=DIST(ARGS) read as data: a name, a distribution name and numbers, positional or
+    keyword (``Normal(0, 5)``, ``HalfStudentT(nu=3, sigma=10)``); nothing is evaluated."""
+    match = _PRIOR.match(text)
+    if not match:
+        raise ValueError(f"--prior takes NAME=DIST(ARGS), e.g. 'b=Normal(0, 5)'; got {text!r}")
+    values = []
+    for item in filter(None, (a.strip() for a in match["args"].split(","))):
+        key, _, number = item.rpartition("=")
+        if not re.fullmatch(_NUMBER, number.strip()) or (key and not key.strip().isidentifier()):
+            raise ValueError(f"--prior {text!r}: the arguments of {match['dist']} are numbers, as 0, 5 or "
+                             f"sigma=5; got {item!r}")  # fmt: skip
+        values.append((key.strip() or None, float(number)))
+    named = [k is not None for k, _ in values]
+    if True in named and not all(named[named.index(True) :]):
+        raise ValueError(f"--prior {text!r}: positional arguments come before keyword ones")
+    return match["name"], match["dist"], values
+
+
+def _prior(name: str, dist: str, values: list[tuple[str | None, float]]):
+    """The Prior of a --prior option: the distribution matched to PyMC's name regardless of case
+    and underscores (``student_t`` is StudentT), positional numbers in PyMC's parameter order."""
+    import inspect
+
+    import pymc as pm
+
+    import bayesmm as bm
+
+    wanted = dist.replace("_", "").lower()
+    names = {n.lower(): n for n in dir(pm) if isinstance(getattr(pm, n), type)}
+    names["lkj"] = "LKJ"
+    pymc_name = names.get(wanted, dist)
+    keywords = {k: v for k, v in values if k}
+    positional = [v for k, v in values if k is None]
+    if positional:
+        if pymc_name == "LKJ":
+            order = ["eta"]
+        else:
+            cls = getattr(pm, pymc_name, None)
+            if cls is None or not hasattr(cls, "dist"):
+                raise ValueError(f"--prior {name}={dist}(...): '{dist}' is not a PyMC distribution")
+            order = [p for p in inspect.signature(cls.dist).parameters if p not in ("args", "kwargs", "cls")]
+        if len(positional) > len(order):
+            raise ValueError(f"--prior {name}={dist}(...): {pymc_name} takes at most {len(order)} numbers")
+        keywords = {**dict(zip(order, positional, strict=False)), **keywords}
+    return bm.Prior(pymc_name, **keywords)
 
 
 def _stop_on_ctrl_c() -> None:

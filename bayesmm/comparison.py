@@ -343,6 +343,7 @@ def hypothesis(fit: Fit, statements: str | list[str], prob: float = 0.95) -> pd.
     """
     statements = [statements] if isinstance(statements, str) else list(statements)
     draws = summary_draws(fit)
+    draws.update({alias: draws[name] for alias, name in r_names(draws).items()})
     names = sorted(draws, key=len, reverse=True)  # longest first: 'Days2' before 'Days'
     lo, hi = interval_names(prob)
     rows = {}
@@ -367,6 +368,18 @@ def hypothesis(fit: Fit, statements: str | list[str], prob: float = 0.95) -> pd.
             "post_prob": probability,
         }
     return pd.DataFrame(rows).T
+
+
+def r_names(names) -> dict[str, str]:
+    """The names lme4 and brms give treatment-coded levels, ``period2`` for ``period[T.2]``
+    and ``x:fv`` for ``x:f[T.v]``, each mapped to the summary's name; only those that are
+    no summary name already and stand for one parameter."""
+    aliases: dict[str, list[str]] = {}
+    for name in names:
+        alias = re.sub(r"\[T\.([^\]]*)\]", r"\1", name)
+        if alias != name:
+            aliases.setdefault(alias, []).append(name)
+    return {a: n[0] for a, n in aliases.items() if len(n) == 1 and a not in names}
 
 
 def _evaluate_linear(

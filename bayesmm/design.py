@@ -556,8 +556,8 @@ def _ordinal_response(compiled: Compiled, parsed: ParsedFormula, data: pd.DataFr
         if bad.any():
             first = int(np.argmax(bad))
             raise DataError(
-                f"the response '{name}' has {int(bad.sum())} value(s) that are not integers 1, 2, ..., K, the "
-                f"first {codes[first]:g} in row {data.index[first]!r}: an ordinal response is an ordered "
+                f"the response '{name}' has {int(bad.sum())} value(s) that are not integers 1, 2, ..., K, "
+                f"the first {codes[first]:g} in row {data.index[first]!r}: an ordinal response is an ordered "
                 "factor or integers from 1 (brms's convention)"
             )
         categories = [str(k) for k in range(1, int(codes.max()) + 1)]
@@ -574,8 +574,8 @@ def _without_intercept(X_df: pd.DataFrame, parsed: ParsedFormula) -> pd.DataFram
     must keep the intercept (factors then get treatment contrasts), which is left out here."""
     if "Intercept" not in X_df.columns:
         raise DataError(
-            f"an ordinal model's thresholds, Intercept[1], Intercept[2], ..., take the place of the intercept: "
-            f"keep it in {parsed.text!r} (drop '0 +' or '- 1')"
+            f"an ordinal model's thresholds, Intercept[1], Intercept[2], ..., take the place of the "
+            f"intercept: keep it in {parsed.text!r} (drop '0 +' or '- 1')"
         )
     return X_df.drop(columns="Intercept")
 

@@ -1018,6 +1018,8 @@ FAMILIES: dict[str, type[Family]] = {
         HurdleNegativeBinomial,
     )
 }
+
+
 class BetaBinomial(Binomial):
     """Overdispersed binomial counts: success probability p ~ Beta(mu phi, (1 - mu) phi) per
     row, mu = g^-1(eta), so that the variance is n mu (1 - mu) (1 + (n - 1) / (phi + 1));
@@ -1036,7 +1038,9 @@ class BetaBinomial(Binomial):
     def likelihood(self, name, eta, params, design, dims):
         alpha, beta = self._shapes(self.link.inverse_graph(eta), params["phi"])
         n = design.trials.astype("int64")
-        return pm.BetaBinomial(name, alpha=alpha, beta=beta, n=n, observed=design.y.astype("int64"), dims=dims)
+        return pm.BetaBinomial(
+            name, alpha=alpha, beta=beta, n=n, observed=design.y.astype("int64"), dims=dims
+        )
 
     def log_likelihood(self, y, eta, params, trials=None):
         return stats.betabinom.logpmf(y, trials, *self._shapes(self.link.inverse(eta), params["phi"]))
@@ -1296,12 +1300,18 @@ def _unknown_family(family: object) -> str:
     scores = {name: difflib.SequenceMatcher(None, spelled, name).ratio() for name in [*FAMILIES, *ALIASES]}
     best = max(scores.values())
     # The closest names only: 'poison' is poisson, not also hurdle_poisson.
-    close = [name for name, score in sorted(scores.items(), key=lambda kv: -kv[1]) if score >= max(0.6, best - 0.05)]
+    close = [
+        name
+        for name, score in sorted(scores.items(), key=lambda kv: -kv[1])
+        if score >= max(0.6, best - 0.05)
+    ]
     suggestions = list(dict.fromkeys(ALIASES.get(c, c) for c in close))[:3]
     if suggestions:
         return f"unknown family {family!r}; did you mean {' or '.join(repr(c) for c in suggestions)}?"
-    return (f"unknown family {family!r}, and no family of bayesmm is spelled like it; "
-            f"bm.FAMILIES lists the {len(set(FAMILIES.values()))} families, bm.families.ALIASES other spellings")
+    return (
+        f"unknown family {family!r}, and no family of bayesmm is spelled like it; "
+        f"bm.FAMILIES lists the {len(set(FAMILIES.values()))} families, bm.families.ALIASES other spellings"
+    )
 
 
 def get_family(family: str | Family, link: str | None = None) -> Family:

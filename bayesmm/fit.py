@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import comparison, diagnostics, persist, predict, results
+from . import comparison, diagnostics, effects, persist, predict, results, sensitivity
 from .idata import REPARAMETERIZATION, get_group, set_group
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -569,7 +569,7 @@ class Fit:
                     "random_seed": kept.random_seed, **fit_kwargs}  # fmt: skip
         return new.fit(**settings)
 
-    def kfold(self, K: int = 10, folds=None, random_seed=None, **fit_kwargs):
+    def kfold(self, K: int = 10, folds=None, random_seed=None, group: str | None = None, **fit_kwargs):
         """K-fold cross-validation by refitting the model K times (brms's ``kfold``).
 
         Unlike PSIS-LOO it approximates nothing, so it holds where Pareto k values are
@@ -585,6 +585,9 @@ class Fit:
             an array of fold labels, one per row.
         random_seed
             Seed for the fold split and the refits.
+        group
+            brms's spelling of ``folds=<grouping factor>``: whole levels of ``group`` held
+            out together.
         **fit_kwargs
             Settings for each refit (default: this fit's draws, tune, chains and
             target_accept).
@@ -599,6 +602,10 @@ class Fit:
         --------
         >>> fit.kfold(K=2, folds="Subject", draws=200, chains=2, random_seed=1)
         """
+        if group is not None:
+            if folds is not None:
+                raise ValueError("give the folds either as folds= or as group=, not both")
+            folds = group
         return comparison.kfold(self, K=K, folds=folds, random_seed=random_seed, **fit_kwargs)
 
     def waic(self) -> pd.Series:
@@ -638,13 +645,160 @@ class Fit:
         """
         return comparison.r2(self, prob=prob)
 
+    def conditional_effects(
+        self,
+        effect: str,
+        by: str | None = None,
+        scale: str = "response",
+        re_form="~0",
+        conditions: dict | None = None,
+        prob: float = 0.95,
+        resolution: int = effects.RESOLUTION,
+    ) -> pd.DataFrame:
+        """The expected response over one predictor, the others held fixed: brms's
+        ``conditional_effects``, bambi's ``plot_predictions``.
+
+        The grid runs the predictor over its range (``resolution`` points) or its levels,
+        for each value of ``by`` (a factor's levels; a number's mean and mean +- 1 SD), with
+        every other predictor at its mean (a number) or reference level (a factor), as brms
+        does, or at the value ``conditions`` gives it. Binomial trials are 1 (the proportion).
+
+        Parameters
+        ----------
+        effect
+            A predictor's column name, ``"x"``, or ``"x:f"`` for x by f.
+        by
+            A second predictor whose values get one curve each.
+        scale
+            ``"response"`` (the expected response, brms's default) or ``"linear"`` (the linear
+            predictor).
+        re_form
+            ``"~0"`` (the default, brms's ``re_formula = NA``): population-level predictions;
+            None: the group effects included, for a new level of each grouping factor drawn
+            from the fitted population (the band then holds the variation between groups).
+        conditions
+            Values of the other predictors, ``{"z": 1.0}``.
+        prob
+            Probability of the central interval, in (0, 1).
+        resolution
+            Points along a numeric predictor's range.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per grid point: the predictor (and ``by``), ``estimate`` (posterior
+            mean), ``median`` and the interval's ends. ``plot_conditional_effects`` draws it.
+
+        Examples
+        --------
+        >>> fit.conditional_effects("Days")
+        >>> fit.conditional_effects("x", by="f")           # or "x:f"
+        >>> fit.conditional_effects("x", re_form=None)     # a new group's curve
+        """
+        return effects.conditional_effects(self, effect, by, scale, re_form, conditions, prob, resolution)
+
+    def plot_conditional_effects(
+        self, effect: str, by: str | None = None, points: bool = False, ax=None, **options
+    ):
+        """Plot ``conditional_effects``: a line with its credible band per value of ``by`` (a
+        numeric predictor) or points with intervals (a factor), with the data when ``points``.
+
+        Parameters
+        ----------
+        effect
+            As for ``conditional_effects``: ``"x"`` or ``"x:f"``.
+        by
+            A second predictor, one curve per value.
+        points
+            Draw the data too (response scale; binomial data as proportions).
+        ax
+            Matplotlib Axes to draw on, or None for a new figure.
+        **options
+            ``scale``, ``re_form``, ``conditions``, ``prob``, ``resolution``, as for
+            ``conditional_effects``.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+
+        Examples
+        --------
+        >>> fit.plot_conditional_effects("Days", points=True)
+        """
+        table = self.conditional_effects(effect, by, **options)
+        return effects.plot_conditional_effects(self, table, points=points, ax=ax)
+
+    def contrasts(
+        self, factor: str, by: str | None = None, scale: str = "response", re_form="~0", prob: float = 0.95
+    ) -> pd.DataFrame:
+        """Pairwise differences of a factor's levels in the expected response, in the spirit
+        of emmeans's ``pairs()``: each level's prediction with numeric predictors at their
+        means and the other factors averaged over their levels (equal weights), per value of
+        ``by``; differences taken draw by draw.
+
+        Parameters
+        ----------
+        factor
+            A factor's column name.
+        by
+            Another predictor: contrasts at each of its levels (a number: its mean +- 1 SD).
+        scale
+            ``"response"`` (differences of expected responses) or ``"linear"``.
+        re_form
+            ``"~0"``: population level; None: a new level of each grouping factor.
+        prob
+            Probability of the central interval, in (0, 1).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per pair: ``contrast`` (``"b - a"``), ``estimate``, ``sd``, the interval's
+            ends and ``p_direction``, the posterior probability of the estimate's sign.
+
+        Examples
+        --------
+        >>> fit.contrasts("period")
+        >>> fit.contrasts("trt", by="sex")
+        """
+        return effects.contrasts(self, factor, by, scale, re_form, prob)
+
+    def psense(self, threshold: float = 0.05) -> pd.DataFrame:
+        """Power-scaling sensitivity of each summary parameter to the prior and to the
+        likelihood (R's priorsense, ArviZ's ``psense_summary``), computed by importance
+        sampling from these draws, without refitting.
+
+        The prior scaled is that of the model's top-level parameters (brms's ``lprior``).
+        A parameter sensitive to the prior and the likelihood both is flagged as a potential
+        prior-data conflict; one sensitive to the prior alone, as a strong prior or weak
+        likelihood.
+
+        Parameters
+        ----------
+        threshold
+            Sensitivity (cumulative Jensen-Shannon distance per unit log-power) above which a
+            parameter is flagged; 0.05 as priorsense.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Per summary parameter: ``prior_sensitivity``, ``likelihood_sensitivity`` and
+            ``diagnosis``.
+
+        Examples
+        --------
+        >>> fit.psense()
+        """
+        return sensitivity.psense(self, threshold=threshold)
+
     def hypothesis(self, statements, prob: float = 0.95) -> pd.DataFrame:
         """Posterior of linear statements about the parameters, as brms's ``hypothesis``.
 
         Names are the summary's row names (``Days``, ``period[T.2]``,
-        ``sd(Days|Subject)``). Each statement ``left OP right`` (OP one of ``<``, ``>``,
-        ``=``, ``<=``, ``>=``) is evaluated as ``left - right`` per draw. Statements are
-        parsed as linear arithmetic of names and numbers, never run as Python.
+        ``sd(Days|Subject)``), or a factor level's name as lme4 and brms write it
+        (``period2`` for ``period[T.2]``, ``x:fv`` for ``x:f[T.v]``). Each statement
+        ``left OP right`` (OP one of ``<``, ``>``, ``=``, ``<=``, ``>=``) is evaluated as
+        ``left - right`` per draw. Statements are parsed as linear arithmetic of names and
+        numbers, never run as Python.
 
         Parameters
         ----------

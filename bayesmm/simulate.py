@@ -49,11 +49,14 @@ def _ordinal(design, family: Family, params: dict[str, float]):
                          "(at least two: three categories)")  # fmt: skip
     thresholds = np.array([params[f"Intercept[{j}]"] for j in range(1, k)])
     if np.any(np.diff(thresholds) <= 0):
-        raise ValueError(f"the thresholds Intercept[1], ..., Intercept[{k - 1}] must increase, got {thresholds}")
+        raise ValueError(
+            f"the thresholds Intercept[1], ..., Intercept[{k - 1}] must increase, got {thresholds}"
+        )
     keep = [j for j, n in enumerate(design.fixef_names) if n != "Intercept"]
     levels = tuple(str(j) for j in range(1, k + 1))
-    design = dataclasses.replace(design, X=design.X[:, keep], fixef_names=[design.fixef_names[j] for j in keep],
-                                 y=np.ones(design.n_obs), response_levels=levels)  # fmt: skip
+    names = [design.fixef_names[j] for j in keep]
+    design = dataclasses.replace(design, X=design.X[:, keep], fixef_names=names, y=np.ones(design.n_obs),
+                                 response_levels=levels)  # fmt: skip
     return design, family.for_design(design)
 
 

@@ -60,6 +60,54 @@ def test_cli_errors_are_one_line():
     assert result.stderr.strip() == "bayesmm: error: --draws must be 1 or more, got 0"
 
 
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--target-accept", "1.2"], "--target-accept must lie between 0 and 1, got 1.2"),
+        (["--tune", "-5"], "--tune must be 0 or more, got -5"),
+        (["--cores", "0"], "--cores must be 1 or more, got 0"),
+        (
+            ["--prior", "b~Normal(0, 1)"],
+            "--prior takes NAME=DIST(ARGS), e.g. 'b=Normal(0, 5)'; got 'b~Normal(0, 1)'",
+        ),
+        (["--prior", "b=Normal(0, __import__('os'))"], "--prior takes NAME=DIST(ARGS)"),
+        (
+            ["--prior", "b=Normal(0, os.getcwd)"],
+            "--prior 'b=Normal(0, os.getcwd)': the arguments of Normal are numbers",
+        ),
+        (
+            ["--prior", "b=Normal(mu=0, 5)"],
+            "--prior 'b=Normal(mu=0, 5)': positional arguments come before keyword ones",
+        ),
+    ],
+)
+def test_fit_argument_errors_come_before_pymc_is_imported(tmp_path, options, message):
+    (tmp_path / "d.csv").write_text("y,x\n1,2\n")
+    code = (
+        "import sys; from bayesmm.cli import main; "
+        f"rc = main(['fit', {str(tmp_path / 'd.csv')!r}, 'y ~ x', *{options!r}]); "
+        "print(rc, 'pymc' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.split() == ["2", "False"], result.stderr
+    assert result.stderr.strip().startswith(f"bayesmm: error: {message}")
+
+
+def test_cli_priors_are_read_as_data():
+    from bayesmm.cli import _prior, _prior_syntax
+
+    assert _prior_syntax("sd(Days|Subject) = HalfStudentT(nu=3, sigma=10)") == (
+        "sd(Days|Subject)", "HalfStudentT", [("nu", 3.0), ("sigma", 10.0)]
+    )  # fmt: skip
+    # brms's spelling and PyMC's parameter order: student_t(3, 0, 2.5) is nu, mu, sigma.
+    assert (
+        repr(_prior("b", *_prior_syntax("b=student_t(3, 0, 2.5)")[1:])) == "StudentT(nu=3, mu=0, sigma=2.5)"
+    )
+    assert repr(_prior("cor", *_prior_syntax("cor=lkj(2)")[1:])) == "LKJ(eta=2)"
+    with pytest.raises(ValueError, match=r"Normal takes at most 3 numbers"):  # mu, sigma, tau
+        _prior("b", *_prior_syntax("b=Normal(0, 1, 2, 3)")[1:])
+
+
 @pytest.fixture(scope="module")
 def fit_run(tmp_path_factory):
     import bayesmm as bm
@@ -67,7 +115,9 @@ def fit_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fit")
     bm.datasets.load("cbpp").to_csv(folder / "cbpp.csv", index=False)
     formula = "cbind(incidence, size - incidence) ~ factor(period) + (1 | herd)"
-    options = ["--family", "binomial", "--draws", "300", "--chains", "2", "--seed", "1", "--quiet"]
+    options = ["--family", "binomial", "--draws", "300", "--chains", "2", "--seed", "1", "--quiet",
+               "--tune", "400", "--target-accept", "0.9", "--sampler", "pymc", "--cores", "1",
+               "--prior", "b=Normal(0, 2)", "--prior", "sd(herd)=HalfNormal(sigma=1.5)"]  # fmt: skip
     command = [sys.executable, "-m", "bayesmm", "fit", str(folder / "cbpp.csv"), formula, *options]
     command += ["--out", str(folder / "out")]
     return subprocess.run(command, capture_output=True, text=True, timeout=600), folder / "out"
@@ -113,7 +163,7 @@ def test_fit_command_writes_the_posterior_and_plots(fit_run):
         ),
         (
             ["DATA", "incidence ~ period", "--family", "poison"],
-            "unknown family 'poison'; available families:",
+            "unknown family 'poison'; did you mean 'poisson'?",
         ),
         (
             ["DATA", "incidence ~ factor(period) + (1 | herd)", "--family", "poisson", "--collapsed"],

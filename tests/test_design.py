@@ -269,12 +269,21 @@ def test_unknown_family_and_link(frame):
         bm.Model("y ~ x", frame, family="Gausian")
     with pytest.raises(ValueError, match=r"did you mean 'zero_inflated_negbinomial'"):
         bm.Model("y ~ x", frame, family="zero-inflated-negbin")
-    with pytest.raises(ValueError, match=r"^unknown family 'weibull', and no family .* lists the 19 families"):
+    with pytest.raises(
+        ValueError, match=r"^unknown family 'weibull', and no family .* lists the 19 families"
+    ):
         bm.Model("y ~ x", frame, family="weibull")
     # The spellings of brms, glmmTMB and bambi
-    for spelling, name in [("negative_binomial", "negativebinomial"), ("Negative Binomial", "negativebinomial"),
-                           ("nbinom2", "negativebinomial"), ("beta-binomial", "beta_binomial"), ("t", "student"),
-                           ("ordinal", "cumulative"), ("ZIP", "zero_inflated_poisson"), ("nb1", "nbinom1")]:
+    for spelling, name in [
+        ("negative_binomial", "negativebinomial"),
+        ("Negative Binomial", "negativebinomial"),
+        ("nbinom2", "negativebinomial"),
+        ("beta-binomial", "beta_binomial"),
+        ("t", "student"),
+        ("ordinal", "cumulative"),
+        ("ZIP", "zero_inflated_poisson"),
+        ("nb1", "nbinom1"),
+    ]:
         assert bm.get_family(spelling).name == name
     with pytest.raises(ValueError, match="link 'log' is not available for family 'bernoulli'"):
         bm.Model("y ~ x", frame, family="bernoulli", link="log")

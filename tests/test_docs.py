@@ -23,6 +23,7 @@ FIGURES = {
     "05_singular_fits": 1,
     "06_zero_inflated_owls": 5,
     "07_priors": 3,
+    "08_ordinal_wine": 2,
 }
 # The theme embeds two small PNG icons in every notebook page; figures are larger.
 FIGURE_BYTES = 5_000

@@ -129,7 +129,9 @@ def _hurdle(hu, log_f, log_f0, y):
             "successes ~ x + (1 | site)",
             {"dispersion": "~ w"},
             lambda y, e, v, d: stats.betabinom.logpmf(
-                y, d.trials, special.expit(e[""]) * np.exp(e["dispersion"]),
+                y,
+                d.trials,
+                special.expit(e[""]) * np.exp(e["dispersion"]),
                 (1 - special.expit(e[""])) * np.exp(e["dispersion"]),
             ),
         ),
