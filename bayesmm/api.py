@@ -134,7 +134,8 @@ class Model:
         ``"student"``, ``"lognormal"``, ``"gamma"``, ``"beta"``, ``"bernoulli"``,
         ``"binomial"``, ``"beta_binomial"``, ``"poisson"``, ``"negbinomial"`` (also
         ``"negativebinomial"``, ``"nbinom2"``, ``"negative_binomial"``), ``"nbinom1"``,
-        ``"cumulative"`` (ordinal; thresholds ``Intercept[1]``, ...), ``"zero_inflated_poisson"``,
+        ``"cumulative"`` (ordinal; thresholds ``Intercept[1]``, ...), ``"categorical"`` (one
+        linear predictor per category but the first: ``mu2:x``, ...), ``"zero_inflated_poisson"``,
         ``"zero_inflated_negbinomial"``, ``"zero_inflated_nbinom1"``, ``"zero_inflated_binomial"``,
         ``"hurdle_poisson"``, ``"hurdle_negbinomial"`` or ``"hurdle_nbinom1"``. Other spellings
         of brms, glmmTMB and bambi are accepted; a misspelled name gets the closest back.
@@ -234,6 +235,13 @@ class Model:
         if isinstance(data, pd.DataFrame) and not data.index.is_unique:
             # Rows are matched by index label between the formula and its parts: number them.
             data = data.reset_index(drop=True)
+        if self.family.categorical:
+            # One linear predictor per category but the first: how many, the response says.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # said when the design is built below
+                probe = build_design(self.formula, data, trials=trials, na_action=na_action,
+                                     categorical_response=True, part=self.family.main_part)  # fmt: skip
+            self.family = self.family.for_design(probe)
         given = self._given_parts({"zi": zi, "hu": hu, "dispersion": dispersion}, dpars)
         part_formulas = self._part_formulas(given)
         # What fit.save stores to rebuild this model: the user's own settings and the
@@ -303,16 +311,17 @@ class Model:
         """The mean's design and each part's, on the same rows (complete in every part)."""
         lhs = self.formula.text[: self.formula.text.index("~")].strip()
 
-        def build(rows, part="", formula=None):
-            text = self.formula if not part else f"{lhs} {formula.strip()}"
+        def build(rows, part=None, formula=None):
+            text = self.formula if part is None else f"{lhs} {formula.strip()}"
             frame = data if rows is None else data.loc[rows]
             part_trials = trials
             if rows is not None and trials is not None and not isinstance(trials, str):
                 # trials given as an array follow the rows that are kept
                 part_trials = pd.Series(np.asarray(trials), index=data.index).loc[rows].to_numpy()
             return build_design(text, frame, trials=part_trials, binary_response=self.family.binary_response,
-                                na_action=na_action, part=part,
-                                ordinal_response=self.family.ordinal and not part)  # fmt: skip
+                                na_action=na_action, part=self.family.main_part if part is None else part,
+                                ordinal_response=self.family.ordinal and part is None,
+                                categorical_response=self.family.categorical)  # fmt: skip
 
         if not part_formulas:
             return build(None), {}

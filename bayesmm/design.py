@@ -248,6 +248,7 @@ def build_design(
     na_action: str = "drop",
     part: str = "",
     ordinal_response: bool = False,
+    categorical_response: bool = False,
 ) -> Design:
     """Build the design of ``formula`` on ``data``.
 
@@ -256,7 +257,8 @@ def build_design(
     in any column the model uses are dropped with a warning (``na_action="raise"``
     makes that an error). ``data`` is not modified. ``binary_response`` lets a
     two-level factor response be coded 0/1; ``ordinal_response`` codes an ordered response
-    1..K and leaves out the intercept, whose place the thresholds take.
+    1..K and leaves out the intercept, whose place the thresholds take;
+    ``categorical_response`` codes unordered categories 1..K (text in sorted order).
     """
     parsed = formula if isinstance(formula, ParsedFormula) else parse_formula(formula)
     if na_action not in ("drop", "raise"):
@@ -278,8 +280,8 @@ def build_design(
             trials_values = trials_values[keep]
 
     response_name = _response_label(parsed)
-    if ordinal_response:
-        y, trials_from_cbind, response_levels = _ordinal_response(compiled, parsed, data)
+    if ordinal_response or categorical_response:
+        y, trials_from_cbind, response_levels = _category_response(compiled, parsed, data, ordinal_response)
     else:
         y, trials_from_cbind, response_levels = _response(compiled, parsed, data, binary_response)
     if trials_from_cbind is not None:
@@ -528,19 +530,25 @@ def _response(compiled: Compiled, parsed: ParsedFormula, data: pd.DataFrame, bin
     return y, None, None
 
 
-def _ordinal_response(compiled: Compiled, parsed: ParsedFormula, data: pd.DataFrame):
-    """An ordered response coded 1..K, with its K categories: a pandas Categorical in the order
-    of its categories (every declared category counts, observed or not), or integers 1..K (K
-    the largest). Text has no order to read, so it is refused, as are numbers that are not
+def _category_response(compiled: Compiled, parsed: ParsedFormula, data: pd.DataFrame, ordered: bool):
+    """A response of categories coded 1..K, with its K categories: a pandas Categorical in the
+    order of its categories (every declared category counts, observed or not), or integers
+    1..K (K the largest). Text has no order to read, so an ordinal response refuses it (a
+    categorical one takes its values in sorted order), as both refuse numbers that are not
     positive integers."""
+    kind = "an ordinal" if ordered else "a categorical"
     if parsed.cbind:
-        raise DataError("an ordinal response is one column of ordered categories, not cbind(...)")
+        raise DataError(f"{kind} response is one column of categories, not cbind(...)")
     (expression,) = compiled.responses
     name = expression.text.strip("` ")
     value = _evaluate(expression, data, f"the response {parsed.response}")
     if value.kind == "factor":
         categories = [str(c) for c in value.data.categories]
         codes = value.data.codes.astype(float) + 1.0
+    elif value.kind == "text" and not ordered:
+        labels = pd.Series(np.asarray(value.data, dtype=object))
+        categories = [str(c) for c in sorted(labels.dropna().unique(), key=str)]
+        codes = labels.map({c: k + 1.0 for k, c in enumerate(categories)}).to_numpy(dtype=float)
     elif value.kind == "text":
         values = sorted(pd.Series(np.asarray(value.data, dtype=object)).dropna().unique(), key=str)
         shown = ", ".join(map(repr, values[:3])) + (", ..." if len(values) > 3 else "")
@@ -557,13 +565,13 @@ def _ordinal_response(compiled: Compiled, parsed: ParsedFormula, data: pd.DataFr
             first = int(np.argmax(bad))
             raise DataError(
                 f"the response '{name}' has {int(bad.sum())} value(s) that are not integers 1, 2, ..., K, "
-                f"the first {codes[first]:g} in row {data.index[first]!r}: an ordinal response is an ordered "
-                "factor or integers from 1 (brms's convention)"
+                f"the first {codes[first]:g} in row {data.index[first]!r}: {kind} response is a factor or "
+                "integers from 1 (brms's convention)"
             )
         categories = [str(k) for k in range(1, int(codes.max()) + 1)]
     if len(categories) < 3:
         raise DataError(
-            f"the response '{name}' has {len(categories)} categories; an ordinal model needs three or more "
+            f"the response '{name}' has {len(categories)} categories; {kind} model needs three or more "
             "(for two, use family='bernoulli')"
         )
     return codes, None, tuple(categories)

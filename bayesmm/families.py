@@ -37,6 +37,7 @@ __all__ = [
     "NegativeBinomial1",
     "BetaBinomial",
     "Cumulative",
+    "Categorical",
     "Beta",
     "GammaFamily",
     "StudentT",
@@ -170,6 +171,16 @@ class Family:
     formula_params: ClassVar[dict[str, FormulaParameter]] = {}
     # An ordinal family codes its response 1..K and has thresholds instead of an intercept.
     ordinal: ClassVar[bool] = False
+    # A categorical family codes its response 1..K and has one linear predictor per category
+    # but the first: the mean's formula is that of category 2 (its part "mu2"), and parts
+    # mu3, ..., muK repeat it.
+    categorical: ClassVar[bool] = False
+    main_part: str = ""
+
+    @property
+    def has_categories(self) -> bool:
+        """Whether the response is coded as categories 1..K (ordinal or categorical)."""
+        return self.ordinal or self.categorical
 
     def for_design(self, design: Design) -> Family:
         """The family as it applies to ``design``: itself, or for a family whose parameters
@@ -999,6 +1010,80 @@ class HurdleNegativeBinomial(_Hurdle):
     dispersion_param = "alpha"
 
 
+class Categorical(Family):
+    """Unordered categories 1..K (brms's ``categorical()``, the multinomial logit): one linear
+    predictor per category but the first, the reference, P(y = k) = softmax(0, mu2, ..., muK)_k.
+    Each predictor has the mean's formula, fixed and group effects both, and its own
+    parameters: ``mu2:Intercept``, ``mu2:x``, ``sd(mu3:Intercept|g)``; ``dpars={"mu3": "~ z"}``
+    gives a category its own formula. Category k is the k-th level of a factor response (of
+    sorted text, or the integer k)."""
+
+    name = "categorical"
+    links = ("logit",)
+    categorical = True
+
+    def __init__(self, link: str | None = None):
+        super().__init__(link)
+        self.categories: tuple[str, ...] | None = None
+        self.parts, self.required_parts = (), {}
+
+    def __repr__(self) -> str:
+        categories = "" if self.categories is None else f", categories={len(self.categories)}"
+        return f"{self.name}(link={self.link.name}{categories})"
+
+    @property
+    def main_part(self) -> str:
+        return "mu2"
+
+    def for_design(self, design: Design) -> Family:
+        levels = tuple(design.response_levels or ())
+        if self.categories is not None:
+            if len(levels) > len(self.categories) or np.any(design.y > len(self.categories)):
+                raise DataError(f"the response '{design.response_name}' has categories beyond the model's "
+                                f"{len(self.categories)} ({', '.join(self.categories)})")  # fmt: skip
+            return self
+        configured = copy.copy(self)
+        configured.categories = levels
+        text = design.formula.text
+        configured.parts = tuple(f"mu{k}" for k in range(3, len(levels) + 1))
+        configured.required_parts = {part: text[text.index("~") :] for part in configured.parts}
+        return configured
+
+    @property
+    def n_categories(self) -> int:
+        return len(self.categories)
+
+    def part(self, part: str) -> FormulaParameter:
+        return FormulaParameter("identity", Prior("StudentT", nu=3.0, mu=0.0, sigma=2.5))
+
+    def _logits(self, eta, params):
+        eta = np.asarray(eta, dtype=float)
+        others = [np.broadcast_to(params[p], eta.shape) for p in self.parts]
+        return np.stack([np.zeros_like(eta), eta, *others], axis=-1)
+
+    def likelihood(self, name, eta, params, design, dims):
+        logits = pt.stack([pt.zeros_like(eta), eta, *(params[p] for p in self.parts)], axis=1)
+        return pm.Categorical(name, logit_p=logits, observed=design.y.astype("int64") - 1, dims=dims)
+
+    def probabilities(self, eta: np.ndarray, params: dict) -> np.ndarray:
+        """P(y = k) for k = 1..K, (draws, rows, K)."""
+        return special.softmax(self._logits(eta, params), axis=-1)
+
+    def mean(self, eta, params, trials=None):
+        raise ValueError("a categorical response has no mean: use predict(kind='probs') for each category's "
+                         "probability")  # fmt: skip
+
+    def log_likelihood(self, y, eta, params, trials=None):
+        logp = special.log_softmax(self._logits(eta, params), axis=-1)
+        k = np.broadcast_to(np.asarray(y, dtype=int) - 1, logp.shape[:-1])
+        return np.take_along_axis(logp, k[..., None], axis=-1)[..., 0]
+
+    def draw(self, eta, params, trials, rng):
+        cumulative = np.cumsum(self.probabilities(eta, params), axis=-1)
+        u = rng.random(cumulative.shape[:-1])
+        return 1.0 + (cumulative[..., :-1] < u[..., None]).sum(axis=-1).astype(float)
+
+
 FAMILIES: dict[str, type[Family]] = {
     cls.name: cls
     for cls in (
@@ -1245,6 +1330,7 @@ FAMILIES: dict[str, type[Family]] = {
         StudentT,
         LogNormal,
         Cumulative,
+        Categorical,
         ZeroInflatedPoisson,
         ZeroInflatedNegativeBinomial,
         ZeroInflatedNegativeBinomial1,
@@ -1277,6 +1363,8 @@ ALIASES: dict[str, str] = {
     "ordinal": "cumulative",
     "ordered": "cumulative",
     "ordered_logistic": "cumulative",
+    "multinomial": "categorical",
+    "multinomial_logit": "categorical",
     "zip": "zero_inflated_poisson",
     "zinb": "zero_inflated_negbinomial",
     "zero_inflated_negativebinomial": "zero_inflated_negbinomial",

@@ -200,6 +200,8 @@ def informativeness(design: Design, family: Family) -> list[np.ndarray]:
     (backfitting), so that a crossed factor's variation is not counted as its residual; the
     factors nested in it are left out, and their variation counts as the noise of its
     levels' estimates (cluster-robust variances over the coarsest nested factor)."""
+    if family.categorical:  # no one working response; its terms stay non-centred
+        return [np.zeros(term.n_terms) for term in design.random]
     u = _link_scale_response(design, family)
     if design.X.shape[1]:
         coef, *_ = np.linalg.lstsq(design.X, u, rcond=None)

@@ -363,7 +363,7 @@ def is_count_response(fit: Fit) -> bool:
     bin per count instead of smoothing integers with a density."""
     y = fit.design.y
     family = fit.model.family
-    if family.binary_response or family.ordinal:
+    if family.binary_response or family.has_categories:
         return False
     return bool(np.all(y >= 0) and np.all(y == np.round(y)) and y.max() > 1)
 
@@ -374,7 +374,7 @@ def default_ppc_kind(fit: Fit) -> str:
     family = fit.model.family
     if is_count_response(fit):
         return "rootogram"
-    return "hist" if family.binary_response or family.needs_trials or family.ordinal else "density"
+    return "hist" if family.binary_response or family.needs_trials or family.has_categories else "density"
 
 
 def _ensure_posterior_predictive(fit: Fit, random_seed) -> None:
@@ -431,7 +431,7 @@ def plot_ppc(
         _, ax = plt.subplots(figsize=(6.5, 4))
     if kind == "hist":
         values = np.concatenate([y, reps.ravel()])
-        if fit.model.family.ordinal:
+        if fit.model.family.has_categories:
             edges = np.arange(0.5, fit.model.family.n_categories + 1.0)
         elif np.all(values == np.round(values)) and np.ptp(values) <= 60:
             edges = np.arange(values.min() - 0.5, values.max() + 1.5)  # one bin per count
@@ -446,7 +446,7 @@ def plot_ppc(
                     label="replicated median, 95%")  # fmt: skip
         ax.set_xlabel(name)
         ax.set_ylabel("count")
-        if fit.model.family.ordinal:  # one bar per category, labelled as in the data
+        if fit.model.family.has_categories:  # one bar per category, labelled as in the data
             categories = fit.model.family.categories
             ax.set_xticks(np.arange(1, len(categories) + 1), categories)
             ax.set_xlim(0.4, len(categories) + 0.6)

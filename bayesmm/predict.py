@@ -218,9 +218,9 @@ def predict(
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     family = fit.model.family
-    if kind == "probs" and not family.ordinal:
-        raise ValueError(f"kind='probs' gives category probabilities of an ordinal model, not of a "
-                         f"{family.name} model; use kind='mean'")  # fmt: skip
+    if kind == "probs" and not family.has_categories:
+        raise ValueError(f"kind='probs' gives category probabilities of an ordinal or categorical model, "
+                         f"not of a {family.name} model; use kind='mean'")  # fmt: skip
     predictor = linear_predictor_of(fit, newdata, re_form, new_levels, random_seed, trials)
     if family.needs_trials and kind != "linear" and predictor.trials is None:
         cbind = fit.design.formula.cbind
@@ -266,8 +266,8 @@ def predict(
 
 
 def _category_probabilities(fit: Fit, predictor: LinearPredictor, parts: dict, summary: bool, prob: float):
-    """P(y = k) per row and category of an ordinal model: a table with columns (stat, category),
-    or with ``summary=False`` the draws, dims (chain, draw, obs, category)."""
+    """P(y = k) per row and category of an ordinal or categorical model: a table with columns
+    (stat, category), or with ``summary=False`` the draws, dims (chain, draw, obs, category)."""
     family = fit.model.family
     categories = list(family.categories)
     lo, hi = interval_names(prob)

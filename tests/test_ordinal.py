@@ -143,7 +143,9 @@ def test_kind_probs_is_for_ordinal_models_only():
         class model:
             family = bm.get_family("poisson")
 
-    with pytest.raises(ValueError, match="kind='probs' gives category probabilities of an ordinal model"):
+    with pytest.raises(
+        ValueError, match="kind=.probs. gives category probabilities of an ordinal or categorical model"
+    ):
         predict(Stub(), kind="probs")
 
 

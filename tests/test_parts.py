@@ -118,6 +118,17 @@ def _hurdle(hu, log_f, log_f0, y):
             ),
         ),
         (
+            "hurdle_nbinom1",
+            "y ~ x",
+            {"hu": "~ w"},
+            lambda y, e, v, d: _hurdle(
+                special.expit(e["hu"]),
+                stats.nbinom.logpmf(y, np.exp(e[""]) / v["phi"], 1 / (1 + v["phi"])),
+                stats.nbinom.logpmf(0, np.exp(e[""]) / v["phi"], 1 / (1 + v["phi"])),
+                y,
+            ),
+        ),
+        (
             "nbinom1",
             "y ~ x + (1 | site)",
             {},

@@ -156,6 +156,18 @@ def test_cumulative_ordinal_with_random_intercepts():
     assert_recovered(fit, truth)
 
 
+def test_categorical_choices_with_random_intercepts():
+    rng, x, labels, r = _one_intercept_layout(646, sd=0.6)
+    r3 = _effects(rng, 40, [0.6])[pd.Series(labels).cat.codes.to_numpy(), 0]
+    logits = np.column_stack([np.zeros(x.size), 0.4 + 0.9 * x + r, -0.3 - 0.7 * x + r3])
+    p = special.softmax(logits, axis=1)
+    y = 1 + (p.cumsum(axis=1)[:, :-1] < rng.random(x.size)[:, None]).sum(axis=1)
+    data = pd.DataFrame({"y": y, "x": x, "g": labels})
+    fit = quiet_fit(bm.Model("y ~ x + (1 | g)", data, family="categorical"), **SETTINGS)
+    assert_recovered(fit, {"mu2:Intercept": 0.4, "mu2:x": 0.9, "mu3:Intercept": -0.3, "mu3:x": -0.7,
+                           "sd(mu2:Intercept|g)": 0.6, "sd(mu3:Intercept|g)": 0.6})  # fmt: skip
+
+
 def test_gamma_positive_responses():
     rng, x, labels, r = _one_intercept_layout(707)
     mu = np.exp(0.5 - 0.3 * x + r)
