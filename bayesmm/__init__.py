@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # for type checkers and the API docs; at run time names load on first use
     from . import datasets
     from .api import Model
+    from .calibration import SBCResult, sbc
     from .comparison import compare, kfold
     from .design import DataError
     from .diagnostics import DiagnosticWarning, compare_samplers
@@ -42,6 +43,8 @@ _EXPORTS = {
     "compare": "comparison",
     "kfold": "comparison",
     "simulate": "simulate",
+    "sbc": "calibration",
+    "SBCResult": "calibration",
     "load": "persist",
 }
 _SUBMODULES = {"datasets"}
@@ -49,7 +52,7 @@ _SUBMODULES = {"datasets"}
 __all__ = [
     "Model", "Fit", "available_samplers", "Prior", "PriorError", "Family", "FAMILIES", "get_family",
     "parse_formula", "FormulaSyntaxError", "DataError", "compare_samplers", "DiagnosticWarning", "compare",
-    "kfold", "simulate", "load", "datasets", "__version__",
+    "kfold", "simulate", "sbc", "SBCResult", "load", "datasets", "__version__",
 ]  # fmt: skip
 
 

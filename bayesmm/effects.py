@@ -91,8 +91,8 @@ def _typical(column: pd.Series):
 
 def reference_grid(fit: Fit, varying: dict[str, list], conditions: dict | None = None) -> pd.DataFrame:
     """Every combination of the ``varying`` predictors' values, the other predictors at their
-    means or reference levels (or as ``conditions`` gives them), grouping factors at a level
-    the fit has not seen, and binomial trials 1 (predictions are then proportions)."""
+    means or reference levels (or as ``conditions`` gives them), and grouping factors at a
+    level the fit has not seen. (Predictions on it take binomial trials of 1: proportions.)"""
     predictors, groups, frame = _predictors(fit)
     conditions = dict(conditions or {})
     unknown = [c for c in [*varying, *conditions] if c not in predictors]
@@ -114,8 +114,6 @@ def reference_grid(fit: Fit, varying: dict[str, list], conditions: dict | None =
                                           ordered=source.cat.ordered)  # fmt: skip
     for group in groups:
         grid[group] = NEW_LEVEL
-    if fit.model.trials_column is not None:
-        grid[fit.model.trials_column] = 1
     return grid
 
 
@@ -138,9 +136,9 @@ def _draws(fit: Fit, grid: pd.DataFrame, scale: str, re_form) -> np.ndarray:
     if kind is None:
         raise ValueError(f"scale must be 'response' or 'linear', got {scale!r}")
     new_levels = "population" if _no_groups(re_form) else "sample"
-    values = fit.predict(
-        grid, kind=kind, re_form=re_form, new_levels=new_levels, summary=False, random_seed=0
-    )
+    trials = np.ones(len(grid)) if fit.design.trials is not None else None  # binomial: proportions
+    values = fit.predict(grid, kind=kind, re_form=re_form, new_levels=new_levels, summary=False,
+                         random_seed=0, trials=trials)  # fmt: skip
     return values.values.reshape(-1, len(grid))
 
 

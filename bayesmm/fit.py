@@ -691,9 +691,12 @@ class Fit:
 
         Examples
         --------
-        >>> fit.conditional_effects("Days")
-        >>> fit.conditional_effects("x", by="f")           # or "x:f"
-        >>> fit.conditional_effects("x", re_form=None)     # a new group's curve
+        >>> fit.conditional_effects("Days", resolution=5)
+        >>> fit.conditional_effects("Days", re_form=None)   # a new subject's curve
+        >>> fit.conditional_effects("Days", scale="linear", conditions={}, prob=0.9)
+
+        With a factor f in the model, ``fit.conditional_effects("x:f")`` (or ``by="f"``)
+        gives one curve per level.
         """
         return effects.conditional_effects(self, effect, by, scale, re_form, conditions, prob, resolution)
 
@@ -757,8 +760,10 @@ class Fit:
 
         Examples
         --------
-        >>> fit.contrasts("period")
-        >>> fit.contrasts("trt", by="sex")
+        >>> cbpp = bm.datasets.load("cbpp")
+        >>> cbpp_fit = bm.Model("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp,
+        ...                     family="binomial").fit(draws=300, chains=2, progressbar=False)
+        >>> cbpp_fit.contrasts("period")     # differences in the proportion of cases
         """
         return effects.contrasts(self, factor, by, scale, re_form, prob)
 
