@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # for type checkers and the API docs; at run time names load 
     from .fit import Fit, available_samplers
     from .formula import FormulaSyntaxError, parse_formula
     from .persist import load
+    from .power_analysis import PowerResult, power
     from .priors import Prior, PriorError
     from .simulate import simulate
 
@@ -45,6 +46,8 @@ _EXPORTS = {
     "simulate": "simulate",
     "sbc": "calibration",
     "SBCResult": "calibration",
+    "power": "power_analysis",
+    "PowerResult": "power_analysis",
     "load": "persist",
 }
 _SUBMODULES = {"datasets"}
@@ -52,7 +55,7 @@ _SUBMODULES = {"datasets"}
 __all__ = [
     "Model", "Fit", "available_samplers", "Prior", "PriorError", "Family", "FAMILIES", "get_family",
     "parse_formula", "FormulaSyntaxError", "DataError", "compare_samplers", "DiagnosticWarning", "compare",
-    "kfold", "simulate", "sbc", "SBCResult", "load", "datasets", "__version__",
+    "kfold", "simulate", "sbc", "SBCResult", "power", "PowerResult", "load", "datasets", "__version__",
 ]  # fmt: skip
 
 
