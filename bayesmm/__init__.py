@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # for type checkers and the API docs; at run time names load on first use
     from . import datasets
     from .api import Model
+    from .approximate import MethodComparison, compare_methods
     from .calibration import SBCResult, sbc
     from .comparison import compare, kfold
     from .design import DataError
@@ -47,6 +48,8 @@ _EXPORTS = {
     "sbc": "calibration",
     "SBCResult": "calibration",
     "power": "power_analysis",
+    "compare_methods": "approximate",
+    "MethodComparison": "approximate",
     "PowerResult": "power_analysis",
     "load": "persist",
 }
@@ -55,7 +58,8 @@ _SUBMODULES = {"datasets"}
 __all__ = [
     "Model", "Fit", "available_samplers", "Prior", "PriorError", "Family", "FAMILIES", "get_family",
     "parse_formula", "FormulaSyntaxError", "DataError", "compare_samplers", "DiagnosticWarning", "compare",
-    "kfold", "simulate", "sbc", "SBCResult", "power", "PowerResult", "load", "datasets", "__version__",
+    "kfold", "simulate", "sbc", "SBCResult", "power", "PowerResult", "compare_methods", "MethodComparison",
+    "load", "datasets", "__version__",
 ]  # fmt: skip
 
 

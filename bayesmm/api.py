@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from .collapsed import why_not_collapsible
 from .design import DataError, build_design
 from .families import Family, Gaussian, get_family
-from .fit import Fit, sample
+from .fit import Fit, approximate, sample
 from .formula import parse_formula
 from .idata import get_group
 from .model import build_collapsed_model, build_pymc_model, reported_variables
@@ -415,8 +415,10 @@ class Model:
         cores: int | None = None,
         progressbar: bool = True,
         chain_method: str | None = None,
+        method: str = "nuts",
     ) -> Fit:
-        """Sample the posterior with NUTS (nutpie when installed, else PyMC's own).
+        """Sample the posterior with NUTS (nutpie when installed, else PyMC's own), or
+        approximate it.
 
         Parameters
         ----------
@@ -445,6 +447,14 @@ class Model:
             device: one GPU). None: parallel when JAX has a device per chain, else
             vectorized. nutpie and PyMC's sampler run chains in parallel themselves and
             take no chain_method.
+        method
+            ``"nuts"`` (the default), or an approximation whose draws every post-fit tool
+            reads like a posterior's: ``"laplace"`` (a normal distribution at the posterior's
+            mode in the unconstrained, non-centred coordinates; for a Gaussian model with one
+            grouping factor the effects are integrated out first, as lme4 does) or
+            ``"advi"`` (PyMC's mean-field variational inference). Approximations ignore
+            ``tune``, ``target_accept``, ``sampler`` and ``cores``; ``bm.compare_methods``
+            sets them beside NUTS.
 
         Returns
         -------
@@ -458,6 +468,8 @@ class Model:
         >>> fit = model.fit(draws=1000, chains=4, target_accept=0.95, random_seed=1)
         >>> fit = model.fit(draws=500, chains=2, sampler="nutpie", progressbar=False)
         """
+        if method != "nuts":
+            return approximate(self, method, draws=draws, chains=chains, random_seed=random_seed)
         return sample(
             self,
             draws=draws,

@@ -96,6 +96,10 @@ class Diagnosis:
         raise KeyError(f"no check named '{name}'; checks: {', '.join(c.name for c in self.checks)}")
 
     def headline(self) -> str:
+        approximation = next((c for c in self.checks if c.name == "approximation"), None)
+        if approximation is not None:
+            return (f"Approximation: {approximation.threshold} (R-hat and ESS do not measure its error; "
+                    "bm.compare_methods sets it beside NUTS)")  # fmt: skip
         if self.ok:
             return (
                 "Diagnostics: no problems ("
@@ -486,6 +490,13 @@ def diagnose(fit: Fit, table: pd.DataFrame | None = None) -> Diagnosis:
     """Every check on ``fit``: sampler health first, then singular-fit checks."""
     table = results.summary_table(fit, 0.95) if table is None else table
     checks = [_divergences(fit), *_rhat_and_ess(fit, table), _ebfmi(fit), _treedepth(fit)]
+    method = getattr(fit.settings, "sampler", None)
+    if method in ("laplace", "advi"):
+        # Independent draws from an approximation: R-hat and ESS are fine by construction and
+        # say nothing of how far the approximation is from the posterior.
+        checks = [Check("approximation", False, 0.0, f"draws from a {method} approximation, not MCMC",
+                        "R-hat and ESS say nothing of this approximation's error; bm.compare_methods(model) "
+                        "sets it beside NUTS, which is the reference")]  # fmt: skip
     if fit.design.random:
         checks += [_singular_sds(fit), _boundary_cors(fit)]
         _note_trade_offs(fit, checks)

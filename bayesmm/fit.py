@@ -56,6 +56,7 @@ class SamplerSettings:
     target_accept: float
     random_seed: int | None
     seconds: float = 0.0
+    approximation: dict | None = None  # what a Laplace or ADVI fit's optimizer reported
 
 
 def sample(
@@ -113,6 +114,42 @@ def sample(
     fit = Fit(model=model, idata=idata, settings=settings)
     fit.warn_if_unhealthy()
     return fit
+
+
+def approximate(model: Model, method: str, *, draws: int, chains: int, random_seed=None) -> Fit:
+    """A Laplace or ADVI approximation of ``model``'s posterior (bayesmm.approximate), in a Fit.
+
+    Both work in non-centred coordinates (the joint mode of a centred model sits in the
+    funnel's neck); a Gaussian model that can be collapsed is approximated collapsed, its
+    group effects integrated out exactly and drawn from their conditional afterwards."""
+    from . import approximate as approximations
+    from .collapsed import why_not_collapsible
+    from .model import build_collapsed_model, build_pymc_model
+
+    if method not in approximations.METHODS:
+        raise ValueError(f"method must be one of {', '.join(approximations.METHODS)}, got {method!r}"
+                         + (" (pathfinder is in pymc-extras, whose releases need PyMC < 6.4)"
+                            if method == "pathfinder" else ""))  # fmt: skip
+    _check_settings(draws=draws, tune=0, chains=chains, cores=None, target_accept=0.8,
+                    random_seed=random_seed)  # fmt: skip
+    centred = (False,) * len(model.design.random)
+    collapse = why_not_collapsible(model.design, model.family, model.parts) is None
+    qr = model.decomp == "QR"
+    design, family, priors = model.design, model.family, model.prior_entries
+    if collapse:
+        pymc_model = build_collapsed_model(design, family, priors, centred, qr)
+    else:
+        pymc_model = build_pymc_model(design, family, priors, model.parts, centred, qr)
+    start = time.perf_counter()
+    draw = approximations.laplace_draws if method == "laplace" else approximations.advi_draws
+    idata, info = draw(pymc_model, draws, chains, random_seed)
+    idata = _separate_reparameterization(idata, model.reported_variables)
+    if collapse:
+        _add_collapsed_group_effects(idata, model, random_seed)
+    settings = SamplerSettings(method, draws, 0, chains, float("nan"), random_seed)
+    settings.seconds = time.perf_counter() - start
+    settings.approximation = info
+    return Fit(model=model, idata=idata, settings=settings)
 
 
 JAX_SAMPLERS = ("numpyro", "blackjax")
