@@ -24,6 +24,7 @@ import pandas as pd
 from scipy import stats
 
 from .design import DataError
+from .parallel import run_tasks
 from .results import summary_draws, summary_draws_from
 
 __all__ = ["sbc", "SBCResult", "ecdf_band"]
@@ -194,6 +195,24 @@ class SBCResult:
         return axes
 
 
+def _refit(formula, frame, priors, options, fit_settings, seed, truth) -> tuple[dict, dict]:
+    """One simulation's refit (a task for bayesmm.parallel): the ranks of the true values and
+    the fit's diagnostics."""
+    from .api import Model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = Model(formula, frame, priors=priors, **options)
+        start = time.perf_counter()
+        fit = model.fit(**fit_settings, random_seed=seed, progressbar=False)
+        seconds = time.perf_counter() - start
+        table = fit.summary()
+    diagnostics = {"divergences": int(fit.diagnose()["divergences"].value),
+                   "max_r_hat": float(table["r_hat"].max()), "min_ess_bulk": float(table["ess_bulk"].min()),
+                   "seconds": seconds}  # fmt: skip
+    return _ranks(fit, truth, RANKS + 1), diagnostics
+
+
 def _ranks(fit, truth: dict[str, float], n_values: int) -> dict[str, int]:
     draws = summary_draws(fit)
     ranks = {}
@@ -220,6 +239,8 @@ def sbc(
     random_seed: int = 0,
     alpha: float = 0.05,
     progressbar: bool = True,
+    processes: int | None = None,
+    client=None,
     **model_options,
 ) -> SBCResult:
     """Simulation-based calibration of a model on a design.
@@ -257,6 +278,13 @@ def sbc(
         Level of the simultaneous ECDF band.
     progressbar
         Show progress over the simulations.
+    processes
+        Run the refits in this many local processes (each compiles the model once), or None
+        to run them here, one after another.
+    client
+        A ``dask.distributed.Client``: run the refits on its workers (each compiles once),
+        a ``LocalCluster``'s or a real cluster's. The results are the same for the same seed
+        however the refits run.
     **model_options
         Further options for [`Model`][bayesmm.Model] (``trials=``, ``zi=``, ...).
 
@@ -277,7 +305,9 @@ def sbc(
     import pymc as pm
 
     from .api import Model
+    from .parallel import _check
 
+    _check(processes, client)
     if not isinstance(n, int) or n < 2:
         raise ValueError(f"n must be an integer of 2 or more simulations, got {n!r}")
     base = Model(formula, data, family=family, priors=priors, link=link, **model_options)
@@ -301,34 +331,17 @@ def sbc(
         "family": fit_family or base.family.name,
         "link": fit_link or (None if fit_family else link),
     }
-    ranks, diagnostics = [], []
-    for i in _progress(range(n), progressbar):
+    fit_settings = {"draws": draws, "tune": tune, "chains": chains}
+    tasks = []
+    for i in range(n):
         frame = data.loc[rows].copy()
         frame[response] = simulated[i]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = Model(formula, frame, priors=frozen, **fit_options, **model_options)
-            start = time.perf_counter()
-            fit = model.fit(draws=draws, tune=tune, chains=chains, random_seed=random_seed + 1 + i,
-                            progressbar=False)  # fmt: skip
-            seconds = time.perf_counter() - start
-            truth = {name: float(values[i]) for name, values in true_values.items()}
-            ranks.append(_ranks(fit, truth, RANKS + 1))
-            table = fit.summary()
-        diagnostics.append({"divergences": int(fit.diagnose()["divergences"].value),
-                            "max_r_hat": float(table["r_hat"].max()),
-                            "min_ess_bulk": float(table["ess_bulk"].min()), "seconds": seconds})  # fmt: skip
+        truth = {name: float(values[i]) for name, values in true_values.items()}
+        options = {**fit_options, **model_options}
+        tasks.append((formula, frame, frozen, options, fit_settings, random_seed + 1 + i, truth))
+    done = run_tasks(_refit, tasks, processes=processes, client=client, progressbar=progressbar, desc="SBC")
+    ranks, diagnostics = [r for r, _ in done], [d for _, d in done]
     truth = pd.DataFrame({name: values for name, values in true_values.items()})
     settings = {"formula": formula, "family": base.family.name, "fit_family": fit_options["family"], "n": n,
                 "draws": draws, "chains": chains}  # fmt: skip
     return SBCResult(pd.DataFrame(ranks), truth, pd.DataFrame(diagnostics), RANKS + 1, alpha, settings)
-
-
-def _progress(iterable, show: bool):
-    if not show:
-        return iterable
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover
-        return iterable
-    return tqdm(iterable, desc="SBC", unit="fit")

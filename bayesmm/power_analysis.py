@@ -23,6 +23,7 @@ import pandas as pd
 
 from .design import DataError
 from .formula import parse_formula
+from .parallel import _check, run_tasks
 
 __all__ = ["power", "PowerResult", "grow_design"]
 
@@ -60,6 +61,30 @@ def _decide(fit, test: str, prob: float, rope) -> bool:
         row = fit.hypothesis(f"{match['left']} = {match['right']}", prob=prob).iloc[0]
         return bool(row.iloc[2] > 0 or row.iloc[3] < 0)
     return bool(fit.hypothesis(test).iloc[0]["post_prob"] >= prob)
+
+
+def _simulate_and_decide(formula, design, response, family, params, priors, model_options, fit_settings, seed,
+                         test, prob, rope) -> tuple[bool, float, bool]:  # fmt: skip
+    """One simulation (a task for bayesmm.parallel): simulate, fit, decide; with the fit's
+    seconds and whether it had divergences or an R-hat above 1.01."""
+    from .api import Model
+    from .simulate import simulate
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        link, trials = model_options.get("link"), model_options.get("trials")
+        simulated = simulate(
+            formula, design, family=family, params=params, seed=seed, link=link, trials=trials
+        )
+        frame = design.assign(**{response: simulated["sim_1"].to_numpy()})
+        start = time.perf_counter()
+        fit = Model(formula, frame, family=family, priors=priors, **model_options).fit(
+            **fit_settings, random_seed=seed, progressbar=False
+        )
+        seconds = time.perf_counter() - start
+        decided = _decide(fit, test, prob, rope)
+        troubled = fit.diagnose()["divergences"].value > 0 or fit.summary()["r_hat"].max() > 1.01
+    return decided, seconds, bool(troubled)
 
 
 @dataclass
@@ -141,6 +166,8 @@ def power(
     chains: int = 2,
     random_seed: int = 0,
     progressbar: bool = True,
+    processes: int | None = None,
+    client=None,
     **model_options,
 ) -> PowerResult:
     """Power of a decision rule by simulation, for each design size.
@@ -186,6 +213,12 @@ def power(
         Seed for the simulations and the fits.
     progressbar
         Show progress over the fits.
+    processes
+        Run the fits in this many local processes (each compiles once per design size), or
+        None to run them here.
+    client
+        A ``dask.distributed.Client`` whose workers run the fits. The results are the same
+        for the same seed however the fits run.
     **model_options
         Further options for ``Model`` (``link=``, ``trials=``, ...).
 
@@ -202,9 +235,7 @@ def power(
     ...                   progressbar=False)  # one fit per simulation
     >>> result.table[["n_groups", "power", "mc_se"]]
     """
-    from .api import Model
-    from .simulate import simulate
-
+    _check(processes, client)
     parsed = parse_formula(formula)
     if parsed.response is None:
         raise DataError(f"power needs the response to simulate on the left of '~' in {formula!r}")
@@ -217,52 +248,26 @@ def power(
     response = parsed.response.strip("` ")
     sizes = list(product(n_groups or [None], n_per_group or [None]))
     rng = np.random.default_rng(random_seed)
-    rows, decisions = [], {}
-    bar = _progress(len(sizes) * nsim, progressbar)
+    tasks, designs = [], []
     for groups, per_group in sizes:
         design = grow_design(design_data, group, groups, per_group).drop(columns=response, errors="ignore")
-        seeds = rng.integers(0, 2**31, size=nsim)
-        decided, seconds, troubled = [], [], 0
-        for seed in seeds:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                link, trials = model_options.get("link"), model_options.get("trials")
-                simulated = simulate(formula, design, family=family, params=params, seed=int(seed), link=link,
-                                     trials=trials)  # fmt: skip
-                frame = design.assign(**{response: simulated["sim_1"].to_numpy()})
-                start = time.perf_counter()
-                fit = Model(formula, frame, family=family, priors=priors, **model_options).fit(
-                    draws=draws, tune=tune, chains=chains, random_seed=int(seed), progressbar=False
-                )
-                seconds.append(time.perf_counter() - start)
-                decided.append(_decide(fit, test, prob, rope))
-                table = fit.summary()
-            troubled += int(fit.diagnose()["divergences"].value > 0 or table["r_hat"].max() > 1.01)
-            bar.update(1)
+        designs.append(design)
+        for seed in rng.integers(0, 2**31, size=nsim):
+            settings = {"draws": draws, "tune": tune, "chains": chains}
+            task = (formula, design, response, family, params, priors, model_options, settings, int(seed))
+            tasks.append((*task, test, prob, rope))
+    done = run_tasks(_simulate_and_decide, tasks, processes=processes, client=client,
+                     progressbar=progressbar, desc="power")  # fmt: skip
+    rows, decisions = [], {}
+    for k, design in enumerate(designs):
+        results = done[k * nsim : (k + 1) * nsim]
+        decided = [d for d, _, _ in results]
         p = float(np.mean(decided))
         levels = design[group].nunique()
         rows.append({"n_groups": levels, "n_per_group": len(design) / levels, "rows": len(design), "power": p,
                      "mc_se": float(np.sqrt(p * (1 - p) / nsim)), "nsim": nsim,
-                     "seconds_per_fit": float(np.mean(seconds)), "troubled_fits": troubled})  # fmt: skip
-        decisions[(rows[-1]["n_groups"], rows[-1]["n_per_group"])] = decided
-    bar.close()
+                     "seconds_per_fit": float(np.mean([s for _, s, _ in results])),
+                     "troubled_fits": int(sum(t for _, _, t in results))})  # fmt: skip
+        decisions[(levels, len(design) / levels)] = decided
     settings = {"formula": formula, "test": test, "prob": prob, "rope": rope, "params": dict(params)}
     return PowerResult(pd.DataFrame(rows), pd.DataFrame(decisions), settings)
-
-
-class _NoBar:
-    def update(self, n):
-        pass
-
-    def close(self):
-        pass
-
-
-def _progress(total: int, show: bool):
-    if not show:
-        return _NoBar()
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover
-        return _NoBar()
-    return tqdm(total=total, desc="power", unit="fit")
