@@ -24,6 +24,8 @@ FIGURES = {
     "06_zero_inflated_owls": 5,
     "07_priors": 3,
     "08_ordinal_wine": 2,
+    "09_power_analysis": 1,
+    "10_estimation_methods": 2,
 }
 # The theme embeds two small PNG icons in every notebook page; figures are larger.
 FIGURE_BYTES = 5_000
