@@ -38,7 +38,8 @@ gaussian.table.round(2)
 # %% [markdown]
 # Laplace, on the collapsed likelihood, agrees with NUTS in the fixed effects, the correlation
 # and sigma, in a fraction of the time; its group SDs sit a little lower (the mode of a skewed
-# posterior lies below its mean, as lme4's estimates lie below brms's posterior means). Mean-field ADVI does not: it treats the parameters as independent, and after its
+# posterior lies below its mean, as lme4's estimates lie below brms's posterior means).
+# Mean-field ADVI does not agree: it treats the parameters as independent, and after its
 # default 30,000 steps its estimates of the fixed effects are still off.
 #
 # ## Binary data, small clusters, a large group SD
@@ -62,5 +63,5 @@ binary.table.round(2)
 # group's effect, the joint density's mode sits at a small group SD, and the curvature there
 # says nothing of the posterior's spread, so sd(Intercept|g) comes out several times too large
 # and its interval far too wide. ADVI errs the other way, the usual mean-field
-# underestimate: the SD too small, its interval too narrow. NUTS needs no such assumptions; it is the method to
-# trust for small clusters, and the one bayesmm uses by default.
+# underestimate: the SD too small, its interval too narrow. NUTS needs no such assumptions;
+# it is the method to trust for small clusters, and the one bayesmm uses by default.
