@@ -138,14 +138,9 @@ class SBCResult:
         --------
         >>> result.plot_ranks(bins=10)
         """
-        import matplotlib.pyplot as plt
 
         names = list(self.ranks.columns)
-        if axes is None:
-            columns = min(3, len(names))
-            _, axes = plt.subplots(int(np.ceil(len(names) / columns)), columns, squeeze=False,
-                                   figsize=(3.2 * columns, 2.4 * np.ceil(len(names) / columns)))  # fmt: skip
-        axes = np.ravel(axes)
+        axes = _panels(len(names)) if axes is None else np.ravel(axes)
         n = len(self.ranks)
         low, high = stats.binom.ppf([0.025, 0.975], n, 1 / bins)
         for ax, name in zip(axes, names, strict=False):
@@ -174,15 +169,10 @@ class SBCResult:
         --------
         >>> result.plot_ecdf()
         """
-        import matplotlib.pyplot as plt
 
         names = list(self.ranks.columns)
         gamma, lower, upper, z = ecdf_band(len(self.ranks), self.n_values, self.alpha)
-        if axes is None:
-            columns = min(3, len(names))
-            _, axes = plt.subplots(int(np.ceil(len(names) / columns)), columns, squeeze=False,
-                                   figsize=(3.2 * columns, 2.4 * np.ceil(len(names) / columns)))  # fmt: skip
-        axes = np.ravel(axes)
+        axes = _panels(len(names)) if axes is None else np.ravel(axes)
         for ax, name in zip(axes, names, strict=False):
             ranks = self.ranks[name].to_numpy()
             ecdf = np.array([(ranks < k).mean() for k in range(1, self.n_values)])
@@ -193,6 +183,16 @@ class SBCResult:
         for ax in axes[len(names) :]:
             ax.set_visible(False)
         return axes
+
+
+def _panels(count: int) -> np.ndarray:
+    """A grid of up to three panels a row, one per parameter, as a flat array."""
+    import matplotlib.pyplot as plt
+
+    columns = min(3, count)
+    rows = int(np.ceil(count / columns))
+    _, axes = plt.subplots(rows, columns, squeeze=False, figsize=(3.2 * columns, 2.4 * rows))
+    return np.ravel(axes)
 
 
 def _refit(formula, frame, priors, options, fit_settings, seed, truth) -> tuple[dict, dict]:

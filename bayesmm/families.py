@@ -906,6 +906,13 @@ class _ZeroAltered(Family):
     pymc_name: ClassVar[str]
     probability: ClassVar[str]
 
+    def __init_subclass__(cls, **kwargs):
+        # A zero-altered family has its count family's links, parameters, dispersion and trials.
+        super().__init_subclass__(**kwargs)
+        if "base" in cls.__dict__:
+            for attribute in ("links", "params", "dispersion_param", "needs_trials"):
+                setattr(cls, attribute, getattr(cls.base, attribute))
+
     def __init__(self, link: str | None = None):
         super().__init__(link)
         self._base = self.base(link)
@@ -982,32 +989,22 @@ class _Hurdle(_ZeroAltered):
 
 class ZeroInflatedPoisson(_ZeroInflated):
     name, base, pymc_name = "zero_inflated_poisson", Poisson, "ZeroInflatedPoisson"
-    links = Poisson.links
 
 
 class ZeroInflatedNegativeBinomial(_ZeroInflated):
     name, base, pymc_name = "zero_inflated_negbinomial", NegativeBinomial, "ZeroInflatedNegativeBinomial"
-    links = NegativeBinomial.links
-    params = ("alpha",)
-    dispersion_param = "alpha"
 
 
 class ZeroInflatedBinomial(_ZeroInflated):
     name, base, pymc_name = "zero_inflated_binomial", Binomial, "ZeroInflatedBinomial"
-    links = Binomial.links
-    needs_trials = True
 
 
 class HurdlePoisson(_Hurdle):
     name, base, pymc_name = "hurdle_poisson", Poisson, "HurdlePoisson"
-    links = Poisson.links
 
 
 class HurdleNegativeBinomial(_Hurdle):
     name, base, pymc_name = "hurdle_negbinomial", NegativeBinomial, "HurdleNegativeBinomial"
-    links = NegativeBinomial.links
-    params = ("alpha",)
-    dispersion_param = "alpha"
 
 
 class Categorical(Family):
@@ -1164,16 +1161,10 @@ class NegativeBinomial1(NegativeBinomial):
 
 class ZeroInflatedNegativeBinomial1(_ZeroInflated):
     name, base, pymc_name = "zero_inflated_nbinom1", NegativeBinomial1, "ZeroInflatedNegativeBinomial"
-    links = NegativeBinomial1.links
-    params = ("phi",)
-    dispersion_param = "phi"
 
 
 class HurdleNegativeBinomial1(_Hurdle):
     name, base, pymc_name = "hurdle_nbinom1", NegativeBinomial1, "HurdleNegativeBinomial"
-    links = NegativeBinomial1.links
-    params = ("phi",)
-    dispersion_param = "phi"
 
 
 def _log1mexp(x):
