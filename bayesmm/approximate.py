@@ -49,10 +49,9 @@ def _as_posterior(values: dict[str, np.ndarray], model, chains: int, draws: int)
         dims = list(model.named_vars_to_dims.get(name, ()))
         dims = dims if len(dims) == array.ndim - 2 else [f"{name}_dim_{k}" for k in range(array.ndim - 2)]
         variables[name] = (["chain", "draw", *dims], array)
-    coords = {"chain": np.arange(chains), "draw": np.arange(draws)}
-    coords.update({k: np.asarray(v) for k, v in model.coords.items() if v is not None})
-    posterior = xr.Dataset(variables, coords={k: v for k, v in coords.items() if any(
-        k in var[0] for var in variables.values()) or k in ("chain", "draw")})  # fmt: skip
+    used = {dim for dims, _ in variables.values() for dim in dims}
+    coords = {k: np.asarray(v) for k, v in model.coords.items() if v is not None and k in used}
+    posterior = xr.Dataset(variables, coords={"chain": np.arange(chains), "draw": np.arange(draws), **coords})
     return xr.DataTree.from_dict({"posterior": posterior})
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .design import DataError
+from .predict import drops_all_groups
 from .results import interval_names
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -135,15 +136,11 @@ def _draws(fit: Fit, grid: pd.DataFrame, scale: str, re_form) -> np.ndarray:
     kind = {"response": "mean", "linear": "linear"}.get(scale)
     if kind is None:
         raise ValueError(f"scale must be 'response' or 'linear', got {scale!r}")
-    new_levels = "population" if _no_groups(re_form) else "sample"
+    new_levels = "population" if drops_all_groups(re_form) else "sample"
     trials = np.ones(len(grid)) if fit.design.trials is not None else None  # binomial: proportions
     values = fit.predict(grid, kind=kind, re_form=re_form, new_levels=new_levels, summary=False,
                          random_seed=0, trials=trials)  # fmt: skip
     return values.values.reshape(-1, len(grid))
-
-
-def _no_groups(re_form) -> bool:
-    return re_form is not None and str(re_form).replace(" ", "") in ("~0", "0", "NA", "~NA", "none", "NULL")
 
 
 def _summarise(draws: np.ndarray, prob: float) -> dict[str, np.ndarray]:
@@ -255,7 +252,8 @@ def plot_conditional_effects(fit: Fit, table: pd.DataFrame, points: bool = False
     ax.set_xlabel(x)
     scale = "linear predictor" if table.attrs["scale"] == "linear" else f"E({fit.design.response_name})"
     ax.set_ylabel(scale)
-    groups_text = "population level" if _no_groups(table.attrs["re_form"]) else "a new level of each group"
+    population = drops_all_groups(table.attrs["re_form"])
+    groups_text = "population level" if population else "a new level of each group"
     ax.set_title(f"Conditional effect of {x} ({int(prob * 100)}% intervals, {groups_text})", fontsize=10)
     if by is not None or points:
         ax.legend(fontsize=8, frameon=False)

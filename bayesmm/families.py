@@ -730,14 +730,26 @@ class Poisson(Family):
         return rng.poisson(self.link.inverse(eta)).astype(float)
 
 
-class Beta(Family):
+class _MeanPrecision:
+    """A beta distribution of the mean mu = g^-1(eta) with precision phi, Beta(mu phi,
+    (1 - mu) phi), and brms's default prior of phi: shared by Beta and BetaBinomial."""
+
+    params = ("phi",)
+    dispersion_param = "phi"
+
+    def param_priors(self, design: Design) -> dict[str, Prior]:
+        return {"phi": Prior("Gamma", alpha=0.01, beta=0.01)}  # brms's default for phi
+
+    def _shapes(self, mu, phi):
+        return mu * phi, (1 - mu) * phi
+
+
+class Beta(_MeanPrecision, Family):
     """Proportions strictly between 0 and 1: mean mu = g^-1(eta), precision phi
     (Beta(mu * phi, (1 - mu) * phi), variance mu (1 - mu) / (1 + phi)), as brms's ``Beta``."""
 
     name = "beta"
     links = ("logit", "probit", "cloglog")
-    params = ("phi",)
-    dispersion_param = "phi"
 
     def check_response(self, design: Design) -> None:
         y = design.y
@@ -748,12 +760,6 @@ class Beta(Family):
                 f"the response '{design.response_name}' must lie strictly between 0 and 1 for family "
                 f"'beta'; {int(outside.sum())} values do not (first: row {design.rows[i]!r}, value {y[i]:g})"
             )
-
-    def param_priors(self, design: Design) -> dict[str, Prior]:
-        return {"phi": Prior("Gamma", alpha=0.01, beta=0.01)}  # brms's default for phi
-
-    def _shapes(self, mu, phi):
-        return mu * phi, (1 - mu) * phi
 
     def likelihood(self, name, eta, params, design, dims):
         alpha, beta = self._shapes(self.link.inverse_graph(eta), params["phi"])
@@ -1007,7 +1013,43 @@ class HurdleNegativeBinomial(_Hurdle):
     name, base, pymc_name = "hurdle_negbinomial", NegativeBinomial, "HurdleNegativeBinomial"
 
 
-class Categorical(Family):
+class _CategoryFamily(Family):
+    """A response of categories 1..K whose parameters depend on K (an ordinal model's
+    thresholds, a categorical model's linear predictors): configured from the design by
+    ``for_design``, on a copy; a configured family keeps its categories in refits."""
+
+    def __init__(self, link: str | None = None):
+        super().__init__(link)
+        self.categories: tuple[str, ...] | None = None
+
+    def __repr__(self) -> str:
+        categories = "" if self.categories is None else f", categories={len(self.categories)}"
+        return f"{self.name}(link={self.link.name}{categories})"
+
+    def for_design(self, design: Design) -> Family:
+        levels = tuple(design.response_levels or ())
+        if self.categories is not None:  # configured before (a refit): the categories stay
+            if len(levels) > len(self.categories) or np.any(design.y > len(self.categories)):
+                raise DataError(
+                    f"the response '{design.response_name}' has categories beyond the model's "
+                    f"{len(self.categories)} ({', '.join(self.categories)})"
+                )
+            return self
+        configured = copy.copy(self)
+        configured.categories = levels
+        configured._configure(design)
+        return configured
+
+    def _configure(self, design: Design) -> None:
+        """Set the parameters that depend on the categories (on the configured copy)."""
+        raise NotImplementedError
+
+    @property
+    def n_categories(self) -> int:
+        return len(self.categories)
+
+
+class Categorical(_CategoryFamily):
     """Unordered categories 1..K (brms's ``categorical()``, the multinomial logit): one linear
     predictor per category but the first, the reference, P(y = k) = softmax(0, mu2, ..., muK)_k.
     Each predictor has the mean's formula, fixed and group effects both, and its own
@@ -1021,34 +1063,16 @@ class Categorical(Family):
 
     def __init__(self, link: str | None = None):
         super().__init__(link)
-        self.categories: tuple[str, ...] | None = None
         self.parts, self.required_parts = (), {}
-
-    def __repr__(self) -> str:
-        categories = "" if self.categories is None else f", categories={len(self.categories)}"
-        return f"{self.name}(link={self.link.name}{categories})"
 
     @property
     def main_part(self) -> str:
         return "mu2"
 
-    def for_design(self, design: Design) -> Family:
-        levels = tuple(design.response_levels or ())
-        if self.categories is not None:
-            if len(levels) > len(self.categories) or np.any(design.y > len(self.categories)):
-                raise DataError(f"the response '{design.response_name}' has categories beyond the model's "
-                                f"{len(self.categories)} ({', '.join(self.categories)})")  # fmt: skip
-            return self
-        configured = copy.copy(self)
-        configured.categories = levels
+    def _configure(self, design: Design) -> None:
         text = design.formula.text
-        configured.parts = tuple(f"mu{k}" for k in range(3, len(levels) + 1))
-        configured.required_parts = {part: text[text.index("~") :] for part in configured.parts}
-        return configured
-
-    @property
-    def n_categories(self) -> int:
-        return len(self.categories)
+        self.parts = tuple(f"mu{k}" for k in range(3, len(self.categories) + 1))
+        self.required_parts = {part: text[text.index("~") :] for part in self.parts}
 
     def part(self, part: str) -> FormulaParameter:
         return FormulaParameter("identity", Prior("StudentT", nu=3.0, mu=0.0, sigma=2.5))
@@ -1102,20 +1126,12 @@ FAMILIES: dict[str, type[Family]] = {
 }
 
 
-class BetaBinomial(Binomial):
+class BetaBinomial(_MeanPrecision, Binomial):
     """Overdispersed binomial counts: success probability p ~ Beta(mu phi, (1 - mu) phi) per
     row, mu = g^-1(eta), so that the variance is n mu (1 - mu) (1 + (n - 1) / (phi + 1));
     brms's ``beta_binomial`` and glmmTMB's ``betabinomial`` (its dispersion is phi)."""
 
     name = "beta_binomial"
-    params = ("phi",)
-    dispersion_param = "phi"
-
-    def param_priors(self, design: Design) -> dict[str, Prior]:
-        return {"phi": Prior("Gamma", alpha=0.01, beta=0.01)}  # brms's default for phi
-
-    def _shapes(self, mu, phi):
-        return mu * phi, (1 - mu) * phi
 
     def likelihood(self, name, eta, params, design, dims):
         alpha, beta = self._shapes(self.link.inverse_graph(eta), params["phi"])
@@ -1174,7 +1190,7 @@ def _log1mexp(x):
         return np.where(x > -np.log(2.0), np.log(-np.expm1(x)), np.log1p(-np.exp(x)))
 
 
-class Cumulative(Family):
+class Cumulative(_CategoryFamily):
     """Ordered categories 1..K (brms's ``cumulative``, R's ``ordinal::clmm``): a latent
     variable eta + e, e logistic (logit link) or standard normal (probit), falls into category
     k between the thresholds Intercept[k-1] and Intercept[k], so that
@@ -1188,30 +1204,10 @@ class Cumulative(Family):
 
     def __init__(self, link: str | None = None):
         super().__init__(link)
-        self.categories: tuple[str, ...] | None = None
         self.params = ()
 
-    def __repr__(self) -> str:
-        categories = "" if self.categories is None else f", categories={len(self.categories)}"
-        return f"{self.name}(link={self.link.name}{categories})"
-
-    def for_design(self, design: Design) -> Family:
-        levels = tuple(design.response_levels or ())
-        if self.categories is not None:  # configured before (a refit): the categories stay
-            if len(levels) > len(self.categories) or np.any(design.y > len(self.categories)):
-                raise DataError(
-                    f"the response '{design.response_name}' has categories beyond the model's "
-                    f"{len(self.categories)} ({', '.join(self.categories)})"
-                )
-            return self
-        configured = copy.copy(self)
-        configured.categories = levels
-        configured.params = tuple(f"Intercept[{k}]" for k in range(1, len(levels)))
-        return configured
-
-    @property
-    def n_categories(self) -> int:
-        return len(self.categories)
+    def _configure(self, design: Design) -> None:
+        self.params = tuple(f"Intercept[{k}]" for k in range(1, len(self.categories)))
 
     def param_class(self, name: str) -> str:
         return "Intercept" if name.startswith("Intercept[") else name

@@ -35,12 +35,18 @@ def _flat(values: np.ndarray) -> np.ndarray:
     return values.reshape((-1,) + values.shape[2:])
 
 
+def drops_all_groups(re_form) -> bool:
+    """Whether ``re_form`` leaves out every group effect: ``"~0"``, ``"NA"``, R's other spellings."""
+    spellings = ("~0", "0", "none", "NA", "~NA", "NULL")
+    return re_form is not None and str(re_form).replace(" ", "") in spellings
+
+
 def _kept_groups(design, re_form) -> set[str]:
     groups = set(design.groups)
     if re_form is None:
         return groups
     text = str(re_form).strip()
-    if text.replace(" ", "") in ("~0", "0", "none", "NA", "~NA", "NULL"):
+    if drops_all_groups(text):
         return set()
     parsed = parse_formula(text if "~" in text else f"~ {text}")
     wanted = {t.group for t in parsed.random}
