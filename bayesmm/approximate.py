@@ -166,7 +166,10 @@ class MethodComparison:
 
         Examples
         --------
-        >>> comparison.plot()
+        >>> stats = ["mean", "sd", "q2.5", "q97.5"]
+        >>> columns = pd.MultiIndex.from_product([["nuts", "laplace"], stats])
+        >>> table = pd.DataFrame([[1.0, 0.2, 0.6, 1.4, 1.1, 0.1, 0.9, 1.3]], index=["x"], columns=columns)
+        >>> ax = bm.MethodComparison(table, {"nuts": 2.0, "laplace": 0.5}, {}).plot()
         """
         import matplotlib.pyplot as plt
 

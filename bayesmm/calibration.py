@@ -105,7 +105,10 @@ class SBCResult:
 
         Examples
         --------
-        >>> result.uniformity()["calibrated"].all()
+        >>> ranks = pd.DataFrame({"x": [3, 50, 97, 20, 71, 44, 88, 12]})
+        >>> result = bm.SBCResult(ranks, ranks * 0.0, pd.DataFrame(), n_values=100)
+        >>> result.uniformity()["calibrated"]["x"]
+        np.True_
         """
         gamma, *_ = ecdf_band(len(self.ranks), self.n_values, self.alpha)
         z = np.arange(1, self.n_values) / self.n_values
@@ -136,7 +139,8 @@ class SBCResult:
 
         Examples
         --------
-        >>> result.plot_ranks(bins=10)
+        >>> ranks = pd.DataFrame({"x": [3, 50, 97, 20, 71, 44, 88, 12]})
+        >>> axes = bm.SBCResult(ranks, ranks * 0.0, pd.DataFrame(), n_values=100).plot_ranks(bins=10)
         """
 
         names = list(self.ranks.columns)
@@ -167,7 +171,8 @@ class SBCResult:
 
         Examples
         --------
-        >>> result.plot_ecdf()
+        >>> ranks = pd.DataFrame({"x": [3, 50, 97, 20, 71, 44, 88, 12]})
+        >>> axes = bm.SBCResult(ranks, ranks * 0.0, pd.DataFrame(), n_values=100).plot_ecdf()
         """
 
         names = list(self.ranks.columns)

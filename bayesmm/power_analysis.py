@@ -129,7 +129,9 @@ class PowerResult:
 
         Examples
         --------
-        >>> result.plot()
+        >>> table = pd.DataFrame({"n_groups": [10, 20], "n_per_group": [5, 5], "rows": [50, 100],
+        ...                       "power": [0.4, 0.8], "mc_se": [0.05, 0.04], "nsim": [100, 100]})
+        >>> ax = bm.PowerResult(table, pd.DataFrame(), {"test": "x > 0"}).plot()
         """
         import matplotlib.pyplot as plt
 

@@ -19,11 +19,12 @@ import bayesmm as bm
 
 def public_callables() -> dict[str, object]:
     """What a user reaches from ``bayesmm``: its functions and classes, the datasets'
-    loader, and the public methods of Model, Fit, Prior and Family."""
+    loader, and the public methods of Model, Fit, Prior, Family and the simulation
+    workflows' results."""
     found = {f"bayesmm.{name}": getattr(bm, name) for name in bm.__all__}
     found = {name: obj for name, obj in found.items() if inspect.isfunction(obj) or inspect.isclass(obj)}
     found["bayesmm.datasets.load"] = bm.datasets.load
-    for cls in (bm.Model, bm.Fit, bm.Prior, bm.Family):
+    for cls in (bm.Model, bm.Fit, bm.Prior, bm.Family, bm.SBCResult, bm.PowerResult, bm.MethodComparison):
         for name, member in vars(cls).items():
             if not name.startswith("_") and inspect.isfunction(member):
                 found[f"bayesmm.{cls.__name__}.{name}"] = member
