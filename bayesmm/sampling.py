@@ -1,8 +1,7 @@
 """Running nutpie on a model, and reusing its compiled code across data sets.
 
-Compiling a model's log-density and gradient costs 10-15 s of a fit even with warm disk
-caches (numba compiles nutpie's C-callable wrappers in every process), while sampling a
-small model takes 1-2 s. A refit on new data of the same shape (``fit.update(data=...)``,
+Compiling a model's log-density and gradient costs 20-60 s the first time, while sampling
+a small model takes 1-2 s. A refit on new data of the same shape (``fit.update(data=...)``,
 simulation-based calibration, power analysis) has the same structure, and only the numbers
 in the graph differ: the data, and the default priors scaled to them.
 
@@ -14,6 +13,10 @@ printed with the values left out, plus the shapes and dtypes of the swapped valu
 exact bytes of every other constant (sizes, index patterns), so a different number of
 levels or columns is a different key. A compiled model whose key matches is reused: its
 data are replaced (nutpie's ``with_data``) and sampling starts without compiling.
+
+The key is also the same in every process, so bayesmm.native keeps the compiled C functions
+on disk under it: a new process fitting a structure met before loads them (about 1 s)
+instead of compiling.
 """
 
 from __future__ import annotations
@@ -92,11 +95,20 @@ def data_model(pymc_model, n_obs: int) -> DataModel:
     fgraph.replace_all(replacements, import_missing=True)
     printed = pytensor.printing.debugprint(fgraph.outputs, file="str", print_type=True)
     parts = [re.sub(r" at 0x[0-9a-f]+", "", printed)]  # object addresses in reprs
-    parts += [f"{c.type} {hashlib.sha1(np.ascontiguousarray(c.data).tobytes()).hexdigest()}" for c in kept]
+    parts += [f"{c.type} {_fingerprint(c.data)}" for c in kept]
     parts += [f"{c.type} {np.shape(c.data)}" for c in swapped]
     key = hashlib.sha1("\n".join(parts).encode()).hexdigest()
     # mutate_fgraph: the model is built from the fgraph's own variables, ``shared`` among them.
     return DataModel(model_from_fgraph(fgraph, mutate_fgraph=True), values, key, shared)
+
+
+def _fingerprint(value) -> str:
+    """A constant's value as the same text in every process: an array's bytes, and the repr
+    of anything else (the bytes of ``None`` as an array are its address)."""
+    array = np.asarray(value)
+    if array.dtype == object:
+        return repr(value)
+    return hashlib.sha1(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
 def clear_compiled() -> None:
@@ -108,12 +120,12 @@ def _compiled(pymc_model, n_obs: int):
     """nutpie's compiled model for ``pymc_model``: a kept one with this model's data swapped
     in when one of the same structure exists, else compiled now and kept. Also whether it
     was reused."""
-    import nutpie
+    from . import native
 
     model = data_model(pymc_model, n_obs)
     kept = _COMPILED.get(model.key)
     if kept is None:
-        _COMPILED[model.key] = (nutpie.compile_pymc_model(model.model, backend="numba"), model.shared)
+        _COMPILED[model.key] = (native.compile_model(model.model, model.key, model.shared), model.shared)
         while len(_COMPILED) > MAX_COMPILED:
             _COMPILED.popitem(last=False)
         return _COMPILED[model.key][0], False
@@ -156,6 +168,7 @@ def sample_nutpie(
     patch_nutpie_idata(idata, pymc_model, sampling_time=time.time() - start)
     _relabel(idata, pymc_model.coords)
     idata.attrs["compiled_model_reused"] = int(reused)
+    idata.attrs["compiled_from_disk"] = int(getattr(compiled, "from_disk", False))
     return idata
 
 

@@ -1,0 +1,145 @@
+"""nutpie's C functions kept on disk (bayesmm.native): a model's structure key is the same
+in every process (fast), and (slow) the kept wrappers sample exactly what nutpie's own
+compiled model samples, a new process takes them from disk without compiling, and a damaged
+cache is compiled anew instead of failing."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayesmm as bm
+from bayesmm import native, sampling
+
+FORMULA = "y ~ x + (1 | g)"
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(4)
+    g = np.repeat(np.arange(8), 6)
+    x = rng.normal(size=g.size)
+    y = 1 + 0.5 * x + rng.normal(0, 0.7, 8)[g] + rng.normal(size=g.size)
+    return pd.DataFrame({"y": y, "x": x, "g": pd.Categorical(g)})
+
+
+def _data_model(data):
+    model = bm.Model(FORMULA, data)
+    return sampling.data_model(model.pymc_model, model.design.n_obs)
+
+
+KEY_SCRIPT = """
+import sys
+import numpy as np, pandas as pd
+import bayesmm as bm
+from bayesmm import sampling
+data = pd.read_csv(sys.argv[1]).assign(g=lambda d: pd.Categorical(d.g))
+model = bm.Model("y ~ x + (1 | g)", data)
+print(sampling.data_model(model.pymc_model, model.design.n_obs).key)
+"""
+
+
+def test_the_structure_key_is_the_same_in_another_process(data, tmp_path):
+    # A constant holding None once entered the key as its address, so no process found
+    # another's compiled code on disk.
+    data.to_csv(tmp_path / "data.csv", index=False)
+    (tmp_path / "key.py").write_text(KEY_SCRIPT)
+    run = subprocess.run([sys.executable, tmp_path / "key.py", tmp_path / "data.csv"], capture_output=True,
+                         text=True, timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == _data_model(pd.read_csv(tmp_path / "data.csv").assign(g=data.g)).key
+
+
+def _draws(compiled, seed=3):
+    import nutpie
+
+    idata = nutpie.sample(compiled, draws=60, tune=60, chains=2, seed=seed, progress_bar=False)
+    return {name: idata.posterior[name].to_numpy() for name in idata.posterior.data_vars}
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("native")
+    os.environ["BAYESMM_CACHE_DIR"] = str(folder)
+    yield folder
+    del os.environ["BAYESMM_CACHE_DIR"]
+
+
+@pytest.mark.slow
+def test_the_kept_wrappers_sample_what_nutpies_own_do(data, cache):
+    import nutpie
+
+    model = _data_model(data)
+    ours = native.compile_model(model.model, model.key, model.shared)
+    assert not ours.from_disk and list(cache.glob("structure_*.json"))
+    theirs = nutpie.compile_pymc_model(model.model, backend="numba")
+    mine, reference = _draws(ours), _draws(theirs)
+    assert mine.keys() == reference.keys()
+    for name in reference:
+        np.testing.assert_array_equal(mine[name], reference[name])
+    # New data of the same shapes: the same draws as nutpie's own data update.
+    other = _data_model(data.assign(y=data.y + np.random.default_rng(1).normal(0, 0.1, len(data))))
+    assert other.key == model.key
+    np.testing.assert_array_equal(
+        _draws(ours.with_data(**other.values))["fixef"], _draws(theirs.with_data(**other.values))["fixef"]
+    )
+    with pytest.raises(ValueError, match="bayesmm_data_float64 has shape"):
+        ours.with_data(bayesmm_data_float64=np.zeros(3))
+    with pytest.raises(KeyError, match="nothing"):
+        ours.with_data(nothing=np.zeros(3))
+
+
+FIT_SCRIPT = """
+import sys, json
+import pandas as pd
+import bayesmm as bm
+import nutpie.compile_pymc
+calls = []
+original = nutpie.compile_pymc._make_functions
+nutpie.compile_pymc._make_functions = lambda *a, **k: calls.append(1) or original(*a, **k)
+data = pd.read_csv(sys.argv[1]).assign(g=lambda d: pd.Categorical(d.g))
+fit = bm.Model("y ~ x + (1 | g)", data).fit(draws=60, tune=60, chains=2, random_seed=5, progressbar=False)
+print(json.dumps({"from_disk": fit.idata.attrs["compiled_from_disk"], "compiled": len(calls),
+                  "b": fit.idata.posterior["fixef"].values.ravel().tolist()}))
+"""
+
+
+@pytest.mark.slow
+def test_a_new_process_takes_the_wrappers_from_disk(data, cache, tmp_path):
+    data.to_csv(tmp_path / "data.csv", index=False)
+    (tmp_path / "fit.py").write_text(FIT_SCRIPT)
+
+    def process():
+        env = {**os.environ, "BAYESMM_CACHE_DIR": str(tmp_path / "kept")}
+        command = [sys.executable, tmp_path / "fit.py", tmp_path / "data.csv"]
+        run = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+        assert run.returncode == 0, run.stderr[-3000:]
+        return json.loads(run.stdout.strip().splitlines()[-1])
+
+    first, second = process(), process()
+    assert (first["from_disk"], first["compiled"]) == (0, 1)
+    assert (second["from_disk"], second["compiled"]) == (1, 0)  # PyTensor compiled nothing either
+    assert second["b"] == first["b"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["layout", "numba cache"])
+def test_a_damaged_cache_is_compiled_anew(data, cache, damage):
+    model = _data_model(data)
+    native.compile_model(model.model, model.key, model.shared)  # kept (or found) on disk
+    for module in [name for name in sys.modules if name.startswith("bayesmm_native_")]:
+        del sys.modules[module]
+    if damage == "layout":
+        for layout in cache.glob("structure_*.json"):
+            layout.write_text("{not json")
+    else:
+        shutil.rmtree(cache / "__pycache__")
+    again = native.compile_model(model.model, model.key, model.shared)
+    assert not again.from_disk
+    assert np.isfinite(_draws(again)["fixef"]).all()
+    assert json.loads(next(cache.glob("structure_*.json")).read_text())["n_dim"] == again.n_dim
