@@ -91,10 +91,15 @@ def cache_dir() -> Path:
 
 
 def _versions() -> str:
+    """What besides the graph decides the compiled code: versions and PyTensor's settings."""
     import importlib.metadata as metadata
 
+    import pytensor
+
     names = ("numba", "llvmlite", "pytensor", "pymc", "nutpie", "numpy", "bayesmm")
-    return " ".join(f"{name}={metadata.version(name)}" for name in names) + f" py={sys.version}"
+    # PyTensor settings that change the code compiled from the same graph.
+    settings = {name: getattr(pytensor.config, name, None) for name in ("floatX", "numba__fastmath")}
+    return " ".join(f"{name}={metadata.version(name)}" for name in names) + f" py={sys.version} {settings}"
 
 
 def _unpack(order: list[int], arrays: list[np.ndarray]) -> tuple[str, str]:
@@ -155,7 +160,7 @@ def compile_model(pymc_model, structure_key: str, shared: dict):
     from nutpie.compile_pymc import _rv_dict_to_flat_array_wrapper, _wrap_with_lock
 
     initial_point_fn = _wrap_with_lock(_initial_point_fn(pymc_model))
-    key = hashlib.sha1(f"{structure_key} {_versions()}".encode()).hexdigest()[:20]
+    key = hashlib.sha1(f"{structure_key} {_versions()} {_TEMPLATE}".encode()).hexdigest()[:20]
     layout_file = cache_dir() / f"structure_{key}.json"
     layout = _read_layout(layout_file, shared)
     if layout is not None:
