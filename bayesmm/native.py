@@ -82,12 +82,37 @@ def expand(dim, expanded, x_, out_, user_data_):
 
 def cache_dir() -> Path:
     """Where the generated modules and numba's cache of them live: ``$BAYESMM_CACHE_DIR``
-    if set, else beside PyTensor's own compile cache, so that clearing one clears both."""
+    if set, else beside PyTensor's own compile cache, so that clearing one clears both.
+    Where that folder cannot be written, a temporary folder of this process (with a
+    warning): fits still run, and compile as if nothing had been kept."""
     import pytensor
 
     if os.environ.get("BAYESMM_CACHE_DIR"):
-        return Path(os.environ["BAYESMM_CACHE_DIR"])
-    return Path(pytensor.config.compiledir) / "bayesmm_nutpie"
+        folder = Path(os.environ["BAYESMM_CACHE_DIR"])
+    else:
+        folder = Path(pytensor.config.compiledir) / "bayesmm_nutpie"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".probe.{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        return _fallback_dir(str(folder), error.strerror or str(error))
+    return folder
+
+
+@functools.cache
+def _fallback_dir(wanted: str, reason: str) -> Path:
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="bayesmm_nutpie_"))
+    warnings.warn(
+        f"cannot keep compiled models in {wanted} ({reason}); using {folder} for this "
+        "process, so the next process compiles again. Set BAYESMM_CACHE_DIR to a folder you can write.",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+    return folder
 
 
 def _versions() -> str:
@@ -126,7 +151,6 @@ def _module(key: str, source: str):
     """The generated module for ``key``, written once (numba's cache is keyed on the file's
     modification time, so an existing file is never rewritten) and imported."""
     folder = cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"structure_{key}.py"
     if not path.exists() or path.read_text() != source:
         partial = folder / f".structure_{key}.{os.getpid()}.tmp"

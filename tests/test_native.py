@@ -143,3 +143,14 @@ def test_a_damaged_cache_is_compiled_anew(data, cache, damage):
     assert not again.from_disk
     assert np.isfinite(_draws(again)["fixef"]).all()
     assert json.loads(next(cache.glob("structure_*.json")).read_text())["n_dim"] == again.n_dim
+
+
+def test_an_unwritable_cache_folder_falls_back_to_a_temporary_one(tmp_path, monkeypatch):
+    blocker = tmp_path / "a file"
+    blocker.write_text("")
+    monkeypatch.setenv("BAYESMM_CACHE_DIR", str(blocker / "cache"))  # below a file: cannot exist
+    native._fallback_dir.cache_clear()
+    with pytest.warns(RuntimeWarning, match="cannot keep compiled models in .*a file.*BAYESMM_CACHE_DIR"):
+        folder = native.cache_dir()
+    assert folder.is_dir() and folder != blocker / "cache"
+    assert native.cache_dir() == folder  # one folder (and one warning) per process
