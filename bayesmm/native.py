@@ -121,10 +121,17 @@ def _versions() -> str:
 
     import pytensor
 
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:  # run from a source tree, not installed
+            module = sys.modules.get(name)
+            return f"{getattr(module, '__version__', 'unknown')} at {getattr(module, '__file__', '?')}"
+
     names = ("numba", "llvmlite", "pytensor", "pymc", "nutpie", "numpy", "bayesmm")
     # PyTensor settings that change the code compiled from the same graph.
     settings = {name: getattr(pytensor.config, name, None) for name in ("floatX", "numba__fastmath")}
-    return " ".join(f"{name}={metadata.version(name)}" for name in names) + f" py={sys.version} {settings}"
+    return " ".join(f"{name}={version(name)}" for name in names) + f" py={sys.version} {settings}"
 
 
 def _unpack(order: list[int], arrays: list[np.ndarray]) -> tuple[str, str]:

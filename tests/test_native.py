@@ -154,3 +154,20 @@ def test_an_unwritable_cache_folder_falls_back_to_a_temporary_one(tmp_path, monk
         folder = native.cache_dir()
     assert folder.is_dir() and folder != blocker / "cache"
     assert native.cache_dir() == folder  # one folder (and one warning) per process
+
+
+def test_the_key_holds_the_versions_even_from_a_source_tree(monkeypatch):
+    import importlib.metadata
+
+    installed = native._versions()
+    assert "numba=" in installed and "nutpie=" in installed and "numba__fastmath" in installed
+    real = importlib.metadata.version
+
+    def version(name):
+        if name == "bayesmm":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    from_source = native._versions()
+    assert "bayesmm=" in from_source and bm.__file__ in from_source
