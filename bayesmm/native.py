@@ -154,10 +154,9 @@ def _unpack(order: list[int], arrays: list[np.ndarray]) -> tuple[str, str]:
     return "\n".join(lines), ", ".join(names)
 
 
-def _module(key: str, source: str):
-    """The generated module for ``key``, written once (numba's cache is keyed on the file's
-    modification time, so an existing file is never rewritten) and imported."""
-    folder = cache_dir()
+def _module(folder: Path, key: str, source: str):
+    """The generated module for ``key`` in ``folder``, written once (numba's cache is keyed
+    on the file's modification time, so an existing file is never rewritten) and imported."""
     path = folder / f"structure_{key}.py"
     if not path.exists() or path.read_text() != source:
         partial = folder / f".structure_{key}.{os.getpid()}.tmp"
@@ -188,22 +187,21 @@ def compile_model(pymc_model, structure_key: str, shared: dict):
     starts jittered in (-1, 1)). ``shared`` names the model's shared variables. When a model
     of this structure was compiled before, in any process, its C functions come from disk
     and PyTensor compiles only the starting-point function; ``with_data`` swaps data."""
-    from nutpie.compile_pymc import _rv_dict_to_flat_array_wrapper, _wrap_with_lock
+    from nutpie.compile_pymc import _prepare_dims_and_coords, _rv_dict_to_flat_array_wrapper, _wrap_with_lock
 
     initial_point_fn = _wrap_with_lock(_initial_point_fn(pymc_model))
     key = hashlib.sha1(f"{structure_key} {_versions()} {_TEMPLATE}".encode()).hexdigest()[:20]
-    layout_file = cache_dir() / f"structure_{key}.json"
-    layout = _read_layout(layout_file, shared)
+    folder = cache_dir()
+    layout_file = folder / f"structure_{key}.json"
+    layout, functions = _read_layout(layout_file, shared), (None, None)  # PyTensor's functions
     if layout is not None:
         try:
-            logp_c, expand_c = _cfuncs(_module(key, layout["source"]))  # no typing: numba's cache
+            logp_c, expand_c = _cfuncs(_module(folder, key, layout["source"]))  # no typing: numba's cache
         except Exception:  # noqa: BLE001 (a cache that numba cannot use: compile below)
             layout = None
-        else:
-            functions = (None, None)
     if layout is None:
         layout, functions = _compile_layout(pymc_model, key)
-        module = _module(key, layout["source"])
+        module = _module(folder, key, layout["source"])
         module.logp_inner, module.expand_inner = (f.vm.jit_fn for f in functions)
         logp_c, expand_c = _cfuncs(module)
         _write_layout(layout_file, layout)
@@ -213,8 +211,6 @@ def compile_model(pymc_model, structure_key: str, shared: dict):
     free = layout["n_free"]
     start_fn = _rv_dict_to_flat_array_wrapper(initial_point_fn, names=names[:free], shapes=shapes[:free])
     arrays = [_frozen(shared[name].get_value()) for name in layout["shared"]]
-    from nutpie.compile_pymc import _prepare_dims_and_coords
-
     dims, coords = _prepare_dims_and_coords(pymc_model, shape_info, layout["reparameterized"])
     return _cached_model_class()(
         _n_dim=layout["n_dim"], dims=dims, _coords=coords,
@@ -233,8 +229,6 @@ def _initial_point_fn(pymc_model):
     (-1, 1), on the transformed scale), run by PyTensor's Python linker: it is called once
     per chain, and PyMC's FAST_COMPILE mode compiled C code for it, 7.8 s of a first fit on
     sleepstudy with empty caches. The same values (the same graph, the same generators)."""
-    import functools
-
     from pymc.initial_point import make_initial_point_expression
     from pymc.pytensorf import compile as compile_pymc
     from pymc.pytensorf import find_rng_nodes, replace_rng_nodes, reseed_rngs

@@ -15,7 +15,7 @@ levels or columns is a different key. A compiled model whose key matches is reus
 data are replaced (nutpie's ``with_data``) and sampling starts without compiling.
 
 The key is also the same in every process, so bayesmm.native keeps the compiled C functions
-on disk under it: a new process fitting a structure met before loads them (about 1 s)
+on disk under it: a new process fitting a structure met before loads them (about 0.6 s)
 instead of compiling.
 """
 
