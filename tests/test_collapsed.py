@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytensor.tensor as pt
 import pytest
+import xarray as xr
 from scipy import stats
 
 import bayesmm as bm
@@ -261,3 +262,30 @@ def _only(model, group):
     """``model`` with only ``group``'s terms (for the dense reference density)."""
     model.design.random = list(model.design.groups[group])
     return model
+
+
+CROSSED = ["y ~ x + (1 + t | g) + (1 + x | h)", "y ~ x + (1 | g) + (1 | h) + (0 + t | h)"]
+
+
+@pytest.mark.parametrize("formula", CROSSED, ids=["slopes", "two terms of h"])
+def test_crossed_residual_sums_are_the_rows_residuals_summed_per_level(formula):
+    # What the conditional of g's effects reads, per level and term column: sum over the
+    # level's rows of Z_g[i, c] (y_i - X_i b - sum_t Z_t[i] r_t[level of i]), by hand.
+    data = _data().assign(h=lambda d: np.where(d.w > 1, "h1", "h2"))
+    design = bm.Model(formula, data, collapsed=True).design
+    rng = np.random.default_rng(5)
+    S, p = 7, design.X.shape[1]
+    fixef = rng.normal(size=(S, p))
+    h_columns = len(design.group_columns("h"))
+    r_h = rng.normal(size=(1, S, design.groups["h"][0].n_levels, h_columns))
+    posterior = xr.Dataset({design.var("r_h"): (("chain", "draw", "h", "h_columns"), r_h)})
+    codes, J, Z = collapsed._level_columns(design, "g")
+    residual_z_of = collapsed._residual_z_crossed(design, "g", posterior, fixef, codes, J, Z)
+    expected = np.zeros((S, J, Z.shape[1]))
+    for s in range(S):
+        residual = design.y - design.X @ fixef[s]
+        for term in design.groups["h"]:
+            residual -= (r_h[0, s][term.codes][:, term.covariance.columns] * term.matrix).sum(axis=1)
+        for i in range(design.n_obs):
+            expected[s, codes[i]] += Z[i] * residual[i]
+    np.testing.assert_allclose(residual_z_of(slice(2, 6)), expected[2:6], rtol=1e-12, atol=1e-12)
