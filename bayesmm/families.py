@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import functools
 import re
 import warnings
 from collections.abc import Callable
@@ -1387,6 +1388,15 @@ def _unknown_family(family: object) -> str:
         f"unknown family {family!r}, and no family of bayesmm is spelled like it; "
         f"bm.FAMILIES lists the {len(set(FAMILIES.values()))} families, bm.families.ALIASES other spellings"
     )
+
+
+@functools.cache
+def family_parameter_names() -> frozenset[str]:
+    """Every name a family gives a distributional parameter (``sigma``, ``phi``, ``zi``)."""
+    names = set()
+    for family in FAMILIES.values():
+        names |= {*family.params, *family.parts, *family.formula_params}
+    return frozenset(names)
 
 
 def get_family(family: str | Family, link: str | None = None) -> Family:

@@ -32,12 +32,14 @@ Parameterization (what is sampled, and how the reported quantities follow):
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
 from .design import Design, RandomEffectTerm
-from .families import Family
+from .families import Family, family_parameter_names
 from .parameterization import centring_parents, level_parents
 from .priors import Prior, PriorEntry, stack_priors
 
@@ -66,12 +68,22 @@ def fixed_center(design: Design) -> np.ndarray:
 
 # Dimension names of the posterior that a grouping column must not take over.
 RESERVED_DIMS = frozenset({"chain", "draw", "obs", "sample", "__obs__"})
+# Names of bayesmm's own variables and dimensions that a grouping column could be called (a
+# column "b" or "sigma"): PyMC refuses a dimension named like a variable, so such a factor's
+# levels get a renamed dimension too. Each may carry a part's prefix (zi_, mu2_, sigma_).
+_OWN_NAME = re.compile(
+    r"(\w+_)?(b|b_std|b_plus_mean_r_std|b_coef|fixef|fixef_term|Intercept_c|Intercept_c_plus_mean_r"
+    r"|thresholds|collapsed_loglik)"
+)
 
 
 def level_dim(group: str) -> str:
     """The dimension of a grouping factor's levels: its name, unless that is one of the
-    posterior's own dimensions (a column named ``chain``, ``draw`` or ``obs``)."""
-    return f"{group}__level" if group in RESERVED_DIMS else group
+    posterior's own dimensions (a column named ``chain``, ``draw`` or ``obs``) or the name
+    of one of bayesmm's variables (``b``, ``sigma``, ``fixef``)."""
+    if group in RESERVED_DIMS or group in family_parameter_names() or _OWN_NAME.fullmatch(group):
+        return f"{group}__level"
+    return group
 
 
 def term_dim(design: Design, group: str) -> str:
