@@ -229,6 +229,7 @@ def _initial_point_fn(pymc_model):
     (-1, 1), on the transformed scale), run by PyTensor's Python linker: it is called once
     per chain, and PyMC's FAST_COMPILE mode compiled C code for it, 7.8 s of a first fit on
     sleepstudy with empty caches. The same values (the same graph, the same generators)."""
+    import pytensor
     from pymc.initial_point import make_initial_point_expression
     from pymc.pytensorf import compile as compile_pymc
     from pymc.pytensorf import find_rng_nodes, replace_rng_nodes, reseed_rngs
@@ -240,8 +241,11 @@ def _initial_point_fn(pymc_model):
         initval_strategies=dict(pymc_model.rvs_to_initial_values), jitter_rvs=set(pymc_model.free_RVs),
         default_strategy="support_point", return_transformed=True,
     )  # fmt: skip
-    function = compile_pymc(inputs=[], outputs=replace_rng_nodes(expression),
-                            mode=Mode(linker="py", optimizer="fast_compile"))  # fmt: skip
+    # With no C compiler configured, inner functions (the scan over an LKJ factor) are
+    # linked in Python too: 0.28 s instead of 0.5-0.6 s on sleepstudy, the same values.
+    with pytensor.config.change_flags(cxx=""):
+        function = compile_pymc(inputs=[], outputs=replace_rng_nodes(expression),
+                                mode=Mode(linker="py", optimizer="fast_compile"))  # fmt: skip
     transforms = pymc_model.rvs_to_transforms
     free = pymc_model.free_RVs
     names = [get_transformed_name(v.name, transforms[v]) if transforms[v] else v.name for v in free]
