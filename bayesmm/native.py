@@ -96,9 +96,25 @@ def cache_dir() -> Path:
         probe = folder / f".probe.{os.getpid()}"
         probe.write_text("")
         probe.unlink()
+        # PyTensor's module cache deletes the empty folders it finds in its compile cache
+        # (a first fit on a new machine, before anything was kept): this one is never empty.
+        if not (folder / "README").exists():
+            _write_atomically(folder / "README", _README)
     except OSError as error:
         return _fallback_dir(str(folder), error.strerror or str(error))
     return folder
+
+
+_README = ("bayesmm's compiled models (bayesmm.native): generated modules, numba's cache of them "
+           "and their layouts. Safe to delete.\n")
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all: a reader, or a process killed mid-write, never
+    sees half a file (a stray temporary file at worst)."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    partial.write_text(text)
+    os.replace(partial, path)
 
 
 @functools.cache
@@ -159,9 +175,7 @@ def _module(folder: Path, key: str, source: str):
     on the file's modification time, so an existing file is never rewritten) and imported."""
     path = folder / f"structure_{key}.py"
     if not path.exists() or path.read_text() != source:
-        partial = folder / f".structure_{key}.{os.getpid()}.tmp"
-        partial.write_text(source)
-        os.replace(partial, path)  # atomic: a reader sees the whole file or none
+        _write_atomically(path, source)
     name = f"bayesmm_native_{key}"
     if name in sys.modules:
         return sys.modules[name]
@@ -307,9 +321,7 @@ def _write_layout(path: Path, layout: dict) -> None:
     """Saved after the wrappers compiled and numba cached them; written whole or not at all."""
     import json
 
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    partial.write_text(json.dumps(layout))
-    os.replace(partial, path)
+    _write_atomically(path, json.dumps(layout))
 
 
 def _cfuncs(module):

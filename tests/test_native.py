@@ -171,3 +171,15 @@ def test_the_key_holds_the_versions_even_from_a_source_tree(monkeypatch):
     monkeypatch.setattr(importlib.metadata, "version", version)
     from_source = native._versions()
     assert "bayesmm=" in from_source and bm.__file__ in from_source
+
+
+def test_the_cache_folder_survives_pytensor_cleaning_its_compile_cache(tmp_path, monkeypatch):
+    # On a new machine the folder is made inside PyTensor's compile cache before anything
+    # is kept in it, and PyTensor's module cache deletes the empty folders it finds there.
+    from pytensor.link.c.cmodule import ModuleCache
+
+    compiledir = tmp_path / "compiledir"
+    monkeypatch.setenv("BAYESMM_CACHE_DIR", str(compiledir / "bayesmm_nutpie"))
+    folder = native.cache_dir()
+    ModuleCache(compiledir).refresh()
+    assert folder.is_dir() and folder == compiledir / "bayesmm_nutpie"
