@@ -110,11 +110,11 @@ _README = ("bayesmm's compiled models (bayesmm.native): generated modules, numba
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    """Write ``path`` whole or not at all: a reader, or a process killed mid-write, never
-    sees half a file (a stray temporary file at worst)."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    partial.write_text(text)
-    os.replace(partial, path)
+    """Write ``path`` whole or not at all (bayesmm.persist's temporary file and rename): a
+    reader, or a process killed mid-write, never sees half a file."""
+    from .persist import write_atomically
+
+    write_atomically(path, lambda temporary: temporary.write_text(text))
 
 
 @functools.cache
