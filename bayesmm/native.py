@@ -93,13 +93,10 @@ def cache_dir() -> Path:
         folder = Path(pytensor.config.compiledir) / "bayesmm_nutpie"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".probe.{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-        # PyTensor's module cache deletes the empty folders it finds in its compile cache
-        # (a first fit on a new machine, before anything was kept): this one is never empty.
-        if not (folder / "README").exists():
-            _write_atomically(folder / "README", _README)
+        # Writing the README (a temporary file renamed into place) shows the folder can be
+        # written, and keeps it from being empty: PyTensor's module cache deletes the empty
+        # folders it finds in its compile cache (a first fit on a new machine).
+        _write_atomically(folder / "README", _README)
     except OSError as error:
         return _fallback_dir(str(folder), error.strerror or str(error))
     return folder

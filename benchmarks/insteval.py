@@ -114,7 +114,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--draws", type=int, default=1000, help="per chain, after as many tuning steps")
+    parser.add_argument("--draws", type=int, default=1000, help="draws per chain")
     parser.add_argument("--tune", type=int, help="tuning steps per chain (default: as many as --draws)")
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--target-accept", type=float, default=0.8)
