@@ -254,14 +254,17 @@ def _slopes(
     return pm.Deterministic(design.var("b"), b, dims=design.var("b_coef"))
 
 
-def _fixed_coefficients(design: Design, priors: dict[str, PriorEntry], shifts: dict, qr: bool = False):
+def _fixed_coefficients(
+    design: Design, priors: dict[str, PriorEntry], shifts: dict, qr: bool = False, b=None
+):
     """The sampled fixed coefficients: the intercept at average predictors (or None), the
     slopes b (or None) and their columns; registers ``fixef`` (the user's scale). ``shifts``
     maps fixed-effect names to the mean of the group effects of the same column (pytensor
-    scalars, for the shear)."""
+    scalars, for the shear); ``b``: the slopes when already built (see _linear_predictor)."""
     center = fixed_center(design)
     slope_idx, _ = centred_slopes(design)
-    b = _slopes(design, priors, slope_idx, shifts, qr) if slope_idx else None
+    if b is None and slope_idx:
+        b = _slopes(design, priors, slope_idx, shifts, qr)
     intercept_c = None
     if design.has_intercept:
         prior = priors[design.qualified("Intercept")].prior
@@ -279,9 +282,9 @@ def _fixed_coefficients(design: Design, priors: dict[str, PriorEntry], shifts: d
     return intercept_c, b, slope_idx
 
 
-def _fixed_part(design: Design, priors: dict[str, PriorEntry], shifts: dict, qr: bool = False):
+def _fixed_part(design: Design, priors: dict[str, PriorEntry], shifts: dict, qr: bool = False, b=None):
     """X b, with the centred intercept (see _fixed_coefficients)."""
-    intercept_c, b, _ = _fixed_coefficients(design, priors, shifts, qr)
+    intercept_c, b, _ = _fixed_coefficients(design, priors, shifts, qr, b)
     eta = pt.zeros(design.n_obs)
     if b is not None:
         eta = eta + pt.dot(centred_slopes(design)[1], b)
@@ -363,6 +366,49 @@ def _term_effects(
     return _level_basis(pt.concatenate([mean_row, rows], axis=0), n_levels), sds, cors
 
 
+def _varies(design: Design, term: RandomEffectTerm, c: int) -> bool:
+    """Whether column ``c`` of ``term`` is a fixed slope's predictor (a slope that also varies)."""
+    column = term.columns[c]
+    if column == "Intercept" or column not in design.fixef_names:
+        return False
+    return bool(np.allclose(term.matrix[:, c], design.X[:, design.fixef_names.index(column)]))
+
+
+def _sheared_slopes(design: Design) -> set[str]:
+    """The fixed slopes sampled sheared by a term's mean group effect (see _shear_shifts)."""
+    return {term.columns[c] for term in design.random for c in range(term.n_terms) if _varies(design, term, c)}
+
+
+def level_covariates(design: Design, term: RandomEffectTerm) -> tuple[list[int], np.ndarray]:
+    """The fixed slopes whose predictors are constant within each level of ``term`` (a brood's
+    year, a location's height), as positions among the slopes, and their centred values per
+    level (levels x slopes); none for a term without an intercept column."""
+    slope_idx, Xc = centred_slopes(design)
+    ones = np.all(term.matrix == 1.0, axis=0)
+    if not slope_idx or not ones.any():
+        return [], np.zeros((term.n_levels, 0))
+    sizes = np.maximum(np.bincount(term.codes, minlength=term.n_levels), 1)
+    means = np.column_stack([np.bincount(term.codes, Xc[:, j], minlength=term.n_levels) / sizes
+                             for j in range(Xc.shape[1])])  # fmt: skip
+    tolerance = 1e-9 * np.maximum(np.abs(Xc).max(axis=0), 1.0)
+    constant = np.all(np.abs(means[term.codes] - Xc) <= tolerance, axis=0)
+    spread = Xc.std(axis=0) > 0
+    found = [j for j in range(len(slope_idx)) if constant[j] and spread[j]]
+    return found, means[:, found]
+
+
+def _level_fixed(design: Design, term: RandomEffectTerm, b):
+    """The part of the fixed effects constant within each of ``term``'s levels, in its
+    intercept column (levels x terms), or None: what a centred term is drawn around with its
+    parents' effects, so that the sampled coordinate is a level's whole deviation."""
+    found, values = level_covariates(design, term)
+    if not found:
+        return None
+    unit = np.zeros(term.n_terms)
+    unit[int(np.argmax(np.all(term.matrix == 1.0, axis=0)))] = 1.0
+    return pt.dot(values, b[found])[:, None] * unit[None, :]
+
+
 def _shear_shifts(design: Design, term: RandomEffectTerm, r, shifts: dict) -> None:
     """Add the mean over levels of ``r`` (one term's group effects) to ``shifts``: to the
     intercept, the part of ``r`` constant across rows, sum_c mean(r[:, c]) * mean(Z[:, c]);
@@ -372,19 +418,22 @@ def _shear_shifts(design: Design, term: RandomEffectTerm, r, shifts: dict) -> No
         shift = pt.dot(mean_r, term.matrix.mean(axis=0))
         shifts["Intercept"] = shifts["Intercept"] + shift if "Intercept" in shifts else shift
     for c, column in enumerate(term.columns):
-        if column == "Intercept" or column not in design.fixef_names:
-            continue
-        if np.allclose(term.matrix[:, c], design.X[:, design.fixef_names.index(column)]):
+        if _varies(design, term, c):
             shifts[column] = shifts[column] + mean_r[c] if column in shifts else mean_r[c]
 
 
 def _random_part(
-    design: Design, priors: dict[str, PriorEntry], centred: tuple[bool, ...], skip: str | None = None
+    design: Design,
+    priors: dict[str, PriorEntry],
+    centred: tuple[bool, ...],
+    skip: str | None = None,
+    b=None,
 ):
     """The group effects' contribution to the linear predictor, and the shear shifts;
     ``centred`` says for each term of ``design.random`` whether it is sampled centred. A
     centred term nested in others with its columns is centred around their effects (built
-    first). The grouping factor ``skip`` (integrated out: bayesmm.collapsed) is left out."""
+    first), and, given the slopes ``b``, around the fixed effects constant within its levels.
+    The grouping factor ``skip`` (integrated out: bayesmm.collapsed) is left out."""
     terms = list(design.random)
     index = {id(term): i for i, term in enumerate(terms)}
     centred = tuple(bool(c) for c in centred) or (False,) * len(terms)
@@ -398,6 +447,9 @@ def _random_part(
             around = None
             if parents:
                 around = sum(effects_of(j)[0][level_parents(term, terms[j])] for j in parents)
+            within = _level_fixed(design, term, b) if centred[i] and b is not None else None
+            if within is not None:
+                around = within if around is None else around + within
             k = [t is term for t in design.groups[term.group]].index(True)
             built[i] = _term_effects(design, term, k, priors, centred[i], around)
         return built[i]
@@ -446,9 +498,18 @@ def _linear_predictor(
     qr: bool = False,
     skip: str | None = None,
 ):
-    """The linear predictor per row; the grouping factor ``skip`` (integrated out) is left out."""
-    eta, shifts = _random_part(design, priors, centred, skip) if design.random else (0.0, {})
-    eta = eta + _fixed_part(design, priors, shifts, qr)
+    """The linear predictor per row; the grouping factor ``skip`` (integrated out) is left out.
+
+    A centred term whose levels each have one value of some predictors (a brood's year) is
+    drawn around those predictors' fixed effects, which are then built first; only when no
+    slope is sheared (their shear depends on the group effects) and without ``qr``."""
+    b = None
+    slope_idx, _ = centred_slopes(design)
+    if design.random and any(centred) and slope_idx and not qr and not _sheared_slopes(design):
+        if any(c and level_covariates(design, t)[0] for c, t in zip(centred, design.random, strict=True)):
+            b = _slopes(design, priors, slope_idx, {}, qr)
+    eta, shifts = _random_part(design, priors, centred, skip, b) if design.random else (0.0, {})
+    eta = eta + _fixed_part(design, priors, shifts, qr, b)
     if design.offset is not None:
         eta = eta + design.offset
     return eta

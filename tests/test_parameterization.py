@@ -8,6 +8,7 @@ import pytest
 from scipy import stats
 
 import bayesmm as bm
+from bayesmm.model import level_covariates
 from bayesmm.parameterization import centred_terms, centring_parents, informativeness
 
 from .conftest import at_random_point
@@ -189,3 +190,40 @@ def test_centred_terms_is_what_the_model_uses():
     assert model.centred == centred_terms(model.design, model.family) == (True,)
     assert "v_g" in model.pymc_model.named_vars
     assert "v_g" not in bm.Model("y ~ x + (1 | g)", data, centered=False).pymc_model.named_vars
+
+
+@pytest.mark.parametrize(
+    ("formula", "group", "within"), [("y ~ x + w + (1 | g)", "g", "w"), ("y ~ x + w + v + (1 | g/h)", "g:h", "v")]
+)
+def test_a_centred_term_is_drawn_around_the_fixed_effects_constant_within_its_levels(formula, group, within):
+    # w takes one value per level of g (a location's height), v one per level of g:h (a
+    # brood's year), x varies within levels. The rows sampled for a centred term are then a
+    # level's whole deviation, r + (fixed part constant within the level): moving the slope
+    # of w (of v for g:h) moves their density, the slope of x does not, and r keeps its
+    # Normal(0, Sigma). (For g:h, g's own rows, centred around w, absorb w's slope.)
+    rng = np.random.default_rng(21)
+    data = _gaussian(rng, 36, 5, 1.0, 1.0)
+    level = data.g.str[1:].astype(int)
+    data = data.assign(
+        g=(level // 3).astype(str), h=(level % 3).astype(str),
+        w=rng.normal(0, 20, 12)[level // 3], v=rng.normal(size=36)[level],
+    )  # fmt: skip
+    model = bm.Model(formula, data, centered=True)
+    pymc_model = model.pymc_model
+    _assert_centred_density(pymc_model, group)
+    _assert_dense_likelihood(model, data)
+    names = list(model.design.fixef_names)
+    (term,) = model.design.groups[group]
+    found, _ = level_covariates(model.design, term)
+    expected = ["w"] if group == "g" else ["w", "v"]
+    assert [names[1:][j] for j in found] == expected
+    logp = pymc_model.compile_logp(vars=[pymc_model[f"v_{group}"]], jacobian=False)
+    point = {k: np.full(np.shape(v), 0.3) for k, v in pymc_model.initial_point().items()}
+
+    def moved(slope):
+        b = point["b_std"].copy()
+        b[names[1:].index(slope)] += 1.0
+        return float(logp({**point, "b_std": b}))
+
+    assert moved(within) != pytest.approx(float(logp(point)), rel=1e-6)
+    assert moved("x") == pytest.approx(float(logp(point)), rel=1e-12)
