@@ -16,7 +16,9 @@ Parameterization (what is sampled, and how the reported quantities follow):
   terms, ``r = z * sd`` for one-column and ``||`` terms, closed forms for cs and ar1);
   or centred, ``r ~ Normal(0, L L^T)`` drawn as they are, for terms whose levels are
   informative (bayesmm.parameterization chooses per term from the data); a centred term
-  nested in others is drawn around their effects (casks around their batch's).
+  nested in others is drawn around their effects (casks around their batch's), and one
+  whose levels each have one value of some predictors around their fixed effects (broods
+  around their year's and their location's height's).
 * The mean of the group effects over levels, ``m = mean(r)``, trades off against the
   fixed coefficient of the same column (the intercept, or a slope that also varies):
   when every level is pinned down by its data, only ``b + m`` is, and a sampler moving
@@ -376,7 +378,8 @@ def _varies(design: Design, term: RandomEffectTerm, c: int) -> bool:
 
 def _sheared_slopes(design: Design) -> set[str]:
     """The fixed slopes sampled sheared by a term's mean group effect (see _shear_shifts)."""
-    return {term.columns[c] for term in design.random for c in range(term.n_terms) if _varies(design, term, c)}
+    terms = design.random
+    return {term.columns[c] for term in terms for c in range(term.n_terms) if _varies(design, term, c)}
 
 
 def level_covariates(design: Design, term: RandomEffectTerm) -> tuple[list[int], np.ndarray]:

@@ -193,7 +193,8 @@ def test_centred_terms_is_what_the_model_uses():
 
 
 @pytest.mark.parametrize(
-    ("formula", "group", "within"), [("y ~ x + w + (1 | g)", "g", "w"), ("y ~ x + w + v + (1 | g/h)", "g:h", "v")]
+    ("formula", "group", "within"),
+    [("y ~ x + w + (1 | g)", "g", "w"), ("y ~ x + w + v + (1 | g/h)", "g:h", "v")],
 )
 def test_a_centred_term_is_drawn_around_the_fixed_effects_constant_within_its_levels(formula, group, within):
     # w takes one value per level of g (a location's height), v one per level of g:h (a
