@@ -61,6 +61,13 @@ MODELS = {
                             "poisson"),
     "informative": lambda: ("y ~ x + (1 | g)", informative_levels(), "gaussian"),
     "beta": lambda: ("y ~ x + (1 | g)", beta_levels(), "beta"),
+    "wine": lambda: ("rating ~ temp + contact + (1 | judge)", bm.datasets.load("wine", "ordinal"),
+                     "cumulative"),
+    "Dyestuff2": lambda: ("Yield ~ 1 + (1 | Batch)", bm.datasets.load("Dyestuff2"), "gaussian"),
+    "epil": lambda: ("y ~ lbase * trt + lage + V4 + (1 | subject)", bm.datasets.load("epil", "MASS"),
+                     "poisson"),
+    "epil_nb": lambda: ("y ~ lbase * trt + lage + V4 + (1 | subject)", bm.datasets.load("epil", "MASS"),
+                        "negativebinomial"),
     "Owls": lambda: ("SiblingNegotiation ~ (FoodTreatment + ArrivalTime) * SexParent + offset(log(BroodSize))"
                      " + (1 | Nest)", bm.datasets.load("Owls"), "zero_inflated_negbinomial", {"zi": "~ 1"}),
 }
@@ -95,6 +102,10 @@ DATASETS = [
     "informative",
     "beta",
     "Owls",
+    "wine",
+    "Dyestuff2",
+    "epil",
+    "epil_nb",
 ]
 
 
