@@ -138,6 +138,40 @@ def _compiled(pymc_model, n_obs: int):
     return compiled.with_data(**model.values), True
 
 
+def import_nutpie():
+    """nutpie, imported without the arviz meta-package where nothing has imported that yet.
+
+    nutpie.sample reads two functions of ``arviz``, from_dict and dict_to_dataset, both
+    arviz_base's; the meta-package also imports arviz_plots and matplotlib, about 0.4 s of a
+    5 s fit of sleepstudy in a process that finds the compiled model on disk. While nutpie
+    is imported, ``arviz`` is a stand-in holding those two, which hands anything else it is
+    asked for on to the real package; afterwards ``import arviz`` imports the real one."""
+    import importlib
+    import sys
+    import types
+
+    if "nutpie" in sys.modules or "arviz" in sys.modules:
+        return importlib.import_module("nutpie")
+    import arviz_base
+
+    stand_in = types.ModuleType("arviz")
+    stand_in.from_dict = arviz_base.from_dict
+    stand_in.dict_to_dataset = arviz_base.dict_to_dataset
+
+    def real(name: str):
+        if sys.modules.get("arviz") is stand_in:
+            del sys.modules["arviz"]
+        return getattr(importlib.import_module("arviz"), name)
+
+    stand_in.__getattr__ = real
+    sys.modules["arviz"] = stand_in
+    try:
+        return importlib.import_module("nutpie")
+    finally:
+        if sys.modules.get("arviz") is stand_in:
+            del sys.modules["arviz"]
+
+
 def sample_nutpie(
     pymc_model,
     n_obs: int,
@@ -152,7 +186,7 @@ def sample_nutpie(
 ):
     """Sample ``pymc_model`` with nutpie through the compiled-model cache; the DataTree has
     the groups and coordinates ``pm.sample`` gives, and its seed means what pm.sample's does."""
-    import nutpie
+    nutpie = import_nutpie()
     from pymc.backends.arviz import patch_nutpie_idata
     from pymc.util import get_random_generator
 
