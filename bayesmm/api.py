@@ -411,7 +411,7 @@ class Model:
         *,
         random_seed: int | None = None,
         sampler: str = "auto",
-        target_accept: float = 0.8,
+        target_accept: float | None = None,
         cores: int | None = None,
         progressbar: bool = True,
         chain_method: str | None = None,
@@ -436,7 +436,9 @@ class Model:
             samplers ``"numpyro"`` and ``"blackjax"`` where installed (for a GPU).
         target_accept
             NUTS's target acceptance rate in (0, 1); raise it (0.95, 0.99) when the fit
-            reports divergences.
+            reports divergences. None: 0.95 when a grouping factor has fewer than 10
+            levels (its SD is weakly identified, and 0.8 leaves divergences there), else
+            0.8 (``bm.fit.default_target_accept``).
         cores
             Processes for PyMC's sampler (None: one per chain up to the CPU count).
         progressbar

@@ -174,8 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "--cores", type=int, default=None, help="processes for PyMC's sampler (default: one per chain)"
     )
-    fit.add_argument("--target-accept", type=float, default=0.8,
-                     help="NUTS's target acceptance in (0, 1); raise it (0.95) on divergences")  # fmt: skip
+    fit.add_argument("--target-accept", type=float, default=None,
+                     help="NUTS's target acceptance in (0, 1); raise it (0.95) on divergences (default: "
+                          "0.95 when a grouping factor has fewer than 10 levels, else 0.8)")  # fmt: skip
     fit.add_argument("--sampler", default="auto", choices=["auto", "nutpie", "pymc", "numpyro", "blackjax"])
     fit.add_argument("--seed", type=int, default=None)
     fit.add_argument("--out", default="bayesmm-fit", help="folder for idata.nc and the plots")
@@ -196,7 +197,7 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise ValueError(f"--tune must be 0 or more, got {args.tune}")
     if getattr(args, "cores", None) is not None and args.cores < 1:
         raise ValueError(f"--cores must be 1 or more, got {args.cores}")
-    if hasattr(args, "target_accept") and not 0 < args.target_accept < 1:
+    if getattr(args, "target_accept", None) is not None and not 0 < args.target_accept < 1:
         raise ValueError(f"--target-accept must lie between 0 and 1, got {args.target_accept}")
     for text in getattr(args, "prior", []):
         _prior_syntax(text)

@@ -59,6 +59,21 @@ class SamplerSettings:
     approximation: dict | None = None  # what a Laplace or ADVI fit's optimizer reported
 
 
+# A grouping factor with fewer levels than this has a weakly identified SD, whose posterior
+# reaches from zero into a long right tail; NUTS then takes a smaller step (see below).
+FEW_LEVELS = 10
+
+
+def default_target_accept(design) -> float:
+    """NUTS's target acceptance when the user gives none: 0.95 (rstanarm's default for every
+    model) when a grouping factor has fewer than FEW_LEVELS levels, else 0.8 (PyMC's, Stan's
+    and brms's). With 6 levels, on lme4's Dyestuff and Dyestuff2 (4 x 1000 draws, seeds 1-6),
+    0.8 gave divergences in 6 of the 12 fits (1-4 each), 0.95 in none, for 12 leapfrog steps
+    per draw instead of 7 (benchmarks/README.md, stop 27)."""
+    levels = [term.n_levels for term in design.random]
+    return 0.95 if levels and min(levels) < FEW_LEVELS else 0.8
+
+
 def sample(
     model: Model,
     *,
@@ -66,13 +81,16 @@ def sample(
     tune: int = 1000,
     chains: int = 4,
     cores: int | None = None,
-    target_accept: float = 0.8,
+    target_accept: float | None = None,
     random_seed: int | None = None,
     sampler: str = "auto",
     progressbar: bool = True,
     chain_method: str | None = None,
 ) -> Fit:
-    """Run NUTS on ``model`` and wrap the result in a :class:`Fit`."""
+    """Run NUTS on ``model`` and wrap the result in a :class:`Fit`; ``target_accept`` None
+    takes :func:`default_target_accept`."""
+    if target_accept is None:
+        target_accept = default_target_accept(model.design)
     name = default_sampler() if sampler in (None, "auto") else sampler
     if name not in ("pymc", *_EXTERNAL):
         raise ValueError(f"unknown sampler {sampler!r}; available here: {', '.join(available_samplers())}")

@@ -113,3 +113,24 @@ def test_same_seed_gives_identical_draws(conjugate, sampler):
     ]
     np.testing.assert_array_equal(draws[0], draws[1])
     assert not np.array_equal(draws[0], draws[2])
+
+
+def test_few_levels_raise_the_default_target_acceptance(conjugate, sleepstudy):
+    from bayesmm.cli import build_parser
+    from bayesmm.fit import FEW_LEVELS, default_target_accept
+
+    rng = np.random.default_rng(3)
+
+    def levels(n):
+        data = pd.DataFrame({"y": rng.normal(size=5 * n), "g": np.repeat(np.arange(n), 5).astype(str)})
+        return default_target_accept(bm.Model("y ~ 1 + (1 | g)", data).design)
+
+    assert levels(6) == levels(FEW_LEVELS - 1) == 0.95  # Dyestuff's 6 batches
+    assert levels(FEW_LEVELS) == 0.8
+    assert default_target_accept(bm.Model("Reaction ~ Days + (Days | Subject)", sleepstudy).design) == 0.8
+    assert default_target_accept(conjugate[0].design) == 0.8  # no grouping factor
+    # The smallest factor decides (Penicillin: 24 plates, 6 samples).
+    penicillin = bm.Model("diameter ~ 1 + (1 | plate) + (1 | sample)", bm.datasets.load("Penicillin"))
+    assert default_target_accept(penicillin.design) == 0.95
+    args = build_parser().parse_args(["fit", "data.csv", "y ~ 1 + (1 | g)"])
+    assert args.target_accept is None  # the CLI leaves the choice to the model too
