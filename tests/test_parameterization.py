@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 import bayesmm as bm
-from bayesmm.model import level_covariates
+from bayesmm.model import level_covariates, marginal_nesting
 from bayesmm.parameterization import centred_terms, centring_parents, informativeness
 
 from .conftest import at_random_point
@@ -163,7 +163,7 @@ def test_centred_effects_have_the_multivariate_normal_density(formula):
 
 @pytest.mark.parametrize(
     ("formula", "child"),
-    [("y ~ x + (1 | g/h)", "g:h"), ("y ~ x + (1 + x | g/h)", "g:h"), ("y ~ x + (1 | gh) + (1 | g)", "gh")],
+    [("y ~ x + (1 + x | g/h)", "g:h"), ("y ~ x + (1 + x | gh) + (1 + x | g)", "gh")],
 )
 def test_a_term_centred_around_its_parents_keeps_its_density(formula, child):
     # 12 levels of g with 3 of h in each: the rows sampled for h are h's effects plus g's,
@@ -194,20 +194,22 @@ def test_centred_terms_is_what_the_model_uses():
 
 @pytest.mark.parametrize(
     ("formula", "group", "within"),
-    [("y ~ x + w + (1 | g)", "g", "w"), ("y ~ x + w + v + (1 | g/h)", "g:h", "v")],
+    [("y ~ x + w + (1 | g)", "g", "w"), ("y ~ x + w + v + (1 | g/h) + (1 | k)", "g:h", "v")],
 )
 def test_a_centred_term_is_drawn_around_the_fixed_effects_constant_within_its_levels(formula, group, within):
     # w takes one value per level of g (a location's height), v one per level of g:h (a
     # brood's year), x varies within levels. The rows sampled for a centred term are then a
     # level's whole deviation, r + (fixed part constant within the level): moving the slope
     # of w (of v for g:h) moves their density, the slope of x does not, and r keeps its
-    # Normal(0, Sigma). (For g:h, g's own rows, centred around w, absorb w's slope.)
+    # Normal(0, Sigma). (For g:h, g's own rows, centred around w, absorb w's slope; k, crossed
+    # with both, keeps g out of being integrated out: test_a_parent_integrated_out_...)
     rng = np.random.default_rng(21)
     data = _gaussian(rng, 36, 5, 1.0, 1.0)
     level = data.g.str[1:].astype(int)
     data = data.assign(
         g=(level // 3).astype(str), h=(level % 3).astype(str),
         w=rng.normal(0, 20, 12)[level // 3], v=rng.normal(size=36)[level],
+        k=(np.arange(len(level)) % 4).astype(str),
     )  # fmt: skip
     model = bm.Model(formula, data, centered=True)
     pymc_model = model.pymc_model
@@ -228,3 +230,90 @@ def test_a_centred_term_is_drawn_around_the_fixed_effects_constant_within_its_le
 
     assert moved(within) != pytest.approx(float(logp(point)), rel=1e-6)
     assert moved("x") == pytest.approx(float(logp(point)), rel=1e-12)
+
+
+def _nested_gaussian(seed=13, **extra):
+    # 12 levels of g holding 1 to 5 levels of h each (33 in all), 5 rows per level of h; w
+    # takes one value per level of g, x varies within levels.
+    rng = np.random.default_rng(seed)
+    children = np.tile([1, 2, 3, 4, 5, 1], 2)
+    g = np.repeat(np.arange(12), children)
+    data = _gaussian(rng, len(g), 5, 1.0, 1.0)
+    level = data.g.str[1:].astype(int).to_numpy()
+    return data.assign(g=g[level].astype(str), h=level.astype(str), w=rng.normal(0, 3, 12)[g[level]], **extra)
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + w + (1 | g/h)", "y ~ 0 + x + (1 | g) + (1 | h)"])
+def test_a_parent_integrated_out_of_its_centred_child(formula):
+    # Two nested intercept terms, the inner centred: NUTS moves each inner level's whole
+    # linear predictor u; the outer effects are integrated out of its prior, and drawn from
+    # their conditional through standard normals z.
+    data = _nested_gaussian()
+    model = bm.Model(formula, data, centered=True)
+    inner = "g:h" if "g/h" in formula else "h"
+    assert marginal_nesting(model.design, model.centred) is not None
+    pymc_model = model.pymc_model
+    assert {f"u_{inner}", "z_g"} <= set(pymc_model.named_vars) and f"v_{inner}" not in pymc_model.named_vars
+    _assert_dense_likelihood(model, data)  # r_g + r_h + fixef give the likelihood's eta
+    rng = np.random.default_rng(4)
+    point = {k: rng.normal(scale=0.5, size=np.shape(v)) for k, v in pymc_model.initial_point().items()}
+    wanted = [pymc_model[n] for n in ("sd_g", f"sd_{inner}", "r_g", f"r_{inner}", "fixef")]
+    evaluate = pymc_model.compile_fn(pymc_model.replace_rvs_by_values(wanted), inputs=pymc_model.value_vars,
+                                     on_unused_input="ignore")  # fmt: skip
+    sd_g, sd_h, r_g, r_h, fixef = evaluate(point)
+    (outer_term,) = model.design.groups["g"]
+    (inner_term,) = model.design.groups[inner]
+    parents = np.zeros(inner_term.n_levels, dtype=int)
+    parents[inner_term.codes] = outer_term.codes
+    incidence = np.eye(outer_term.n_levels)[parents]
+    # The fixed part constant within the inner levels (the intercept and w), that of x
+    # centred at its mean taken out.
+    X, x = model.design.X, model.design.fixef_names.index("x")
+    level_fixed = np.zeros(inner_term.n_levels)
+    center = X[:, x].mean() if model.design.has_intercept else 0.0  # no intercept: not centred
+    level_fixed[inner_term.codes] = X @ fixef - (X[:, x] - center) * fixef[x]
+    u = point[f"u_{inner}"]
+    e = u - level_fixed
+    np.testing.assert_allclose(r_h[:, 0] + r_g[parents, 0], e, atol=1e-10)
+    # u's density: Normal(fixed part, s_h^2 I + s_g^2 P P^T), written out against scipy.
+    cov = sd_h[0] ** 2 * np.eye(len(u)) + sd_g[0] ** 2 * incidence @ incidence.T
+    logp = float(pymc_model.compile_logp(vars=[pymc_model[f"u_{inner}"]], jacobian=False)(point))
+    assert logp == pytest.approx(stats.multivariate_normal(level_fixed, cov).logpdf(u), rel=1e-9)
+    # The outer effects: the conditional mean and SD of r_g given e, by Gaussian conditioning.
+    outer_var = sd_g[0] ** 2
+    joint = np.block([[outer_var * np.eye(12), outer_var * incidence.T], [outer_var * incidence, cov]])
+    gain = joint[:12, 12:] @ np.linalg.inv(cov)
+    mean = gain @ e
+    sd = np.sqrt(np.diag(joint[:12, :12] - gain @ joint[12:, :12]))
+    np.testing.assert_allclose(r_g[:, 0], mean + sd * point["z_g"], rtol=1e-9, atol=1e-12)
+
+
+def test_the_integrated_out_form_draws_the_prior_it_says():
+    # Prior draws of u: within a level of g its children covary by s_g^2, across levels not.
+    model = bm.Model("y ~ 1 + (1 | g/h)", _nested_gaussian(), centered=True)
+    u = model.pymc_model["u_g:h"]
+    fixed = {model.pymc_model["sd_g_raw"]: np.array([0.8]), model.pymc_model["sd_g:h_raw"]: np.array([0.5]),
+             model.pymc_model["Intercept_c"]: 2.0}  # fmt: skip
+    import pymc as pm
+    from pytensor.graph.replace import graph_replace
+
+    draws = pm.draw(graph_replace(u, fixed), draws=20000, random_seed=5)
+    cov = np.cov(draws.T)
+    (outer,) = model.design.groups["g"]
+    (inner,) = model.design.groups["g:h"]
+    parents = np.zeros(inner.n_levels, dtype=int)
+    parents[inner.codes] = outer.codes
+    same = parents[:, None] == parents[None, :]
+    expected = 0.64 * same + 0.25 * np.eye(len(parents))
+    np.testing.assert_allclose(draws.mean(axis=0), 2.0, atol=0.04)
+    np.testing.assert_allclose(cov, expected, atol=0.04)
+
+
+def test_only_two_nested_intercept_terms_are_integrated_out():
+    data = _nested_gaussian(k=lambda d: np.arange(len(d)) % 4)
+    for formula in ["y ~ x + (1 + x | g/h)", "y ~ x + (1 | g/h) + (1 | k)"]:
+        model = bm.Model(formula, data, centered=True)
+        assert marginal_nesting(model.design, model.centred) is None
+    model = bm.Model("y ~ x + (1 | g/h)", data, centered=True)
+    assert marginal_nesting(model.design, model.centred, qr=True) is None
+    assert marginal_nesting(model.design, (False, False)) is None
