@@ -13,7 +13,7 @@ import pandas as pd
 import pymc as pm
 import scipy.sparse as sp
 
-from .collapsed import why_not_collapsible
+from .collapsed import collapsed_group, why_not_collapsible
 from .design import DataError, build_design
 from .families import Family, Gaussian, get_family
 from .fit import Fit, approximate, sample
@@ -388,15 +388,33 @@ class Model:
         """How each of the mean's random-effect terms is sampled: its informativeness kappa
         per column (a level's data precision over the spread of effects; see
         bayesmm.parameterization), the smallest over its columns, whether it is centred, and
-        whether it is integrated out (``collapsed``: then NUTS samples neither form).
+        whether it is integrated out (``collapsed``: then NUTS samples neither form), and
+        the form in words (``form``: also where one nested term is integrated out of
+        another's prior, bayesmm.model.marginal_nesting).
         """
+        from .model import marginal_nesting
+
         kappas = informativeness(self.design, self.family) if self.design.random else []
+        nesting = None if self.collapsed else marginal_nesting(self.design, self.centred, self.decomp == "QR")
+        terms = self.design.random
+
+        def form(i: int, centred: bool) -> str:
+            if self.collapsed and terms[i].group == collapsed_group(self.design):
+                return "integrated out of the likelihood"
+            if nesting is not None and i == nesting[1]:
+                return f"integrated out of {terms[nesting[0]].group}'s prior"
+            if nesting is not None and i == nesting[0]:
+                return f"centred, whole linear predictor, {terms[nesting[1]].group} integrated out"
+            return "centred" if centred else "non-centred"
+
         rows = [
             {"term": t.spec.text, "group": t.group, "columns": ", ".join(t.columns),
-             "kappa": float(np.min(k)) if len(k) else 0.0, "centred": c, "collapsed": self.collapsed}
-            for t, k, c in zip(self.design.random, kappas, self.centred, strict=True)
+             "kappa": float(np.min(k)) if len(k) else 0.0, "centred": c, "collapsed": self.collapsed,
+             "form": form(i, c)}
+            for i, (t, k, c) in enumerate(zip(terms, kappas, self.centred, strict=True))
         ]  # fmt: skip
-        return pd.DataFrame(rows, columns=["term", "group", "columns", "kappa", "centred", "collapsed"])
+        return pd.DataFrame(rows, columns=["term", "group", "columns", "kappa", "centred", "collapsed",
+                                           "form"])  # fmt: skip
 
     @property
     def Z(self) -> sp.csr_matrix:

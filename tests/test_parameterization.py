@@ -254,6 +254,9 @@ def test_a_parent_integrated_out_of_its_centred_child(formula):
     assert marginal_nesting(model.design, model.centred) is not None
     pymc_model = model.pymc_model
     assert {f"u_{inner}", "z_g"} <= set(pymc_model.named_vars) and f"v_{inner}" not in pymc_model.named_vars
+    forms = dict(zip(model.parameterization.group, model.parameterization.form, strict=True))
+    assert forms["g"] == f"integrated out of {inner}'s prior"
+    assert forms[inner].startswith("centred, whole linear predictor")
     _assert_dense_likelihood(model, data)  # r_g + r_h + fixef give the likelihood's eta
     rng = np.random.default_rng(4)
     point = {k: rng.normal(scale=0.5, size=np.shape(v)) for k, v in pymc_model.initial_point().items()}
