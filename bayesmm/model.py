@@ -18,7 +18,9 @@ Parameterization (what is sampled, and how the reported quantities follow):
   informative (bayesmm.parameterization chooses per term from the data); a centred term
   nested in others is drawn around their effects (casks around their batch's), and one
   whose levels each have one value of some predictors around their fixed effects (broods
-  around their year's and their location's height's).
+  around their year's and their location's height's). Where the group effects are just
+  a centred term and the one term it is nested in, both intercepts, the parent's effects
+  are integrated out of the child's prior (_nested_marginal_part).
 * The mean of the group effects over levels, ``m = mean(r)``, trades off against the
   fixed coefficient of the same column (the intercept, or a slope that also varies):
   when every level is pinned down by its data, only ``b + m`` is, and a sampler moving
