@@ -533,17 +533,18 @@ def _nested_marginal_part(design: Design, priors: dict[str, PriorEntry], child: 
         mean = mean + intercept_c
     if found:
         mean = mean + pt.dot(values, b[found])
-    sds = {}
-    for i, term in ((child, inner), (parent, outer)):
-        _, sd, _ = term.covariance.factor(priors, _TermNames(design, term, 0))
-        sds[i] = sd
-    var_c, var_p = sds[child][0] ** 2, sds[parent][0] ** 2
+    _, sd_inner, _ = inner.covariance.factor(priors, _TermNames(design, inner, 0))
+    _, sd_outer, _ = outer.covariance.factor(priors, _TermNames(design, outer, 0))
+    var_c, var_p = sd_inner[0] ** 2, sd_outer[0] ** 2
     n_inner, n_outer = inner.n_levels, outer.n_levels
+
+    def parent_sums(e, var_c, var_p):
+        """E_l, and s_c^2 + n_l s_p^2, per parent level."""
+        return pt.inc_subtensor(pt.zeros(n_outer)[up], e), var_c + count * var_p
 
     def logp(value, mean, var_c, var_p):
         e = value - mean
-        sums = pt.inc_subtensor(pt.zeros(n_outer)[up], e)
-        spread = var_c + count * var_p
+        sums, spread = parent_sums(e, var_c, var_p)
         quadratic = (pt.sum(e**2) - pt.sum(var_p * sums**2 / spread)) / var_c
         log_det = (n_inner - n_outer) * pt.log(var_c) + pt.sum(pt.log(spread))
         return -0.5 * (quadratic + log_det + n_inner * np.log(2 * np.pi))
@@ -553,19 +554,17 @@ def _nested_marginal_part(design: Design, priors: dict[str, PriorEntry], child: 
         outer_draws = rng.normal(0.0, np.sqrt(var_p), shape[:-1] + (n_outer,))
         return mean + outer_draws[..., up] + rng.normal(0.0, np.sqrt(var_c), shape)
 
-    names = _TermNames(design, inner, 0)
     def support_point(rv, size, mean, var_c, var_p):
         return pt.full_like(rv, 0.0) + mean
 
-    u = pm.CustomDist(names("u"), mean, var_c, var_p, logp=logp, random=random, support_point=support_point,
-                      dims=level_dim(inner.group))  # fmt: skip
+    u = pm.CustomDist(_TermNames(design, inner, 0)("u"), mean, var_c, var_p, logp=logp, random=random,
+                      support_point=support_point, dims=level_dim(inner.group))  # fmt: skip
     xi = pm.Normal(_TermNames(design, outer, 0)("z"), 0.0, 1.0, dims=level_dim(outer.group))
     e = u - mean
-    sums = pt.inc_subtensor(pt.zeros(n_outer)[up], e)
-    spread = var_c + count * var_p
+    sums, spread = parent_sums(e, var_c, var_p)
     r_outer = var_p * sums / spread + xi * pt.sqrt(var_c * var_p / spread)
     r_inner = e - r_outer[up]
-    for term, r, sd in ((inner, r_inner, sds[child]), (outer, r_outer, sds[parent])):
+    for term, r, sd in ((inner, r_inner, sd_inner), (outer, r_outer, sd_outer)):
         _report_group(design, term.group, [r[:, None]], [sd], [])
     eta = u[pt.as_tensor_variable(inner.codes)]
     if within:
@@ -604,14 +603,14 @@ def _linear_predictor(
     nesting = marginal_nesting(design, centred, qr) if skip is None else None
     if nesting is not None:
         eta = _nested_marginal_part(design, priors, *nesting)
-        return eta + design.offset if design.offset is not None else eta
-    b = None
-    slope_idx, _ = centred_slopes(design)
-    if design.random and any(centred) and slope_idx and not qr and not _sheared_slopes(design):
-        if any(c and level_covariates(design, t)[0] for c, t in zip(centred, design.random, strict=True)):
-            b = _slopes(design, priors, slope_idx, {}, qr)
-    eta, shifts = _random_part(design, priors, centred, skip, b) if design.random else (0.0, {})
-    eta = eta + _fixed_part(design, priors, shifts, qr, b)
+    else:
+        b = None
+        slope_idx, _ = centred_slopes(design)
+        if design.random and any(centred) and slope_idx and not qr and not _sheared_slopes(design):
+            if any(c and level_covariates(design, t)[0] for c, t in zip(centred, design.random, strict=True)):
+                b = _slopes(design, priors, slope_idx, {}, qr)
+        eta, shifts = _random_part(design, priors, centred, skip, b) if design.random else (0.0, {})
+        eta = eta + _fixed_part(design, priors, shifts, qr, b)
     if design.offset is not None:
         eta = eta + design.offset
     return eta
