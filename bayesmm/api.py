@@ -14,6 +14,7 @@ import pymc as pm
 import scipy.sparse as sp
 
 from .collapsed import collapsed_group, why_not_collapsible
+from .collector import pausing
 from .design import DataError, build_design
 from .families import Family, Gaussian, get_family
 from .fit import Fit, approximate, sample
@@ -201,6 +202,7 @@ class Model:
     ...          family="zero_inflated_poisson", zi="~ 1")
     """
 
+    @pausing
     def __init__(
         self,
         formula: str,

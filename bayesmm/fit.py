@@ -13,6 +13,7 @@ import pandas as pd
 import xarray as xr
 
 from . import comparison, diagnostics, effects, persist, predict, results, sensitivity
+from .collector import pausing
 from .idata import REPARAMETERIZATION, get_group, set_group
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -74,6 +75,7 @@ def default_target_accept(design) -> float:
     return 0.95 if levels and min(levels) < FEW_LEVELS else 0.8
 
 
+@pausing
 def sample(
     model: Model,
     *,
@@ -134,6 +136,7 @@ def sample(
     return fit
 
 
+@pausing
 def approximate(model: Model, method: str, *, draws: int, chains: int, random_seed=None) -> Fit:
     """A Laplace or ADVI approximation of ``model``'s posterior (bayesmm.approximate), in a Fit.
 
