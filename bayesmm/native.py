@@ -205,17 +205,22 @@ def compile_model(pymc_model, structure_key: str, shared: dict):
     folder = cache_dir()
     layout_file = folder / f"structure_{key}.json"
     layout, functions = _read_layout(layout_file, shared), (None, None)  # PyTensor's functions
+    compiled_by = "disk"
     if layout is not None:
         try:
             logp_c, expand_c = _cfuncs(_module(folder, key, layout["source"]))  # no typing: numba's cache
         except Exception:  # noqa: BLE001 (a cache that numba cannot use: compile below)
             layout = None
+    if layout is None and _compiled_in_child(pymc_model, key, folder):
+        layout, compiled_by = _read_layout(layout_file, shared), "child"
+        try:
+            logp_c, expand_c = _cfuncs(_module(folder, key, layout["source"]))
+        except Exception:  # noqa: BLE001 (what the child left cannot be used: compile here)
+            layout = None
     if layout is None:
-        layout, functions = _compile_layout(pymc_model, key)
-        module = _module(folder, key, layout["source"])
-        module.logp_inner, module.expand_inner = (f.vm.jit_fn for f in functions)
-        logp_c, expand_c = _cfuncs(module)
-        _write_layout(layout_file, layout)
+        layout, functions = _compile_here(pymc_model, key, folder, layout_file)
+        logp_c, expand_c = functions.pop("cfuncs")
+        functions, compiled_by = (functions["logp"], functions["expand"]), "here"
     names, slices, shapes = layout["names"], [slice(*s) for s in layout["slices"]], layout["shapes"]
     shapes = [tuple(shape) for shape in shapes]
     shape_info = (names, slices, shapes)
@@ -231,8 +236,68 @@ def compile_model(pymc_model, structure_key: str, shared: dict):
         shared_var_keys={shared[name]: name for name in layout["shared"]}, user_data=_pairs(arrays),
         n_expanded=layout["n_expanded"], shape_info=shape_info,
         logp_func=functions[0], expand_func=functions[1],
-        reparameterized_names=layout["reparameterized"], from_disk=functions[0] is None,
+        reparameterized_names=layout["reparameterized"], compiled_by=compiled_by,
     )  # fmt: skip
+
+
+def _compile_here(pymc_model, key: str, folder: Path, layout_file: Path):
+    """Compile the model's functions and wrappers in this process and keep them on disk:
+    the layout, and PyTensor's functions with the wrappers (``cfuncs``)."""
+    layout, (logp_pt, expand_pt) = _compile_layout(pymc_model, key)
+    module = _module(folder, key, layout["source"])
+    module.logp_inner, module.expand_inner = logp_pt.vm.jit_fn, expand_pt.vm.jit_fn
+    cfuncs = _cfuncs(module)
+    _write_layout(layout_file, layout)
+    return layout, {"logp": logp_pt, "expand": expand_pt, "cfuncs": cfuncs}
+
+
+_CHILD = """
+import sys, warnings
+import cloudpickle
+from pathlib import Path
+from bayesmm import native
+with open(sys.argv[1], "rb") as file:
+    model, key, versions = cloudpickle.load(file)
+if native._versions() != versions:  # settings the parent changed in-process: it compiles
+    sys.exit(3)
+folder = Path(sys.argv[2])
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    native._compile_here(model, key, folder, folder / f"structure_{key}.json")
+"""
+
+
+def _compiled_in_child(pymc_model, key: str, folder: Path) -> bool:
+    """Compile the model in a child process, which leaves its layout and numba's cache of
+    the wrappers in ``folder``; whether it did.
+
+    Why not here: numba's code for a function compiled in this process and the same code
+    loaded from its disk cache can differ in the last bits of a result (sleepstudy's
+    log-density, -3045103.292200651 against -3045103.2922006506), and over a thousand
+    tuning steps that makes other draws. A fit with a seed then gave one set of draws in
+    the first process on a machine and another in every later one. Loading what the child
+    compiled, every process runs the same code. The child costs a Python start and the
+    imports, about 2 s of a first fit's 30-50 s. Where it cannot run (the model does not
+    pickle, no subprocesses) or would compile otherwise (PyTensor settings changed in this
+    process), the model is compiled here."""
+    import subprocess
+    import tempfile
+
+    import cloudpickle
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="bayesmm_compile_") as scratch:
+            path = Path(scratch) / "model.pkl"
+            with open(path, "wb") as file:
+                cloudpickle.dump((pymc_model, key, _versions()), file)
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+            done = subprocess.run(
+                [sys.executable, "-c", _CHILD, str(path), str(folder)], env=env, cwd=scratch,
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+    except Exception:  # noqa: BLE001 (pickling or starting the child failed: compile here)
+        return False
+    return done.returncode == 0 and (folder / f"structure_{key}.json").exists()
 
 
 def _initial_point_fn(pymc_model):
@@ -347,9 +412,16 @@ def _cached_model_class():
     @dataclasses.dataclass(frozen=True)
     class CachedModel(CompiledPyMCModel):
         """nutpie's compiled PyMC model whose user data are (address, length) pairs;
-        ``from_disk``: its C functions came from the disk cache, nothing was compiled."""
+        ``compiled_by``: where its C functions were compiled: ``"disk"`` (found there: an
+        earlier process compiled them), ``"child"`` (a child process, for this fit: the
+        code then comes from disk too) or ``"here"`` (this process)."""
 
-        from_disk: bool = False
+        compiled_by: str = "here"
+
+        @property
+        def from_disk(self) -> bool:
+            """Its C functions were loaded from numba's disk cache."""
+            return self.compiled_by != "here"
 
         def with_data(self, **updates):
             shared = dict(self.shared_data)

@@ -202,7 +202,7 @@ def sample_nutpie(
     patch_nutpie_idata(idata, pymc_model, sampling_time=time.time() - start)
     _relabel(idata, pymc_model.coords)
     idata.attrs["compiled_model_reused"] = int(reused)
-    idata.attrs["compiled_from_disk"] = int(getattr(compiled, "from_disk", False))
+    idata.attrs["compiled_by"] = getattr(compiled, "compiled_by", "here")
     return idata
 
 
