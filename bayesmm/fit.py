@@ -109,7 +109,9 @@ def sample(
     if name == "nutpie":  # through the compiled-model cache (bayesmm.sampling)
         from . import sampling
 
-        idata = sampling.sample_nutpie(pymc_model, model.design.n_obs, **options, progressbar=progressbar)
+        idata = sampling.sample_nutpie(
+            pymc_model, model.design.n_obs, **options, progressbar=progressbar, source=model
+        )
     else:
         import pymc as pm
 

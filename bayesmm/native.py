@@ -192,16 +192,19 @@ def _pairs(arrays: list[np.ndarray]) -> np.ndarray:
     return pairs
 
 
-def compile_model(pymc_model, structure_key: str, shared: dict):
+def compile_model(pymc_model, structure_key: str, shared: dict, source=None):
     """nutpie's compiled model for ``pymc_model``, in place of
     ``nutpie.compile_pymc_model(model, backend="numba")`` with its defaults (support-point
     starts jittered in (-1, 1)). ``shared`` names the model's shared variables. When a model
     of this structure was compiled before, in any process, its C functions come from disk
-    and PyTensor compiles only the starting-point function; ``with_data`` swaps data."""
+    and PyTensor compiles only the starting-point function; ``with_data`` swaps data.
+    ``source``: the bayesmm Model that ``pymc_model`` was made from (``sampling.data_model``
+    of its ``sampled_model``), for a child process to rebuild and compile it
+    (:func:`_compiled_in_child`); without one, a structure not on disk is compiled here."""
     from nutpie.compile_pymc import _prepare_dims_and_coords, _rv_dict_to_flat_array_wrapper, _wrap_with_lock
 
     initial_point_fn = _wrap_with_lock(_initial_point_fn(pymc_model))
-    key = hashlib.sha1(f"{structure_key} {_versions()} {_TEMPLATE}".encode()).hexdigest()[:20]
+    key = _native_key(structure_key)
     folder = cache_dir()
     layout_file = folder / f"structure_{key}.json"
     layout, functions = _read_layout(layout_file, shared), (None, None)  # PyTensor's functions
@@ -211,7 +214,7 @@ def compile_model(pymc_model, structure_key: str, shared: dict):
             logp_c, expand_c = _cfuncs(_module(folder, key, layout["source"]))  # no typing: numba's cache
         except Exception:  # noqa: BLE001 (a cache that numba cannot use: compile below)
             layout = None
-    if layout is None and _compiled_in_child(pymc_model, key, folder):
+    if layout is None and source is not None and _compiled_in_child(source, key, folder):
         layout, compiled_by = _read_layout(layout_file, shared), "child"
         try:
             logp_c, expand_c = _cfuncs(_module(folder, key, layout["source"]))
@@ -240,6 +243,11 @@ def compile_model(pymc_model, structure_key: str, shared: dict):
     )  # fmt: skip
 
 
+def _native_key(structure_key: str) -> str:
+    """The name of a structure's files: its key with the versions and the wrappers' source."""
+    return hashlib.sha1(f"{structure_key} {_versions()} {_TEMPLATE}".encode()).hexdigest()[:20]
+
+
 def _compile_here(pymc_model, key: str, folder: Path, layout_file: Path):
     """Compile the model's functions and wrappers in this process and keep them on disk:
     the layout, and PyTensor's functions with the wrappers (``cfuncs``)."""
@@ -252,24 +260,25 @@ def _compile_here(pymc_model, key: str, folder: Path, layout_file: Path):
 
 
 _CHILD = """
-import sys, warnings
-import cloudpickle
+import pickle, sys, warnings
 from pathlib import Path
-from bayesmm import native
+from bayesmm import native, sampling
 with open(sys.argv[1], "rb") as file:
-    model, key, versions = cloudpickle.load(file)
-if native._versions() != versions:  # settings the parent changed in-process: it compiles
+    model, key = pickle.load(file)
+warnings.simplefilter("ignore")
+built = sampling.data_model(model.sampled_model, model.design.n_obs)
+if native._native_key(built.key) != key:  # another graph, or settings the parent changed
     sys.exit(3)
 folder = Path(sys.argv[2])
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    native._compile_here(model, key, folder, folder / f"structure_{key}.json")
+native._compile_here(built.model, key, folder, folder / f"structure_{key}.json")
 """
 
 
-def _compiled_in_child(pymc_model, key: str, folder: Path) -> bool:
-    """Compile the model in a child process, which leaves its layout and numba's cache of
-    the wrappers in ``folder``; whether it did.
+def _compiled_in_child(model, key: str, folder: Path) -> bool:
+    """Have a child process rebuild bayesmm's ``model`` and compile it, leaving its layout
+    and numba's cache of the wrappers in ``folder``; whether it did (the child checks that
+    its graph has the structure ``key``: PyMC's graph itself does not pickle whole, a
+    CustomDist's log-density being registered by the process that made it).
 
     Why not here: numba's code for a function compiled in this process and the same code
     loaded from its disk cache can differ in the last bits of a result (sleepstudy's
@@ -278,18 +287,17 @@ def _compiled_in_child(pymc_model, key: str, folder: Path) -> bool:
     the first process on a machine and another in every later one. Loading what the child
     compiled, every process runs the same code. The child costs a Python start and the
     imports, about 2 s of a first fit's 30-50 s. Where it cannot run (the model does not
-    pickle, no subprocesses) or would compile otherwise (PyTensor settings changed in this
-    process), the model is compiled here."""
+    pickle, no subprocesses) or would compile another graph (PyTensor settings changed in
+    this process), the model is compiled here."""
+    import pickle
     import subprocess
     import tempfile
-
-    import cloudpickle
 
     try:
         with tempfile.TemporaryDirectory(prefix="bayesmm_compile_") as scratch:
             path = Path(scratch) / "model.pkl"
             with open(path, "wb") as file:
-                cloudpickle.dump((pymc_model, key, _versions()), file)
+                pickle.dump((model, key), file)
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
             done = subprocess.run(
                 [sys.executable, "-c", _CHILD, str(path), str(folder)], env=env, cwd=scratch,

@@ -116,16 +116,17 @@ def clear_compiled() -> None:
     _COMPILED.clear()
 
 
-def _compiled(pymc_model, n_obs: int):
+def _compiled(pymc_model, n_obs: int, source=None):
     """nutpie's compiled model for ``pymc_model``: a kept one with this model's data swapped
     in when one of the same structure exists, else compiled now and kept. Also whether it
-    was reused."""
+    was reused. ``source``: the bayesmm Model behind ``pymc_model`` (bayesmm.native)."""
     from . import native
 
     model = data_model(pymc_model, n_obs)
     kept = _COMPILED.get(model.key)
     if kept is None:
-        _COMPILED[model.key] = (native.compile_model(model.model, model.key, model.shared), model.shared)
+        compiled = native.compile_model(model.model, model.key, model.shared, source)
+        _COMPILED[model.key] = (compiled, model.shared)
         while len(_COMPILED) > MAX_COMPILED:
             _COMPILED.popitem(last=False)
         return _COMPILED[model.key][0], False
@@ -183,14 +184,17 @@ def sample_nutpie(
     target_accept: float,
     random_seed: int | None,
     progressbar: bool,
+    source=None,
 ):
     """Sample ``pymc_model`` with nutpie through the compiled-model cache; the DataTree has
-    the groups and coordinates ``pm.sample`` gives, and its seed means what pm.sample's does."""
+    the groups and coordinates ``pm.sample`` gives, and its seed means what pm.sample's does.
+    ``source``: the bayesmm Model whose ``sampled_model`` is ``pymc_model``, which a child
+    process rebuilds to compile a structure met for the first time (bayesmm.native)."""
     nutpie = import_nutpie()
     from pymc.backends.arviz import patch_nutpie_idata
     from pymc.util import get_random_generator
 
-    compiled, reused = _compiled(pymc_model, n_obs)
+    compiled, reused = _compiled(pymc_model, n_obs, source)
     seed = int(get_random_generator(random_seed).spawn(chains)[0].integers(2**30))
     start = time.time()
     with warnings.catch_warnings():

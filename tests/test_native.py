@@ -31,7 +31,9 @@ def data():
 
 def _data_model(data):
     model = bm.Model(FORMULA, data)
-    return sampling.data_model(model.pymc_model, model.design.n_obs)
+    built = sampling.data_model(model.pymc_model, model.design.n_obs)
+    built.source = model  # what a child process rebuilds and compiles (bayesmm.native)
+    return built
 
 
 KEY_SCRIPT = """
@@ -76,7 +78,7 @@ def test_the_kept_wrappers_sample_what_nutpies_own_do(data, cache):
     import nutpie
 
     model = _data_model(data)
-    ours = native.compile_model(model.model, model.key, model.shared)
+    ours = native.compile_model(model.model, model.key, model.shared, model.source)
     assert ours.compiled_by == "child" and list(cache.glob("structure_*.json"))
     theirs = nutpie.compile_pymc_model(model.model, backend="numba")
     mine, reference = _draws(ours), _draws(theirs)
@@ -138,7 +140,7 @@ def test_a_new_process_takes_the_wrappers_from_disk(data, cache, tmp_path):
 @pytest.mark.parametrize("damage", ["layout", "numba cache"])
 def test_a_damaged_cache_is_compiled_anew(data, cache, damage):
     model = _data_model(data)
-    native.compile_model(model.model, model.key, model.shared)  # kept (or found) on disk
+    native.compile_model(model.model, model.key, model.shared, model.source)  # kept (or found) on disk
     for module in [name for name in sys.modules if name.startswith("bayesmm_native_")]:
         del sys.modules[module]
     if damage == "layout":
@@ -146,7 +148,7 @@ def test_a_damaged_cache_is_compiled_anew(data, cache, damage):
             layout.write_text("{not json")
     else:
         shutil.rmtree(cache / "__pycache__")
-    again = native.compile_model(model.model, model.key, model.shared)
+    again = native.compile_model(model.model, model.key, model.shared, model.source)
     assert again.compiled_by == "child"
     assert np.isfinite(_draws(again)["fixef"]).all()
     assert json.loads(next(cache.glob("structure_*.json")).read_text())["n_dim"] == again.n_dim
@@ -192,21 +194,36 @@ def test_the_cache_folder_survives_pytensor_cleaning_its_compile_cache(tmp_path,
     assert folder.is_dir() and folder == compiledir / "bayesmm_nutpie"
 
 
-def test_a_model_the_child_cannot_take_is_compiled_here(data, tmp_path, monkeypatch):
-    import cloudpickle
-
-    def refuse(*args, **kwargs):
-        raise TypeError("cannot pickle this")
-
-    monkeypatch.setattr(cloudpickle, "dump", refuse)
-    model = _data_model(data)
-    assert native._compiled_in_child(model.model, "k" * 20, tmp_path) is False
-    assert not list(tmp_path.iterdir())  # nothing left behind for a later process to trust
+def test_a_model_the_child_cannot_take_is_compiled_here(tmp_path):
+    # Nothing that pickles: no child starts, nothing is left for a later process to trust.
+    assert native._compiled_in_child(lambda: None, "k" * 20, tmp_path) is False
+    assert not list(tmp_path.iterdir())
 
 
 def test_a_child_with_other_settings_leaves_the_compiling_to_the_parent(data, tmp_path, monkeypatch):
-    # PyTensor settings changed in this process do not reach the child: it must not compile.
-    monkeypatch.setattr(native, "_versions", lambda: "settings changed in this process")
+    # PyTensor settings changed in this process do not reach the child: its graph's key is
+    # another, and it must not compile.
     model = _data_model(data)
-    assert native._compiled_in_child(model.model, "k" * 20, tmp_path) is False
+    key = native._native_key(model.key)
+    monkeypatch.setattr(native, "_versions", lambda: "settings changed in this process")
+    assert native._native_key(model.key) != key
+    assert native._compiled_in_child(model.source, native._native_key(model.key), tmp_path) is False
     assert not list(tmp_path.glob("structure_*"))
+
+
+@pytest.mark.parametrize(
+    "formula, dataset, family",
+    [
+        ("Reaction ~ Days + (Days | Subject)", "sleepstudy", "gaussian"),  # LKJ and a CustomDist
+        ("strength ~ 1 + (1 | batch/cask)", "Pastes", "gaussian"),  # the parent integrated out
+        ("rating ~ temp + contact + (1 | judge)", "wine", "cumulative"),
+    ],
+)
+def test_the_model_a_child_unpickles_has_the_parents_structure(formula, dataset, family):
+    import pickle
+
+    data = bm.datasets.load(dataset, "ordinal") if dataset == "wine" else bm.datasets.load(dataset)
+    model = bm.Model(formula, data, family=family)
+    again = pickle.loads(pickle.dumps(model))
+    key = sampling.data_model(model.sampled_model, model.design.n_obs).key
+    assert sampling.data_model(again.sampled_model, again.design.n_obs).key == key
