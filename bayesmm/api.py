@@ -449,8 +449,11 @@ class Model:
         chains
             Independent chains; R-hat and the ESS need at least 2 (4 recommended).
         random_seed
-            A non-negative integer for reproducible draws (the same seed and compiled
-            code give identical draws), or None.
+            A non-negative integer for reproducible draws, or None. With nutpie the same
+            seed gives the same draws in every process on a machine, the first included:
+            a model structure met for the first time is compiled by a child process and
+            every fit loads that code from disk (bayesmm.native). Other machines and other
+            versions of numba or PyTensor may differ in the last bits, and then in the draws.
         sampler
             ``"auto"`` (the fastest installed), ``"nutpie"``, ``"pymc"``, or the JAX
             samplers ``"numpyro"`` and ``"blackjax"`` where installed (for a GPU).

@@ -260,7 +260,8 @@ def _compile_here(pymc_model, key: str, folder: Path, layout_file: Path):
 
 
 _CHILD = """
-import pickle, sys, warnings
+import gc, pickle, sys, warnings
+gc.disable()  # as in the parent (bayesmm.collector): compiling makes many objects
 from pathlib import Path
 from bayesmm import native, sampling
 with open(sys.argv[1], "rb") as file:
