@@ -6,9 +6,9 @@ and a damaged cache is compiled anew instead of failing."""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -68,9 +68,13 @@ def _draws(compiled, seed=3):
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
     folder = tmp_path_factory.mktemp("native")
+    before = os.environ.get("BAYESMM_CACHE_DIR")
     os.environ["BAYESMM_CACHE_DIR"] = str(folder)
     yield folder
-    del os.environ["BAYESMM_CACHE_DIR"]
+    if before is None:
+        del os.environ["BAYESMM_CACHE_DIR"]
+    else:  # the caller's own folder (a CI run with its own caches)
+        os.environ["BAYESMM_CACHE_DIR"] = before
 
 
 @pytest.mark.slow
@@ -83,14 +87,18 @@ def test_the_kept_wrappers_sample_what_nutpies_own_do(data, cache):
     theirs = nutpie.compile_pymc_model(model.model, backend="numba")
     mine, reference = _draws(ours), _draws(theirs)
     assert mine.keys() == reference.keys()
+    # The same draws up to the last bits of the compiled code: nutpie compiles its wrappers
+    # here, ours come from numba's disk cache (the child's), and with PyTensor's own caches
+    # empty the two differ in the last bits (a CI run with empty caches: 1.6e-6 at most
+    # after 120 steps). A different model or sampler setting differs by tenths.
     for name in reference:
-        np.testing.assert_array_equal(mine[name], reference[name])
+        np.testing.assert_allclose(mine[name], reference[name], rtol=0, atol=1e-4)
     # New data of the same shapes: the same draws as nutpie's own data update.
     other = _data_model(data.assign(y=data.y + np.random.default_rng(1).normal(0, 0.1, len(data))))
     assert other.key == model.key
-    np.testing.assert_array_equal(
-        _draws(ours.with_data(**other.values))["fixef"], _draws(theirs.with_data(**other.values))["fixef"]
-    )
+    new_ours, new_theirs = _draws(ours.with_data(**other.values)), _draws(theirs.with_data(**other.values))
+    np.testing.assert_allclose(new_ours["fixef"], new_theirs["fixef"], rtol=0, atol=1e-4)
+    assert np.abs(new_ours["fixef"] - mine["fixef"]).max() > 1e-3  # the new data were used
     with pytest.raises(ValueError, match="bayesmm_data_float64 has shape"):
         ours.with_data(bayesmm_data_float64=np.zeros(3))
     with pytest.raises(KeyError, match="nothing"):
@@ -146,8 +154,13 @@ def test_a_damaged_cache_is_compiled_anew(data, cache, damage):
     if damage == "layout":
         for layout in cache.glob("structure_*.json"):
             layout.write_text("{not json")
-    else:
-        shutil.rmtree(cache / "__pycache__")
+    else:  # numba's cache of the wrappers: beside the module, or in $NUMBA_CACHE_DIR
+        roots = [cache, *([Path(os.environ["NUMBA_CACHE_DIR"])] if os.environ.get("NUMBA_CACHE_DIR") else [])]
+        name = f"structure_{native._native_key(model.key)}.*.nb[ic]"
+        kept = [path for root in roots for path in root.rglob(name)]
+        assert kept
+        for path in kept:
+            path.unlink()
     again = native.compile_model(model.model, model.key, model.shared, model.source)
     assert again.compiled_by == "child"
     assert np.isfinite(_draws(again)["fixef"]).all()
