@@ -206,24 +206,15 @@ def compile_model(pymc_model, structure_key: str, shared: dict, source=None):
     initial_point_fn = _wrap_with_lock(_initial_point_fn(pymc_model))
     key = _native_key(structure_key)
     folder = cache_dir()
-    layout_file = folder / f"structure_{key}.json"
-    layout, functions = _read_layout(layout_file, shared), (None, None)  # PyTensor's functions
-    compiled_by = "disk"
-    if layout is not None:
-        try:
-            logp_c, expand_c = _cfuncs(_module(folder, key, layout["source"]))  # no typing: numba's cache
-        except Exception:  # noqa: BLE001 (a cache that numba cannot use: compile below)
-            layout = None
-    if layout is None and source is not None and _compiled_in_child(source, key, folder):
-        layout, compiled_by = _read_layout(layout_file, shared), "child"
-        try:
-            logp_c, expand_c = _cfuncs(_module(folder, key, layout["source"]))
-        except Exception:  # noqa: BLE001 (what the child left cannot be used: compile here)
-            layout = None
-    if layout is None:
-        layout, functions = _compile_here(pymc_model, key, folder, layout_file)
-        logp_c, expand_c = functions.pop("cfuncs")
-        functions, compiled_by = (functions["logp"], functions["expand"]), "here"
+    layout = _read_layout(_layout_path(folder, key), shared)
+    cfuncs, functions, compiled_by = _loaded(folder, key, layout), (None, None), "disk"
+    if cfuncs is None and source is not None and _compiled_in_child(source, key, folder):
+        layout = _read_layout(_layout_path(folder, key), shared)
+        cfuncs, compiled_by = _loaded(folder, key, layout), "child"
+    if cfuncs is None:
+        layout, functions, cfuncs = _compile_here(pymc_model, key, folder)
+        compiled_by = "here"
+    logp_c, expand_c = cfuncs
     names, slices, shapes = layout["names"], [slice(*s) for s in layout["slices"]], layout["shapes"]
     shapes = [tuple(shape) for shape in shapes]
     shape_info = (names, slices, shapes)
@@ -248,15 +239,30 @@ def _native_key(structure_key: str) -> str:
     return hashlib.sha1(f"{structure_key} {_versions()} {_TEMPLATE}".encode()).hexdigest()[:20]
 
 
-def _compile_here(pymc_model, key: str, folder: Path, layout_file: Path):
-    """Compile the model's functions and wrappers in this process and keep them on disk:
-    the layout, and PyTensor's functions with the wrappers (``cfuncs``)."""
-    layout, (logp_pt, expand_pt) = _compile_layout(pymc_model, key)
+def _layout_path(folder: Path, key: str) -> Path:
+    return folder / f"structure_{key}.json"
+
+
+def _loaded(folder: Path, key: str, layout: dict | None):
+    """The two wrappers of ``layout`` from numba's disk cache (nothing is typed or
+    compiled), or None: no layout, or a cache that numba cannot use."""
+    if layout is None:
+        return None
+    try:
+        return _cfuncs(_module(folder, key, layout["source"]))
+    except Exception:  # noqa: BLE001 (compiled anew by the caller)
+        return None
+
+
+def _compile_here(pymc_model, key: str, folder: Path):
+    """Compile the model's functions and wrappers in this process and keep them on disk;
+    the layout, PyTensor's two functions and the two wrappers."""
+    layout, functions = _compile_layout(pymc_model, key)
     module = _module(folder, key, layout["source"])
-    module.logp_inner, module.expand_inner = logp_pt.vm.jit_fn, expand_pt.vm.jit_fn
+    module.logp_inner, module.expand_inner = (f.vm.jit_fn for f in functions)
     cfuncs = _cfuncs(module)
-    _write_layout(layout_file, layout)
-    return layout, {"logp": logp_pt, "expand": expand_pt, "cfuncs": cfuncs}
+    _write_layout(_layout_path(folder, key), layout)
+    return layout, functions, cfuncs
 
 
 _CHILD = """
@@ -270,8 +276,7 @@ warnings.simplefilter("ignore")
 built = sampling.data_model(model.sampled_model, model.design.n_obs)
 if native._native_key(built.key) != key:  # another graph, or settings the parent changed
     sys.exit(3)
-folder = Path(sys.argv[2])
-native._compile_here(built.model, key, folder, folder / f"structure_{key}.json")
+native._compile_here(built.model, key, Path(sys.argv[2]))
 """
 
 
@@ -286,8 +291,9 @@ def _compiled_in_child(model, key: str, folder: Path) -> bool:
     log-density, -3045103.292200651 against -3045103.2922006506), and over a thousand
     tuning steps that makes other draws. A fit with a seed then gave one set of draws in
     the first process on a machine and another in every later one. Loading what the child
-    compiled, every process runs the same code. The child costs a Python start and the
-    imports, about 2 s of a first fit's 30-50 s. Where it cannot run (the model does not
+    compiled, every process runs the same code. The child costs a Python start, the
+    imports and the model's rebuild: a few seconds of a first fit's 40-65 s on sleepstudy
+    (inside the spread between runs of vs_bambi.py). Where it cannot run (the model does not
     pickle, no subprocesses) or would compile another graph (PyTensor settings changed in
     this process), the model is compiled here."""
     import pickle
@@ -306,7 +312,7 @@ def _compiled_in_child(model, key: str, folder: Path) -> bool:
             )  # fmt: skip
     except Exception:  # noqa: BLE001 (pickling or starting the child failed: compile here)
         return False
-    return done.returncode == 0 and (folder / f"structure_{key}.json").exists()
+    return done.returncode == 0 and _layout_path(folder, key).exists()
 
 
 def _initial_point_fn(pymc_model):
@@ -426,11 +432,6 @@ def _cached_model_class():
         code then comes from disk too) or ``"here"`` (this process)."""
 
         compiled_by: str = "here"
-
-        @property
-        def from_disk(self) -> bool:
-            """Its C functions were loaded from numba's disk cache."""
-            return self.compiled_by != "here"
 
         def with_data(self, **updates):
             shared = dict(self.shared_data)

@@ -129,7 +129,7 @@ def _compiled(pymc_model, n_obs: int, source=None):
         _COMPILED[model.key] = (compiled, model.shared)
         while len(_COMPILED) > MAX_COMPILED:
             _COMPILED.popitem(last=False)
-        return _COMPILED[model.key][0], False
+        return compiled, False
     _COMPILED.move_to_end(model.key)
     compiled, shared = kept
     # nutpie evaluates the log-density on its own copy of the data (with_data); the starting
