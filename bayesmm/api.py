@@ -84,17 +84,22 @@ def _decomposition(design, setting) -> str | None:
     return "QR"
 
 
-def _collapse(design, family: Family, parts: dict, setting) -> bool:
-    """Whether the group effects are integrated out: ``setting`` True, False or None (when the
-    model allows it); True for a model that cannot be collapsed is an error saying why."""
-    if setting not in (True, False, None):
-        raise ValueError(f"collapsed must be True, False or None, got {setting!r}")
+def _collapse(design, family: Family, parts: dict, setting, centered) -> bool:
+    """Whether the group effects are integrated out: ``setting`` True, False, None (when the
+    model allows it) or "auto" (when it allows it, the effects all belong to one grouping
+    factor, so that NUTS samples no group effects at all, and ``centered`` names no choice for
+    that factor); True for a model that cannot be collapsed is an error saying why."""
+    if not (setting is None or isinstance(setting, bool) or setting == "auto"):
+        raise ValueError(f"collapsed must be True, False, None or 'auto', got {setting!r}")
     if setting is False:
         return False
     reason = why_not_collapsible(design, family, parts)
-    if reason is not None and setting:
+    if reason is not None and setting is True:
         raise ValueError(f"collapsed=True: the group effects of this model cannot be integrated out: "
                          f"{reason}")  # fmt: skip
+    if setting == "auto":
+        asked = isinstance(centered, bool) or (isinstance(centered, dict) and bool(centered))
+        return reason is None and len(design.groups) == 1 and not asked
     return reason is None
 
 
@@ -176,8 +181,11 @@ class Model:
         constant sigma) whose group effects all belong to one grouping factor: NUTS then
         samples only the fixed effects, the covariance parameters and sigma, so there is no
         funnel to mix through, and each step costs O(levels), not O(rows). The posterior is
-        the same. False (the default) samples the effects; True refuses a model it cannot
-        collapse, saying why; None collapses when the model allows it.
+        the same. ``"auto"`` (the default) collapses a Gaussian model whose group effects all
+        belong to one grouping factor (sleepstudy, Dyestuff), unless ``centered`` asks for a
+        parameterization; None also collapses the largest of several factors (the others
+        sampled); False samples the effects; True refuses a model it cannot collapse, saying
+        why.
     decomp
         ``"QR"`` samples the mean's slopes through the QR decomposition of their (centred)
         columns, as brms's ``decomp = "QR"`` and rstanarm's ``QR = TRUE``: correlated
@@ -218,7 +226,7 @@ class Model:
         dispersion: str | None = None,
         dpars: dict[str, str] | None = None,
         centered: bool | dict[str, bool] | None = None,
-        collapsed: bool | None = False,
+        collapsed: bool | str | None = "auto",
         decomp: str | None = "auto",
     ):
         self.formula = parse_formula(formula)
@@ -261,7 +269,7 @@ class Model:
         self.centered_setting = centered
         self.centred = centred_terms(self.design, self.family, centered)
         self.collapsed_setting = collapsed
-        self.collapsed = _collapse(self.design, self.family, self.parts, collapsed)
+        self.collapsed = _collapse(self.design, self.family, self.parts, collapsed, centered)
         self.decomp_setting = decomp
         self.decomp = _decomposition(self.design, decomp)
         self._pymc_model: pm.Model | None = None
@@ -369,6 +377,11 @@ class Model:
         return self._pymc_model
 
     @property
+    def collapsed_group(self) -> str | None:
+        """The grouping factor whose effects are integrated out (None: not ``collapsed``)."""
+        return collapsed_group(self.design) if self.collapsed else None
+
+    @property
     def sampled_model(self) -> pm.Model:
         """The PyMC model NUTS samples: ``pymc_model``, or with ``collapsed`` the model whose
         group effects are integrated out (built on first use)."""
@@ -401,7 +414,7 @@ class Model:
         terms = self.design.random
 
         def form(i: int, centred: bool) -> str:
-            if self.collapsed and terms[i].group == collapsed_group(self.design):
+            if terms[i].group == self.collapsed_group:
                 return "integrated out of the likelihood"
             if nesting is not None and i == nesting[1]:
                 return f"integrated out of {terms[nesting[0]].group}'s prior"

@@ -153,9 +153,15 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--zi", default=None, help='zero-inflation formula, e.g. "~ x + (1 | g)"')
     fit.add_argument("--hu", default=None, help="hurdle formula")
     fit.add_argument("--dispersion", default=None, help="formula for the family's scale parameter")
-    fit.add_argument(
-        "--collapsed", action="store_true",
-        help="integrate a Gaussian model's group effects out, drawn afterwards (Model(collapsed=True))",
+    collapse = fit.add_mutually_exclusive_group()
+    collapse.add_argument(
+        "--collapsed", action="store_const", const=True, default="auto",
+        help="integrate a Gaussian model's group effects out, drawn afterwards (Model(collapsed=True); "
+             "by default a model with one grouping factor is)",
+    )  # fmt: skip
+    collapse.add_argument(
+        "--sampled", dest="collapsed", action="store_const", const=False,
+        help="sample every group effect with NUTS (Model(collapsed=False))",
     )  # fmt: skip
     fit.add_argument(
         "--trials", default=None, help="the column of binomial trials (or write cbind(s, f) ~ ...)"

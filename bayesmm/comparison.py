@@ -29,8 +29,9 @@ __all__ = ["add_log_likelihood", "loo", "kfold", "KFold", "waic", "compare", "r2
 
 
 def add_observed_data(fit: Fit) -> None:
-    """Store the response as the ``observed_data`` group, if it is not there yet."""
-    if not has_group(fit.idata, "observed_data"):
+    """Store the response as the ``observed_data`` group, if it is not there yet (a collapsed
+    model's sampler wrote an empty one: its likelihood is a Potential)."""
+    if not has_group(fit.idata, "observed_data") or not fit.idata["observed_data"].data_vars:
         design = fit.design
         observed = xr.Dataset(
             {design.response_name: (("obs",), design.y)}, coords={"obs": np.arange(design.n_obs)}

@@ -253,17 +253,28 @@ def trade_offs(fit: Fit, names: list[str]) -> list[tuple[str, str, str]]:
     return found
 
 
+def _boundary_prior(fit: Fit, sd_name: str) -> str:
+    """Advice to give ``sd_name`` a boundary-avoiding prior (blme's choice for SDs, Chung et
+    al. 2013): Gamma with shape 2 has zero density at zero, which keeps the sampler out of a
+    funnel's neck; its mean is the current prior's scale."""
+    entry = next((e for e in fit.model.prior_entries if e.parameter == sd_name), None)
+    scale = float(np.ravel(entry.prior.params.get("sigma", 1.0))[0]) if entry is not None else 1.0
+    prior = f'priors={{"{sd_name}": Prior("Gamma", alpha=2, beta={2 / scale:.3g})}}'
+    return f"give {sd_name} a prior that vanishes at zero ({prior})"
+
+
+def _integrated_out(fit: Fit, sd_name: str) -> bool:
+    """Whether the effects ``sd_name`` scales were integrated out (collapsed): not sampled."""
+    term = _term_of(fit, sd_name)
+    group = getattr(fit.model, "collapsed_group", None)
+    return term is not None and not term.part and group is not None and term.group == group
+
+
 def _term_advice(fit: Fit, sd_name: str) -> str:
     """What to try for a funnel at ``sd_name``, for the kind of term it belongs to."""
     term = _term_of(fit, sd_name)
     text = _term_text(fit, sd_name)
-    # A boundary-avoiding prior (blme's choice for SDs, Chung et al. 2013): Gamma with shape
-    # 2 has zero density at zero, which keeps the sampler out of the funnel's neck; its
-    # mean is the current prior's scale.
-    entry = next((e for e in fit.model.prior_entries if e.parameter == sd_name), None)
-    scale = float(np.ravel(entry.prior.params.get("sigma", 1.0))[0]) if entry is not None else 1.0
-    prior = f'priors={{"{sd_name}": Prior("Gamma", alpha=2, beta={2 / scale:.3g})}}'
-    avoid = f"give {sd_name} a prior that vanishes at zero ({prior})"
+    avoid = _boundary_prior(fit, sd_name)
     if term is not None and _collapsible(fit, term):
         # The same model with the funnel gone: nothing to simplify first.
         return (
@@ -301,7 +312,20 @@ def _divergences(fit: Fit) -> Check:
         target = min(0.99, max(0.95, fit.settings.target_accept + 0.1))
         advice = f"raise target_accept (fit(target_accept={target:.2f}))"
         where = ""
-        if culprits:
+        if culprits and _integrated_out(fit, culprits[0][0]):
+            # No effects of that term were sampled, so no funnel: the SD's posterior runs
+            # into zero, where the step size tuned to the bulk is too long.
+            name, level = culprits[0]
+            check.parameters = [name]
+            where = (
+                f" They happen where {name} is small (on average at the {100 * level:.0f}th percentile "
+                f"of its draws). The effects of {_term_text(fit, name)} are integrated out, so this is "
+                f"no funnel: the posterior of {name} presses against zero, which the data barely tell "
+                "it apart from."
+            )
+            advice += (f"; if some remain, {_boundary_prior(fit, name)}, or compare the model without "
+                       "that varying term (fit.loo)")  # fmt: skip
+        elif culprits:
             name, level = culprits[0]
             check.parameters = [name]
             where = (

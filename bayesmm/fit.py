@@ -65,13 +65,15 @@ class SamplerSettings:
 FEW_LEVELS = 10
 
 
-def default_target_accept(design) -> float:
+def default_target_accept(design, collapsed: str | None = None) -> float:
     """NUTS's target acceptance when the user gives none: 0.95 (rstanarm's default for every
-    model) when a grouping factor has fewer than FEW_LEVELS levels, else 0.8 (PyMC's, Stan's
-    and brms's). With 6 levels, on lme4's Dyestuff and Dyestuff2 (4 x 1000 draws, seeds 1-6),
+    model) when a grouping factor whose effects are sampled (not ``collapsed``, integrated
+    out) has fewer than FEW_LEVELS levels, else 0.8 (PyMC's, Stan's and brms's). With 6
+    levels, on lme4's Dyestuff and Dyestuff2 (4 x 1000 draws, seeds 1-6), sampled effects at
     0.8 gave divergences in 6 of the 12 fits (1-4 each), 0.95 in none, for 12 leapfrog steps
-    per draw instead of 7 (benchmarks/README.md, stop 27)."""
-    levels = [term.n_levels for term in design.random]
+    per draw instead of 7; integrated out, 0.8 gave none in the same 12 fits, at 4 steps per
+    draw (benchmarks/README.md, stops 27 and 29)."""
+    levels = [term.n_levels for term in design.random if term.group != collapsed]
     return 0.95 if levels and min(levels) < FEW_LEVELS else 0.8
 
 
@@ -92,7 +94,7 @@ def sample(
     """Run NUTS on ``model`` and wrap the result in a :class:`Fit`; ``target_accept`` None
     takes :func:`default_target_accept`."""
     if target_accept is None:
-        target_accept = default_target_accept(model.design)
+        target_accept = default_target_accept(model.design, model.collapsed_group)
     name = default_sampler() if sampler in (None, "auto") else sampler
     if name not in ("pymc", *_EXTERNAL):
         raise ValueError(f"unknown sampler {sampler!r}; available here: {', '.join(available_samplers())}")
@@ -134,6 +136,8 @@ def sample(
     settings = SamplerSettings(name, draws, tune, chains, target_accept, random_seed)
     settings.seconds = time.perf_counter() - start
     fit = Fit(model=model, idata=idata, settings=settings)
+    if model.collapsed:
+        comparison.add_observed_data(fit)
     fit.warn_if_unhealthy()
     return fit
 
@@ -172,7 +176,10 @@ def approximate(model: Model, method: str, *, draws: int, chains: int, random_se
     settings = SamplerSettings(method, draws, 0, chains, float("nan"), random_seed)
     settings.seconds = time.perf_counter() - start
     settings.approximation = info
-    return Fit(model=model, idata=idata, settings=settings)
+    fit = Fit(model=model, idata=idata, settings=settings)
+    if collapse:
+        comparison.add_observed_data(fit)
+    return fit
 
 
 JAX_SAMPLERS = ("numpyro", "blackjax")
@@ -239,11 +246,11 @@ def _refuse_interrupted(idata: xr.DataTree, draws: int, chains: int) -> None:
 def _add_collapsed_group_effects(idata: xr.DataTree, model: Model, random_seed) -> None:
     """The group effects of a collapsed model, drawn from their exact conditional for every
     posterior draw (bayesmm.collapsed), into ``posterior`` before its other variables."""
-    from .collapsed import collapsed_group, group_effect_draws
+    from .collapsed import group_effect_draws
 
     post = get_group(idata, "posterior")
     rng = np.random.default_rng(None if random_seed is None else [int(random_seed), 14])
-    r = group_effect_draws(model.design, collapsed_group(model.design), post, rng)
+    r = group_effect_draws(model.design, model.collapsed_group, post, rng)
     order = [v for v in model.reported_variables if v == r.name or v in post]
     set_group(idata, "posterior", post.assign({r.name: r})[order])
 

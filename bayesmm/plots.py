@@ -112,6 +112,8 @@ def no_pooling(fit: Fit, group: str) -> tuple[np.ndarray, list[str], np.ndarray]
     )
     estimates = np.full((len(design.group_levels(group)), len(columns)), np.nan)
     sizes = np.bincount(codes, minlength=estimates.shape[0])
+    # A Gaussian mean with identity link: the maximum is least squares, whatever sigma.
+    least_squares = family.name == "gaussian" and family.link.name == "identity"
     for level in range(estimates.shape[0]):
         rows = codes == level
         X, y, off = matrix[rows], design.y[rows], offset[rows]
@@ -125,6 +127,9 @@ def no_pooling(fit: Fit, group: str) -> tuple[np.ndarray, list[str], np.ndarray]
 
         if np.linalg.matrix_rank(X) < X.shape[1]:
             continue  # the level's rows cannot identify every varying term
+        if least_squares:  # exact, rather than to an optimizer's tolerance
+            estimates[level] = np.linalg.lstsq(X, y - off, rcond=None)[0]
+            continue
         result = optimize.minimize(negative_loglik, start, method="BFGS")
         if np.all(np.isfinite(result.x)):
             estimates[level] = _at_infinity(negative_loglik, result.x, X)

@@ -8,7 +8,8 @@ sample), the min bulk ESS over the summary's parameters and over the 100,000 lev
 the recovered SDs and the process's peak resident memory.
 
     python benchmarks/large.py                       # build and fit, 2 chains x 500 draws
-    python benchmarks/large.py --collapsed           # the level effects integrated out
+    python benchmarks/large.py --sampled             # the level effects sampled by NUTS
+    python benchmarks/large.py --collapsed           # integrated out (the default since stop 29)
     python benchmarks/large.py --build-only --baseline before=$PWD/.venv/bin/python@/path/to/old/checkout
 
 A baseline (NAME=PYTHON or NAME=PYTHON@SOURCE, as in compile_reuse.py) runs the same
@@ -46,6 +47,7 @@ model = bm.Model("y ~ x + (1 | g)", data, **options)
 model.sampled_model
 built = time.perf_counter()
 out = {"import": imported - start, "build": built - made, "centred": list(model.centred),
+       "collapsed": bool(model.collapsed),
        "module": bm.__file__}
 if not build_only:
     fit = model.fit(draws=draws, tune=draws, chains=2, cores=2, random_seed=1, progressbar=False)
@@ -67,7 +69,8 @@ def run(install: str, args) -> dict:
     if source:  # import bayesmm from that checkout
         env["PYTHONPATH"] = source
     with tempfile.TemporaryDirectory() as cwd:  # not the checkout: "-c" imports from the cwd
-        options = json.dumps({"collapsed": True} if args.collapsed else {})
+        options = json.dumps({"collapsed": True} if args.collapsed else {"collapsed": False} if args.sampled
+                             else {})
         build_only = "1" if args.build_only else "0"
         command = [python, "-c", WORKER, str(args.rows), str(args.draws), build_only, options]
         return timed_process(install, command, env, cwd=cwd)
@@ -81,6 +84,7 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=500, help="per chain, after as many tuning steps")
     parser.add_argument("--build-only", action="store_true")
     parser.add_argument("--collapsed", action="store_true", help="level effects integrated out")
+    parser.add_argument("--sampled", action="store_true", help="level effects sampled (collapsed=False)")
     parser.add_argument("--baseline", action="append", default=[], help="NAME=PYTHON[@SOURCE]; repeatable")
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()

@@ -1,7 +1,9 @@
 """How well every summary parameter mixes: the automatic centred / non-centred choice per
 term (bayesmm.parameterization) against every term non-centred, on the reference models of
 the test suite and the gallery, 4 x 1000 draws at default settings; and, for the Gaussian
-models, with the largest grouping factor's effects integrated out (collapsed=True).
+models, with the largest grouping factor's effects integrated out (collapsed=True; the
+default for a Gaussian model with one grouping factor, which is then also fitted with its
+effects sampled, collapsed=False).
 
 Each fit runs in a fresh process (import, build, compile, sample, summary), the two
 variants alternating per dataset and seed. Printed per fit: min bulk ESS and max R-hat over
@@ -29,6 +31,7 @@ import numpy as np, pandas as pd
 import bayesmm as bm
 name, seed = sys.argv[1], int(sys.argv[3])
 options = {"auto": {}, "noncentred": {"centered": False}, "collapsed": {"collapsed": True},
+           "sampled": {"collapsed": False},
            "qr": {"decomp": "QR"}}[sys.argv[2]]
 
 def informative_levels():
@@ -89,7 +92,9 @@ print(json.dumps({
 """
 
 # Gaussian: also fitted with the largest grouping factor's effects integrated out.
-COLLAPSIBLE = {"sleepstudy", "Penicillin", "Pastes", "informative"}
+COLLAPSIBLE = {"sleepstudy", "Penicillin", "Pastes", "informative", "Dyestuff2"}
+# One grouping factor: the defaults integrate it out, so also fitted with it sampled.
+ONE_FACTOR_GAUSSIAN = {"sleepstudy", "informative", "Dyestuff2"}
 # Correlated fixed-effect columns: also fitted with decomp="QR".
 DECOMPOSED = {"Owls"}
 DATASETS = [
@@ -150,8 +155,9 @@ def main() -> None:
     ratios = {}
     for name in args.only:
         variants = (
-            ("noncentred", "auto") + ("collapsed",) * (name in COLLAPSIBLE) + ("qr",) * (name in DECOMPOSED)
-        )
+            ("noncentred", "auto") + ("sampled",) * (name in ONE_FACTOR_GAUSSIAN)
+            + ("collapsed",) * (name in COLLAPSIBLE - ONE_FACTOR_GAUSSIAN) + ("qr",) * (name in DECOMPOSED)
+        )  # fmt: skip
         results = {v: [] for v in variants}
         for seed in args.seeds:
             for variant in variants:

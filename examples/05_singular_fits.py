@@ -100,7 +100,7 @@ comparison
 # `elpd_diff` each model's distance from the best, and `dse` the standard error of that
 # distance. The maximal quadratic model comes out a few points ahead, but by less than
 # about two standard errors of the difference: no reliable gain for three more variance
-# parameters, three more correlations and a posterior that the sampler struggles with.
+# parameters, three more correlations and an SD whose posterior piles up at zero.
 # The `warning` column flags observations with high Pareto k (influential subjects' data
 # points), so the LOO estimates are themselves approximate. The linear models with and
 # without the correlation are indistinguishable; `(Days || Subject)` is the simplest

@@ -49,8 +49,16 @@ def sleepstudy():
 
 @pytest.fixture(scope="session")
 def sleepstudy_fit(sleepstudy):
-    """Reaction ~ Days + (Days | Subject) with brms's setting: 4 chains x 1000 draws."""
+    """Reaction ~ Days + (Days | Subject) with brms's setting: 4 chains x 1000 draws (the
+    default: the subjects' effects integrated out, drawn afterwards)."""
     model = bm.Model("Reaction ~ Days + (Days | Subject)", sleepstudy)
+    return quiet_fit(model, draws=1000, tune=1000, chains=4, random_seed=20261124)
+
+
+@pytest.fixture(scope="session")
+def sleepstudy_sampled_fit(sleepstudy):
+    """The same with the subjects' effects sampled by NUTS (collapsed=False)."""
+    model = bm.Model("Reaction ~ Days + (Days | Subject)", sleepstudy, collapsed=False)
     return quiet_fit(model, draws=1000, tune=1000, chains=4, random_seed=20261124)
 
 

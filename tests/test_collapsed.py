@@ -147,10 +147,30 @@ def test_no_factor_with_too_many_columns_per_level_is_integrated_out(monkeypatch
     assert collapsed_group(bm.Model("y ~ x + (1 + x | g) + (1 | t2)", data).design) == "t2"
 
 
-def test_collapsed_takes_true_false_or_none():
-    with pytest.raises(ValueError, match="collapsed must be True, False or None, got 'yes'"):
+def test_collapsed_takes_true_false_none_or_auto():
+    with pytest.raises(ValueError, match="collapsed must be True, False, None or 'auto', got 'yes'"):
         bm.Model("y ~ x + (1 | g)", _data(), collapsed="yes")
     assert bm.Model("y ~ x + (1 | g)", _data(), collapsed=None).collapsed is True
+    assert bm.Model("y ~ x + (1 | g)", _data(), collapsed=False).collapsed is False
+
+
+def test_by_default_one_grouping_factor_is_integrated_out_and_several_are_sampled():
+    data = _data().assign(h=lambda d: np.where(d.x > 0, "a", "b"))
+    one = bm.Model("y ~ x + (1 + t | g)", data)
+    assert one.collapsed and one.collapsed_group == "g"
+    assert "z_g" not in {v.name for v in one.sampled_model.free_RVs}
+    # Two factors: the default samples both (None would integrate the larger one out).
+    two = bm.Model("y ~ x + (1 | g) + (1 | h)", data)
+    assert not two.collapsed and two.collapsed_group is None
+    assert bm.Model("y ~ x + (1 | g) + (1 | h)", data, collapsed=None).collapsed_group == "g"
+    # A parameterization asked for is a request to sample the effects that way.
+    for centered in (True, False, {"g": True}):
+        assert not bm.Model("y ~ x + (1 | g)", data, centered=centered).collapsed
+    assert bm.Model("y ~ x + (1 | g)", data, centered={}).collapsed
+    # Not Gaussian, or not a constant sigma: sampled, as before, without an error.
+    counts = data.assign(y=np.random.default_rng(1).poisson(3, len(data)))
+    assert not bm.Model("y ~ x + (1 | g)", counts, family="poisson").collapsed
+    assert not bm.Model("y ~ x + (1 | g)", data, dispersion="~ x").collapsed
 
 
 def test_the_collapsed_model_samples_no_group_effects():

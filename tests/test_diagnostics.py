@@ -102,17 +102,23 @@ def test_re_pca_matches_a_hand_computation(sleepstudy_fit):
     np.testing.assert_allclose(table["proportion"], proportions.mean(axis=0))
 
 
-def test_divergences_name_the_funnel(sleepstudy_fit):
-    sd_days = sleepstudy_fit.idata.posterior["sd_Subject"].sel(Subject__term="Days").values
+@pytest.mark.parametrize("which", ["sleepstudy_sampled_fit", "sleepstudy_fit"])
+def test_divergences_name_the_funnel(which, request):
+    sampled = request.getfixturevalue(which)
+    sd_days = sampled.idata.posterior["sd_Subject"].sel(Subject__term="Days").values
     diverging = sd_days < np.quantile(sd_days, 0.02)  # divergences where sd(Days) is smallest
-    fit = broken(sleepstudy_fit, {("sample_stats", "diverging"): diverging})
+    fit = broken(sampled, {("sample_stats", "diverging"): diverging})
     check = fit.diagnose()["divergences"]
     assert not check.ok and check.value == diverging.sum()
     assert check.parameters == ["sd(Days|Subject)"]
     assert "target_accept=0.95" in check.message
-    assert "(Days | Subject)" in check.message
-    # A Gaussian model with one grouping factor: the funnel can be integrated away.
-    assert "integrate the effects of (Days | Subject) out (Model(..., collapsed=True)" in check.message
+    # A Gaussian model with one grouping factor: the funnel can be integrated away; the
+    # default model already has (its effects are not sampled, so there is no funnel to name).
+    advice = "integrate the effects of (Days | Subject) out (Model(..., collapsed=True)"
+    assert (advice in check.message) == (which == "sleepstudy_sampled_fit")
+    assert ("a funnel between that SD" in check.message) == (which == "sleepstudy_sampled_fit")
+    assert ("are integrated out, so this is no funnel" in check.message) == (which == "sleepstudy_fit")
+    assert 'Prior("Gamma", alpha=2' in check.message
 
 
 def test_rhat_names_the_parameter(sleepstudy_fit):

@@ -125,12 +125,21 @@ def test_few_levels_raise_the_default_target_acceptance(conjugate, sleepstudy):
         data = pd.DataFrame({"y": rng.normal(size=5 * n), "g": np.repeat(np.arange(n), 5).astype(str)})
         return default_target_accept(bm.Model("y ~ 1 + (1 | g)", data).design)
 
-    assert levels(6) == levels(FEW_LEVELS - 1) == 0.95  # Dyestuff's 6 batches
+    assert levels(6) == levels(FEW_LEVELS - 1) == 0.95  # Dyestuff's 6 batches, sampled
+    # Integrated out, the 6 levels' effects are not sampled: no tails of theirs to step into.
+    dyestuff = bm.Model("Yield ~ 1 + (1 | Batch)", bm.datasets.load("Dyestuff"))
+    assert dyestuff.collapsed_group == "Batch"
+    assert default_target_accept(dyestuff.design, dyestuff.collapsed_group) == 0.8
     assert levels(FEW_LEVELS) == 0.8
     assert default_target_accept(bm.Model("Reaction ~ Days + (Days | Subject)", sleepstudy).design) == 0.8
     assert default_target_accept(conjugate[0].design) == 0.8  # no grouping factor
     # The smallest factor decides (Penicillin: 24 plates, 6 samples).
     penicillin = bm.Model("diameter ~ 1 + (1 | plate) + (1 | sample)", bm.datasets.load("Penicillin"))
     assert default_target_accept(penicillin.design) == 0.95
+    assert default_target_accept(penicillin.design, "plate") == 0.95  # the samples still sampled
+    assert default_target_accept(penicillin.design, "sample") == 0.8
     args = build_parser().parse_args(["fit", "data.csv", "y ~ 1 + (1 | g)"])
     assert args.target_accept is None  # the CLI leaves the choice to the model too
+    assert args.collapsed == "auto"  # and whether to integrate the effects out
+    assert build_parser().parse_args(["fit", "d.csv", "y ~ (1 | g)", "--sampled"]).collapsed is False
+    assert build_parser().parse_args(["fit", "d.csv", "y ~ (1 | g)", "--collapsed"]).collapsed is True

@@ -31,7 +31,7 @@ def data():
 
 def _data_model(data):
     model = bm.Model(FORMULA, data)
-    built = sampling.data_model(model.pymc_model, model.design.n_obs)
+    built = sampling.data_model(model.sampled_model, model.design.n_obs)
     built.source = model  # what a child process rebuilds and compiles (bayesmm.native)
     return built
 
@@ -43,7 +43,7 @@ import bayesmm as bm
 from bayesmm import sampling
 data = pd.read_csv(sys.argv[1]).assign(g=lambda d: pd.Categorical(d.g))
 model = bm.Model("y ~ x + (1 | g)", data)
-print(sampling.data_model(model.pymc_model, model.design.n_obs).key)
+print(sampling.data_model(model.sampled_model, model.design.n_obs).key)
 """
 
 

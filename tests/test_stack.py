@@ -19,21 +19,28 @@ from bayesmm.predict import family_param_draws, linear_predictor_draws
 
 
 @pytest.mark.slow
-def test_posterior_holds_only_the_summary_parameters(sleepstudy_fit):
-    assert isinstance(sleepstudy_fit.idata, xr.DataTree)
-    post = sleepstudy_fit.idata.posterior
+@pytest.mark.parametrize("which", ["sleepstudy_fit", "sleepstudy_sampled_fit"])
+def test_posterior_holds_only_the_summary_parameters(which, request):
+    fit = request.getfixturevalue(which)
+    assert isinstance(fit.idata, xr.DataTree)
+    post = fit.idata.posterior
     assert sorted(post.data_vars) == ["cor_Subject", "fixef", "r_Subject", "sd_Subject", "sigma"]
     # The sampler's own variables are kept apart, where PyMC can find them for the log-likelihood.
-    internal = set(sleepstudy_fit.idata["reparameterization"].data_vars)
-    assert {"z_Subject", "Intercept_c_plus_mean_r"} <= internal
-    rows = az.summary(sleepstudy_fit.idata).index
+    internal = set(fit.idata["reparameterization"].data_vars)
+    assert "chol_Subject" in internal
+    # Sampled, the subjects' effects are there too; integrated out, they were never sampled.
+    assert ({"z_Subject", "Intercept_c_plus_mean_r"} <= internal) == (not fit.model.collapsed)
+    assert fit.model.collapsed == (which == "sleepstudy_fit")
+    rows = az.summary(fit.idata).index
     assert not [r for r in rows if r.startswith(("z_", "b", "Intercept_c", "chol")) or "_raw" in r]
     assert "sd_Subject[Days]" in rows and "cor_Subject[Intercept,Days]" in rows
+    # The response, also where the sampler saw it only inside a Potential.
+    np.testing.assert_array_equal(fit.idata.observed_data["Reaction"].values, fit.design.y)
 
 
 @pytest.mark.slow
-def test_pymc_log_likelihood_equals_the_family_density(sleepstudy_fit):
-    fit = sleepstudy_fit
+def test_pymc_log_likelihood_equals_the_family_density(sleepstudy_sampled_fit):
+    fit = sleepstudy_sampled_fit
     fit.loo()
     pymc_values = fit.idata.log_likelihood["Reaction"].values.reshape(-1, 180)
     eta, trials, _ = linear_predictor_draws(fit)
