@@ -655,7 +655,9 @@ def _collapsed_factor(design: Design, priors: dict[str, PriorEntry], group: str)
     factors, sds, cors = [], [], []
     for k, term in enumerate(terms):
         F, sd, cor = term.covariance.factor(priors, _TermNames(design, term, k))
-        factors.append(pt.diag(sd) if F is None else F)
+        # sd times the identity rather than pt.diag(sd), whose graph and gradient (an
+        # OpFromGraph, a fancy-indexed set) numba compiles slowly.
+        factors.append(pt.atleast_1d(sd)[:, None] * np.eye(term.n_terms) if F is None else F)
         sds.append(pt.atleast_1d(sd))
         if cor is not None:
             cors.append(cor)
