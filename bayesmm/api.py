@@ -472,9 +472,10 @@ class Model:
             samplers ``"numpyro"`` and ``"blackjax"`` where installed (for a GPU).
         target_accept
             NUTS's target acceptance rate in (0, 1); raise it (0.95, 0.99) when the fit
-            reports divergences. None: 0.95 when a grouping factor has fewer than 10
-            levels (its SD is weakly identified, and 0.8 leaves divergences there), else
-            0.8 (``bm.fit.default_target_accept``).
+            reports divergences. None: 0.95 when a grouping factor whose effects are
+            sampled (not integrated out, ``collapsed``) has fewer than 10 levels (its SD is
+            weakly identified, and 0.8 leaves divergences there), else 0.8
+            (``bm.fit.default_target_accept``).
         cores
             Processes for PyMC's sampler (None: one per chain up to the CPU count).
         progressbar
