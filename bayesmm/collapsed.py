@@ -138,8 +138,8 @@ def _unrolled_cholesky(A: list[list]) -> list[list]:
 def _product(a, b):
     """a @ b for a matrix ``a`` and a matrix or vector ``b``, as a product and a sum: numba
     compiles these elementwise operations faster than a BLAS ``Dot``, whose function pointer
-    is fetched in object mode when a process first calls it (0.3 s of every warm sleepstudy
-    fit), and the contracted dimensions here are small (q^2, q or p)."""
+    is fetched in object mode when a process first calls it (0.24 s of every warm sleepstudy
+    fit, inside its first sampling), and the contracted dimensions here are small (q^2, q or p)."""
     import pytensor.tensor as pt
 
     b = pt.as_tensor_variable(b)

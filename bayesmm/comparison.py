@@ -28,15 +28,16 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["add_log_likelihood", "loo", "kfold", "KFold", "waic", "compare", "r2", "hypothesis"]
 
 
+def observed_data(design) -> xr.Dataset:
+    """The response as ArviZ's ``observed_data`` group holds it."""
+    return xr.Dataset({design.response_name: (("obs",), design.y)}, coords={"obs": np.arange(design.n_obs)})
+
+
 def add_observed_data(fit: Fit) -> None:
-    """Store the response as the ``observed_data`` group, if it is not there yet (a collapsed
-    model's sampler wrote an empty one: its likelihood is a Potential)."""
+    """Store the response as the ``observed_data`` group, if it is not there yet (or empty,
+    as in a collapsed fit saved before bayesmm filled it: its likelihood is a Potential)."""
     if not has_group(fit.idata, "observed_data") or not fit.idata["observed_data"].data_vars:
-        design = fit.design
-        observed = xr.Dataset(
-            {design.response_name: (("obs",), design.y)}, coords={"obs": np.arange(design.n_obs)}
-        )
-        set_group(fit.idata, "observed_data", observed)
+        set_group(fit.idata, "observed_data", observed_data(fit.design))
 
 
 def add_log_likelihood(fit: Fit) -> None:

@@ -312,27 +312,23 @@ def _divergences(fit: Fit) -> Check:
         target = min(0.99, max(0.95, fit.settings.target_accept + 0.1))
         advice = f"raise target_accept (fit(target_accept={target:.2f}))"
         where = ""
-        if culprits and _integrated_out(fit, culprits[0][0]):
-            # No effects of that term were sampled, so no funnel: the SD's posterior runs
-            # into zero, where the step size tuned to the bulk is too long.
+        if culprits:
             name, level = culprits[0]
             check.parameters = [name]
-            where = (
-                f" They happen where {name} is small (on average at the {100 * level:.0f}th percentile "
-                f"of its draws). The effects of {_term_text(fit, name)} are integrated out, so this is "
-                f"no funnel: the posterior of {name} presses against zero, which the data barely tell "
-                "it apart from."
-            )
-            advice += (f"; if some remain, {_boundary_prior(fit, name)}, or compare the model without "
-                       "that varying term (fit.loo)")  # fmt: skip
-        elif culprits:
-            name, level = culprits[0]
-            check.parameters = [name]
-            where = (
-                f" They happen where {name} is small (on average at the {100 * level:.0f}th percentile "
-                f"of its draws): a funnel between that SD and the group effects of {_term_text(fit, name)}."
-            )
-            advice += f"; if some remain, {_term_advice(fit, name)}"
+            where = (f" They happen where {name} is small (on average at the {100 * level:.0f}th percentile "
+                     "of its draws)")  # fmt: skip
+            if _integrated_out(fit, name):
+                # No effects of that term were sampled, so no funnel: the SD's posterior runs
+                # into zero, where the step size tuned to the bulk is too long.
+                where += (
+                    f". The effects of {_term_text(fit, name)} are integrated out, so this is no funnel: "
+                    f"the posterior of {name} presses against zero, which the data barely tell it apart from."
+                )
+                advice += (f"; if some remain, {_boundary_prior(fit, name)}, or compare the model without "
+                           "that varying term (fit.loo)")  # fmt: skip
+            else:
+                where += f": a funnel between that SD and the group effects of {_term_text(fit, name)}."
+                advice += f"; if some remain, {_term_advice(fit, name)}"
         check.message = (
             f"{n} of {total} transitions after tuning diverged ({100 * n / total:.1f}%): NUTS could not "
             f"follow the posterior's curvature there, so estimates may be biased.{where} Try: {advice}."

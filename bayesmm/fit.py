@@ -136,8 +136,6 @@ def sample(
     settings = SamplerSettings(name, draws, tune, chains, target_accept, random_seed)
     settings.seconds = time.perf_counter() - start
     fit = Fit(model=model, idata=idata, settings=settings)
-    if model.collapsed:
-        comparison.add_observed_data(fit)
     fit.warn_if_unhealthy()
     return fit
 
@@ -176,10 +174,7 @@ def approximate(model: Model, method: str, *, draws: int, chains: int, random_se
     settings = SamplerSettings(method, draws, 0, chains, float("nan"), random_seed)
     settings.seconds = time.perf_counter() - start
     settings.approximation = info
-    fit = Fit(model=model, idata=idata, settings=settings)
-    if collapse:
-        comparison.add_observed_data(fit)
-    return fit
+    return Fit(model=model, idata=idata, settings=settings)
 
 
 JAX_SAMPLERS = ("numpyro", "blackjax")
@@ -245,7 +240,9 @@ def _refuse_interrupted(idata: xr.DataTree, draws: int, chains: int) -> None:
 
 def _add_collapsed_group_effects(idata: xr.DataTree, model: Model, random_seed) -> None:
     """The group effects of a collapsed model, drawn from their exact conditional for every
-    posterior draw (bayesmm.collapsed), into ``posterior`` before its other variables."""
+    posterior draw (bayesmm.collapsed), into ``posterior`` before its other variables; and
+    the response into ``observed_data``, which the sampler left empty (the likelihood is a
+    Potential)."""
     from .collapsed import group_effect_draws
 
     post = get_group(idata, "posterior")
@@ -253,6 +250,7 @@ def _add_collapsed_group_effects(idata: xr.DataTree, model: Model, random_seed) 
     r = group_effect_draws(model.design, model.collapsed_group, post, rng)
     order = [v for v in model.reported_variables if v == r.name or v in post]
     set_group(idata, "posterior", post.assign({r.name: r})[order])
+    set_group(idata, "observed_data", comparison.observed_data(model.design))
 
 
 def _separate_reparameterization(idata: xr.DataTree, reported: list[str]) -> xr.DataTree:

@@ -655,10 +655,11 @@ def _collapsed_factor(design: Design, priors: dict[str, PriorEntry], group: str)
     factors, sds, cors = [], [], []
     for k, term in enumerate(terms):
         F, sd, cor = term.covariance.factor(priors, _TermNames(design, term, k))
+        sd = pt.atleast_1d(sd)
         # sd times the identity rather than pt.diag(sd), whose graph and gradient (an
-        # OpFromGraph, a fancy-indexed set) numba compiles slowly.
-        factors.append(pt.atleast_1d(sd)[:, None] * np.eye(term.n_terms) if F is None else F)
-        sds.append(pt.atleast_1d(sd))
+        # OpFromGraph, a fancy-indexed set) add 11 nodes to Dyestuff's log-density.
+        factors.append(sd[:, None] * np.eye(term.n_terms) if F is None else F)
+        sds.append(sd)
         if cor is not None:
             cors.append(cor)
     latent = [t.covariance.latent for t in terms]
