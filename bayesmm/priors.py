@@ -187,7 +187,7 @@ class Prior:
         return getattr(pm, self.dist)(name, **self.params, **kwargs)
 
     def as_dist(self, **kwargs):
-        """The prior as an unnamed PyMC distribution (for ``LKJCholeskyCov``'s ``sd_dist``).
+        """The prior as an unnamed PyMC distribution (for a log density taken elsewhere: ``pm.logp``).
 
         Parameters
         ----------

@@ -176,7 +176,7 @@ def test_by_default_one_grouping_factor_is_integrated_out_and_several_are_sample
 def test_the_collapsed_model_samples_no_group_effects():
     model = bm.Model("y ~ x + (1 + t | g)", _data(), collapsed=True)
     sampled = {v.name for v in model.sampled_model.free_RVs}
-    assert sampled == {"b_std", "Intercept_c", "chol_g", "sigma"}
+    assert sampled == {"b_std", "Intercept_c", "sd_g_raw", "cpc_g", "sigma"}
     standard = {v.name for v in model.pymc_model.free_RVs}
     assert {"z_g"} <= standard
     assert list(model.parameterization["collapsed"]) == [True]

@@ -92,6 +92,28 @@ def test_pymc_construction_gives_the_dense_covariance(frame, structure):
                 np.testing.assert_allclose(pair_values, [rho ** (lag**power) for lag in lags], rtol=1e-12)
 
 
+@pytest.mark.parametrize("p, eta", [(2, 1.0), (3, 1.0), (3, 2.5), (4, 0.7)])
+def test_the_correlations_of_an_unstructured_term_are_lkj(p, eta):
+    # The Cholesky factor from canonical partial correlations against PyMC's own LKJ draws,
+    # and against each correlation's known marginal, (r + 1) / 2 ~ Beta(eta - 1 + p/2, same).
+    rng = np.random.default_rng(p)
+    columns = ["x", "z", "w"][: p - 1]
+    data = pd.DataFrame({c: rng.normal(size=40) for c in ["y", *columns]})
+    data["g"] = np.repeat(np.arange(10), 4)
+    formula = f"y ~ 1 + (1 + {' + '.join(columns)} | g)"
+    model = bm.Model(formula, data, priors={"cor": bm.Prior("LKJ", eta=eta)}, collapsed=False)
+    ours = pm.draw(model.pymc_model["cor_g"], draws=3000, random_seed=1)
+    factors = pm.draw(pm.LKJCorr.dist(n=p, eta=eta), draws=3000, random_seed=2)  # PyMC 6: Cholesky factors
+    matrices = factors @ np.swapaxes(factors, 1, 2)
+    marginal = stats.beta(eta - 1 + p / 2, eta - 1 + p / 2, loc=-1, scale=2)
+    for k in range(ours.shape[1]):
+        assert stats.kstest(ours[:, k], marginal.cdf).pvalue > 0.001
+    for k, (i, j) in enumerate(model.design.random[0].covariance.cor_pairs):
+        assert stats.ks_2samp(ours[:, k], matrices[:, i, j]).pvalue > 0.001
+    dets = [np.linalg.det(hand_correlation("us", p, c)) for c in ours]
+    assert stats.ks_2samp(dets, np.linalg.det(matrices)).pvalue > 0.001  # the joint, through det R
+
+
 def test_rr_construction_gives_lambda_lambda_transposed(frame):
     model = bm.Model("y ~ x + rr(1 + x + z | g, 2)", frame)
     (term,) = model.design.random

@@ -103,12 +103,20 @@ def test_prior_for_unknown_parameter_lists_valid_names(sleep):
         ("sigma", Prior("StudentT", nu=3, mu=0, sigma=1), "must live on positive values"),
         ("cor", Prior("HalfNormal", sigma=1), "must be Prior\\('LKJ'"),
         ("Days", Prior("LKJ", eta=2), "LKJ prior fits correlations only"),
-        ("sd(Days|Subject)", Prior("Exponential", lam=1), "must use the same distribution family"),
     ],
 )
 def test_priors_that_do_not_fit_their_parameter(sleep, key, prior, message):
     with pytest.raises(PriorError, match=message):
         bm.Model("Reaction ~ Days + (Days | Subject)", sleep, priors={key: prior})
+
+
+def test_the_sds_of_a_correlated_term_may_have_priors_of_different_families(sleep):
+    # Each SD is its own variable beside the LKJ prior (bayesmm.covariance.Unstructured).
+    priors = {"sd(Days|Subject)": Prior("Exponential", lam=1)}
+    model = bm.Model("Reaction ~ Days + (Days | Subject)", sleep, priors=priors)
+    names = {v.name: type(v.owner.op).__name__ for v in model.pymc_model.free_RVs}
+    assert names["sd_Subject_raw[sd(Days|Subject)]"] == "ExponentialRV"
+    assert names["sd_Subject_raw[sd(Intercept|Subject)]"] == "HalfStudentTRV"
 
 
 def test_prior_construction_errors():

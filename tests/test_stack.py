@@ -27,12 +27,12 @@ def test_posterior_holds_only_the_summary_parameters(which, request):
     assert sorted(post.data_vars) == ["cor_Subject", "fixef", "r_Subject", "sd_Subject", "sigma"]
     # The sampler's own variables are kept apart, where PyMC can find them for the log-likelihood.
     internal = set(fit.idata["reparameterization"].data_vars)
-    assert "chol_Subject" in internal
+    assert {"cpc_Subject", "sd_Subject_raw"} <= internal  # the LKJ factor's partial correlations, the SDs
     # Sampled, the subjects' effects are there too; integrated out, they were never sampled.
     assert ({"z_Subject", "Intercept_c_plus_mean_r"} <= internal) == (not fit.model.collapsed)
     assert fit.model.collapsed == (which == "sleepstudy_fit")
     rows = az.summary(fit.idata).index
-    assert not [r for r in rows if r.startswith(("z_", "b", "Intercept_c", "chol")) or "_raw" in r]
+    assert not [r for r in rows if r.startswith(("z_", "b", "Intercept_c", "cpc")) or "_raw" in r]
     assert "sd_Subject[Days]" in rows and "cor_Subject[Intercept,Days]" in rows
     # The response, also where the sampler saw it only inside a Potential.
     np.testing.assert_array_equal(fit.idata.observed_data["Reaction"].values, fit.design.y)
