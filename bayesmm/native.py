@@ -281,6 +281,14 @@ native._compile_here(built.model, key, Path(sys.argv[2]))
 """
 
 
+# LLVM's optimisation level for the child's compile, unless NUMBA_OPT is set: 1 instead of
+# numba's 3. Measured with empty caches, alternating: sleepstudy's first fit 24.6-29.8 s
+# against 31.6-33.7 s (3 runs each), its sampling 0.21 s against 0.22 s; the million-row
+# model's warm fit 28.7 s against 29.9 s and InstEval's 22.9 s against 23.9 s (one run each:
+# no loss at run time). Level 0 sampled sleepstudy ten times slower.
+CHILD_NUMBA_OPT = "1"
+
+
 def _compiled_in_child(model, key: str, folder: Path) -> bool:
     """Have a child process rebuild bayesmm's ``model`` and compile it, leaving its layout
     and numba's cache of the wrappers in ``folder``; whether it did (the child checks that
@@ -307,6 +315,7 @@ def _compiled_in_child(model, key: str, folder: Path) -> bool:
             with open(path, "wb") as file:
                 pickle.dump((model, key), file)
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+            env.setdefault("NUMBA_OPT", CHILD_NUMBA_OPT)
             done = subprocess.run(
                 [sys.executable, "-c", _CHILD, str(path), str(folder)], env=env, cwd=scratch,
                 capture_output=True, text=True, check=False,
