@@ -334,7 +334,9 @@ class _StartingPoints:
     Compiling PyTensor's function for them cost 0.24 s of every warm sleepstudy process; it
     is compiled only when a data set's support points are not on disk, and then once per
     process. ``path``: the file of this structure's support points, one entry per data set
-    (the SHA-1 of the shared values), the last ``KEPT`` used."""
+    (the SHA-1 of the shared values), the last ``KEPT`` evaluated. One difference from
+    PyMC's: a variable whose support point is another's value (a centred effect's mean)
+    starts from that variable's support point without its jitter, plus its own jitter."""
 
     KEPT = 16
 
