@@ -368,21 +368,20 @@ class _StartingPoints:
     def _look_up(self, values: tuple) -> dict[str, np.ndarray]:
         import json
 
-        digest = hashlib.sha1()
-        for value in values:
-            array = np.ascontiguousarray(value)
-            digest.update(f"{array.dtype} {array.shape}".encode())
-            digest.update(array.tobytes())
-        entry = digest.hexdigest()
+        from .sampling import _fingerprint
+
+        # The shapes and dtypes are the structure's (the file's name), so the bytes suffice.
+        entry = hashlib.sha1(" ".join(_fingerprint(value) for value in values).encode()).hexdigest()
         try:
             kept = json.loads(self.path.read_text())
         except (OSError, ValueError):
             kept = {}
-        found = kept.get(entry) if isinstance(kept, dict) else None
+        if not isinstance(kept, dict):
+            kept = {}
+        found = kept.pop(entry, None)
         if isinstance(found, dict) and set(found) == set(self.names):
             return {name: np.asarray(found[name], dtype=np.float64) for name in self.names}
         support = self._evaluate()
-        kept = {k: v for k, v in (kept.items() if isinstance(kept, dict) else []) if k != entry}
         kept[entry] = {name: value.tolist() for name, value in support.items()}
         kept = dict(list(kept.items())[-self.KEPT :])
         try:
@@ -406,8 +405,9 @@ class _StartingPoints:
                 initval_strategies=dict(model.rvs_to_initial_values), jitter_rvs=set(),
                 default_strategy="support_point", return_transformed=True,
             )  # fmt: skip
-            # With no C compiler configured, inner functions (the scan over an LKJ factor) are
-            # linked in Python too: 0.28 s instead of 0.5-0.6 s on sleepstudy, the same values.
+            # With no C compiler configured, inner functions (a Scan, an OpFromGraph) are linked
+            # in Python too; with the Scan of PyMC's LKJCholeskyCov, which bayesmm no longer
+            # uses, that was 0.28 s instead of 0.5-0.6 s on sleepstudy, the same values.
             with pytensor.config.change_flags(cxx=""):
                 self._function = compile_pymc(inputs=[], outputs=expression,
                                               mode=Mode(linker="py", optimizer="fast_compile"))  # fmt: skip
