@@ -180,7 +180,6 @@ class Covariance:
         )  # fmt: skip
 
     def _sds(self, priors: dict[str, PriorEntry], var):
-        import pymc as pm
         import pytensor.tensor as pt
 
         entries = [priors[n] for n in self.term.sd_names]
@@ -188,8 +187,11 @@ class Covariance:
         stacked = stack_priors([e.prior for e in entries])
         if stacked is not None:
             return stacked.create(name, dims=var.columns_dim)
-        parts = [e.prior.create(f"{name}[{e.parameter}]") for e in entries]
-        return pm.Deterministic(name, pt.stack(parts), dims=var.columns_dim)
+        # Not a Deterministic of its own: the SDs are reported as sd_<g>, and a Deterministic
+        # here, passed on unchanged into sd_<g> when the factor has one term, made two
+        # trace variables of one, which PyMC's graph copy (bayesmm.sampling.data_model)
+        # refuses ("Variable name sd_g_raw already exists").
+        return pt.stack([e.prior.create(f"{name}[{e.parameter}]") for e in entries])
 
     # -- numpy -----------------------------------------------------------
     def correlation(self, cors: np.ndarray) -> np.ndarray:

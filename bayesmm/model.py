@@ -151,8 +151,8 @@ def _coefficient(name: str, prior: Prior, shift=None, scale=1.0, dims: str | Non
     location, spread = LOCATION_SCALE[prior.dist]
     moved = 0.0 if shift is None else shift
     params = dict(prior.params)
-    params[location] = (params[location] + moved) * scale
-    params[spread] = params[spread] * scale
+    params[location] = (params.get(location, 0.0) + moved) * scale  # PyMC's defaults: 0 and 1
+    params[spread] = params.get(spread, 1.0) * scale
     sampled = name + ("" if shift is None else "_plus_mean_r") + ("" if np.all(scale == 1.0) else "_std")
     u = getattr(pm, prior.dist)(sampled, **params, dims=dims)
     return (u if np.all(scale == 1.0) else u / scale) - moved

@@ -207,6 +207,9 @@ def compile_model(pymc_model, structure_key: str, shared: dict, source=None):
     key = _native_key(structure_key)
     folder = cache_dir()
     initial_point_fn = _wrap_with_lock(_StartingPoints(pymc_model, shared, folder / f"support_{key}.json"))
+    program = _kernel_program(pymc_model, source)
+    if program is not None:
+        return _kernel_model(pymc_model, program, initial_point_fn)
     layout = _read_layout(_layout_path(folder, key), shared)
     cfuncs, functions, compiled_by = _loaded(folder, key, layout), (None, None), "disk"
     if cfuncs is None and source is not None and _compiled_in_child(source, key, folder):
@@ -233,6 +236,52 @@ def compile_model(pymc_model, structure_key: str, shared: dict, source=None):
         logp_func=functions[0], expand_func=functions[1],
         reparameterized_names=layout["reparameterized"], compiled_by=compiled_by,
     )  # fmt: skip
+
+
+def _kernel_program(pymc_model, source):
+    """bayesmm.kernel's program for the model, or None (not a model the kernel covers, or
+    no bayesmm model to read it from)."""
+    from . import kernel
+
+    return kernel.program(pymc_model, source) if source is not None and kernel.enabled() else None
+
+
+def _kernel_model(pymc_model, program, initial_point_fn):
+    """nutpie's compiled model that samples through bayesmm.kernel with ``program``."""
+    from nutpie.compile_pymc import _prepare_dims_and_coords, _rv_dict_to_flat_array_wrapper
+
+    from . import kernel
+
+    layout = program.layout
+    logp_c, expand_c, fresh = kernel.cfuncs()
+    names, slices = layout["names"], [slice(*s) for s in layout["slices"]]
+    shapes = [tuple(shape) for shape in layout["shapes"]]
+    shape_info = (names, slices, shapes)
+    free = layout["n_free"]
+    start_fn = _rv_dict_to_flat_array_wrapper(initial_point_fn, names=names[:free], shapes=shapes[:free])
+    dims, coords = _prepare_dims_and_coords(pymc_model, shape_info, layout["reparameterized"])
+    arrays = {"kernel_ints": _frozen(program.ints), "kernel_floats": _frozen(program.floats)}
+    return _cached_model_class()(
+        _n_dim=layout["n_dim"], dims=dims, _coords=coords,
+        _shapes=dict(zip(names, shapes, strict=True)),
+        compiled_logp_func=logp_c, compiled_expand_func=expand_c, initial_point_func=start_fn,
+        shared_data=arrays, shared_var_keys={}, user_data=_pairs(list(arrays.values())),
+        n_expanded=layout["n_expanded"], shape_info=shape_info, logp_func=None, expand_func=None,
+        reparameterized_names=layout["reparameterized"],
+        compiled_by="kernel (compiled)" if fresh else "kernel",
+        program=program,
+    )  # fmt: skip
+
+
+def rebound(compiled, pymc_model, source):
+    """A kernel model (``compiled.program`` set) for another data set of the same structure:
+    the same compiled functions with ``source``'s program; None when that has another layout."""
+    program = _kernel_program(pymc_model, source)
+    if program is None or not np.array_equal(program.ints, compiled.program.ints):
+        return None
+    arrays = {"kernel_ints": _frozen(program.ints), "kernel_floats": _frozen(program.floats)}
+    user_data = _pairs(list(arrays.values()))
+    return dataclasses.replace(compiled, shared_data=arrays, user_data=user_data, program=program)
 
 
 def _native_key(structure_key: str) -> str:
@@ -494,9 +543,12 @@ def _cached_model_class():
         """nutpie's compiled PyMC model whose user data are (address, length) pairs;
         ``compiled_by``: where its C functions were compiled: ``"disk"`` (found there: an
         earlier process compiled them), ``"child"`` (a child process, for this fit: the
-        code then comes from disk too) or ``"here"`` (this process)."""
+        code then comes from disk too), ``"here"`` (this process), or ``"kernel"``
+        (bayesmm.kernel's, compiled once per machine; ``"kernel (compiled)"`` when this
+        process compiled it). ``program``: the kernel's program, for a kernel model."""
 
         compiled_by: str = "here"
+        program: object = None
 
         def with_data(self, **updates):
             shared = dict(self.shared_data)

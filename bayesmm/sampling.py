@@ -136,7 +136,14 @@ def _compiled(pymc_model, n_obs: int, source=None):
     # points come from PyMC's initial-point function, which reads the shared variables.
     for name, value in model.values.items():
         shared[name].set_value(value)
-    return compiled.with_data(**model.values), True
+    if getattr(compiled, "program", None) is None:
+        return compiled.with_data(**model.values), True
+    # bayesmm.kernel reads its own program, made from the bayesmm model.
+    rebound = native.rebound(compiled, model.model, source)
+    if rebound is None:
+        del _COMPILED[model.key]
+        return _compiled(pymc_model, n_obs, source)
+    return rebound, True
 
 
 def import_nutpie():

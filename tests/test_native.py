@@ -21,6 +21,14 @@ from bayesmm import native, sampling
 FORMULA = "y ~ x + (1 | g)"
 
 
+@pytest.fixture(autouse=True)
+def _graph_wrappers(monkeypatch):
+    """These tests are about the wrappers of PyTensor's graph: the model here is one that
+    bayesmm.kernel would otherwise sample (its own tests are in test_kernel.py). The setting
+    reaches the tests' child processes through the environment."""
+    monkeypatch.setenv("BAYESMM_KERNEL", "0")
+
+
 @pytest.fixture(scope="module")
 def data():
     rng = np.random.default_rng(4)

@@ -117,6 +117,11 @@ def test_the_sds_of_a_correlated_term_may_have_priors_of_different_families(slee
     names = {v.name: type(v.owner.op).__name__ for v in model.pymc_model.free_RVs}
     assert names["sd_Subject_raw[sd(Days|Subject)]"] == "ExponentialRV"
     assert names["sd_Subject_raw[sd(Intercept|Subject)]"] == "HalfStudentTRV"
+    # and the model NUTS samples copies into its shared-data form (bayesmm.sampling)
+    from bayesmm import sampling
+
+    built = sampling.data_model(model.sampled_model, model.design.n_obs)
+    assert "sd_Subject" in {v.name for v in built.model.deterministics}
 
 
 def test_prior_construction_errors():
