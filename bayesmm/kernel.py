@@ -1,5 +1,6 @@
-"""The integrated-out Gaussian model's log-density written by hand: one numba function for
-every model of its kind, compiled once per machine.
+"""The integrated-out Gaussian model's log-density written by hand, once for every model of
+its kind: in C, compiled by the system's C compiler on first use (0.3 s), or in numba where
+no compiler works (5-6 s, once per machine).
 
 nutpie samples a PyMC model through numba code that PyTensor generates node by node, and
 numba types and optimises every node's function anew for each model: sleepstudy's
@@ -10,16 +11,20 @@ has a fixed shape whatever the data: priors on a few parameters, an unconstraine
 constrained map, the correlation's Cholesky factor from its canonical partial correlations,
 and the Woodbury log-likelihood from per-level sufficient statistics. Written out here once,
 with its gradient, it reads the sizes, priors and statistics of a particular model from two
-arrays (the *program*), so numba compiles it once per machine (about 2 s) and every later
-model of this kind, of any size, loads it from numba's disk cache.
+arrays (the *program*), so one compiled copy serves every model of this kind, of any size.
+
+kernel.c and the numba functions below are the same operations in the same order; compiled
+without fused multiply-adds, they give the same bits, so a seed gives the same draws with
+either. C is taken where a compiler works (``BAYESMM_KERNEL=numba`` forces numba).
 
 What it covers: the models bayesmm.model.build_collapsed_model builds from sufficient
 statistics (a Gaussian mean with identity link, group effects of one grouping factor), whose
 terms are unstructured or diagonal, without decomp="QR", and whose priors are of the families
 in ``DENSITIES``. :func:`program` checks the PyMC model against what it expects (every free
 variable's name, size, family and transform) and returns None for anything else, which PyMC's
-graph then serves as before (bayesmm.native). The tests compare the two at random points:
-log-density, gradient and every variable of the trace.
+graph then serves as before (bayesmm.native; ``BAYESMM_KERNEL=0`` sends every model there).
+The tests compare the kernel with PyMC at random points: log-density, gradient and every
+variable of the trace.
 
 The log-density is PyMC's, constant terms included: the sum over free variables of the
 prior's log-density at the constrained value plus the transform's log-Jacobian, plus the
@@ -41,6 +46,7 @@ import math
 import os
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -64,15 +70,23 @@ _TRANSFORM_OF = {0: 0, 1: 0, 2: 1, 3: 1, 4: 1, 5: 1, 6: 2}
 _TRANSFORM_NAMES = {None: 0, "LogTransform": 1, "LogOddsTransform": 2}
 
 # The integer program's header: sizes and indices, then the offsets of its sections (in the
-# integer array) and of the float sections (in the float array).
+# integer array) and of the float sections (in the float array). kernel.c gets them as
+# #defines (_c_source).
+_FIELDS = (
+    "N_DIM P Q J T NF NC N_EXTRA SIGMA O_FAMILY O_TRANSFORM O_THETA O_SD O_TSTART O_TSIZE O_TKIND "
+    "O_TCPC O_TCOR O_FIXEF O_GATHER F_P1 F_P2 F_P3 F_CONST F_MULT F_CENTER F_INTERCEPT F_N F_THETA_LS "
+    "F_RSS F_DTD F_ZTZ F_ZTE F_ZTD"
+).split()
 (N_DIM, P, Q, J, T, NF, NC, N_EXTRA, SIGMA, O_FAMILY, O_TRANSFORM, O_THETA, O_SD, O_TSTART,
  O_TSIZE, O_TKIND, O_TCPC, O_TCOR, O_FIXEF, O_GATHER, F_P1, F_P2, F_P3, F_CONST, F_MULT,
- F_CENTER, F_INTERCEPT, F_N, F_THETA_LS, F_RSS, F_DTD, F_ZTZ, F_ZTE, F_ZTD, HEADER) = range(35)  # fmt: skip
+ F_CENTER, F_INTERCEPT, F_N, F_THETA_LS, F_RSS, F_DTD, F_ZTZ, F_ZTE, F_ZTD) = range(len(_FIELDS))  # fmt: skip
+HEADER = len(_FIELDS)
 
 
 def enabled() -> bool:
-    """Whether models the kernel covers use it (``BAYESMM_KERNEL=0`` turns it off, e.g. to
-    measure PyTensor's graph)."""
+    """Whether models the kernel covers use it: ``BAYESMM_KERNEL=0`` turns it off (PyTensor's
+    graph then, e.g. to measure it), ``numba`` takes the numba functions even where a C
+    compiler is found."""
     return os.environ.get("BAYESMM_KERNEL", "1") != "0"
 
 
@@ -686,10 +700,21 @@ def _expand_c(dim, expanded, x_, out_, user_data_):
     return 0
 
 
-@functools.cache
 def cfuncs():
-    """The kernel's two C callbacks (log-density with gradient, expansion) and whether they
-    were compiled in this process. They are always run as numba's disk cache has them: code
+    """The kernel's two C callbacks (log-density with gradient, expansion), each with the
+    ``address`` nutpie calls, and where they came from: ``"C"`` (kernel.c, compiled by the
+    system's C compiler on first use, ``"C (compiled)"`` in the process that compiled it) or
+    ``"numba"`` where no compiler works (``"numba (compiled)"`` likewise)."""
+    if os.environ.get("BAYESMM_KERNEL") != "numba":
+        library = _c_library()
+        if library is not None:
+            return library
+    return _numba_cfuncs()
+
+
+@functools.cache
+def _numba_cfuncs():
+    """The numba functions as C callbacks, always run as numba's disk cache has them: code
     compiled in a process and the same code loaded from the cache can differ in the last bits
     of a result (bayesmm.native._compiled_in_child), so a first compile is loaded back."""
     types = numba.types
@@ -702,4 +727,76 @@ def cfuncs():
         fresh = any(c._cache_hits == 0 for c in compiled)
         if fresh:
             compiled = [numba.cfunc(sig, cache=True, error_model="numpy")(f) for f, sig in signatures]
-    return compiled[0], compiled[1], fresh
+    return compiled[0], compiled[1], "numba (compiled)" if fresh else "numba"
+
+
+@dataclass(frozen=True)
+class _CFunction:
+    """A function of the compiled kernel.c: its address, and the library that holds it."""
+
+    address: int
+    library: object
+
+
+# Strict IEEE arithmetic (no fused multiply-adds), so that every machine and compiler
+# version computes what numba's functions compute, to the rounding of each operation.
+C_FLAGS = ("-O2", "-fPIC", "-shared", "-std=gnu99", "-ffp-contract=off", "-fno-fast-math")
+
+
+def _c_source() -> str:
+    defines = "".join(f"#define {name} {i}\n" for i, name in enumerate(_FIELDS))
+    return defines + f"#define HEADER {HEADER}\n" + Path(__file__).with_name("kernel.c").read_text()
+
+
+def _compiler() -> str | None:
+    import shutil
+    import sysconfig
+
+    for candidate in (os.environ.get("CC"), sysconfig.get_config_var("CC"), "cc", "gcc"):
+        if candidate:
+            found = shutil.which(candidate.split()[0])
+            if found:
+                return found
+    return None
+
+
+@functools.cache
+def _c_library():
+    """kernel.c's two functions, compiled into bayesmm's cache folder under the hash of the
+    source, compiler and flags (once per machine: about half a second), or None when no
+    compiler works here."""
+    import ctypes
+    import hashlib
+    import platform
+    import subprocess
+    import tempfile
+
+    from .native import cache_dir
+
+    compiler = _compiler()
+    if compiler is None:
+        return None
+    source = _c_source()
+    key = hashlib.sha1("\n".join([source, compiler, *C_FLAGS, platform.machine()]).encode()).hexdigest()[:20]
+    folder = cache_dir()
+    path = folder / f"kernel_{key}.so"
+    label = "C"
+    try:
+        if not path.exists():
+            with tempfile.TemporaryDirectory(prefix="bayesmm_kernel_") as scratch:
+                c_file, so_file = Path(scratch) / "kernel.c", Path(scratch) / "kernel.so"
+                c_file.write_text(source)
+                done = subprocess.run([compiler, *C_FLAGS, "-o", str(so_file), str(c_file), "-lm"],
+                                      capture_output=True, text=True, check=False)  # fmt: skip
+                if done.returncode != 0:
+                    return None
+                temporary = folder / f"kernel_{key}.{os.getpid()}.tmp"
+                temporary.write_bytes(so_file.read_bytes())
+                os.replace(temporary, path)  # whole or not at all
+            label = "C (compiled)"
+        library = ctypes.CDLL(str(path))
+        logp, expand = library.bayesmm_logp, library.bayesmm_expand
+    except (OSError, AttributeError):
+        return None
+    address = lambda f: ctypes.cast(f, ctypes.c_void_p).value  # noqa: E731
+    return _CFunction(address(logp), library), _CFunction(address(expand), library), label

@@ -253,7 +253,7 @@ def _kernel_model(pymc_model, program, initial_point_fn):
     from . import kernel
 
     layout = program.layout
-    logp_c, expand_c, fresh = kernel.cfuncs()
+    logp_c, expand_c, label = kernel.cfuncs()
     names, slices = layout["names"], [slice(*s) for s in layout["slices"]]
     shapes = [tuple(shape) for shape in layout["shapes"]]
     shape_info = (names, slices, shapes)
@@ -268,7 +268,7 @@ def _kernel_model(pymc_model, program, initial_point_fn):
         shared_data=arrays, shared_var_keys={}, user_data=_pairs(list(arrays.values())),
         n_expanded=layout["n_expanded"], shape_info=shape_info, logp_func=None, expand_func=None,
         reparameterized_names=layout["reparameterized"],
-        compiled_by="kernel (compiled)" if fresh else "kernel",
+        compiled_by=f"kernel {label}",
         program=program,
     )  # fmt: skip
 
@@ -543,9 +543,10 @@ def _cached_model_class():
         """nutpie's compiled PyMC model whose user data are (address, length) pairs;
         ``compiled_by``: where its C functions were compiled: ``"disk"`` (found there: an
         earlier process compiled them), ``"child"`` (a child process, for this fit: the
-        code then comes from disk too), ``"here"`` (this process), or ``"kernel"``
-        (bayesmm.kernel's, compiled once per machine; ``"kernel (compiled)"`` when this
-        process compiled it). ``program``: the kernel's program, for a kernel model."""
+        code then comes from disk too), ``"here"`` (this process), or ``"kernel C"`` /
+        ``"kernel numba"`` (bayesmm.kernel's functions, compiled once per machine; with
+        `` (compiled)`` when this process compiled them). ``program``: the kernel's
+        program, for a kernel model."""
 
         compiled_by: str = "here"
         program: object = None

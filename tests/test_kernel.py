@@ -53,8 +53,36 @@ def _kernel_and_pymc(formula, priors):
     return program, n_dim, logp, expand, shape_info, reparameterized
 
 
+def _c_functions(program):
+    """kernel.c's two functions through ctypes, as numba's are called: (x, grad) -> logp and
+    (x, out) -> None, each asserting nutpie's return code."""
+    import ctypes
+
+    library = kernel._c_library()
+    assert library is not None, "no C compiler: kernel.c was not compiled"
+    address = ctypes.c_uint64, ctypes.c_void_p
+    logp = ctypes.CFUNCTYPE(ctypes.c_int64, address[0], *[address[1]] * 4)(library[0].address)
+    expand = ctypes.CFUNCTYPE(ctypes.c_int64, address[0], address[0], *[address[1]] * 3)(library[1].address)
+    pairs = np.array([program.ints.ctypes.data, program.ints.size, program.floats.ctypes.data,
+                      program.floats.size], dtype=np.uint64)  # fmt: skip
+
+    def c_logp(ints, floats, x, grad):
+        value = np.empty(())
+        logp(x.size, x.ctypes.data, grad.ctypes.data, value.ctypes.data, pairs.ctypes.data)
+        return float(value)
+
+    def c_expand(ints, floats, x, out):
+        assert expand(x.size, out.size, x.ctypes.data, out.ctypes.data, pairs.ctypes.data) == 0
+
+    return c_logp, c_expand
+
+
+IMPLEMENTATIONS = ["numba", "C"]
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 @pytest.mark.parametrize(("formula", "priors"), COVERED)
-def test_the_kernel_is_pymcs_log_density(formula, priors):
+def test_the_kernel_is_pymcs_log_density(formula, priors, implementation):
     program, n_dim, logp, expand, shape_info, reparameterized = _kernel_and_pymc(formula, priors)
     layout = program.layout
     assert layout["n_dim"] == n_dim
@@ -62,13 +90,16 @@ def test_the_kernel_is_pymcs_log_density(formula, priors):
     assert layout["slices"] == [[s.start, s.stop] for s in shape_info[1]]
     assert [tuple(s) for s in layout["shapes"]] == [tuple(int(n) for n in s) for s in shape_info[2]]
     assert layout["reparameterized"] == list(reparameterized)
+    kernel_logp, kernel_expand = kernel._logp, kernel._expand
+    if implementation == "C":
+        kernel_logp, kernel_expand = _c_functions(program)
     rng = np.random.default_rng(11)
     values = []
     for _ in range(6):
         x = rng.normal(0, 1.5, size=n_dim)
         expected, expected_grad = logp(x)
         grad = np.empty(n_dim)
-        value = kernel._logp(program.ints, program.floats, x, grad)
+        value = kernel_logp(program.ints, program.floats, x, grad)
         values.append((value, expected))
         # PyMC folds some of its constants in lower precision (its Beta(1.5, 1.5) density is
         # 3.9e-8 from scipy's); the kernel's are exact, and everything else agrees to 1e-11.
@@ -76,11 +107,49 @@ def test_the_kernel_is_pymcs_log_density(formula, priors):
         np.testing.assert_allclose(grad, expected_grad, rtol=1e-9, atol=1e-9 * np.abs(expected_grad).max())
         (expected_trace,) = expand(x)
         trace = np.empty(layout["n_expanded"])
-        kernel._expand(program.ints, program.floats, x, trace)
+        kernel_expand(program.ints, program.floats, x, trace)
         np.testing.assert_allclose(trace, expected_trace, rtol=1e-12, atol=1e-14)
     (v0, e0), *rest = values
     for v, e in rest:
         np.testing.assert_allclose(v - v0, e - e0, rtol=1e-11, atol=1e-11 * abs(e0))
+
+
+def test_the_c_and_numba_kernels_compute_the_same_bits():
+    """Both are the same operations in the same order, without fused multiply-adds: a fit gives
+    the same draws whichever a machine has."""
+    program, n_dim, *_ = _kernel_and_pymc("y ~ x + t + (1 + t + u | g)", {})
+    c_logp, c_expand = _c_functions(program)
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        x = rng.normal(0, 2, size=n_dim)
+        grad, c_grad = np.empty(n_dim), np.empty(n_dim)
+        assert kernel._logp(program.ints, program.floats, x, grad) == c_logp(None, None, x, c_grad)
+        assert np.array_equal(grad, c_grad)
+        out, c_out = np.empty(program.layout["n_expanded"]), np.empty(program.layout["n_expanded"])
+        kernel._expand(program.ints, program.floats, x, out)
+        c_expand(None, None, x, c_out)
+        assert np.array_equal(out, c_out)
+
+
+def test_kernel_c_is_compiled_once_and_kept(tmp_path, monkeypatch):
+    """Compiled into the cache folder on first use; a damaged or missing compiler leaves the
+    numba functions."""
+    monkeypatch.setenv("BAYESMM_CACHE_DIR", str(tmp_path))
+    kernel._c_library.cache_clear()
+    try:
+        first = kernel._c_library()
+        assert first[2] == "C (compiled)" and len(list(tmp_path.glob("kernel_*.so"))) == 1
+        kernel._c_library.cache_clear()
+        assert kernel._c_library()[2] == "C"
+        kernel._c_library.cache_clear()
+        monkeypatch.setattr(kernel, "_compiler", lambda: "/bin/false")
+        for kept in tmp_path.glob("kernel_*.so"):
+            kept.unlink()
+        assert kernel._c_library() is None
+        monkeypatch.setenv("BAYESMM_KERNEL", "1")
+        assert kernel.cfuncs()[2].startswith("numba")
+    finally:
+        kernel._c_library.cache_clear()
 
 
 NOT_COVERED = [
@@ -119,7 +188,7 @@ def test_a_fit_through_the_kernel_matches_the_graphs_posterior(sleepstudy, monke
     means agree within Monte Carlo error (draws differ: the two compute in another order)."""
     model = bm.Model("Reaction ~ Days + (Days | Subject)", sleepstudy)
     fit = quiet_fit(model, draws=500, random_seed=3)
-    assert fit.idata.attrs["compiled_by"].startswith("kernel")
+    assert fit.idata.attrs["compiled_by"].startswith("kernel C")
     monkeypatch.setenv("BAYESMM_KERNEL", "0")
     sampling.clear_compiled()
     graph = quiet_fit(bm.Model("Reaction ~ Days + (Days | Subject)", sleepstudy), draws=500, random_seed=3)
