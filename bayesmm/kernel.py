@@ -491,7 +491,28 @@ def _woodbury(ints, floats, theta, L, sigma, g_theta, g_L):
     r, GL, A, w, a, La, Ainv = np.empty(q), np.empty((q, q)), np.empty((q, q)), np.empty(q), np.empty(q), \
         np.empty(q), np.empty((q, q))  # fmt: skip
     logdet = quad = trace = a2 = 0.0
-    for lev in range(nJ):
+    done = 0
+    if q == 1:  # one column per level (random intercepts): the same, in scalars
+        l, g_l = L[0, 0], 0.0
+        for lev in range(nJ):
+            r1 = Zte[lev, 0]
+            for b in range(p):
+                r1 -= ZtD[lev, 0, b] * delta[b]
+            gl = ZtZ[lev, 0, 0] * l
+            A1 = s2 + l * gl
+            inverse = 1.0 / A1
+            a1 = l * r1 * inverse
+            logdet += math.log(A1)
+            quad += l * r1 * a1
+            a2 += a1 * a1
+            trace += inverse
+            g_l += -gl * inverse + (r1 - gl * a1) * a1 / s2
+            la = l * a1
+            for b in range(p):
+                g_theta[b] -= ZtD[lev, 0, b] * la
+        g_L[0, 0] += g_l
+        done = nJ
+    for lev in range(done, nJ):
         for c in range(q):
             acc = Zte[lev, c]
             for b in range(p):
