@@ -144,18 +144,18 @@ static double woodbury(const int64_t *ints, const double *floats, const double *
     double r[q], GL[q * q], A[q * q], w[q], a[q], La[q], Ainv[q * q], unit[q];
     double logdet = 0.0, quad = 0.0, trace = 0.0, a2 = 0.0;
     if (q == 1) { /* one column per level (random intercepts): the same, in scalars */
-        double l = L[0], g_l = 0.0;
+        double sd1 = L[0], g_l = 0.0;
         for (int64_t lev = 0; lev < nJ; lev++) {
             const double *X = ZtD + lev * p;
             double r1 = Zte[lev];
             for (int64_t b = 0; b < p; b++) r1 -= X[b] * delta[b];
-            double gl = ZtZ[lev] * l, A1 = s2 + l * gl, inverse = 1.0 / A1, a1 = l * r1 * inverse;
+            double gl = ZtZ[lev] * sd1, A1 = s2 + sd1 * gl, inverse = 1.0 / A1, a1 = sd1 * r1 * inverse;
             logdet += log(A1);
-            quad += l * r1 * a1;
+            quad += sd1 * r1 * a1;
             a2 += a1 * a1;
             trace += inverse;
             g_l += -gl * inverse + (r1 - gl * a1) * a1 / s2;
-            double la = l * a1;
+            double la = sd1 * a1;
             for (int64_t b = 0; b < p; b++) g_theta[b] -= X[b] * la;
         }
         g_L[0] += g_l;

@@ -493,21 +493,21 @@ def _woodbury(ints, floats, theta, L, sigma, g_theta, g_L):
     logdet = quad = trace = a2 = 0.0
     done = 0
     if q == 1:  # one column per level (random intercepts): the same, in scalars
-        l, g_l = L[0, 0], 0.0
+        sd1, g_l = L[0, 0], 0.0
         for lev in range(nJ):
             r1 = Zte[lev, 0]
             for b in range(p):
                 r1 -= ZtD[lev, 0, b] * delta[b]
-            gl = ZtZ[lev, 0, 0] * l
-            A1 = s2 + l * gl
+            gl = ZtZ[lev, 0, 0] * sd1
+            A1 = s2 + sd1 * gl
             inverse = 1.0 / A1
-            a1 = l * r1 * inverse
+            a1 = sd1 * r1 * inverse
             logdet += math.log(A1)
-            quad += l * r1 * a1
+            quad += sd1 * r1 * a1
             a2 += a1 * a1
             trace += inverse
             g_l += -gl * inverse + (r1 - gl * a1) * a1 / s2
-            la = l * a1
+            la = sd1 * a1
             for b in range(p):
                 g_theta[b] -= ZtD[lev, 0, b] * la
         g_L[0, 0] += g_l
