@@ -52,7 +52,7 @@ import numba
 import numpy as np
 from nutpie.compile_pymc import address_as_void_pointer
 
-__all__ = ["DENSITIES", "Program", "program", "cfuncs", "enabled"]
+__all__ = ["DENSITIES", "Program", "program", "why_not", "cfuncs", "enabled"]
 
 # The prior families the kernel evaluates, by bayesmm.Prior name; the number is the code in
 # the program. Each one's parameters with PyMC's defaults (None: required).
@@ -143,7 +143,10 @@ def _density(dist: str, params: dict, size: int) -> tuple[int, np.ndarray]:
             raise _Unsupported(f"{dist} without {name}")
         full[name] = np.broadcast_to(np.asarray(params.get(name, default), dtype=float), (size,))
     out = np.zeros((4, size))
-    t_constant = lambda nu: gammaln((nu + 1) / 2) - gammaln(nu / 2) - 0.5 * np.log(nu * np.pi)  # noqa: E731
+
+    def t_constant(nu):  # Student-t's normalising constant, less log sigma
+        return gammaln((nu + 1) / 2) - gammaln(nu / 2) - 0.5 * np.log(nu * np.pi)
+
     if code == 0:
         out[0], out[1] = full["mu"], full["sigma"]
         out[3] = -np.log(full["sigma"]) - 0.5 * np.log(2 * np.pi)
@@ -819,5 +822,5 @@ def _c_library():
         logp, expand = library.bayesmm_logp, library.bayesmm_expand
     except (OSError, AttributeError):
         return None
-    address = lambda f: ctypes.cast(f, ctypes.c_void_p).value  # noqa: E731
-    return _CFunction(address(logp), library), _CFunction(address(expand), library), label
+    logp_address, expand_address = (ctypes.cast(f, ctypes.c_void_p).value for f in (logp, expand))
+    return _CFunction(logp_address, library), _CFunction(expand_address, library), label

@@ -77,7 +77,9 @@ def _c_functions(program):
     return c_logp, c_expand
 
 
-IMPLEMENTATIONS = ["numba", "C"]
+# kernel.c needs a C compiler (CI's machines have one); without one bayesmm takes numba's.
+needs_cc = pytest.mark.skipif(kernel._compiler() is None, reason="no C compiler")
+IMPLEMENTATIONS = ["numba", pytest.param("C", marks=needs_cc)]
 
 
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
@@ -114,6 +116,7 @@ def test_the_kernel_is_pymcs_log_density(formula, priors, implementation):
         np.testing.assert_allclose(v - v0, e - e0, rtol=1e-11, atol=1e-11 * abs(e0))
 
 
+@needs_cc
 @pytest.mark.parametrize("formula", ["y ~ x + t + (1 + t + u | g)", "y ~ x + t + (1 | g)"])
 def test_the_c_and_numba_kernels_compute_the_same_bits(formula):
     """Both are the same operations in the same order, without fused multiply-adds: a fit gives
@@ -132,6 +135,7 @@ def test_the_c_and_numba_kernels_compute_the_same_bits(formula):
         assert np.array_equal(out, c_out)
 
 
+@needs_cc
 def test_kernel_c_is_compiled_once_and_kept(tmp_path, monkeypatch):
     """Compiled into the cache folder on first use; a damaged or missing compiler leaves the
     numba functions."""
@@ -189,7 +193,7 @@ def test_a_fit_through_the_kernel_matches_the_graphs_posterior(sleepstudy, monke
     means agree within Monte Carlo error (draws differ: the two compute in another order)."""
     model = bm.Model("Reaction ~ Days + (Days | Subject)", sleepstudy)
     fit = quiet_fit(model, draws=500, random_seed=3)
-    assert fit.idata.attrs["compiled_by"].startswith("kernel C")
+    assert fit.idata.attrs["compiled_by"].startswith("kernel ")
     monkeypatch.setenv("BAYESMM_KERNEL", "0")
     sampling.clear_compiled()
     graph = quiet_fit(bm.Model("Reaction ~ Days + (Days | Subject)", sleepstudy), draws=500, random_seed=3)
