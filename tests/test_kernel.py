@@ -214,3 +214,35 @@ def test_a_refit_through_the_kernel_reads_the_new_data(sleepstudy):
     assert shifted.idata.attrs["compiled_model_reused"] == 1
     delta = shifted.summary().loc["Intercept", "mean"] - fit.summary().loc["Intercept", "mean"]
     assert abs(delta - 100.0) < 3.0
+
+
+FIRST_AND_LATER = """
+import json, sys, warnings
+warnings.simplefilter("ignore")
+import numpy as np, pandas as pd
+import bayesmm as bm
+rng = np.random.default_rng(2)
+g = np.repeat(np.arange(6), 5)
+data = pd.DataFrame({"y": rng.normal(size=30) + g, "g": g.astype(str)})
+fit = bm.Model("y ~ 1 + (1 | g)", data).fit(draws=100, tune=100, chains=2, random_seed=9, progressbar=False)
+print(json.dumps({"by": fit.idata.attrs["compiled_by"],
+                  "sigma": fit.idata.posterior["sigma"].values.ravel().tolist()}))
+"""
+
+
+@pytest.mark.slow
+@needs_cc
+def test_a_later_process_loads_the_kernel_and_draws_what_the_first_did(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "BAYESMM_CACHE_DIR": str(tmp_path)}
+    runs = []
+    for _ in range(2):  # the first compiles kernel.c into the empty cache folder, the second loads it
+        command = [sys.executable, "-c", FIRST_AND_LATER]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert [r["by"] for r in runs] == ["kernel C (compiled)", "kernel C"]
+    assert runs[0]["sigma"] == runs[1]["sigma"]
