@@ -202,14 +202,20 @@ def compile_model(pymc_model, structure_key: str, shared: dict, source=None):
     ``source``: the bayesmm Model that ``pymc_model`` was made from (``sampling.data_model``
     of its ``sampled_model``), for a child process to rebuild and compile it
     (:func:`_compiled_in_child`); without one, a structure not on disk is compiled here."""
-    from nutpie.compile_pymc import _prepare_dims_and_coords, _rv_dict_to_flat_array_wrapper, _wrap_with_lock
+    from nutpie.compile_pymc import _wrap_with_lock
 
     key = _native_key(structure_key)
     folder = cache_dir()
     initial_point_fn = _wrap_with_lock(_StartingPoints(pymc_model, shared, folder / f"support_{key}.json"))
     program = _kernel_program(pymc_model, source)
     if program is not None:
-        return _kernel_model(pymc_model, program, initial_point_fn)
+        from . import kernel
+
+        logp_c, expand_c, label = kernel.cfuncs()
+        return _nutpie_model(
+            pymc_model, program.layout, (logp_c, expand_c), initial_point_fn, _kernel_data(program), {},
+            (None, None), f"kernel {label}", program,
+        )  # fmt: skip
     layout = _read_layout(_layout_path(folder, key), shared)
     cfuncs, functions, compiled_by = _loaded(folder, key, layout), (None, None), "disk"
     if cfuncs is None and source is not None and _compiled_in_child(source, key, folder):
@@ -218,23 +224,33 @@ def compile_model(pymc_model, structure_key: str, shared: dict, source=None):
     if cfuncs is None:
         layout, functions, cfuncs = _compile_here(pymc_model, key, folder)
         compiled_by = "here"
-    logp_c, expand_c = cfuncs
-    names, slices, shapes = layout["names"], [slice(*s) for s in layout["slices"]], layout["shapes"]
-    shapes = [tuple(shape) for shape in shapes]
+    data = {name: _frozen(shared[name].get_value()) for name in layout["shared"]}
+    keys = {shared[name]: name for name in layout["shared"]}
+    return _nutpie_model(pymc_model, layout, cfuncs, initial_point_fn, data, keys, functions, compiled_by)
+
+
+def _nutpie_model(
+    pymc_model, layout, cfuncs, initial_point_fn, data, keys, functions, compiled_by, program=None
+):
+    """The compiled model nutpie samples: the C functions ``cfuncs`` (log-density, expansion)
+    reading ``data`` (name -> array, passed as (address, length) pairs) with ``layout``'s
+    variables; ``keys``: the shared variables behind ``data`` (for ``with_data``)."""
+    from nutpie.compile_pymc import _prepare_dims_and_coords, _rv_dict_to_flat_array_wrapper
+
+    names, slices = layout["names"], [slice(*s) for s in layout["slices"]]
+    shapes = [tuple(shape) for shape in layout["shapes"]]
     shape_info = (names, slices, shapes)
     free = layout["n_free"]
     start_fn = _rv_dict_to_flat_array_wrapper(initial_point_fn, names=names[:free], shapes=shapes[:free])
-    arrays = [_frozen(shared[name].get_value()) for name in layout["shared"]]
     dims, coords = _prepare_dims_and_coords(pymc_model, shape_info, layout["reparameterized"])
     return _cached_model_class()(
         _n_dim=layout["n_dim"], dims=dims, _coords=coords,
         _shapes=dict(zip(names, shapes, strict=True)),
-        compiled_logp_func=logp_c, compiled_expand_func=expand_c, initial_point_func=start_fn,
-        shared_data=dict(zip(layout["shared"], arrays, strict=True)),
-        shared_var_keys={shared[name]: name for name in layout["shared"]}, user_data=_pairs(arrays),
+        compiled_logp_func=cfuncs[0], compiled_expand_func=cfuncs[1], initial_point_func=start_fn,
+        shared_data=data, shared_var_keys=keys, user_data=_pairs(list(data.values())),
         n_expanded=layout["n_expanded"], shape_info=shape_info,
         logp_func=functions[0], expand_func=functions[1],
-        reparameterized_names=layout["reparameterized"], compiled_by=compiled_by,
+        reparameterized_names=layout["reparameterized"], compiled_by=compiled_by, program=program,
     )  # fmt: skip
 
 
@@ -246,31 +262,9 @@ def _kernel_program(pymc_model, source):
     return kernel.program(pymc_model, source) if source is not None and kernel.enabled() else None
 
 
-def _kernel_model(pymc_model, program, initial_point_fn):
-    """nutpie's compiled model that samples through bayesmm.kernel with ``program``."""
-    from nutpie.compile_pymc import _prepare_dims_and_coords, _rv_dict_to_flat_array_wrapper
-
-    from . import kernel
-
-    layout = program.layout
-    logp_c, expand_c, label = kernel.cfuncs()
-    names, slices = layout["names"], [slice(*s) for s in layout["slices"]]
-    shapes = [tuple(shape) for shape in layout["shapes"]]
-    shape_info = (names, slices, shapes)
-    free = layout["n_free"]
-    start_fn = _rv_dict_to_flat_array_wrapper(initial_point_fn, names=names[:free], shapes=shapes[:free])
-    dims, coords = _prepare_dims_and_coords(pymc_model, shape_info, layout["reparameterized"])
-    arrays = {"kernel_ints": _frozen(program.ints), "kernel_floats": _frozen(program.floats)}
-    return _cached_model_class()(
-        _n_dim=layout["n_dim"], dims=dims, _coords=coords,
-        _shapes=dict(zip(names, shapes, strict=True)),
-        compiled_logp_func=logp_c, compiled_expand_func=expand_c, initial_point_func=start_fn,
-        shared_data=arrays, shared_var_keys={}, user_data=_pairs(list(arrays.values())),
-        n_expanded=layout["n_expanded"], shape_info=shape_info, logp_func=None, expand_func=None,
-        reparameterized_names=layout["reparameterized"],
-        compiled_by=f"kernel {label}",
-        program=program,
-    )  # fmt: skip
+def _kernel_data(program) -> dict[str, np.ndarray]:
+    """What the kernel's C functions read: the program's two arrays."""
+    return {"kernel_ints": _frozen(program.ints), "kernel_floats": _frozen(program.floats)}
 
 
 def rebound(compiled, pymc_model, source):
@@ -279,9 +273,9 @@ def rebound(compiled, pymc_model, source):
     program = _kernel_program(pymc_model, source)
     if program is None or not np.array_equal(program.ints, compiled.program.ints):
         return None
-    arrays = {"kernel_ints": _frozen(program.ints), "kernel_floats": _frozen(program.floats)}
-    user_data = _pairs(list(arrays.values()))
-    return dataclasses.replace(compiled, shared_data=arrays, user_data=user_data, program=program)
+    data = _kernel_data(program)
+    user_data = _pairs(list(data.values()))
+    return dataclasses.replace(compiled, shared_data=data, user_data=user_data, program=program)
 
 
 def _native_key(structure_key: str) -> str:
