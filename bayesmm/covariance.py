@@ -256,15 +256,23 @@ class Unstructured(Covariance):
     def cor_prior(self) -> Prior:
         return Prior("LKJ", eta=1.0)
 
+    @property
+    def vine_pairs(self) -> list[tuple[int, int]]:
+        """One partial correlation per pair (i, j), j > i, column by column of the vine."""
+        return [(i, j) for i in range(self.p - 1) for j in range(i + 1, self.p)]
+
+    def vine_beta(self, eta: float) -> np.ndarray:
+        """b_i of each pair's Beta(b_i, b_i) (the class docstring), in vine_pairs' order."""
+        return np.array([eta + (self.p - 2 - i) / 2.0 for i, _ in self.vine_pairs])
+
     def factor(self, priors, var):
         import pymc as pm
         import pytensor.tensor as pt
 
-        p, eta = self.p, priors[self.cor_parameter].prior.params["eta"]
+        p = self.p
         sds = self._sds(priors, var)
-        # One partial correlation per pair (i, j), j > i, column by column of the vine.
-        pairs = [(i, j) for i in range(p - 1) for j in range(i + 1, p)]
-        b = np.array([eta + (p - 2 - i) / 2.0 for i, _ in pairs])
+        pairs = self.vine_pairs
+        b = self.vine_beta(priors[self.cor_parameter].prior.params["eta"])
         z = 2.0 * pm.Beta(var("cpc"), alpha=b, beta=b, shape=len(pairs)) - 1.0
         L = [[pt.constant(0.0) for _ in range(p)] for _ in range(p)]
         L[0][0] = pt.constant(1.0)

@@ -171,19 +171,16 @@ def _density(dist: str, params: dict, size: int) -> tuple[int, np.ndarray]:
     return code, out
 
 
-def _scaled(dist: str, params: dict, scale, name: str):
+def _scaled(prior, scale, name: str):
     """What bayesmm.model._coefficient samples for a coefficient with this prior (no shear):
     the variable's name, its prior's parameters and the multiplier from it to the coefficient."""
-    from .model import LOCATION_SCALE
+    from .model import coefficient_form
 
     scale = np.asarray(scale, dtype=float)
-    if dist not in LOCATION_SCALE or np.all(scale == 1.0):
-        return name, params, np.ones_like(scale)
-    location, spread = LOCATION_SCALE[dist]
-    params = dict(params)
-    params[location] = params.get(location, 0.0) * scale
-    params[spread] = params.get(spread, 1.0) * scale
-    return name + "_std", params, 1.0 / scale
+    form = coefficient_form(name, prior, None, scale)
+    if form is None:
+        return name, dict(prior.params), np.ones_like(scale)
+    return form[0], form[1], 1.0 / scale
 
 
 def _expected(source):
@@ -193,7 +190,7 @@ def _expected(source):
     name), sigma's name and the grouping factor."""
     from .collapsed import collapsed_group
     from .covariance import Diagonal, Unstructured
-    from .model import _TermNames, centred_slopes
+    from .model import _TermNames, centred_slopes, slope_scales
     from .priors import stack_priors
 
     design = source.design
@@ -209,18 +206,17 @@ def _expected(source):
     slope_idx, _ = centred_slopes(design)
     if slope_idx:
         entries = [by_name[design.qualified(design.fixef_names[j])] for j in slope_idx]
-        spread = design.X[:, slope_idx].std(axis=0)
-        scales = np.where(spread > 0, spread, 1.0)
+        scales = slope_scales(design, slope_idx)
         stacked = stack_priors([e.prior for e in entries])
         if stacked is None:
             for e, s in zip(entries, scales, strict=True):
                 coefficient = f"{design.var('b')}[{e.parameter}]"
-                name, params, mult = _scaled(e.prior.dist, e.prior.params, s, coefficient)
+                name, params, mult = _scaled(e.prior, s, coefficient)
                 variables[name] = (e.prior.dist, params, 1)
                 theta.append((name, 0))
                 mults.append(float(mult))
         else:
-            name, params, mult = _scaled(stacked.dist, stacked.params, scales, design.var("b"))
+            name, params, mult = _scaled(stacked, scales, design.var("b"))
             variables[name] = (stacked.dist, params, len(slope_idx))
             theta += [(name, j) for j in range(len(slope_idx))]
             mults += list(np.broadcast_to(mult, len(slope_idx)))
@@ -244,8 +240,7 @@ def _expected(source):
             lkj = by_name[cov.cor_parameter].prior
             if lkj.dist != "LKJ" or set(lkj.params) != {"eta"}:
                 raise _Unsupported(f"a {lkj.dist} prior on {cov.cor_parameter}")
-            p, eta = term.n_terms, float(lkj.params["eta"])
-            b = np.array([eta + (p - 2 - i) / 2.0 for i in range(p - 1) for _ in range(i + 1, p)])
+            b = cov.vine_beta(float(lkj.params["eta"]))
             cpc = var("cpc")
             variables[cpc] = ("Beta", {"alpha": b, "beta": b}, len(b))
         terms.append((0 if cpc is None else 1, term.covariance.start, term.n_terms, cpc, var("sd_raw")))

@@ -145,17 +145,34 @@ def _coefficient(name: str, prior: Prior, shift=None, scale=1.0, dims: str | Non
     the linear predictor whatever the predictor's units: a slope of cHEIGHT (SD 20) started
     at 0.8 puts exp(30) into a Poisson mean, and the chain never moves. ``u`` has the prior
     of b moved and stretched accordingly, so b has exactly ``prior`` (a linear map)."""
+    form = coefficient_form(name, prior, shift, scale)
+    if form is None:
+        return prior.create(name, dims=dims)
+    sampled, params = form
+    scale = np.asarray(scale, dtype=float)
+    u = getattr(pm, prior.dist)(sampled, **params, dims=dims)
+    return (u if np.all(scale == 1.0) else u / scale) - (0.0 if shift is None else shift)
+
+
+def coefficient_form(name: str, prior: Prior, shift=None, scale=1.0) -> tuple[str, dict] | None:
+    """The name and prior parameters of the ``u`` that _coefficient samples for the
+    coefficient ``name``, or None when it samples the coefficient itself with ``prior``."""
     scale = np.asarray(scale, dtype=float)
     if prior.dist not in LOCATION_SCALE or (shift is None and np.all(scale == 1.0)):
-        return prior.create(name, dims=dims)
+        return None
     location, spread = LOCATION_SCALE[prior.dist]
     moved = 0.0 if shift is None else shift
     params = dict(prior.params)
     params[location] = (params.get(location, 0.0) + moved) * scale  # PyMC's defaults: 0 and 1
     params[spread] = params.get(spread, 1.0) * scale
     sampled = name + ("" if shift is None else "_plus_mean_r") + ("" if np.all(scale == 1.0) else "_std")
-    u = getattr(pm, prior.dist)(sampled, **params, dims=dims)
-    return (u if np.all(scale == 1.0) else u / scale) - moved
+    return sampled, params
+
+
+def slope_scales(design: Design, slope_idx: list[int]) -> np.ndarray:
+    """Each slope's predictor SD (1 for a constant column): what _slopes samples it per."""
+    spread = design.X[:, slope_idx].std(axis=0)
+    return np.where(spread > 0, spread, 1.0)
 
 
 def _level_basis(w, n_levels: int):
@@ -241,8 +258,7 @@ def _slopes(
         # The QR density reads any priors exactly, so the shear needs no location family.
         shift = pt.stack([shifts.get(n, pt.constant(0.0)) for n in names]) if shifts else np.zeros(len(names))
         return _qr_slopes(design, entries, slope_idx, shift)
-    spread = design.X[:, slope_idx].std(axis=0)
-    scales = np.where(spread > 0, spread, 1.0)
+    scales = slope_scales(design, slope_idx)
     stacked = stack_priors([e.prior for e in entries])
     if stacked is None:  # priors of different families: one variable per coefficient
         parts = [_coefficient(f"{design.var('b')}[{e.parameter}]", e.prior, scale=s)
