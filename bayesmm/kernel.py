@@ -802,16 +802,16 @@ def _c_library():
     label = "C"
     try:
         if not path.exists():
+            temporary = folder / f"kernel_{key}.{os.getpid()}.tmp"
             with tempfile.TemporaryDirectory(prefix="bayesmm_kernel_") as scratch:
-                c_file, so_file = Path(scratch) / "kernel.c", Path(scratch) / "kernel.so"
+                c_file = Path(scratch) / "kernel.c"
                 c_file.write_text(source)
-                done = subprocess.run([compiler, *C_FLAGS, "-o", str(so_file), str(c_file), "-lm"],
+                done = subprocess.run([compiler, *C_FLAGS, "-o", str(temporary), str(c_file), "-lm"],
                                       capture_output=True, text=True, check=False)  # fmt: skip
-                if done.returncode != 0:
-                    return None
-                temporary = folder / f"kernel_{key}.{os.getpid()}.tmp"
-                temporary.write_bytes(so_file.read_bytes())
-                os.replace(temporary, path)  # whole or not at all
+            if done.returncode != 0:
+                temporary.unlink(missing_ok=True)
+                return None
+            os.replace(temporary, path)  # whole or not at all
             label = "C (compiled)"
         library = ctypes.CDLL(str(path))
         logp, expand = library.bayesmm_logp, library.bayesmm_expand
