@@ -41,17 +41,12 @@ def _model_frame(data: pd.DataFrame, designs: list, trials) -> tuple[pd.DataFram
     return frame, TRIALS
 
 
-# Families whose response is continuous: a constant one has nothing to model and would
-# give default priors of zero width.
-_CONTINUOUS = {"gaussian", "student", "lognormal", "gamma", "beta"}
-
-
 def _check_response_varies(design, family: Family) -> None:
     y = design.y
     if len(y) == 0 or not np.all(y == y[0]):
         return
     message = f"the response '{design.response_name}' is {y[0]:g} in every one of the {len(y)} rows"
-    if family.name in _CONTINUOUS:
+    if family.continuous:  # nothing to model, and default priors of zero width
         raise DataError(f"{message}; a constant response has no variation to model")
     warnings.warn(f"{message}: its estimates will come from the priors", UserWarning, stacklevel=4)
 

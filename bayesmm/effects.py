@@ -52,19 +52,22 @@ def _levels(column: pd.Series) -> list:
 
 
 def _predictors(fit: Fit) -> tuple[list[str], list[str], pd.DataFrame]:
-    """The model frame's predictor columns (not the response, trials or grouping factors), the
-    grouping factors, and the frame restricted to the fitted rows."""
+    """The model frame's predictor columns (not the response or trials), the columns that
+    only name groups, and the frame restricted to the fitted rows. A column that is a fixed
+    effect and also names groups (a treatment whose replicates are nested in it,
+    ``recipe + (1 | recipe:replicate)``) is a predictor."""
     model = fit.model
     frame = model.model_frame.loc[fit.design.rows]
     designs = [fit.design, *model.parts.values()]
-    groups = list(dict.fromkeys(f for d in designs for t in d.random for f in t.spec.group_factors))
+    group_columns = dict.fromkeys(f for d in designs for t in d.random for f in t.spec.group_factors)
     response = {c for e in fit.design.responses for c in e.columns}
     predictors = []
     for design in designs:
         predictors += design.fixed_terms.columns + [c for e in design.offset_expressions for c in e.columns]
         predictors += [c for t in design.random for c in t.terms.columns]
-    skip = response | set(groups) | {model.trials_column}
-    return [c for c in dict.fromkeys(predictors) if c not in skip], groups, frame
+    predictors = [c for c in dict.fromkeys(predictors) if c not in response | {model.trials_column}]
+    groups = [c for c in group_columns if c not in predictors]
+    return predictors, groups, frame
 
 
 def _values(column: pd.Series, resolution: int) -> list:
@@ -92,8 +95,9 @@ def _typical(column: pd.Series):
 
 def reference_grid(fit: Fit, varying: dict[str, list], conditions: dict | None = None) -> pd.DataFrame:
     """Every combination of the ``varying`` predictors' values, the other predictors at their
-    means or reference levels (or as ``conditions`` gives them), and grouping factors at a
-    level the fit has not seen. (Predictions on it take binomial trials of 1: proportions.)"""
+    means or reference levels (or as ``conditions`` gives them), and the columns that only
+    name groups at a level the fit has not seen; predictions on it hold group effects at zero
+    (``re_form="~0"``) unless asked otherwise. (Binomial trials are 1: proportions.)"""
     predictors, groups, frame = _predictors(fit)
     conditions = dict(conditions or {})
     unknown = [c for c in [*varying, *conditions] if c not in predictors]

@@ -142,6 +142,9 @@ class Family:
         Its own parameters (``("sigma",)``, ``("alpha",)``), reported by name in the summary.
     binary_response, needs_trials
         Whether the response is 0/1, and whether it needs binomial trials.
+    continuous
+        Whether the response is a continuous quantity (Gaussian, gamma, beta, ...), so
+        that a posterior predictive check draws a density whatever values the data take.
     parts, required_parts, dispersion_param
         Which one-sided part formulas it takes (``zi``, ``hu``; ``dispersion`` models
         ``dispersion_param``), and which it always has, with their default formula.
@@ -163,6 +166,7 @@ class Family:
     params: ClassVar[tuple[str, ...]] = ()
     binary_response: ClassVar[bool] = False
     needs_trials: ClassVar[bool] = False
+    continuous: ClassVar[bool] = False
     # Distributional parts: which one-sided formulas the family takes (zi=, hu=,
     # dispersion=), which it always has (with their default formula), and which
     # constant parameter a dispersion= formula replaces.
@@ -593,6 +597,7 @@ def _check_counts(design: Design, what: str) -> np.ndarray:
 
 class Gaussian(Family):
     name = "gaussian"
+    continuous = True
     links = ("identity", "log")
     params = ("sigma",)
     dispersion_param = "sigma"
@@ -751,6 +756,7 @@ class Beta(_MeanPrecision, Family):
 
     name = "beta"
     links = ("logit", "probit", "cloglog")
+    continuous = True
 
     def check_response(self, design: Design) -> None:
         y = design.y
@@ -816,6 +822,7 @@ class GammaFamily(Family):
 
     name = "gamma"
     links = ("log", "identity", "inverse")
+    continuous = True
     params = ("shape",)
     dispersion_param = "shape"
 

@@ -364,22 +364,26 @@ STATS = {"mean": np.mean, "sd": np.std, "max": np.max, "min": np.min, "median": 
 
 
 def is_count_response(fit: Fit) -> bool:
-    """Counts (non-negative integers, not 0/1 data): posterior predictive checks bin them one
-    bin per count instead of smoothing integers with a density."""
+    """Counts (a count family's non-negative integers, not 0/1 data): posterior predictive
+    checks bin them one bin per count instead of smoothing integers with a density. A
+    continuous family's response is never counts, whatever values it takes (lme4's ``cake``
+    records whole degrees)."""
     y = fit.design.y
     family = fit.model.family
-    if family.binary_response or family.has_categories:
+    if family.continuous or family.binary_response or family.has_categories:
         return False
     return bool(np.all(y >= 0) and np.all(y == np.round(y)) and y.max() > 1)
 
 
 def default_ppc_kind(fit: Fit) -> str:
-    """A hanging rootogram for counts, one bin per value for binary data and ordered
-    categories, a density otherwise."""
+    """The kind follows the family, not the values: a density for continuous families, one
+    bin per value for binary, binomial and category data, a hanging rootogram for counts."""
     family = fit.model.family
-    if is_count_response(fit):
-        return "rootogram"
-    return "hist" if family.binary_response or family.needs_trials or family.has_categories else "density"
+    if family.continuous:
+        return "density"
+    if family.binary_response or family.needs_trials or family.has_categories:
+        return "hist"
+    return "rootogram" if is_count_response(fit) else "hist"
 
 
 def _ensure_posterior_predictive(fit: Fit, random_seed) -> None:
