@@ -19,11 +19,11 @@ from .design import DataError, build_design
 from .families import Family, Gaussian, get_family
 from .fit import Fit, approximate, sample
 from .formula import parse_formula
-from .idata import get_group
 from .model import build_collapsed_model, build_pymc_model, reported_variables
 from .parameterization import centred_terms, informativeness
 from .persist import TRIALS
 from .priors import Prior, prior_table, resolve_priors
+from .warn import warn_user
 
 __all__ = ["Model"]
 
@@ -48,7 +48,7 @@ def _check_response_varies(design, family: Family) -> None:
     message = f"the response '{design.response_name}' is {y[0]:g} in every one of the {len(y)} rows"
     if family.continuous:  # nothing to model, and default priors of zero width
         raise DataError(f"{message}; a constant response has no variation to model")
-    warnings.warn(f"{message}: its estimates will come from the priors", UserWarning, stacklevel=4)
+    warn_user(f"{message}: its estimates will come from the priors", UserWarning)
 
 
 # decomp="auto" decomposes the slope columns when one of them has a variance inflation
@@ -104,13 +104,12 @@ def _warn_if_one_row_per_level(design, family: Family) -> None:
         return
     for term in design.random:
         if term.group in design.observation_level_groups and "Intercept" in term.columns:
-            warnings.warn(
+            warn_user(
                 f"every level of '{term.group}' in {term.spec.text} has a single observation, so its "
                 f"random intercept cannot be told apart from the residual SD (sigma) of a {family.name} "
                 "model: the two SDs are identified only by their priors. Drop the term, or use a family "
                 "without a residual SD (e.g. an observation-level effect in a Poisson model)",
                 UserWarning,
-                stacklevel=4,
             )
 
 
@@ -344,13 +343,12 @@ class Model:
         dropped = len(data) - len(common)
         if not dropped:
             for warning in said:
-                warnings.warn(warning.message, warning.category, stacklevel=3)
+                warn_user(warning.message, warning.category)
             return first[0], dict(zip(part_formulas, first[1:], strict=True))
-        warnings.warn(
+        warn_user(
             f"dropped {dropped} of {len(data)} rows with missing values in the formula or its "
             f"{', '.join(p + '=' for p in part_formulas)} formulas",
             UserWarning,
-            stacklevel=3,
         )
         main = build(common)
         parts = {p: build(common, p, f) for p, f in part_formulas.items()}
@@ -563,10 +561,22 @@ class Model:
         --------
         >>> model.prior_draws(draws=500, random_seed=1)["sigma"].mean()
         """
-        idata = pm.sample_prior_predictive(
-            draws=draws, model=self.pymc_model, var_names=self.reported_variables, random_seed=random_seed
-        )
-        return get_group(idata, "prior")
+        import xarray as xr
+
+        # pm.draw rather than sample_prior_predictive, which logs PyMC's internal variable names.
+        model = self.pymc_model
+        names = self.reported_variables
+        with warnings.catch_warnings():  # numba's object-mode notes name PyMC's variables too
+            warnings.filterwarnings("ignore", message="Numba will use object mode")
+            values = pm.draw([model[name] for name in names], draws=draws, random_seed=random_seed)
+        arrays = {}
+        for name, value in zip(names, values, strict=True):
+            dims = tuple(model.named_vars_to_dims.get(name, ()))
+            shape = np.shape(value)[1:] if draws > 1 else np.shape(value)  # pm.draw drops draws=1's axis
+            value = np.reshape(value, (1, draws, *shape))
+            coords = {d: list(model.coords[d]) for d in dims if model.coords.get(d) is not None}
+            arrays[name] = xr.DataArray(value, dims=("chain", "draw", *dims), coords=coords)
+        return xr.Dataset(arrays, coords={"chain": [0], "draw": np.arange(draws)})
 
     # The PyMC graph is rebuilt on demand rather than pickled.
     def __getstate__(self) -> dict:

@@ -330,7 +330,7 @@ def sbc(
         logger.setLevel(level)
     namer = SimpleNamespace(model=base, design=base.design)
     true_values = {k: v.reshape(-1) for k, v in summary_draws_from(namer, prior.prior.to_dataset()).items()}
-    simulated = prior.prior_predictive[response].values.reshape(n, -1)
+    simulated = prior.prior_predictive[base.design.response_var].values.reshape(n, -1)
     rows = base.design.rows
     fit_options = {
         "family": fit_family or base.family.name,

@@ -14,6 +14,9 @@ from pathlib import Path
 DEMO_FORMULA = "Reaction ~ Days + (Days | Subject)"
 
 
+# The demo's plots: caterpillar, trace, 2-D shrinkage, posterior predictive check.
+DEMO_PLOTS = ("ranef_Subject.png", "trace.png", "shrinkage_Subject.png", "ppc.png")
+
 def _save(figure, path: Path, **options) -> None:
     """A PNG written atomically: Ctrl-C or a kill mid-write keeps an earlier file intact."""
     from bayesmm.persist import write_atomically
@@ -49,17 +52,14 @@ def _demo(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     axes = plot_ranef(fit, "Subject")
     axes[0].figure.tight_layout()
-    _save(axes[0].figure, out / "ranef_Subject.png", dpi=110)
-    _save(fit.plot_trace(), out / "trace.png", dpi=90)
+    _save(axes[0].figure, out / DEMO_PLOTS[0], dpi=110)
+    _save(fit.plot_trace(), out / DEMO_PLOTS[1], dpi=90)
     ax = fit.plot_shrinkage("Subject", terms=("Intercept", "Days"))
-    _save(ax.figure, out / "shrinkage_Subject.png", dpi=100, bbox_inches="tight")
+    _save(ax.figure, out / DEMO_PLOTS[2], dpi=100, bbox_inches="tight")
     ax = fit.plot_ppc()
-    _save(ax.figure, out / "ppc.png", dpi=100, bbox_inches="tight")
+    _save(ax.figure, out / DEMO_PLOTS[3], dpi=100, bbox_inches="tight")
     plt.close("all")
-    written = ", ".join(
-        str(out / name) for name in ("ranef_Subject.png", "trace.png", "shrinkage_Subject.png", "ppc.png")
-    )
-    print(f"\nwrote {written}")
+    print(f"\nwrote {', '.join(str(out / name) for name in DEMO_PLOTS)}")
     return 0
 
 

@@ -21,6 +21,7 @@ from .idata import REPARAMETERIZATION, get_group, has_group, set_group
 from .model import OBS_DIM
 from .predict import family_param_draws, linear_predictor_draws
 from .results import interval_names, summary_draws
+from .warn import warn_user
 
 if TYPE_CHECKING:  # pragma: no cover
     from .fit import Fit
@@ -30,7 +31,7 @@ __all__ = ["add_log_likelihood", "loo", "kfold", "KFold", "waic", "compare", "r2
 
 def observed_data(design) -> xr.Dataset:
     """The response as ArviZ's ``observed_data`` group holds it."""
-    return xr.Dataset({design.response_name: (("obs",), design.y)}, coords={"obs": np.arange(design.n_obs)})
+    return xr.Dataset({design.response_var: (("obs",), design.y)}, coords={"obs": np.arange(design.n_obs)})
 
 
 def add_observed_data(fit: Fit) -> None:
@@ -54,7 +55,7 @@ def add_log_likelihood(fit: Fit) -> None:
         values = fit.model.family.log_likelihood(design.y, eta, family_param_draws(fit), trials)
         post = get_group(fit.idata, "posterior")
         shape = (post.sizes["chain"], post.sizes["draw"], design.n_obs)
-        loglik = xr.Dataset({design.response_name: (("chain", "draw", OBS_DIM), values.reshape(shape))},
+        loglik = xr.Dataset({design.response_var: (("chain", "draw", OBS_DIM), values.reshape(shape))},
                             coords={"chain": post["chain"].values, "draw": post["draw"].values,
                                     OBS_DIM: np.arange(design.n_obs)})  # fmt: skip
         set_group(fit.idata, "log_likelihood", loglik)
@@ -87,7 +88,7 @@ def loo(fit: Fit, **kwargs):
     result = _quiet_loo(fit, **kwargs)
     advice = pareto_k_advice(fit, result)
     if advice:
-        warnings.warn(advice, DiagnosticWarning, stacklevel=3)
+        warn_user(advice, DiagnosticWarning)
     return result
 
 
@@ -173,6 +174,7 @@ def kfold(fit: Fit, K: int = 10, folds=None, random_seed=None, **fit_kwargs) -> 
         labels = np.asarray(folds)
         if labels.shape != (n,):
             raise ValueError(f"folds must give one label per row ({n}), got shape {labels.shape}")
+    _check_fit_arguments(fit_kwargs, "kfold")
     kept = fit.settings
     settings = {"draws": kept.draws, "tune": kept.tune, "chains": kept.chains,
                 "target_accept": kept.target_accept, "progressbar": False, "random_seed": random_seed,
@@ -195,6 +197,24 @@ def kfold(fit: Fit, K: int = 10, folds=None, random_seed=None, **fit_kwargs) -> 
         loglik = model.family.log_likelihood(design.y[held], eta, params, trials)
         pointwise[held] = special.logsumexp(loglik, axis=0) - np.log(loglik.shape[0])
     return KFold(float(pointwise.sum()), float(np.sqrt(n * pointwise.var())), pointwise, labels)
+
+
+def _check_fit_arguments(fit_kwargs: dict, caller: str) -> None:
+    """Refuse, before any refit, keyword arguments that Model.fit does not take."""
+    import inspect
+
+    from .api import Model
+
+    known = inspect.signature(Model.fit).parameters
+    for key in fit_kwargs:
+        if key in known:
+            continue
+        if key == "k":
+            raise TypeError(f"{caller} takes K, the number of folds (capital K): {caller}(fit, K=3)")
+        raise TypeError(
+            f"{caller}() got {key!r}: it passes its other keyword arguments to Model.fit, which takes "
+            f"{', '.join(n for n in known if n != 'self')}"
+        )
 
 
 def pareto_k_advice(fit: Fit, result, name: str | None = None) -> str | None:
@@ -240,7 +260,7 @@ def waic(fit: Fit) -> pd.Series:
     with p_waic the summed posterior variance of the pointwise log-likelihood.
     """
     add_log_likelihood(fit)
-    values = get_group(fit.idata, "log_likelihood")[fit.design.response_name].values
+    values = get_group(fit.idata, "log_likelihood")[fit.design.response_var].values
     values = values.reshape(-1, values.shape[-1])
     lppd = special.logsumexp(values, axis=0) - np.log(values.shape[0])
     p_waic = values.var(axis=0, ddof=1)
@@ -300,10 +320,9 @@ def compare(fits: dict[str, Fit], **kwargs) -> pd.DataFrame:
     advice = [pareto_k_advice(fit, results[name], name) for name, fit in fits.items()]
     advice = [a for a in advice if a]
     if advice:
-        warnings.warn(
+        warn_user(
             "the ranking below rests on unreliable PSIS-LOO estimates:\n" + "\n".join(advice),
             DiagnosticWarning,
-            stacklevel=2,
         )
     kwargs.setdefault("round_to", "none")  # numbers, not ArviZ's rounded display
     return az.compare(results, **kwargs)
@@ -350,11 +369,13 @@ def hypothesis(fit: Fit, statements: str | list[str], prob: float = 0.95) -> pd.
     lo, hi = interval_names(prob)
     rows = {}
     for statement in statements:
-        parts = _COMPARISON.split(statement)
+        # Names first, then the comparison: a name may hold '=' or '<' (relevel(trt, ref = "a")).
+        text, namespace = _substitute_names(statement, draws, names)
+        parts = _COMPARISON.split(text)
         if len(parts) != 3:
             raise ValueError(f"a hypothesis has one comparison (<, >, =, <=, >=): {statement!r}")
         left, op, right = parts
-        value = _evaluate_linear(f"({left}) - ({right})", draws, names, statement)
+        value = _evaluate_linear(f"({left}) - ({right})", namespace, draws, statement)
         q = np.quantile(value, [(1 - prob) / 2, (1 + prob) / 2])
         if op in (">", ">="):
             probability = float(np.mean(value > 0))
@@ -384,16 +405,24 @@ def r_names(names) -> dict[str, str]:
     return {a: n[0] for a, n in aliases.items() if len(n) == 1 and a not in names}
 
 
-def _evaluate_linear(
-    expression: str, draws: dict[str, np.ndarray], names: list[str], statement: str
-) -> np.ndarray:
+def _substitute_names(
+    statement: str, draws: dict[str, np.ndarray], names: list[str]
+) -> tuple[str, dict[str, np.ndarray]]:
+    """The statement with each parameter name (longest first) replaced by a placeholder
+    ``_p<i>``, and the placeholders' draws."""
     namespace = {}
-    text = expression
+    text = statement
     for i, name in enumerate(names):
         if name in text:
             key = f"_p{i}"
             text = text.replace(name, key)
             namespace[key] = draws[name].reshape(-1)
+    return text, namespace
+
+
+def _evaluate_linear(
+    text: str, namespace: dict[str, np.ndarray], draws: dict[str, np.ndarray], statement: str
+) -> np.ndarray:
     if re.search(r"[A-Za-z_][\w.]*", re.sub(r"_p\d+", "", text)):
         leftover = re.findall(r"[A-Za-z_][\w.\[\]():|,]*", re.sub(r"_p\d+", "", text))
         raise ValueError(

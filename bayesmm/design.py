@@ -24,6 +24,7 @@ from formulaic.errors import FormulaicError
 from .covariance import STRUCTURES, Covariance, covariance_of
 from .expressions import (
     Expression,
+    NotNumeric,
     Terms,
     UnknownColumn,
     UnseenLevel,
@@ -36,6 +37,7 @@ from .expressions import (
 )
 from .formula import ParsedFormula, RandomTermSpec, parse_formula
 from .names import Parameter, qualify
+from .warn import warn_user
 
 __all__ = ["Design", "RandomEffectTerm", "build_design", "DataError"]
 
@@ -147,7 +149,11 @@ class RandomEffectTerm:
 
 @dataclass
 class Design:
-    """Everything numeric about one model, built once from formula and data."""
+    """Everything numeric about one model, built once from formula and data.
+
+    ``response_name`` is the response as the user wrote it (for display);
+    ``response_var`` names it in the PyMC model and the InferenceData.
+    """
 
     formula: ParsedFormula
     response_name: str
@@ -175,6 +181,13 @@ class Design:
             for term in terms:
                 term.start = start
                 start += term.n_terms
+
+    @property
+    def response_var(self) -> str:
+        """The response's name in the PyMC model and the InferenceData: its text, with '/'
+        (which PyMC's and xarray's names refuse: carData's Blackmore, ``I((... - 1) / 0.25)``)
+        written as the division slash '\u2215', which reads the same."""
+        return self.response_name.replace("/", "\u2215")
 
     @property
     def used_columns(self) -> list[str]:
@@ -359,6 +372,11 @@ def _evaluating(where: str, columns):
             f"level(s) {', '.join(repr(u) for u in err.levels)} of '{err.column}' in {where} were not in "
             f"the data the model was fit to (levels: {', '.join(err.known)})"
         ) from None
+    except NotNumeric as err:
+        raise DataError(
+            f"'{err.operand}' in {where} is a number in the model, but the data hold {err.value!r} "
+            f"(row {err.row} of the data given); convert the column to numbers first"
+        ) from None
 
 
 def _compile(parsed: ParsedFormula, data: pd.DataFrame, trials) -> Compiled:
@@ -503,10 +521,9 @@ def _complete_rows(compiled: Compiled, parsed: ParsedFormula, data, trials_value
         raise DataError(f"{n_bad} of {len(data)} rows have missing values (in {names}) and na_action='raise'")
     if n_bad == len(data):
         raise DataError(f"every row has a missing value (in {names}): nothing is left to fit")
-    warnings.warn(
+    warn_user(
         f"dropped {n_bad} of {len(data)} rows with missing values (in {names})",
         UserWarning,
-        stacklevel=4,
     )
     return ~bad
 
@@ -657,30 +674,27 @@ def _check_fixed_effects(X: np.ndarray, names: list[str]) -> None:
             continue
         if column[0] == 0:
             warned.add(j)
-            warnings.warn(
+            warn_user(
                 f"the fixed-effect column '{name}' is zero in every row (a factor level with no rows, or a "
                 "constant predictor): its coefficient is determined by its prior alone",
                 UserWarning,
-                stacklevel=4,
             )
         elif intercept:
             warned.add(j)
-            warnings.warn(
+            warn_user(
                 f"the predictor '{name}' is constant ({column[0]:g} in every row): it cannot be told apart "
                 "from the intercept, so its coefficient is determined by its prior alone; remove it",
                 UserWarning,
-                stacklevel=4,
             )
     keep = [j for j in range(X.shape[1]) if j not in warned]
     scaled = X[:, keep] / np.maximum(np.abs(X[:, keep]).max(axis=0), 1e-300)
     rank = np.linalg.matrix_rank(scaled)
     if rank < len(keep):
         dependent = _dependent_columns(scaled, [names[j] for j in keep])
-        warnings.warn(
+        warn_user(
             f"the fixed effects are perfectly collinear (rank {rank} of {len(keep)} columns): "
             f"{dependent}; these coefficients are identified only by their priors. Remove one of them",
             UserWarning,
-            stacklevel=4,
         )
 
 
@@ -689,9 +703,17 @@ def _check_fixed_effects(X: np.ndarray, names: list[str]) -> None:
 FEW_INTEGER_VALUES = 5
 
 
+def _evenly_spaced_measurements(values: np.ndarray) -> bool:
+    """Values a fixed step of more than one apart (ages 8, 10, 12, 14; doses 0, 50, 100):
+    amounts measured on a grid, unlike codes, which run 1, 2, 3 (or 95, 96, 97)."""
+    steps = np.diff(values)
+    return bool(np.all(steps == steps[0]) and steps[0] > 1)
+
+
 def _warn_about_integer_codes(names: list[str], data: pd.DataFrame, parsed: ParsedFormula) -> None:
     """Warn when an integer column enters the fixed part as a bare number although it looks
-    like a code: few distinct values (grouseticks' YEAR: 95, 96, 97), or the formula also
+    like a code: few distinct values that are not an evenly spaced grid of measurements
+    (grouseticks' YEAR: 95, 96, 97; not Orthodont's age: 8, 10, 12, 14), or the formula also
     groups by it (BROOD). ``as.numeric(x)`` says the number is meant and silences this."""
     groups = {factor for spec in parsed.random for factor in spec.group_factors}
     for name in names:
@@ -704,16 +726,15 @@ def _warn_about_integer_codes(names: list[str], data: pd.DataFrame, parsed: Pars
         shown = ", ".join(f"{v:g}" for v in values[:FEW_INTEGER_VALUES])
         if name in groups:
             what = f"is also a grouping factor of the formula (integer codes {values.min()}..{values.max()})"
-        elif 2 < len(values) <= FEW_INTEGER_VALUES:
+        elif 2 < len(values) <= FEW_INTEGER_VALUES and not _evenly_spaced_measurements(values):
             what = f"has {len(values)} integer values ({shown})"
         else:
             continue
-        warnings.warn(
+        warn_user(
             f"'{name}' enters the fixed part as a number, with one straight-line slope across its values, "
             f"but {what}. If its values are categories (years, sites, codes), write factor({name}); if "
             f"they are amounts, write as.numeric({name}) to say so",
             UserWarning,
-            stacklevel=4,
         )
 
 
@@ -816,12 +837,11 @@ def _warn_if_continuous(spec: RandomTermSpec, data: pd.DataFrame) -> None:
     for factor in spec.group_factors:
         column = data[factor]
         if column.dtype.kind == "f" and column.nunique() > 0.5 * len(column) and len(column) > 20:
-            warnings.warn(
+            warn_user(
                 f"grouping factor '{factor}' in {spec.text} is a continuous column with "
                 f"{column.nunique()} distinct values among {len(column)} rows; "
                 "did you mean it as a predictor rather than a group?",
                 UserWarning,
-                stacklevel=5,
             )
 
 
@@ -833,12 +853,11 @@ def _warn_if_between_group(spec: RandomTermSpec, matrix: pd.DataFrame, codes: np
             continue  # the intercept (or a constant column): nothing to compare
         per_level = pd.Series(values[:, j]).groupby(codes)
         if (per_level.max() - per_level.min()).max() == 0:
-            warnings.warn(
+            warn_user(
                 f"'{column}' in {spec.text} is constant within each level of '{spec.group}' "
                 f"(a between-group covariate), so its effect cannot vary by '{spec.group}' and is not "
                 "identified; remove it from the bar term (it can stay a fixed effect)",
                 UserWarning,
-                stacklevel=5,
             )
 
 

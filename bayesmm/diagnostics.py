@@ -275,6 +275,9 @@ def _term_advice(fit: Fit, sd_name: str) -> str:
     term = _term_of(fit, sd_name)
     text = _term_text(fit, sd_name)
     avoid = _boundary_prior(fit, sd_name)
+    other = other_parameterization(fit, sd_name)
+    if other is not None and other.endswith("False}"):  # a funnel of centred effects
+        avoid = f"sample the effects of {text} non-centred (Model(..., {other})), or {avoid}"
     if term is not None and _collapsible(fit, term):
         # The same model with the funnel gone: nothing to simplify first.
         return (
@@ -298,6 +301,35 @@ def _collapsible(fit: Fit, term) -> bool:
     if why_not_collapsible(model.design, model.family, model.parts) is not None:
         return False
     return collapsed_group(model.design) == term.group
+
+
+def other_parameterization(fit: Fit, sd_name: str) -> str | None:
+    """``centered={"g": False}`` (or True): the other form of the term whose SD is
+    ``sd_name``, when its effects were sampled and the other form is open to it; else None.
+    A badly mixing SD is first a sign that the term has the wrong form for its data."""
+    term = _term_of(fit, sd_name)
+    model = fit.model
+    if term is None or term.part or _integrated_out(fit, sd_name) or not term.covariance.centrable:
+        return None
+    centred = dict(zip((id(t) for t in fit.design.random), model.centred, strict=True))[id(term)]
+    return f'centered={{"{term.group}": {not centred}}}'
+
+
+def _parameterization_advice(fit: Fit, names: list[str]) -> str:
+    """A sentence naming the other form of the terms of the SDs among ``names`` (first
+    try Model(..., centered={"ID": False}) ...), or ''."""
+    settings = dict.fromkeys(s for s in (other_parameterization(fit, n) for n in names) if s)
+    if not settings:
+        return ""
+    terms = ", ".join(dict.fromkeys(_term_text(fit, n) for n in names if other_parameterization(fit, n)))
+    merged = "{" + ", ".join(s[len("centered={"):-1] for s in settings) + "}"
+    if all(s.endswith("False}") for s in settings):
+        form = "non-centred, the form for levels whose data say little"
+    elif all(s.endswith("True}") for s in settings):
+        form = "centred, the form for levels whose data pin their effects down"
+    else:
+        form = "in the other form"
+    return f"First sample the group effects of {terms} {form}: Model(..., centered={merged}). "
 
 
 def _divergences(fit: Fit) -> Check:
@@ -363,6 +395,7 @@ def _rhat_and_ess(fit: Fit, table: pd.DataFrame) -> list[Check]:
     worst_rhat = table["r_hat"].max()
     rhat_bad = list(table.index[table["r_hat"] > RHAT_MAX])
     advice = (
+        f"{_parameterization_advice(fit, rhat_bad)}"
         f"Sample longer (fit(draws={2 * fit.settings.draws}, tune={2 * fit.settings.tune})); if that does "
         "not help, simplify the random-effect structure or give the SDs tighter priors."
     )
@@ -395,6 +428,7 @@ def _rhat_and_ess(fit: Fit, table: pd.DataFrame) -> list[Check]:
                 float(table[column].min()),
                 f"at least {minimum} ({ESS_PER_CHAIN} per chain)",
                 f"too few effective draws to describe the {what} of {', '.join(low)}. "
+                f"{_parameterization_advice(fit, low)}"
                 f"Sample longer (fit(draws={max(2 * fit.settings.draws, 2000)})).",
                 low,
             )
@@ -407,14 +441,18 @@ def _ebfmi(fit: Fit) -> Check:
         return Check("min E-BFMI", True, float("nan"), "not recorded by this sampler")
     values = np.atleast_1d(az.bfmi(fit.idata)["energy"].values)
     low = [f"chain {i}" for i, v in enumerate(values) if v < EBFMI_MIN]
+    # With one term's effects sampled, that term's form is the first suspect.
+    sds = [n for n in _draws_of(fit, "sd") if not _integrated_out(fit, n)]
+    one_term = len({id(_term_of(fit, n)) for n in sds}) == 1
+    first = _parameterization_advice(fit, sds if one_term else [])
     return Check(
         "min E-BFMI",
         not low,
         float(np.min(values)),
         f"at least {EBFMI_MIN}",
         f"low energy fraction in {', '.join(low)}: the sampler explores the posterior's tails slowly, "
-        "typical of funnels between group-level SDs and group effects. Tighter priors on the SDs or a "
-        "simpler random-effect structure help.",
+        f"typical of funnels between group-level SDs and group effects. {first}Tighter "
+        "priors on the SDs or a simpler random-effect structure help.",
     )
 
 

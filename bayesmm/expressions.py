@@ -26,7 +26,6 @@ import ast
 import difflib
 import keyword
 import re
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -34,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from .formula import FormulaSyntaxError, _scan
+from .warn import warn_user
 
 __all__ = ["FUNCTIONS", "Expression", "Value", "compile_expression", "unsupported_construct"]
 
@@ -1038,6 +1038,31 @@ _FORMULA_TOKEN = re.compile(
 )
 
 
+class NotNumeric(ValueError):
+    """New data hold text where the fitted model has a number."""
+
+    def __init__(self, operand: str, value, row: int):
+        super().__init__(operand)
+        self.operand, self.value, self.row = operand, value, row
+
+
+def _as_numbers(operand: str, data) -> np.ndarray:
+    try:
+        return np.asarray(data, dtype=float)
+    except (TypeError, ValueError):
+        values = np.asarray(data, dtype=object).reshape(-1)
+        row = next(i for i, v in enumerate(values) if not _is_number(v))
+        raise NotNumeric(operand, values[row], row) from None
+
+
+def _is_number(value) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 class UnseenLevel(ValueError):
     """New data hold a value of a factor that the fitted data did not have."""
 
@@ -1162,11 +1187,10 @@ def _learn(operand: Operand, value: Value) -> None:
         operand.contrasts = value.contrasts
         empty = [level_label(c) for c in value.data.categories if c not in present]
         if empty:
-            warnings.warn(
+            warn_user(
                 f"level(s) {', '.join(repr(e) for e in empty)} of '{operand.name}' have no rows in the data "
                 "and are left out of the model (a coefficient with no data would be its prior alone)",
                 UserWarning,
-                stacklevel=6,
             )
     elif kind == "basis":
         operand.n_columns = np.asarray(value.data).shape[1]
@@ -1175,7 +1199,7 @@ def _learn(operand: Operand, value: Value) -> None:
 
 def _store(operand: Operand, value: Value, columns: dict) -> None:
     if operand.kind == "basis":
-        matrix = np.asarray(value.data, dtype=float)
+        matrix = _as_numbers(operand.name, value.data)
         for k in range(operand.n_columns):
             columns[f"{operand.name}[{k + 1}]"] = matrix[:, k]
         return
@@ -1185,7 +1209,7 @@ def _store(operand: Operand, value: Value, columns: dict) -> None:
     if operand.kind == "logical":
         columns[operand.name] = np.asarray(value.data, dtype=bool)
         return
-    columns[operand.name] = np.asarray(value.data, dtype=float)
+    columns[operand.name] = _as_numbers(operand.name, value.data)
 
 
 _UNSEEN = object()

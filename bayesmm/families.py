@@ -13,7 +13,6 @@ import dataclasses
 import difflib
 import functools
 import re
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
@@ -25,6 +24,7 @@ from scipy import special, stats
 
 from .design import DataError, Design
 from .priors import Prior
+from .warn import warn_user
 
 __all__ = [
     "Link",
@@ -1224,12 +1224,11 @@ class Cumulative(_CategoryFamily):
         counts = np.bincount(design.y.astype(int), minlength=self.n_categories + 1)[1:]
         empty = [c for c, n in zip(self.categories, counts, strict=True) if n == 0]
         if empty:
-            warnings.warn(
+            warn_user(
                 f"categor{'y' if len(empty) == 1 else 'ies'} {', '.join(map(repr, empty))} of the response "
                 f"'{design.response_name}' never occur: the thresholds around them are estimated from "
                 "their priors alone",
                 UserWarning,
-                stacklevel=4,
             )
 
     def param_priors(self, design: Design) -> dict[str, Prior]:

@@ -15,6 +15,7 @@ import xarray as xr
 from . import comparison, diagnostics, effects, persist, predict, results, sensitivity
 from .collector import pausing
 from .idata import REPARAMETERIZATION, get_group, set_group
+from .warn import warn_user
 
 if TYPE_CHECKING:  # pragma: no cover
     from .api import Model
@@ -512,7 +513,7 @@ class Fit:
         """
         draws = self.predict(kind="response", summary=False, random_seed=random_seed)
         comparison.add_observed_data(self)
-        set_group(self.idata, "posterior_predictive", draws.rename(self.design.response_name).to_dataset())
+        set_group(self.idata, "posterior_predictive", draws.rename(self.design.response_var).to_dataset())
         return self.idata
 
     def simulate(self, nsim: int = 1, random_seed=None) -> pd.DataFrame:
@@ -942,8 +943,9 @@ class Fit:
     ):
         """Posterior predictive check: the observed data against data sets drawn from the posterior.
 
-        By default a hanging rootogram for counts, a histogram for binary and binomial
-        data, a density otherwise.
+        The default follows the family, not the values: a hanging rootogram for count
+        families, a histogram for binary, binomial and category data, a density for
+        continuous families (also when their data are whole numbers).
 
         Parameters
         ----------
@@ -1024,15 +1026,17 @@ class Fit:
         return plots.plot_ranef(self, group, prob=prob, levels=levels, axes=axes)
 
     def plot_trace(self, **kwargs):
-        """Trace and marginal density of every parameter of the summary (ArviZ's ``plot_trace``).
+        """Trace of every parameter of the summary (ArviZ's ``plot_trace``), each panel titled
+        with its summary name (``sd(Days|Subject)``), one colour per chain with a legend.
 
         The group effects (``r_<group>``, one panel per level and term) are left out unless
-        ``var_names`` asks for them.
+        ``var_names`` asks for them by the posterior's variable names.
 
         Parameters
         ----------
         **kwargs
-            Passed to ``arviz.plot_trace`` (e.g. ``var_names=["sd_Subject"]``).
+            Passed to ``arviz.plot_trace``: ``var_names`` takes summary names
+            (``["sd(Days|Subject)", "sigma"]``) or the posterior's variables (``["r_Subject"]``).
 
         Returns
         -------
@@ -1043,6 +1047,7 @@ class Fit:
         --------
         >>> pc = fit.plot_trace()
         >>> pc = fit.plot_trace(var_names=["sigma"])
+        >>> pc = fit.plot_trace(var_names=["r_Subject"])
         """
         from . import plots  # matplotlib loads on the first plot
 
@@ -1138,9 +1143,8 @@ class Fit:
         diagnosis = self.diagnose()
         if not diagnosis.ok:
             lines = [c.line() for c in diagnosis.problems]
-            warnings.warn(
-                "the fit needs attention:\n" + "\n".join(lines), diagnostics.DiagnosticWarning, stacklevel=4
-            )
+            warn_user(
+                "the fit needs attention:\n" + "\n".join(lines), diagnostics.DiagnosticWarning)
 
     def re_pca(self, prob: float = 0.95) -> dict[str, pd.DataFrame]:
         """Principal components of each grouping factor's random-effect covariance

@@ -660,7 +660,7 @@ def build_pymc_model(
         for name, part in parts.items():
             inverse = family.part(name).inverse_graph
             params[family.part_parameter(name)] = inverse(_linear_predictor(part, by_name))
-        family.likelihood(design.response_name, eta, params, design, dims=OBS_DIM)
+        family.likelihood(design.response_var, eta, params, design, dims=OBS_DIM)
     return model
 
 

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .warn import warn_user
+
 __all__ = ["compile_model", "cache_dir"]
 
 _TEMPLATE = '''\
@@ -119,11 +121,10 @@ def _fallback_dir(wanted: str, reason: str) -> Path:
     import tempfile
 
     folder = Path(tempfile.mkdtemp(prefix="bayesmm_nutpie_"))
-    warnings.warn(
+    warn_user(
         f"cannot keep compiled models in {wanted} ({reason}); using {folder} for this "
         "process, so the next process compiles again. Set BAYESMM_CACHE_DIR to a folder you can write.",
         RuntimeWarning,
-        stacklevel=4,
     )
     return folder
 

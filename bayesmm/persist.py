@@ -54,6 +54,10 @@ def write_atomically(path: str | Path, write: Callable[[Path], object]) -> Path:
     """Call ``write(temporary)`` and rename the temporary file over ``path`` only when it is
     complete, so an interrupted write leaves an earlier file at ``path`` intact."""
     path = Path(path)
+    if not path.parent.is_dir():
+        what = "is a file, not a folder" if path.parent.exists() else "does not exist"
+        raise FileNotFoundError(f"cannot save to '{path}': the folder '{path.parent}' {what}; "
+                                "create it first")  # fmt: skip
     temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
         write(temporary)

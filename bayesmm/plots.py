@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.lines import Line2D
 from matplotlib.patches import Ellipse
 from scipy import optimize, stats
 
@@ -393,7 +394,7 @@ def _ensure_posterior_predictive(fit: Fit, random_seed) -> None:
 
 def _replicates(fit: Fit, num_pp_samples: int, random_seed) -> np.ndarray:
     _ensure_posterior_predictive(fit, random_seed)
-    draws = get_group(fit.idata, "posterior_predictive")[fit.design.response_name].values
+    draws = get_group(fit.idata, "posterior_predictive")[fit.design.response_var].values
     flat = draws.reshape(-1, draws.shape[-1])
     pick = np.random.default_rng(random_seed).choice(
         flat.shape[0], min(num_pp_samples, flat.shape[0]), replace=False
@@ -406,7 +407,7 @@ def _plot_ppc_arviz(fit: Fit, kind: str, num_pp_samples: int, random_seed):
     import arviz as az
 
     _ensure_posterior_predictive(fit, random_seed)
-    name = fit.design.response_name
+    name = fit.design.response_var
     options = {"var_names": [name], "backend": "matplotlib"}
     if kind == "density":
         options["num_samples"] = num_pp_samples
@@ -415,7 +416,15 @@ def _plot_ppc_arviz(fit: Fit, kind: str, num_pp_samples: int, random_seed):
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Consider using plot_ppc variants")
         collection = getattr(az, ARVIZ_KINDS[kind])(fit.idata, **options)
-    return collection.viz["plot"][name].item()
+    ax = collection.viz["plot"][name].item()
+    if kind == "density":
+        # ArviZ draws the replicates' densities first and the data's last, without a legend.
+        replicate, observed = ax.lines[0], ax.lines[-1]
+        handles = [Line2D([], [], color=replicate.get_color(), alpha=replicate.get_alpha()),
+                   Line2D([], [], color=observed.get_color(), lw=observed.get_linewidth())]  # fmt: skip
+        ax.legend(handles, [f"replicated data sets ({len(ax.lines) - 1})", "observed"], fontsize=8,
+                  frameon=False)  # fmt: skip
+    return ax
 
 
 def plot_ppc(
@@ -514,7 +523,7 @@ def dispersion_draws(fit: Fit, random_seed=0) -> tuple[np.ndarray, np.ndarray]:
     if not (is_count_response(fit) or family.binary_response or family.needs_trials):
         raise ValueError("plot_ppc(kind='dispersion') is for counts and binomial data")
     _ensure_posterior_predictive(fit, random_seed)
-    replicated = get_group(fit.idata, "posterior_predictive")[fit.design.response_name].values
+    replicated = get_group(fit.idata, "posterior_predictive")[fit.design.response_var].values
     mu = fit.predict(kind="mean", summary=False).values
     replicated, mu = replicated.reshape(-1, y.size), mu.reshape(-1, y.size)
     if family.binary_response or family.needs_trials:
@@ -599,14 +608,37 @@ def _summary_prior_draws(fit: Fit, prior) -> dict[str, np.ndarray]:
 
 
 def plot_trace(fit: Fit, **kwargs):
-    """ArviZ's trace plot of the summary's parameters; documented at :meth:`bayesmm.Fit.plot_trace`."""
+    """ArviZ's trace plot of the summary's parameters, titled with the summary's names and with
+    a legend of the chains; documented at :meth:`bayesmm.Fit.plot_trace`."""
     import arviz as az
 
     kwargs.setdefault("backend", "matplotlib")
-    kwargs.setdefault("var_names", summary_variables(fit))
     # Constrained layout keeps each row's titles clear of the x-labels above them.
     kwargs["figure_kwargs"] = {"layout": "constrained", **kwargs.get("figure_kwargs", {})}
-    return az.plot_trace(fit.idata, **kwargs)
+    draws = results.summary_draws(fit)
+    wanted = kwargs.get("var_names")
+    wanted = [wanted] if isinstance(wanted, str) else wanted
+    if wanted is None or all(name in draws for name in wanted):
+        tree = _summary_tree(fit, draws)
+    else:  # the posterior's own variables (r_Subject, ...)
+        tree = fit.idata
+    collection = az.plot_trace(tree, **kwargs)
+    collection.add_legend("chain")
+    return collection
+
+
+def _summary_tree(fit: Fit, draws: dict[str, np.ndarray]):
+    """A DataTree whose posterior holds the summary's rows by their names (and the fit's
+    sample stats, for the divergence marks)."""
+    import xarray as xr
+
+    posterior = get_group(fit.idata, "posterior")
+    coords = {"chain": posterior["chain"].values, "draw": posterior["draw"].values}
+    groups = {"posterior": xr.Dataset({name: (("chain", "draw"), value) for name, value in draws.items()},
+                                      coords=coords)}  # fmt: skip
+    if has_group(fit.idata, "sample_stats"):
+        groups["sample_stats"] = get_group(fit.idata, "sample_stats")
+    return xr.DataTree.from_dict(groups)
 
 
 def summary_variables(fit: Fit) -> list[str]:

@@ -74,6 +74,17 @@ _POSITIVE_PARAMETERS = {"sigma", "tau", "lam", "nu", "eta", "kappa", "b", "s"}
 _POSITIVE_ALPHA_BETA = {"Gamma", "InverseGamma", "Weibull", "Beta", "Kumaraswamy", "Pareto"}
 
 
+def _parameter_value(dist: str, name: str, value: Any):
+    """The parameter as a float (or array), or a PriorError naming the prior and parameter."""
+    try:
+        return _as_float(value)
+    except (TypeError, ValueError):
+        raise PriorError(
+            f"Prior('{dist}', {name}={value!r}): {name} must be a number or an array of numbers, "
+            f"got {type(value).__name__} {value!r}"
+        ) from None
+
+
 def _is_positive_parameter(dist: str, name: str) -> bool:
     if name in _POSITIVE_PARAMETERS:
         return True
@@ -114,7 +125,7 @@ class Prior:
         if not isinstance(dist, str):
             raise PriorError(f"Prior takes a PyMC distribution name, got {dist!r}")
         self.dist = dist
-        self.params = {k: _as_float(v) for k, v in params.items()}
+        self.params = {k: _parameter_value(dist, k, v) for k, v in params.items()}
         self._validate()
 
     def _validate(self) -> None:

@@ -71,6 +71,9 @@ MODELS = {
                      "poisson"),
     "epil_nb": lambda: ("y ~ lbase * trt + lage + V4 + (1 | subject)", bm.datasets.load("epil", "MASS"),
                         "negativebinomial"),
+    # MASS bacteria (issue 33): 4-5 Bernoulli rows per child.
+    "bacteria": lambda: ("y ~ trt + I(week > 2) + (1 | ID)", bm.datasets.load("bacteria", "MASS"),
+                         "bernoulli"),
     "Owls": lambda: ("SiblingNegotiation ~ (FoodTreatment + ArrivalTime) * SexParent + offset(log(BroodSize))"
                      " + (1 | Nest)", bm.datasets.load("Owls"), "zero_inflated_negbinomial", {"zi": "~ 1"}),
 }
@@ -111,6 +114,7 @@ DATASETS = [
     "Dyestuff2",
     "epil",
     "epil_nb",
+    "bacteria",
 ]
 
 

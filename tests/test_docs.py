@@ -99,3 +99,23 @@ def test_model_docstring_lists_every_family():
     model_doc = inspect.getdoc(bm.Model)
     names = {f.name for f in bm.FAMILIES.values()}
     assert all(f'"{name}"' in model_doc for name in names), names
+
+
+NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+                "eleven", "twelve", "thirteen", "fourteen", "fifteen"]  # fmt: skip
+
+
+def test_counts_in_the_prose_match_the_code():
+    """The docs' and README's counts of the demo's plots and of the gallery's notebooks are
+    the code's (docs/index.md said "two plots" and "seven worked examples": issue 33)."""
+    from bayesmm.cli import DEMO_PLOTS
+
+    index = (ROOT / "docs" / "index.md").read_text()
+    readme = (ROOT / "README.md").read_text()
+    plots = NUMBER_WORDS[len(DEMO_PLOTS)]
+    notebooks = NUMBER_WORDS[len(list((ROOT / "examples").glob("*.py")))]
+    assert re.search(rf"writes {plots} plots", index)
+    assert re.search(rf"gallery: {notebooks} worked examples", index)
+    assert re.search(rf"`examples/` holds {notebooks} notebooks", readme)
+    said = re.findall(r"writes (\w+) plots|gallery: (\w+) worked|holds (\w+) notebooks", index + readme)
+    assert {w for match in said for w in match if w} == {plots, notebooks}

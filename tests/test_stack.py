@@ -65,7 +65,14 @@ def test_waic_by_its_formula(sleepstudy_fit):
 @pytest.mark.slow
 def test_trace_plot_shows_the_summary_parameters(sleepstudy_fit):
     collection = sleepstudy_fit.plot_trace()
-    assert set(collection.viz["plot"].data_vars) == {"fixef", "sd_Subject", "cor_Subject", "sigma"}
+    # The summary's names, not the PyMC variables' (issue 33: sd_Subject / Intercept leaked)
+    assert list(collection.viz["plot"].data_vars) == list(sleepstudy_fit.summary().index)
+    plots = collection.viz["plot"]
+    titles = [plots[name].item().get_title() for name in plots.data_vars]
+    assert "sd(Days|Subject)" in titles and not any("_" in t for t in titles)
+    legend = collection.viz["plot"]["sigma"].item().figure.legends[0]
+    assert legend.get_title().get_text() == "chain" and len(legend.get_texts()) == 4
+    assert "r_Subject" in sleepstudy_fit.plot_trace(var_names=["r_Subject"]).viz["plot"].data_vars
 
 
 def test_plot_priors_draws_no_responses():
