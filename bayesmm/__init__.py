@@ -11,51 +11,51 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # for type checkers and the API docs; at run time names load on first use
     from . import datasets
-    from .api import Model
-    from .approximate import MethodComparison, compare_methods
-    from .calibration import SBCResult, sbc
-    from .comparison import compare, kfold
-    from .design import DataError
-    from .diagnostics import DiagnosticWarning, compare_samplers
+    from .api import Model, load
+    from .design.build import DataError
     from .families import FAMILIES, Family, get_family
-    from .fit import Fit, available_samplers
-    from .formula import FormulaSyntaxError, parse_formula
-    from .persist import load
-    from .power_analysis import PowerResult, power
-    from .priors import Prior, PriorError
-    from .simulate import simulate
+    from .inference.nuts import available_samplers
+    from .results.comparison import compare, kfold
+    from .results.diagnostics import DiagnosticWarning, compare_samplers
+    from .results.fit import Fit
+    from .spec.formula import FormulaSyntaxError, parse_formula
+    from .spec.priors import Prior, PriorError
+    from .workflows.methods import MethodComparison, compare_methods
+    from .workflows.power import PowerResult, power
+    from .workflows.sbc import SBCResult, sbc
+    from .workflows.simulate import simulate
 
-__version__ = "0.1.0"
+from .version import __version__
 
 # public name -> the module that defines it
 _EXPORTS = {
     "Model": "api",
-    "Fit": "fit",
-    "available_samplers": "fit",
-    "Prior": "priors",
-    "PriorError": "priors",
+    "Fit": "results.fit",
+    "available_samplers": "inference.nuts",
+    "Prior": "spec.priors",
+    "PriorError": "spec.priors",
     "Family": "families",
     "FAMILIES": "families",
     "get_family": "families",
-    "parse_formula": "formula",
-    "FormulaSyntaxError": "formula",
-    "DataError": "design",
-    "compare_samplers": "diagnostics",
-    "DiagnosticWarning": "diagnostics",
-    "compare": "comparison",
-    "kfold": "comparison",
-    "simulate": "simulate",
-    "sbc": "calibration",
-    "SBCResult": "calibration",
-    "power": "power_analysis",
-    "compare_methods": "approximate",
-    "MethodComparison": "approximate",
-    "PowerResult": "power_analysis",
-    "load": "persist",
+    "parse_formula": "spec.formula",
+    "FormulaSyntaxError": "spec.formula",
+    "DataError": "design.build",
+    "compare_samplers": "results.diagnostics",
+    "DiagnosticWarning": "results.diagnostics",
+    "compare": "results.comparison",
+    "kfold": "results.comparison",
+    "simulate": "workflows.simulate",
+    "sbc": "workflows.sbc",
+    "SBCResult": "workflows.sbc",
+    "power": "workflows.power",
+    "compare_methods": "workflows.methods",
+    "MethodComparison": "workflows.methods",
+    "PowerResult": "workflows.power",
+    "load": "api",
 }
 _SUBMODULES = {"datasets"}
 # Modules that do not load ArviZ (the CLI checks formulas, priors and data with them).
-_LIGHT = {"formula", "priors", "design"}
+_LIGHT = {"spec.formula", "spec.priors", "design.build"}
 
 __all__ = [
     "Model", "Fit", "available_samplers", "Prior", "PriorError", "Family", "FAMILIES", "get_family",
@@ -71,13 +71,13 @@ def __getattr__(name: str):
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'bayesmm' has no attribute {name!r}")
-    from .collector import paused  # importing PyMC and its kin sets off full collections
+    from .inference.collector import paused  # importing PyMC and its kin sets off full collections
 
     with paused():
         if module not in _LIGHT:
             # First, from this shallow stack: arviz_base's lazy loads of jax and numpyro call
             # inspect.stack() when those are not installed, whose cost grows with the stack's
-            # depth (measured: 170-180 ms when reached through bayesmm.fit's imports, 40 ms
+            # depth (measured: 170-180 ms when reached through bayesmm.results.fit's imports, 40 ms
             # from here).
             importlib.import_module("arviz_base")
         value = getattr(importlib.import_module(f".{module}", __name__), name)

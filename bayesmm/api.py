@@ -13,19 +13,22 @@ import pandas as pd
 import pymc as pm
 import scipy.sparse as sp
 
-from .collapsed import collapsed_group, why_not_collapsible
-from .collector import pausing
-from .design import DataError, build_design
-from .families import Family, Gaussian, get_family
-from .fit import Fit, approximate, sample
-from .formula import parse_formula
-from .model import build_collapsed_model, build_pymc_model, reported_variables
-from .parameterization import centred_terms, informativeness
-from .persist import TRIALS
-from .priors import Prior, prior_table, resolve_priors
+from .design.build import DataError, build_design
+from .families.base import Family, Gaussian, get_family
+from .inference.collector import pausing
+from .inference.nuts import approximate, sample
+from .model.builder import build_collapsed_model, build_pymc_model
+from .model.collapsed import collapsed_group, why_not_collapsible
+from .model.parameterization import centred_terms, informativeness
+from .model.variables import reported_variables
+from .results import persist
+from .results.fit import Fit
+from .results.persist import TRIALS
+from .spec.formula import parse_formula
+from .spec.priors import Prior, prior_table, resolve_priors
 from .warn import warn_user
 
-__all__ = ["Model"]
+__all__ = ["Model", "load"]
 
 
 def _model_frame(data: pd.DataFrame, designs: list, trials) -> tuple[pd.DataFrame, str | None]:
@@ -60,7 +63,8 @@ QR_VIF = 10.0
 def _decomposition(design, setting) -> str | None:
     """ "QR" or None from decomp= ("auto", "QR", None or "none"); "QR" refuses collinear
     columns now, before anything is built (qr_factors raises naming one)."""
-    from .model import centred_slopes, qr_factors
+    from .model.builder import qr_factors
+    from .model.fixed import centred_slopes
 
     if setting not in ("auto", "QR", "none", None):
         raise ValueError(f"decomp takes 'auto', 'QR' or None (as brms's decomp), got {setting!r}")
@@ -170,7 +174,7 @@ class Model:
         grouping factor, ``{"Subject": False}``. The model is the same either way; the choice
         only changes how well the sampler mixes. ``model.parameterization`` shows it.
     collapsed
-        Integrate the group effects out of the likelihood (bayesmm.collapsed) and draw them
+        Integrate the group effects out of the likelihood (bayesmm.model.collapsed) and draw them
         afterwards from their exact conditional, for a Gaussian model (identity link,
         constant sigma) whose group effects all belong to one grouping factor: NUTS then
         samples only the fixed effects, the covariance parameters and sigma, so there is no
@@ -395,12 +399,12 @@ class Model:
     def parameterization(self) -> pd.DataFrame:
         """How each of the mean's random-effect terms is sampled: its informativeness kappa
         per column (a level's data precision over the spread of effects; see
-        bayesmm.parameterization), the smallest over its columns, whether it is centred, and
+        bayesmm.model.parameterization), the smallest over its columns, whether it is centred, and
         whether it is integrated out (``collapsed``: then NUTS samples neither form), and
         the form in words (``form``: also where one nested term is integrated out of
-        another's prior, bayesmm.model.marginal_nesting).
+        another's prior, bayesmm.model.builder.marginal_nesting).
         """
-        from .model import marginal_nesting
+        from .model.builder import marginal_nesting
 
         kappas = informativeness(self.design, self.family) if self.design.random else []
         nesting = None if self.collapsed else marginal_nesting(self.design, self.centred, self.decomp == "QR")
@@ -428,6 +432,48 @@ class Model:
     def Z(self) -> sp.csr_matrix:
         """The sparse random-effects model matrix (for teaching; not used for fitting)."""
         return self.design.Z
+
+    def updated(self, formula=None, data=None, family=None, priors=None, trials=None) -> Model:
+        """This model with its formula, data, family, priors or trials replaced (None keeps
+        each), every other setting kept: what ``Fit.update``, ``kfold`` and the simulation
+        workflows refit. Unchanged structures reuse their compiled code.
+
+        Parameters
+        ----------
+        formula
+            A new formula; None keeps this one.
+        data
+            New data; None keeps the model frame.
+        family
+            A new family; None keeps this one.
+        priors
+            New priors; None keeps the user's priors.
+        trials
+            New binomial trials; None keeps the trials column.
+
+        Returns
+        -------
+        Model
+            The new model (unfitted).
+
+        Examples
+        --------
+        >>> shifted = model.updated(data=sleepstudy.assign(Reaction=sleepstudy.Reaction + 10))
+        """
+        if trials is None and data is not None and self.trials_column == TRIALS:
+            raise ValueError("this model's trials were given as an array: pass trials= for the new data")
+        return Model(
+            formula or self.formula.text,
+            self.model_frame if data is None else data,
+            family=self.family if family is None else family,
+            priors=(self.user_priors or None) if priors is None else priors,
+            trials=self.trials_column if trials is None else trials,
+            na_action=self.na_action,
+            dpars=self.part_texts,
+            centered=self.centered_setting,
+            collapsed=self.collapsed_setting,
+            decomp=self.decomp_setting,
+        )
 
     def fit(
         self,
@@ -458,7 +504,7 @@ class Model:
             A non-negative integer for reproducible draws, or None. With nutpie the same
             seed gives the same draws in every process on a machine, the first included:
             a model structure met for the first time is compiled by a child process and
-            every fit loads that code from disk (bayesmm.native). Other machines and other
+            every fit loads that code from disk (bayesmm.inference.native). Other machines and other
             versions of numba or PyTensor may differ in the last bits, and then in the draws.
         sampler
             ``"auto"`` (the fastest installed), ``"nutpie"``, ``"pymc"``, or the JAX
@@ -501,8 +547,9 @@ class Model:
         >>> fit = model.fit(draws=500, chains=2, sampler="nutpie", progressbar=False)
         """
         if method != "nuts":
-            return approximate(self, method, draws=draws, chains=chains, random_seed=random_seed)
-        return sample(
+            idata, settings = approximate(self, method, draws=draws, chains=chains, random_seed=random_seed)
+            return Fit(model=self, idata=idata, settings=settings)
+        idata, settings = sample(
             self,
             draws=draws,
             tune=tune,
@@ -514,6 +561,9 @@ class Model:
             progressbar=progressbar,
             chain_method=chain_method,
         )
+        fit = Fit(model=self, idata=idata, settings=settings)
+        fit.warn_if_unhealthy()
+        return fit
 
     def prior_predictive(self, draws: int = 500, random_seed=None):
         """Draws from the priors and data sets drawn under them, for prior predictive checks.
@@ -599,3 +649,35 @@ class Model:
     def _repr_html_(self) -> str:
         head = "<pre>" + html.escape("\n".join(self._describe())) + "</pre>"
         return head + "<h4>Priors</h4>" + self.priors.to_html()
+
+
+def load(path) -> Fit:
+    """Read back a fit saved with ``fit.save(path)``.
+
+    The file holds data and a description of the model, never code: the model is
+    rebuilt from the saved formula, family and priors (checked as a new model's are),
+    so a file from someone else cannot run anything. A damaged, truncated or foreign
+    file raises an error naming it.
+
+    Parameters
+    ----------
+    path
+        The file written by [`Fit.save`][bayesmm.Fit.save].
+
+    Returns
+    -------
+    Fit
+        With the same draws, design and settings as the saved fit.
+
+    Examples
+    --------
+    >>> path = fit.save("sleepstudy_fit.nc")
+    >>> bm.load(path).summary()
+    """
+    saved = persist.read(path)
+    options = dict(saved.model_options)
+    with warnings.catch_warnings(), persist.naming(saved.path):
+        warnings.simplefilter("ignore")  # the fit already said what these warnings say
+        model = Model(options.pop("formula"), saved.frame, **options)
+    model.centred = persist.check_centred(saved, len(model.design.random))
+    return Fit(model=model, idata=saved.tree, settings=saved.settings)

@@ -19,7 +19,7 @@ DEMO_PLOTS = ("ranef_Subject.png", "trace.png", "shrinkage_Subject.png", "ppc.pn
 
 def _save(figure, path: Path, **options) -> None:
     """A PNG written atomically: Ctrl-C or a kill mid-write keeps an earlier file intact."""
-    from bayesmm.persist import write_atomically
+    from bayesmm.files import write_atomically
 
     write_atomically(path, lambda temporary: figure.savefig(temporary, format="png", **options))
 
@@ -31,7 +31,7 @@ def _demo(args: argparse.Namespace) -> int:
     import matplotlib.pyplot as plt
 
     import bayesmm as bm
-    from bayesmm.plots import plot_ranef
+    from bayesmm.results.plots import plot_ranef
 
     data = bm.datasets.load("sleepstudy")
     print(f"bayesmm demo: {DEMO_FORMULA} on lme4's sleepstudy ({len(data)} rows)\n")
@@ -92,7 +92,7 @@ def _fit(args: argparse.Namespace) -> int:
     import pandas as pd
 
     import bayesmm as bm
-    from bayesmm.persist import write_idata
+    from bayesmm.results.persist import write_idata
 
     path = _check_data_file(args.data, args.sep)
     data = pd.read_csv(path, sep=args.sep)
@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _one_line(err: Exception) -> str:
     """Errors are one line on the command line; a formula error names the column it points at."""
-    from .formula import FormulaSyntaxError
+    from .spec.formula import FormulaSyntaxError
 
     text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
     if isinstance(err, FormulaSyntaxError):

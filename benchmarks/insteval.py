@@ -5,7 +5,7 @@ Variants, each a fresh process, alternating:
 
 * ``auto``: bayesmm's default (each term centred or not from the data);
 * ``collapsed``: ``collapsed=True``, the students' effects (the largest factor) integrated out
-  and drawn afterwards, the lecturers' and departments' sampled (bayesmm.collapsed);
+  and drawn afterwards, the lecturers' and departments' sampled (bayesmm.model.collapsed);
 * ``bambi`` (with ``--bambi PYTHON``, an environment with bambi and nutpie): bambi's model;
 * ``lme4`` (with ``--rscript RSCRIPT``): ``lmer`` (REML), the time the issue compares with.
 

@@ -1,5 +1,5 @@
 """How well every summary parameter mixes: the automatic centred / non-centred choice per
-term (bayesmm.parameterization) against every term non-centred, on the reference models of
+term (bayesmm.model.parameterization) against every term non-centred, on the reference models of
 the test suite and the gallery, 4 x 1000 draws at default settings; and, for the Gaussian
 models, with the largest grouping factor's effects integrated out (collapsed=True; the
 default for a Gaussian model with one grouping factor, which is then also fitted with its

@@ -3,9 +3,9 @@
 bm.sbc on ``y ~ x + (1 | g)`` (20 groups of 5 rows, 2 chains x 300 draws per refit), run
 
 * naive: a loop that builds the model and compiles it for every simulation (bayesmm's
-  compiled-model cache cleared before each fit and bayesmm.native's disk cache moved to an
+  compiled-model cache cleared before each fit and bayesmm.inference.native's disk cache moved to an
   empty folder; PyTensor's disk cache left as it is);
-* loop: the same loop with bayesmm.native's disk cache, so that each fit loads the
+* loop: the same loop with bayesmm.inference.native's disk cache, so that each fit loads the
   compiled wrappers instead of compiling them (what a hand-written loop gets now);
 * serial: bm.sbc in one process, compiling once and refitting through the compiled code;
 * processes: bm.sbc(processes=2), two spawned processes compiling once each;
@@ -40,20 +40,20 @@ options = dict(priors=priors, draws=300, tune=300, progressbar=False)
 
 VARIANTS = {
     "naive": r"""
-from bayesmm import sampling
+from bayesmm.inference import sampling
 start = time.perf_counter()
 sims = bm.simulate("y ~ x + (1 | g)", data, params={"Intercept": 0.0, "x": 0.5, "sd(Intercept|g)": 0.7,
                    "sigma": 1.0}, seed=2, nsim=N)
 import os, tempfile
 for k in range(N):
     sampling.clear_compiled()
-    if NAIVE_COMPILES:  # a fresh folder for bayesmm.native: nothing kept on disk is found
+    if NAIVE_COMPILES:  # a fresh folder for bayesmm.inference.native: nothing kept on disk is found
         os.environ["BAYESMM_CACHE_DIR"] = tempfile.mkdtemp()
     bm.Model("y ~ x + (1 | g)", data.assign(y=sims[f"sim_{k + 1}"]), priors=priors).fit(
         draws=300, tune=300, chains=2, random_seed=k, progressbar=False)
 print(json.dumps({"sims": N, "inside": time.perf_counter() - start}))
 """,
-    "loop": None,  # the naive loop with bayesmm.native's disk cache
+    "loop": None,  # the naive loop with bayesmm.inference.native's disk cache
     "serial": r"""
 start = time.perf_counter()
 bm.sbc("y ~ x + (1 | g)", data, n=N, **options)

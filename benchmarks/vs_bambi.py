@@ -10,7 +10,7 @@ Model: lme4's sleepstudy, 4 chains x 1000 draws after 1000 tuning steps, nutpie 
 
 * ``bayesmm``: ``Reaction ~ Days + (Days | Subject)``, correlated intercepts and slopes, at
   the defaults (since stop 29 the subjects' effects are integrated out and drawn
-  afterwards, bayesmm.collapsed);
+  afterwards, bayesmm.model.collapsed);
 * ``sampled``: the same with ``collapsed=False`` (the effects sampled by NUTS);
 * ``bayesmm||``: ``Reaction ~ Days + (Days || Subject)``, the model bambi fits (defaults);
 * ``bambi``: bambi's ``Reaction ~ Days + (Days | Subject)``, whose group-specific terms are

@@ -6,7 +6,7 @@ import pytest
 from scipy import special
 
 import bayesmm as bm
-from bayesmm.design import DataError
+from bayesmm.design.build import DataError
 
 from .conftest import at_random_point
 from .test_parts import _eta

@@ -1,4 +1,4 @@
-"""Group effects integrated out (bayesmm.collapsed): the collapsed likelihood is the marginal
+"""Group effects integrated out (bayesmm.model.collapsed): the collapsed likelihood is the marginal
 density, the effects' draws come from their exact conditional, and a collapsed fit has the
 posterior of the uncollapsed one."""
 
@@ -10,9 +10,9 @@ import xarray as xr
 from scipy import stats
 
 import bayesmm as bm
-from bayesmm import collapsed
-from bayesmm.collapsed import CollapsedStatistics, collapsed_group, collapsed_logp, draw_group_effects
-from bayesmm.model import sampled_fixed_coefficients, sampled_fixed_matrix
+from bayesmm.model import collapsed
+from bayesmm.model.collapsed import CollapsedStatistics, collapsed_group, collapsed_logp, draw_group_effects
+from bayesmm.model.fixed import sampled_fixed_coefficients, sampled_fixed_matrix
 
 from .conftest import quiet_fit
 

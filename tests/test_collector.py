@@ -1,4 +1,4 @@
-"""The collector paused around a fit and skipped at exit (bayesmm.collector)."""
+"""The collector paused around a fit and skipped at exit (bayesmm.inference.collector)."""
 
 import gc
 import os
@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 import bayesmm as bm
-from bayesmm.collector import paused, pausing
+from bayesmm.inference.collector import paused, pausing
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ EXIT = textwrap.dedent(
 
     # Registered before bayesmm's hook, so it runs after it (atexit is last in, first out).
     atexit.register(lambda: print("frozen", gc.get_freeze_count() > 1000, flush=True))
-    import bayesmm.collector
+    import bayesmm.inference.collector
     import pandas
 
     kept = pandas.DataFrame({"a": [1.0]})
@@ -91,7 +91,7 @@ def test_objects_alive_at_exit_are_frozen_and_exit_finalizers_still_run():
 
 
 def test_a_fit_runs_with_the_collector_paused(collector_on, monkeypatch):
-    import bayesmm.fit
+    import bayesmm.inference.nuts
 
     seen = []
 
@@ -99,7 +99,7 @@ def test_a_fit_runs_with_the_collector_paused(collector_on, monkeypatch):
         seen.append(gc.isenabled())
         raise RuntimeError("stop")
 
-    monkeypatch.setattr(bayesmm.fit, "_check_settings", probe)
+    monkeypatch.setattr(bayesmm.inference.nuts, "_check_settings", probe)
     model = bm.Model("Reaction ~ Days + (1 | Subject)", bm.datasets.load("sleepstudy"))
     with pytest.raises(RuntimeError, match="stop"):
         model.fit()

@@ -10,9 +10,9 @@ import pytest
 from scipy import stats
 
 import bayesmm as bm
-from bayesmm.covariance import AR1, CompoundSymmetry, Diagonal, ReducedRank, Unstructured
-from bayesmm.design import DataError
-from bayesmm.model import _TermNames
+from bayesmm.design.build import DataError
+from bayesmm.model.variables import TermNames
+from bayesmm.spec.covariance import AR1, CompoundSymmetry, Diagonal, ReducedRank, Unstructured
 
 from .conftest import assert_recovered, at_random_point, quiet_fit
 from .test_model import _dense_eta
@@ -71,7 +71,7 @@ def test_pymc_construction_gives_the_dense_covariance(frame, structure):
     priors = {e.parameter: e for e in model.prior_entries}
     with pm.Model(coords=model.pymc_model.coords):
         # With the identity as standard normals, the effects are L^T: r^T r = L L^T = Sigma.
-        r, sds, cors = term.covariance.build(pt.eye(p), priors, _TermNames(model.design, term, 0))
+        r, sds, cors = term.covariance.build(pt.eye(p), priors, TermNames(model.design, term, 0))
         outputs = [r, sds] + ([cors] if cors is not None else [])
         for seed in range(3):
             drawn = pm.draw(outputs, random_seed=seed)
@@ -119,7 +119,7 @@ def test_rr_construction_gives_lambda_lambda_transposed(frame):
     (term,) = model.design.random
     assert isinstance(term.covariance, ReducedRank) and term.covariance.latent == 2
     priors = {e.parameter: e for e in model.prior_entries}
-    names = _TermNames(model.design, term, 0)
+    names = TermNames(model.design, term, 0)
     with pm.Model(coords=model.pymc_model.coords) as pymc_model:
         r, sds, cors = term.covariance.build(pt.eye(2), priors, names)
     diagonal, free = pymc_model[names("loadings_diag")], pymc_model[names("loadings")]

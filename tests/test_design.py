@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import bayesmm as bm
-from bayesmm.design import DataError, build_design
+from bayesmm.design.build import DataError, build_design
 
 
 @pytest.fixture
@@ -82,8 +82,8 @@ def test_numeric_group_levels_sort_numerically():
 def test_group_levels_match_sorted_levels_and_labels(values):
     """The vectorized level coding gives sorted_levels' order and level_label's labels, and
     every row's code names its own value's label."""
-    from bayesmm.design import _level_labels
-    from bayesmm.expressions import level_label, sorted_levels
+    from bayesmm.design.build import _level_labels
+    from bayesmm.spec.functions import level_label, sorted_levels
 
     data = pd.DataFrame({"g": values})
     labels, codes = _level_labels(data, ("g",))

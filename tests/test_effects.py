@@ -8,7 +8,7 @@ import pytest
 from scipy import special
 
 import bayesmm as bm
-from bayesmm.design import DataError
+from bayesmm.design.build import DataError
 
 from .conftest import quiet_fit
 

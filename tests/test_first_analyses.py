@@ -15,7 +15,7 @@ import pytest
 import xarray as xr
 
 import bayesmm as bm
-from bayesmm.plots import dispersion_draws, no_pooling
+from bayesmm.results.plots import dispersion_draws, no_pooling
 
 from .conftest import quiet_fit
 

@@ -80,10 +80,10 @@ def test_jax_samplers_run_chains_in_parallel_where_there_is_a_device_each(
 
     import pymc as pm
 
-    import bayesmm.fit
+    import bayesmm.inference.nuts
 
     model, _, _ = conjugate
-    monkeypatch.setattr(bayesmm.fit, "available_samplers", lambda: ["numpyro", "pymc"])
+    monkeypatch.setattr(bayesmm.inference.nuts, "available_samplers", lambda: ["numpyro", "pymc"])
     monkeypatch.setitem(sys.modules, "jax", types.SimpleNamespace(local_device_count=lambda: devices))
     monkeypatch.setitem(sys.modules, "pymc.sampling.jax", types.ModuleType("pymc.sampling.jax"))
     asked_for = {}
@@ -117,7 +117,7 @@ def test_same_seed_gives_identical_draws(conjugate, sampler):
 
 def test_few_levels_raise_the_default_target_acceptance(conjugate, sleepstudy):
     from bayesmm.cli import build_parser
-    from bayesmm.fit import FEW_LEVELS, default_target_accept
+    from bayesmm.inference.nuts import FEW_LEVELS, default_target_accept
 
     rng = np.random.default_rng(3)
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bayesmm.formula import FormulaSyntaxError, RandomTermSpec, parse_formula
+from bayesmm.spec.formula import FormulaSyntaxError, RandomTermSpec, parse_formula
 
 
 def term(expr, group, correlated=True, factors=None):

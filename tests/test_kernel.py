@@ -1,4 +1,4 @@
-"""bayesmm.kernel, the hand-written log-density of the integrated-out Gaussian model: at random
+"""bayesmm.inference.kernel, the hand-written log-density of the integrated-out Gaussian model: at random
 points it gives PyMC's log-density, gradient and trace values for every model it covers, it
 declines every model it does not cover, and a fit through it has the known posterior."""
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import bayesmm as bm
-from bayesmm import kernel, sampling
+from bayesmm.inference import kernel, sampling
 
 from .conftest import quiet_fit
 

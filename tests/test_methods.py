@@ -7,7 +7,7 @@ import pytest
 from scipy import special
 
 import bayesmm as bm
-from bayesmm.approximate import _negative_hessian
+from bayesmm.inference.approximate import _negative_hessian
 
 
 def test_the_finite_difference_hessian_is_exact_for_a_quadratic():

@@ -1,4 +1,4 @@
-"""Parameter names are records rendered in one place (bayesmm.names); nothing parses them back."""
+"""Parameter names are records rendered in one place (bayesmm.spec.names); nothing parses them back."""
 
 import re
 from pathlib import Path
@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import bayesmm as bm
-from bayesmm.names import Parameter
+from bayesmm.spec.names import Parameter
 
 from .conftest import quiet_fit
 

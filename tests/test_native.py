@@ -1,4 +1,4 @@
-"""nutpie's C functions kept on disk (bayesmm.native): a model's structure key is the same
+"""nutpie's C functions kept on disk (bayesmm.inference.native): a model's structure key is the same
 in every process (fast), and (slow) the kept wrappers sample exactly what nutpie's own
 compiled model samples, a first process on an empty cache has them compiled by a child and
 draws what every later process draws, a new process takes them from disk without compiling,
@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 import bayesmm as bm
-from bayesmm import native, sampling
+from bayesmm.inference import cache as cache_folder
+from bayesmm.inference import native, sampling
 
 FORMULA = "y ~ x + (1 | g)"
 
@@ -24,7 +25,7 @@ FORMULA = "y ~ x + (1 | g)"
 @pytest.fixture(autouse=True)
 def _graph_wrappers(monkeypatch):
     """These tests are about the wrappers of PyTensor's graph: the model here is one that
-    bayesmm.kernel would otherwise sample (its own tests are in test_kernel.py). The setting
+    bayesmm.inference.kernel would otherwise sample (its own tests are in test_kernel.py). The setting
     reaches the tests' child processes through the environment."""
     monkeypatch.setenv("BAYESMM_KERNEL", "0")
 
@@ -41,7 +42,7 @@ def data():
 def _data_model(data):
     model = bm.Model(FORMULA, data)
     built = sampling.data_model(model.sampled_model, model.design.n_obs)
-    built.source = model  # what a child process rebuilds and compiles (bayesmm.native)
+    built.source = model  # what a child process rebuilds and compiles (bayesmm.inference.native)
     return built
 
 
@@ -49,7 +50,7 @@ KEY_SCRIPT = """
 import sys
 import numpy as np, pandas as pd
 import bayesmm as bm
-from bayesmm import sampling
+from bayesmm.inference import sampling
 data = pd.read_csv(sys.argv[1]).assign(g=lambda d: pd.Categorical(d.g))
 model = bm.Model("y ~ x + (1 | g)", data)
 print(sampling.data_model(model.sampled_model, model.design.n_obs).key)
@@ -229,11 +230,11 @@ def test_an_unwritable_cache_folder_falls_back_to_a_temporary_one(tmp_path, monk
     blocker = tmp_path / "a file"
     blocker.write_text("")
     monkeypatch.setenv("BAYESMM_CACHE_DIR", str(blocker / "cache"))  # below a file: cannot exist
-    native._fallback_dir.cache_clear()
+    cache_folder._fallback_dir.cache_clear()
     with pytest.warns(RuntimeWarning, match="cannot keep compiled models in .*a file.*BAYESMM_CACHE_DIR"):
-        folder = native.cache_dir()
+        folder = cache_folder.cache_dir()
     assert folder.is_dir() and folder != blocker / "cache"
-    assert native.cache_dir() == folder  # one folder (and one warning) per process
+    assert cache_folder.cache_dir() == folder  # one folder (and one warning) per process
 
 
 def test_the_key_holds_the_versions_even_from_a_source_tree(monkeypatch):
@@ -260,7 +261,7 @@ def test_the_cache_folder_survives_pytensor_cleaning_its_compile_cache(tmp_path,
 
     compiledir = tmp_path / "compiledir"
     monkeypatch.setenv("BAYESMM_CACHE_DIR", str(compiledir / "bayesmm_nutpie"))
-    folder = native.cache_dir()
+    folder = cache_folder.cache_dir()
     ModuleCache(compiledir).refresh()
     assert folder.is_dir() and folder == compiledir / "bayesmm_nutpie"
 

@@ -9,7 +9,7 @@ import pytest
 from scipy import special, stats
 
 import bayesmm as bm
-from bayesmm.design import DataError
+from bayesmm.design.build import DataError
 
 from .conftest import at_random_point, quiet_fit
 
@@ -137,7 +137,7 @@ def test_responses_an_ordinal_model_refuses(ratings, formula, column, message):
 
 
 def test_kind_probs_is_for_ordinal_models_only():
-    from bayesmm.predict import predict
+    from bayesmm.results.predict import predict
 
     class Stub:
         class model:

@@ -8,8 +8,8 @@ import pytest
 from scipy import stats
 
 import bayesmm as bm
-from bayesmm.model import level_covariates, marginal_nesting
-from bayesmm.parameterization import centred_terms, centring_parents, informativeness
+from bayesmm.model.builder import level_covariates, marginal_nesting
+from bayesmm.model.parameterization import centred_terms, centring_parents, informativeness
 
 from .conftest import at_random_point
 from .test_model import _dense_eta

@@ -6,7 +6,7 @@ import pytest
 from matplotlib.patches import Ellipse
 
 import bayesmm as bm
-from bayesmm.plots import default_ppc_kind, no_pooling
+from bayesmm.results.plots import default_ppc_kind, no_pooling
 
 from .conftest import quiet_fit
 

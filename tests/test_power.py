@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 import bayesmm as bm
-from bayesmm.power_analysis import grow_design
+from bayesmm.workflows.power import grow_design
 
 
 def test_designs_grow_by_groups_and_rows_keeping_the_template_pattern():

@@ -6,8 +6,8 @@ import pytest
 from scipy import special
 
 import bayesmm as bm
-import bayesmm.predict as predict_module
-from bayesmm.design import DataError
+import bayesmm.results.predict as predict_module
+from bayesmm.design.build import DataError
 
 from .conftest import quiet_fit
 

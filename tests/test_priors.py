@@ -6,8 +6,8 @@ import pytest
 from scipy import stats
 
 import bayesmm as bm
-from bayesmm.families import mad
-from bayesmm.priors import Prior, PriorError
+from bayesmm.families.base import mad
+from bayesmm.spec.priors import Prior, PriorError
 
 
 @pytest.fixture(scope="module")
@@ -111,14 +111,14 @@ def test_priors_that_do_not_fit_their_parameter(sleep, key, prior, message):
 
 
 def test_the_sds_of_a_correlated_term_may_have_priors_of_different_families(sleep):
-    # Each SD is its own variable beside the LKJ prior (bayesmm.covariance.Unstructured).
+    # Each SD is its own variable beside the LKJ prior (bayesmm.spec.covariance.Unstructured).
     priors = {"sd(Days|Subject)": Prior("Exponential", lam=1)}
     model = bm.Model("Reaction ~ Days + (Days | Subject)", sleep, priors=priors)
     names = {v.name: type(v.owner.op).__name__ for v in model.pymc_model.free_RVs}
     assert names["sd_Subject_raw[sd(Days|Subject)]"] == "ExponentialRV"
     assert names["sd_Subject_raw[sd(Intercept|Subject)]"] == "HalfStudentTRV"
-    # and the model NUTS samples copies into its shared-data form (bayesmm.sampling)
-    from bayesmm import sampling
+    # and the model NUTS samples copies into its shared-data form (bayesmm.inference.sampling)
+    from bayesmm.inference import sampling
 
     built = sampling.data_model(model.sampled_model, model.design.n_obs)
     assert "sd_Subject" in {v.name for v in built.model.deterministics}

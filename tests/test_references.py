@@ -88,7 +88,7 @@ OWLS_STANDARD_ERRORS = {
 
 
 # The Gaussian references again, with the effects of their finest grouping factor integrated
-# out (bayesmm.collapsed; plates of Penicillin, casks of Pastes), the others sampled.
+# out (bayesmm.model.collapsed; plates of Penicillin, casks of Pastes), the others sampled.
 REFERENCES["Penicillin, collapsed"] = REFERENCES["Penicillin"]
 REFERENCES["Pastes, collapsed"] = REFERENCES["Pastes"]
 VARIANTS = {"": {}, "collapsed": {"collapsed": True}}

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import bayesmm as bm
-from bayesmm import sampling
+from bayesmm.inference import sampling
 
 from .conftest import quiet_fit
 
@@ -90,7 +90,7 @@ def test_nutpie_is_imported_without_the_arviz_meta_package():
     # unloaded, and a later `import arviz` is the real package, with its plots.
     code = (
         "import sys\n"
-        "from bayesmm.sampling import import_nutpie\n"
+        "from bayesmm.inference.sampling import import_nutpie\n"
         "import_nutpie()\n"
         "import arviz_base\n"
         "converter = sys.modules['nutpie.sample'].arviz\n"

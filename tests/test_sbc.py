@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import bayesmm as bm
-from bayesmm.calibration import SBCResult, ecdf_band
+from bayesmm.workflows.sbc import SBCResult, ecdf_band
 
 
 def _result(ranks: dict[str, np.ndarray]) -> SBCResult:

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 import bayesmm as bm
-from bayesmm import diagnostics
-from bayesmm.design import build_design, encode_new_data
-from bayesmm.persist import write_atomically
-from bayesmm.plots import default_ppc_kind
+from bayesmm.design.build import build_design, encode_new_data
+from bayesmm.results import diagnostics
+from bayesmm.results.persist import write_atomically
+from bayesmm.results.plots import default_ppc_kind
 
 from .conftest import quiet_fit
 

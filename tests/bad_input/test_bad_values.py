@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import bayesmm as bm
-from bayesmm.priors import PriorError
+from bayesmm.spec.priors import PriorError
 
 from .helpers import frame, unchanged
 

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import bayesmm as bm
-from bayesmm.design import encode_new_data
+from bayesmm.design.build import encode_new_data
 
 from .helpers import frame
 

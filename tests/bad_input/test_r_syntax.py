@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 
 import bayesmm as bm
-from bayesmm.design import build_design
-from bayesmm.expressions import natural_spline_basis
-from bayesmm.formula import FormulaSyntaxError
+from bayesmm.design.build import build_design
+from bayesmm.spec.formula import FormulaSyntaxError
+from bayesmm.spec.functions import natural_spline_basis
 
 from .helpers import frame, unchanged
 
@@ -125,7 +125,7 @@ def test_bs_is_a_b_spline_basis():
 def test_stateful_transforms_reuse_the_fitted_state_on_new_data():
     data = frame()
     model = bm.Model("y ~ scale(x) + ns(day, df = 2) + (1 | g)", data)
-    from bayesmm.design import encode_new_data
+    from bayesmm.design.build import encode_new_data
 
     new = data.head(7)
     encoded = encode_new_data(model.design, new)
@@ -258,7 +258,7 @@ def test_a_column_named_random_is_not_taken_for_nlme():
 
 
 def test_ave_matches_float_ids_of_new_data_to_the_fitted_groups():
-    from bayesmm.design import encode_new_data
+    from bayesmm.design.build import encode_new_data
 
     data = frame().assign(id=lambda d: d["g"].str[1:].astype(int))
     model = bm.Model("y ~ ave(x, id) + (1 | g)", data)

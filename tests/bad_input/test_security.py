@@ -10,8 +10,8 @@ import pytest
 import xarray as xr
 
 import bayesmm as bm
-from bayesmm.expressions import compile_expression
-from bayesmm.formula import FormulaSyntaxError
+from bayesmm.spec.expressions import compile_expression
+from bayesmm.spec.formula import FormulaSyntaxError
 
 from .helpers import frame, unchanged
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import bayesmm as bm
-from bayesmm.design import build_design, encode_new_data
+from bayesmm.design.build import build_design, encode_new_data
 
 from .helpers import frame, unchanged
 

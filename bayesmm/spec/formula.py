@@ -1,0 +1,473 @@
+"""Parse lme4/brms-style mixed-model formulas.
+
+The text is split into a response, a fixed-effects part (handed to formulaic
+later), offsets, and random-effect ("bar") terms such as ``(1 + x | g)``.
+formulaic's own parser reads ``|`` as its multi-part operator, so the bar terms
+are cut out here with a small scanner that respects parentheses and backquotes.
+Nothing in this module looks at data.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["FormulaSyntaxError", "RandomTermSpec", "ParsedFormula", "parse_formula"]
+
+
+class FormulaSyntaxError(ValueError):
+    """A formula that cannot be parsed; the message points at the offending part.
+
+    Parameters
+    ----------
+    message
+        What is wrong.
+    formula
+        The formula's text.
+    start
+        Index of the first offending character.
+    end
+        Index after the last offending character (default: ``start + 1``).
+
+    Examples
+    --------
+    >>> try:
+    ...     bm.parse_formula("y ~ x + (1 | g")
+    ... except bm.FormulaSyntaxError as err:
+    ...     print(err.start, err.end)
+    8 9
+    """
+
+    def __init__(self, message: str, formula: str, start: int, end: int | None = None):
+        end = start + 1 if end is None else max(end, start + 1)
+        pointer = " " * start + "^" * (end - start)
+        super().__init__(f"{message}\n  {formula}\n  {pointer}")
+        self.formula = formula
+        self.start = start
+        self.end = end
+
+
+@dataclass(frozen=True)
+class RandomTermSpec:
+    """One random-effect term after expansion, e.g. ``(1 + Days | Subject)``.
+
+    ``expr`` is the varying-term formula (``"1 + Days"``), ``group`` the grouping
+    factor as written after expansion (``"batch:cask"`` for ``batch/cask``),
+    ``group_factors`` the data columns that make up the group, and ``correlated``
+    is False for ``||`` and ``diag()`` terms. ``structure`` names the covariance structure
+    (``"us"``, ``"diag"``, ``"cs"``, ``"ar1"``, ``"rr"``; see :mod:`bayesmm.spec.covariance`).
+    """
+
+    expr: str
+    group: str
+    group_factors: tuple[str, ...]
+    correlated: bool
+    text: str
+    structure: str = "us"
+    rank: int | None = None  # rr(x | g, d): the number of latent factors d
+
+    @property
+    def compound_symmetry(self) -> bool:
+        """cs(x | g): one correlation shared by every pair."""
+        return self.structure == "cs"
+
+    @property
+    def label(self) -> str:
+        if self.structure == "rr":
+            return f"rr({self.expr} | {self.group}, {self.rank})"
+        if self.structure in ("cs", "ar1"):
+            return f"{self.structure}({self.expr} | {self.group})"
+        bar = "|" if self.correlated else "||"
+        return f"({self.expr} {bar} {self.group})"
+
+
+@dataclass(frozen=True)
+class ParsedFormula:
+    """A mixed-model formula cut into the pieces later stages need."""
+
+    text: str
+    response: str | None
+    fixed: str
+    random: tuple[RandomTermSpec, ...]
+    offsets: tuple[str, ...]
+    trials: str | None = None  # brms's addition term: y | trials(n) ~ ...
+
+    @property
+    def cbind(self) -> tuple[str, str] | None:
+        """``(successes, failures)`` expressions for a ``cbind(s, f)`` response."""
+        if self.response is None:
+            return None
+        return _split_cbind(self.response)
+
+
+_OPEN = "("
+_CLOSE = ")"
+
+
+def _scan(text: str):
+    """Yield ``(index, char, depth)`` for characters outside backquotes and strings.
+
+    ``depth`` is the parenthesis depth before the character. Raises on unbalanced
+    parentheses or an unclosed backquote, pointing at the culprit.
+    """
+    depth = 0
+    opened: list[int] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch in "`'\"":
+            close = text.find(ch, i + 1)
+            if close < 0:
+                what = "backquote" if ch == "`" else "quote"
+                raise FormulaSyntaxError(f"unclosed {what} in formula", text, i)
+            i = close + 1
+            continue
+        if ch == _OPEN:
+            opened.append(i)
+            yield i, ch, depth
+            depth += 1
+        elif ch == _CLOSE:
+            if depth == 0:
+                raise FormulaSyntaxError("unbalanced parenthesis: ')' without '('", text, i)
+            depth -= 1
+            opened.pop()
+            yield i, ch, depth
+        else:
+            yield i, ch, depth
+        i += 1
+    if depth:
+        raise FormulaSyntaxError("unbalanced parenthesis: '(' is never closed", text, opened[-1])
+
+
+def _top_level_positions(text: str, char: str) -> list[int]:
+    return [i for i, ch, depth in _scan(text) if ch == char and depth == 0]
+
+
+def _split_top_level(text: str, sep: str, base: int = 0) -> list[tuple[int, str]]:
+    """Split on ``sep`` outside parentheses, keeping each piece's offset in the full text."""
+    pieces, start = [], 0
+    for pos in _top_level_positions(text, sep):
+        pieces.append((base + start, text[start:pos]))
+        start = pos + 1
+    pieces.append((base + start, text[start:]))
+    return pieces
+
+
+def _strip_with_offset(offset: int, piece: str) -> tuple[int, str]:
+    stripped = piece.lstrip()
+    return offset + len(piece) - len(stripped), stripped.rstrip()
+
+
+_CBIND = re.compile(r"^\s*cbind\s*\((.*)\)\s*$", re.S)
+
+
+def _split_cbind(response: str) -> tuple[str, str] | None:
+    match = _CBIND.match(response)
+    if not match:
+        return None
+    parts = [p.strip() for _, p in _split_top_level(match.group(1), ",")]
+    if len(parts) != 2 or not all(parts):
+        raise FormulaSyntaxError(
+            "cbind() in the response takes exactly two arguments: cbind(successes, failures)",
+            response,
+            0,
+            len(response),
+        )
+    return parts[0], parts[1]
+
+
+_NAME = r"(?:`[^`]+`|[^\W\d][\w.]*|\.[^\W\d][\w.]*)"
+_GROUP_NAME = re.compile(rf"^{_NAME}$")
+
+
+def _expand_group(group: str, formula: str, offset: int) -> list[tuple[str, tuple[str, ...]]]:
+    """``a/b/c`` -> ``a``, ``a:b``, ``a:b:c``; ``a:b`` stays one group of two factors."""
+    nested = [p.strip() for p in group.split("/")]
+    expanded = []
+    for depth in range(1, len(nested) + 1):
+        factors: list[str] = []
+        for part in nested[:depth]:
+            factors.extend(f.strip() for f in part.split(":"))
+        for factor in factors:
+            if not _GROUP_NAME.match(factor):
+                raise FormulaSyntaxError(
+                    f"grouping factor '{factor}' must be a column name "
+                    "(combine factors with ':' or nest them with '/')",
+                    formula,
+                    offset,
+                    offset + len(group),
+                )
+        names = tuple(f.strip("`") for f in factors)
+        expanded.append((":".join(names), names))
+    return expanded
+
+
+def _parse_bar_term(inner: str, inner_offset: int, formula: str, prefix: str) -> list[RandomTermSpec]:
+    bars = [i for i, ch, depth in _scan(inner) if ch == "|" and depth == 0]
+    if not bars:
+        raise FormulaSyntaxError("expected a '|' inside this term", formula, inner_offset)
+    double = len(bars) == 2 and bars[1] == bars[0] + 1
+    if len(bars) > 2 or (len(bars) == 2 and not double):
+        raise FormulaSyntaxError(
+            "a random-effect term has one '|' (or '||'); brms's (1 | id | g), which correlates terms "
+            "across formulas, is not supported: write (1 | g)",
+            formula,
+            inner_offset + bars[-1],
+        )
+    left = inner[: bars[0]].strip()
+    right = inner[bars[-1] + 1 :].strip()
+    if not left:
+        raise FormulaSyntaxError(
+            "empty varying term before '|'; write (1 | g) for a random intercept",
+            formula,
+            inner_offset + bars[0],
+        )
+    if not right:
+        raise FormulaSyntaxError("missing grouping factor after '|'", formula, inner_offset + bars[-1])
+    if double and prefix:
+        raise FormulaSyntaxError(f"{prefix}() takes a single '|'", formula, inner_offset + bars[0])
+    correlated = not double and prefix != "diag"
+    structure = "diag" if not correlated else (prefix or "us")
+    right_offset = inner_offset + inner.index(right, bars[-1] + 1)
+    rank = None
+    if prefix == "rr":
+        right, rank = _rank(right, formula, right_offset)
+    text = formula[inner_offset - 1 - len(prefix) : inner_offset + len(inner) + 1]
+    return [
+        RandomTermSpec(
+            expr=left,
+            group=group,
+            group_factors=factors,
+            correlated=correlated,
+            text=text,
+            structure=structure,
+            rank=rank,
+        )
+        for group, factors in _expand_group(right, formula, right_offset)
+    ]
+
+
+def _rank(right: str, formula: str, offset: int) -> tuple[str, int]:
+    """``g, 2`` -> (``g``, 2): the number of latent factors of rr(x | g, d); 2 when left out,
+    as in glmmTMB."""
+    group, comma, number = right.rpartition(",")
+    if not comma:
+        return right, 2
+    number = number.strip()
+    if not number.isdigit() or int(number) < 1:
+        raise FormulaSyntaxError(
+            f"rr(x | g, d) takes a whole number d >= 1 of latent factors, got {number!r}",
+            formula,
+            offset + len(group) + 1,
+        )
+    return group.strip(), int(number)
+
+
+_BAR_TERM = re.compile(r"^(?P<prefix>diag|cs|ar1|rr)?\s*\((?P<inner>.*)\)$", re.S)
+_OFFSET = re.compile(r"^offset\s*\((?P<inner>.*)\)$", re.S)
+
+
+def _is_bar_group(chunk: str) -> bool:
+    match = _BAR_TERM.match(chunk)
+    if not match:
+        return False
+    inner = match.group("inner")
+    try:
+        positions = list(_scan(inner))
+    except FormulaSyntaxError:
+        # Unbalanced inside means the parentheses do not wrap the whole chunk: (a) * (b | g).
+        return False
+    return any(ch == "|" and depth == 0 for _, ch, depth in positions)
+
+
+def parse_formula(formula: str) -> ParsedFormula:
+    """Parse ``"y ~ x + (1 + x | g)"`` (or a one-sided ``"~ x"``) into its pieces.
+
+    Nested (``a/b``) and ``||`` terms are expanded as lme4 does. The text is read as
+    data: nothing in it is run as Python.
+
+    Parameters
+    ----------
+    formula
+        The formula's text.
+
+    Returns
+    -------
+    ParsedFormula
+        ``response``, ``fixed`` (the fixed part's text), ``random`` (one
+        ``RandomTermSpec`` per term, with its varying expression, grouping factor and
+        whether it is correlated), ``offsets`` and ``trials``.
+
+    Raises
+    ------
+    FormulaSyntaxError
+        With a pointer into the text, when the formula cannot be read.
+
+    Examples
+    --------
+    >>> parsed = bm.parse_formula("y ~ x + (1 | a/b) + (x || g)")
+    >>> [(term.expr, term.group, term.correlated) for term in parsed.random]
+    [('1', 'a', True), ('1', 'a:b', True), ('x', 'g', False)]
+    >>> parsed.fixed
+    'x'
+    """
+    if not isinstance(formula, str):
+        raise TypeError(f"formula must be a string, got {type(formula).__name__}")
+    text = formula
+    if not text.strip():
+        raise FormulaSyntaxError("the formula is empty", text, 0)
+    _refuse_calls_of_fitting_functions(text)
+    list(_scan(text))  # fail early on unbalanced parentheses and quotes
+
+    tildes = _top_level_positions(text, "~")
+    if len(tildes) != 1:
+        at = tildes[1] if len(tildes) > 1 else 0
+        raise FormulaSyntaxError(
+            "a formula has exactly one '~' separating the response from the predictors",
+            text,
+            at,
+            at + 1 if tildes else len(text),
+        )
+    tilde = tildes[0]
+    response = text[:tilde].strip() or None
+    trials = None
+    if response is not None:
+        response, trials = _addition_terms(response, text)
+        _split_cbind(response)  # validate cbind's arguments now
+    rhs_offset = tilde + 1
+    rhs = text[rhs_offset:]
+    if not rhs.strip():
+        raise FormulaSyntaxError("nothing after '~'; write '~ 1' for an intercept only", text, tilde)
+
+    fixed_chunks: list[str] = []
+    random: list[RandomTermSpec] = []
+    offsets: list[str] = []
+    for chunk_offset, raw in _split_top_level(rhs, "+", rhs_offset):
+        offset, chunk = _strip_with_offset(chunk_offset, raw)
+        if not chunk:
+            # Point at the '+' before the empty piece, or after it for a leading one.
+            plus = chunk_offset - 1 if chunk_offset > rhs_offset else chunk_offset + len(raw)
+            raise FormulaSyntaxError("'+' with nothing beside it", text, plus)
+        if _is_bar_group(chunk):
+            match = _BAR_TERM.match(chunk)
+            prefix = match.group("prefix") or ""
+            inner_offset = offset + match.start("inner")
+            random.extend(_parse_bar_term(match.group("inner"), inner_offset, text, prefix))
+            continue
+        offset_match = _OFFSET.match(chunk)
+        if offset_match:
+            inner = offset_match.group("inner").strip()
+            if not inner:
+                raise FormulaSyntaxError("offset() needs an expression", text, offset)
+            offsets.append(inner)
+            continue
+        _reject_stray_bars(chunk, offset, text)
+        fixed_chunks.append(chunk)
+
+    fixed = " + ".join(fixed_chunks) if fixed_chunks else "1"
+    return ParsedFormula(
+        text=text,
+        response=response,
+        fixed=fixed,
+        random=tuple(random),
+        offsets=tuple(offsets),
+        trials=trials,
+    )
+
+
+_FITTING_CALL = re.compile(
+    r"^\s*(lmer|glmer|glmer\.nb|lme|nlme|glmmTMB|brm|lm|glm|gam|gamm|bambi\.Model)\s*\("
+)
+
+
+def _refuse_calls_of_fitting_functions(text: str) -> None:
+    """A whole R call pasted in (``lmer(y ~ x + (1|g), data = d)``) or nlme's ``random = ~ 1 | g``."""
+    match = _FITTING_CALL.match(text)
+    if match:
+        raise FormulaSyntaxError(
+            f"this is a call of {match.group(1)}(), not a formula: pass only the formula, e.g. "
+            "'y ~ x + (1 | g)', and the data and family as arguments",
+            text,
+            match.start(1),
+            match.end(1),
+        )
+    random = re.search(r"\brandom\s*=\s*~", text)
+    if random:
+        raise FormulaSyntaxError(
+            "nlme's random = ~ ... | g is written inside the formula here: y ~ x + (1 | g)",
+            text,
+            random.start(),
+            random.end(),
+        )
+
+
+_ADDITION = re.compile(r"^(?P<name>[A-Za-z_.][\w.]*)\s*\((?P<inner>.*)\)$", re.S)
+_REFUSED_ADDITIONS = {
+    "weights": "weights() are not supported yet: bayesmm fits unweighted likelihoods",
+    "se": "se() (known measurement error of the response) is not supported",
+    "cens": "censored responses cens() are not supported",
+    "trunc": "truncated responses trunc() are not supported",
+    "mi": "missing-value imputation mi() is not supported: incomplete rows are dropped",
+    "rate": "rate(n) is written here as an offset: y ~ x + offset(log(n))",
+    "subset": "subset() is not supported: subset the data instead",
+    "thres": "thres() (ordinal thresholds) is not supported",
+    "cat": "cat() (categorical thresholds) is not supported",
+    "dec": "dec() (decision data) is not supported",
+    "vint": "vint() is not supported",
+    "vreal": "vreal() is not supported",
+    "index": "index() is not supported",
+}
+
+
+def _addition_terms(response: str, formula: str) -> tuple[str, str | None]:
+    """brms's ``y | trials(n)`` on the left: the response and the trials column."""
+    bars = [i for i, ch, depth in _scan(response) if ch == "|" and depth == 0]
+    if not bars:
+        return response, None
+    left = response[: bars[0]].strip()
+    trials = None
+    pieces = _split_top_level(response[bars[-1] + 1 :], "+", bars[-1] + 1)
+    for offset, piece in pieces:
+        offset, piece = _strip_with_offset(offset, piece)
+        match = _ADDITION.match(piece)
+        name = match.group("name") if match else piece
+        if match and name == "trials":
+            trials = match.group("inner").strip().strip("`")
+            if not re.fullmatch(_NAME, match.group("inner").strip()):
+                raise FormulaSyntaxError("trials() takes a column name: y | trials(n) ~ ...", formula, offset)
+            continue
+        message = _REFUSED_ADDITIONS.get(
+            name,
+            f"'{piece}' is not an addition term bayesmm knows; it supports "
+            "y | trials(n) ~ ... for binomial data",
+        )
+        raise FormulaSyntaxError(message, formula, offset, offset + len(piece))
+    if not left:
+        raise FormulaSyntaxError("no response before '|'", formula, 0)
+    return left, trials
+
+
+def _reject_stray_bars(chunk: str, offset: int, formula: str) -> None:
+    """A '|' in a fixed chunk is a mistake, but for R's 'or' inside a call such as
+    I(a | b) or ifelse(a | b, ...): say which one."""
+    calls: list[bool] = []  # for each open parenthesis: does it open a call?
+    for i, ch, depth in _scan(chunk):
+        if ch == "(":
+            before = chunk[:i].rstrip()
+            calls.append(bool(before) and (before[-1].isalnum() or before[-1] in "._"))
+        elif ch == ")":
+            calls.pop()
+        if ch != "|" or any(calls):
+            continue
+        if depth == 0:
+            raise FormulaSyntaxError(
+                "'|' outside parentheses; random-effect terms are written (x | g)",
+                formula,
+                offset + i,
+            )
+        raise FormulaSyntaxError(
+            "a random-effect term must stand on its own, added with '+', e.g. y ~ x + (1 | g)",
+            formula,
+            offset,
+            offset + len(chunk),
+        )
