@@ -14,7 +14,9 @@ import pymc as pm
 import scipy.sparse as sp
 
 from .design.build import DataError, build_design
-from .families.base import Family, Gaussian, get_family
+from .families.base import Family
+from .families.continuous import Gaussian
+from .families.registry import get_family
 from .inference.collector import pausing
 from .inference.nuts import approximate, sample
 from .model.builder import build_collapsed_model, build_pymc_model
@@ -135,7 +137,7 @@ class Model:
         A pandas DataFrame. It is never modified.
     family
         The response distribution, by name or as a [`Family`][bayesmm.Family]: ``"gaussian"``,
-        ``"student"``, ``"lognormal"``, ``"gamma"``, ``"beta"``, ``"bernoulli"``,
+        ``"student"``, ``"lognormal"``, ``"gamma"``, ``"exponential"``, ``"beta"``, ``"bernoulli"``,
         ``"binomial"``, ``"beta_binomial"``, ``"poisson"``, ``"negbinomial"`` (also
         ``"negativebinomial"``, ``"nbinom2"``, ``"negative_binomial"``), ``"nbinom1"``,
         ``"cumulative"`` (ordinal; thresholds ``Intercept[1]``, ...), ``"categorical"`` (one

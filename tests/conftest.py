@@ -4,29 +4,46 @@ import warnings
 
 import matplotlib
 import numpy as np
+import nutpie
 import pymc as pm
 import pytest
 
 import bayesmm as bm
+import bayesmm.inference.approximate
+import bayesmm.inference.sampling
 
 matplotlib.use("Agg")
 
-# The fast tier (-m "not slow") holds exact tests only: a test that samples with MCMC, itself
-# or through a fixture, must be marked slow. Sampling from an unmarked test fails, naming it.
+# The fast tier (-m "not slow") holds exact tests only: a test that samples with MCMC or
+# fits an approximation, itself or through a fixture, must be marked slow. Every route to a
+# sampler is guarded where the sampling starts, after bayesmm has checked the settings (so
+# tests of those checks stay fast): nutpie through bayesmm's compiled-model cache, PyMC's
+# NUTS and the JAX samplers through pm.sample, the Laplace and ADVI approximations, and the
+# samplers' own entry points that tests call directly. Sampling from an unmarked test
+# fails, naming the route.
 _SAMPLING = {"allowed": True}
-_real_sample = pm.sample
+_APPROXIMATE = bayesmm.inference.approximate
+SAMPLING_ROUTES = [(bayesmm.inference.sampling, "sample_nutpie"), (_APPROXIMATE, "laplace_draws"),
+                   (_APPROXIMATE, "advi_draws"), (pm, "sample"), (pm, "fit"),
+                   (nutpie, "sample")]  # fmt: skip
 
 
-def _sample_in_slow_tests_only(*args, **kwargs):
-    if not _SAMPLING["allowed"]:
-        raise RuntimeError(
-            "this test samples with MCMC, directly or through a fixture: mark it @pytest.mark.slow "
-            "(the fast tier, pytest -m 'not slow', has exact tests only)"
-        )
-    return _real_sample(*args, **kwargs)
+def _guarded(module, name):
+    real = getattr(module, name)
+
+    def guard(*args, **kwargs):
+        if not _SAMPLING["allowed"]:
+            raise RuntimeError(
+                f"this test samples ({module.__name__}.{name}), directly or through a fixture: mark it "
+                "@pytest.mark.slow (the fast tier, pytest -m 'not slow', has exact tests only)"
+            )
+        return real(*args, **kwargs)
+
+    return guard
 
 
-pm.sample = _sample_in_slow_tests_only
+for _module, _name in SAMPLING_ROUTES:
+    setattr(_module, _name, _guarded(_module, _name))
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -270,7 +270,7 @@ def test_unknown_family_and_link(frame):
     with pytest.raises(ValueError, match=r"did you mean 'zero_inflated_negbinomial'"):
         bm.Model("y ~ x", frame, family="zero-inflated-negbin")
     with pytest.raises(
-        ValueError, match=r"^unknown family 'weibull', and no family .* lists the 20 families"
+        ValueError, match=r"^unknown family 'weibull', and no family .* lists the 21 families"
     ):
         bm.Model("y ~ x", frame, family="weibull")
     # The spellings of brms, glmmTMB and bambi

@@ -52,6 +52,8 @@ import numba
 import numpy as np
 from nutpie.compile_pymc import address_as_void_pointer
 
+from ..model.variables import fixef_var, group_var
+
 __all__ = ["DENSITIES", "Program", "program", "why_not", "cfuncs", "enabled"]
 
 # The prior families the kernel evaluates, by bayesmm.Prior name; the number is the code in
@@ -325,10 +327,10 @@ def _program(pymc_model, source) -> Program:
     e_cor = e_sd + q
     joined = set(names)
     recipes = {rv.name: np.arange(start[rv.name], start[rv.name] + variables[rv.name][2]) for rv in free}
-    recipes[design.var("fixef")] = e_fixef + np.arange(len(fixef))
+    recipes[fixef_var(design)] = e_fixef + np.arange(len(fixef))
     recipes[design.var("b")] = e_theta + np.arange(first, p)
-    recipes[design.var(f"sd_{group}")] = e_sd + np.arange(q)
-    recipes[design.var(f"cor_{group}")] = e_cor + np.arange(nc)
+    recipes[group_var(design, "sd", group)] = e_sd + np.arange(q)
+    recipes[group_var(design, "cor", group)] = e_cor + np.arange(nc)
     gather, offset = [], n_dim
     for variable in pymc_model.unobserved_value_vars:
         if variable.name in joined:

@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .variables import fixef_var, group_var
+
 if TYPE_CHECKING:  # pragma: no cover
     from ..design.build import Design
     from ..families.base import Family
@@ -245,8 +247,8 @@ def _covariance_draws(design: Design, group: str, posterior, S: int) -> np.ndarr
     """(S, q, q) covariance of one grouping factor's effects (its terms' blocks) per draw."""
     terms = design.groups[group]
     q = sum(t.n_terms for t in terms)
-    sds = posterior[design.var(f"sd_{group}")].values.reshape(S, q)
-    cor_name = design.var(f"cor_{group}")
+    sds = posterior[group_var(design, "sd", group)].values.reshape(S, q)
+    cor_name = group_var(design, "cor", group)
     cors = posterior[cor_name].values.reshape(S, -1) if cor_name in posterior else np.zeros((S, 0))
     Sigma = np.zeros((S, q, q))
     used = 0
@@ -275,7 +277,7 @@ def _residual_z_crossed(design: Design, group: str, posterior, fixef, codes, J: 
     ZX = np.stack([m @ design.X for m in per_level], axis=-1)  # (J, p, q)
     others = []  # (the term's effects (S, levels * columns), one sparse (J, levels * columns) per c)
     for term in (t for t in design.random if t.group != group):
-        effects = posterior[design.var(f"r_{term.group}")].values
+        effects = posterior[group_var(design, "r", term.group)].values
         effects = effects.reshape(S, term.n_levels, -1)[:, :, term.covariance.columns].reshape(S, -1)
         width = term.n_terms
         rows = np.repeat(np.arange(design.n_obs), width)
@@ -307,7 +309,7 @@ def group_effect_draws(design: Design, group: str, posterior, rng: np.random.Gen
     chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
     codes, J, Z = _level_columns(design, group)
     S, q = chains * draws, Z.shape[1]
-    fixef_name = design.var("fixef")
+    fixef_name = fixef_var(design)
     fixef = posterior[fixef_name].values.reshape(S, -1) if fixef_name in posterior else np.zeros((S, 0))
     if len(design.groups) == 1:  # from the sufficient statistics: O(J) per draw
         stats = CollapsedStatistics.of(design, sampled_fixed_matrix(design))
@@ -327,4 +329,4 @@ def group_effect_draws(design: Design, group: str, posterior, rng: np.random.Gen
     dims = ("chain", "draw", level_dim(group), term_dim(design, group))
     coords = {"chain": posterior["chain"].values, "draw": posterior["draw"].values,
               dims[2]: list(design.group_levels(group)), dims[3]: design.group_columns(group)}  # fmt: skip
-    return xr.DataArray(r, dims=dims, coords=coords, name=design.var(f"r_{group}"))
+    return xr.DataArray(r, dims=dims, coords=coords, name=group_var(design, "r", group))

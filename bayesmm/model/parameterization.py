@@ -47,7 +47,7 @@ def _link_scale_response(design: Design, family: Family) -> np.ndarray:
     moved off the boundaries of the link's domain by half an observation."""
     y = np.asarray(design.y, dtype=float)
     link = family.link
-    if family.name == "lognormal":  # its linear predictor is on the scale of log(y)
+    if family.log_response:  # its linear predictor is on the scale of log(y)
         return np.log(y)
     if family.ordinal:
         # Each category's latent score: the link at the middle of its cumulative proportions,

@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from ..families.base import Family, family_parameter_names
+from ..families.base import Family
+from ..families.registry import family_parameter_names
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..design.build import Design, RandomEffectTerm

@@ -200,7 +200,7 @@ def _read(path: Path) -> tuple[xr.DataTree, dict]:
 
 def _part_names() -> list[str]:
     """Every part formula some family takes: zi, hu, dispersion, nu, ..."""
-    from ..families.base import FAMILIES
+    from ..families.registry import FAMILIES
 
     found = [p for cls in FAMILIES.values() for p in cls().allowed_parts()]
     return list(dict.fromkeys(["zi", "hu", "dispersion", *found]))

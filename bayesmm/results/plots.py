@@ -20,7 +20,7 @@ from matplotlib.patches import Ellipse
 from scipy import optimize, stats
 
 from ..inference.idata import get_group, has_group
-from ..model.variables import reported_variables
+from ..model.variables import group_var, reported_variables
 from . import comparison
 from . import summaries as results
 from .predict import family_param_draws, linear_predictor
@@ -103,7 +103,8 @@ def no_pooling(fit: Fit, group: str) -> tuple[np.ndarray, list[str], np.ndarray]
     effects = []
     for other in design.random:
         if other.group != group:
-            means = _posterior_mean(fit, f"r_{other.group}")[None, :, other.covariance.columns]
+            means = _posterior_mean(fit, group_var(design, "r", other.group))
+            means = means[None, :, other.covariance.columns]
             effects.append((means, other.codes, other.matrix))
     offset = linear_predictor(others[None, :], design.X, design.offset, effects)[0]
     # Family parameters at their posterior means, per row where a formula gives them.
@@ -213,7 +214,7 @@ def plot_shrinkage(
                 "", xy=(b, yi), xytext=(a, yi), arrowprops={"arrowstyle": "->", "color": "0.6", "lw": 0.8}
             )
     mean = float(fit.fixef()["mean"].get(term, 0.0))
-    sd = float(_posterior_mean(fit, f"sd_{group}")[columns.index(term)])
+    sd = float(_posterior_mean(fit, group_var(fit.design, "sd", group))[columns.index(term)])
     ax.axvline(mean, color="0.3", ls="--", lw=0.8)
     ax.set_yticks(y, table.index.to_numpy()[shown], fontsize=LABEL_POINTS)
     ax.set_ylim(-0.7, y[-1] + 0.7)

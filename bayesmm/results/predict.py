@@ -15,6 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from ..design.build import DataError, encode_new_data
+from ..model.variables import fixef_var, group_var
 from ..spec.formula import parse_formula
 from .summaries import constant_params, covariance_draws, interval_names
 
@@ -137,14 +138,14 @@ def linear_predictor_of(
         encoded = encode_new_data(design, newdata, trials=trials)
         X, offset, row_trials = encoded.X, encoded.offset, encoded.trials
         codes, matrices, unseen, labels = encoded.codes, encoded.matrices, encoded.new_levels, encoded.rows
-    fixef = design.var("fixef")
+    fixef = fixef_var(design)
     n_draws = post.sizes["chain"] * post.sizes["draw"]
     keep = _kept_groups(design, re_form)
     effects = []
     for term, term_codes, matrix, term_unseen in zip(design.random, codes, matrices, unseen, strict=True):
         if term.group not in keep:
             continue
-        values = _flat(post[design.var(f"r_{term.group}")].values)[:, :, term.covariance.columns]
+        values = _flat(post[group_var(design, "r", term.group)].values)[:, :, term.covariance.columns]
         if term_unseen:
             if new_levels == "error":
                 raise DataError(

@@ -20,6 +20,7 @@ import pandas as pd
 import xarray as xr
 
 from ..inference.idata import get_group
+from ..spec.covariance import STRUCTURES
 from .comparison import add_log_likelihood
 from .summaries import summary_draws
 
@@ -56,12 +57,18 @@ def _logp(prior, values: np.ndarray) -> np.ndarray:
     return pm.logp(prior.as_dist(shape=values.shape), values).eval()
 
 
+# The prior classes whose densities are over the reported correlations (cor, cs, ar1).
+CORRELATION_CLASSES = tuple(
+    c.cor_class for c in STRUCTURES.values() if c.cor_class and c.cor_prior_on_correlations
+)
+
+
 def log_prior_draws(fit: Fit) -> np.ndarray:
     """(chain, draw) log density of each draw under the model's priors (brms's ``lprior``)."""
     draws = summary_draws(fit)
     total = np.zeros(next(iter(draws.values())).shape)
     for entry in fit.model.prior_entries:
-        if entry.cls.endswith(("cor", "cs", "ar1")) or entry.prior.dist == "LKJ":
+        if entry.cls.endswith(CORRELATION_CLASSES) or entry.prior.dist == "LKJ":
             values = _correlation_logp(entry, fit, draws)
         elif entry.parameter in draws:
             values = _logp(entry.prior, draws[entry.parameter])

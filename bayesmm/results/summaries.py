@@ -17,6 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from ..inference.idata import get_group
+from ..model.variables import fixef_var, group_var
 from ..spec.names import Parameter
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -65,9 +66,9 @@ def designs(fit: Fit) -> list:
 
 def _design_fixef_draws(design, post: xr.Dataset) -> dict[str, np.ndarray]:
     """Draws of one linear predictor's fixed effects, by qualified name (``x``, ``zi:x``)."""
-    if design.var("fixef") not in post:
+    if fixef_var(design) not in post:
         return {}
-    values = post[design.var("fixef")].values
+    values = post[fixef_var(design)].values
     return {design.qualified(name): values[..., j] for j, name in enumerate(design.fixef_names)}
 
 
@@ -84,12 +85,12 @@ def _group_draws(fit: Fit, post: xr.Dataset | None = None) -> dict[str, np.ndarr
     out: dict[str, np.ndarray] = {}
     for design in designs(fit):
         for group, terms in design.groups.items():
-            sds = post[design.var(f"sd_{group}")].values
+            sds = post[group_var(design, "sd", group)].values
             names = [n for t in terms for n in t.sd_names]
             out.update({name: sds[..., j] for j, name in enumerate(names)})
             cor_names = [n for t in terms for n in t.cor_names]
             if cor_names:
-                cors = post[design.var(f"cor_{group}")].values
+                cors = post[group_var(design, "cor", group)].values
                 out.update({name: cors[..., j] for j, name in enumerate(cor_names)})
     return out
 
@@ -215,7 +216,7 @@ def ranef(fit: Fit, group: str | None = None, prob: float = 0.95):
     tables = {}
     for key in _groups(fit, group):
         design, g = group_design(fit, key)
-        draws = post[design.var(f"r_{g}")].values
+        draws = post[group_var(design, "r", g)].values
         columns = [design.qualified(c) for c in design.group_columns(g)]
         tables[key] = _level_table(draws, design.group_levels(g), columns, key, prob)
     return tables[group] if group is not None else tables
@@ -226,8 +227,8 @@ def covariance_draws(fit: Fit, group: str, design=None) -> np.ndarray:
     in the mean's linear predictor or in ``design``'s part."""
     design = fit.design if design is None else design
     post = _posterior(fit)
-    sds = post[design.var(f"sd_{group}")].values.reshape(-1, len(design.group_columns(group)))
-    cor_name = design.var(f"cor_{group}")
+    sds = post[group_var(design, "sd", group)].values.reshape(-1, len(design.group_columns(group)))
+    cor_name = group_var(design, "cor", group)
     cors = post[cor_name].values.reshape(sds.shape[0], -1) if cor_name in post else None
     out = np.zeros(sds.shape + (sds.shape[1],))
     k = 0  # the group's correlations follow its terms' order
@@ -245,7 +246,7 @@ def coef_draws(fit: Fit, group: str) -> tuple[np.ndarray, list[str]]:
     design, g = group_design(fit, group)
     post = _posterior(fit)
     fixed = _design_fixef_draws(design, post)
-    random = post[design.var(f"r_{g}")].values
+    random = post[group_var(design, "r", g)].values
     columns = [design.qualified(c) for c in design.group_columns(g)]
     names = list(fixed) + [c for c in columns if c not in fixed]
     n_levels = random.shape[2]

@@ -27,7 +27,8 @@ Each structure is one small class. It owns:
 * the numpy covariance matrix from draws (for new levels) or from given values (for simulation);
 * its columns' slice within its grouping factor, which may have several terms.
 
-A new structure is a subclass registered in ``STRUCTURES`` and a prefix in the formula parser.
+A new structure is a subclass registered in ``STRUCTURES``: the formula parser reads its
+``prefix``, the summary its ``label``, prior sensitivity its ``cor_prior_on_correlations``.
 """
 
 from __future__ import annotations
@@ -36,13 +37,13 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from .priors import Prior, PriorEntry, PriorError, stack_priors
-
 if TYPE_CHECKING:  # pragma: no cover
     from ..design.build import RandomEffectTerm
+    from .priors import Prior, PriorEntry
 
 __all__ = [
     "Covariance", "Unstructured", "Diagonal", "CompoundSymmetry", "AR1", "ReducedRank", "STRUCTURES",
+    "PREFIXES",
     "covariance_of",
 ]  # fmt: skip
 
@@ -84,8 +85,15 @@ class Covariance:
     """The covariance structure of one random-effect term; see the module docstring."""
 
     name: ClassVar[str]
+    # How the formula asks for it: the prefix of its bar term (cs(x | g)); None for (x | g).
+    prefix: ClassVar[str | None] = None
+    # Whether the bar term takes a number after the grouping factor (rr(x | g, d)).
+    takes_rank: ClassVar[bool] = False
     # The prior class of the correlation parameter (None: the structure has none).
     cor_class: ClassVar[str | None] = None
+    # Whether that prior is a density of the reported correlations (so prior sensitivity can
+    # evaluate it on their draws); reduced rank's is a prior on loadings.
+    cor_prior_on_correlations: ClassVar[bool] = True
     # Whether the effects can be sampled centred, as Normal(0, F F^T) with F lower triangular
     # (bayesmm.model.parameterization decides whether they are).
     centrable: ClassVar[bool] = True
@@ -98,6 +106,11 @@ class Covariance:
     def latent(self) -> int:
         """Standard normals per level that ``build`` maps to the p effects (p, or fewer)."""
         return self.p
+
+    @classmethod
+    def label(cls, spec) -> str:
+        """How the term reads in the formula and the summary: ``(x | g)``, ``(x || g)``."""
+        return f"({spec.expr} {'|' if spec.correlated else '||'} {spec.group})"
 
     @classmethod
     def problem_with(cls, columns: list[str], spec) -> str | None:
@@ -134,6 +147,8 @@ class Covariance:
     def prior_entries(self, qualify, sd_prior: Prior) -> list[PriorEntry]:
         """Default prior entries: the SDs, then the correlation parameter if any."""
         group = qualify(self.term.group)
+        from .priors import PriorEntry
+
         entries = [PriorEntry(name, qualify("sd"), group, sd_prior) for name in self.term.sd_names]
         prior = self.cor_prior()
         if prior is not None:
@@ -184,6 +199,8 @@ class Covariance:
 
         entries = [priors[n] for n in self.term.sd_names]
         name = var("sd_raw")
+        from .priors import stack_priors
+
         stacked = stack_priors([e.prior for e in entries])
         if stacked is not None:
             return stacked.create(name, dims=var.columns_dim)
@@ -231,6 +248,7 @@ class Diagonal(Covariance):
     """Independent effects: ``(x || g)``, ``diag(x | g)`` and every one-column term."""
 
     name = "diag"
+    prefix = "diag"
 
     def factor(self, priors, var):
         return None, self._sds(priors, var), None
@@ -254,6 +272,8 @@ class Unstructured(Covariance):
     cor_class = "cor"
 
     def cor_prior(self) -> Prior:
+        from .priors import Prior
+
         return Prior("LKJ", eta=1.0)
 
     @property
@@ -291,6 +311,10 @@ class _OneCorrelation(Covariance):
     """A structure with p SDs and one correlation parameter rho, whose Cholesky factor of the
     correlation matrix is known in closed form or cheap."""
 
+    @classmethod
+    def label(cls, spec) -> str:
+        return f"{cls.prefix}({spec.expr} | {spec.group})"
+
     def pair_correlation(self, rho, i: int, j: int):
         raise NotImplementedError
 
@@ -322,9 +346,12 @@ class CompoundSymmetry(_OneCorrelation):
     (-1/(p-1), 1), the support of its default uniform prior."""
 
     name = "cs"
+    prefix = "cs"
     cor_class = "cs"
 
     def cor_prior(self) -> Prior:
+        from .priors import Prior
+
         return Prior("Uniform", lower=-1.0 / (self.p - 1), upper=1.0)
 
     def pair_correlation(self, rho, i, j):
@@ -344,6 +371,7 @@ class AR1(_OneCorrelation):
     L[i, j] = rho^(i-j) sqrt(1 - rho^2) for 1 <= j <= i."""
 
     name = "ar1"
+    prefix = "ar1"
     cor_class = "ar1"
 
     @classmethod
@@ -357,6 +385,8 @@ class AR1(_OneCorrelation):
         return None
 
     def cor_prior(self) -> Prior:
+        from .priors import Prior
+
         return Prior("Uniform", lower=-1.0, upper=1.0)
 
     def pair_correlation(self, rho, i, j):
@@ -375,6 +405,8 @@ class AR1(_OneCorrelation):
     def check_priors(self, by_name):
         prior = by_name[self.cor_parameter].prior
         if prior.dist == "Uniform" and not (-1.0 <= prior.params["lower"] < prior.params["upper"] <= 1.0):
+            from .priors import PriorError
+
             raise PriorError(f"the AR(1) correlation {self.cor_parameter} lives in (-1, 1); got {prior}")
 
 
@@ -391,8 +423,15 @@ class ReducedRank(Covariance):
     default s is the scale of the family's SD prior."""
 
     name = "rr"
+    prefix = "rr"
+    takes_rank = True
     cor_class = "rr"
+    cor_prior_on_correlations = False
     centrable = False  # Sigma is singular: the effects exist only through the latent factors
+
+    @classmethod
+    def label(cls, spec) -> str:
+        return f"rr({spec.expr} | {spec.group}, {spec.rank})"
 
     @property
     def latent(self) -> int:
@@ -403,12 +442,16 @@ class ReducedRank(Covariance):
         return f"loadings({self.term.qualified_group})"
 
     def prior_entries(self, qualify, sd_prior: Prior) -> list[PriorEntry]:
+        from .priors import Prior, PriorEntry
+
         group = qualify(self.term.group)
         scale = float(sd_prior.params.get("sigma", 1.0))
         prior = Prior("Normal", mu=0.0, sigma=scale)
         return [PriorEntry(self.cor_parameter, qualify(self.cor_class), group, prior)]
 
     def check_priors(self, by_name):
+        from .priors import PriorError
+
         prior = by_name[self.cor_parameter].prior
         if prior.dist not in ("Normal", "StudentT") or np.any(prior.params.get("mu", 0.0) != 0.0):
             raise PriorError(
@@ -423,6 +466,8 @@ class ReducedRank(Covariance):
 
     def factor(self, priors, var):
         import pytensor.tensor as pt
+
+        from .priors import Prior
 
         prior = priors[self.cor_parameter].prior
         half = Prior(f"Half{prior.dist}", **{k: v for k, v in prior.params.items() if k != "mu"})
@@ -442,6 +487,10 @@ class ReducedRank(Covariance):
 STRUCTURES: dict[str, type[Covariance]] = {
     cls.name: cls for cls in (Unstructured, Diagonal, CompoundSymmetry, AR1, ReducedRank)
 }
+
+
+# The formula's prefixes, each with the structure it asks for.
+PREFIXES: dict[str, type[Covariance]] = {cls.prefix: cls for cls in STRUCTURES.values() if cls.prefix}
 
 
 def covariance_of(term: RandomEffectTerm, start: int = 0) -> Covariance:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .covariance import PREFIXES, STRUCTURES, Diagonal, Unstructured
+
 __all__ = ["FormulaSyntaxError", "RandomTermSpec", "ParsedFormula", "parse_formula"]
 
 
@@ -73,12 +75,8 @@ class RandomTermSpec:
 
     @property
     def label(self) -> str:
-        if self.structure == "rr":
-            return f"rr({self.expr} | {self.group}, {self.rank})"
-        if self.structure in ("cs", "ar1"):
-            return f"{self.structure}({self.expr} | {self.group})"
-        bar = "|" if self.correlated else "||"
-        return f"({self.expr} {bar} {self.group})"
+        """The term as its covariance structure writes it: ``(x | g)``, ``cs(x | g)``."""
+        return STRUCTURES[self.structure].label(self)
 
 
 @dataclass(frozen=True)
@@ -226,11 +224,12 @@ def _parse_bar_term(inner: str, inner_offset: int, formula: str, prefix: str) ->
         raise FormulaSyntaxError("missing grouping factor after '|'", formula, inner_offset + bars[-1])
     if double and prefix:
         raise FormulaSyntaxError(f"{prefix}() takes a single '|'", formula, inner_offset + bars[0])
-    correlated = not double and prefix != "diag"
-    structure = "diag" if not correlated else (prefix or "us")
+    chosen = PREFIXES[prefix] if prefix else Unstructured
+    correlated = not double and chosen.cor_class is not None
+    structure = chosen.name if correlated else Diagonal.name
     right_offset = inner_offset + inner.index(right, bars[-1] + 1)
     rank = None
-    if prefix == "rr":
+    if chosen.takes_rank:
         right, rank = _rank(right, formula, right_offset)
     text = formula[inner_offset - 1 - len(prefix) : inner_offset + len(inner) + 1]
     return [
@@ -263,7 +262,9 @@ def _rank(right: str, formula: str, offset: int) -> tuple[str, int]:
     return group.strip(), int(number)
 
 
-_BAR_TERM = re.compile(r"^(?P<prefix>diag|cs|ar1|rr)?\s*\((?P<inner>.*)\)$", re.S)
+# A bar term, with the prefix of its covariance structure if it has one (cs(x | g)).
+_PREFIX = "|".join(sorted(PREFIXES, key=len, reverse=True))
+_BAR_TERM = re.compile(rf"^(?P<prefix>{_PREFIX})?\s*\((?P<inner>.*)\)$", re.S)
 _OFFSET = re.compile(r"^offset\s*\((?P<inner>.*)\)$", re.S)
 
 

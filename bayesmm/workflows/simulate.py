@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from ..design.build import build_design
-from ..families.base import Family, get_family
+from ..families.base import Family
+from ..families.registry import get_family
 from ..results.predict import linear_predictor
 from ..spec.formula import parse_formula
 
