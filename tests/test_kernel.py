@@ -2,6 +2,8 @@
 points it gives PyMC's log-density, gradient and trace values for every model it covers, it
 declines every model it does not cover, and a fit through it has the known posterior."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -54,12 +56,12 @@ def _kernel_and_pymc(formula, priors):
 
 
 def _c_functions(program):
-    """kernel.c's two functions through ctypes, as numba's are called: (x, grad) -> logp and
-    (x, out) -> None, each asserting nutpie's return code."""
+    """kernel.c's two functions (from the installed extension module) through ctypes:
+    (x, grad) -> logp and (x, out) -> None, the latter asserting nutpie's return code."""
     import ctypes
 
-    library = kernel._c_library()
-    assert library is not None, "no C compiler: kernel.c was not compiled"
+    library = kernel.cfuncs()
+    assert library is not None, "the extension module bayesmm.inference._kernel is not installed"
     address = ctypes.c_uint64, ctypes.c_void_p
     logp = ctypes.CFUNCTYPE(ctypes.c_int64, address[0], *[address[1]] * 4)(library[0].address)
     expand = ctypes.CFUNCTYPE(ctypes.c_int64, address[0], address[0], *[address[1]] * 3)(library[1].address)
@@ -77,14 +79,8 @@ def _c_functions(program):
     return c_logp, c_expand
 
 
-# kernel.c needs a C compiler (CI's machines have one); without one bayesmm takes numba's.
-needs_cc = pytest.mark.skipif(kernel._compiler() is None, reason="no C compiler")
-IMPLEMENTATIONS = ["numba", pytest.param("C", marks=needs_cc)]
-
-
-@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 @pytest.mark.parametrize(("formula", "priors"), COVERED)
-def test_the_kernel_is_pymcs_log_density(formula, priors, implementation):
+def test_the_kernel_is_pymcs_log_density(formula, priors):
     program, n_dim, logp, expand, shape_info, reparameterized = _kernel_and_pymc(formula, priors)
     layout = program.layout
     assert layout["n_dim"] == n_dim
@@ -92,9 +88,7 @@ def test_the_kernel_is_pymcs_log_density(formula, priors, implementation):
     assert layout["slices"] == [[s.start, s.stop] for s in shape_info[1]]
     assert [tuple(s) for s in layout["shapes"]] == [tuple(int(n) for n in s) for s in shape_info[2]]
     assert layout["reparameterized"] == list(reparameterized)
-    kernel_logp, kernel_expand = kernel._logp, kernel._expand
-    if implementation == "C":
-        kernel_logp, kernel_expand = _c_functions(program)
+    kernel_logp, kernel_expand = _c_functions(program)
     rng = np.random.default_rng(11)
     values = []
     for _ in range(6):
@@ -116,45 +110,38 @@ def test_the_kernel_is_pymcs_log_density(formula, priors, implementation):
         np.testing.assert_allclose(v - v0, e - e0, rtol=1e-11, atol=1e-11 * abs(e0))
 
 
-@needs_cc
-@pytest.mark.parametrize("formula", ["y ~ x + t + (1 + t + u | g)", "y ~ x + t + (1 | g)"])
-def test_the_c_and_numba_kernels_compute_the_same_bits(formula):
-    """Both are the same operations in the same order, without fused multiply-adds: a fit gives
-    the same draws whichever a machine has (one column per level has its own scalar loop)."""
-    program, n_dim, *_ = _kernel_and_pymc(formula, {})
-    c_logp, c_expand = _c_functions(program)
-    rng = np.random.default_rng(5)
-    for _ in range(20):
-        x = rng.normal(0, 2, size=n_dim)
-        grad, c_grad = np.empty(n_dim), np.empty(n_dim)
-        assert kernel._logp(program.ints, program.floats, x, grad) == c_logp(None, None, x, c_grad)
-        assert np.array_equal(grad, c_grad)
-        out, c_out = np.empty(program.layout["n_expanded"]), np.empty(program.layout["n_expanded"])
-        kernel._expand(program.ints, program.floats, x, out)
-        c_expand(None, None, x, c_out)
-        assert np.array_equal(out, c_out)
+def test_the_c_header_holds_the_programs_field_numbers():
+    """kernel_fields.h is written from kernel.py's _FIELDS: they must not drift apart."""
+    from pathlib import Path
+
+    header = (Path(kernel.__file__).parent / "kernel_fields.h").read_text()
+    defined = dict(line.split()[1:3] for line in header.splitlines() if line.startswith("#define"))
+    expected = {name: str(i) for i, name in enumerate(kernel._FIELDS)}
+    assert defined == {**expected, "HEADER": str(kernel.HEADER)}
 
 
-@needs_cc
-def test_kernel_c_is_compiled_once_and_kept(tmp_path, monkeypatch):
-    """Compiled into the cache folder on first use; a damaged or missing compiler leaves the
-    numba functions."""
-    monkeypatch.setenv("BAYESMM_CACHE_DIR", str(tmp_path))
-    kernel._c_library.cache_clear()
-    try:
-        first = kernel._c_library()
-        assert first[2] == "C (compiled)" and len(list(tmp_path.glob("kernel_*.so"))) == 1
-        kernel._c_library.cache_clear()
-        assert kernel._c_library()[2] == "C"
-        kernel._c_library.cache_clear()
-        monkeypatch.setattr(kernel, "_compiler", lambda: "/bin/false")
-        for kept in tmp_path.glob("kernel_*.so"):
-            kept.unlink()
-        assert kernel._c_library() is None
-        monkeypatch.setenv("BAYESMM_KERNEL", "1")
-        assert kernel.cfuncs()[2].startswith("numba")
-    finally:
-        kernel._c_library.cache_clear()
+def test_the_kernel_is_the_installed_extension_and_its_absence_falls_back_once(monkeypatch):
+    """No compiler runs and nothing is loaded from a cache folder at run time: the functions
+    come from the extension module built at installation. Without it, the covered models
+    take PyTensor's graph, with one warning."""
+    from pathlib import Path
+
+    from bayesmm.inference import native
+
+    logp, expand = kernel.cfuncs()
+    module = Path(logp.module.__file__)
+    assert module.parent == Path(kernel.__file__).parent and module.name.startswith("_kernel.")
+    assert logp.address != expand.address
+    model = bm.Model("y ~ x + (1 + t | g)", _data())
+    built = sampling.data_model(model.sampled_model, model.design.n_obs)
+    assert native._kernel_program(built.model, model) is not None
+    monkeypatch.setattr(kernel, "cfuncs", lambda: None)
+    native._say_kernel_missing.cache_clear()
+    with pytest.warns(RuntimeWarning, match="compiled kernel .* is not installed"):
+        assert native._kernel_program(built.model, model) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once
+        assert native._kernel_program(built.model, model) is None
 
 
 NOT_COVERED = [
@@ -183,7 +170,8 @@ def test_the_kernel_reports_a_point_outside_the_support_without_raising():
     where = program.layout["names"].index("cpc_g_logodds__")
     x[program.layout["slices"][where][0]] = -800.0  # the partial correlation at -1
     grad = np.empty(n_dim)
-    value = kernel._logp(program.ints, program.floats, x, grad)
+    c_logp, _ = _c_functions(program)
+    value = c_logp(None, None, x, grad)
     assert not np.isfinite(value) or not np.all(np.isfinite(grad))
 
 
@@ -231,8 +219,7 @@ print(json.dumps({"by": fit.idata.attrs["compiled_by"],
 
 
 @pytest.mark.slow
-@needs_cc
-def test_a_later_process_loads_the_kernel_and_draws_what_the_first_did(tmp_path):
+def test_a_later_process_draws_what_the_first_did(tmp_path):
     import json
     import os
     import subprocess
@@ -240,9 +227,10 @@ def test_a_later_process_loads_the_kernel_and_draws_what_the_first_did(tmp_path)
 
     env = {**os.environ, "BAYESMM_CACHE_DIR": str(tmp_path)}
     runs = []
-    for _ in range(2):  # the first compiles kernel.c into the empty cache folder, the second loads it
+    for _ in range(2):  # two processes, empty caches: nothing is compiled, the same draws
         command = [sys.executable, "-c", FIRST_AND_LATER]
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    assert [r["by"] for r in runs] == ["kernel C (compiled)", "kernel C"]
+    assert [r["by"] for r in runs] == ["kernel C", "kernel C"]
+    assert not list(tmp_path.glob("kernel_*"))  # nothing of the kernel's in the cache folder
     assert runs[0]["sigma"] == runs[1]["sigma"]

@@ -1,12 +1,10 @@
-/* bayesmm.kernel in C: the integrated-out Gaussian model's log-density with its gradient,
- * and the expansion of a draw into the trace, for every model the kernel covers.
- *
- * The same computation as the numba functions of bayesmm/kernel.py, line for line (that
- * module's docstring has the formulas), compiled by the system's C compiler on first use
- * into bayesmm's cache folder: about half a second, against five for numba. The header's
- * field numbers (N_DIM, ..., HEADER) are prepended by kernel.py from its own constants.
- * Both functions have nutpie's C signatures; user_data points to four uint64: the address
- * and length of the integer program, then of the float program. */
+/* bayesmm.inference.kernel in C: the integrated-out Gaussian model's log-density with its
+ * gradient, and the expansion of a draw into the trace, for every model the kernel covers
+ * (bayesmm/inference/kernel.py's docstring has the formulas). Built into the extension module
+ * bayesmm.inference._kernel when bayesmm is installed (kernel_module.c, setup.py); the
+ * header's field numbers (N_DIM, ..., HEADER) come from kernel_fields.h. Both functions have
+ * nutpie's C signatures; user_data points to four uint64: the address and length of the
+ * integer program, then of the float program. */
 
 #include <math.h>
 #include <stdint.h>

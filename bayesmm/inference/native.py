@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..warn import warn_user
+from . import kernel
 from .cache import cache_dir, write_text_atomically
 
 __all__ = ["compile_model"]
@@ -163,12 +165,9 @@ def compile_model(pymc_model, structure_key: str, shared: dict, source=None):
     initial_point_fn = _wrap_with_lock(_StartingPoints(pymc_model, shared, folder / f"support_{key}.json"))
     program = _kernel_program(pymc_model, source)
     if program is not None:
-        from . import kernel
-
-        logp_c, expand_c, label = kernel.cfuncs()
         return _nutpie_model(
-            pymc_model, program.layout, (logp_c, expand_c), initial_point_fn, _kernel_data(program), {},
-            (None, None), f"kernel {label}", program,
+            pymc_model, program.layout, kernel.cfuncs(), initial_point_fn, _kernel_data(program), {},
+            (None, None), "kernel C", program,
         )  # fmt: skip
     layout = _read_layout(_layout_path(folder, key), shared)
     cfuncs, functions, compiled_by = _loaded(folder, key, layout), (None, None), "disk"
@@ -209,11 +208,26 @@ def _nutpie_model(
 
 
 def _kernel_program(pymc_model, source):
-    """bayesmm.inference.kernel's program for the model, or None (not a model the kernel covers, or
-    no bayesmm model to read it from)."""
-    from . import kernel
+    """bayesmm.inference.kernel's program for the model, or None (not a model the kernel covers,
+    no bayesmm model to read it from, or no compiled kernel installed: then PyTensor's graph,
+    said once)."""
+    if source is None or not kernel.enabled():
+        return None
+    program = kernel.program(pymc_model, source)
+    if program is not None and kernel.cfuncs() is None:
+        _say_kernel_missing()
+        return None
+    return program
 
-    return kernel.program(pymc_model, source) if source is not None and kernel.enabled() else None
+
+@functools.cache
+def _say_kernel_missing() -> None:
+    warn_user(
+        "bayesmm's compiled kernel (the extension module bayesmm.inference._kernel) is not "
+        "installed, so a Gaussian model with one grouping factor compiles through PyTensor's graph "
+        "(seconds, once per structure). Reinstall bayesmm where a C compiler works to build it.",
+        RuntimeWarning,
+    )
 
 
 def _kernel_data(program) -> dict[str, np.ndarray]:
