@@ -1,7 +1,8 @@
 """Every family in the registry through the same checks: its pointwise log-likelihood
-against PyMC's log-density of the likelihood it builds, and the mean of its draws against
-its mean. (The category families, cumulative and categorical, whose linear predictors are
-shaped by their categories, have these checks in test_ordinal.py and test_categorical.py.)"""
+(from its scipy declaration) against PyMC's log-density of the likelihood it builds (from its
+PyMC declaration), and the mean of its draws against its mean. (The category families,
+cumulative and categorical, whose linear predictors are shaped by their categories, have
+these checks in test_ordinal.py and test_categorical.py.)"""
 
 from types import SimpleNamespace
 
@@ -57,6 +58,18 @@ def test_draws_average_to_the_mean(name):
     mean = family.mean(eta, params, trials)
     se = draws.std(axis=0) / np.sqrt(reps)
     assert np.all(np.abs(draws.mean(axis=0) - mean) < 5 * se + 1e-9), name
+
+
+def test_the_simple_families_declare_their_distribution_once():
+    """likelihood, log_likelihood and draw are not written again by a family with a standard
+    distribution; they come from Family, reading its declaration."""
+    declared = [c for c in map(bm.get_family, ONE_PREDICTOR) if type(c).pymc_distribution is not None]
+    assert {c.name for c in declared} >= {"gaussian", "student", "lognormal", "gamma", "beta", "exponential",
+                                          "bernoulli", "binomial", "beta_binomial", "poisson",
+                                          "negativebinomial", "nbinom1"}  # fmt: skip
+    for family in declared:
+        for method in ("likelihood", "draw"):
+            assert getattr(type(family), method) is getattr(bm.Family, method), (family.name, method)
 
 
 def test_a_new_family_is_found_in_its_own_file():

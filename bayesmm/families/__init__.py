@@ -6,5 +6,12 @@ and a line in registry.py."""
 from .base import Family, FormulaParameter, Link
 from .registry import ALIASES, FAMILIES, family_parameter_names, get_family
 
-__all__ = ["ALIASES", "FAMILIES", "Family", "FormulaParameter", "Link", "family_parameter_names",
-           "get_family"]
+__all__ = [
+    "ALIASES",
+    "FAMILIES",
+    "Family",
+    "FormulaParameter",
+    "Link",
+    "family_parameter_names",
+    "get_family",
+]

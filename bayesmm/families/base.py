@@ -89,10 +89,14 @@ class Family:
 
     Users pick a family by name (``Model(family="poisson")``, see
     [`get_family`][bayesmm.get_family]); a new family is a subclass that sets the class
-    attributes below and implements [`likelihood`][bayesmm.Family.likelihood],
-    [`log_likelihood`][bayesmm.Family.log_likelihood] and [`draw`][bayesmm.Family.draw]
-    (and [`check_response`][bayesmm.Family.check_response] and the prior hooks where the
-    defaults do not fit).
+    attributes below and declares its distribution once: ``pymc_distribution`` and
+    ``scipy_distribution`` with ``pymc_arguments`` and ``scipy_arguments`` (the arguments of
+    each given the mean), from which [`likelihood`][bayesmm.Family.likelihood],
+    [`log_likelihood`][bayesmm.Family.log_likelihood] and [`draw`][bayesmm.Family.draw] follow
+    (a family whose distribution is a mixture, as the zero-altered ones, or has several
+    linear predictors, as the category ones, writes those three itself); and
+    [`check_response`][bayesmm.Family.check_response] and the prior hooks where the defaults
+    do not fit.
 
     Parameters
     ----------
@@ -136,6 +140,13 @@ class Family:
     binary_response: ClassVar[bool] = False
     needs_trials: ClassVar[bool] = False
     continuous: ClassVar[bool] = False
+    # The response's distribution, declared once: its PyMC class and scipy counterpart, the
+    # maps from the mean mu (with the family's parameters and the trials) to each one's
+    # arguments (pymc_arguments, scipy_arguments), and whether it is discrete. The likelihood,
+    # the pointwise log-likelihood and the draws all come from it.
+    pymc_distribution: ClassVar[type | None] = None
+    scipy_distribution: ClassVar[object | None] = None
+    discrete: ClassVar[bool] = False
     # Whether the linear predictor models log(y) directly (the lognormal): the response's
     # link-scale form, for choosing each term's parameterization, is then log(y).
     log_response: ClassVar[bool] = False
@@ -474,7 +485,111 @@ class Family:
         >>> pymc_model.observed_RVs
         [Reaction]
         """
-        raise NotImplementedError
+        observed = design.y.astype("int64") if self.discrete else design.y
+        kwargs = self.pymc_kwargs(eta, params, design)
+        return self.pymc_distribution(name, **kwargs, observed=observed, dims=dims)
+
+    def pymc_arguments(self, mu, params: dict, trials) -> dict:
+        """The family's declaration, PyMC's half: the arguments of ``pymc_distribution`` given
+        the mean, with :meth:`scipy_arguments` the same distribution in scipy's terms.
+
+        Parameters
+        ----------
+        mu
+            The mean, g^-1(eta): a PyTensor variable over rows.
+        params
+            The family's parameters (PyTensor scalars, or vectors over rows).
+        trials
+            Binomial trials per row (int64), or None.
+
+        Returns
+        -------
+        dict
+            Keyword arguments of ``pymc_distribution``.
+
+        Examples
+        --------
+        >>> bm.get_family("negativebinomial").pymc_arguments(2.0, {"alpha": 3.0}, None)
+        {'mu': 2.0, 'alpha': 3.0}
+        """
+        raise NotImplementedError(f"family {self.name!r} declares no PyMC distribution")
+
+    def scipy_arguments(self, mu, params: dict, trials) -> dict:
+        """The family's declaration, scipy's half: the arguments of ``scipy_distribution``
+        given the mean (numpy arrays), the same distribution as :meth:`pymc_arguments`'.
+
+        Parameters
+        ----------
+        mu
+            The mean, g^-1(eta): an array, (draws, rows).
+        params
+            The family's parameters, as for [`mean`][bayesmm.Family.mean].
+        trials
+            Binomial trials per row (int64), or None.
+
+        Returns
+        -------
+        dict
+            Keyword arguments of ``scipy_distribution``.
+
+        Examples
+        --------
+        >>> bm.get_family("negativebinomial").scipy_arguments(2.0, {"alpha": 3.0}, None)
+        {'n': 3.0, 'p': 0.6}
+        """
+        raise NotImplementedError(f"family {self.name!r} declares no scipy distribution")
+
+    def pymc_kwargs(self, eta, params: dict, design: Design) -> dict:
+        """The PyMC distribution's arguments for the linear predictor (a zero-altered family
+        builds its mixture from them).
+
+        Parameters
+        ----------
+        eta
+            The linear predictor, a PyTensor vector over rows.
+        params
+            The family's parameters as PyTensor variables.
+        design
+            The model's design (its trials).
+
+        Returns
+        -------
+        dict
+            Keyword arguments of ``pymc_distribution``.
+
+        Examples
+        --------
+        >>> import pytensor.tensor as pt
+        >>> sorted(bm.get_family("poisson").pymc_kwargs(pt.zeros(3), {}, model.design))
+        ['mu']
+        """
+        trials = None if design.trials is None else design.trials.astype("int64")
+        return self.pymc_arguments(self.link.inverse_graph(eta), params, trials)
+
+    def response_distribution(self, eta: np.ndarray, params: dict, trials=None):
+        """The scipy distribution of each response given draws of the linear predictor:
+        :meth:`log_likelihood` and :meth:`draw` read it.
+
+        Parameters
+        ----------
+        eta
+            Linear predictor draws, (draws, rows).
+        params
+            The family's parameters, as for [`mean`][bayesmm.Family.mean].
+        trials
+            Binomial trials per row, or None.
+
+        Returns
+        -------
+        scipy.stats frozen distribution
+
+        Examples
+        --------
+        >>> bm.get_family("poisson").response_distribution(np.zeros((1, 2)), {}).mean()
+        array([[1., 1.]])
+        """
+        trials = None if trials is None else np.asarray(trials).astype(np.int64)
+        return self.scipy_distribution(**self.scipy_arguments(self.link.inverse(eta), params, trials))
 
     def mean(self, eta: np.ndarray, params: dict, trials: np.ndarray | None = None) -> np.ndarray:
         """Expected response given draws of the linear predictor.
@@ -524,7 +639,8 @@ class Family:
         >>> bm.get_family("poisson").log_likelihood(np.array([0.0]), np.zeros((1, 1)), {})
         array([[-1.]])
         """
-        raise NotImplementedError
+        distribution = self.response_distribution(eta, params, trials)
+        return distribution.logpmf(y) if self.discrete else distribution.logpdf(y)
 
     def draw(self, eta: np.ndarray, params: dict, trials, rng: np.random.Generator) -> np.ndarray:
         """New responses, one per draw and row.
@@ -551,7 +667,10 @@ class Family:
         >>> family.draw(np.full((1, 3), 50.0), {}, None, np.random.default_rng(1))
         array([[1., 1., 1.]])
         """
-        raise NotImplementedError
+        distribution = self.response_distribution(eta, params, trials)
+        # scipy squeezes a leading axis of length 1 unless the size is given.
+        shape = np.broadcast_shapes(np.shape(eta), *(np.shape(v) for v in distribution.kwds.values()))
+        return np.asarray(distribution.rvs(size=shape, random_state=rng), dtype=float)
 
 
 def _check_counts(design: Design, what: str) -> np.ndarray:

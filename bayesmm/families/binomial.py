@@ -25,19 +25,23 @@ class Bernoulli(Family):
                 "family='binomial' with cbind(successes, failures) or trials="
             )
 
-    def likelihood(self, name, eta, params, design, dims):
-        if self.link.name == "logit":
-            return pm.Bernoulli(name, logit_p=eta, observed=design.y, dims=dims)
-        return pm.Bernoulli(name, p=self.link.inverse_graph(eta), observed=design.y, dims=dims)
+    pymc_distribution, scipy_distribution, discrete = pm.Bernoulli, stats.bernoulli, True
+
+    def pymc_arguments(self, mu, params, trials):
+        return {"p": mu}
+
+    def scipy_arguments(self, mu, params, trials):
+        return {"p": mu}
+
+    def pymc_kwargs(self, eta, params, design):
+        # PyMC's logit_p is exact where p rounds to 0 or 1.
+        return {"logit_p": eta} if self.link.name == "logit" else super().pymc_kwargs(eta, params, design)
 
     def log_likelihood(self, y, eta, params, trials=None):
         if self.link.name == "logit":
             # log(p) and log(1 - p) straight from eta, stable for large |eta|.
             return np.where(y == 1, special.log_expit(eta), special.log_expit(-eta))
-        return stats.bernoulli.logpmf(y, self.link.inverse(eta))
-
-    def draw(self, eta, params, trials, rng):
-        return rng.binomial(1, self.link.inverse(eta)).astype(float)
+        return super().log_likelihood(y, eta, params, trials)
 
 
 class Binomial(Family):
@@ -63,25 +67,22 @@ class Binomial(Family):
                 f"{design.response_name} = {design.y[i]:g} > trials = {trials[i]:g})"
             )
 
-    def pymc_kwargs(self, eta, params, design) -> dict:
-        return {"n": design.trials.astype("int64"), "p": self.link.inverse_graph(eta)}
-
-    def likelihood(self, name, eta, params, design, dims):
-        y = design.y.astype("int64")
-        if self.link.name == "logit":
-            n = design.trials.astype("int64")
-            return pm.Binomial(name, n=n, logit_p=eta, observed=y, dims=dims)
-        return pm.Binomial(name, **self.pymc_kwargs(eta, params, design), observed=y, dims=dims)
-
     def mean(self, eta, params, trials=None):
         p = self.link.inverse(eta)
         return p if trials is None else p * trials
 
-    def log_likelihood(self, y, eta, params, trials=None):
-        return stats.binom.logpmf(y, trials, self.link.inverse(eta))
+    pymc_distribution, scipy_distribution, discrete = pm.Binomial, stats.binom, True
 
-    def draw(self, eta, params, trials, rng):
-        return rng.binomial(trials.astype(np.int64), self.link.inverse(eta)).astype(float)
+    def pymc_arguments(self, mu, params, trials):
+        return {"n": trials, "p": mu}
+
+    def scipy_arguments(self, mu, params, trials):
+        return {"n": trials, "p": mu}
+
+    def pymc_kwargs(self, eta, params, design):
+        if self.link.name == "logit":  # exact where p rounds to 0 or 1
+            return {"n": design.trials.astype("int64"), "logit_p": eta}
+        return super().pymc_kwargs(eta, params, design)
 
 
 class BetaBinomial(_MeanPrecision, Binomial):
@@ -91,16 +92,15 @@ class BetaBinomial(_MeanPrecision, Binomial):
 
     name = "beta_binomial"
 
-    def likelihood(self, name, eta, params, design, dims):
-        alpha, beta = self._shapes(self.link.inverse_graph(eta), params["phi"])
-        n = design.trials.astype("int64")
-        return pm.BetaBinomial(
-            name, alpha=alpha, beta=beta, n=n, observed=design.y.astype("int64"), dims=dims
-        )
+    pymc_distribution, scipy_distribution = pm.BetaBinomial, stats.betabinom
 
-    def log_likelihood(self, y, eta, params, trials=None):
-        return stats.betabinom.logpmf(y, trials, *self._shapes(self.link.inverse(eta), params["phi"]))
+    def pymc_arguments(self, mu, params, trials):
+        alpha, beta = self._shapes(mu, params["phi"])
+        return {"alpha": alpha, "beta": beta, "n": trials}
 
-    def draw(self, eta, params, trials, rng):
-        p = rng.beta(*self._shapes(self.link.inverse(eta), params["phi"]))
-        return rng.binomial(np.broadcast_to(trials.astype(np.int64), p.shape), p).astype(float)
+    def scipy_arguments(self, mu, params, trials):
+        a, b = self._shapes(mu, params["phi"])
+        return {"n": trials, "a": a, "b": b}
+
+    def pymc_kwargs(self, eta, params, design):
+        return Family.pymc_kwargs(self, eta, params, design)  # no logit_p: the mean enters the shapes

@@ -43,15 +43,13 @@ class Gaussian(Family):
     def param_priors(self, design: Design) -> dict[str, Prior]:
         return {"sigma": Prior("HalfStudentT", nu=3.0, sigma=self.response_scale(design))}
 
-    def likelihood(self, name, eta, params, design, dims):
-        mu = self.link.inverse_graph(eta)
-        return pm.Normal(name, mu=mu, sigma=params["sigma"], observed=design.y, dims=dims)
+    pymc_distribution, scipy_distribution = pm.Normal, stats.norm
 
-    def log_likelihood(self, y, eta, params, trials=None):
-        return stats.norm.logpdf(y, self.link.inverse(eta), params["sigma"])
+    def pymc_arguments(self, mu, params, trials):
+        return {"mu": mu, "sigma": params["sigma"]}
 
-    def draw(self, eta, params, trials, rng):
-        return rng.normal(self.link.inverse(eta), params["sigma"])
+    def scipy_arguments(self, mu, params, trials):
+        return {"loc": mu, "scale": params["sigma"]}
 
 
 class Beta(_MeanPrecision, Family):
@@ -72,15 +70,15 @@ class Beta(_MeanPrecision, Family):
                 f"'beta'; {int(outside.sum())} values do not (first: row {design.rows[i]!r}, value {y[i]:g})"
             )
 
-    def likelihood(self, name, eta, params, design, dims):
-        alpha, beta = self._shapes(self.link.inverse_graph(eta), params["phi"])
-        return pm.Beta(name, alpha=alpha, beta=beta, observed=design.y, dims=dims)
+    pymc_distribution, scipy_distribution = pm.Beta, stats.beta
 
-    def log_likelihood(self, y, eta, params, trials=None):
-        return stats.beta.logpdf(y, *self._shapes(self.link.inverse(eta), params["phi"]))
+    def pymc_arguments(self, mu, params, trials):
+        alpha, beta = self._shapes(mu, params["phi"])
+        return {"alpha": alpha, "beta": beta}
 
-    def draw(self, eta, params, trials, rng):
-        return rng.beta(*self._shapes(self.link.inverse(eta), params["phi"]))
+    def scipy_arguments(self, mu, params, trials):
+        a, b = self._shapes(mu, params["phi"])
+        return {"a": a, "b": b}
 
 
 def _check_positive(design: Design, family: str) -> None:
@@ -110,16 +108,13 @@ class GammaFamily(Family):
     def param_priors(self, design: Design) -> dict[str, Prior]:
         return {"shape": Prior("Gamma", alpha=0.01, beta=0.01)}  # brms's default
 
-    def likelihood(self, name, eta, params, design, dims):
-        mu = self.link.inverse_graph(eta)
-        return pm.Gamma(name, alpha=params["shape"], beta=params["shape"] / mu, observed=design.y, dims=dims)
+    pymc_distribution, scipy_distribution = pm.Gamma, stats.gamma
 
-    def log_likelihood(self, y, eta, params, trials=None):
-        return stats.gamma.logpdf(y, params["shape"], scale=self.link.inverse(eta) / params["shape"])
+    def pymc_arguments(self, mu, params, trials):
+        return {"alpha": params["shape"], "beta": params["shape"] / mu}
 
-    def draw(self, eta, params, trials, rng):
-        shape = np.broadcast_to(params["shape"], np.shape(eta))
-        return rng.gamma(shape, self.link.inverse(eta) / shape)
+    def scipy_arguments(self, mu, params, trials):
+        return {"a": params["shape"], "scale": mu / params["shape"]}
 
 
 class StudentT(Gaussian):
@@ -135,16 +130,13 @@ class StudentT(Gaussian):
     def param_priors(self, design: Design) -> dict[str, Prior]:
         return {**super().param_priors(design), "nu": Prior("Gamma", alpha=2.0, beta=0.1)}  # brms's nu prior
 
-    def likelihood(self, name, eta, params, design, dims):
-        mu = self.link.inverse_graph(eta)
-        return pm.StudentT(name, nu=params["nu"], mu=mu, sigma=params["sigma"], observed=design.y, dims=dims)
+    pymc_distribution, scipy_distribution = pm.StudentT, stats.t
 
-    def log_likelihood(self, y, eta, params, trials=None):
-        return stats.t.logpdf(y, params["nu"], self.link.inverse(eta), params["sigma"])
+    def pymc_arguments(self, mu, params, trials):
+        return {"nu": params["nu"], "mu": mu, "sigma": params["sigma"]}
 
-    def draw(self, eta, params, trials, rng):
-        nu = np.broadcast_to(params["nu"], np.shape(eta))
-        return self.link.inverse(eta) + params["sigma"] * rng.standard_t(nu)
+    def scipy_arguments(self, mu, params, trials):
+        return {"df": params["nu"], "loc": mu, "scale": params["sigma"]}
 
 
 class LogNormal(Gaussian):
@@ -170,14 +162,13 @@ class LogNormal(Gaussian):
     def coefficient_scale(self, design: Design) -> float:
         return super().coefficient_scale(self._log_design(design))
 
-    def likelihood(self, name, eta, params, design, dims):
-        return pm.LogNormal(name, mu=eta, sigma=params["sigma"], observed=design.y, dims=dims)
-
-    def log_likelihood(self, y, eta, params, trials=None):
-        return stats.lognorm.logpdf(y, params["sigma"], scale=np.exp(eta))
-
-    def draw(self, eta, params, trials, rng):
-        return np.exp(rng.normal(eta, params["sigma"]))
-
     def mean(self, eta, params, trials=None):
         return np.exp(eta + params["sigma"] ** 2 / 2)
+
+    pymc_distribution, scipy_distribution = pm.LogNormal, stats.lognorm
+
+    def pymc_arguments(self, mu, params, trials):  # mu is the mean of log(y): the identity link
+        return {"mu": mu, "sigma": params["sigma"]}
+
+    def scipy_arguments(self, mu, params, trials):
+        return {"s": params["sigma"], "scale": np.exp(mu)}

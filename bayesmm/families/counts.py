@@ -23,18 +23,13 @@ class Poisson(Family):
         location = float(self.link.link(np.array(mean)))
         return Prior("StudentT", nu=3.0, mu=location, sigma=2.5)
 
-    def pymc_kwargs(self, eta, params, design) -> dict:
-        return {"mu": self.link.inverse_graph(eta)}
+    pymc_distribution, scipy_distribution, discrete = pm.Poisson, stats.poisson, True
 
-    def likelihood(self, name, eta, params, design, dims):
-        y = design.y.astype("int64")
-        return pm.Poisson(name, **self.pymc_kwargs(eta, params, design), observed=y, dims=dims)
+    def pymc_arguments(self, mu, params, trials):
+        return {"mu": mu}
 
-    def log_likelihood(self, y, eta, params, trials=None):
-        return stats.poisson.logpmf(y, self.link.inverse(eta))
-
-    def draw(self, eta, params, trials, rng):
-        return rng.poisson(self.link.inverse(eta)).astype(float)
+    def scipy_arguments(self, mu, params, trials):
+        return {"mu": mu}
 
 
 class NegativeBinomial(Poisson):
@@ -51,20 +46,14 @@ class NegativeBinomial(Poisson):
     def param_priors(self, design: Design) -> dict[str, Prior]:
         return {"alpha": Prior("Gamma", alpha=0.01, beta=0.01)}  # brms's default for the NB shape
 
-    def pymc_kwargs(self, eta, params, design) -> dict:
-        return {"mu": self.link.inverse_graph(eta), "alpha": params["alpha"]}
+    pymc_distribution, scipy_distribution = pm.NegativeBinomial, stats.nbinom
 
-    def likelihood(self, name, eta, params, design, dims):
-        y = design.y.astype("int64")
-        return pm.NegativeBinomial(name, **self.pymc_kwargs(eta, params, design), observed=y, dims=dims)
+    def pymc_arguments(self, mu, params, trials):
+        return {"mu": mu, "alpha": params["alpha"]}
 
-    def log_likelihood(self, y, eta, params, trials=None):
+    def scipy_arguments(self, mu, params, trials):
         alpha = params["alpha"]
-        return stats.nbinom.logpmf(y, alpha, alpha / (alpha + self.link.inverse(eta)))
-
-    def draw(self, eta, params, trials, rng):
-        alpha = np.broadcast_to(params["alpha"], np.shape(eta))
-        return rng.negative_binomial(alpha, alpha / (alpha + self.link.inverse(eta))).astype(float)
+        return {"n": alpha, "p": alpha / (alpha + mu)}
 
 
 class NegativeBinomial1(NegativeBinomial):
@@ -79,16 +68,9 @@ class NegativeBinomial1(NegativeBinomial):
         # phi is the variance's excess over the mean, per unit of the mean: 0 is Poisson.
         return {"phi": Prior("HalfStudentT", nu=3.0, sigma=2.5)}
 
-    def pymc_kwargs(self, eta, params, design) -> dict:
-        mu = self.link.inverse_graph(eta)
+    def pymc_arguments(self, mu, params, trials):
         return {"mu": mu, "alpha": mu / params["phi"]}
 
-    def _shape_and_p(self, eta, params):
-        mu, phi = self.link.inverse(eta), params["phi"]
-        return mu / phi, np.broadcast_to(1.0 / (1.0 + phi), np.shape(mu))
-
-    def log_likelihood(self, y, eta, params, trials=None):
-        return stats.nbinom.logpmf(y, *self._shape_and_p(eta, params))
-
-    def draw(self, eta, params, trials, rng):
-        return rng.negative_binomial(*self._shape_and_p(eta, params)).astype(float)
+    def scipy_arguments(self, mu, params, trials):
+        phi = params["phi"]
+        return {"n": mu / phi, "p": np.broadcast_to(1.0 / (1.0 + phi), np.shape(mu))}

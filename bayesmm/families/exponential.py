@@ -34,14 +34,10 @@ class Exponential(Family):
         location = float(self.link.link(np.array(max(np.mean(design.y), 1e-8))))
         return Prior("StudentT", nu=3.0, mu=location, sigma=2.5)
 
-    def likelihood(self, name, eta, params, design, dims):
-        return pm.Exponential(name, lam=1.0 / self.link.inverse_graph(eta), observed=design.y, dims=dims)
+    pymc_distribution, scipy_distribution = pm.Exponential, stats.expon
 
-    def log_likelihood(self, y, eta, params, trials=None):
-        return stats.expon.logpdf(y, scale=self.link.inverse(eta))
+    def pymc_arguments(self, mu, params, trials):
+        return {"lam": 1.0 / mu}
 
-    def draw(self, eta, params, trials, rng):
-        return rng.exponential(self.link.inverse(eta))
-
-    def mean(self, eta, params, trials=None):
-        return self.link.inverse(eta)
+    def scipy_arguments(self, mu, params, trials):
+        return {"scale": mu}

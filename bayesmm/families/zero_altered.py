@@ -48,7 +48,7 @@ class _ZeroAltered(Family):
         return self._base.param_priors(design)
 
     def likelihood(self, name, eta, params, design, dims):
-        kwargs = self._base.pymc_kwargs(eta, params, design)
+        kwargs = Family.pymc_kwargs(self._base, eta, params, design)  # p, not logit_p: PyMC's mixtures take p
         psi = 1.0 - params[self.probability]  # PyMC's psi: the probability of the count part
         distribution = getattr(pm, self.pymc_name)
         return distribution(name, psi=psi, **kwargs, observed=design.y.astype("int64"), dims=dims)
