@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # for type checkers and the API docs; at run time names load on first use
     from . import datasets
-    from .api import Model, load
+    from .api import Model, load, maximal
     from .design.build import DataError
     from .families import FAMILIES, Family, get_family
     from .inference.nuts import available_samplers
+    from .model.maximal import Maximal
     from .results.comparison import compare, kfold
     from .results.diagnostics import DiagnosticWarning, compare_samplers
     from .results.fit import Fit
@@ -52,6 +53,8 @@ _EXPORTS = {
     "MethodComparison": "workflows.methods",
     "PowerResult": "workflows.power",
     "load": "api",
+    "maximal": "api",
+    "Maximal": "model.maximal",
 }
 _SUBMODULES = {"datasets"}
 # Modules that do not load ArviZ (the CLI checks formulas, priors and data with them).
@@ -61,7 +64,7 @@ __all__ = [
     "Model", "Fit", "available_samplers", "Prior", "PriorError", "Family", "FAMILIES", "get_family",
     "parse_formula", "FormulaSyntaxError", "DataError", "compare_samplers", "DiagnosticWarning", "compare",
     "kfold", "simulate", "sbc", "SBCResult", "power", "PowerResult", "compare_methods", "MethodComparison",
-    "load", "datasets", "__version__",
+    "load", "maximal", "Maximal", "datasets", "__version__",
 ]  # fmt: skip
 
 

@@ -21,6 +21,7 @@ from .inference.collector import pausing
 from .inference.nuts import approximate, sample
 from .model.builder import build_collapsed_model, build_pymc_model
 from .model.collapsed import collapsed_group, why_not_collapsible
+from .model.maximal import Maximal, few_level_groups, maximal_structure, unidentified_terms
 from .model.parameterization import centred_terms, informativeness
 from .model.variables import reported_variables
 from .results import persist
@@ -30,7 +31,7 @@ from .spec.formula import parse_formula
 from .spec.priors import Prior, prior_table, resolve_priors
 from .warn import warn_user
 
-__all__ = ["Model", "load"]
+__all__ = ["Model", "load", "maximal"]
 
 
 def _model_frame(data: pd.DataFrame, designs: list, trials) -> tuple[pd.DataFrame, str | None]:
@@ -264,6 +265,16 @@ class Model:
         self.family.check_response(self.design)
         _check_response_varies(self.design, self.family)
         _warn_if_one_row_per_level(self.design, self.family)
+        self.unidentified = unidentified_terms(self.design, self.family)
+        for term in self.unidentified:
+            warn_user(term.message(), UserWarning)
+        for group, n in few_level_groups(self.design).items():
+            warn_user(
+                f"grouping factor '{group}' has only {n} levels: its SD rests on {n} values and the data "
+                f"barely inform it. With so few levels, model '{group}' as a fixed effect, or give its SDs "
+                f"an informative prior (priors={{\"sd({group})\": bm.Prior(...)}})",
+                UserWarning,
+            )
         self.prior_entries = resolve_priors(self.design, self.family, priors, self.parts)
         self.user_priors = dict(priors or {})  # a dict: resolve_priors refuses anything else
         self.centered_setting = centered
@@ -683,3 +694,51 @@ def load(path) -> Fit:
         model = Model(options.pop("formula"), saved.frame, **options)
     model.centred = persist.check_centred(saved, len(model.design.random))
     return Fit(model=model, idata=saved.tree, settings=saved.settings)
+
+
+def maximal(formula: str, data: pd.DataFrame, family: str | Family = "gaussian", trials=None,
+            link: str | None = None) -> Maximal:  # fmt: skip
+    """The maximal identifiable random-effects structure of a design (the lecture's "What is
+    the maximal model?"): for each grouping factor of ``formula``, which fixed-effect terms
+    vary within its levels and are identified there.
+
+    A term that is constant within every level (a between-level term) cannot vary by it; one
+    that varies is identified when the levels keep rows over for the residual: one row per
+    subject and type (nlme's ergoStool) leaves none for ``(Type | Subject)``, while binomial
+    rows of many trials need none (cbpp's ``(period | herd)``).
+
+    Parameters
+    ----------
+    formula
+        The model's formula; its random-effect terms name the grouping factors (their varying
+        terms are not used: ``y ~ x + (1 | g)`` asks about x within g).
+    data
+        A pandas DataFrame.
+    family
+        The response family, as for [`Model`][bayesmm.Model].
+    trials
+        Binomial trials, as for [`Model`][bayesmm.Model].
+    link
+        A link other than the family's default.
+
+    Returns
+    -------
+    Maximal
+        ``.formula``, the maximal identifiable formula, and ``.table``, one row per grouping
+        factor and fixed-effect term with the decision and its reason; ``print()`` explains.
+
+    Examples
+    --------
+    >>> result = bm.maximal("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+    ...                     bm.datasets.load("cbpp"), family="binomial")
+    >>> result.formula
+    'cbind(incidence, size - incidence) ~ period + (period | herd)'
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the candidate's warnings are about its own terms
+        model = Model(formula, data, family=family, trials=trials, link=link)
+    if not model.design.random:
+        raise ValueError(f"give the grouping factors as random-effect terms, e.g. {formula} + (1 | g)")
+    parsed = model.design.formula
+    lhs = parsed.text[: parsed.text.index("~")].strip()
+    return maximal_structure(model.design, model.family, parsed.fixed, lhs)

@@ -491,7 +491,8 @@ class Family:
 
     def pymc_arguments(self, mu, params: dict, trials) -> dict:
         """The family's declaration, PyMC's half: the arguments of ``pymc_distribution`` given
-        the mean, with :meth:`scipy_arguments` the same distribution in scipy's terms.
+        the mean; [`scipy_arguments`][bayesmm.Family.scipy_arguments] gives the same
+        distribution in scipy's terms.
 
         Parameters
         ----------
@@ -516,7 +517,8 @@ class Family:
 
     def scipy_arguments(self, mu, params: dict, trials) -> dict:
         """The family's declaration, scipy's half: the arguments of ``scipy_distribution``
-        given the mean (numpy arrays), the same distribution as :meth:`pymc_arguments`'.
+        given the mean (numpy arrays): the same distribution as
+        [`pymc_arguments`][bayesmm.Family.pymc_arguments].
 
         Parameters
         ----------
@@ -568,7 +570,7 @@ class Family:
 
     def response_distribution(self, eta: np.ndarray, params: dict, trials=None):
         """The scipy distribution of each response given draws of the linear predictor:
-        :meth:`log_likelihood` and :meth:`draw` read it.
+        [`log_likelihood`][bayesmm.Family.log_likelihood] and [`draw`][bayesmm.Family.draw] read it.
 
         Parameters
         ----------

@@ -399,7 +399,14 @@ def _rhat_and_ess(fit: Fit, table: pd.DataFrame) -> list[Check]:
         f"Sample longer (fit(draws={2 * fit.settings.draws}, tune={2 * fit.settings.tune})); if that does "
         "not help, simplify the random-effect structure or give the SDs tighter priors."
     )
-    stuck = stuck_chains(fit) if rhat_bad else []
+    unidentified = getattr(fit.model, "unidentified", [])
+    if unidentified:  # no number of draws identifies these: say so, and what to fit instead
+        advice = (
+            "The random-effects structure is not identified by the data: "
+            + "; ".join(u.message() for u in unidentified)
+            + ". Sampling longer will not help; fit the structure bm.maximal() gives, or a simpler one."
+        )
+    stuck = stuck_chains(fit) if rhat_bad and not unidentified else []
     if stuck and len(stuck) < chains:
         listed = "Chain " + ", ".join(str(c) for c in stuck) + (" is" if len(stuck) == 1 else " are")
         advice = (
@@ -421,15 +428,15 @@ def _rhat_and_ess(fit: Fit, table: pd.DataFrame) -> list[Check]:
     for column in ("ess_bulk", "ess_tail"):
         low = list(table.index[table[column] < minimum])
         what = "centre" if column == "ess_bulk" else "tails (intervals)"
+        more = f"Sample longer (fit(draws={max(2 * fit.settings.draws, 2000)}))."
+        todo = advice if unidentified else _parameterization_advice(fit, low) + more
         checks.append(
             Check(
                 f"min {column}",
                 not low,
                 float(table[column].min()),
                 f"at least {minimum} ({ESS_PER_CHAIN} per chain)",
-                f"too few effective draws to describe the {what} of {', '.join(low)}. "
-                f"{_parameterization_advice(fit, low)}"
-                f"Sample longer (fit(draws={max(2 * fit.settings.draws, 2000)})).",
+                f"too few effective draws to describe the {what} of {', '.join(low)}. {todo}",
                 low,
             )
         )
@@ -496,16 +503,33 @@ def _reference_scale(fit: Fit) -> tuple[float, str]:
     return family.response_scale(fit.design), "the SD prior's scale"
 
 
+def effect_scales(fit: Fit) -> dict[str, float]:
+    """For each group-level SD, the spread of its term column: 1 for an intercept, the
+    predictor's SD for a slope. An SD times it is the spread that term's variation adds to
+    the linear predictor, whatever the predictor's units (age in years, months or decades)."""
+    scales = {}
+    parts = getattr(fit.model, "parts", {}).values()
+    for term in [*fit.design.random, *(t for d in parts for t in d.random)]:
+        for j, name in enumerate(term.sd_names):
+            spread = float(np.std(term.matrix[:, j]))
+            scales[name] = 1.0 if term.columns[j] == "Intercept" or spread == 0 else spread
+    return scales
+
+
 def _singular_sds(fit: Fit) -> Check:
     scale, what = _reference_scale(fit)
     threshold = SINGULAR_FRACTION * scale
-    near_zero = _shares(_draws_of(fit, "sd"), lambda d: d < threshold, SINGULAR_SHARE)
+    scales = effect_scales(fit)
+    # Judged on the linear predictor's scale: a slope's SD times its predictor's spread.
+    draws = {name: values * scales.get(name, 1.0) for name, values in _draws_of(fit, "sd").items()}
+    near_zero = _shares(draws, lambda d: d < threshold, SINGULAR_SHARE)
     worst = max(near_zero.values(), default=0.0)
     check = Check(
         "SDs near zero",
         not near_zero,
         worst,
-        f"share of posterior below {SINGULAR_FRACTION:g} x {what}, at most {SINGULAR_SHARE:g}",
+        f"share of posterior below {SINGULAR_FRACTION:g} x {what} (a slope's SD times its "
+        f"predictor's SD), at most {SINGULAR_SHARE:g}",
     )
     if near_zero:
         listed = ", ".join(
