@@ -374,6 +374,40 @@ class Fit:
                     "random_seed": kept.random_seed, **fit_kwargs}  # fmt: skip
         return new.fit(**settings)
 
+    def simplify(self, steps: int = 1, **fit_kwargs):
+        """The lecture's simplification strategies, fitted and compared: from this fit, drop a
+        term's correlations (``||``), share one correlation (``cs()``), drop a varying term, drop
+        a grouping factor; each candidate fitted with this fit's settings and compared by
+        PSIS-LOO, with a recommendation under Barr et al.'s view (keep it maximal unless
+        singular) and Bates et al.'s / Matuschek et al.'s (the simplest model not credibly worse).
+
+        Parameters
+        ----------
+        steps
+            Rounds of reductions: after the first, the next starts from the simplest
+            candidate that was not credibly worse, and so on.
+        **fit_kwargs
+            Settings for the candidates' fits (default: this fit's draws, tune, chains, seed).
+
+        Returns
+        -------
+        Simplification
+            ``.table`` (one row per candidate: formula, singular and why, divergences, max
+            R-hat, elpd difference and its SE, number of parameters), ``.recommended``,
+            ``.reasoning``, ``.plot()`` and ``.fits``.
+
+        Examples
+        --------
+        >>> from bayesmm.results.simplify import candidates
+        >>> len(candidates(fit)), list(candidates(fit))[1]   # what simplify() fits
+        (4, '(Days | Subject): drop its correlations')
+        >>> result = fit.simplify(draws=500)             # doctest: +SKIP
+        >>> print(result)                               # doctest: +SKIP
+        """
+        from .simplify import simplify
+
+        return simplify(self, steps=steps, **fit_kwargs)
+
     def kfold(self, K: int = 10, folds=None, random_seed=None, group: str | None = None, **fit_kwargs):
         """K-fold cross-validation by refitting the model K times (brms's ``kfold``).
 

@@ -1,0 +1,63 @@
+"""fit.simplify(): the lecture's reductions of a random-effects structure, fitted and compared
+by PSIS-LOO, with a recommendation under each view."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayesmm as bm
+from bayesmm.results.simplify import _barr, _bates, candidates
+
+from .conftest import quiet_fit
+
+CBPP = "cbind(incidence, size - incidence) ~ period + (period | herd)"
+
+
+def test_the_candidates_are_the_lectures_reductions():
+    model = bm.Model(CBPP, bm.datasets.load("cbpp"), family="binomial")
+    found = candidates(SimpleNamespace(design=model.design))
+    assert list(found.values()) == [
+        CBPP,
+        "cbind(incidence, size - incidence) ~ period + (period || herd)",
+        "cbind(incidence, size - incidence) ~ period + cs(period | herd)",
+        "cbind(incidence, size - incidence) ~ period + (1 | herd)",
+    ]
+    crossed = bm.Model("diameter ~ 1 + (1 | plate) + (1 | sample)", bm.datasets.load("Penicillin"))
+    found = candidates(SimpleNamespace(design=crossed.design))
+    assert found["drop grouping factor plate"] == "diameter ~ 1 + (1 | sample)"
+    assert found["drop grouping factor sample"] == "diameter ~ 1 + (1 | plate)"
+
+
+def test_the_two_views_choose_by_their_rules():
+    table = pd.DataFrame(
+        {"singular": [True, True, False, False], "elpd_diff": [0.0, -1.0, -3.0, -12.0],
+         "se": [0.0, 1.5, 2.0, 4.0], "n_parameters": [14, 8, 5, 2]},
+        index=["as fitted", "uncorrelated", "intercepts", "none"],
+    )  # fmt: skip
+    assert _barr(table) == "intercepts"  # singular as fitted: the least reduced candidate that is not
+    assert _bates(table) == "intercepts"  # 'none' is 12 below the best, 3 SEs: credibly worse
+    assert _barr(table.assign(singular=False)) == "as fitted"
+
+
+@pytest.mark.slow
+def test_simplify_cbpp_fits_and_compares_the_candidates():
+    fit = quiet_fit(bm.Model(CBPP, bm.datasets.load("cbpp"), family="binomial"), draws=400, random_seed=1)
+    result = fit.simplify()
+    table = result.table
+    assert list(table.index) == [
+        "as fitted",
+        "(period | herd): drop its correlations",
+        "(period | herd): one shared correlation",
+        "(period | herd): drop period",
+    ]
+    assert table["elpd_diff"].max() == 0.0 and np.all(np.isfinite(table["se"]))
+    assert (table.loc[table["elpd_diff"] < 0, "se"] > 0).all()
+    assert table.loc["(period | herd): drop period", "n_parameters"] == 5  # 4 fixed effects and one SD
+    assert (table["singular"] == (table["reason"] != "")).all()
+    assert set(result.recommended) == {"barr", "bates"}
+    assert set(result.recommended.values()) <= set(table.index)
+    assert "Barr et al." in str(result) and "Matuschek" in str(result)
+    ax = result.plot()
+    assert len(ax.get_yticks()) == 4
