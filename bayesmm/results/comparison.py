@@ -311,6 +311,11 @@ def compare(fits: dict[str, Fit], **kwargs) -> pd.DataFrame:
             "the ranking below rests on unreliable PSIS-LOO estimates:\n" + "\n".join(advice),
             DiagnosticWarning,
         )
+    return rank(results, **kwargs)
+
+
+def rank(results: dict, **kwargs) -> pd.DataFrame:
+    """ArviZ's comparison table of PSIS-LOO results already computed, by name."""
     kwargs.setdefault("round_to", "none")  # numbers, not ArviZ's rounded display
     return az.compare(results, **kwargs)
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..spec.formula import _split_top_level
-from .comparison import compare
+from .comparison import _quiet_loo, rank
 
 if TYPE_CHECKING:  # pragma: no cover
     from .fit import Fit
@@ -156,7 +156,7 @@ def simplify(fit: Fit, steps: int = 1, **fit_kwargs) -> Simplification:
                 "random_seed": fit.settings.random_seed, "progressbar": False, **fit_kwargs}  # fmt: skip
     fits: dict[str, Fit] = {"as fitted": fit}
     formulas = {"as fitted": fit.design.formula.text.strip()}
-    current = fit
+    current, table = fit, None
     for _ in range(steps):
         found = {n: f for n, f in candidates(current).items() if f not in formulas.values()}
         if not found:
@@ -171,7 +171,8 @@ def simplify(fit: Fit, steps: int = 1, **fit_kwargs) -> Simplification:
         if choice == "as fitted" or fits[choice] is current:
             break
         current = fits[choice]
-    table = _table(fits, formulas)
+    if table is None:  # no candidate was new: only the fit itself
+        table = _table(fits, formulas)
     barr, bates = _barr(table), _bates(table)
     if barr != "as fitted":
         why = "the model as fitted is singular; this is the least reduced candidate that is not"
@@ -189,10 +190,8 @@ def simplify(fit: Fit, steps: int = 1, **fit_kwargs) -> Simplification:
 
 
 def _table(fits: dict, formulas: dict[str, str]) -> pd.DataFrame:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # high Pareto k are counted in the table
-        ranked = compare(fits)
-        loos = {name: f.loo() for name, f in fits.items()}
+    loos = {name: _quiet_loo(f) for name, f in fits.items()}  # high Pareto k are counted in the table
+    ranked = rank(loos)
     rows = []
     for name, f in fits.items():
         reason = _singular(f)
