@@ -6,6 +6,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "engine.c"
 #include "kernel_fields.h"
 #include "kernel.c"
 
@@ -16,9 +17,18 @@ static PyObject *addresses(PyObject *self, PyObject *unused) {
                          (unsigned long long)(uintptr_t)&bayesmm_expand);
 }
 
+static PyObject *engine_addresses(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    return Py_BuildValue("(KK)", (unsigned long long)(uintptr_t)&bayesmm_engine_logp,
+                         (unsigned long long)(uintptr_t)&bayesmm_engine_expand);
+}
+
 static PyMethodDef methods[] = {
     {"addresses", addresses, METH_NOARGS,
      "The addresses of the log-density (with gradient) and expansion functions, for nutpie."},
+    {"engine_addresses", engine_addresses, METH_NOARGS,
+     "The addresses of the engine's log-density (with gradient) and expansion functions, for nutpie."},
     {NULL, NULL, 0, NULL},
 };
 

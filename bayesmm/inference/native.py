@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..warn import warn_user
-from . import kernel
+from . import engine, kernel
 from .cache import cache_dir, write_text_atomically
 
 __all__ = ["compile_model"]
@@ -162,12 +162,19 @@ def compile_model(pymc_model, structure_key: str, shared: dict, source=None):
 
     key = _native_key(structure_key)
     folder = cache_dir()
-    initial_point_fn = _wrap_with_lock(_StartingPoints(pymc_model, shared, folder / f"support_{key}.json"))
+    starting = _StartingPoints(pymc_model, shared, folder / f"support_{key}.json")
+    initial_point_fn = _wrap_with_lock(starting)
     program = _kernel_program(pymc_model, source)
     if program is not None:
         return _nutpie_model(
             pymc_model, program.layout, kernel.cfuncs(), initial_point_fn, _kernel_data(program), {},
             (None, None), "kernel C", program,
+        )  # fmt: skip
+    run = _engine_program(pymc_model, starting)
+    if run is not None:
+        return _nutpie_model(
+            pymc_model, run.graphs.layout, engine.cfuncs(), initial_point_fn, run.data(), {}, (None, None),
+            "engine", run,
         )  # fmt: skip
     layout = _read_layout(_layout_path(folder, key), shared)
     cfuncs, functions, compiled_by = _loaded(folder, key, layout), (None, None), "disk"
@@ -230,6 +237,52 @@ def _say_kernel_missing() -> None:
     )
 
 
+@dataclasses.dataclass
+class EngineRun:
+    """A model on bayesmm's engine: its rewritten graphs (kept for other data sets of the
+    same structure), its starting points and the two programs at the current data."""
+
+    graphs: engine.Graphs
+    starting: object  # _StartingPoints
+    logp: engine.Program
+    expand: engine.Program
+
+    def data(self) -> dict[str, np.ndarray]:
+        """What the engine's C functions read, in the order of their user data."""
+        return {"engine_logp_ints": _frozen(self.logp.ints), "engine_logp_floats": _frozen(self.logp.floats),
+                "engine_expand_ints": _frozen(self.expand.ints),
+                "engine_expand_floats": _frozen(self.expand.floats)}  # fmt: skip
+
+    def at_current_data(self) -> EngineRun | None:
+        """The programs again at the shared variables' current values (a refit on new data of
+        the same structure: no rewriting, only the translation)."""
+        return _translated(self.graphs, self.starting)
+
+
+def _translated(graphs, starting) -> EngineRun | None:
+    """The engine's programs of ``graphs`` at the support point, or None (a node the engine
+    does not evaluate)."""
+    names = graphs.layout["names"][: graphs.layout["n_free"]]
+    support = starting.support_points()
+    x0 = np.concatenate([np.asarray(support[name], dtype=float).ravel() for name in names]) if names else np.zeros(0)
+    try:
+        logp, expand = engine.program(graphs, x0)
+    except engine.Unsupported:
+        return None
+    return EngineRun(graphs, starting, logp, expand)
+
+
+def _engine_program(pymc_model, starting) -> EngineRun | None:
+    """The model on bayesmm's engine, or None: the engine is turned off or not installed
+    (said once), or the model has a node it does not evaluate (PyTensor's numba graph then)."""
+    if not engine.enabled():
+        return None
+    if engine.cfuncs() is None:
+        _say_kernel_missing()
+        return None
+    return _translated(engine.graphs(pymc_model), starting)
+
+
 def _kernel_data(program) -> dict[str, np.ndarray]:
     """What the kernel's C functions read: the program's two arrays."""
     return {"kernel_ints": _frozen(program.ints), "kernel_floats": _frozen(program.floats)}
@@ -237,7 +290,15 @@ def _kernel_data(program) -> dict[str, np.ndarray]:
 
 def rebound(compiled, pymc_model, source):
     """A kernel model (``compiled.program`` set) for another data set of the same structure:
-    the same compiled functions with ``source``'s program; None when that has another layout."""
+    the same compiled functions with ``source``'s program; None when that has another layout.
+    An engine model translates its kept graphs again at the new data (already in the shared
+    variables)."""
+    if isinstance(compiled.program, EngineRun):
+        run = compiled.program.at_current_data()
+        if run is None or run.logp.ints[engine.H["H_NDIM"]] != compiled.program.logp.ints[engine.H["H_NDIM"]]:
+            return None
+        data = run.data()
+        return dataclasses.replace(compiled, shared_data=data, user_data=_pairs(list(data.values())), program=run)
     program = _kernel_program(pymc_model, source)
     if program is None or not np.array_equal(program.ints, compiled.program.ints):
         return None

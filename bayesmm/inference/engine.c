@@ -1,0 +1,394 @@
+/* bayesmm's engine: one compiled interpreter for the log-density, gradient and expansion of
+ * every model, whose structure arrives as data (bayesmm/inference/engine.py writes the
+ * program from PyMC's rewritten graph). Built into the extension module
+ * bayesmm.inference._kernel when bayesmm is installed (kernel_module.c, setup.py).
+ *
+ * A program is two arrays. The integer one holds a header (engine_fields.h) and then the
+ * instructions, each an opcode followed by its operands; the float one holds the constants:
+ * every value of the graph that does not depend on the sampled point (the data, the priors'
+ * parameters, everything computed from them alone). Values live in one address space:
+ * [0, WORK) is the workspace of one evaluation (the point x first), the constants from
+ * CONST_BASE on. An operand is a strided view: an address and one stride per dimension, in
+ * elements. Every value is a double; integers (level codes) and booleans are exact in one.
+ *
+ * Both entry points have nutpie's C signatures; user_data points to eight uint64: the address
+ * and length of the log-density's integer program and of its float program, then the same
+ * for the expansion's. The workspace is one per
+ * thread (nutpie runs chains in threads), kept between calls and freed when the thread ends.
+ */
+
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_fields.h"
+
+#define MAXD 8
+
+/* -- the workspace ------------------------------------------------------------------------ */
+
+static pthread_key_t workspace_key;
+static pthread_once_t workspace_once = PTHREAD_ONCE_INIT;
+
+typedef struct {
+    double *data;
+    int64_t size;
+} workspace_t;
+
+static void workspace_free(void *p) {
+    workspace_t *w = (workspace_t *)p;
+    if (w) {
+        free(w->data);
+        free(w);
+    }
+}
+
+static void workspace_init(void) { pthread_key_create(&workspace_key, workspace_free); }
+
+static double *workspace(int64_t size) {
+    pthread_once(&workspace_once, workspace_init);
+    workspace_t *w = (workspace_t *)pthread_getspecific(workspace_key);
+    if (!w) {
+        w = (workspace_t *)calloc(1, sizeof(workspace_t));
+        if (!w) return NULL;
+        pthread_setspecific(workspace_key, w);
+    }
+    if (w->size < size) {
+        double *grown = (double *)realloc(w->data, (size_t)(size > 0 ? size : 1) * sizeof(double));
+        if (!grown) return NULL;
+        w->data = grown;
+        w->size = size;
+    }
+    return w->data;
+}
+
+/* -- scalar functions PyTensor has and C99 lacks ---------------------------------------- */
+
+static double digamma(double x) {
+    /* Recurrence up to x >= 6, then the asymptotic series; reflection for x < 0. */
+    if (isnan(x) || x == -INFINITY) return NAN;
+    if (x <= 0.0 && floor(x) == x) return NAN;
+    double result = 0.0;
+    if (x < 0.0) {
+        result -= M_PI / tan(M_PI * x);
+        x = 1.0 - x;
+    }
+    while (x < 6.0) {
+        result -= 1.0 / x;
+        x += 1.0;
+    }
+    double f = 1.0 / (x * x);
+    double t = f * (-1.0 / 12 + f * (1.0 / 120 + f * (-1.0 / 252 + f * (1.0 / 240 + f * (-1.0 / 132)))));
+    return result + log(x) - 0.5 / x + t;
+}
+
+static double sigmoid(double x) { return x >= 0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x)); }
+
+static double softplus(double x) {
+    if (x < -37.0) return exp(x);
+    if (x < 18.0) return log1p(exp(x));
+    if (x < 33.3) return x + exp(-x);
+    return x;
+}
+
+static double log1mexp(double x) { return x < -M_LN2 ? log1p(-exp(x)) : log(-expm1(x)); }
+
+static double nan_max(double a, double b) { return (isnan(a) || a > b) ? a : b; }
+static double nan_min(double a, double b) { return (isnan(a) || a < b) ? a : b; }
+static double sign(double a) { return isnan(a) ? a : (double)((a > 0) - (a < 0)); }
+
+/* -- elementwise: one loop per scalar operation over the last dimension ------------------ */
+
+#define LOOP1(expr)                                                          \
+    for (int64_t i = 0; i < n; i++) {                                        \
+        double a = pa[i * sa];                                               \
+        po[i * so] = (expr);                                                 \
+    }                                                                        \
+    break;
+#define LOOP2(expr)                                                          \
+    for (int64_t i = 0; i < n; i++) {                                        \
+        double a = pa[i * sa], b = pb[i * sb];                               \
+        po[i * so] = (expr);                                                 \
+    }                                                                        \
+    break;
+#define LOOP3(expr)                                                          \
+    for (int64_t i = 0; i < n; i++) {                                        \
+        double a = pa[i * sa], b = pb[i * sb], c = pc[i * sc];               \
+        po[i * so] = (expr);                                                 \
+    }                                                                        \
+    break;
+
+/* Returns 0, or 1 for an unknown code. */
+static int elementwise_row(int64_t code, int64_t n, double *po, int64_t so, const double *pa, int64_t sa,
+                           const double *pb, int64_t sb, const double *pc, int64_t sc) {
+    switch (code) {
+        case EW_IDENTITY: LOOP1(a)
+        case EW_NEG: LOOP1(-a)
+        case EW_EXP: LOOP1(exp(a))
+        case EW_LOG: LOOP1(log(a))
+        case EW_LOG1P: LOOP1(log1p(a))
+        case EW_EXPM1: LOOP1(expm1(a))
+        case EW_SQR: LOOP1(a * a)
+        case EW_SQRT: LOOP1(sqrt(a))
+        case EW_SIGMOID: LOOP1(sigmoid(a))
+        case EW_SOFTPLUS: LOOP1(softplus(a))
+        case EW_LOG1MEXP: LOOP1(log1mexp(a))
+        case EW_RECIPROCAL: LOOP1(1.0 / a)
+        case EW_SIGN: LOOP1(sign(a))
+        case EW_ABS: LOOP1(fabs(a))
+        case EW_GAMMALN: LOOP1(lgamma(a))
+        case EW_DIGAMMA: LOOP1(digamma(a))
+        case EW_ERF: LOOP1(erf(a))
+        case EW_ERFC: LOOP1(erfc(a))
+        case EW_TANH: LOOP1(tanh(a))
+        case EW_ISNAN: LOOP1(isnan(a) ? 1.0 : 0.0)
+        case EW_ISINF: LOOP1(isinf(a) ? 1.0 : 0.0)
+        case EW_NOT: LOOP1(a == 0.0 ? 1.0 : 0.0)
+        case EW_TRUNC: LOOP1(trunc(a))
+        case EW_BOOL: LOOP1(a != 0.0 ? 1.0 : 0.0)
+        case EW_FLOOR: LOOP1(floor(a))
+        case EW_CEIL: LOOP1(ceil(a))
+        case EW_LOG2: LOOP1(log2(a))
+        case EW_LOG10: LOOP1(log10(a))
+        case EW_ADD: LOOP2(a + b)
+        case EW_SUB: LOOP2(a - b)
+        case EW_MUL: LOOP2(a * b)
+        case EW_DIV: LOOP2(a / b)
+        case EW_POW: LOOP2(pow(a, b))
+        case EW_MAX: LOOP2(nan_max(a, b))
+        case EW_MIN: LOOP2(nan_min(a, b))
+        case EW_GT: LOOP2(a > b ? 1.0 : 0.0)
+        case EW_GE: LOOP2(a >= b ? 1.0 : 0.0)
+        case EW_LT: LOOP2(a < b ? 1.0 : 0.0)
+        case EW_LE: LOOP2(a <= b ? 1.0 : 0.0)
+        case EW_EQ: LOOP2(a == b ? 1.0 : 0.0)
+        case EW_NEQ: LOOP2(a != b ? 1.0 : 0.0)
+        case EW_AND: LOOP2((a != 0.0 && b != 0.0) ? 1.0 : 0.0)
+        case EW_OR: LOOP2((a != 0.0 || b != 0.0) ? 1.0 : 0.0)
+        case EW_SECOND: LOOP2(b)
+        case EW_INTDIV: LOOP2(floor(a / b))
+        case EW_MOD: LOOP2(a - b * floor(a / b))
+        case EW_XLOGY0: LOOP2(a == 0.0 ? 0.0 : a * log(b))
+        case EW_SWITCH: LOOP3(a != 0.0 ? b : c)
+        case EW_CLIP: LOOP3(a < b ? b : (a > c ? c : a))
+        case EW_F32: LOOP1((double)(float)a)
+        default: return 1;
+    }
+    return 0;
+}
+
+/* The operand's pointer for an address in the joint address space (the workspace below
+ * CONST_BASE, the constants from it). */
+static inline double *at(double *work, const double *consts, int64_t unused, int64_t address) {
+    (void)unused;
+    return address < CONST_BASE ? work + address : (double *)consts + (address - CONST_BASE);
+}
+
+/* [EW, code, nin, ndim, shape.., out, out strides.., (in, in strides..) x nin] */
+static int elementwise(const int64_t *op, double *work, const double *consts, int64_t n_work) {
+    int64_t code = op[1], nin = op[2], nd = op[3];
+    const int64_t *shape = op + 4;
+    const int64_t *out = op + 4 + nd;
+    const int64_t *in[3] = {NULL, NULL, NULL};
+    for (int64_t k = 0; k < nin && k < 3; k++) in[k] = out + (k + 1) * (nd + 1);
+    double *po = at(work, consts, n_work, out[0]);
+    const double *pi[3] = {po, po, po};
+    for (int64_t k = 0; k < nin && k < 3; k++) pi[k] = at(work, consts, n_work, in[k][0]);
+    if (nd == 0) {
+        return elementwise_row(code, 1, po, 0, pi[0], 0, pi[1], 0, pi[2], 0);
+    }
+    int64_t last = nd - 1, n = shape[last];
+    int64_t so = out[1 + last], s[3] = {0, 0, 0};
+    for (int64_t k = 0; k < nin && k < 3; k++) s[k] = in[k][1 + last];
+    int64_t index[MAXD] = {0};
+    int64_t rows = 1;
+    for (int64_t d = 0; d < last; d++) rows *= shape[d];
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t oo = 0, oi[3] = {0, 0, 0};
+        for (int64_t d = 0; d < last; d++) {
+            oo += index[d] * out[1 + d];
+            for (int64_t k = 0; k < nin && k < 3; k++) oi[k] += index[d] * in[k][1 + d];
+        }
+        if (elementwise_row(code, n, po + oo, so, pi[0] + oi[0], s[0], pi[1] + oi[1], s[1], pi[2] + oi[2], s[2]))
+            return 1;
+        for (int64_t d = last - 1; d >= 0; d--) {
+            if (++index[d] < shape[d]) break;
+            index[d] = 0;
+        }
+    }
+    return 0;
+}
+
+/* -- the other instructions --------------------------------------------------------------- */
+
+/* [GATHER, n, out, in, offsets]: out[k] = in[offsets[k]] (the offsets of every element an
+ * advanced index reads, worked out from the constant indices when the program was written). */
+static int gather(const int64_t *op, double *work, const double *consts, int64_t nw) {
+    double *po = at(work, consts, nw, op[2]);
+    const double *pi = at(work, consts, nw, op[3]);
+    const double *off = at(work, consts, nw, op[4]);
+    for (int64_t k = 0; k < op[1]; k++) po[k] = pi[(int64_t)off[k]];
+    return 0;
+}
+
+/* [SCATTER, set, n, out, out_offsets, y, y_offsets]: out[out_offsets[k]] += y[y_offsets[k]]
+ * (or =), in order, so repeated offsets accumulate. */
+static int scatter(const int64_t *op, double *work, const double *consts, int64_t nw) {
+    double *po = at(work, consts, nw, op[3]);
+    const double *oo = at(work, consts, nw, op[4]);
+    const double *py = at(work, consts, nw, op[5]);
+    const double *yo = at(work, consts, nw, op[6]);
+    if (op[1]) {
+        for (int64_t k = 0; k < op[2]; k++) po[(int64_t)oo[k]] = py[(int64_t)yo[k]];
+    } else {
+        for (int64_t k = 0; k < op[2]; k++) po[(int64_t)oo[k]] += py[(int64_t)yo[k]];
+    }
+    return 0;
+}
+
+/* [MATMUL, m, n, k, out, out_rs, out_cs, A, A_rs, A_cs, B, B_rs, B_cs, alpha, C, C_rs, C_cs, beta]:
+ * out = alpha A B + beta C (C = -1: none). out may be C itself. */
+static int matmul(const int64_t *op, double *work, const double *consts, int64_t nw) {
+    int64_t m = op[1], n = op[2], k = op[3];
+    double *po = at(work, consts, nw, op[4]);
+    const double *pa = at(work, consts, nw, op[7]);
+    const double *pb = at(work, consts, nw, op[10]);
+    double alpha = *at(work, consts, nw, op[13]);
+    const double *pc = op[14] >= 0 ? at(work, consts, nw, op[14]) : NULL;
+    double beta = pc ? *at(work, consts, nw, op[17]) : 0.0;
+    for (int64_t i = 0; i < m; i++) {
+        for (int64_t j = 0; j < n; j++) {
+            double acc = 0.0;
+            const double *ra = pa + i * op[8], *cb = pb + j * op[12];
+            for (int64_t l = 0; l < k; l++) acc += ra[l * op[9]] * cb[l * op[11]];
+            double value = alpha * acc;
+            if (pc && beta != 0.0) value += beta * pc[i * op[15] + j * op[16]];
+            po[i * op[5] + j * op[6]] = value;
+        }
+    }
+    return 0;
+}
+
+/* [CHOLESKY, n, out, in, in_rs, in_cs, lower]: out (contiguous) the Cholesky factor. */
+static int cholesky(const int64_t *op, double *work, const double *consts, int64_t nw) {
+    int64_t n = op[1], rs = op[4], cs = op[5];
+    double *L = at(work, consts, nw, op[2]);
+    const double *A = at(work, consts, nw, op[3]);
+    for (int64_t i = 0; i < n * n; i++) L[i] = 0.0;
+    for (int64_t j = 0; j < n; j++) {
+        double d = A[j * rs + j * cs];
+        for (int64_t l = 0; l < j; l++) d -= L[j * n + l] * L[j * n + l];
+        if (!(d > 0.0)) return 2;
+        L[j * n + j] = sqrt(d);
+        for (int64_t i = j + 1; i < n; i++) {
+            double v = A[i * rs + j * cs];
+            for (int64_t l = 0; l < j; l++) v -= L[i * n + l] * L[j * n + l];
+            L[i * n + j] = v / L[j * n + j];
+        }
+    }
+    if (!op[6]) { /* upper: the transpose */
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = i + 1; j < n; j++) {
+                L[i * n + j] = L[j * n + i];
+                L[j * n + i] = 0.0;
+            }
+    }
+    return 0;
+}
+
+/* [SOLVE, n, nrhs, out, A, A_rs, A_cs, b, b_rs, b_cs, lower, unit]: out (contiguous n x nrhs)
+ * solves A out = b for a triangular A (the transposes were folded into A's strides). */
+static int solve_triangular(const int64_t *op, double *work, const double *consts, int64_t nw) {
+    int64_t n = op[1], nrhs = op[2], ars = op[5], acs = op[6], lower = op[10], unit = op[11];
+    double *x = at(work, consts, nw, op[3]);
+    const double *A = at(work, consts, nw, op[4]);
+    const double *b = at(work, consts, nw, op[7]);
+    for (int64_t c = 0; c < nrhs; c++) {
+        for (int64_t t = 0; t < n; t++) {
+            int64_t i = lower ? t : n - 1 - t;
+            double acc = b[i * op[8] + c * op[9]];
+            if (lower)
+                for (int64_t l = 0; l < i; l++) acc -= A[i * ars + l * acs] * x[l * nrhs + c];
+            else
+                for (int64_t l = i + 1; l < n; l++) acc -= A[i * ars + l * acs] * x[l * nrhs + c];
+            x[i * nrhs + c] = unit ? acc : acc / A[i * ars + i * acs];
+        }
+    }
+    return 0;
+}
+
+/* Run the program's instructions on x; returns 0, or an error code. */
+static int run(const int64_t *ints, const double *consts, const double *x, double **work_out) {
+    int64_t n_work = ints[H_WORK];
+    double *work = workspace(n_work);
+    if (!work) return 5;
+    memcpy(work, x, (size_t)ints[H_NDIM] * sizeof(double));
+    const int64_t *op = ints + ints[H_CODE], *end = ints + ints[H_END];
+    while (op < end) {
+        int64_t length = op[0], status = 0;
+        const int64_t *body = op + 1;
+        switch (body[0]) {
+            case OP_FILL: {
+                double *p = at(work, consts, n_work, body[1]);
+                double value = *at(work, consts, n_work, body[3]);
+                for (int64_t i = 0; i < body[2]; i++) p[i] = value;
+                break;
+            }
+            case OP_EW: status = elementwise(body, work, consts, n_work); break;
+            case OP_GATHER: status = gather(body, work, consts, n_work); break;
+            case OP_SCATTER: status = scatter(body, work, consts, n_work); break;
+            case OP_MATMUL: status = matmul(body, work, consts, n_work); break;
+            case OP_CHOLESKY: status = cholesky(body, work, consts, n_work); break;
+            case OP_SOLVE: status = solve_triangular(body, work, consts, n_work); break;
+            default: status = 6;
+        }
+        if (status) return (int)status;
+        op += length;
+    }
+    *work_out = work;
+    return 0;
+}
+
+/* The program of user_data's pair of (address, length) pairs ``which``: 0 the log-density's,
+ * 1 the expansion's. */
+static void unpack_program(void *user_data, int which, const int64_t **ints, const double **floats) {
+    const uint64_t *user = (const uint64_t *)user_data + 4 * which;
+    *ints = (const int64_t *)(uintptr_t)user[0];
+    *floats = (const double *)(uintptr_t)user[2];
+}
+
+/* Copy a strided output (address, stride, length) into out. */
+static void copy_out(const int64_t *ints, const double *consts, double *work, int64_t field, double *out) {
+    int64_t address = ints[field], stride = ints[field + 1], length = ints[field + 2];
+    const double *p = at(work, consts, ints[H_WORK], address);
+    for (int64_t i = 0; i < length; i++) out[i] = p[i * stride];
+}
+
+int64_t bayesmm_engine_logp(uint64_t dim, const double *x, double *grad, double *logp, void *user_data) {
+    const int64_t *ints;
+    const double *consts;
+    unpack_program(user_data, 0, &ints, &consts);
+    if ((int64_t)dim != ints[H_NDIM]) return -1;
+    double *work = NULL;
+    int status = run(ints, consts, x, &work);
+    if (status) return 10 + status;
+    copy_out(ints, consts, work, H_OUT_A, logp);
+    copy_out(ints, consts, work, H_OUT_B, grad);
+    for (uint64_t i = 0; i < dim; i++)
+        if (!isfinite(grad[i])) return 3;
+    if (!isfinite(*logp)) return 4;
+    return 0;
+}
+
+int64_t bayesmm_engine_expand(uint64_t dim, uint64_t expanded, const double *x, double *out, void *user_data) {
+    const int64_t *ints;
+    const double *consts;
+    unpack_program(user_data, 1, &ints, &consts);
+    if ((int64_t)dim != ints[H_NDIM] || (int64_t)expanded != ints[H_OUT_A + 2]) return -1;
+    double *work = NULL;
+    if (run(ints, consts, x, &work)) return -2;
+    copy_out(ints, consts, work, H_OUT_A, out);
+    return 0;
+}

@@ -1,0 +1,195 @@
+"""bayesmm.inference.engine, the one compiled interpreter of every model's log-density: at
+random points it gives PyTensor's log-density, gradient and trace values for every family,
+link, term structure, parameterization and part bayesmm builds (a generated matrix of
+cases); it declines what it does not evaluate, which PyTensor's graph then serves; and fits
+through it find the known answers without compiling anything."""
+
+import ctypes
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytensor
+import pytest
+
+import bayesmm as bm
+from bayesmm.inference import engine, native, sampling
+
+from .conftest import quiet_fit
+
+_LOGP = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                         ctypes.c_void_p)  # fmt: skip
+_EXPAND = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p,
+                           ctypes.c_void_p)  # fmt: skip
+
+
+def _user_data(logp, expand):
+    """nutpie's user data for the engine: (address, length) of each program's two arrays."""
+    arrays = [logp.ints, logp.floats, expand.ints, expand.floats]
+    return np.array([v for a in arrays for v in (a.ctypes.data, a.size)], dtype=np.uint64)
+
+
+def _data(seed=3):
+    rng = np.random.default_rng(seed)
+    n = 240
+    g, h, t = np.repeat(np.arange(20), 12), np.tile(np.arange(12), 20), np.tile(np.arange(4), 60)
+    x = rng.normal(size=n)
+    eta = 0.3 + 0.5 * x + rng.normal(0, 0.5, 20)[g]
+    frame = pd.DataFrame({
+        "x": x, "g": [f"g{i}" for i in g], "h": [f"h{i}" for i in h], "t": [f"t{i}" for i in t],
+        "w": rng.uniform(0, 1, n), "yg": eta + rng.normal(0, 1, n), "yp": rng.poisson(np.exp(eta)),
+        "yb": rng.binomial(1, 1 / (1 + np.exp(-eta))), "k": rng.binomial(8, 1 / (1 + np.exp(-eta))),
+        "size": np.full(n, 8), "ypos": np.exp(eta + rng.normal(0, 0.3, n)),
+        "ybeta": np.clip(1 / (1 + np.exp(-eta - rng.normal(0, 0.3, n))), 0.01, 0.99),
+        "yo": pd.Categorical(np.clip(np.round(eta + 1 + rng.normal(0, 1, n)), 0, 3).astype(int), ordered=True),
+        "yc": pd.Categorical([f"c{i}" for i in rng.integers(0, 3, n)]),
+    })  # fmt: skip
+    frame["yz"] = np.where(rng.uniform(size=n) < 0.3, 0, frame.yp)
+    return frame
+
+
+SAMPLED = {"collapsed": False}
+# Every family and link, term structure, parameterization and part the engine evaluates.
+CASES = [
+    ("yg ~ x + (x | g)", "gaussian", SAMPLED),
+    ("yg ~ x + (x | g) + (1 | h)", "gaussian", {}),  # one factor integrated out, one sampled
+    ("yg ~ x + (x || g)", "gaussian", SAMPLED),
+    ("yg ~ x + cs(0 + t | g)", "gaussian", SAMPLED),
+    ("yg ~ x + ar1(0 + t | g)", "gaussian", SAMPLED),
+    ("yg ~ x + rr(1 + x | g, 1)", "gaussian", SAMPLED),
+    ("yg ~ x + offset(w) + (1 | g)", "student", {}),
+    ("ypos ~ x + (1 | g)", "lognormal", {}),
+    ("ypos ~ x + (1 | g)", "gamma", {}),
+    ("ypos ~ x + (1 | g)", "exponential", {}),
+    ("ybeta ~ x + (1 | g)", "beta", {}),
+    ("yb ~ x + (1 | g)", "bernoulli", {}),
+    ("yb ~ x + (1 | g)", "bernoulli", {"link": "probit"}),
+    ("yb ~ x + (1 | g)", "bernoulli", {"link": "cloglog"}),
+    ("cbind(k, size - k) ~ x + (1 | g)", "binomial", {}),
+    ("k | trials(size) ~ x + (1 | g)", "beta_binomial", {}),
+    ("yp ~ x + (1 | g) + (1 | h)", "poisson", {}),  # crossed
+    ("yp ~ x + (1 | g/h)", "poisson", {}),  # nested, centred around the parent
+    ("yp ~ x + (1 | g)", "negativebinomial", {}),
+    ("yp ~ x + (1 | g)", "nbinom1", {}),
+    ("yz ~ x + (1 | g)", "zero_inflated_poisson", {"zi": "~ x"}),
+    ("yz ~ x + (1 | g)", "zero_inflated_negbinomial", {}),
+    ("yo ~ x + (1 | g)", "cumulative", {}),
+    ("yc ~ x + (1 | g)", "categorical", {}),
+    ("yg ~ x + (1 | g)", "gaussian", {"dispersion": "~ x", "collapsed": False}),
+    ("yg ~ x + (1 | g)", "gaussian", {"decomp": "QR", "collapsed": False}),
+    ("yg ~ x + (1 | g)", "gaussian", {"collapsed": False, "priors": {
+        "b": bm.Prior("StudentT", nu=4, mu=1, sigma=3), "sd": bm.Prior("HalfCauchy", beta=1),
+        "sigma": bm.Prior("Gamma", alpha=2, beta=1)}}),  # fmt: skip
+]
+
+
+def _built(formula, family, options):
+    model = bm.Model(formula, _data(), family=family, **options)
+    return sampling.data_model(model.sampled_model, model.design.n_obs)
+
+
+def _reference(fgraph, shared):
+    """PyTensor's own function of a rewritten graph (its C-free Python and default linkers)."""
+    clone = fgraph.clone()
+    return pytensor.function([clone.inputs[0]], clone.outputs, givens=list(zip(clone.inputs[1:], shared)),
+                             mode="FAST_COMPILE", on_unused_input="ignore")  # fmt: skip
+
+
+@pytest.mark.parametrize("formula, family, options", CASES, ids=[f"{c[1]}:{c[0]}:{sorted(c[2])}" for c in CASES])
+def test_the_engine_is_pytensors_log_density_gradient_and_trace(formula, family, options):
+    built = _built(formula, family, options)
+    graphs = engine.graphs(built.model)
+    rng = np.random.default_rng(11)
+    n_dim, n_expanded = graphs.layout["n_dim"], graphs.layout["n_expanded"]
+    logp_program, expand_program = engine.program(graphs, rng.normal(0, 0.3, n_dim))
+    user = _user_data(logp_program, expand_program)
+    c_logp, c_expand = (f(c.address) for f, c in zip((_LOGP, _EXPAND), engine.cfuncs(), strict=True))
+    logp_ref = _reference(graphs.logp, graphs.shared[0])
+    expand_ref = _reference(graphs.expand, graphs.shared[1])
+    checked = 0
+    for _ in range(4):
+        x = rng.normal(0, 0.7, n_dim)
+        value, gradient = logp_ref(x)
+        grad, logp, out = np.zeros(n_dim), np.zeros(1), np.zeros(n_expanded)
+        code = c_logp(n_dim, x.ctypes.data, grad.ctypes.data, logp.ctypes.data, user.ctypes.data)
+        if not np.isfinite(value):
+            assert code == 4  # nutpie's "log-density not finite", not a crash
+            continue
+        assert code == 0
+        np.testing.assert_allclose(logp[0], value, rtol=1e-11, atol=1e-9)
+        np.testing.assert_allclose(grad, gradient, rtol=1e-9, atol=1e-9)
+        assert c_expand(n_dim, n_expanded, x.ctypes.data, out.ctypes.data, user.ctypes.data) == 0
+        np.testing.assert_allclose(out, expand_ref(x)[0], rtol=1e-11, atol=1e-12)
+        checked += 1
+    assert checked >= 3
+
+
+def test_the_c_header_holds_the_engines_numbers():
+    header = Path(engine.__file__).with_name("engine_fields.h").read_text()
+    assert header == engine.fields_header()
+
+
+@pytest.mark.parametrize("formula, family, reason", [
+    ("yz ~ x + (1 | g)", "hurdle_poisson", "GammaIncC"),
+    ("yo ~ x + (1 | g)", "cumulative_probit", "Erfcx"),
+])  # fmt: skip
+def test_the_engine_declines_what_it_does_not_evaluate_and_the_graph_serves_it(formula, family, reason):
+    options = {"link": "probit"} if family == "cumulative_probit" else {}
+    built = _built(formula, family.replace("_probit", ""), options)
+    graphs = engine.graphs(built.model)
+    with pytest.raises(engine.Unsupported, match=reason):
+        engine.program(graphs, np.zeros(graphs.layout["n_dim"]))
+
+
+def test_a_wrong_dimension_is_refused_not_read():
+    built = _built("yp ~ x + (1 | g)", "poisson", {})
+    graphs = engine.graphs(built.model)
+    logp_program, expand_program = engine.program(graphs, np.zeros(graphs.layout["n_dim"]))
+    user = _user_data(logp_program, expand_program)
+    x, grad, logp = np.zeros(3), np.zeros(3), np.zeros(1)
+    c_logp = _LOGP(engine.cfuncs()[0].address)
+    assert c_logp(3, x.ctypes.data, grad.ctypes.data, logp.ctypes.data, user.ctypes.data) == -1
+
+
+@pytest.mark.slow
+def test_a_fit_through_the_engine_compiles_nothing_and_finds_lme4s_estimates(monkeypatch):
+    """cbpp's binomial model (lme4: Intercept -1.398, sd(herd) 0.642) through the engine:
+    nothing reaches numba's compiler (its compile function raises if called)."""
+    import numba
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("numba compiled something")
+
+    monkeypatch.setattr(numba, "cfunc", refuse)
+    sampling.clear_compiled()
+    model = bm.Model("cbind(incidence, size - incidence) ~ period + (1 | herd)", bm.datasets.load("cbpp"),
+                     family="binomial")  # fmt: skip
+    fit = quiet_fit(model, draws=300, tune=400, chains=2, random_seed=3)
+    assert fit.idata.attrs["compiled_by"] == "engine"
+    table = fit.summary()
+    assert abs(table.loc["Intercept", "mean"] - -1.398) < 0.5 * table.loc["Intercept", "sd"]
+    assert table.loc["sd(Intercept|herd)", "q2.5"] < 0.642 < table.loc["sd(Intercept|herd)", "q97.5"]
+
+
+@pytest.mark.slow
+def test_a_refit_on_new_data_reuses_the_rewritten_graphs_and_reads_the_new_data():
+    data = bm.datasets.load("cbpp")
+    sampling.clear_compiled()
+    model = bm.Model("cbind(incidence, size - incidence) ~ period + (1 | herd)", data, family="binomial")
+    first = quiet_fit(model, draws=200, tune=300, chains=2, random_seed=1)
+    # every herd's incidence doubled (capped at its size): the intercept must move up
+    more = data.assign(incidence=np.minimum(2 * data.incidence, data["size"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        second = first.update(data=more, random_seed=1, progressbar=False)
+    assert second.idata.attrs["compiled_model_reused"] == 1
+    assert second.idata.attrs["compiled_by"] == "engine"
+    assert second.fixef()["mean"]["Intercept"] > first.fixef()["mean"]["Intercept"] + 0.4
+
+
+def test_the_engine_off_sends_models_to_the_graph(monkeypatch):
+    monkeypatch.setenv("BAYESMM_ENGINE", "0")
+    built = _built("yp ~ x + (1 | g)", "poisson", {})
+    starting = native._StartingPoints(built.model, built.shared, Path("/nonexistent/support.json"))
+    assert native._engine_program(built.model, starting) is None
