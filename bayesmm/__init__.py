@@ -74,16 +74,13 @@ def __getattr__(name: str):
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'bayesmm' has no attribute {name!r}")
-    from .inference.collector import paused  # importing PyMC and its kin sets off full collections
-
-    with paused():
-        if module not in _LIGHT:
-            # First, from this shallow stack: arviz_base's lazy loads of jax and numpyro call
-            # inspect.stack() when those are not installed, whose cost grows with the stack's
-            # depth (measured: 170-180 ms when reached through bayesmm.results.fit's imports, 40 ms
-            # from here).
-            importlib.import_module("arviz_base")
-        value = getattr(importlib.import_module(f".{module}", __name__), name)
+    if module not in _LIGHT:
+        # First, from this shallow stack: arviz_base's lazy loads of jax and numpyro call
+        # inspect.stack() when those are not installed, whose cost grows with the stack's
+        # depth (measured: 170-180 ms when reached through bayesmm.results.fit's imports, 40 ms
+        # from here).
+        importlib.import_module("arviz_base")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
 

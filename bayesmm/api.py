@@ -17,7 +17,6 @@ from .design.build import DataError, build_design
 from .families.base import Family
 from .families.continuous import Gaussian
 from .families.registry import get_family
-from .inference.collector import pausing
 from .inference.nuts import approximate, sample
 from .model.builder import build_collapsed_model, build_pymc_model
 from .model.collapsed import collapsed_group, why_not_collapsible
@@ -211,7 +210,6 @@ class Model:
     ...          family="zero_inflated_poisson", zi="~ 1")
     """
 
-    @pausing
     def __init__(
         self,
         formula: str,

@@ -42,7 +42,8 @@ def _data(seed=3):
         "yb": rng.binomial(1, 1 / (1 + np.exp(-eta))), "k": rng.binomial(8, 1 / (1 + np.exp(-eta))),
         "size": np.full(n, 8), "ypos": np.exp(eta + rng.normal(0, 0.3, n)),
         "ybeta": np.clip(1 / (1 + np.exp(-eta - rng.normal(0, 0.3, n))), 0.01, 0.99),
-        "yo": pd.Categorical(np.clip(np.round(eta + 1 + rng.normal(0, 1, n)), 0, 3).astype(int), ordered=True),
+        "yo": pd.Categorical(np.clip(np.round(eta + 1 + rng.normal(0, 1, n)), 0, 3).astype(int),
+                             ordered=True),
         "yc": pd.Categorical([f"c{i}" for i in rng.integers(0, 3, n)]),
     })  # fmt: skip
     frame["yz"] = np.where(rng.uniform(size=n) < 0.3, 0, frame.yp)
@@ -78,9 +79,18 @@ CASES = [
     ("yc ~ x + (1 | g)", "categorical", {}),
     ("yg ~ x + (1 | g)", "gaussian", {"dispersion": "~ x", "collapsed": False}),
     ("yg ~ x + (1 | g)", "gaussian", {"decomp": "QR", "collapsed": False}),
-    ("yg ~ x + (1 | g)", "gaussian", {"collapsed": False, "priors": {
-        "b": bm.Prior("StudentT", nu=4, mu=1, sigma=3), "sd": bm.Prior("HalfCauchy", beta=1),
-        "sigma": bm.Prior("Gamma", alpha=2, beta=1)}}),  # fmt: skip
+    (
+        "yg ~ x + (1 | g)",
+        "gaussian",
+        {
+            "collapsed": False,
+            "priors": {
+                "b": bm.Prior("StudentT", nu=4, mu=1, sigma=3),
+                "sd": bm.Prior("HalfCauchy", beta=1),
+                "sigma": bm.Prior("Gamma", alpha=2, beta=1),
+            },
+        },
+    ),  # fmt: skip
 ]
 
 
@@ -92,11 +102,14 @@ def _built(formula, family, options):
 def _reference(fgraph, shared):
     """PyTensor's own function of a rewritten graph (its C-free Python and default linkers)."""
     clone = fgraph.clone()
-    return pytensor.function([clone.inputs[0]], clone.outputs, givens=list(zip(clone.inputs[1:], shared)),
-                             mode="FAST_COMPILE", on_unused_input="ignore")  # fmt: skip
+    givens = list(zip(clone.inputs[1:], shared, strict=True))
+    return pytensor.function([clone.inputs[0]], clone.outputs, givens=givens, mode="FAST_COMPILE",
+                             on_unused_input="ignore")  # fmt: skip
 
 
-@pytest.mark.parametrize("formula, family, options", CASES, ids=[f"{c[1]}:{c[0]}:{sorted(c[2])}" for c in CASES])
+@pytest.mark.parametrize(
+    "formula, family, options", CASES, ids=[f"{c[1]}:{c[0]}:{sorted(c[2])}" for c in CASES]
+)
 def test_the_engine_is_pytensors_log_density_gradient_and_trace(formula, family, options):
     built = _built(formula, family, options)
     graphs = engine.graphs(built.model)
@@ -191,5 +204,6 @@ def test_a_refit_on_new_data_reuses_the_rewritten_graphs_and_reads_the_new_data(
 def test_the_engine_off_sends_models_to_the_graph(monkeypatch):
     monkeypatch.setenv("BAYESMM_ENGINE", "0")
     built = _built("yp ~ x + (1 | g)", "poisson", {})
-    starting = native._StartingPoints(built.model, built.shared, Path("/nonexistent/support.json"))
-    assert native._engine_program(built.model, starting) is None
+    starting = native.StartingPoints(built.model, built.shared)
+    assert native._engine_run(built.model, starting) is None
+    assert native.compiled_by(native.compile_model(built.model, built.shared)) == "graph"

@@ -1,8 +1,6 @@
 """The compiled-model cache: which models share a structure key (exact, fast), and (slow)
 that a reused compiled model samples exactly what compiling anew would."""
 
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -85,18 +83,3 @@ def test_a_reused_compiled_model_samples_what_a_new_one_would(sleepstudy, noisy)
     assert list(again.idata.posterior["Subject"].values) == subjects
 
 
-def test_nutpie_is_imported_without_the_arviz_meta_package():
-    # In a fresh process: nutpie's converter reads arviz_base's functions, matplotlib stays
-    # unloaded, and a later `import arviz` is the real package, with its plots.
-    code = (
-        "import sys\n"
-        "from bayesmm.inference.sampling import import_nutpie\n"
-        "import_nutpie()\n"
-        "import arviz_base\n"
-        "converter = sys.modules['nutpie.sample'].arviz\n"
-        "print(converter.from_dict is arviz_base.from_dict, 'matplotlib' in sys.modules)\n"
-        "import arviz\n"
-        "print(arviz is converter, hasattr(arviz, 'plot_dist'), converter.summary is arviz.summary)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["True", "False", "False", "True", "True"]

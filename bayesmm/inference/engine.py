@@ -81,8 +81,11 @@ def enabled() -> bool:
 
 def fields_header() -> str:
     """engine_fields.h's text, from the tuples above."""
-    lines = ["/* The engine's program header, opcodes and elementwise codes: bayesmm/inference/",
-             " * engine.py's tuples. Written from them; tests/test_engine.py checks that they agree. */", ""]  # fmt: skip
+    lines = [
+        "/* The engine's program header, opcodes and elementwise codes: bayesmm/inference/",
+        " * engine.py's tuples. Written from them; tests/test_engine.py checks that they agree. */",
+        "",
+    ]
     lines += [f"#define {name} {i}" for i, name in enumerate(HEADER)]
     lines += [f"#define {name} {i + 1}" for i, name in enumerate(OPCODES)]
     lines += [f"#define {name} {i}" for i, name in enumerate(ELEMENTWISE)]
@@ -129,7 +132,9 @@ def _rewritten(inputs, outputs, pymc_model):
     from pymc.pytensorf import compile as compile_pymc
     from pytensor.compile.mode import Mode
 
-    mode = Mode(linker="py", optimizer="fast_run").excluding("composite_elemwise_fusion", "local_careduce_fusion", "inplace")
+    mode = Mode(linker="py", optimizer="fast_run").excluding(
+        "composite_elemwise_fusion", "local_careduce_fusion", "inplace"
+    )
     with pymc_model:
         function = compile_pymc(inputs, outputs, mode=mode, on_unused_input="ignore")
     fgraph = function.maker.fgraph
@@ -150,8 +155,8 @@ def graphs(pymc_model) -> Graphs:
     n_dim = int(sum(sizes))
     x = pt.TensorType("float64", shape=(n_dim,))("bayesmm_point")
     starts = np.cumsum([0, *sizes])
-    replacements = {v: x[a:b].reshape(shape).astype(v.dtype)
-                    for v, a, b, shape in zip(values, starts[:-1], starts[1:], shapes, strict=True)}  # fmt: skip
+    bounds = zip(values, starts[:-1], starts[1:], shapes, strict=True)
+    replacements = {v: x[a:b].reshape(shape).astype(v.dtype) for v, a, b, shape in bounds}
     logp = pymc_model.logp()
     grad = pt.concatenate([pt.as_tensor(g).ravel() for g in pt.grad(logp, values)])
     logp, grad = clone_replace([logp, grad], replacements)
@@ -333,7 +338,9 @@ class _Translator:
 
     def _store(self, value: np.ndarray) -> View:
         flat = np.ascontiguousarray(value, dtype=np.float64).ravel()
-        view = View(CONST_BASE + self.n_consts, tuple(int(n) for n in value.shape), _contiguous_strides(value.shape))
+        view = View(
+            CONST_BASE + self.n_consts, tuple(int(n) for n in value.shape), _contiguous_strides(value.shape)
+        )
         self.consts.append(flat)
         self.n_consts += flat.size
         return view
@@ -401,7 +408,12 @@ class _Translator:
     def fill(self, out: View, number: float) -> None:
         if not out.contiguous:
             raise Unsupported("a fill of a strided view")
-        self.emit(OP["OP_FILL"], out.address, max(int(np.prod(out.shape, dtype=int)), 1), self.scalar(number).address)
+        self.emit(
+            OP["OP_FILL"],
+            out.address,
+            max(int(np.prod(out.shape, dtype=int)), 1),
+            self.scalar(number).address,
+        )
 
     def copy(self, view: View, step: int) -> View:
         out = self.alloc(view.shape, step)
@@ -551,7 +563,9 @@ class _Translator:
         for variable, view in zip(node.outputs, results, strict=True):
             if view is None:
                 view = self.alloc(shape, last)
-                self.elementwise("identity", view, [self.scalar(float(inner.outputs[node.outputs.index(variable)].data))])
+                self.elementwise(
+                    "identity", view, [self.scalar(float(inner.outputs[node.outputs.index(variable)].data))]
+                )
             self.views[variable] = view
             keep.add(view.address)
         for view in temporaries:  # the inner values no output keeps
@@ -561,7 +575,11 @@ class _Translator:
     def _reduce(self, node, step, shape, last, code, init):
         view = self.view(node.inputs[0])
         axes = node.op.axis
-        axes = tuple(range(len(view.shape))) if axes is None else tuple(a % max(len(view.shape), 1) for a in axes)
+        axes = (
+            tuple(range(len(view.shape)))
+            if axes is None
+            else tuple(a % max(len(view.shape), 1) for a in axes)
+        )
         out = self.alloc(shape, last)
         self.fill(out, init)
         strides, kept = [], iter(out.strides)
@@ -714,7 +732,9 @@ class _Translator:
         self.fill(out, 0.0)
         self.views[node.outputs[0]] = out
 
-    def _matmul(self, out: View, a: View, b: View, alpha: View, c: View | None = None, beta: View | None = None):
+    def _matmul(
+        self, out: View, a: View, b: View, alpha: View, c: View | None = None, beta: View | None = None
+    ):
         if len(a.shape) == 1:
             a = View(a.address, (1, a.shape[0]), (0, a.strides[0]))
         if len(b.shape) == 1:
@@ -722,8 +742,8 @@ class _Translator:
         m, k = a.shape
         n = b.shape[1]
         o = View(out.address, (m, n), _strides_2d(out, m, n))
-        words = [OP["OP_MATMUL"], m, n, k, o.address, *o.strides, a.address, *a.strides, b.address, *b.strides,
-                 alpha.address]  # fmt: skip
+        words = [OP["OP_MATMUL"], m, n, k, o.address, *o.strides, a.address, *a.strides]
+        words += [b.address, *b.strides, alpha.address]
         if c is None:
             words += [-1, 0, 0, self.scalar(0.0).address]
         else:

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
-from .collector import pausing
 from .idata import REPARAMETERIZATION, get_group, observed_data, set_group
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -76,7 +75,6 @@ def default_target_accept(design, collapsed: str | None = None) -> float:
     return 0.95 if levels and min(levels) < FEW_LEVELS else 0.8
 
 
-@pausing
 def sample(
     model: Model,
     *,
@@ -135,9 +133,6 @@ def sample(
     settings = SamplerSettings(name, draws, tune, chains, target_accept, random_seed)
     settings.seconds = time.perf_counter() - start
     return idata, settings
-
-
-@pausing
 def approximate(
     model: Model, method: str, *, draws: int, chains: int, random_seed=None
 ) -> tuple[xr.DataTree, SamplerSettings]:

@@ -14,9 +14,9 @@ exact bytes of every other constant (sizes, index patterns), so a different numb
 levels or columns is a different key. A compiled model whose key matches is reused: its
 data are replaced (nutpie's ``with_data``) and sampling starts without compiling.
 
-The key is also the same in every process, so bayesmm.inference.native keeps the compiled C functions
-on disk under it: a new process fitting a structure met before loads them (about 0.6 s)
-instead of compiling.
+Nothing is compiled for a model that bayesmm's engine or kernel evaluates (bayesmm.inference.native);
+for them a reused structure skips PyTensor's rewriting, and the translation of its graph
+into the engine's program is all that is done again.
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
-
-from .cache import fingerprint
 
 __all__ = ["DataModel", "data_model", "sample_nutpie", "clear_compiled"]
 
@@ -47,6 +45,15 @@ class DataModel:
     values: dict[str, np.ndarray]  # shared variable name -> value
     key: str  # the structure key (module docstring)
     shared: dict[str, object]  # shared variable name -> the variable in ``model``
+
+
+def fingerprint(value) -> str:
+    """A constant's value as the same text in every process: an array's bytes, and the repr
+    of anything else (the bytes of ``None`` as an array are its address)."""
+    array = np.asarray(value)
+    if array.dtype == object:
+        return repr(value)
+    return hashlib.sha1(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
 def _swappable(constant, n_obs: int) -> bool:
@@ -118,7 +125,7 @@ def _compiled(pymc_model, n_obs: int, source=None):
     model = data_model(pymc_model, n_obs)
     kept = _COMPILED.get(model.key)
     if kept is None:
-        compiled = native.compile_model(model.model, model.key, model.shared, source)
+        compiled = native.compile_model(model.model, model.shared, source)
         _COMPILED[model.key] = (compiled, model.shared)
         while len(_COMPILED) > MAX_COMPILED:
             _COMPILED.popitem(last=False)
@@ -129,48 +136,14 @@ def _compiled(pymc_model, n_obs: int, source=None):
     # points come from PyMC's initial-point function, which reads the shared variables.
     for name, value in model.values.items():
         shared[name].set_value(value)
-    if getattr(compiled, "program", None) is None:
+    if getattr(compiled, "program", None) is None:  # nutpie's compile of the graph
         return compiled.with_data(**model.values), True
-    # bayesmm.inference.kernel reads its own program, made from the bayesmm model.
+    # bayesmm's kernel and engine read their own programs, made again at the new data.
     rebound = native.rebound(compiled, model.model, source)
     if rebound is None:
         del _COMPILED[model.key]
         return _compiled(pymc_model, n_obs, source)
     return rebound, True
-
-
-def import_nutpie():
-    """nutpie, imported without the arviz meta-package where nothing has imported that yet.
-
-    nutpie.sample reads two functions of ``arviz``, from_dict and dict_to_dataset, both
-    arviz_base's; the meta-package also imports arviz_plots and matplotlib, about 0.4 s of a
-    5 s fit of sleepstudy in a process that finds the compiled model on disk. While nutpie
-    is imported, ``arviz`` is a stand-in holding those two, which hands anything else it is
-    asked for on to the real package; afterwards ``import arviz`` imports the real one."""
-    import importlib
-    import sys
-    import types
-
-    if "nutpie" in sys.modules or "arviz" in sys.modules:
-        return importlib.import_module("nutpie")
-    import arviz_base
-
-    stand_in = types.ModuleType("arviz")
-    stand_in.from_dict = arviz_base.from_dict
-    stand_in.dict_to_dataset = arviz_base.dict_to_dataset
-
-    def real(name: str):
-        if sys.modules.get("arviz") is stand_in:
-            del sys.modules["arviz"]
-        return getattr(importlib.import_module("arviz"), name)
-
-    stand_in.__getattr__ = real
-    sys.modules["arviz"] = stand_in
-    try:
-        return importlib.import_module("nutpie")
-    finally:
-        if sys.modules.get("arviz") is stand_in:
-            del sys.modules["arviz"]
 
 
 def sample_nutpie(
@@ -188,11 +161,13 @@ def sample_nutpie(
 ):
     """Sample ``pymc_model`` with nutpie through the compiled-model cache; the DataTree has
     the groups and coordinates ``pm.sample`` gives, and its seed means what pm.sample's does.
-    ``source``: the bayesmm Model whose ``sampled_model`` is ``pymc_model``, which a child
-    process rebuilds to compile a structure met for the first time (bayesmm.inference.native)."""
-    nutpie = import_nutpie()
+    ``source``: the bayesmm Model whose ``sampled_model`` is ``pymc_model`` (which
+    bayesmm.inference.kernel reads)."""
+    import nutpie
     from pymc.backends.arviz import patch_nutpie_idata
     from pymc.util import get_random_generator
+
+    from . import native
 
     compiled, reused = _compiled(pymc_model, n_obs, source)
     seed = int(get_random_generator(random_seed).spawn(chains)[0].integers(2**30))
@@ -206,7 +181,7 @@ def sample_nutpie(
     patch_nutpie_idata(idata, pymc_model, sampling_time=time.time() - start)
     _relabel(idata, pymc_model.coords)
     idata.attrs["compiled_model_reused"] = int(reused)
-    idata.attrs["compiled_by"] = getattr(compiled, "compiled_by", "here")
+    idata.attrs["compiled_by"] = native.compiled_by(compiled)
     return idata
 
 
