@@ -99,91 +99,179 @@ static double nan_max(double a, double b) { return (isnan(a) || a > b) ? a : b; 
 static double nan_min(double a, double b) { return (isnan(a) || a < b) ? a : b; }
 static double sign(double a) { return isnan(a) ? a : (double)((a > 0) - (a < 0)); }
 
+static inline double log_gamma(double a) {
+    int sign_of_gamma; /* lgamma_r: lgamma's sign goes to a global, which threads would share */
+    return lgamma_r(a, &sign_of_gamma);
+}
+
 /* -- elementwise: one loop per scalar operation over the last dimension ------------------ */
 
-#define LOOP1(expr)                                                          \
-    for (int64_t i = 0; i < n; i++) {                                        \
-        double a = pa[i * sa];                                               \
-        po[i * so] = (expr);                                                 \
-    }                                                                        \
+/* The loops over unit strides (the common case) are written apart so that the compiler can
+ * vectorise them; broadcast scalars have stride 0. */
+#define LOOP1(expr)                                                                  \
+    if (so == 1 && sa == 1) {                                                        \
+        for (int64_t i = 0; i < n; i++) {                                            \
+            double a = pa[i];                                                        \
+            po[i] = (expr);                                                          \
+        }                                                                            \
+    } else {                                                                         \
+        for (int64_t i = 0; i < n; i++) {                                            \
+            double a = pa[i * sa];                                                   \
+            po[i * so] = (expr);                                                     \
+        }                                                                            \
+    }                                                                                \
     break;
-#define LOOP2(expr)                                                          \
-    for (int64_t i = 0; i < n; i++) {                                        \
-        double a = pa[i * sa], b = pb[i * sb];                               \
-        po[i * so] = (expr);                                                 \
-    }                                                                        \
+#define LOOP2(expr)                                                                  \
+    if (so == 1 && sa == 1 && sb == 1) {                                             \
+        for (int64_t i = 0; i < n; i++) {                                            \
+            double a = pa[i], b = pb[i];                                             \
+            po[i] = (expr);                                                          \
+        }                                                                            \
+    } else if (so == 1 && sa == 1 && sb == 0) {                                      \
+        const double b = pb[0];                                                      \
+        for (int64_t i = 0; i < n; i++) {                                            \
+            double a = pa[i];                                                        \
+            po[i] = (expr);                                                          \
+        }                                                                            \
+    } else if (so == 1 && sa == 0 && sb == 1) {                                      \
+        const double a = pa[0];                                                      \
+        for (int64_t i = 0; i < n; i++) {                                            \
+            double b = pb[i];                                                        \
+            po[i] = (expr);                                                          \
+        }                                                                            \
+    } else if (so == 0 && sa == 0 && pa == po) { /* a reduction into one element */  \
+        double a = po[0];                                                            \
+        for (int64_t i = 0; i < n; i++) {                                            \
+            double b = pb[i * sb];                                                   \
+            a = (expr);                                                              \
+        }                                                                            \
+        po[0] = a;                                                                   \
+    } else {                                                                         \
+        for (int64_t i = 0; i < n; i++) {                                            \
+            double a = pa[i * sa], b = pb[i * sb];                                   \
+            po[i * so] = (expr);                                                     \
+        }                                                                            \
+    }                                                                                \
     break;
-#define LOOP3(expr)                                                          \
-    for (int64_t i = 0; i < n; i++) {                                        \
-        double a = pa[i * sa], b = pb[i * sb], c = pc[i * sc];               \
-        po[i * so] = (expr);                                                 \
-    }                                                                        \
+#define LOOP3(expr)                                                                  \
+    for (int64_t i = 0; i < n; i++) {                                                \
+        double a = pa[i * sa], b = pb[i * sb], c = pc[i * sc];                       \
+        po[i * so] = (expr);                                                         \
+    }                                                                                \
     break;
+/* The same over the positions ``at`` only (the elements a Switch with a constant condition
+ * reads of one of its branches). */
+#define PICK1(expr)                                                                  \
+    for (int64_t k = 0; k < n; k++) {                                                \
+        int64_t i = (int64_t)pick[k];                                                \
+        double a = pa[i * sa];                                                       \
+        po[i * so] = (expr);                                                         \
+    }                                                                                \
+    break;
+#define PICK2(expr)                                                                  \
+    for (int64_t k = 0; k < n; k++) {                                                \
+        int64_t i = (int64_t)pick[k];                                                \
+        double a = pa[i * sa], b = pb[i * sb];                                       \
+        po[i * so] = (expr);                                                         \
+    }                                                                                \
+    break;
+#define PICK3(expr)                                                                  \
+    for (int64_t k = 0; k < n; k++) {                                                \
+        int64_t i = (int64_t)pick[k];                                                \
+        double a = pa[i * sa], b = pb[i * sb], c = pc[i * sc];                       \
+        po[i * so] = (expr);                                                         \
+    }                                                                                \
+    break;
+
+/* Every scalar operation, with the loops L1, L2, L3 of one, two and three operands. */
+#define SCALAR_CASES(L1, L2, L3)                                                     \
+    case EW_IDENTITY: L1(a)                                                          \
+    case EW_NEG: L1(-a)                                                              \
+    case EW_EXP: L1(exp(a))                                                          \
+    case EW_LOG: L1(log(a))                                                          \
+    case EW_LOG1P: L1(log1p(a))                                                      \
+    case EW_EXPM1: L1(expm1(a))                                                      \
+    case EW_SQR: L1(a * a)                                                           \
+    case EW_SQRT: L1(sqrt(a))                                                        \
+    case EW_SIGMOID: L1(sigmoid(a))                                                  \
+    case EW_SOFTPLUS: L1(softplus(a))                                                \
+    case EW_LOG1MEXP: L1(log1mexp(a))                                                \
+    case EW_RECIPROCAL: L1(1.0 / a)                                                  \
+    case EW_SIGN: L1(sign(a))                                                        \
+    case EW_ABS: L1(fabs(a))                                                         \
+    case EW_GAMMALN: L1(log_gamma(a))                                                \
+    case EW_DIGAMMA: L1(digamma(a))                                                  \
+    case EW_ERF: L1(erf(a))                                                          \
+    case EW_ERFC: L1(erfc(a))                                                        \
+    case EW_TANH: L1(tanh(a))                                                        \
+    case EW_ISNAN: L1(isnan(a) ? 1.0 : 0.0)                                          \
+    case EW_ISINF: L1(isinf(a) ? 1.0 : 0.0)                                          \
+    case EW_NOT: L1(a == 0.0 ? 1.0 : 0.0)                                            \
+    case EW_TRUNC: L1(trunc(a))                                                      \
+    case EW_BOOL: L1(a != 0.0 ? 1.0 : 0.0)                                           \
+    case EW_FLOOR: L1(floor(a))                                                      \
+    case EW_CEIL: L1(ceil(a))                                                        \
+    case EW_LOG2: L1(log2(a))                                                        \
+    case EW_LOG10: L1(log10(a))                                                      \
+    case EW_F32: L1((double)(float)a)                                                \
+    case EW_ADD: L2(a + b)                                                           \
+    case EW_SUB: L2(a - b)                                                           \
+    case EW_MUL: L2(a * b)                                                           \
+    case EW_DIV: L2(a / b)                                                           \
+    case EW_POW: L2(pow(a, b))                                                       \
+    case EW_MAX: L2(nan_max(a, b))                                                   \
+    case EW_MIN: L2(nan_min(a, b))                                                   \
+    case EW_GT: L2(a > b ? 1.0 : 0.0)                                                \
+    case EW_GE: L2(a >= b ? 1.0 : 0.0)                                               \
+    case EW_LT: L2(a < b ? 1.0 : 0.0)                                                \
+    case EW_LE: L2(a <= b ? 1.0 : 0.0)                                               \
+    case EW_EQ: L2(a == b ? 1.0 : 0.0)                                               \
+    case EW_NEQ: L2(a != b ? 1.0 : 0.0)                                              \
+    case EW_AND: L2((a != 0.0 && b != 0.0) ? 1.0 : 0.0)                              \
+    case EW_OR: L2((a != 0.0 || b != 0.0) ? 1.0 : 0.0)                               \
+    case EW_SECOND: L2(b)                                                            \
+    case EW_INTDIV: L2(floor(a / b))                                                 \
+    case EW_MOD: L2(a - b * floor(a / b))                                            \
+    case EW_XLOGY0: L2(a == 0.0 ? 0.0 : a * log(b))                                  \
+    case EW_SWITCH: L3(a != 0.0 ? b : c)                                             \
+    case EW_CLIP: L3(a < b ? b : (a > c ? c : a))
 
 /* Returns 0, or 1 for an unknown code. */
 static int elementwise_row(int64_t code, int64_t n, double *po, int64_t so, const double *pa, int64_t sa,
                            const double *pb, int64_t sb, const double *pc, int64_t sc) {
     switch (code) {
-        case EW_IDENTITY: LOOP1(a)
-        case EW_NEG: LOOP1(-a)
-        case EW_EXP: LOOP1(exp(a))
-        case EW_LOG: LOOP1(log(a))
-        case EW_LOG1P: LOOP1(log1p(a))
-        case EW_EXPM1: LOOP1(expm1(a))
-        case EW_SQR: LOOP1(a * a)
-        case EW_SQRT: LOOP1(sqrt(a))
-        case EW_SIGMOID: LOOP1(sigmoid(a))
-        case EW_SOFTPLUS: LOOP1(softplus(a))
-        case EW_LOG1MEXP: LOOP1(log1mexp(a))
-        case EW_RECIPROCAL: LOOP1(1.0 / a)
-        case EW_SIGN: LOOP1(sign(a))
-        case EW_ABS: LOOP1(fabs(a))
-        case EW_GAMMALN: LOOP1(lgamma(a))
-        case EW_DIGAMMA: LOOP1(digamma(a))
-        case EW_ERF: LOOP1(erf(a))
-        case EW_ERFC: LOOP1(erfc(a))
-        case EW_TANH: LOOP1(tanh(a))
-        case EW_ISNAN: LOOP1(isnan(a) ? 1.0 : 0.0)
-        case EW_ISINF: LOOP1(isinf(a) ? 1.0 : 0.0)
-        case EW_NOT: LOOP1(a == 0.0 ? 1.0 : 0.0)
-        case EW_TRUNC: LOOP1(trunc(a))
-        case EW_BOOL: LOOP1(a != 0.0 ? 1.0 : 0.0)
-        case EW_FLOOR: LOOP1(floor(a))
-        case EW_CEIL: LOOP1(ceil(a))
-        case EW_LOG2: LOOP1(log2(a))
-        case EW_LOG10: LOOP1(log10(a))
-        case EW_ADD: LOOP2(a + b)
-        case EW_SUB: LOOP2(a - b)
-        case EW_MUL: LOOP2(a * b)
-        case EW_DIV: LOOP2(a / b)
-        case EW_POW: LOOP2(pow(a, b))
-        case EW_MAX: LOOP2(nan_max(a, b))
-        case EW_MIN: LOOP2(nan_min(a, b))
-        case EW_GT: LOOP2(a > b ? 1.0 : 0.0)
-        case EW_GE: LOOP2(a >= b ? 1.0 : 0.0)
-        case EW_LT: LOOP2(a < b ? 1.0 : 0.0)
-        case EW_LE: LOOP2(a <= b ? 1.0 : 0.0)
-        case EW_EQ: LOOP2(a == b ? 1.0 : 0.0)
-        case EW_NEQ: LOOP2(a != b ? 1.0 : 0.0)
-        case EW_AND: LOOP2((a != 0.0 && b != 0.0) ? 1.0 : 0.0)
-        case EW_OR: LOOP2((a != 0.0 || b != 0.0) ? 1.0 : 0.0)
-        case EW_SECOND: LOOP2(b)
-        case EW_INTDIV: LOOP2(floor(a / b))
-        case EW_MOD: LOOP2(a - b * floor(a / b))
-        case EW_XLOGY0: LOOP2(a == 0.0 ? 0.0 : a * log(b))
-        case EW_SWITCH: LOOP3(a != 0.0 ? b : c)
-        case EW_CLIP: LOOP3(a < b ? b : (a > c ? c : a))
-        case EW_F32: LOOP1((double)(float)a)
+        SCALAR_CASES(LOOP1, LOOP2, LOOP3)
         default: return 1;
     }
     return 0;
 }
+
+/* [PICK, code, nin, n, pick, out, out_stride, (in, in_stride) x nin]: a one-dimensional
+ * elementwise operation at the positions ``pick`` only. */
+static int elementwise_pick(const int64_t *op, double *work, const double *consts, int64_t nw);
 
 /* The operand's pointer for an address in the joint address space (the workspace below
  * CONST_BASE, the constants from it). */
 static inline double *at(double *work, const double *consts, int64_t unused, int64_t address) {
     (void)unused;
     return address < CONST_BASE ? work + address : (double *)consts + (address - CONST_BASE);
+}
+
+static int elementwise_pick(const int64_t *op, double *work, const double *consts, int64_t nw) {
+    int64_t code = op[1], nin = op[2], n = op[3];
+    const double *pick = at(work, consts, nw, op[4]);
+    double *po = at(work, consts, nw, op[5]);
+    int64_t so = op[6];
+    const double *pa = po, *pb = po, *pc = po;
+    int64_t sa = 0, sb = 0, sc = 0;
+    if (nin > 0) pa = at(work, consts, nw, op[7]), sa = op[8];
+    if (nin > 1) pb = at(work, consts, nw, op[9]), sb = op[10];
+    if (nin > 2) pc = at(work, consts, nw, op[11]), sc = op[12];
+    switch (code) {
+        SCALAR_CASES(PICK1, PICK2, PICK3)
+        default: return 1;
+    }
+    return 0;
 }
 
 /* [EW, code, nin, ndim, shape.., out, out strides.., (in, in strides..) x nin] */
@@ -337,6 +425,7 @@ static int run(const int64_t *ints, const double *consts, const double *x, doubl
                 break;
             }
             case OP_EW: status = elementwise(body, work, consts, n_work); break;
+            case OP_PICK: status = elementwise_pick(body, work, consts, n_work); break;
             case OP_GATHER: status = gather(body, work, consts, n_work); break;
             case OP_SCATTER: status = scatter(body, work, consts, n_work); break;
             case OP_MATMUL: status = matmul(body, work, consts, n_work); break;

@@ -38,7 +38,7 @@ __all__ = ["Unsupported", "Graphs", "graphs", "program", "Program", "cfuncs", "e
 # these tuples (tests/test_engine.py checks that they agree).
 HEADER = ("H_NDIM", "H_WORK", "H_CODE", "H_END", "H_OUT_A", "H_OUT_A_STRIDE", "H_OUT_A_LEN",
           "H_OUT_B", "H_OUT_B_STRIDE", "H_OUT_B_LEN")  # fmt: skip
-OPCODES = ("OP_FILL", "OP_EW", "OP_GATHER", "OP_SCATTER", "OP_MATMUL", "OP_CHOLESKY", "OP_SOLVE")
+OPCODES = ("OP_FILL", "OP_EW", "OP_GATHER", "OP_SCATTER", "OP_MATMUL", "OP_CHOLESKY", "OP_SOLVE", "OP_PICK")
 ELEMENTWISE = (
     "EW_IDENTITY EW_NEG EW_EXP EW_LOG EW_LOG1P EW_EXPM1 EW_SQR EW_SQRT EW_SIGMOID EW_SOFTPLUS "
     "EW_LOG1MEXP EW_RECIPROCAL EW_SIGN EW_ABS EW_GAMMALN EW_DIGAMMA EW_ERF EW_ERFC EW_TANH EW_ISNAN "
@@ -405,6 +405,15 @@ class _Translator:
             words += [view.address, *s]
         self.emit(*words)
 
+    def pick(self, code: str, positions: np.ndarray, out: View, inputs: list[View]) -> None:
+        """out = f(inputs) at ``positions`` only (one dimension)."""
+        inputs = [_broadcast(v, out.shape) for v in inputs]
+        words = [OP["OP_PICK"], EW[code], len(inputs), positions.size, self._store(positions).address]
+        words += [out.address, out.strides[0]]
+        for view in inputs:
+            words += [view.address, view.strides[0]]
+        self.emit(*words)
+
     def fill(self, out: View, number: float) -> None:
         if not out.contiguous:
             raise Unsupported("a fill of a strided view")
@@ -436,9 +445,10 @@ class _Translator:
 
     # -- the graph
 
-    def translate(self, outputs_as: str) -> list[View]:
-        from pytensor.graph.basic import Constant
-
+    def translate(self) -> list[View]:
+        """The outputs' views, the instructions emitted: every node evaluated here first (the
+        constants, every value's shape), then the elements each value must have (_picks),
+        then the instructions of the nodes that depend on the point."""
         order = self.fgraph.toposort()
         self.last_use = {}
         for step, node in enumerate(order):
@@ -446,25 +456,11 @@ class _Translator:
                 self.last_use[variable] = step
         for variable in self.fgraph.outputs:
             self.last_use[variable] = len(order) + 1
+        dynamic_nodes = [node for node in order if self._evaluate(node)]
+        self.picks = self._picks(dynamic_nodes)
+        emitted = set(map(id, dynamic_nodes))
         for step, node in enumerate(order):
-            inputs = [self._value(v) if not isinstance(v, Constant) else v.data for v in node.inputs]
-            dynamic = any(v in self.dynamic for v in node.inputs) and type(node.op).__name__ not in (
-                "Shape", "Shape_i")  # fmt: skip
-            storage = [[None] for _ in node.outputs]
-            try:
-                with np.errstate(all="ignore"):
-                    node.op.perform(node, inputs, storage)
-            except Exception as error:  # noqa: BLE001
-                raise Unsupported(f"{node.op} could not be evaluated at the point: {error}") from error
-            for variable, (value,) in zip(node.outputs, storage, strict=True):
-                self.values[variable] = value
-            if dynamic:
-                for variable in node.outputs:
-                    if np.asarray(self.values[variable]).dtype.kind not in "biuf":
-                        raise Unsupported(f"{node.op} returns {np.asarray(self.values[variable]).dtype}")
-                    if np.asarray(self.values[variable]).dtype == np.float16:
-                        raise Unsupported(f"{node.op} computes in float16")
-                self.dynamic.update(node.outputs)
+            if id(node) in emitted:
                 self._node(node, step)
                 for variable in node.outputs:
                     # float32 arithmetic: computed in double, rounded to float32 (exact for the
@@ -475,6 +471,66 @@ class _Translator:
                             self.elementwise("f32", view, [view])
             self.release(step)
         return [self.view(v) for v in self.fgraph.outputs]
+
+    def _evaluate(self, node) -> bool:
+        """Evaluate ``node`` at the point by its own Python implementation; whether its value
+        depends on the point (a shape does not)."""
+        from pytensor.graph.basic import Constant
+
+        inputs = [v.data if isinstance(v, Constant) else self._value(v) for v in node.inputs]
+        dynamic = any(v in self.dynamic for v in node.inputs) and type(node.op).__name__ not in ("Shape", "Shape_i")
+        storage = [[None] for _ in node.outputs]
+        try:
+            with np.errstate(all="ignore"):
+                node.op.perform(node, inputs, storage)
+        except Exception as error:  # noqa: BLE001
+            raise Unsupported(f"{node.op} could not be evaluated at the point: {error}") from error
+        for variable, (value,) in zip(node.outputs, storage, strict=True):
+            self.values[variable] = value
+        if dynamic:
+            for variable in node.outputs:
+                dtype = np.asarray(self.values[variable]).dtype
+                if dtype.kind not in "biuf" or dtype == np.float16:
+                    raise Unsupported(f"{node.op} computes in {dtype}")
+            self.dynamic.update(node.outputs)
+        return dynamic
+
+    def _picks(self, nodes) -> dict:
+        """The elements each one-dimensional elementwise value must have, where not all: a
+        Switch whose condition is a constant (the observed response) reads each branch only
+        where it selects it (a Bernoulli row's log-density is one of two softplus terms, and
+        PyTensor computes both over every row). Found backwards from the outputs: a value's
+        elements are those its readers need; anything but an elementwise reader of the same
+        shape, or an output, needs them all. Maps variable -> sorted positions."""
+        needed: dict = {}  # variable -> boolean mask, or None (all)
+        outputs = set(self.fgraph.outputs)
+        clients = self.fgraph.clients
+        for node in reversed(nodes):
+            if type(node.op).__name__ != "Elemwise" or len(node.outputs) != 1:
+                continue
+            (out,) = node.outputs
+            shape = np.shape(self.values[out])
+            if len(shape) != 1 or out in outputs:
+                continue
+            mask = np.zeros(shape, dtype=bool)
+            for client, position in clients.get(out, ()):
+                if client == "output" or not hasattr(client, "op") or type(client.op).__name__ != "Elemwise":
+                    mask = None
+                    break
+                if np.shape(self.values[client.outputs[0]]) != shape:
+                    mask = None
+                    break
+                reader = needed.get(client.outputs[0])
+                reader = np.ones(shape, dtype=bool) if reader is None else reader
+                condition = client.inputs[0]
+                if (type(client.op.scalar_op).__name__ == "Switch" and position in (1, 2)
+                        and condition not in self.dynamic):  # fmt: skip
+                    chosen = np.broadcast_to(np.asarray(self._value(condition)) != 0, shape)
+                    reader = reader & (chosen if position == 1 else ~chosen)
+                mask |= reader
+            if mask is not None and not mask.all():
+                needed[out] = mask
+        return {variable: np.flatnonzero(mask) for variable, mask in needed.items()}
 
     def _node(self, node, step: int) -> None:
         op = node.op
@@ -512,7 +568,12 @@ class _Translator:
         else:
             raise Unsupported(f"the scalar operation {scalar}")
         out = self.alloc(shape, last)
-        if code in ("add", "mul") and len(inputs) > 2:
+        pick = self.picks.get(node.outputs[0])
+        if pick is not None and len(inputs) <= 3:
+            if code in ("add", "mul") and len(inputs) < 2:
+                code = "identity"
+            self.pick(code, pick, out, inputs)
+        elif code in ("add", "mul") and len(inputs) > 2:
             self.elementwise(code, out, inputs[:2])
             for view in inputs[2:]:
                 self.elementwise(code, out, [out, view])
@@ -887,7 +948,7 @@ def _assemble(translator: _Translator, outputs: list[View], lengths: list[int]) 
 def translate(fgraph, shared, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The program (ints, floats) of one rewritten graph at the point ``x0``."""
     translator = _Translator(fgraph, shared, x0)
-    outputs = translator.translate("")
+    outputs = translator.translate()
     lengths = [max(int(np.prod(v.shape, dtype=int)), 1) for v in outputs]
     for view in outputs:
         if len(view.shape) > 1:
