@@ -98,12 +98,12 @@ def fields_header() -> str:
 
 @dataclass
 class Graphs:
-    """A model's rewritten log-density-with-gradient and expansion graphs, over one flat
-    vector, and the layout of the draws (nutpie's names, slices and shapes)."""
+    """A model's rewritten graph of its log-density, gradient and expansion, over one flat
+    vector (rewritten together: they share most of their nodes), and the layout of the draws
+    (nutpie's names, slices and shapes)."""
 
-    logp: object  # FunctionGraph: (x, shared...) -> (logp, grad)
-    expand: object  # FunctionGraph: (x, shared...) -> (expanded,)
-    shared: list  # the shared variables behind the graphs' inputs after x, per graph
+    fgraph: object  # FunctionGraph: (x, shared...) -> (logp, grad, expanded)
+    shared: list  # the shared variables behind the graph's inputs after x
     layout: dict = field(default_factory=dict)
 
 
@@ -165,8 +165,7 @@ def graphs(pymc_model) -> Graphs:
     expanded = pt.concatenate([*[x[a:b] for a, b in zip(starts[:-1], starts[1:], strict=True)],
                                *[pt.as_tensor(v).ravel() for v in remaining]])  # fmt: skip
     (expanded,) = clone_replace([expanded], replacements)
-    logp_graph, logp_shared = _rewritten([x], [logp, grad], pymc_model)
-    expand_graph, expand_shared = _rewritten([x], [expanded], pymc_model)
+    fgraph, shared = _rewritten([x], [logp, grad, expanded], pymc_model)
     remaining_shapes = _remaining_shapes(pymc_model, remaining, x, replacements, n_dim)
     all_names = names + [v.name for v in remaining]
     all_shapes = list(shapes) + remaining_shapes
@@ -179,7 +178,7 @@ def graphs(pymc_model) -> Graphs:
         "reparameterized": [pymc_model.rvs_to_values[rv].name for rv in free
                             if pymc_model.rvs_to_transforms.get(rv) is not None],
     }  # fmt: skip
-    return Graphs(logp_graph, expand_graph, [logp_shared, expand_shared], layout)
+    return Graphs(fgraph, shared, layout)
 
 
 def _remaining_shapes(pymc_model, remaining, x, replacements, n_dim) -> list[tuple[int, ...]]:
@@ -298,8 +297,9 @@ class _Translator:
     """Translates one rewritten FunctionGraph, evaluated at the point ``x0`` (for the shapes
     and the constants), into a program."""
 
-    def __init__(self, fgraph, shared, x0: np.ndarray):
+    def __init__(self, fgraph, shared, x0: np.ndarray, outputs: list[int]):
         self.fgraph = fgraph
+        self.outputs = [fgraph.outputs[i] for i in outputs]
         self.n_dim = int(x0.size)
         self.code: list[list[int]] = []
         self.consts: list[np.ndarray] = []
@@ -449,12 +449,15 @@ class _Translator:
         """The outputs' views, the instructions emitted: every node evaluated here first (the
         constants, every value's shape), then the elements each value must have (_picks),
         then the instructions of the nodes that depend on the point."""
-        order = self.fgraph.toposort()
+        from pytensor.graph.traversal import ancestors
+
+        self.wanted = {v.owner for v in ancestors(self.outputs) if v.owner is not None}
+        order = [node for node in self.fgraph.toposort() if node in self.wanted]
         self.last_use = {}
         for step, node in enumerate(order):
             for variable in node.inputs:
                 self.last_use[variable] = step
-        for variable in self.fgraph.outputs:
+        for variable in self.outputs:
             self.last_use[variable] = len(order) + 1
         dynamic_nodes = [node for node in order if self._evaluate(node)]
         self.picks = self._picks(dynamic_nodes)
@@ -470,7 +473,7 @@ class _Translator:
                         if view.address < CONST_BASE:
                             self.elementwise("f32", view, [view])
             self.release(step)
-        return [self.view(v) for v in self.fgraph.outputs]
+        return [self.view(v) for v in self.outputs]
 
     def _evaluate(self, node) -> bool:
         """Evaluate ``node`` at the point by its own Python implementation; whether its value
@@ -503,7 +506,7 @@ class _Translator:
         elements are those its readers need; anything but an elementwise reader of the same
         shape, or an output, needs them all. Maps variable -> sorted positions."""
         needed: dict = {}  # variable -> boolean mask, or None (all)
-        outputs = set(self.fgraph.outputs)
+        outputs = set(self.outputs)
         clients = self.fgraph.clients
         for node in reversed(nodes):
             if type(node.op).__name__ != "Elemwise" or len(node.outputs) != 1:
@@ -514,6 +517,8 @@ class _Translator:
                 continue
             mask = np.zeros(shape, dtype=bool)
             for client, position in clients.get(out, ()):
+                if hasattr(client, "op") and client not in self.wanted:
+                    continue  # a node of the other program
                 if client == "output" or not hasattr(client, "op") or type(client.op).__name__ != "Elemwise":
                     mask = None
                     break
@@ -945,9 +950,10 @@ def _assemble(translator: _Translator, outputs: list[View], lengths: list[int]) 
     return np.concatenate([header, np.asarray(code, dtype=np.int64)])
 
 
-def translate(fgraph, shared, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The program (ints, floats) of one rewritten graph at the point ``x0``."""
-    translator = _Translator(fgraph, shared, x0)
+def translate(fgraph, shared, x0: np.ndarray, outputs: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The program (ints, floats) of the rewritten graph's ``outputs`` (their positions) at
+    the point ``x0``."""
+    translator = _Translator(fgraph, shared, x0, outputs)
     outputs = translator.translate()
     lengths = [max(int(np.prod(v.shape, dtype=int)), 1) for v in outputs]
     for view in outputs:
@@ -961,8 +967,8 @@ def translate(fgraph, shared, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def program(graphs: Graphs, x0: np.ndarray) -> tuple[Program, Program]:
     """The log-density and expansion programs of ``graphs`` at the point ``x0`` (for the
     shapes and constants); raises Unsupported."""
-    logp = Program(*translate(graphs.logp, graphs.shared[0], x0), graphs.layout)
-    expand = Program(*translate(graphs.expand, graphs.shared[1], x0), graphs.layout)
+    logp = Program(*translate(graphs.fgraph, graphs.shared, x0, [0, 1]), graphs.layout)
+    expand = Program(*translate(graphs.fgraph, graphs.shared, x0, [2]), graphs.layout)
     return logp, expand
 
 
