@@ -31,18 +31,35 @@ from processes import timed_process
 
 # name: (bayesmm formula, bambi formula, family)
 MODELS = {
-    "cbpp": ("cbind(incidence, size - incidence) ~ period + (1 | herd)", "p(incidence, size) ~ period + (1|herd)",
-             "binomial"),  # fmt: skip
-    "grouseticks": ("TICKS ~ YEAR + HEIGHT + (1 | BROOD) + (1 | LOCATION)",
-                    "TICKS ~ YEAR + HEIGHT + (1|BROOD) + (1|LOCATION)", "poisson"),  # fmt: skip
-    "Penicillin": ("diameter ~ 1 + (1 | plate) + (1 | sample)", "diameter ~ 1 + (1|plate) + (1|sample)",
-                   "gaussian"),  # fmt: skip
+    "cbpp": (
+        "cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        "p(incidence, size) ~ period + (1|herd)",
+        "binomial",
+    ),
+    "grouseticks": (
+        "TICKS ~ YEAR + HEIGHT + (1 | BROOD) + (1 | LOCATION)",
+        "TICKS ~ YEAR + HEIGHT + (1|BROOD) + (1|LOCATION)",
+        "poisson",
+    ),
+    "Penicillin": (
+        "diameter ~ 1 + (1 | plate) + (1 | sample)",
+        "diameter ~ 1 + (1|plate) + (1|sample)",
+        "gaussian",
+    ),
     "Arabidopsis": ("total_fruits ~ nutrient + (1 | gen)", "total_fruits ~ nutrient + (1|gen)", "poisson"),
-    "VerbAgg": ("r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)",
-                "r2 ~ Anger + Gender + btype + situ + (1|id) + (1|item)", "bernoulli"),  # fmt: skip
+    "VerbAgg": (
+        "r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)",
+        "r2 ~ Anger + Gender + btype + situ + (1|id) + (1|item)",
+        "bernoulli",
+    ),
 }
-TEXT = {"cbpp": ["herd", "period"], "grouseticks": ["BROOD", "LOCATION", "YEAR"], "Penicillin": ["plate", "sample"],
-        "Arabidopsis": ["gen", "nutrient"], "VerbAgg": ["id", "item", "Gender", "btype", "situ"]}  # fmt: skip
+TEXT = {
+    "cbpp": ["herd", "period"],
+    "grouseticks": ["BROOD", "LOCATION", "YEAR"],
+    "Penicillin": ["plate", "sample"],
+    "Arabidopsis": ["gen", "nutrient"],
+    "VerbAgg": ["id", "item", "Gender", "btype", "situ"],
+}
 
 BAYESMM = r"""
 import json, sys, time, warnings
@@ -98,13 +115,17 @@ def write_data(folder: str) -> dict[str, str]:
 
 
 def run(python: str, script: str, formula: str, path: str, family: str, text: list, cache: str) -> dict:
-    env = dict(os.environ, PYTENSOR_FLAGS=f"base_compiledir={cache}", NUMBA_CACHE_DIR=os.path.join(cache, "numba"))
+    env = dict(
+        os.environ, PYTENSOR_FLAGS=f"base_compiledir={cache}", NUMBA_CACHE_DIR=os.path.join(cache, "numba")
+    )
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # as on a user's machine (see vs_bambi.py)
     return timed_process(formula, [python, "-c", script, formula, path, family, json.dumps(text)], env)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--bambi", required=True, help="the python of an environment with bambi and nutpie")
     parser.add_argument("--bayesmm", default=sys.executable)
     parser.add_argument("--repeats", type=int, default=1)
@@ -116,23 +137,35 @@ def main() -> None:
         for _ in range(args.repeats):
             for name in args.only:
                 ours, theirs, family = MODELS[name]
-                for who, python, script, formula in (("bayesmm", args.bayesmm, BAYESMM, ours),
-                                                     ("bambi", args.bambi, BAMBI, theirs)):  # fmt: skip
+                for who, python, script, formula in (
+                    ("bayesmm", args.bayesmm, BAYESMM, ours),
+                    ("bambi", args.bambi, BAMBI, theirs),
+                ):
                     with tempfile.TemporaryDirectory() as cache:
                         for state in ("cold", "warm"):
                             r = run(python, script, formula, paths[name], family, TEXT[name], cache)
                             results.setdefault((name, who, state), []).append(r)
                             print(name, who, state, json.dumps(r), flush=True)
-    print(f"\n{'model':12} {'cache':5} {'bayesmm s':>10} {'bambi s':>9} {'time':>6} {'ESS ours':>9} {'ESS bambi':>9} "
-          f"{'ESS':>6} {'ESS/s':>6}")  # fmt: skip
+    print(
+        f"\n{'model':12} {'cache':5} {'bayesmm s':>10} {'bambi s':>9} {'time':>6} {'ESS ours':>9} {'ESS bambi':>9} "
+        f"{'ESS':>6} {'ESS/s':>6}"
+    )
     for name in args.only:
         for state in ("cold", "warm"):
-            ours = {k: statistics.median(r[k] for r in results[(name, "bayesmm", state)]) for k in ("process", "min_ess")}
-            theirs = {k: statistics.median(r[k] for r in results[(name, "bambi", state)]) for k in ("process", "min_ess")}
+            ours = {
+                k: statistics.median(r[k] for r in results[(name, "bayesmm", state)])
+                for k in ("process", "min_ess")
+            }
+            theirs = {
+                k: statistics.median(r[k] for r in results[(name, "bambi", state)])
+                for k in ("process", "min_ess")
+            }
             time_ratio = ours["process"] / theirs["process"]
             ess_ratio = ours["min_ess"] / theirs["min_ess"]
-            print(f"{name:12} {state:5} {ours['process']:10.1f} {theirs['process']:9.1f} {time_ratio:6.2f} "
-                  f"{ours['min_ess']:9.0f} {theirs['min_ess']:9.0f} {ess_ratio:6.2f} {ess_ratio / time_ratio:6.2f}")
+            print(
+                f"{name:12} {state:5} {ours['process']:10.1f} {theirs['process']:9.1f} {time_ratio:6.2f} "
+                f"{ours['min_ess']:9.0f} {theirs['min_ess']:9.0f} {ess_ratio:6.2f} {ess_ratio / time_ratio:6.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -481,7 +481,8 @@ class _Translator:
         from pytensor.graph.basic import Constant
 
         inputs = [v.data if isinstance(v, Constant) else self._value(v) for v in node.inputs]
-        dynamic = any(v in self.dynamic for v in node.inputs) and type(node.op).__name__ not in ("Shape", "Shape_i")
+        shape_only = type(node.op).__name__ in ("Shape", "Shape_i")
+        dynamic = any(v in self.dynamic for v in node.inputs) and not shape_only
         storage = [[None] for _ in node.outputs]
         try:
             with np.errstate(all="ignore"):
