@@ -89,7 +89,8 @@ warnings.simplefilter("ignore")
 formula, path, family = sys.argv[1], sys.argv[2], sys.argv[3]
 data = pd.read_csv(path, dtype={c: str for c in json.loads(sys.argv[4])})
 model = bmb.Model(formula, data, family=family)
-idata = model.fit(draws=1000, tune=1000, chains=4, inference_method="nutpie", random_seed=1, progressbar=False)
+idata = model.fit(draws=1000, tune=1000, chains=4, inference_method="nutpie", random_seed=1,
+                  progressbar=False)
 fitted = time.perf_counter()
 ess = min(float(v.min()) for v in az.ess(idata.posterior).data_vars.values())
 print(json.dumps({"import": imported - start, "fit": fitted - imported, "min_ess": ess}))
