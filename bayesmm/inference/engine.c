@@ -140,12 +140,26 @@ static inline double log_gamma(double a) {
             po[i] = (expr);                                                          \
         }                                                                            \
     } else if (so == 0 && sa == 0 && pa == po) { /* a reduction into one element */  \
-        double a = po[0];                                                            \
-        for (int64_t i = 0; i < n; i++) {                                            \
-            double b = pb[i * sb];                                                   \
-            a = (expr);                                                              \
+        /* four running values, combined at the end: the additions do not wait on each \
+         * other (the operations reduced by are associative up to rounding) */         \
+        double acc[4] = {po[0], 0.0, 0.0, 0.0};                                      \
+        int64_t i = 0, lanes = n >= 8 ? 4 : 1;                                       \
+        for (int64_t j = 1; j < lanes; j++) acc[j] = pb[(i++) * sb];                 \
+        for (; i + lanes <= n; i += lanes) {                                         \
+            for (int64_t j = 0; j < lanes; j++) {                                    \
+                double a = acc[j], b = pb[(i + j) * sb];                             \
+                acc[j] = (expr);                                                     \
+            }                                                                        \
         }                                                                            \
-        po[0] = a;                                                                   \
+        for (; i < n; i++) {                                                         \
+            double a = acc[0], b = pb[i * sb];                                       \
+            acc[0] = (expr);                                                         \
+        }                                                                            \
+        for (int64_t j = 1; j < lanes; j++) {                                        \
+            double a = acc[0], b = acc[j];                                           \
+            acc[0] = (expr);                                                         \
+        }                                                                            \
+        po[0] = acc[0];                                                              \
     } else {                                                                         \
         for (int64_t i = 0; i < n; i++) {                                            \
             double a = pa[i * sa], b = pb[i * sb];                                   \
