@@ -26,6 +26,7 @@ FIGURES = {
     "08_ordinal_wine": 2,
     "09_power_analysis": 1,
     "10_estimation_methods": 2,
+    "11_model_building": 1,
 }
 # The theme embeds two small PNG icons in every notebook page; figures are larger.
 FIGURE_BYTES = 5_000

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import bayesmm as bm
-from bayesmm.workflows.parallel import run_tasks
+from bayesmm.inference.parallel import run_tasks
 
 
 def _square(x):

@@ -55,9 +55,23 @@ def test_simplify_cbpp_fits_and_compares_the_candidates():
     assert table["elpd_diff"].max() == 0.0 and np.all(np.isfinite(table["se"]))
     assert (table.loc[table["elpd_diff"] < 0, "se"] > 0).all()
     assert table.loc["(period | herd): drop period", "n_parameters"] == 5  # 4 fixed effects and one SD
+    # 4 fixed effects, 4 SDs and 6, none or 1 correlation (cs() implies six, from one parameter)
+    assert list(table["n_parameters"][:3]) == [14, 8, 9]
     assert (table["singular"] == (table["reason"] != "")).all()
     assert set(result.recommended) == {"barr", "bates"}
     assert set(result.recommended.values()) <= set(table.index)
     assert "Barr et al." in str(result) and "Matuschek" in str(result)
     ax = result.plot()
     assert len(ax.get_yticks()) == 4
+    # The candidates fitted in two local processes: the same draws from the same seeds (the
+    # engine runs the same code in every process), so the same table.
+    elsewhere = fit.simplify(processes=2).table
+    pd.testing.assert_frame_equal(elsewhere, table)
+
+
+def test_simplify_takes_processes_or_a_client_not_both():
+    fit = SimpleNamespace(settings=SimpleNamespace(draws=10, tune=10, chains=1, random_seed=1))
+    with pytest.raises(ValueError, match="processes= .* or client="):
+        bm.Fit.simplify(fit, processes=2, client=object())
+    with pytest.raises(ValueError, match="processes must be a whole number"):
+        bm.Fit.simplify(fit, processes=0)

@@ -374,7 +374,7 @@ class Fit:
                     "random_seed": kept.random_seed, **fit_kwargs}  # fmt: skip
         return new.fit(**settings)
 
-    def simplify(self, steps: int = 1, **fit_kwargs):
+    def simplify(self, steps: int = 1, *, processes: int | None = None, client=None, **fit_kwargs):
         """The lecture's simplification strategies, fitted and compared: from this fit, drop a
         term's correlations (``||``), share one correlation (``cs()``), drop a varying term, drop
         a grouping factor; each candidate fitted with this fit's settings and compared by
@@ -386,6 +386,13 @@ class Fit:
         steps
             Rounds of reductions: after the first, the next starts from the simplest
             candidate that was not credibly worse, and so on.
+        processes
+            Fit each round's candidates in this many local processes (as
+            [`bm.power`][bayesmm.power] does); None fits them one after another here.
+        client
+            A Dask ``distributed.Client`` whose workers fit the candidates (give
+            ``processes`` or ``client``, not both). A seed gives the same draws wherever a
+            candidate is fitted, so the table does not depend on where they ran.
         **fit_kwargs
             Settings for the candidates' fits (default: this fit's draws, tune, chains, seed).
 
@@ -406,7 +413,7 @@ class Fit:
         """
         from .simplify import simplify
 
-        return simplify(self, steps=steps, **fit_kwargs)
+        return simplify(self, steps=steps, processes=processes, client=client, **fit_kwargs)
 
     def kfold(self, K: int = 10, folds=None, random_seed=None, group: str | None = None, **fit_kwargs):
         """K-fold cross-validation by refitting the model K times (brms's ``kfold``).

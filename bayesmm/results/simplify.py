@@ -148,10 +148,22 @@ class Simplification:
         return ax
 
 
-def simplify(fit: Fit, steps: int = 1, **fit_kwargs) -> Simplification:
+def _fit_candidate(model, formula: str, settings: dict):
+    """One candidate's fit (a task for local processes or Dask workers)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # each candidate's own diagnostics go into the table
+        return model.updated(formula=formula).fit(**settings)
+
+
+def simplify(
+    fit: Fit, steps: int = 1, processes: int | None = None, client=None, **fit_kwargs
+) -> Simplification:
     """See [`Fit.simplify`][bayesmm.Fit.simplify]."""
+    from ..inference.parallel import _check, run_tasks
+
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a whole number, 1 or more; got {steps!r}")
+    _check(processes, client)
     settings = {"draws": fit.settings.draws, "tune": fit.settings.tune, "chains": fit.settings.chains,
                 "random_seed": fit.settings.random_seed, "progressbar": False, **fit_kwargs}  # fmt: skip
     fits: dict[str, Fit] = {"as fitted": fit}
@@ -161,11 +173,11 @@ def simplify(fit: Fit, steps: int = 1, **fit_kwargs) -> Simplification:
         found = {n: f for n, f in candidates(current).items() if f not in formulas.values()}
         if not found:
             break
-        for name, formula in found.items():
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # each candidate's own diagnostics go into the table
-                fits[name] = current.model.updated(formula=formula).fit(**settings)
-            formulas[name] = formula
+        tasks = [(current.model, formula, settings) for formula in found.values()]
+        done = run_tasks(_fit_candidate, tasks, processes=processes, client=client, progressbar=False,
+                         desc="candidates")  # fmt: skip
+        for (name, formula), candidate in zip(found.items(), done, strict=True):
+            fits[name], formulas[name] = candidate, formula
         table = _table(fits, formulas)
         choice = _bates(table)
         if choice == "as fitted" or fits[choice] is current:
@@ -202,9 +214,27 @@ def _table(fits: dict, formulas: dict[str, str]) -> pd.DataFrame:
             "divergences": int(stats["diverging"].sum()) if "diverging" in stats else 0,
             "max_rhat": float(f.summary()["r_hat"].max()),
             "elpd_diff": float(ranked.loc[name, "elpd_diff"]), "se": float(ranked.loc[name, "dse"]),
-            "n_parameters": len(f.summary()), "pareto_k_high": int(np.sum(k > 0.7)),
+            "n_parameters": _n_parameters(f), "pareto_k_high": int(np.sum(k > 0.7)),
         })  # fmt: skip
     return pd.DataFrame(rows, index=list(fits))
+
+
+def _n_parameters(fit) -> int:
+    """The fit's free parameters: its summary's rows, with each term's correlations counted
+    as the parameters its structure has (one for cs() and ar1(), whose summary lists every
+    pair they imply; none for a diagonal one)."""
+    from ..spec.covariance import Diagonal, _OneCorrelation
+
+    rows = list(fit.summary().index)
+    count = sum(1 for name in rows if not str(name).startswith("cor("))
+    parts = getattr(fit.model, "parts", {}) or {}
+    for term in [*fit.design.random, *[t for part in parts.values() for t in part.random]]:
+        pairs = term.n_terms * (term.n_terms - 1) // 2
+        if isinstance(term.covariance, _OneCorrelation):
+            count += min(1, pairs)
+        elif not isinstance(term.covariance, Diagonal):
+            count += pairs
+    return count
 
 
 def _bates(table: pd.DataFrame) -> str:

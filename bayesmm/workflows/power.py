@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from ..design.build import DataError
+from ..inference.parallel import _check, run_tasks
 from ..spec.formula import parse_formula
-from .parallel import _check, run_tasks
 
 __all__ = ["power", "PowerResult", "grow_design"]
 
@@ -65,7 +65,7 @@ def _decide(fit, test: str, prob: float, rope) -> bool:
 
 def _simulate_and_decide(formula, design, response, family, params, priors, model_options, fit_settings, seed,
                          test, prob, rope) -> tuple[bool, float, bool]:  # fmt: skip
-    """One simulation (a task for bayesmm.workflows.parallel): simulate, fit, decide; with the fit's
+    """One simulation (a task for bayesmm.inference.parallel): simulate, fit, decide; with the fit's
     seconds and whether it had divergences or an R-hat above 1.01."""
     from ..api import Model
     from .simulate import simulate

@@ -24,8 +24,8 @@ import pandas as pd
 from scipy import stats
 
 from ..design.build import DataError
+from ..inference.parallel import run_tasks
 from ..results.summaries import summary_draws, summary_draws_from
-from .parallel import run_tasks
 
 __all__ = ["sbc", "SBCResult", "ecdf_band"]
 
@@ -201,7 +201,7 @@ def _panels(count: int) -> np.ndarray:
 
 
 def _refit(formula, frame, priors, options, fit_settings, seed, truth) -> tuple[dict, dict]:
-    """One simulation's refit (a task for bayesmm.workflows.parallel): the ranks of the true values and
+    """One simulation's refit (a task for bayesmm.inference.parallel): the ranks of the true values and
     the fit's diagnostics."""
     from ..api import Model
 
@@ -310,7 +310,7 @@ def sbc(
     import pymc as pm
 
     from ..api import Model
-    from .parallel import _check
+    from ..inference.parallel import _check
 
     _check(processes, client)
     if not isinstance(n, int) or n < 2:

@@ -1,10 +1,11 @@
 """Many fits of one model structure: serially, in local processes, or on a Dask cluster.
 
-Simulation workflows (bayesmm.workflows.sbc, bayesmm.workflows.power) hand over a list of
-tasks, each a picklable function and its arguments; every process (or Dask worker) compiles
-the model the first time and reuses the compiled code for the tasks after (bayesmm.inference.sampling
-keeps it per process). Results come back in the order of the tasks, so a seed gives the
-same results whichever way they ran.
+Simulation workflows (bayesmm.workflows.sbc, bayesmm.workflows.power) and fit.simplify()
+(bayesmm.results.simplify) hand over a list of tasks, each a picklable function and its
+arguments; every process (or Dask worker) rewrites a model's graph the first time and reuses
+it for the tasks after (bayesmm.inference.sampling keeps it per process). Results come back in the
+order of the tasks, and bayesmm's engine runs the same code in every process, so a seed
+gives the same results whichever way they ran.
 """
 
 from __future__ import annotations
