@@ -374,7 +374,9 @@ class Fit:
                     "random_seed": kept.random_seed, **fit_kwargs}  # fmt: skip
         return new.fit(**settings)
 
-    def simplify(self, steps: int = 1, *, processes: int | None = None, client=None, **fit_kwargs):
+    def simplify(
+        self, steps: int = 1, *, processes: int | None = None, client=None, kfold="auto", **fit_kwargs
+    ):
         """The lecture's simplification strategies, fitted and compared: from this fit, drop a
         term's correlations (``||``), share one correlation (``cs()``), drop a varying term, drop
         a grouping factor; each candidate fitted with this fit's settings and compared by
@@ -393,6 +395,12 @@ class Fit:
             A Dask ``distributed.Client`` whose workers fit the candidates (give
             ``processes`` or ``client``, not both). A seed gives the same draws wherever a
             candidate is fitted, so the table does not depend on where they ran.
+        kfold
+            ``"auto"``: compare by PSIS-LOO, and by 10-fold cross-validation (every candidate
+            refitted on the same folds, [`Fit.kfold`][bayesmm.Fit.kfold]) where some
+            candidate's Pareto k exceed 0.7, so that the comparison does not rest on
+            unreliable importance weights; a number of folds: always K-fold; ``False``:
+            always PSIS-LOO.
         **fit_kwargs
             Settings for the candidates' fits (default: this fit's draws, tune, chains, seed).
 
@@ -413,7 +421,7 @@ class Fit:
         """
         from .simplify import simplify
 
-        return simplify(self, steps=steps, processes=processes, client=client, **fit_kwargs)
+        return simplify(self, steps=steps, processes=processes, client=client, kfold=kfold, **fit_kwargs)
 
     def kfold(self, K: int = 10, folds=None, random_seed=None, group: str | None = None, **fit_kwargs):
         """K-fold cross-validation by refitting the model K times (brms's ``kfold``).

@@ -111,8 +111,10 @@ class Simplification:
     table
         One row per candidate: ``formula``, ``singular`` and ``reason``, ``divergences``,
         ``max_rhat``, ``elpd_diff`` and its ``se`` (against the best candidate), the number of
-        reported parameters ``n_parameters``, and ``pareto_k_high`` (rows whose PSIS-LOO is
-        unreliable; K-fold cross-validation, ``bm.kfold``, is the check there).
+        free parameters ``n_parameters`` (a cs() or ar1() term's correlation counts once),
+        ``pareto_k_high`` (rows whose PSIS-LOO is unreliable) and ``criterion``: the elpd
+        differences come from PSIS-LOO, or from K-fold cross-validation on the same folds
+        for every candidate (``"10-fold CV"``) where some candidate's Pareto k were high.
     recommended
         The two views' choices, ``{"barr": name, "bates": name}``, with ``reasoning``.
     fits
@@ -156,9 +158,12 @@ def _fit_candidate(model, formula: str, settings: dict):
 
 
 def simplify(
-    fit: Fit, steps: int = 1, processes: int | None = None, client=None, **fit_kwargs
+    fit: Fit, steps: int = 1, processes: int | None = None, client=None, kfold="auto", **fit_kwargs
 ) -> Simplification:
     """See [`Fit.simplify`][bayesmm.Fit.simplify]."""
+    folds = isinstance(kfold, int) and not isinstance(kfold, bool) and kfold >= 2
+    if not (kfold == "auto" or kfold is False or folds):
+        raise ValueError(f"kfold must be 'auto', False or a number of folds (2 or more); got {kfold!r}")
     from ..inference.parallel import _check, run_tasks
 
     if not isinstance(steps, int) or steps < 1:
@@ -178,13 +183,13 @@ def simplify(
                          desc="candidates")  # fmt: skip
         for (name, formula), candidate in zip(found.items(), done, strict=True):
             fits[name], formulas[name] = candidate, formula
-        table = _table(fits, formulas)
+        table = _table(fits, formulas, kfold, fit_kwargs)
         choice = _bates(table)
         if choice == "as fitted" or fits[choice] is current:
             break
         current = fits[choice]
     if table is None:  # no candidate was new: only the fit itself
-        table = _table(fits, formulas)
+        table = _table(fits, formulas, kfold, fit_kwargs)
     barr, bates = _barr(table), _bates(table)
     if barr != "as fitted":
         why = "the model as fitted is singular; this is the least reduced candidate that is not"
@@ -201,9 +206,34 @@ def simplify(
     return Simplification(table, {"barr": barr, "bates": bates}, reasoning, fits)
 
 
-def _table(fits: dict, formulas: dict[str, str]) -> pd.DataFrame:
+KFOLD_K = 10
+
+
+def _kfold_ranked(fits: dict, K: int, fit_kwargs: dict) -> pd.DataFrame:
+    """elpd differences and their SEs from K-fold cross-validation, every candidate on the
+    same folds (brms's kfold; ArviZ's comparison of PSIS-LOO results, by rows' differences)."""
+    from .comparison import kfold
+
+    first = next(iter(fits.values()))
+    seed = first.settings.random_seed
+    results = {name: kfold(f, K=K, random_seed=seed, **fit_kwargs) for name, f in fits.items()}
+    best = max(results, key=lambda name: results[name].elpd)
+    rows = {}
+    for name, result in results.items():
+        difference = result.pointwise - results[best].pointwise
+        se = float(np.sqrt(difference.size * difference.var()))
+        rows[name] = {"elpd_diff": float(difference.sum()), "dse": se}
+    return pd.DataFrame(rows).T
+
+
+def _table(fits: dict, formulas: dict[str, str], kfold="auto", fit_kwargs=None) -> pd.DataFrame:
     loos = {name: _quiet_loo(f) for name, f in fits.items()}  # high Pareto k are counted in the table
-    ranked = rank(loos)
+    high = any(np.sum(np.asarray(result.pareto_k) > 0.7) for result in loos.values())
+    if kfold is not False and (kfold != "auto" or high):
+        K = KFOLD_K if kfold == "auto" else int(kfold)
+        ranked, criterion = _kfold_ranked(fits, K, fit_kwargs or {}), f"{K}-fold CV"
+    else:
+        ranked, criterion = rank(loos), "PSIS-LOO"
     rows = []
     for name, f in fits.items():
         reason = _singular(f)
@@ -214,7 +244,7 @@ def _table(fits: dict, formulas: dict[str, str]) -> pd.DataFrame:
             "divergences": int(stats["diverging"].sum()) if "diverging" in stats else 0,
             "max_rhat": float(f.summary()["r_hat"].max()),
             "elpd_diff": float(ranked.loc[name, "elpd_diff"]), "se": float(ranked.loc[name, "dse"]),
-            "n_parameters": _n_parameters(f), "pareto_k_high": int(np.sum(k > 0.7)),
+            "n_parameters": _n_parameters(f), "pareto_k_high": int(np.sum(k > 0.7)), "criterion": criterion,
         })  # fmt: skip
     return pd.DataFrame(rows, index=list(fits))
 
