@@ -56,6 +56,8 @@ CASES = [
     ("yg ~ x + (x | g)", "gaussian", SAMPLED),
     ("yg ~ x + (x | g) + (1 | h)", "gaussian", {}),  # one factor integrated out, one sampled
     ("yg ~ x + (x || g)", "gaussian", SAMPLED),
+    ("yg ~ x + w + (x + w | g)", "gaussian", SAMPLED),  # three columns: LKJ's vine of three pairs
+    ("cbind(k, size - k) ~ t + (t | g)", "binomial", {}),  # four columns (cbpp's maximal model)
     ("yg ~ x + cs(0 + t | g)", "gaussian", SAMPLED),
     ("yg ~ x + ar1(0 + t | g)", "gaussian", SAMPLED),
     ("yg ~ x + rr(1 + x | g, 1)", "gaussian", SAMPLED),

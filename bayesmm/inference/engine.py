@@ -575,10 +575,15 @@ class _Translator:
             raise Unsupported(f"the scalar operation {scalar}")
         out = self.alloc(shape, last)
         pick = self.picks.get(node.outputs[0])
-        if pick is not None and len(inputs) <= 3:
+        if pick is not None:
             if code in ("add", "mul") and len(inputs) < 2:
                 code = "identity"
-            self.pick(code, pick, out, inputs)
+            if code in ("add", "mul") and len(inputs) > 2:  # n-ary: one operand at a time
+                self.pick(code, pick, out, inputs[:2])
+                for view in inputs[2:]:
+                    self.pick(code, pick, out, [out, view])
+            else:
+                self.pick(code, pick, out, inputs)
         elif code in ("add", "mul") and len(inputs) > 2:
             self.elementwise(code, out, inputs[:2])
             for view in inputs[2:]:
