@@ -96,3 +96,16 @@ def test_simplify_compares_by_kfold_on_the_same_folds_when_asked():
     assert table["elpd_diff"].max() == 0.0
     dropped = table.loc["drop grouping factor sample"]
     assert dropped["elpd_diff"] < -2 * dropped["se"] < 0
+
+
+@pytest.mark.slow
+def test_an_unidentified_maximal_model_counts_as_singular():
+    """ergoStool's (Type | Subject): 36 rows for 36 effects. Barr et al.'s view does not keep
+    a model the design cannot identify, whatever its SDs look like."""
+    ergo = bm.datasets.load("ergoStool", package="nlme")
+    with pytest.warns(UserWarning, match="number of observations"):
+        model = bm.Model("effort ~ Type + (Type | Subject)", ergo)
+    fit = quiet_fit(model, draws=300, tune=300, chains=2, random_seed=1)
+    result = fit.simplify(kfold=False)
+    assert "not identified" in result.table.loc["as fitted", "reason"]
+    assert result.recommended["barr"] != "as fitted"

@@ -88,13 +88,18 @@ def _unique(formulas: dict[str, str]) -> dict[str, str]:
 
 
 def _singular(fit: Fit) -> str:
-    """Why the fit is singular ('' where it is not): SDs piled up near zero, correlations near
-    +-1, or a principal component of a grouping factor's covariance carrying almost nothing."""
+    """Why the fit is singular ('' where it is not): a term not identified by the design, SDs
+    piled up near zero, correlations near +-1, or a principal component of a grouping factor's
+    covariance carrying almost nothing."""
     from .diagnostics import re_pca
 
     diagnosis = fit.diagnose()
     boundary = ("SDs near zero", "correlations near ±1")
-    reasons = [c.message.split(":")[0] for c in diagnosis.problems if c.name in boundary]
+    # A term with as many effects as rows is not identified (lme4 refuses it): its posterior
+    # is its prior's, whatever the SDs look like.
+    reasons = [f"{term.term} is not identified (no more rows than effects)"
+               for term in getattr(fit.model, "unidentified", [])]  # fmt: skip
+    reasons += [c.message.split(":")[0] for c in diagnosis.problems if c.name in boundary]
     for group, table in re_pca(fit).items():
         last = float(table["proportion"].iloc[-1]) if len(table) > 1 else 1.0
         if last < 0.01:
