@@ -77,3 +77,23 @@ def test_a_new_family_is_found_in_its_own_file():
 
     assert bm.FAMILIES["exponential"] is Exponential
     assert bm.get_family("exponential").continuous
+
+
+def test_lognormal_default_intercept_prior_is_the_gaussians_for_log_y():
+    """Its scale is brms's max(2.5, mad(log y)): log y was once logged again inside
+    (response_scale on the logged design), NaN where log y < 0 and a floor of 2.5 whatever
+    the spread, here 5 on the log scale."""
+    import warnings
+
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    data = pd.DataFrame({"y": np.exp(rng.normal(1.0, 7.5, 60)), "g": np.repeat(list("abcdef"), 10)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        model = bm.Model("y ~ 1 + (1 | g)", data, family="lognormal")
+    prior = {e.parameter: e.prior for e in model.prior_entries}["Intercept"]
+    log_y = np.log(data.y)
+    assert prior.params["mu"] == pytest.approx(np.median(log_y))
+    assert prior.params["sigma"] == pytest.approx(1.4826 * np.median(np.abs(log_y - np.median(log_y))))
+    assert prior.params["sigma"] > 2.5

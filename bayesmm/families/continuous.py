@@ -157,7 +157,11 @@ class LogNormal(Gaussian):
         return super().response_scale(self._log_design(design))
 
     def intercept_prior(self, design: Design) -> Prior:
-        return super().intercept_prior(self._log_design(design))
+        # The Gaussian's prior for log(y), its scale from log(y) itself: not through
+        # response_scale, which would take the logarithm again.
+        logged = self._log_design(design)
+        scale = Gaussian.response_scale(self, logged)
+        return Prior("StudentT", nu=3.0, mu=float(np.median(logged.y)), sigma=scale)
 
     def coefficient_scale(self, design: Design) -> float:
         return super().coefficient_scale(self._log_design(design))
