@@ -116,11 +116,8 @@ def _value_shapes(pymc_model) -> list[tuple[int, ...]]:
     static = [pymc_model.rvs_to_values[rv].type.shape for rv in pymc_model.free_RVs]
     if all(s is not None for shape in static for s in shape):
         return [tuple(int(s) for s in shape) for shape in static]
-    values = [pymc_model.rvs_to_values[rv] for rv in pymc_model.free_RVs]
     function = pytensor.function([], [rv.shape for rv in pymc_model.free_RVs],
-                                 mode=Mode(linker="py", optimizer="fast_compile"),
-                                 givens=[], on_unused_input="ignore")  # fmt: skip
-    del values
+                                 mode=Mode(linker="py", optimizer="fast_compile"))  # fmt: skip
     return [tuple(int(s) for s in shape) for shape in function()]
 
 
@@ -405,7 +402,7 @@ class _Translator:
             words += [view.address, *s]
         self.emit(*words)
 
-    def pick(self, code: str, positions: np.ndarray, out: View, inputs: list[View]) -> None:
+    def pick(self, code: str, out: View, inputs: list[View], positions: np.ndarray) -> None:
         """out = f(inputs) at ``positions`` only (one dimension)."""
         inputs = [_broadcast(v, out.shape) for v in inputs]
         words = [OP["OP_PICK"], EW[code], len(inputs), positions.size, self._store(positions).address]
@@ -413,6 +410,20 @@ class _Translator:
         for view in inputs:
             words += [view.address, view.strides[0]]
         self.emit(*words)
+
+    def apply(self, code: str, out: View, inputs: list[View], positions: np.ndarray | None = None) -> None:
+        """out = f(inputs) for PyTensor's scalar operation ``code`` (at ``positions`` only, where
+        given): an addition or product of one operand is a copy, of more than two, one
+        operand at a time."""
+        emit = self.elementwise if positions is None else functools.partial(self.pick, positions=positions)
+        if code in ("add", "mul") and len(inputs) == 1:
+            emit("identity", out, inputs)
+        elif code in ("add", "mul") and len(inputs) > 2:
+            emit(code, out, inputs[:2])
+            for view in inputs[2:]:
+                emit(code, out, [out, view])
+        else:
+            emit(code, out, inputs)
 
     def fill(self, out: View, number: float) -> None:
         if not out.contiguous:
@@ -428,20 +439,6 @@ class _Translator:
         out = self.alloc(view.shape, step)
         self.elementwise("identity", out, [view])
         return out
-
-    def rows(self, view: View, step: int) -> tuple[View, int, int]:
-        """``view`` as (n, row) with one stride per axis: (view, s0, s1), copied if needed."""
-        if len(view.shape) == 0:
-            raise Unsupported("rows of a scalar")
-        rest = view.shape[1:]
-        if len(rest) == 0:
-            return view, view.strides[0], 0
-        if len(rest) == 1:
-            return view, view.strides[0], view.strides[1]
-        inner = View(view.address, rest, view.strides[1:])
-        if not inner.contiguous:
-            view = self.copy(view, step)
-        return view, view.strides[0], 1
 
     # -- the graph
 
@@ -549,49 +546,15 @@ class _Translator:
             raise Unsupported(f"the operation {name}")
         handler(node, step, shape, last)
 
-    def _new(self, node, step, shape, last) -> View:
-        return self.alloc(shape, last)
-
     def _op_Elemwise(self, node, step, shape, last):
         scalar = type(node.op.scalar_op).__name__
         dtype = np.asarray(self.values[node.outputs[0]]).dtype
         inputs = [self.view(v) for v in node.inputs]
         if scalar == "Composite":
             return self._composite(node, step, shape, last, inputs)
-        if scalar == "Cast":
-            code = {"b": "bool", "i": "trunc", "u": "trunc", "f": "identity"}[dtype.kind]
-        elif scalar in _BOOLEAN:
-            if any(np.asarray(self._value(v)).dtype.kind != "b" for v in node.inputs):
-                raise Unsupported(f"the bitwise {scalar} of integers")
-            code = _BOOLEAN[scalar]
-        elif _SCALAR.get(scalar) is not None:
-            code = _SCALAR[scalar]
-            if dtype.kind == "b" and scalar in ("Add", "Mul"):  # NumPy's: or, and
-                code = {"Add": "or", "Mul": "and"}[scalar]
-            elif dtype.kind == "b" and scalar not in ("Identity", "Second", "Switch") and code not in (
-                "gt", "ge", "lt", "le", "eq", "neq", "isnan", "isinf"):  # fmt: skip
-                raise Unsupported(f"{scalar} of booleans")
-        else:
-            raise Unsupported(f"the scalar operation {scalar}")
+        code = _scalar_code(scalar, dtype, [np.asarray(self._value(v)).dtype for v in node.inputs])
         out = self.alloc(shape, last)
-        pick = self.picks.get(node.outputs[0])
-        if pick is not None:
-            if code in ("add", "mul") and len(inputs) < 2:
-                code = "identity"
-            if code in ("add", "mul") and len(inputs) > 2:  # n-ary: one operand at a time
-                self.pick(code, pick, out, inputs[:2])
-                for view in inputs[2:]:
-                    self.pick(code, pick, out, [out, view])
-            else:
-                self.pick(code, pick, out, inputs)
-        elif code in ("add", "mul") and len(inputs) > 2:
-            self.elementwise(code, out, inputs[:2])
-            for view in inputs[2:]:
-                self.elementwise(code, out, [out, view])
-        elif code in ("add", "mul") and len(inputs) == 1:
-            self.elementwise("identity", out, inputs)
-        else:
-            self.elementwise(code, out, inputs)
+        self.apply(code, out, inputs, self.picks.get(node.outputs[0]))
         self.views[node.outputs[0]] = out
 
     def _composite(self, node, step, shape, last, inputs):
@@ -604,29 +567,16 @@ class _Translator:
         views = dict(zip(inner.inputs, [_broadcast(v, shape) for v in inputs], strict=True))
         temporaries = []
         for scalar_node in inner.toposort():
-            kind = type(scalar_node.op).__name__
             dtype = np.dtype(scalar_node.outputs[0].type.dtype)
-            if kind == "Cast":
-                code = {"b": "bool", "i": "trunc", "u": "trunc", "f": "identity"}[dtype.kind]
-            elif kind in _BOOLEAN and all(np.dtype(v.type.dtype).kind == "b" for v in scalar_node.inputs):
-                code = _BOOLEAN[kind]
-            elif _SCALAR.get(kind) is not None and not (dtype.kind == "b" and kind in ("Add", "Mul", "Sub")):
-                code = _SCALAR[kind]
-            else:
-                raise Unsupported(f"the scalar operation {kind} inside a Composite")
             if dtype == np.float16:
                 raise Unsupported("float16 inside a Composite")
+            inputs_dtypes = [np.dtype(v.type.dtype) for v in scalar_node.inputs]
+            code = _scalar_code(type(scalar_node.op).__name__, dtype, inputs_dtypes)
             operands = [self.scalar(float(v.data)) if isinstance(v, Constant) else views[v]
                         for v in scalar_node.inputs]  # fmt: skip
             out = self.alloc(shape, last)
             temporaries.append(out)
-            if code in ("add", "mul") and len(operands) > 2:
-                self.elementwise(code, out, operands[:2])
-                for operand in operands[2:]:
-                    self.elementwise(code, out, [out, operand])
-            else:
-                self.elementwise(code if len(operands) > 1 or code not in ("add", "mul") else "identity", out,
-                                 operands)  # fmt: skip
+            self.apply(code, out, operands)
             if dtype == np.float32:
                 self.elementwise("f32", out, [out])
             views[scalar_node.outputs[0]] = out
@@ -931,6 +881,26 @@ class _Translator:
     _op_OutputGuard = _op_DeepCopyOp
 
 
+def _scalar_code(kind: str, dtype: np.dtype, inputs: list[np.dtype]) -> str:
+    """The interpreter's code for PyTensor's scalar operation ``kind`` with output ``dtype``
+    and operands of ``inputs`` dtypes; Unsupported where it has none."""
+    if kind == "Cast":
+        return {"b": "bool", "i": "trunc", "u": "trunc", "f": "identity"}[dtype.kind]
+    if kind in _BOOLEAN:
+        if any(d.kind != "b" for d in inputs):
+            raise Unsupported(f"the bitwise {kind} of integers")
+        return _BOOLEAN[kind]
+    code = _SCALAR.get(kind)
+    if code is None:
+        raise Unsupported(f"the scalar operation {kind}")
+    if dtype.kind == "b" and kind in ("Add", "Mul"):  # NumPy's: or, and
+        return {"Add": "or", "Mul": "and"}[kind]
+    comparisons = ("gt", "ge", "lt", "le", "eq", "neq", "isnan", "isinf")
+    if dtype.kind == "b" and kind not in ("Identity", "Second", "Switch") and code not in comparisons:
+        raise Unsupported(f"{kind} of booleans")
+    return code
+
+
 def _strides_2d(view: View, m: int, n: int) -> tuple[int, int]:
     """A view's strides as an (m, n) matrix (a vector is a row or a column)."""
     if len(view.shape) == 2:
@@ -983,21 +953,27 @@ def program(graphs: Graphs, x0: np.ndarray) -> tuple[Program, Program]:
 
 @dataclass(frozen=True)
 class CFunction:
-    """A function of the compiled engine: its address, and the module that holds it."""
+    """A C function of the extension module: its address, and the module that holds it."""
 
     address: int
     module: object
 
 
 @functools.cache
-def cfuncs() -> tuple[CFunction, CFunction] | None:
-    """The engine's two C functions (log-density with gradient, expansion) from the extension
-    module built when bayesmm was installed; None where it is not installed."""
+def extension_functions(name: str) -> tuple[CFunction, CFunction] | None:
+    """The two C functions (log-density with gradient, expansion) whose addresses the
+    extension module bayesmm.inference._kernel's function ``name`` returns; None where the
+    module is not installed (no C compiler at installation)."""
     try:
         from . import _kernel
     except ImportError:
         return None
-    if not hasattr(_kernel, "engine_addresses"):
+    if not hasattr(_kernel, name):
         return None
-    logp, expand = _kernel.engine_addresses()
+    logp, expand = getattr(_kernel, name)()
     return CFunction(logp, _kernel), CFunction(expand, _kernel)
+
+
+def cfuncs() -> tuple[CFunction, CFunction] | None:
+    """The engine's two C functions, built when bayesmm was installed; None where they are not."""
+    return extension_functions("engine_addresses")

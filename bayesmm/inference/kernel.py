@@ -40,7 +40,6 @@ and back through the Cholesky factor's construction (reverse mode, by hand).
 
 from __future__ import annotations
 
-import functools
 import os
 from dataclasses import dataclass
 
@@ -372,23 +371,11 @@ def _program(pymc_model, source) -> Program:
 # -- the kernel ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _CFunction:
-    """A function of the compiled kernel: its address, and the module that holds it."""
-
-    address: int
-    module: object
-
-
-@functools.cache
-def cfuncs() -> tuple[_CFunction, _CFunction] | None:
+def cfuncs():
     """The kernel's two C functions (log-density with gradient, expansion), each with the
     ``address`` nutpie calls, from the extension module built when bayesmm was installed
     (kernel.c through kernel_module.c); None where that module is not installed (no C
     compiler at installation), and models then take PyTensor's graph."""
-    try:
-        from . import _kernel
-    except ImportError:
-        return None
-    logp, expand = _kernel.addresses()
-    return _CFunction(logp, _kernel), _CFunction(expand, _kernel)
+    from .engine import extension_functions
+
+    return extension_functions("addresses")

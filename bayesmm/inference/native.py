@@ -167,14 +167,6 @@ def _frozen(value) -> np.ndarray:
     return array
 
 
-@dataclasses.dataclass(frozen=True)
-class _Address:
-    """A C function as nutpie takes it: its ``address`` (and the module that holds it)."""
-
-    address: int
-    module: object = None
-
-
 def _c_model(pymc_model, layout: dict, cfuncs, starting: StartingPoints, data: dict, by: str, program):
     """nutpie's compiled model of the C functions ``cfuncs`` (log-density, expansion), which read
     ``data`` (name -> array, passed as (address, length) pairs), with ``layout``'s variables."""
@@ -184,8 +176,7 @@ def _c_model(pymc_model, layout: dict, cfuncs, starting: StartingPoints, data: d
     dims, coords = _dims_and_coords(pymc_model, names, shapes, layout["reparameterized"])
     return _model_class()(
         _n_dim=layout["n_dim"], dims=dims, _coords=coords, _shapes=dict(zip(names, shapes, strict=True)),
-        compiled_logp_func=_Address(cfuncs[0].address, cfuncs[0].module),
-        compiled_expand_func=_Address(cfuncs[1].address, cfuncs[1].module),
+        compiled_logp_func=cfuncs[0], compiled_expand_func=cfuncs[1],
         initial_point_func=starting.flat_function(names[:free], shapes[:free]),
         shared_data=data, shared_var_keys={}, user_data=_pairs(list(data.values())),
         n_expanded=layout["n_expanded"], shape_info=(names, slices, shapes), logp_func=None, expand_func=None,
