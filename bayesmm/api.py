@@ -14,6 +14,7 @@ import pymc as pm
 import scipy.sparse as sp
 
 from .design.build import DataError, build_design
+from .families.additions import check_additions
 from .families.base import Family
 from .families.continuous import Gaussian
 from .families.registry import get_family
@@ -106,8 +107,8 @@ def _collapse(design, family: Family, parts: dict, setting, centered) -> bool:
 
 def _warn_if_one_row_per_level(design, family: Family) -> None:
     """With one row per level, a random intercept is the residual error under another name."""
-    if not isinstance(family, Gaussian):  # gaussian, student and lognormal have a residual SD
-        return
+    if not isinstance(family, Gaussian) or "sigma" not in family.params:
+        return  # gaussian, student and lognormal have a residual SD, unless se() gives it
     for term in design.random:
         if term.group in design.observation_level_groups and "Intercept" in term.columns:
             warn_user(
@@ -131,13 +132,18 @@ class Model:
     ----------
     formula
         ``response ~ fixed + (varying | group) + ...`` with R's meaning for the expressions
-        in it; see [the formula syntax](formulas.md). Formula text is interpreted with an
-        allow-list of functions and never run as Python.
+        in it; see [the formula syntax](formulas.md). brms's addition terms follow the
+        response: ``y | trials(n)``, ``y | se(s)`` (known standard errors, meta-analysis),
+        ``y | weights(w)``, ``y | cens(c)`` or ``cens(c, y2)`` (censoring), ``y | trunc(lb = 1)``
+        (truncation), combined with ``+``; ``Surv(time, status)`` is ``time`` right-censored
+        where ``status`` is 0. Formula text is interpreted with an allow-list of functions and
+        never run as Python.
     data
         A pandas DataFrame. It is never modified.
     family
         The response distribution, by name or as a [`Family`][bayesmm.Family]: ``"gaussian"``,
-        ``"student"``, ``"lognormal"``, ``"gamma"``, ``"exponential"``, ``"beta"``, ``"bernoulli"``,
+        ``"student"``, ``"lognormal"``, ``"gamma"``, ``"exponential"``, ``"weibull"``, ``"beta"``,
+        ``"bernoulli"``,
         ``"binomial"``, ``"beta_binomial"``, ``"poisson"``, ``"negbinomial"`` (also
         ``"negativebinomial"``, ``"nbinom2"``, ``"negative_binomial"``), ``"nbinom1"``,
         ``"cumulative"`` (ordinal; thresholds ``Intercept[1]``, ...), ``"categorical"`` (one
@@ -260,6 +266,7 @@ class Model:
         self.design, self.parts = self._build_designs(data, part_formulas, trials, na_action)
         self.model_frame, self.trials_column = _model_frame(data, [self.design, *self.parts.values()], trials)
         self.family = self.family.for_design(self.design)
+        check_additions(self.family, self.design, self.parts)
         self.family.check_response(self.design)
         _check_response_varies(self.design, self.family)
         _warn_if_one_row_per_level(self.design, self.family)

@@ -270,9 +270,12 @@ def test_unknown_family_and_link(frame):
     with pytest.raises(ValueError, match=r"did you mean 'zero_inflated_negbinomial'"):
         bm.Model("y ~ x", frame, family="zero-inflated-negbin")
     with pytest.raises(
-        ValueError, match=r"^unknown family 'weibull', and no family .* lists the 21 families"
+        ValueError, match=r"^unknown family 'gompertz', and no family .* lists the 22 families"
     ):
-        bm.Model("y ~ x", frame, family="weibull")
+        bm.Model("y ~ x", frame, family="gompertz")
+    with pytest.raises(ValueError, match=r"no Cox model \('coxph'\).*Surv\(time, status\) ~ x \+ \(1 \| g\) "
+                       r"with family='weibull'"):  # fmt: skip
+        bm.Model("y ~ x", frame, family="coxph")
     # The spellings of brms, glmmTMB and bambi
     for spelling, name in [
         ("negative_binomial", "negativebinomial"),

@@ -10,7 +10,6 @@ predictions) read this record and never re-parse the formula.
 from __future__ import annotations
 
 import copy
-import difflib
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,27 +27,10 @@ from ..spec.functions import UnseenLevel, Value, level_label, level_sort_key
 from ..spec.names import Parameter, qualify
 from ..spec.terms import NotNumeric, Terms, _missing, compile_terms
 from ..warn import warn_user
+from .additions import Additions, check_additions, read_additions
+from .errors import DataError, missing_column_error
 
 __all__ = ["Design", "RandomEffectTerm", "build_design", "DataError"]
-
-
-class DataError(ValueError):
-    """The data do not fit the formula or the family; raised before any sampling.
-
-    The message names the column, the value and the rows: a missing column, a
-    response the family cannot model, infinite values, a grouping factor with one
-    level, and so on.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> data = pd.DataFrame({"y": [1, 2, -3], "g": ["a", "b", "b"]})
-    >>> try:
-    ...     bm.Model("y ~ 1 + (1 | g)", data, family="poisson")
-    ... except bm.DataError as err:
-    ...     print(err)
-    the response 'y' has 1 negative value(s), the first -3 in row 2: a Poisson model needs counts ...
-    """
 
 
 @dataclass
@@ -163,6 +145,7 @@ class Design:
     fixed_terms: Terms | None = field(repr=False, default=None)  # the checked fixed part, for new data
     offset_expressions: list[Expression] = field(repr=False, default_factory=list)
     responses: list[Expression] = field(repr=False, default_factory=list)
+    additions: Additions = field(default_factory=Additions)  # se(), weights(), cens(), trunc()
 
     def __post_init__(self) -> None:
         # Each term's columns follow those of the earlier terms of its grouping factor.
@@ -188,6 +171,7 @@ class Design:
         columns += [c for e in self.offset_expressions for c in e.columns]
         if self.formula.trials is not None:
             columns.append(self.formula.trials)
+        columns += list(self.additions.columns)
         return list(dict.fromkeys(columns))
 
     def qualified(self, name: str) -> str:
@@ -274,11 +258,13 @@ def build_design(
     _check_group_columns(parsed, data)
     compiled = _compile(parsed, data, trials)
     trials_values = _resolve_trials(trials, data)
+    additions, additions_missing = read_additions(parsed, data)
 
-    keep = _complete_rows(compiled, parsed, data, trials_values, na_action)
+    keep = _complete_rows(compiled, parsed, data, trials_values, na_action, additions_missing)
     n_dropped = int((~keep).sum())
     if n_dropped:
         data = data.loc[keep]
+        additions = additions.take(keep)
         if trials_values is not None:
             trials_values = trials_values[keep]
 
@@ -292,6 +278,7 @@ def build_design(
             raise DataError("give binomial trials either through cbind() or trials=, not both")
         trials_values = trials_from_cbind
 
+    check_additions(additions, y, data.index, response_name, parsed)
     X_df = _model_matrix(compiled.fixed, data, "the fixed effects")
     fixed_spec = X_df.model_spec
     if ordinal_response:
@@ -325,6 +312,7 @@ def build_design(
         fixed_terms=compiled.fixed,
         offset_expressions=compiled.offsets,
         responses=compiled.responses,
+        additions=additions,
     )
 
 
@@ -384,6 +372,7 @@ def _compile(parsed: ParsedFormula, data: pd.DataFrame, trials) -> Compiled:
     used |= {c for o in offsets for c in o.columns}
     if isinstance(trials, str):
         used.add(trials)
+    used |= {value for addition in parsed.additions for _, value in addition.args}
     dot = [str(c) for c in columns if str(c) not in used]
     with _evaluating("the fixed effects", columns):
         fixed = compile_terms(parsed.fixed, columns, "the fixed effects", dot_columns=dot)
@@ -398,15 +387,6 @@ def _compile(parsed: ParsedFormula, data: pd.DataFrame, trials) -> Compiled:
                 "intercept 'Intercept', so rename the column (the intercept is added by default)"
             )
     return Compiled(responses, fixed, random, offsets)
-
-
-def _suggest(name: str, columns) -> str:
-    close = difflib.get_close_matches(name, [str(c) for c in columns], n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
-
-
-def missing_column_error(name: str, where: str, columns) -> DataError:
-    return DataError(f"column '{name}' in {where} is not in the data{_suggest(name, columns)}")
 
 
 def _check_group_columns(parsed: ParsedFormula, data: pd.DataFrame) -> None:
@@ -468,7 +448,9 @@ def _response_label(parsed: ParsedFormula) -> str:
     return (cbind[0] if cbind else parsed.response).strip("` ")
 
 
-def _complete_rows(compiled: Compiled, parsed: ParsedFormula, data, trials_values, na_action) -> np.ndarray:
+def _complete_rows(
+    compiled: Compiled, parsed: ParsedFormula, data, trials_values, na_action, additions_missing=None
+) -> np.ndarray:
     """Rows with every used value present; warn (or raise) naming what was missing.
 
     Stateful transforms (``scale``, ``poly``, ...) are probed without learning anything:
@@ -501,6 +483,8 @@ def _complete_rows(compiled: Compiled, parsed: ParsedFormula, data, trials_value
             note(f"offset({expression.text})", _missing(expression.evaluate(data, probe=True)))
     if trials_values is not None:
         note("trials", np.isnan(trials_values))
+    for label, bad in (additions_missing or {}).items():
+        note(label, bad)
 
     if not missing:
         return np.ones(len(data), dtype=bool)

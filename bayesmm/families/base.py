@@ -140,6 +140,11 @@ class Family:
     binary_response: ClassVar[bool] = False
     needs_trials: ClassVar[bool] = False
     continuous: ClassVar[bool] = False
+    # Whether its likelihood can be censored and truncated (brms's cens() and trunc()): a
+    # single distribution with a CDF. Bounds at or beyond the support's ends truncate nothing.
+    censorable: ClassVar[bool] = False
+    support_lower: ClassVar[float] = -np.inf
+    support_upper: ClassVar[float] = np.inf
     # The response's distribution, declared once: its PyMC class and scipy counterpart, the
     # maps from the mean mu (with the family's parameters and the trials) to each one's
     # arguments (pymc_arguments, scipy_arguments), and whether it is discrete. The likelihood,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -19,6 +20,16 @@ class Gaussian(Family):
     links = ("identity", "log")
     params = ("sigma",)
     dispersion_param = "sigma"
+    censorable = True
+
+    def for_design(self, design: Design) -> Family:
+        # se(s) without sigma = TRUE: the residual SD of each row is known, not a parameter.
+        if design.additions.se is None or design.additions.sigma or "sigma" not in self.params:
+            return self
+        known = copy.copy(self)
+        known.params = tuple(p for p in self.params if p != "sigma")
+        known.dispersion_param = None
+        return known
 
     def response_scale(self, design: Design) -> float:
         # brms: max(2.5, mad(y)); the floor keeps priors proper for nearly constant data.
@@ -59,6 +70,8 @@ class Beta(_MeanPrecision, Family):
     name = "beta"
     links = ("logit", "probit", "cloglog")
     continuous = True
+    censorable = True
+    support_lower, support_upper = 0.0, 1.0
 
     def check_response(self, design: Design) -> None:
         y = design.y
@@ -97,6 +110,8 @@ class GammaFamily(Family):
     continuous = True
     params = ("shape",)
     dispersion_param = "shape"
+    censorable = True
+    support_lower = 0.0
 
     def check_response(self, design: Design) -> None:
         _check_positive(design, self.name)
@@ -145,6 +160,7 @@ class LogNormal(Gaussian):
     name = "lognormal"
     links = ("identity",)
     log_response = True
+    support_lower = 0.0
 
     def check_response(self, design: Design) -> None:
         _check_positive(design, self.name)

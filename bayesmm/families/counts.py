@@ -14,6 +14,8 @@ from .base import Family, _check_counts
 class Poisson(Family):
     name = "poisson"
     links = ("log", "identity", "sqrt")
+    censorable = True
+    support_lower = 0.0
 
     def check_response(self, design: Design) -> None:
         _check_counts(design, "a Poisson model")

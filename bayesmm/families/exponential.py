@@ -21,6 +21,8 @@ class Exponential(Family):
     name = "exponential"
     links = ("log", "identity", "inverse")
     continuous = True
+    censorable = True
+    support_lower = 0.0
 
     def check_response(self, design: Design) -> None:
         if np.any(design.y < 0):

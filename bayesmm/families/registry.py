@@ -74,6 +74,13 @@ def _unknown_family(family: object) -> str:
     if not isinstance(family, str):
         return f"family must be a name such as 'poisson' or a bayesmm.Family, got {type(family).__name__}"
     spelled = _spelling(family)
+    if spelled in ("cox", "coxph", "cox_ph", "coxme", "cox_proportional_hazards"):
+        return (
+            f"bayesmm has no Cox model ({family!r}): its baseline hazard is left unspecified, which a "
+            "likelihood cannot be. Write Surv(time, status) ~ x + (1 | g) with family='weibull' "
+            "(proportional hazards with a Weibull baseline, brms's weibull()) or family='exponential' "
+            "(a constant hazard)"
+        )
     scores = {name: difflib.SequenceMatcher(None, spelled, name).ratio() for name in [*FAMILIES, *ALIASES]}
     best = max(scores.values())
     # The closest names only: 'poison' is poisson, not also hurdle_poisson.

@@ -41,6 +41,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from ..design.build import Design, RandomEffectTerm
+from ..families import additions
 from ..families.base import Family
 from ..spec.priors import Prior, PriorEntry, stack_priors
 from .fixed import centred_slopes, fixed_center, sampled_fixed_matrix
@@ -552,7 +553,7 @@ def build_pymc_model(
         for name, part in parts.items():
             inverse = family.part(name).inverse_graph
             params[family.part_parameter(name)] = inverse(_linear_predictor(part, by_name))
-        family.likelihood(design.response_var, eta, params, design, dims=OBS_DIM)
+        additions.likelihood(family, design.response_var, eta, params, design, dims=OBS_DIM)
     return model
 
 

@@ -68,6 +68,8 @@ def why_not_collapsible(design: Design, family: Family, parts: dict) -> str | No
         return f"family '{family.name}' with link '{family.link.name}' (only gaussian with identity link)"
     if parts:
         return f"the formulas for {', '.join(sorted(parts))} (a constant sigma is needed)"
+    if design.additions.any:
+        return "the addition terms se(), weights(), cens() or trunc() (equal, uncensored rows are needed)"
     if not design.random:
         return "the model has no group effects"
     if collapsed_group(design) is None:

@@ -15,6 +15,7 @@ import pymc as pm
 import xarray as xr
 from scipy import special
 
+from ..families import additions
 from ..inference.idata import REPARAMETERIZATION, get_group, has_group, observed_data, set_group
 from ..model.variables import OBS_DIM
 from ..spec.expressions import _BINARY
@@ -44,10 +45,13 @@ def add_log_likelihood(fit: Fit) -> None:
     """
     if has_group(fit.idata, "log_likelihood"):
         return
-    if fit.model.collapsed:  # the PyMC model sampled no group effects: from the drawn ones
+    if fit.model.collapsed or fit.design.additions.any:
+        # From the drawn group effects (the collapsed PyMC model sampled none), and with the
+        # addition terms (weights: the weighted pointwise values, as brms's).
         design = fit.design
         eta, trials, _ = linear_predictor_draws(fit)
-        values = fit.model.family.log_likelihood(design.y, eta, family_param_draws(fit), trials)
+        values = additions.log_likelihood(fit.model.family, design.y, eta, family_param_draws(fit), trials,
+                                          design.additions)  # fmt: skip
         post = get_group(fit.idata, "posterior")
         shape = (post.sizes["chain"], post.sizes["draw"], design.n_obs)
         loglik = xr.Dataset({design.response_var: (("chain", "draw", OBS_DIM), values.reshape(shape))},
@@ -183,7 +187,8 @@ def kfold(fit: Fit, K: int = 10, folds=None, random_seed=None, **fit_kwargs) -> 
         new = frame[held]
         eta, trials, _ = linear_predictor_draws(refit, new, None, "sample", random_seed)
         params = family_param_draws(refit, new, None, "sample", random_seed)
-        loglik = model.family.log_likelihood(design.y[held], eta, params, trials)
+        loglik = additions.log_likelihood(model.family, design.y[held], eta, params, trials,
+                                          design.additions.take(held))  # fmt: skip
         pointwise[held] = special.logsumexp(loglik, axis=0) - np.log(loglik.shape[0])
     return KFold(float(pointwise.sum()), float(np.sqrt(n * pointwise.var())), pointwise, labels)
 
@@ -322,7 +327,7 @@ def rank(results: dict, **kwargs) -> pd.DataFrame:
 
 def _r2_draws(fit: Fit, re_form) -> np.ndarray:
     eta, trials, _ = linear_predictor_draws(fit, re_form=re_form)
-    mu = fit.model.family.mean(eta, family_param_draws(fit), trials)
+    mu = additions.mean(fit.model.family, eta, family_param_draws(fit), trials, fit.design.additions)
     fitted = mu.var(axis=1, ddof=1)
     residual = (fit.design.y - mu).var(axis=1, ddof=1)
     return fitted / (fitted + residual)

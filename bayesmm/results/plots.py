@@ -19,6 +19,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Ellipse
 from scipy import optimize, stats
 
+from ..families import additions
 from ..inference.idata import get_group, has_group
 from ..model.variables import group_var, reported_variables
 from . import comparison
@@ -116,16 +117,18 @@ def no_pooling(fit: Fit, group: str) -> tuple[np.ndarray, list[str], np.ndarray]
     estimates = np.full((len(design.group_levels(group)), len(columns)), np.nan)
     sizes = np.bincount(codes, minlength=estimates.shape[0])
     # A Gaussian mean with identity link: the maximum is least squares, whatever sigma.
-    least_squares = family.name == "gaussian" and family.link.name == "identity"
+    least_squares = family.name == "gaussian" and family.link.name == "identity" and not design.additions.any
     for level in range(estimates.shape[0]):
         rows = codes == level
         X, y, off = matrix[rows], design.y[rows], offset[rows]
         trials = None if design.trials is None else design.trials[rows]
         level_params = {name: value[:, rows] for name, value in params.items()}
+        level_additions = design.additions.take(rows)
 
-        def negative_loglik(beta, X=X, y=y, off=off, trials=trials, level_params=level_params):
+        def negative_loglik(beta, X=X, y=y, off=off, trials=trials, level_params=level_params,
+                            level_additions=level_additions):  # fmt: skip
             eta = (X @ beta + off)[None, :]
-            value = -family.log_likelihood(y, eta, level_params, trials).sum()
+            value = -additions.log_likelihood(family, y, eta, level_params, trials, level_additions).sum()
             return value if np.isfinite(value) else 1e300
 
         if np.linalg.matrix_rank(X) < X.shape[1]:

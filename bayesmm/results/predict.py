@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..design.additions import additions_for_new_data
 from ..design.build import DataError, encode_new_data
+from ..families import additions
 from ..model.variables import fixef_var, group_var
 from ..spec.formula import parse_formula
 from .summaries import constant_params, covariance_draws, interval_names
@@ -237,6 +239,13 @@ def predict(
         )
     parts = _part_predictors(fit, newdata, re_form, new_levels, random_seed)
     rng = np.random.default_rng(random_seed)
+    extras = fit.design.additions if newdata is None else additions_for_new_data(fit.design, newdata)
+    if kind == "response" and fit.design.additions.se is not None and not extras.sigma and extras.se is None:
+        name = fit.design.formula.addition("se").get("se")
+        raise DataError(
+            f"the model's residual SDs are the known se({name}): drawing responses for new rows needs them, "
+            f"so include the column '{name}' in the new data"
+        )
     if kind == "probs":
         return _category_probabilities(fit, predictor, parts, summary, prob)
 
@@ -246,9 +255,10 @@ def predict(
             return eta
         params = _family_params(fit, parts, rows)
         row_trials = None if predictor.trials is None else predictor.trials[rows]
+        row_extras = extras.take(rows)
         if kind == "mean":
-            return family.mean(eta, params, row_trials)
-        return family.draw(eta, params, row_trials, rng)
+            return additions.mean(family, eta, params, row_trials, row_extras)
+        return additions.draw(family, eta, params, row_trials, rng, row_extras)
 
     if summary:
         lo, hi = interval_names(prob)

@@ -80,6 +80,24 @@ class RandomTermSpec:
 
 
 @dataclass(frozen=True)
+class Addition:
+    """One of brms's addition terms after the response: ``se(s, sigma = TRUE)`` is
+    ``Addition("se", (("se", "s"), ("sigma", "TRUE")))``. ``Surv(time, status)`` is read as
+    ``time | cens(...)`` with ``Addition("cens", (("status", "status"),))``: an event indicator,
+    not censoring codes."""
+
+    name: str
+    args: tuple[tuple[str, str], ...]
+
+    def get(self, key: str) -> str | None:
+        return dict(self.args).get(key)
+
+    @property
+    def text(self) -> str:
+        return f"{self.name}({', '.join(f'{k} = {v}' for k, v in self.args)})"
+
+
+@dataclass(frozen=True)
 class ParsedFormula:
     """A mixed-model formula cut into the pieces later stages need."""
 
@@ -89,6 +107,13 @@ class ParsedFormula:
     random: tuple[RandomTermSpec, ...]
     offsets: tuple[str, ...]
     trials: str | None = None  # brms's addition term: y | trials(n) ~ ...
+    # brms's other addition terms (se, weights, cens, trunc; Surv()'s status as cens): each
+    # with its arguments by name, as written (a column name or a number).
+    additions: tuple[Addition, ...] = ()
+
+    def addition(self, name: str) -> Addition | None:
+        """The addition term ``name`` (``"se"``, ``"weights"``, ``"cens"``, ``"trunc"``), or None."""
+        return next((a for a in self.additions if a.name == name), None)
 
     @property
     def cbind(self) -> tuple[str, str] | None:
@@ -331,9 +356,10 @@ def parse_formula(formula: str) -> ParsedFormula:
         )
     tilde = tildes[0]
     response = text[:tilde].strip() or None
-    trials = None
+    trials, additions = None, ()
     if response is not None:
-        response, trials = _addition_terms(response, text)
+        response, trials, additions = _addition_terms(response, text)
+        response, additions = _surv_response(response, additions, text)
         _split_cbind(response)  # validate cbind's arguments now
     rhs_offset = tilde + 1
     rhs = text[rhs_offset:]
@@ -373,11 +399,12 @@ def parse_formula(formula: str) -> ParsedFormula:
         random=tuple(random),
         offsets=tuple(offsets),
         trials=trials,
+        additions=additions,
     )
 
 
 _FITTING_CALL = re.compile(
-    r"^\s*(lmer|glmer|glmer\.nb|lme|nlme|glmmTMB|brm|lm|glm|gam|gamm|bambi\.Model)\s*\("
+    r"^\s*(lmer|glmer|glmer\.nb|lme|nlme|glmmTMB|brm|lm|glm|gam|gamm|bambi\.Model|coxph|coxme|survreg)\s*\("
 )
 
 
@@ -404,10 +431,6 @@ def _refuse_calls_of_fitting_functions(text: str) -> None:
 
 _ADDITION = re.compile(r"^(?P<name>[A-Za-z_.][\w.]*)\s*\((?P<inner>.*)\)$", re.S)
 _REFUSED_ADDITIONS = {
-    "weights": "weights() are not supported yet: bayesmm fits unweighted likelihoods",
-    "se": "se() (known measurement error of the response) is not supported",
-    "cens": "censored responses cens() are not supported",
-    "trunc": "truncated responses trunc() are not supported",
     "mi": "missing-value imputation mi() is not supported: incomplete rows are dropped",
     "rate": "rate(n) is written here as an offset: y ~ x + offset(log(n))",
     "subset": "subset() is not supported: subset the data instead",
@@ -417,16 +440,27 @@ _REFUSED_ADDITIONS = {
     "vint": "vint() is not supported",
     "vreal": "vreal() is not supported",
     "index": "index() is not supported",
+    "weight": "the addition term is weights(w), with an s",
 }
+# Each addition term's arguments in brms's order; the first is required.
+ADDITION_ARGUMENTS = {
+    "se": ("se", "sigma"),
+    "weights": ("weights",),
+    "cens": ("cens", "y2"),
+    "trunc": ("lb", "ub"),
+}
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?Inf"
 
 
-def _addition_terms(response: str, formula: str) -> tuple[str, str | None]:
-    """brms's ``y | trials(n)`` on the left: the response and the trials column."""
+def _addition_terms(response: str, formula: str) -> tuple[str, str | None, tuple[Addition, ...]]:
+    """brms's ``y | trials(n) + weights(w) + cens(c)`` on the left: the response, the trials
+    column and the other addition terms."""
     bars = [i for i, ch, depth in _scan(response) if ch == "|" and depth == 0]
     if not bars:
-        return response, None
+        return response, None, ()
     left = response[: bars[0]].strip()
     trials = None
+    additions: list[Addition] = []
     pieces = _split_top_level(response[bars[-1] + 1 :], "+", bars[-1] + 1)
     for offset, piece in pieces:
         offset, piece = _strip_with_offset(offset, piece)
@@ -437,15 +471,96 @@ def _addition_terms(response: str, formula: str) -> tuple[str, str | None]:
             if not re.fullmatch(_NAME, match.group("inner").strip()):
                 raise FormulaSyntaxError("trials() takes a column name: y | trials(n) ~ ...", formula, offset)
             continue
+        if match and name in ADDITION_ARGUMENTS:
+            if any(a.name == name for a in additions):
+                raise FormulaSyntaxError(f"{name}() is given twice", formula, offset, offset + len(piece))
+            inner_offset = offset + match.start("inner")
+            additions.append(_addition(name, match.group("inner"), inner_offset, formula))
+            continue
         message = _REFUSED_ADDITIONS.get(
             name,
-            f"'{piece}' is not an addition term bayesmm knows; it supports "
-            "y | trials(n) ~ ... for binomial data",
+            f"'{piece}' is not an addition term bayesmm knows; it reads trials(n), se(s), weights(w), "
+            "cens(c) or cens(c, y2), and trunc(lb = , ub = ) after 'y |'",
         )
         raise FormulaSyntaxError(message, formula, offset, offset + len(piece))
     if not left:
         raise FormulaSyntaxError("no response before '|'", formula, 0)
-    return left, trials
+    return left, trials, tuple(additions)
+
+
+def _addition(name: str, inner: str, inner_offset: int, formula: str) -> Addition:
+    """One addition term's arguments by name: positional in brms's order, or ``key = value``;
+    each a column name or a number (and TRUE/FALSE for se()'s sigma)."""
+    keys = ADDITION_ARGUMENTS[name]
+    args: dict[str, str] = {}
+    pieces = [(o, p) for o, p in _split_top_level(inner, ",", inner_offset)]
+    if not inner.strip():
+        example = "trunc(lb = 0)" if name == "trunc" else f"{name}({keys[0]})"
+        raise FormulaSyntaxError(f"{name}() needs an argument, e.g. {example}", formula, inner_offset)
+    for position, (offset, raw) in enumerate(pieces):
+        offset, piece = _strip_with_offset(offset, raw)
+        keyed = re.fullmatch(r"(?P<key>[A-Za-z_.][\w.]*)\s*=\s*(?P<value>.+)", piece, re.S)
+        if keyed and "=" not in keyed.group("value")[:1]:
+            key, value = keyed.group("key"), keyed.group("value").strip()
+            if key not in keys:
+                raise FormulaSyntaxError(
+                    f"{name}() has no argument '{key}'; it takes {', '.join(keys)}", formula, offset,
+                    offset + len(key),
+                )
+        else:
+            if position >= len(keys):
+                raise FormulaSyntaxError(
+                    f"{name}() takes at most {len(keys)} arguments ({', '.join(keys)})", formula, offset,
+                    offset + len(piece),
+                )
+            key, value = keys[position], piece
+        if key in args:
+            raise FormulaSyntaxError(f"{name}()'s {key} is given twice", formula, offset, offset + len(piece))
+        logical = key == "sigma"
+        allowed = r"TRUE|FALSE|T|F" if logical else rf"{_NAME}|{_NUMBER}" if name == "trunc" else _NAME
+        if not re.fullmatch(allowed, value):
+            wanted = ("TRUE or FALSE" if logical else "a column name or a number" if name == "trunc"
+                      else "a column name")  # fmt: skip
+            raise FormulaSyntaxError(
+                f"{name}()'s {key} must be {wanted}, got '{value}'"
+                + ("" if logical else " (compute the column in the data first)"),
+                formula, offset, offset + len(piece),
+            )
+        args[key] = value.strip("`")
+    if name != "trunc" and keys[0] not in args:
+        raise FormulaSyntaxError(f"{name}() needs its {keys[0]} argument", formula, inner_offset)
+    if name == "trunc" and not args:
+        raise FormulaSyntaxError("trunc() needs lb = or ub =", formula, inner_offset)
+    return Addition(name, tuple(args.items()))
+
+
+_SURV = re.compile(r"^\s*Surv\s*\((?P<inner>.*)\)\s*$", re.S)
+
+
+def _surv_response(response: str, additions: tuple[Addition, ...], formula: str):
+    """The survival packages' ``Surv(time, status)``: the response ``time`` with its
+    right-censored rows where ``status`` says no event (brms's ``time | cens(1 - status)``)."""
+    match = _SURV.match(response)
+    if not match:
+        return response, additions
+    start = formula.index(response) + match.start("inner")
+    pieces = [_strip_with_offset(o, p) for o, p in _split_top_level(match.group("inner"), ",", start)]
+    if len(pieces) == 3 or any("type" in p or "time2" in p for _, p in pieces):
+        raise FormulaSyntaxError(
+            "Surv(start, stop, event) and Surv(..., type =) are not supported: bayesmm reads "
+            "Surv(time, status), or time | cens(c, y2) ~ ... for interval censoring",
+            formula, start, start + len(match.group("inner")),
+        )
+    if len(pieces) != 2 or not all(re.fullmatch(_NAME, p) for _, p in pieces):
+        raise FormulaSyntaxError(
+            "Surv() takes two column names: Surv(time, status), status 1 (or TRUE, or 2 in 1/2 coding) "
+            "for an event and 0 for a censored time",
+            formula, start, start + len(match.group("inner")),
+        )
+    if any(a.name == "cens" for a in additions):
+        raise FormulaSyntaxError("Surv() censors already; drop cens()", formula, start)
+    time, status = (p.strip("`") for _, p in pieces)
+    return time, (*additions, Addition("cens", (("status", status),)))
 
 
 def _reject_stray_bars(chunk: str, offset: int, formula: str) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..design.build import build_design
+from ..families import additions
 from ..families.base import Family
 from ..families.registry import get_family
 from ..results.predict import linear_predictor
@@ -28,7 +29,11 @@ def _with_placeholder_response(formula: str, data: pd.DataFrame) -> tuple[str, p
         return f"{name} {formula.strip()}", data.assign(**{name: 0}), name
     name = parsed.response.strip("` ")
     if parsed.cbind is None and name not in data.columns:
-        return formula, data.assign(**{name: 0}), name
+        # Inside trunc()'s bounds, where the formula has them.
+        trunc = parsed.addition("trunc")
+        lower = trunc.get("lb") if trunc is not None else None
+        fill = float(lower) if lower is not None and lower.lstrip("+-").replace(".", "", 1).isdigit() else 0
+        return formula, data.assign(**{name: fill}), name
     return formula, data, name
 
 
@@ -154,5 +159,6 @@ def simulate(
             for term, cov in zip(design.random, covariances, strict=True)
         ]
         eta = linear_predictor(beta[None, :], design.X, design.offset, effects)
-        columns[f"sim_{k + 1}"] = family.draw(eta, family_params, design.trials, rng)[0]
+        drawn = additions.draw(family, eta, family_params, design.trials, rng, design.additions)
+        columns[f"sim_{k + 1}"] = drawn[0]
     return pd.DataFrame(columns, index=design.rows)
