@@ -253,7 +253,7 @@ def check_additions(additions: Additions, y: np.ndarray, rows: pd.Index, respons
             y,
         )
         above = y > additions.ub
-        if additions.cens is not None:  # an interval's upper end must be inside as well
+        if additions.y2 is not None:  # an interval's upper end must be inside as well
             above |= (additions.cens == 2) & (additions.y2 > additions.ub)
         refuse(above, f"the response '{response}' is above trunc()'s upper bound", y)
 
