@@ -47,6 +47,12 @@ def _data(seed=3):
         "yc": pd.Categorical([f"c{i}" for i in rng.integers(0, 3, n)]),
     })  # fmt: skip
     frame["yz"] = np.where(rng.uniform(size=n) < 0.3, 0, frame.yp)
+    # Censoring codes of every kind, with the intervals' upper ends; counts above zero.
+    frame["c"] = rng.choice(["none", "left", "right", "interval"], size=n)
+    frame["upper"] = np.where(frame.c == "interval", frame.ypos * 1.5 + 0.2, np.nan)
+    frame["yg2"] = np.where(frame.c == "interval", frame.yg + 0.8, np.nan)
+    frame["ypp"] = frame.yp + 1
+    frame["ypu"] = np.where(frame.c == "interval", frame.yp + 2, np.nan)
     return frame
 
 
@@ -81,6 +87,19 @@ CASES = [
     ("yc ~ x + (1 | g)", "categorical", {}),
     ("yg ~ x + (1 | g)", "gaussian", {"dispersion": "~ x", "collapsed": False}),
     ("yg ~ x + (1 | g)", "gaussian", {"decomp": "QR", "collapsed": False}),
+    ("yz ~ x + (1 | g)", "hurdle_poisson", {}),  # the zero-truncated count: GammaIncC
+    ("yo ~ x + (1 | g)", "cumulative", {"link": "probit"}),  # the normal's log-CDF: Erfcx
+    # brms's addition terms: censoring of every kind, truncation, weights, known SEs.
+    ("yg | cens(c, yg2) ~ x + (1 | g)", "gaussian", {}),
+    ("ypos | cens(c, upper) ~ x + (1 | g)", "lognormal", {}),
+    ("ypos | cens(c, upper) ~ x + (1 | g)", "weibull", {}),
+    ("ypos | cens(c, upper) + trunc(lb = 0.05, ub = 100) ~ x", "exponential", {}),
+    ("ypp | trunc(lb = 1) ~ x + (1 | g)", "poisson", {}),
+    ("yp | cens(c, ypu) ~ x", "poisson", {}),
+    ("yg | weights(w) ~ x + (x | g)", "gaussian", SAMPLED),
+    ("yz | weights(w) ~ x + (1 | g)", "zero_inflated_poisson", {}),
+    ("yg | se(w) ~ x + (1 | g)", "gaussian", {}),
+    ("yg | se(w, sigma = TRUE) ~ x + (1 | g)", "student", {}),
     (
         "yg ~ x + (1 | g)",
         "gaussian",
@@ -145,12 +164,11 @@ def test_the_c_header_holds_the_engines_numbers():
 
 
 @pytest.mark.parametrize("formula, family, reason", [
-    ("yz ~ x + (1 | g)", "hurdle_poisson", "GammaIncC"),
-    ("yo ~ x + (1 | g)", "cumulative_probit", "Erfcx"),
+    ("ypos | cens(c, upper) ~ x + (1 | g)", "gamma", "ScalarLoop"),  # the gradient of P(a, x) in a
+    ("yp | cens(c, ypu) ~ x", "negativebinomial", "BetaInc"),
 ])  # fmt: skip
 def test_the_engine_declines_what_it_does_not_evaluate_and_the_graph_serves_it(formula, family, reason):
-    options = {"link": "probit"} if family == "cumulative_probit" else {}
-    built = _built(formula, family.replace("_probit", ""), options)
+    built = _built(formula, family, {})
     graphs = engine.graphs(built.model)
     with pytest.raises(engine.Unsupported, match=reason):
         engine.program(graphs, np.zeros(graphs.layout["n_dim"]))

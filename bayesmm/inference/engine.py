@@ -44,7 +44,7 @@ ELEMENTWISE = (
     "EW_LOG1MEXP EW_RECIPROCAL EW_SIGN EW_ABS EW_GAMMALN EW_DIGAMMA EW_ERF EW_ERFC EW_TANH EW_ISNAN "
     "EW_ISINF EW_NOT EW_TRUNC EW_BOOL EW_FLOOR EW_CEIL EW_LOG2 EW_LOG10 EW_ADD EW_SUB EW_MUL EW_DIV "
     "EW_POW EW_MAX EW_MIN EW_GT EW_GE EW_LT EW_LE EW_EQ EW_NEQ EW_AND EW_OR EW_SECOND EW_INTDIV "
-    "EW_MOD EW_XLOGY0 EW_SWITCH EW_CLIP EW_F32"
+    "EW_MOD EW_XLOGY0 EW_SWITCH EW_CLIP EW_F32 EW_ERFCX EW_GAMMAINC EW_GAMMAINCC"
 ).split()
 H = {name: i for i, name in enumerate(HEADER)}
 OP = {name: i + 1 for i, name in enumerate(OPCODES)}
@@ -58,7 +58,8 @@ _SCALAR = {
     "Identity": "identity", "Neg": "neg", "Exp": "exp", "Log": "log", "Log1p": "log1p", "Expm1": "expm1",
     "Sqr": "sqr", "Sqrt": "sqrt", "Sigmoid": "sigmoid", "Softplus": "softplus", "Log1mexp": "log1mexp",
     "Reciprocal": "reciprocal", "Sign": "sign", "Abs": "abs", "GammaLn": "gammaln", "Psi": "digamma",
-    "Erf": "erf", "Erfc": "erfc", "Tanh": "tanh", "IsNan": "isnan", "IsInf": "isinf", "Floor": "floor",
+    "Erf": "erf", "Erfc": "erfc", "Erfcx": "erfcx", "GammaInc": "gammainc", "GammaIncC": "gammaincc",
+    "Tanh": "tanh", "IsNan": "isnan", "IsInf": "isinf", "Floor": "floor",
     "Ceil": "ceil", "Log2": "log2", "Log10": "log10", "Add": "add", "Sub": "sub", "Mul": "mul",
     "TrueDiv": "div", "Pow": "pow", "Maximum": "max", "Minimum": "min", "GT": "gt", "GE": "ge",
     "LT": "lt", "LE": "le", "EQ": "eq", "NEQ": "neq", "Second": "second", "IntDiv": "intdiv",

@@ -69,4 +69,7 @@
 #define EW_SWITCH 47
 #define EW_CLIP 48
 #define EW_F32 49
+#define EW_ERFCX 50
+#define EW_GAMMAINC 51
+#define EW_GAMMAINCC 52
 #define CONST_BASE 1099511627776LL
