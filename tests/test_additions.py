@@ -12,6 +12,7 @@ from scipy import special, stats
 
 import bayesmm as bm
 from bayesmm.families import additions
+from bayesmm.results.plots import kaplan_meier
 
 from .bad_input.helpers import unchanged
 from .conftest import assert_recovered, at_random_point, quiet_fit
@@ -24,9 +25,16 @@ def _censored_frame(seed=3, n=40):
     x = rng.normal(size=n)
     y = np.round(np.exp(0.8 + 0.4 * x + rng.normal(0, 0.4, n)), 3) + 0.01
     codes = rng.choice(["none", "left", "right", "interval"], size=n, p=[0.4, 0.2, 0.2, 0.2])
-    return pd.DataFrame({"y": y, "count": rng.poisson(np.exp(1 + 0.3 * x)), "x": x, "c": codes,
-                         "y2": np.where(codes == "interval", y * 1.7 + 0.5, np.nan),
-                         "count2": np.where(codes == "interval", 0, 0), "g": rng.choice(list("abcde"), n)})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "y": y,
+            "count": rng.poisson(np.exp(1 + 0.3 * x)),
+            "x": x,
+            "c": codes,
+            "y2": np.where(codes == "interval", y * 1.7 + 0.5, np.nan),
+            "g": rng.choice(list("abcde"), n),
+        }
+    )
 
 
 def _scipy_rows(dist, y, y2, codes, discrete, lower=None, upper=None):
@@ -77,9 +85,11 @@ def _compare(model, dist, response, y2=None, codes=None, lower=None, upper=None,
     )
     assert loglik == pytest.approx(rows.sum(), rel=1e-7)
     # The numpy pointwise values that LOO reads agree row by row.
-    numpy_rows = additions.log_likelihood(model.family, design.y, np.log(mu)[None, :] if model.family.link.name
-                                          == "log" else mu[None, :], {n: np.array([[v]]) for n, v in params.items()},
-                                          design.trials, design.additions)[0]  # fmt: skip
+    eta = model.family.link.link(mu)[None, :]
+    constants = {n: np.array([[v]]) for n, v in params.items()}
+    numpy_rows = additions.log_likelihood(
+        model.family, design.y, eta, constants, design.trials, design.additions
+    )[0]
     np.testing.assert_allclose(numpy_rows, rows, rtol=1e-7, atol=1e-9)
 
 
@@ -151,7 +161,7 @@ PRIORS = {
         ("y ~ 1 + (1 | g)", "gaussian"),
         ("count ~ 1 + (1 | g)", "poisson"),
         ("count ~ 1 + (1 | g)", "zero_inflated_negbinomial"),
-    ],  # fmt: skip
+    ],
 )
 def test_integer_weights_are_replicated_rows(formula, family):
     """The weighted model's log-density and gradient are the replicated data's, at any point:
@@ -162,9 +172,16 @@ def test_integer_weights_are_replicated_rows(formula, family):
     response, rest = formula.split(" ~ ")
     own = {"gaussian": ["sigma"], "poisson": [], "zero_inflated_negbinomial": ["alpha"]}[family]
     priors = {k: PRIORS[k] for k in ["Intercept", "sd", *own]}
-    weighted = bm.Model(f"{response} | weights(w) ~ {rest}", data, family=family, priors=priors, centered=False)
-    replicated = bm.Model(formula, data.loc[data.index.repeat(data["w"])].reset_index(drop=True), family=family,
-                          priors=priors, centered=False)  # fmt: skip
+    weighted = bm.Model(
+        f"{response} | weights(w) ~ {rest}", data, family=family, priors=priors, centered=False
+    )
+    replicated = bm.Model(
+        formula,
+        data.loc[data.index.repeat(data["w"])].reset_index(drop=True),
+        family=family,
+        priors=priors,
+        centered=False,
+    )
     for model in (weighted, replicated):
         assert [v.name for v in model.pymc_model.free_RVs] == [v.name for v in weighted.pymc_model.free_RVs]
     rng = np.random.default_rng(0)
@@ -203,8 +220,9 @@ def test_truncated_mean_and_draws():
     extras = bm.design.additions.Additions(lb=np.full(3, 1.0), ub=np.full(3, np.inf))
     mean = additions.mean(family, np.log(mu), {}, None, extras)
     np.testing.assert_allclose(mean, mu / (1 - np.exp(-mu)), rtol=1e-12)  # the zero-truncated Poisson's
-    draws = additions.draw(family, np.log(np.broadcast_to(mu, (20_000, 3))), {}, None, np.random.default_rng(1),
-                           extras)  # fmt: skip
+    draws = additions.draw(
+        family, np.log(np.broadcast_to(mu, (20_000, 3))), {}, None, np.random.default_rng(1), extras
+    )
     assert draws.min() == 1
     np.testing.assert_allclose(draws.mean(axis=0), mean[0], rtol=0.03)
     # Both bounds: a normal truncated to [-1, 2] has scipy's truncnorm mean.
@@ -230,27 +248,76 @@ def test_truncated_mean_and_draws():
 @pytest.mark.parametrize(
     ("formula", "family", "change", "message"),
     [
-        ("y | cens(c, y2) ~ x", "gaussian", lambda d: d.assign(y2=d["y2"] - 10),
-         r"an interval-censored row's upper end in 'y2' must be above the response 'y': row \d+ holds"),
-        ("y | cens(c) ~ x", "gaussian", lambda d: d,
-         r"row \d+ is interval-censored in cens\(c\) but cens\(\) has no upper bound"),
-        ("y | cens(c) ~ x", "gaussian", lambda d: d.assign(c=d["c"].replace("left", "lft")),
-         r"column 'c' in cens\(\) holds 'lft' in row \d+, which is not a censoring code"),
-        ("y | trunc(lb = 2) ~ x", "gaussian", lambda d: d,
-         r"the response 'y' is below trunc\(\)'s lower bound .*: row \d+ holds"),
-        ("y | trunc(ub = yy) ~ x", "gaussian", lambda d: d, r"column 'yy' in trunc\(\) is not in the data; did you mean 'y'"),
-        ("y | weights(w) ~ x", "gaussian", lambda d: d.assign(w=-d["x"]), r"the weights in weights\(w\) must be 0 or more: row"),
+        (
+            "y | cens(c, y2) ~ x",
+            "gaussian",
+            lambda d: d.assign(y2=d["y2"] - 10),
+            r"an interval-censored row's upper end in 'y2' must be above the response 'y': row \d+ holds",
+        ),
+        (
+            "y | cens(c) ~ x",
+            "gaussian",
+            lambda d: d,
+            r"row \d+ is interval-censored in cens\(c\) but cens\(\) has no upper bound",
+        ),
+        (
+            "y | cens(c) ~ x",
+            "gaussian",
+            lambda d: d.assign(c=d["c"].replace("left", "lft")),
+            r"column 'c' in cens\(\) holds 'lft' in row \d+, which is not a censoring code",
+        ),
+        (
+            "y | trunc(lb = 2) ~ x",
+            "gaussian",
+            lambda d: d,
+            r"the response 'y' is below trunc\(\)'s lower bound .*: row \d+ holds",
+        ),
+        (
+            "y | trunc(ub = yy) ~ x",
+            "gaussian",
+            lambda d: d,
+            r"column 'yy' in trunc\(\) is not in the data; did you mean 'y'",
+        ),
+        (
+            "y | weights(w) ~ x",
+            "gaussian",
+            lambda d: d.assign(w=-d["x"]),
+            r"the weights in weights\(w\) must be 0 or more: row",
+        ),
         ("y | weights(w) ~ x", "gaussian", lambda d: d.assign(w=0.0), r"every weight in weights\(w\) is 0"),
-        ("y | weights(w) ~ x", "gaussian", lambda d: d.assign(w="heavy"), r"column 'w' in weights\(\) must hold numbers"),
-        ("y | se(s) ~ x", "gaussian", lambda d: d.assign(s=d["x"]), r"the standard errors in se\(s\) must be positive"),
+        (
+            "y | weights(w) ~ x",
+            "gaussian",
+            lambda d: d.assign(w="heavy"),
+            r"column 'w' in weights\(\) must hold numbers",
+        ),
+        (
+            "y | se(s) ~ x",
+            "gaussian",
+            lambda d: d.assign(s=d["x"]),
+            r"the standard errors in se\(s\) must be positive",
+        ),
         ("count | se(s) ~ x", "poisson", lambda d: d.assign(s=1.0), r"family 'poisson' has none"),
-        ("y | se(s) ~ x", "gaussian", lambda d: d.assign(s=1.0), r"a dispersion= formula for sigma has nothing"),
-        ("c01 | cens(c) ~ x", "bernoulli", lambda d: d.assign(c01=(d["x"] > 0).astype(int), c="right"),
-         r"cens\(\) \(censoring\) means nothing for family 'bernoulli'"),
-        ("Surv(y, status) ~ x", "weibull", lambda d: d.assign(status=np.where(d["x"] > 0, 2, 0)),
-         r"Surv\(\)'s status column 'status' must be 0/1 .* mixes 0 and 2"),
+        (
+            "y | se(s) ~ x",
+            "gaussian",
+            lambda d: d.assign(s=1.0),
+            r"a dispersion= formula for sigma has nothing",
+        ),
+        (
+            "c01 | cens(c) ~ x",
+            "bernoulli",
+            lambda d: d.assign(c01=(d["x"] > 0).astype(int), c="right"),
+            r"cens\(\) \(censoring\) means nothing for family 'bernoulli'",
+        ),
+        (
+            "Surv(y, status) ~ x",
+            "weibull",
+            lambda d: d.assign(status=np.where(d["x"] > 0, 2, 0)),
+            r"Surv\(\)'s status column 'status' must be 0/1 .* mixes 0 and 2",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_addition_input_names_the_column_row_and_value(formula, family, change, message):
     data = change(_censored_frame())
     kwargs = {"dispersion": "~ x"} if "dispersion" in message else {}
@@ -270,13 +337,63 @@ def test_missing_weights_drop_rows_with_a_warning():
 
 def test_survs_status_codings_agree():
     data = _censored_frame().assign(event=lambda d: (d["x"] > 0).astype(int))
-    codes = [bm.Model(f, d, family="weibull").design.additions.cens for f, d in [
-        ("Surv(y, event) ~ x", data), ("Surv(y, event) ~ x", data.assign(event=data["event"] == 1)),
-        ("Surv(y, event) ~ x", data.assign(event=data["event"] + 1)),
-        ("y | cens(censored) ~ x", data.assign(censored=1 - data["event"]))]]  # fmt: skip
+    codes = [
+        bm.Model(f, d, family="weibull").design.additions.cens
+        for f, d in [
+            ("Surv(y, event) ~ x", data),
+            ("Surv(y, event) ~ x", data.assign(event=data["event"] == 1)),
+            ("Surv(y, event) ~ x", data.assign(event=data["event"] + 1)),
+            ("y | cens(censored) ~ x", data.assign(censored=1 - data["event"])),
+        ]
+    ]
     for other in codes[1:]:
         np.testing.assert_array_equal(codes[0], other)
     np.testing.assert_array_equal(codes[0], 1 - data["event"])
+
+
+def test_weibull_likelihood_is_survregs_on_kidney():
+    """The maximum of bayesmm's censored Weibull log-likelihood is R's: survival 3.x on R 4.2,
+    survreg(Surv(time, status) ~ age + factor(sex) + disease, kidney, dist = "weibull") gives
+    log-likelihood -330.3635, slopes below and scale 0.9668405 (shape 1 / scale); its
+    intercept is log(scale), bayesmm's log(mean) = log(scale) + lgamma(1 + 1 / shape)."""
+    from scipy import optimize
+
+    kidney = bm.datasets.load("kidney", package="survival")
+    kidney["disease"] = pd.Categorical(kidney["disease"], categories=["Other", "GN", "AN", "PKD"])
+    model = bm.Model("Surv(time, status) ~ age + factor(sex) + disease", kidney, family="weibull")
+    design, family = model.design, model.family
+
+    def negative(p):
+        eta = (design.X @ p[:-1])[None, :]
+        shape = np.array([[np.exp(p[-1])]])
+        return -additions.log_likelihood(
+            family, design.y, eta, {"shape": shape}, None, design.additions
+        ).sum()
+
+    best = optimize.minimize(negative, np.zeros(design.X.shape[1] + 1), method="BFGS")
+    assert -best.fun == pytest.approx(-330.3635, abs=1e-4)
+    survreg = {
+        "age": -0.001907486,
+        "factor(sex)[T.2]": 1.607917771,
+        "disease[T.GN]": -0.049330984,
+        "disease[T.AN]": -0.520640771,
+        "disease[T.PKD]": 1.342463697,
+    }
+    estimates = dict(zip(design.fixef_names, best.x, strict=False))
+    for name, value in survreg.items():
+        assert estimates[name] == pytest.approx(value, abs=2e-4), name
+    shape = np.exp(best.x[-1])
+    assert shape == pytest.approx(1 / 0.9668405, rel=1e-4)
+    assert estimates["Intercept"] - special.gammaln(1 + 1 / shape) == pytest.approx(3.714427323, abs=2e-4)
+
+
+def test_kaplan_meier_by_hand():
+    # Times 1, 2, 2+, 3, 4+ (+: censored). At t = 1 five are at risk and one fails: 4/5; at
+    # t = 2 four (the one censored at 2 among them) and one fails: 4/5 * 3/4; at t = 3 two
+    # and one fails: 3/5 * 1/2.
+    times, survival = kaplan_meier(np.array([2.0, 1, 3, 2, 4]), np.array([0, 1, 1, 1, 0]) == 1)
+    np.testing.assert_array_equal(times, [1.0, 2.0, 3.0])
+    np.testing.assert_allclose(survival, [0.8, 0.6, 0.3])
 
 
 # -- fits ---------------------------------------------------------------------------
@@ -292,8 +409,12 @@ def _eight_schools_exact():
     v = s**2 + tau**2
     precision = 1 / 25 + (1 / v).sum(axis=1, keepdims=True)
     mu_hat = (y / v).sum(axis=1, keepdims=True) / precision
-    log_post = (stats.halfcauchy(scale=5).logpdf(tau) - 0.5 * np.log(v).sum(axis=1, keepdims=True)
-                - 0.5 * np.log(precision) - 0.5 * ((y**2 / v).sum(axis=1, keepdims=True) - precision * mu_hat**2))  # fmt: skip
+    log_post = (
+        stats.halfcauchy(scale=5).logpdf(tau)
+        - 0.5 * np.log(v).sum(axis=1, keepdims=True)
+        - 0.5 * np.log(precision)
+        - 0.5 * ((y**2 / v).sum(axis=1, keepdims=True) - precision * mu_hat**2)
+    )
     weight = np.exp(log_post - log_post.max())[:, 0]
     weight /= weight.sum()
     shrink = s**2 / v  # theta_j | mu, tau: mean shrink * mu + (1 - shrink) * y_j
@@ -314,17 +435,24 @@ def _eight_schools_exact():
 
 @pytest.mark.slow
 def test_eight_schools_matches_the_exact_posterior():
-    schools = pd.DataFrame({"school": list("ABCDEFGH"), "y": [28.0, 8, -3, 7, -1, 1, 18, 12],
-                            "sigma": [15.0, 10, 16, 11, 9, 11, 10, 18]})  # fmt: skip
+    schools = pd.DataFrame(
+        {
+            "school": list("ABCDEFGH"),
+            "y": [28.0, 8, -3, 7, -1, 1, 18, 12],
+            "sigma": [15.0, 10, 16, 11, 9, 11, 10, 18],
+        }
+    )
     priors = {"Intercept": bm.Prior("Normal", mu=0, sigma=5), "sd": bm.Prior("HalfCauchy", beta=5)}
     model = bm.Model("y | se(sigma) ~ 1 + (1 | school)", schools, priors=priors)
     fit = quiet_fit(model, draws=2000, chains=4, random_seed=8)
     exact = _eight_schools_exact()
     table = fit.summary()
     coef = fit.coef()["school"]
-    estimates = {"Intercept": table.loc["Intercept", ["mean", "sd"]],
-                 "tau": table.loc["sd(Intercept|school)", ["mean", "sd"]],
-                 **{j: (coef.loc[j, ("mean", "Intercept")], coef.loc[j, ("sd", "Intercept")]) for j in "ABCDEFGH"}}  # fmt: skip
+    estimates = {
+        "Intercept": table.loc["Intercept", ["mean", "sd"]],
+        "tau": table.loc["sd(Intercept|school)", ["mean", "sd"]],
+        **{j: (coef.loc[j, ("mean", "Intercept")], coef.loc[j, ("sd", "Intercept")]) for j in "ABCDEFGH"},
+    }
     assert fit.diagnose()["divergences"].value == 0
     for name, (mean, sd) in exact.items():
         got_mean, got_sd = estimates[name]
@@ -360,11 +488,16 @@ def test_weibull_survival_with_a_frailty_recovers_the_truth():
     mean = np.exp(1.0 + 0.5 * x + rng.normal(0, 0.5, groups)[g])
     time = stats.weibull_min(shape, scale=mean / special.gamma(1 + 1 / shape)).rvs(random_state=rng)
     follow_up = rng.exponential(4.0, n)
-    data = pd.DataFrame({"time": np.minimum(time, follow_up), "status": (time <= follow_up).astype(int),
-                         "x": x, "g": g})  # fmt: skip
+    data = pd.DataFrame(
+        {"time": np.minimum(time, follow_up), "status": (time <= follow_up).astype(int), "x": x, "g": g}
+    )
     assert 0.2 < 1 - data["status"].mean() < 0.5  # a real share of censored rows
-    fit = quiet_fit(bm.Model("Surv(time, status) ~ x + (1 | g)", data, family="weibull"), draws=1000, chains=2,
-                    random_seed=4)  # fmt: skip
+    fit = quiet_fit(
+        bm.Model("Surv(time, status) ~ x + (1 | g)", data, family="weibull"),
+        draws=1000,
+        chains=2,
+        random_seed=4,
+    )
     assert fit.idata.attrs["compiled_by"] == "engine"
     assert_recovered(fit, {"Intercept": 1.0, "x": 0.5, "sd(Intercept|g)": 0.5, "shape": shape})
     # Replicated survival times are drawn without censoring: their mean is the model's.
@@ -372,6 +505,15 @@ def test_weibull_survival_with_a_frailty_recovers_the_truth():
     means = fit.predict(kind="mean", summary=False).values.reshape(-1, n)
     assert abs(draws.mean() / means.mean() - 1) < 0.02
     loo = fit.loo()
+    # The default posterior predictive check is Kaplan-Meier's; the observed curve lies inside
+    # the replicated curves' 95% band at the quartiles of the event times.
+    ax = fit.plot_ppc()
+    assert ax.get_title() == "Survival: observed against replicated"
+    times, survival = kaplan_meier(data["time"].to_numpy(), data["status"].to_numpy() == 1)
+    for t in np.quantile(times, [0.25, 0.5, 0.75]):
+        replicated = (draws[:500] > t).mean(axis=1)
+        observed = survival[np.searchsorted(times, t, side="right") - 1]
+        assert np.quantile(replicated, 0.025) < observed < np.quantile(replicated, 0.975), t
     # PSIS-LOO reads the censored rows' survival probabilities: finite, and reliable for all but
     # a few influential rows (seed 4: 2 of 500 with k in (0.7, 0.85)).
     assert np.isfinite(loo.elpd) and np.mean(loo.pareto_k.values > 0.7) < 0.01
@@ -385,8 +527,12 @@ def test_zero_truncated_poisson_recovers_the_truth(tmp_path):
     x = rng.normal(size=n)
     counts = rng.poisson(np.exp(0.2 + 0.6 * x + rng.normal(0, 0.4, groups)[g]))
     data = pd.DataFrame({"y": counts, "x": x, "g": g})[counts > 0]  # capture data: no zeros seen
-    fit = quiet_fit(bm.Model("y | trunc(lb = 1) ~ x + (1 | g)", data, family="poisson"), draws=1000, chains=2,
-                    random_seed=2)  # fmt: skip
+    fit = quiet_fit(
+        bm.Model("y | trunc(lb = 1) ~ x + (1 | g)", data, family="poisson"),
+        draws=1000,
+        chains=2,
+        random_seed=2,
+    )
     assert_recovered(fit, {"Intercept": 0.2, "x": 0.6, "sd(Intercept|g)": 0.4})
     replicated = fit.predict(kind="response", summary=False, random_seed=3).values
     assert replicated.min() >= 1

@@ -27,6 +27,8 @@ FIGURES = {
     "09_power_analysis": 1,
     "10_estimation_methods": 2,
     "11_model_building": 1,
+    "12_meta_analysis_eight_schools": 2,
+    "13_survival_kidney": 2,
 }
 # The theme embeds two small PNG icons in every notebook page; figures are larger.
 FIGURE_BYTES = 5_000

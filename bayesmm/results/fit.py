@@ -733,7 +733,8 @@ class Fit:
 
         The default follows the family, not the values: a hanging rootogram for count
         families, a histogram for binary, binomial and category data, a density for
-        continuous families (also when their data are whole numbers).
+        continuous families (also when their data are whole numbers), and Kaplan-Meier
+        curves for right-censored survival times.
 
         Parameters
         ----------
@@ -753,6 +754,9 @@ class Fit:
               tells a Poisson model of overdispersed counts from a negative binomial one
               when the rootogram cannot;
             * ``"stat"``: a statistic of each replicate against the observed value;
+            * ``"km"``: for right-censored times (``Surv(time, status)``), the observed
+              Kaplan-Meier curve against the survival curves of replicated times, drawn
+              without censoring (bayesplot's ``ppc_km_overlay``);
             * ``"pit"``, ``"loo_pit"``: ECDF of the (LOO-)probability integral transform
               with its simultaneous band (ArviZ's ``plot_ppc_pit``, ``plot_loo_pit``).
         num_pp_samples

@@ -363,7 +363,7 @@ def _plot_shrinkage_2d(fit: Fit, group: str, terms: tuple[str, str], ax=None):
 # ---------------------------------------------------------------------------
 # posterior predictive checks
 
-PPC_KINDS = ("density", "hist", "rootogram", "zeros", "dispersion", "stat", "pit", "loo_pit")
+PPC_KINDS = ("density", "hist", "rootogram", "zeros", "dispersion", "stat", "km", "pit", "loo_pit")
 # Kinds drawn by ArviZ 1 (arviz-plots), which makes its own figure.
 ARVIZ_KINDS = {"density": "plot_ppc_dist", "pit": "plot_ppc_pit", "loo_pit": "plot_loo_pit"}
 STATS = {"mean": np.mean, "sd": np.std, "max": np.max, "min": np.min, "median": np.median}
@@ -381,10 +381,56 @@ def is_count_response(fit: Fit) -> bool:
     return bool(np.all(y >= 0) and np.all(y == np.round(y)) and y.max() > 1)
 
 
+def _right_censored(fit: Fit) -> bool:
+    """Whether some rows are right-censored and none otherwise (survival data)."""
+    codes = fit.design.additions.cens
+    return codes is not None and bool(np.any(codes == 1)) and bool(np.all(np.isin(codes, (0, 1))))
+
+
+def kaplan_meier(time: np.ndarray, event: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The Kaplan-Meier estimate of the survival function: the distinct event times and S(t)
+    just after each (a censored time counts as at risk at its own time, as R's survfit)."""
+    time, event = np.asarray(time, dtype=float), np.asarray(event, dtype=bool)
+    order = np.sort(time)
+    times = np.unique(time[event])
+    at_risk = len(time) - np.searchsorted(order, times, side="left")
+    deaths = np.array([np.sum(event & (time == t)) for t in times])
+    return times, np.cumprod(1.0 - deaths / at_risk)
+
+
+def _plot_km(fit: Fit, reps: np.ndarray, ax) -> None:
+    """Kaplan-Meier curve of the observed times against the survival curves (1 - ECDF) of
+    replicated times, drawn without censoring (bayesplot's ``ppc_km_overlay``): under
+    censoring that does not depend on the outcome, the two estimate the same curve."""
+    y = fit.design.y
+    event = fit.design.additions.cens == 0
+    top = np.quantile(reps, 0.99)
+    grid = np.linspace(0.0, max(top, y.max()), 200)
+    for k, replicate in enumerate(reps):
+        survival = 1.0 - np.searchsorted(np.sort(replicate), grid, side="right") / replicate.size
+        ax.step(grid, survival, where="post", color="C0", alpha=0.1, lw=0.8,
+                label="replicated data sets" if k == 0 else None)  # fmt: skip
+    times, survival = kaplan_meier(y, event)
+    ax.step(np.r_[0.0, times], np.r_[1.0, survival], where="post", color="k", lw=1.8,
+            label="observed (Kaplan-Meier)")  # fmt: skip
+    censored = y[~event]
+    at = np.searchsorted(times, censored, side="right") - 1
+    ax.plot(censored, np.where(at >= 0, survival[np.maximum(at, 0)], 1.0), "|", color="k", ms=7,
+            label=f"censored ({censored.size})")  # fmt: skip
+    ax.set_xlim(0, grid[-1])
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel(fit.design.response_name)
+    ax.set_ylabel("share surviving")
+    ax.set_title("Survival: observed against replicated")
+
+
 def default_ppc_kind(fit: Fit) -> str:
     """The kind follows the family, not the values: a density for continuous families, one
-    bin per value for binary, binomial and category data, a hanging rootogram for counts."""
+    bin per value for binary, binomial and category data, a hanging rootogram for counts, and
+    Kaplan-Meier curves for right-censored survival times."""
     family = fit.model.family
+    if _right_censored(fit):
+        return "km"
     if family.continuous:
         return "density"
     if family.binary_response or family.needs_trials or family.has_categories:
@@ -497,6 +543,11 @@ def plot_ppc(
         ax.set_title("Hanging rootogram")
     elif kind == "dispersion":
         _plot_dispersion(fit, ax, max(num_pp_samples, 500), random_seed)
+    elif kind == "km":
+        if fit.design.additions.cens is None or not np.all(np.isin(fit.design.additions.cens, (0, 1))):
+            raise ValueError("plot_ppc(kind='km') is for right-censored survival times: Surv(time, status) "
+                             "or y | cens(c) with right-censored rows only")  # fmt: skip
+        _plot_km(fit, reps, ax)
     elif kind == "zeros":
         _require_counts(y, kind)
         zeros = (reps == 0).sum(axis=1)
