@@ -659,6 +659,7 @@ class Model:
             f"   Data: {d.n_obs} observations, {len(d.fixef_names)} fixed-effect columns",
             f" Groups: {groups}",
             *(f"{part:>7}: {d.formula.text[d.formula.text.index('~') :]}" for part, d in self.parts.items()),
+            *(f"  Terms: {line}" for line in d.additions.describe()),
         ]
 
     def __repr__(self) -> str:

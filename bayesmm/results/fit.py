@@ -212,7 +212,10 @@ class Fit:
             times trials for binomial data); ``"linear"``: the linear predictor;
             ``"response"``: new observations, one per posterior draw; ``"probs"`` (ordinal
             models): each category's probability, as brms's ``posterior_epred`` (``"mean"``
-            is then the expected category number, 1..K).
+            is then the expected category number, 1..K). With ``trunc()`` in the formula
+            ``"mean"`` is the truncated distribution's mean and ``"response"`` draws within
+            the bounds; with ``cens()`` both are of the distribution without censoring
+            (brms's semantics); with ``se()`` new rows need the SE column to draw responses.
         re_form
             Which group effects to include: None keeps all of them, ``"~0"`` (or
             ``"NA"``) drops them all (population-level predictions), a formula of
