@@ -387,6 +387,33 @@ def test_weibull_likelihood_is_survregs_on_kidney():
     assert estimates["Intercept"] - special.gammaln(1 + 1 / shape) == pytest.approx(3.714427323, abs=2e-4)
 
 
+def test_simulate_from_a_formula_draws_inside_the_truncation_bounds():
+    layout = pd.DataFrame({"g": np.repeat(list("abcdefgh"), 50)})
+    params = {"Intercept": 0.0, "sd(Intercept|g)": 0.3}
+    sims = bm.simulate(
+        "y | trunc(lb = 1) ~ 1 + (1 | g)", layout, family="poisson", params=params, seed=3, nsim=20
+    )
+    assert sims.to_numpy().min() == 1
+    # The zero-truncated Poisson of mean 1 has mean 1 / (1 - e^-1) = 1.582; group effects of
+    # SD 0.3 raise it a little.
+    assert 1.55 < sims.to_numpy().mean() < 1.75
+    weibull = bm.simulate("~ 1", layout, family="weibull", params={"Intercept": np.log(2.0), "shape": 2.0},
+                          seed=4, nsim=20)  # fmt: skip
+    assert weibull.to_numpy().mean() == pytest.approx(2.0, rel=0.03)
+
+
+def test_censored_beta_log_likelihood_is_scipys():
+    data = _censored_frame().assign(p=lambda d: 1 / (1 + np.exp(-d["x"])), upper=lambda d: (d["p"] + 1) / 2)
+    data["upper"] = np.where(data["c"] == "interval", data["upper"], np.nan)
+    model = bm.Model("p | cens(c, upper) ~ x", data, family="beta")
+    codes = data["c"].map(bm.design.additions.CENSORING).to_numpy()
+
+    def beta(mu, p):
+        return stats.beta(mu * p["phi"], (1 - mu) * p["phi"])
+
+    _compare(model, beta, data["p"].to_numpy(), data["upper"].to_numpy(), codes)
+
+
 def test_kaplan_meier_by_hand():
     # Times 1, 2, 2+, 3, 4+ (+: censored). At t = 1 five are at risk and one fails: 4/5; at
     # t = 2 four (the one censored at 2 among them) and one fails: 4/5 * 3/4; at t = 3 two
@@ -539,6 +566,9 @@ def test_zero_truncated_poisson_recovers_the_truth(tmp_path):
     # The observed mean sits inside the replicated means' 95% band (a plain Poisson's is below it).
     means = replicated.reshape(-1, len(data)).mean(axis=1)
     assert np.quantile(means, 0.025) < data["y"].mean() < np.quantile(means, 0.975)
+    # K-fold reads each held-out fold's truncation: its elpd is close to PSIS-LOO's.
+    kfold = fit.kfold(K=4, random_seed=1, draws=500, chains=2)
+    assert abs(kfold.elpd - fit.loo().elpd) < 2 * kfold.se
     # Saved and loaded, the addition term is read again from the stored model frame.
     path = tmp_path / "ztp.bayesmm"
     fit.save(path)
