@@ -111,8 +111,9 @@ def test_the_engine_samples_what_nutpies_own_compile_samples(data):
 
 @pytest.mark.slow
 def test_a_model_the_engine_declines_is_compiled_by_nutpie(data):
-    built = _data_model(data.assign(count=np.where(np.arange(len(data)) % 3 == 0, 0, data["count"])),
-                        "count ~ x + (1 | g)", "hurdle_poisson")  # fmt: skip
+    # A censored gamma response: the gradient of P(a, x) in its shape a is a ScalarLoop.
+    censored = data.assign(pos=data["count"] + 0.5, c=np.where(np.arange(len(data)) % 4 == 0, "right", "none"))
+    built = _data_model(censored, "pos | cens(c) ~ x + (1 | g)", "gamma")
     compiled = native.compile_model(built.model, built.shared)
     assert native.compiled_by(compiled) == "graph"
     draws = _draws(compiled)

@@ -67,6 +67,7 @@ class RandomTermSpec:
     text: str
     structure: str = "us"
     rank: int | None = None  # rr(x | g, d): the number of latent factors d
+    cov: str | None = None  # gr(g, cov = A): the name of the levels' known covariance in data2
 
     @property
     def compound_symmetry(self) -> bool:
@@ -256,6 +257,7 @@ def _parse_bar_term(inner: str, inner_offset: int, formula: str, prefix: str) ->
     rank = None
     if chosen.takes_rank:
         right, rank = _rank(right, formula, right_offset)
+    right, cov = _gr(right, formula, right_offset)
     text = formula[inner_offset - 1 - len(prefix) : inner_offset + len(inner) + 1]
     return [
         RandomTermSpec(
@@ -266,9 +268,42 @@ def _parse_bar_term(inner: str, inner_offset: int, formula: str, prefix: str) ->
             text=text,
             structure=structure,
             rank=rank,
+            cov=cov,
         )
         for group, factors in _expand_group(right, formula, right_offset)
     ]
+
+
+_GR = re.compile(r"^gr\s*\((?P<inner>.*)\)$", re.S)
+
+
+def _gr(right: str, formula: str, offset: int) -> tuple[str, str | None]:
+    """brms's ``gr(g, cov = A)``: the grouping factor ``g`` and the name of its levels' known
+    covariance matrix (given in ``data2``); ``gr(g)`` alone is ``g``."""
+    match = _GR.match(right)
+    if not match:
+        return right, None
+    pieces = [_strip_with_offset(o, p) for o, p in _split_top_level(match.group("inner"), ",", offset + 3)]
+    group, cov = None, None
+    for position, (at, piece) in enumerate(pieces):
+        keyed = re.fullmatch(r"(?P<key>[A-Za-z_.][\w.]*)\s*=\s*(?P<value>.+)", piece, re.S)
+        key, value = (keyed.group("key"), keyed.group("value").strip()) if keyed else (None, piece)
+        if key is None and position == 0:
+            group = value
+        elif key == "cov" and re.fullmatch(_NAME, value):
+            cov = value.strip("`")
+        elif key == "cov":
+            raise FormulaSyntaxError("gr()'s cov names a matrix given in data2, e.g. gr(g, cov = A)", formula, at,
+                                     at + len(piece))  # fmt: skip
+        else:
+            raise FormulaSyntaxError(
+                f"gr() takes the grouping factor and cov = (a matrix in data2); '{piece}' is not supported "
+                "(brms's by =, id = and dist = are not)", formula, at, at + len(piece),
+            )  # fmt: skip
+    if group is None or not re.fullmatch(_NAME, group):
+        raise FormulaSyntaxError("gr() takes a grouping column first: (1 | gr(g, cov = A))", formula, offset,
+                                 offset + len(right))  # fmt: skip
+    return group, cov
 
 
 def _rank(right: str, formula: str, offset: int) -> tuple[str, int]:
