@@ -192,6 +192,13 @@ class Model:
         parameterization; None also collapses the largest of several factors (the others
         sampled); False samples the effects; True refuses a model it cannot collapse, saying
         why.
+    data2
+        Matrices the formula names, by name: ``(1 | gr(g, cov = A))`` reads ``data2["A"]``,
+        the known covariance (or correlation) of the levels of ``g`` (a phylogeny's, a
+        pedigree's), as brms's ``data2``. A DataFrame labelled by level on its rows and
+        columns (extra levels are dropped), or an array in the factor's level order;
+        checked symmetric and positive definite. The levels' effects of each varying term
+        are then MVN(0, sd^2 A).
     decomp
         ``"QR"`` samples the mean's slopes through the QR decomposition of their (centred)
         columns, as brms's ``decomp = "QR"`` and rstanarm's ``QR = TRUE``: correlated
@@ -233,8 +240,13 @@ class Model:
         centered: bool | dict[str, bool] | None = None,
         collapsed: bool | str | None = "auto",
         decomp: str | None = "auto",
+        data2: dict | None = None,
     ):
         self.formula = parse_formula(formula)
+        if data2 is not None and not isinstance(data2, dict):
+            kind = type(data2).__name__
+            raise ValueError(f"data2 takes a dict of names to matrices, e.g. {{'A': A}}; got {kind}")
+        self.data2 = data2
         self.family = get_family(family, link)
         if self.formula.cbind and not self.family.needs_trials:
             raise ValueError(
@@ -347,7 +359,7 @@ class Model:
             return build_design(text, frame, trials=part_trials, binary_response=self.family.binary_response,
                                 na_action=na_action, part=self.family.main_part if part is None else part,
                                 ordinal_response=self.family.ordinal and part is None,
-                                categorical_response=self.family.categorical)  # fmt: skip
+                                categorical_response=self.family.categorical, data2=self.data2)  # fmt: skip
 
         if not part_formulas:
             return build(None), {}
@@ -491,6 +503,7 @@ class Model:
             centered=self.centered_setting,
             collapsed=self.collapsed_setting,
             decomp=self.decomp_setting,
+            data2=self.data2,
         )
 
     def fit(

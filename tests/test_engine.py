@@ -100,6 +100,9 @@ CASES = [
     ("yz | weights(w) ~ x + (1 | g)", "zero_inflated_poisson", {}),
     ("yg | se(w) ~ x + (1 | g)", "gaussian", {}),
     ("yg | se(w, sigma = TRUE) ~ x + (1 | g)", "student", {}),
+    # Levels with a known covariance (phylogenetic models): r = L_A r0.
+    ("yg ~ x + (1 + x | gr(g, cov = A))", "gaussian", {"data2": {"A": np.exp(-np.abs(np.subtract.outer(
+        np.arange(20.0), np.arange(20.0))) / 4)}}),
     (
         "yg ~ x + (1 | g)",
         "gaussian",

@@ -29,6 +29,7 @@ from ..spec.terms import NotNumeric, Terms, _missing, compile_terms
 from ..warn import warn_user
 from .additions import Additions, check_additions, read_additions
 from .errors import DataError, missing_column_error
+from .known_cov import level_covariance
 
 __all__ = ["Design", "RandomEffectTerm", "build_design", "DataError"]
 
@@ -46,6 +47,9 @@ class RandomEffectTerm:
     part: str = ""  # "" for the mean's linear predictor; "zi", "hu" or "dispersion" otherwise
     terms: Terms | None = field(repr=False, default=None)  # the checked varying terms, for new data
     start: int = 0  # the term's first column among its grouping factor's (set by Design)
+    # gr(g, cov = A): the levels' known covariance A (levels x levels) and its Cholesky factor.
+    level_cov: np.ndarray | None = field(repr=False, default=None)
+    level_factor: np.ndarray | None = field(repr=False, default=None)
 
     @property
     def group(self) -> str:
@@ -236,6 +240,7 @@ def build_design(
     part: str = "",
     ordinal_response: bool = False,
     categorical_response: bool = False,
+    data2: dict | None = None,
 ) -> Design:
     """Build the design of ``formula`` on ``data``.
 
@@ -285,7 +290,7 @@ def build_design(
         X_df = _without_intercept(X_df, parsed)
     offset = offset_values(compiled.offsets, data)
     random = [
-        _random_term(spec, terms, data, part)
+        _random_term(spec, terms, data, part, data2)
         for spec, terms in zip(parsed.random, compiled.random, strict=True)
     ]
     _check_duplicate_terms(random)
@@ -777,7 +782,9 @@ def _check_distinct_labels(factor: str, values: list, labels: list[str]) -> None
         seen[label] = value
 
 
-def _random_term(spec: RandomTermSpec, terms: Terms, data: pd.DataFrame, part: str = "") -> RandomEffectTerm:
+def _random_term(
+    spec: RandomTermSpec, terms: Terms, data: pd.DataFrame, part: str = "", data2=None
+) -> RandomEffectTerm:
     levels, codes = _level_labels(data, spec.group_factors)
     if len(levels) < 2:
         raise DataError(
@@ -795,6 +802,7 @@ def _random_term(spec: RandomTermSpec, terms: Terms, data: pd.DataFrame, part: s
     problem = STRUCTURES[spec.structure].problem_with(list(map(str, matrix.columns)), spec)
     if problem:
         raise DataError(f"term {spec.text}: {problem}")
+    known = level_covariance(spec, levels, data2) if spec.cov is not None else None
     return RandomEffectTerm(
         spec=spec,
         levels=levels,
@@ -804,6 +812,8 @@ def _random_term(spec: RandomTermSpec, terms: Terms, data: pd.DataFrame, part: s
         model_spec=matrix.model_spec,
         part=part,
         terms=terms,
+        level_cov=known,
+        level_factor=None if known is None else np.linalg.cholesky(known),
     )
 
 

@@ -266,7 +266,11 @@ def _term_effects(
             w = pm.Normal(names("z"), 0.0, 1.0, dims=(level_dim(term.group), names.columns_dim))
         else:  # fewer latent factors than columns (rr)
             w = pm.Normal(names("z"), 0.0, 1.0, shape=(n_levels, structure.latent))
-        return structure.build(_level_basis(w, n_levels), priors, names)
+        r, sds, cors = structure.build(_level_basis(w, n_levels), priors, names)
+        if term.level_factor is not None:
+            # gr(g, cov = A): r's rows are independent Normal(0, Sigma); L_A r is MVN(0, Sigma (x) A).
+            r = pt.dot(term.level_factor, r)
+        return r, sds, cors
     F, sds, cors = structure.factor(priors, names)
     mean_row = structure.apply(pm.Normal(names("z"), 0.0, 1.0, shape=(1, term.n_terms)), F, sds)
     if n_levels == 1:
@@ -403,6 +407,8 @@ def marginal_nesting(design: Design, centred: tuple[bool, ...], qr: bool = False
     if len(terms) != 2 or len(design.groups) != 2 or qr or not any(centred):
         return None
     if any(t.n_terms != 1 or not np.all(t.matrix == 1.0) or t.covariance.name != "diag" for t in terms):
+        return None
+    if any(t.level_factor is not None for t in terms):  # the integral assumes independent levels
         return None
     parents = centring_parents(design)
     for child in (0, 1):

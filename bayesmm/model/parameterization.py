@@ -263,7 +263,7 @@ def centred_terms(design: Design, family: Family, setting=None) -> tuple[bool, .
     chosen: list[bool | None] = []
     for k, term in enumerate(terms):
         wanted = setting.get(term.group) if isinstance(setting, dict) else setting
-        if not term.covariance.centrable:  # reduced rank: always non-centred
+        if not term.covariance.centrable or term.level_factor is not None:  # rr, gr(): non-centred
             chosen.append(False)
         elif wanted is not None:
             chosen.append(bool(wanted))

@@ -35,6 +35,8 @@ __all__ = ["save", "read", "Saved", "naming", "check_centred", "write_idata"]
 
 FORMAT = "bayesmm-fit/2"
 FRAME_GROUP = "bayesmm_model_frame"
+# gr(g, cov = A)'s matrices, as the model used them (its levels, in their order).
+DATA2_GROUP = "bayesmm_data2"
 INDEX = "__index__"
 TRIALS = "__trials__"
 
@@ -119,6 +121,27 @@ def _frame_from(dataset: xr.Dataset, spec: dict) -> pd.DataFrame:
     return pd.DataFrame(columns, index=pd.Index(index))
 
 
+def _data2_dataset(design) -> xr.Dataset | None:
+    """Each known covariance of levels (gr(g, cov = A)) as the model used it, labelled by level."""
+    matrices = {t.spec.cov: (t.levels, t.level_cov) for t in design.random if t.level_cov is not None}
+    if not matrices:
+        return None
+    variables, coords = {}, {}
+    for name, (levels, values) in matrices.items():
+        variables[name] = ((f"{name}__row", f"{name}__col"), values)
+        coords[f"{name}__row"] = coords[f"{name}__col"] = list(levels)
+    return xr.Dataset(variables, coords=coords)
+
+
+def _data2_from(dataset: xr.Dataset) -> dict:
+    """The saved matrices as DataFrames labelled by level, as data2 takes them."""
+    data2 = {}
+    for name, variable in dataset.data_vars.items():
+        rows, columns = (variable.coords[dim].values.astype(str) for dim in variable.dims)
+        data2[str(name)] = pd.DataFrame(variable.values, index=list(rows), columns=list(columns))
+    return data2
+
+
 def _description(fit: Fit, frame_types: dict) -> dict:
     from ..version import __version__
 
@@ -168,6 +191,9 @@ def save(fit: Fit, path: str | Path) -> Path:
     frame_data, frame_types = _frame_dataset(fit.model.model_frame)
     tree = fit.idata.copy()
     tree[FRAME_GROUP] = xr.DataTree(frame_data)
+    known = _data2_dataset(fit.model.design)
+    if known is not None:
+        tree[DATA2_GROUP] = xr.DataTree(known)
     tree.attrs = {**tree.attrs, "bayesmm": json.dumps(_description(fit, frame_types))}
     return _write_netcdf(tree, Path(path))
 
@@ -254,6 +280,10 @@ def read(path: str | Path) -> Saved:
     tree, description = _read(path)
     frame = _frame_from(tree[FRAME_GROUP].to_dataset(), description["frame"])
     del tree[FRAME_GROUP]
+    data2 = None
+    if DATA2_GROUP in tree.children:
+        data2 = _data2_from(tree[DATA2_GROUP].to_dataset())
+        del tree[DATA2_GROUP]
     tree.attrs = {k: v for k, v in tree.attrs.items() if k != "bayesmm"}
     formula = _check_saved_formula(description["formula"], path)
     parts = description["parts"]
@@ -266,7 +296,7 @@ def read(path: str | Path) -> Saved:
                "link": description["link"], "trials": description["trials"],
                "na_action": description["na_action"], "dpars": parts,
                "collapsed": _saved_flag(description, "collapsed", path),
-               "decomp": _saved_decomp(description, path)}  # fmt: skip
+               "decomp": _saved_decomp(description, path), "data2": data2}  # fmt: skip
     for node in tree.subtree:  # level labels and coordinates read back as strings
         for name, coordinate in node.coords.items():
             if coordinate.dtype.kind == "U":

@@ -155,6 +155,13 @@ def linear_predictor_of(
                     "were not in the fitted data; use new_levels='sample' (draw them from the fitted "
                     "population) or 'population' (set their group effects to zero)"
                 )
+            if new_levels == "sample" and term.level_factor is not None:
+                new = ", ".join(repr(u) for u in term_unseen[:5])
+                raise DataError(
+                    f"level(s) {new} of '{term.group}' are new, and {term.spec.text} correlates levels "
+                    f"through data2['{term.spec.cov}'], which has no row for them: refit with them in it, or "
+                    "predict with new_levels='population' (effects of zero)"
+                )
             extra = (
                 _new_level_effects(fit, design, term, len(term_unseen), rng)
                 if new_levels == "sample"

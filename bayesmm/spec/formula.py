@@ -293,8 +293,8 @@ def _gr(right: str, formula: str, offset: int) -> tuple[str, str | None]:
         elif key == "cov" and re.fullmatch(_NAME, value):
             cov = value.strip("`")
         elif key == "cov":
-            raise FormulaSyntaxError("gr()'s cov names a matrix given in data2, e.g. gr(g, cov = A)", formula, at,
-                                     at + len(piece))  # fmt: skip
+            message = "gr()'s cov names a matrix given in data2, e.g. gr(g, cov = A)"
+            raise FormulaSyntaxError(message, formula, at, at + len(piece))
         else:
             raise FormulaSyntaxError(
                 f"gr() takes the grouping factor and cov = (a matrix in data2); '{piece}' is not supported "
