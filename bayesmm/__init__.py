@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # for type checkers and the API docs; at run time names load 
     from .model.maximal import Maximal
     from .results.comparison import compare, kfold
     from .results.diagnostics import DiagnosticWarning, compare_samplers
+    from .results.effects import MarginalMeans
     from .results.fit import Fit
     from .spec.formula import FormulaSyntaxError, parse_formula
     from .spec.priors import Prior, PriorError
@@ -55,6 +56,7 @@ _EXPORTS = {
     "load": "api",
     "maximal": "api",
     "Maximal": "model.maximal",
+    "MarginalMeans": "results.effects",
 }
 _SUBMODULES = {"datasets"}
 # Modules that do not load ArviZ (the CLI checks formulas, priors and data with them).
@@ -64,7 +66,7 @@ __all__ = [
     "Model", "Fit", "available_samplers", "Prior", "PriorError", "Family", "FAMILIES", "get_family",
     "parse_formula", "FormulaSyntaxError", "DataError", "compare_samplers", "DiagnosticWarning", "compare",
     "kfold", "simulate", "sbc", "SBCResult", "power", "PowerResult", "compare_methods", "MethodComparison",
-    "load", "maximal", "Maximal", "datasets", "__version__",
+    "load", "maximal", "Maximal", "MarginalMeans", "datasets", "__version__",
 ]  # fmt: skip
 
 

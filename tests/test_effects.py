@@ -101,3 +101,74 @@ def test_the_plot_draws_one_band_per_level(interaction_fit):
     assert len(ax.collections) == 4  # three bands and the data
     table = interaction_fit.conditional_effects("x", by="f")
     np.testing.assert_allclose(ax.get_lines()[2].get_ydata(), table[table.f == "c"].estimate)
+
+
+# -- estimated marginal means -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_factor_fit():
+    """y ~ A * B + x with three levels of A, two of B, balanced within A except that B's
+    second level is rarer (unbalanced on purpose: equal and proportional weights differ)."""
+    rng = np.random.default_rng(5)
+    a = np.repeat(["a1", "a2", "a3"], 60)
+    b = np.tile(np.r_[np.repeat("b1", 45), np.repeat("b2", 15)], 3)
+    x = rng.normal(1.0, 1.0, a.size)
+    eta = -0.3 + 0.6 * (a == "a2") + 1.2 * (a == "a3") - 0.8 * (b == "b2") + 0.4 * x
+    data = pd.DataFrame(
+        {"y": rng.poisson(np.exp(eta)), "A": a, "B": b, "x": x, "g": rng.choice(list("pqrs"), a.size)}
+    )
+    return quiet_fit(
+        bm.Model("y ~ A * B + x + (1 | g)", data, family="poisson"), draws=250, chains=2, random_seed=4
+    )
+
+
+def _cell_draws(fit, a, b, x):
+    """The linear predictor at (A = a, B = b, x) without group effects, per draw."""
+    f = _fixef_draws(fit)
+    eta = f["Intercept"] + f["x"] * x
+    if a != "a1":
+        eta = eta + f[f"A[T.{a}]"]
+    if b != "b1":
+        eta = eta + f[f"B[T.{b}]"] + (f[f"A[T.{a}]:B[T.{b}]"] if a != "a1" else 0.0)
+    return eta
+
+
+def test_marginal_means_average_the_cells_on_the_link_scale(two_factor_fit):
+    """emmeans's definition: the linear predictor at every cell of the reference grid (x at
+    its mean), averaged over B with equal weights, then back-transformed."""
+    fit = two_factor_fit
+    x = fit.model.model_frame["x"].mean()
+    means = fit.marginal_means("A")
+    assert list(means.table["A"]) == ["a1", "a2", "a3"]
+    for k, a in enumerate(["a1", "a2", "a3"]):
+        by_hand = np.exp((_cell_draws(fit, a, "b1", x) + _cell_draws(fit, a, "b2", x)) / 2)
+        np.testing.assert_allclose(means.draws[:, k], by_hand, rtol=1e-10)
+        assert means.table.loc[k, "estimate"] == pytest.approx(by_hand.mean(), rel=1e-10)
+    linear = fit.marginal_means("A", scale="linear")
+    np.testing.assert_allclose(np.exp(linear.draws), means.draws, rtol=1e-12)
+    # Proportional weights: B's levels as often as in the data (3 to 1).
+    weighted = fit.marginal_means("A", weights="proportional")
+    by_hand = np.exp(0.75 * _cell_draws(fit, "a2", "b1", x) + 0.25 * _cell_draws(fit, "a2", "b2", x))
+    np.testing.assert_allclose(weighted.draws[:, 1], by_hand, rtol=1e-10)
+
+
+def test_marginal_means_by_a_factor_and_their_contrasts(two_factor_fit):
+    fit = two_factor_fit
+    x = fit.model.model_frame["x"].mean()
+    means = fit.marginal_means("A", by="B")
+    assert len(means.table) == 6
+    row = means.table.index[(means.table["A"] == "a3") & (means.table["B"] == "b2")][0]
+    np.testing.assert_allclose(means.draws[:, row], np.exp(_cell_draws(fit, "a3", "b2", x)), rtol=1e-10)
+    pairs = means.contrasts()
+    assert len(pairs) == 6 and set(pairs["B"]) == {"b1", "b2"}  # three pairs within each level of B
+    pair = pairs[(pairs["B"] == "b2") & (pairs["contrast"] == "a3 - a1")].iloc[0]
+    first = means.table.index[(means.table["A"] == "a1") & (means.table["B"] == "b2")][0]
+    difference = means.draws[:, row] - means.draws[:, first]
+    assert pair["estimate"] == pytest.approx(difference.mean(), rel=1e-12)
+    with pytest.raises(DataError, match=r"'x' is a number, not a factor"):
+        fit.marginal_means("x")
+    with pytest.raises(DataError, match=r"'C' is not a predictor of this model"):
+        fit.marginal_means("C")
+    with pytest.raises(ValueError, match=r"weights must be 'equal' or 'proportional'"):
+        fit.marginal_means("A", weights="cells")

@@ -11,6 +11,7 @@ model's own.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from itertools import combinations, product
 from typing import TYPE_CHECKING
 
@@ -24,7 +25,7 @@ from .summaries import interval_names
 if TYPE_CHECKING:  # pragma: no cover
     from .fit import Fit
 
-__all__ = ["conditional_effects", "contrasts", "reference_grid"]
+__all__ = ["conditional_effects", "contrasts", "reference_grid", "marginal_means", "MarginalMeans"]
 
 # Points along a numeric predictor's range (brms's resolution).
 RESOLUTION = 100
@@ -214,6 +215,139 @@ def contrasts(
     table = pd.DataFrame(rows)
     table.attrs.update({"factor": factor, "by": by, "scale": scale, "prob": prob})
     return table
+
+
+@dataclass
+class MarginalMeans:
+    """Estimated marginal means (emmeans's EMMs) with their posterior draws, as
+    [`Fit.marginal_means`][bayesmm.Fit.marginal_means] returns them.
+
+    Parameters
+    ----------
+    table
+        One row per level of the specs (and of ``by``): ``estimate``, ``sd``, ``median``
+        and the interval's ends.
+    draws
+        The posterior draws, (draws, rows of ``table``).
+    specs
+        The factors the means are per level of.
+    by
+        The factor they are within, or None.
+    scale
+        ``"response"`` or ``"linear"``.
+    prob
+        The intervals' probability.
+
+    Examples
+    --------
+    >>> cbpp = bm.datasets.load("cbpp")
+    >>> cbpp_fit = bm.Model("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp,
+    ...                     family="binomial").fit(draws=300, chains=2, progressbar=False)
+    >>> means = cbpp_fit.marginal_means("period")
+    >>> means.table["estimate"]
+    """
+
+    table: pd.DataFrame
+    draws: np.ndarray = field(repr=False)  # (draws, rows of table)
+    specs: list[str] = field(default_factory=list)
+    by: str | None = None
+    scale: str = "response"
+    prob: float = 0.95
+
+    def contrasts(self, prob: float | None = None) -> pd.DataFrame:
+        """Pairwise differences of the marginal means, draw by draw, within each level of
+        ``by`` (emmeans's ``pairs()``), on the means' own scale.
+
+        Parameters
+        ----------
+        prob
+            Probability of the central interval; None: the means' own.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per pair: ``contrast`` (``"b - a"``), ``estimate``, ``sd``, the interval's
+            ends and ``p_direction``, the posterior probability of the estimate's sign.
+
+        Examples
+        --------
+        >>> cbpp = bm.datasets.load("cbpp")
+        >>> cbpp_fit = bm.Model("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp,
+        ...                     family="binomial").fit(draws=300, chains=2, progressbar=False)
+        >>> cbpp_fit.marginal_means("period").contrasts()
+        """
+        prob = self.prob if prob is None else prob
+        lo, hi = interval_names(prob)
+        labels = [" ".join(str(v) for v in row) for row in self.table[self.specs].itertuples(index=False)]
+        groups = [None] if self.by is None else list(dict.fromkeys(self.table[self.by]))
+        rows = []
+        for value in groups:
+            at = np.ones(len(self.table), bool) if value is None else self.table[self.by].eq(value).to_numpy()
+            for a, b in combinations(np.flatnonzero(at), 2):
+                difference = self.draws[:, b] - self.draws[:, a]
+                q = np.quantile(difference, [(1 - prob) / 2, (1 + prob) / 2])
+                row = {"contrast": f"{labels[b]} - {labels[a]}", "estimate": difference.mean(),
+                       "sd": difference.std(ddof=1), lo: q[0], hi: q[1],
+                       "p_direction": max(np.mean(difference > 0), np.mean(difference < 0))}  # fmt: skip
+                rows.append(row if value is None else {self.by: value, **row})
+        return pd.DataFrame(rows)
+
+    def __repr__(self) -> str:
+        return f"Estimated marginal means ({self.scale} scale)\n{self.table.to_string()}"
+
+    def _repr_html_(self) -> str:
+        return f"<h4>Estimated marginal means ({self.scale} scale)</h4>" + self.table.to_html()
+
+
+def marginal_means(fit: Fit, specs, by=None, weights="equal", scale="response", prob=0.95) -> MarginalMeans:
+    """Estimated marginal means over a reference grid; see :meth:`bayesmm.Fit.marginal_means`."""
+    specs = [specs] if isinstance(specs, str) else list(specs)
+    if weights not in ("equal", "proportional"):
+        raise ValueError(f"weights must be 'equal' or 'proportional' (emmeans's), got {weights!r}")
+    if scale not in ("response", "linear"):
+        raise ValueError(f"scale must be 'response' or 'linear', got {scale!r}")
+    if fit.model.family.has_categories:
+        raise ValueError("marginal means of an ordinal or categorical model are not supported: use "
+                         "predict(kind='probs') on a grid")  # fmt: skip
+    predictors, _, frame = _predictors(fit)
+    named = [*specs, *([by] if by is not None else [])]
+    if len(set(named)) != len(named) or not specs:
+        raise ValueError(f"give one or more factors, each once, in specs and by; got {specs!r}, by={by!r}")
+    for name in named:
+        if name not in predictors:
+            known = ", ".join(predictors)
+            raise DataError(f"'{name}' is not a predictor of this model; its predictors are {known}")
+        if not _is_factor(frame[name]):
+            raise DataError(f"'{name}' is a number, not a factor: marginal means are per level of factors "
+                            f"(conditional_effects('{name}') shows a number's effect)")  # fmt: skip
+    # The reference grid (emmeans's): every level of every factor, numbers at their means.
+    others = [c for c in predictors if c not in named and _is_factor(frame[c])]
+    varying = {c: _levels(frame[c]) for c in [*named, *others]}
+    grid = reference_grid(fit, varying)
+    eta = _draws(fit, grid, "linear", "~0")
+    if others and weights == "proportional":  # each combination of the others as often as in the data
+        counts = frame.groupby(others, observed=True).size()
+        cell_weights = np.array([counts.get(tuple(row) if len(others) > 1 else row[0], 0)
+                                 for row in grid[others].itertuples(index=False)], dtype=float)  # fmt: skip
+    else:
+        cell_weights = np.ones(len(grid))
+    keys = grid[named].apply(tuple, axis=1)
+    table = grid[named].drop_duplicates().reset_index(drop=True)
+    columns = []
+    for key in table.apply(tuple, axis=1):
+        at = (keys == key).to_numpy()
+        w = cell_weights[at]
+        if w.sum() == 0:
+            raise DataError(f"no data row has {dict(zip(named, key, strict=True))} with any combination of "
+                            f"{', '.join(others)}: weights='proportional' cannot average there")  # fmt: skip
+        columns.append(eta[:, at] @ (w / w.sum()))
+    draws = np.column_stack(columns)
+    if scale == "response":  # emmeans's back-transformation of the averaged linear predictor
+        draws = fit.model.family.link.inverse(draws)
+    for name, values in _summarise(draws, prob).items():
+        table[name] = values
+    table.insert(len(named) + 1, "sd", draws.std(axis=0, ddof=1))
+    return MarginalMeans(table, draws, specs, by, scale, prob)
 
 
 def plot_conditional_effects(fit: Fit, table: pd.DataFrame, points: bool = False, ax=None):

@@ -624,6 +624,54 @@ class Fit:
         """
         return effects.contrasts(self, factor, by, scale, re_form, prob)
 
+    def marginal_means(
+        self,
+        specs,
+        by: str | None = None,
+        weights: str = "equal",
+        scale: str = "response",
+        prob: float = 0.95,
+    ) -> effects.MarginalMeans:
+        """Estimated marginal means of the expected response per level of one or more
+        factors (emmeans's ``emmeans(fit, ~ specs | by)``, as brms users call it).
+
+        The reference grid is emmeans's: every combination of the levels of every factor in
+        the model, each number at its mean. The population-level linear predictor (group
+        effects at zero) is averaged over the factors not in ``specs`` or ``by``, per draw,
+        and on the response scale back-transformed by the inverse link afterwards, as
+        emmeans's ``type = "response"`` does (for a log link: the geometric mean over the
+        averaged cells; for an identity link: the plain average).
+
+        Parameters
+        ----------
+        specs
+            A factor's column name, or a list of them (one mean per combination of levels).
+        by
+            Another factor: the means, and their contrasts, within each of its levels.
+        weights
+            ``"equal"``: every cell of the averaged factors counts alike (emmeans's
+            default); ``"proportional"``: each combination of them as often as in the data.
+        scale
+            ``"response"`` or ``"linear"`` (the linear predictor, emmeans's link scale).
+        prob
+            Probability of the central interval, in (0, 1).
+
+        Returns
+        -------
+        MarginalMeans
+            ``.table`` (per level: ``estimate``, ``sd``, ``median`` and the interval), the
+            ``.draws`` and ``.contrasts()`` for the pairwise differences.
+
+        Examples
+        --------
+        >>> cbpp = bm.datasets.load("cbpp")
+        >>> cbpp_fit = bm.Model("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp,
+        ...                     family="binomial").fit(draws=300, chains=2, progressbar=False)
+        >>> means = cbpp_fit.marginal_means("period")   # the proportion of cases per period
+        >>> means.contrasts()
+        """
+        return effects.marginal_means(self, specs, by, weights, scale, prob)
+
     def psense(self, threshold: float = 0.05) -> pd.DataFrame:
         """Power-scaling sensitivity of each summary parameter to the prior and to the
         likelihood (R's priorsense, ArviZ's ``psense_summary``), computed by importance

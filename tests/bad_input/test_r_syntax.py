@@ -185,7 +185,7 @@ def test_dotted_r_names_and_backquotes():
             "y ~ mo(day) + (1 | g)",
             r"monotonic effects mo\(\) are not supported; use the predictor as a number",
         ),
-        ("y ~ x + (1 | gr(g, by = f))", r"gr\(\) takes the grouping factor and cov = .*'by = f' is not supported"),
+        ("y ~ x + (1 | gr(g, by = f))", r"gr\(\) takes the grouping factor and cov = .*'by = f'"),
         ("y ~ x + (1 | gr(g, cov = A))", r"needs the matrix 'A': pass it as bm.Model\(\.\.\., data2="),
         ("y ~ x + gr(g)", r"gr\(\) is not supported; write the grouping term as \(1 \| g\)"),
         (
