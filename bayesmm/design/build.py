@@ -30,6 +30,7 @@ from ..warn import warn_user
 from .additions import Additions, check_additions, read_additions
 from .errors import DataError, missing_column_error
 from .known_cov import level_covariance
+from .monotonic import Monotonic, read_monotonic
 
 __all__ = ["Design", "RandomEffectTerm", "build_design", "DataError"]
 
@@ -150,6 +151,7 @@ class Design:
     offset_expressions: list[Expression] = field(repr=False, default_factory=list)
     responses: list[Expression] = field(repr=False, default_factory=list)
     additions: Additions = field(default_factory=Additions)  # se(), weights(), cens(), trunc()
+    monotonic: list[Monotonic] = field(default_factory=list)  # mo(x) terms
 
     def __post_init__(self) -> None:
         # Each term's columns follow those of the earlier terms of its grouping factor.
@@ -175,7 +177,7 @@ class Design:
         columns += [c for e in self.offset_expressions for c in e.columns]
         if self.formula.trials is not None:
             columns.append(self.formula.trials)
-        columns += list(self.additions.columns)
+        columns += list(self.additions.columns) + [m.column for m in self.monotonic]
         return list(dict.fromkeys(columns))
 
     def qualified(self, name: str) -> str:
@@ -264,12 +266,15 @@ def build_design(
     compiled = _compile(parsed, data, trials)
     trials_values = _resolve_trials(trials, data)
     additions, additions_missing = read_additions(parsed, data)
+    monotonic = {column: read_monotonic(column, data) for column in parsed.monotonic}
+    additions_missing.update({f"mo({c})": np.isnan(codes) for c, (_, codes) in monotonic.items()})
 
     keep = _complete_rows(compiled, parsed, data, trials_values, na_action, additions_missing)
     n_dropped = int((~keep).sum())
     if n_dropped:
         data = data.loc[keep]
         additions = additions.take(keep)
+        monotonic = {c: (levels, codes[keep]) for c, (levels, codes) in monotonic.items()}
         if trials_values is not None:
             trials_values = trials_values[keep]
 
@@ -318,6 +323,7 @@ def build_design(
         offset_expressions=compiled.offsets,
         responses=compiled.responses,
         additions=additions,
+        monotonic=[Monotonic(c, levels, codes.astype(np.int64)) for c, (levels, codes) in monotonic.items()],
     )
 
 
@@ -377,7 +383,7 @@ def _compile(parsed: ParsedFormula, data: pd.DataFrame, trials) -> Compiled:
     used |= {c for o in offsets for c in o.columns}
     if isinstance(trials, str):
         used.add(trials)
-    used |= {value for addition in parsed.additions for _, value in addition.args}
+    used |= {value for addition in parsed.additions for _, value in addition.args} | set(parsed.monotonic)
     dot = [str(c) for c in columns if str(c) not in used]
     with _evaluating("the fixed effects", columns):
         fixed = compile_terms(parsed.fixed, columns, "the fixed effects", dot_columns=dot)
@@ -872,6 +878,7 @@ class NewData:
     matrices: list[np.ndarray]  # per random term
     new_levels: list[list[str]]  # per random term: the unseen level labels, in order of appearance
     rows: pd.Index
+    monotonic: list[np.ndarray] = field(default_factory=list)  # per mo() term: the rows' level codes
 
 
 def _materialize(terms: Terms, spec, newdata: pd.DataFrame, where: str) -> np.ndarray:
@@ -950,4 +957,5 @@ def encode_new_data(design: Design, newdata: pd.DataFrame, trials=None) -> NewDa
                 new_trials = None  # predict() explains what is missing if it needs them
         elif design.formula.trials is not None and design.formula.trials in newdata.columns:
             new_trials = _resolve_trials(design.formula.trials, newdata)
-    return NewData(X, offset, new_trials, codes, matrices, unseen, newdata.index)
+    monotonic = [term.encode(newdata, "the new data") for term in design.monotonic]
+    return NewData(X, offset, new_trials, codes, matrices, unseen, newdata.index, monotonic)

@@ -109,16 +109,20 @@ class Graphs:
 
 
 def _value_shapes(pymc_model) -> list[tuple[int, ...]]:
-    """Each free variable's shape (the value variables may have no static shape), from the
-    graph of its shape, run by PyTensor's Python linker."""
+    """Each free variable's value shape (the value variables may have no static shape), from
+    the graph of its shape through its transform, run by PyTensor's Python linker."""
     import pytensor
     from pytensor.compile.mode import Mode
 
     static = [pymc_model.rvs_to_values[rv].type.shape for rv in pymc_model.free_RVs]
     if all(s is not None for shape in static for s in shape):
         return [tuple(int(s) for s in shape) for shape in static]
-    function = pytensor.function([], [rv.shape for rv in pymc_model.free_RVs],
-                                 mode=Mode(linker="py", optimizer="fast_compile"))  # fmt: skip
+    shapes = []
+    for rv in pymc_model.free_RVs:
+        # A transform may change the shape (a simplex of K shares has K - 1 free values).
+        transform = pymc_model.rvs_to_transforms.get(rv)
+        shapes.append(rv.shape if transform is None else transform.forward(rv, *rv.owner.inputs).shape)
+    function = pytensor.function([], shapes, mode=Mode(linker="py", optimizer="fast_compile"))
     return [tuple(int(s) for s in shape) for shape in function()]
 
 

@@ -54,6 +54,8 @@ from .variables import (
     fixef_var,
     group_var,
     level_dim,
+    monotonic_dim,
+    monotonic_var,
     term_dim,
 )
 
@@ -526,8 +528,24 @@ def _linear_predictor(
                 b = _slopes(design, priors, slope_idx, {}, qr)
         eta, shifts = _random_part(design, priors, centred, skip, b) if design.random else (0.0, {})
         eta = eta + _fixed_part(design, priors, shifts, qr, b)
+    if design.monotonic:
+        eta = eta + _monotonic_part(design, priors)
     if design.offset is not None:
         eta = eta + design.offset
+    return eta
+
+
+def _monotonic_part(design: Design, priors: dict[str, PriorEntry]):
+    """brms's monotonic effects: mo(x) adds b D sum(zeta[1..x]) at level x of 0..D, zeta a
+    simplex (the share of each step in the whole change b D), so the levels' effects are
+    monotone in the direction of b's sign."""
+    eta = pt.zeros(design.n_obs)
+    for term in design.monotonic:
+        b = priors[design.qualified(f"bsp({term.name})")].prior.create(monotonic_var(design, "bsp", term))
+        entry = priors[design.qualified(f"simo({term.name})")]
+        zeta = entry.prior.create(monotonic_var(design, "simo", term), dims=monotonic_dim(design, term))
+        levels = pt.concatenate([pt.zeros(1), pt.cumsum(b * term.n_steps * zeta)])
+        eta = eta + levels[pt.as_tensor_variable(term.codes)]
     return eta
 
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..design.build import Design, RandomEffectTerm
 
 __all__ = ["OBS_DIM", "level_dim", "term_dim", "cor_dim", "coords", "group_var", "fixef_var", "TermNames",
-           "reported_variables"]  # fmt: skip
+           "reported_variables", "monotonic_var", "monotonic_dim"]  # fmt: skip
 
 OBS_DIM = "obs"
 
@@ -54,6 +54,15 @@ def level_dim(group: str) -> str:
     return group
 
 
+def monotonic_var(design: Design, kind: str, term) -> str:
+    """A mo(x) term's variable: ``bsp_x`` (its average step) or ``simo_x`` (the steps' shares)."""
+    return design.var(f"{kind}_{term.column}")
+
+
+def monotonic_dim(design: Design, term) -> str:
+    return design.var(f"simo_{term.column}__step")
+
+
 def term_dim(design: Design, group: str) -> str:
     return design.var(f"{group}__term")
 
@@ -74,6 +83,8 @@ def coords(design: Design) -> dict[str, list]:
     slopes = [n for n in design.fixef_names if n != "Intercept"]
     if slopes:
         coords[design.var("b_coef")] = slopes
+    for term in design.monotonic:
+        coords[monotonic_dim(design, term)] = [str(k) for k in range(1, term.n_steps + 1)]
     for group, terms in design.groups.items():
         coords[level_dim(group)] = list(terms[0].levels)
         coords[term_dim(design, group)] = design.group_columns(group)
@@ -115,6 +126,7 @@ def reported_variables(
     for d in [design, *parts.values()]:
         if d.fixef_names:
             names.append(fixef_var(d))
+        names += [monotonic_var(d, kind, t) for t in d.monotonic for kind in ("bsp", "simo")]
         for group, terms in d.groups.items():
             names += [group_var(d, "r", group)] if group_effects else []
             names.append(group_var(d, "sd", group))

@@ -66,8 +66,16 @@ def _predictors(fit: Fit) -> tuple[list[str], list[str], pd.DataFrame]:
     for design in designs:
         predictors += design.fixed_terms.columns + [c for e in design.offset_expressions for c in e.columns]
         predictors += [c for t in design.random for c in t.terms.columns]
+    monotonic = {t.column: t for d in designs for t in d.monotonic}
+    predictors += list(monotonic)
     predictors = [c for c in dict.fromkeys(predictors) if c not in response | {model.trials_column}]
     groups = [c for c in group_columns if c not in predictors]
+    for column, term in monotonic.items():
+        # A mo() predictor takes its levels only: an integer one becomes an ordered factor of them.
+        if not isinstance(frame[column].dtype, pd.CategoricalDtype):
+            values = [int(v) for v in term.levels]
+            frame = frame.assign(**{column: pd.Categorical(frame[column].astype(int), categories=values,
+                                                           ordered=True)})  # fmt: skip
     return predictors, groups, frame
 
 

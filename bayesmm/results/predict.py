@@ -17,7 +17,7 @@ import xarray as xr
 from ..design.additions import additions_for_new_data
 from ..design.build import DataError, encode_new_data
 from ..families import additions
-from ..model.variables import fixef_var, group_var
+from ..model.variables import fixef_var, group_var, monotonic_var
 from ..spec.formula import parse_formula
 from .summaries import constant_params, covariance_draws, interval_names
 
@@ -136,10 +136,12 @@ def linear_predictor_of(
         matrices = [t.matrix for t in design.random]
         unseen = [[] for _ in design.random]
         labels = design.rows
+        monotonic_codes = [t.codes for t in design.monotonic]
     else:
         encoded = encode_new_data(design, newdata, trials=trials)
         X, offset, row_trials = encoded.X, encoded.offset, encoded.trials
         codes, matrices, unseen, labels = encoded.codes, encoded.matrices, encoded.new_levels, encoded.rows
+        monotonic_codes = encoded.monotonic
     fixef = fixef_var(design)
     n_draws = post.sizes["chain"] * post.sizes["draw"]
     keep = _kept_groups(design, re_form)
@@ -169,6 +171,13 @@ def linear_predictor_of(
             )
             values = np.concatenate([values, extra], axis=1)  # unseen levels' codes follow the fitted ones
         effects.append((values, term_codes, matrix))
+    for term, term_codes in zip(design.monotonic, monotonic_codes, strict=True):
+        # mo(x): each level's effect b D sum(zeta[1..level]), as one more lookup by level code.
+        b = _flat(post[monotonic_var(design, "bsp", term)].values)
+        zeta = _flat(post[monotonic_var(design, "simo", term)].values)
+        steps = np.cumsum(b[:, None] * term.n_steps * zeta, axis=1)
+        levels = np.concatenate([np.zeros((len(b), 1)), steps], axis=1)
+        effects.append((levels[:, :, None], term_codes, np.ones((len(term_codes), 1))))
     fixef_draws = _flat(post[fixef].values) if fixef in post else None
     return LinearPredictor(fixef_draws, X, offset, row_trials, effects, labels, n_draws)
 

@@ -17,7 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from ..inference.idata import get_group
-from ..model.variables import fixef_var, group_var
+from ..model.variables import fixef_var, group_var, monotonic_var
 from ..spec.names import Parameter
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -80,6 +80,21 @@ def _fixef_draws(fit: Fit, post: xr.Dataset | None = None) -> dict[str, np.ndarr
     return out
 
 
+def _monotonic_draws(fit: Fit, post: xr.Dataset | None = None) -> dict[str, np.ndarray]:
+    """Each mo(x) term's average step ``bsp(mo(x))`` and the steps' shares ``simo(mo(x))[k]``."""
+    post = _posterior(fit) if post is None else post
+    out: dict[str, np.ndarray] = {}
+    for design in designs(fit):
+        for term in design.monotonic:
+            if monotonic_var(design, "bsp", term) not in post:
+                continue
+            out[design.qualified(f"bsp({term.name})")] = post[monotonic_var(design, "bsp", term)].values
+            shares = post[monotonic_var(design, "simo", term)].values
+            for k in range(term.n_steps):
+                out[design.qualified(f"simo({term.name})[{k + 1}]")] = shares[..., k]
+    return out
+
+
 def _group_draws(fit: Fit, post: xr.Dataset | None = None) -> dict[str, np.ndarray]:
     post = _posterior(fit) if post is None else post
     out: dict[str, np.ndarray] = {}
@@ -101,6 +116,10 @@ def parameters(fit: Fit) -> dict[str, Parameter]:
     records = []
     for design in designs(fit):
         records += [Parameter("fixef", (name,), design.part) for name in design.fixef_names]
+        for term in design.monotonic:
+            records.append(Parameter("monotonic", (design.qualified(f"bsp({term.name})"),), design.part))
+            records += [Parameter("simplex", (design.qualified(f"simo({term.name})[{k + 1}]"),), design.part)
+                        for k in range(term.n_steps)]  # fmt: skip
     for design in designs(fit):
         for terms in design.groups.values():
             records += [p for t in terms for p in t.sd_parameters] + [
@@ -151,7 +170,8 @@ def summary_draws(fit: Fit) -> dict[str, np.ndarray]:
 
 def summary_draws_from(fit: Fit, dataset: xr.Dataset) -> dict[str, np.ndarray]:
     """Draws of every summary row from a posterior-shaped dataset (the posterior, or the prior)."""
-    return {**_fixef_draws(fit, dataset), **_group_draws(fit, dataset), **_family_draws(fit, dataset)}
+    return {**_fixef_draws(fit, dataset), **_monotonic_draws(fit, dataset), **_group_draws(fit, dataset),
+            **_family_draws(fit, dataset)}  # fmt: skip
 
 
 def summary_table(fit: Fit, prob: float) -> pd.DataFrame:
@@ -304,6 +324,7 @@ def _header(fit: Fit) -> list[str]:
 
 def _sections(fit: Fit, table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     fixed = [d.qualified(n) for d in designs(fit) for n in d.fixef_names if d.qualified(n) in table.index]
+    fixed += [n for n in table.index if n.startswith(("bsp(", "simo(")) or ":bsp(" in n or ":simo(" in n]
     group = [n for n in table.index if n.startswith(("sd(", "cor("))]
     family = [n for n in constant_params(fit) if n in table.index]
     return [

@@ -111,6 +111,8 @@ class ParsedFormula:
     # brms's other addition terms (se, weights, cens, trunc; Surv()'s status as cens): each
     # with its arguments by name, as written (a column name or a number).
     additions: tuple[Addition, ...] = ()
+    # brms's monotonic effects y ~ mo(x): the ordered predictors' column names.
+    monotonic: tuple[str, ...] = ()
 
     def addition(self, name: str) -> Addition | None:
         """The addition term ``name`` (``"se"``, ``"weights"``, ``"cens"``, ``"trunc"``), or None."""
@@ -326,6 +328,7 @@ def _rank(right: str, formula: str, offset: int) -> tuple[str, int]:
 _PREFIX = "|".join(sorted(PREFIXES, key=len, reverse=True))
 _BAR_TERM = re.compile(rf"^(?P<prefix>{_PREFIX})?\s*\((?P<inner>.*)\)$", re.S)
 _OFFSET = re.compile(r"^offset\s*\((?P<inner>.*)\)$", re.S)
+_MONOTONIC = re.compile(r"^mo\s*\((?P<inner>.*)\)$", re.S)
 
 
 def _is_bar_group(chunk: str) -> bool:
@@ -404,6 +407,7 @@ def parse_formula(formula: str) -> ParsedFormula:
     fixed_chunks: list[str] = []
     random: list[RandomTermSpec] = []
     offsets: list[str] = []
+    monotonic: list[str] = []
     for chunk_offset, raw in _split_top_level(rhs, "+", rhs_offset):
         offset, chunk = _strip_with_offset(chunk_offset, raw)
         if not chunk:
@@ -415,6 +419,18 @@ def parse_formula(formula: str) -> ParsedFormula:
             prefix = match.group("prefix") or ""
             inner_offset = offset + match.start("inner")
             random.extend(_parse_bar_term(match.group("inner"), inner_offset, text, prefix))
+            continue
+        monotonic_match = _MONOTONIC.match(chunk)
+        if monotonic_match:
+            inner = monotonic_match.group("inner").strip()
+            if not re.fullmatch(_NAME, inner):
+                raise FormulaSyntaxError(
+                    "mo() takes the name of an ordered factor or integer column: y ~ mo(x) (compute other "
+                    "expressions as a column first)", text, offset, offset + len(chunk),
+                )  # fmt: skip
+            if inner.strip("`") in monotonic:
+                raise FormulaSyntaxError(f"mo({inner}) is given twice", text, offset, offset + len(chunk))
+            monotonic.append(inner.strip("`"))
             continue
         offset_match = _OFFSET.match(chunk)
         if offset_match:
@@ -435,6 +451,7 @@ def parse_formula(formula: str) -> ParsedFormula:
         offsets=tuple(offsets),
         trials=trials,
         additions=additions,
+        monotonic=tuple(monotonic),
     )
 
 

@@ -506,7 +506,8 @@ UNSUPPORTED = {
     "t2": "tensor smooths t2() are not supported; use ns(x, df = 4) * ns(z, df = 4) or a polynomial",
     "te": "tensor smooths te() are not supported; use ns(x, df = 4) * ns(z, df = 4) or a polynomial",
     "gp": "Gaussian processes gp() are not supported; use a spline basis such as ns(x, df = 4)",
-    "mo": "monotonic effects mo() are not supported; use the predictor as a number, or factor(x)",
+    "mo": "a monotonic effect mo(x) is a term of its own in the mean's formula, y ~ mo(x) + ...; it cannot "
+    "enter an interaction, a transformation or a random-effect term here",
     "me": "measurement-error terms me() are not supported; use the observed values",
     "mi": "missing-value imputation mi() is not supported; incomplete rows are dropped",
     "gr": "gr() is not supported; write the grouping term as (1 | g)",

@@ -274,6 +274,14 @@ def _coefficient_entries(design, intercept: Prior, scale: float, sd_prior: Prior
         sd_x = float(np.std(design.X[:, j]))
         sigma = scale / sd_x if sd_x > 0 else scale
         entries.append(PriorEntry(q(name), q("b"), None, Prior("Normal", mu=0.0, sigma=sigma)))
+    for term in design.monotonic:
+        # b is the average step between adjacent levels: its scale is that of a slope of the
+        # level codes 0..D; the steps' shares zeta are uniform on the simplex (brms's defaults).
+        sd_x = float(np.std(term.codes))
+        sigma = scale / sd_x if sd_x > 0 else scale
+        entries.append(PriorEntry(q(f"bsp({term.name})"), q("b"), None, Prior("Normal", mu=0.0, sigma=sigma)))
+        entries.append(PriorEntry(q(f"simo({term.name})"), q("simo"), None,
+                                  Prior("Dirichlet", a=np.ones(term.n_steps))))  # fmt: skip
     for term in design.random:
         entries += term.covariance.prior_entries(q, sd_prior)
     return entries
@@ -323,6 +331,10 @@ def resolve_priors(design, family, user: dict[str, Prior] | None = None, parts=N
             entry.source = "user" if key == entry.parameter else f"user ({key})"
     for key, targets in matched.items():
         for entry, prior in zip(targets, _split_vector_prior(user[key], key, targets), strict=True):
+            steps = np.size(entry.prior.params.get("a", 0))
+            if entry.cls.endswith("simo") and np.size(prior.params.get("a", 0)) != steps:
+                raise PriorError(f"the prior for {entry.parameter} needs {steps} concentrations a, one per "
+                                 f"step between its levels; got {prior}")  # fmt: skip
             entry.prior = prior
     for entry in entries:
         _check_fits(entry)
@@ -342,7 +354,7 @@ def _split_vector_prior(prior: Prior, key: str, targets: list[PriorEntry]) -> li
     """A class prior with vector parameters gives the class's parameters one element each, in
     the order of the prior table; its length must match."""
     lengths = {np.size(v) for v in prior.params.values() if np.ndim(v) > 0}
-    if not lengths:
+    if not lengths or all(t.cls.endswith("simo") for t in targets):  # a simplex's prior is a vector
         return [prior] * len(targets)
     if lengths != {len(targets)}:
         names = ", ".join(e.parameter for e in targets)
@@ -367,6 +379,11 @@ def _check_fits(entry: PriorEntry) -> None:
         return
     if dist == "LKJ":
         raise PriorError(f"an LKJ prior fits correlations only, not '{entry.parameter}'")
+    if entry.cls.endswith("simo"):
+        if dist != "Dirichlet":
+            raise PriorError(f"the prior for {entry.parameter} must be Prior('Dirichlet', a=[...]), one "
+                             f"concentration per step; got {entry.prior}")  # fmt: skip
+        return
     # Group-level SDs and every family parameter (sigma, alpha, shape, nu, phi) are positive.
     is_family_parameter = entry.group is None and not entry.cls.endswith(("Intercept", "b"))
     if (entry.cls.endswith("sd") or is_family_parameter) and not entry.prior.positive:

@@ -1,0 +1,101 @@
+"""brms's monotonic effects ``mo(x)``: an ordered predictor with levels 0, 1, ..., D enters as
+b * D * sum(zeta[1..x]), zeta a simplex of D increments (bayesmm.model.builder samples b and
+zeta). Here: each row's level code and the cumulative indicator matrix M (rows x D),
+M[i, k] = 1 where row i's level is above k, so that the effect is M @ (b D zeta)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..spec.functions import level_label
+from .errors import DataError, missing_column_error
+
+__all__ = ["Monotonic", "read_monotonic"]
+
+
+@dataclass
+class Monotonic:
+    """One ``mo(x)`` term: the column, its levels in order (labels), each row's level code."""
+
+    column: str
+    levels: list[str]
+    codes: np.ndarray  # (rows,) integers 0..D
+
+    @property
+    def name(self) -> str:
+        return f"mo({self.column})"
+
+    @property
+    def n_steps(self) -> int:
+        """D: the number of increments between the first level and the last."""
+        return len(self.levels) - 1
+
+    def matrix(self, codes: np.ndarray | None = None) -> np.ndarray:
+        """The cumulative indicators (rows x D) of ``codes`` (default: the fitted rows')."""
+        codes = self.codes if codes is None else codes
+        return (codes[:, None] > np.arange(self.n_steps)[None, :]).astype(float)
+
+    def encode(self, data: pd.DataFrame, where: str) -> np.ndarray:
+        """New rows' level codes, by the fitted levels; an unseen level is refused."""
+        if self.column not in data.columns:
+            raise missing_column_error(self.column, where, data.columns)
+        labels = _labels(data[self.column], self.column)
+        index = {level: k for k, level in enumerate(self.levels)}
+        unseen = [label for label in dict.fromkeys(labels) if label not in index]
+        if unseen:
+            raise DataError(
+                f"{self.name} in {where} has level(s) {', '.join(map(repr, unseen[:5]))} that the fitted "
+                f"data did not have (levels {', '.join(self.levels)})"
+            )
+        return np.array([index[label] for label in labels], dtype=np.int64)
+
+
+def _labels(column: pd.Series, name: str) -> list[str]:
+    if column.isna().any():
+        row = column.index[int(np.argmax(column.isna().to_numpy()))]
+        raise DataError(f"mo({name}) has a missing value in row {row!r}")
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return [level_label(v) for v in column.astype(object)]
+    return [level_label(int(v)) for v in column]
+
+
+def read_monotonic(column: str, data: pd.DataFrame) -> tuple[list[str], np.ndarray]:
+    """The levels of ``mo(column)`` and each row's code: an ordered categorical's categories in
+    their order, or the integers from the smallest to the largest value (every one a level,
+    seen or not, as brms); anything else is refused, saying what to write."""
+    if column not in data.columns:
+        raise missing_column_error(column, f"mo({column})", data.columns)
+    values = data[column].dropna()
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        if not values.cat.ordered:
+            raise DataError(
+                f"mo({column}) needs an ordered predictor; '{column}' is an unordered categorical: make it "
+                f"pd.Categorical(..., categories=[...], ordered=True) in the order of its levels"
+            )
+        levels = [level_label(c) for c in values.cat.categories]
+        codes = data[column].cat.codes.to_numpy().astype(float)
+        codes[codes < 0] = np.nan
+    elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        numbers = values.to_numpy(dtype=float)
+        if not np.all(numbers == np.round(numbers)):
+            bad = values.index[int(np.argmax(numbers != np.round(numbers)))]
+            raise DataError(
+                f"mo({column}) needs an ordered factor or integers; '{column}' holds {values[bad]:g} in row "
+                f"{bad!r}: a continuous predictor enters as a number (y ~ {column})"
+            )
+        low, high = int(numbers.min()), int(numbers.max())
+        levels = [str(v) for v in range(low, high + 1)]
+        codes = data[column].to_numpy(dtype=float) - low
+    else:
+        raise DataError(
+            f"mo({column}) needs an ordered factor or integers; '{column}' holds text: make it an ordered "
+            f"pd.Categorical(..., ordered=True)"
+        )
+    if len(levels) < 2:
+        raise DataError(f"mo({column}) has a single level ({levels[0]}): there is no effect to estimate")
+    if len(levels) > 100:
+        raise DataError(f"mo({column}) has {len(levels)} levels: enter '{column}' as a number instead")
+    return levels, codes
