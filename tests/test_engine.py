@@ -52,6 +52,7 @@ def _data(seed=3):
     frame["upper"] = np.where(frame.c == "interval", frame.ypos * 1.5 + 0.2, np.nan)
     frame["yg2"] = np.where(frame.c == "interval", frame.yg + 0.8, np.nan)
     frame["ypp"] = frame.yp + 1
+    frame["lvl"] = t  # an ordered predictor 0..3, for mo()
     frame["ypu"] = np.where(frame.c == "interval", frame.yp + 2, np.nan)
     return frame
 
@@ -100,6 +101,8 @@ CASES = [
     ("yz | weights(w) ~ x + (1 | g)", "zero_inflated_poisson", {}),
     ("yg | se(w) ~ x + (1 | g)", "gaussian", {}),
     ("yg | se(w, sigma = TRUE) ~ x + (1 | g)", "student", {}),
+    # A monotonic effect: a Dirichlet simplex (a transformed variable of one value fewer).
+    ("yp ~ x + mo(lvl) + (1 | g)", "poisson", {}),
     # Levels with a known covariance (phylogenetic models): r = L_A r0.
     ("yg ~ x + (1 + x | gr(g, cov = A))", "gaussian", {"data2": {"A": np.exp(-np.abs(np.subtract.outer(
         np.arange(20.0), np.arange(20.0))) / 4)}}),

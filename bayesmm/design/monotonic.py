@@ -59,7 +59,8 @@ def _labels(column: pd.Series, name: str) -> list[str]:
         raise DataError(f"mo({name}) has a missing value in row {row!r}")
     if isinstance(column.dtype, pd.CategoricalDtype):
         return [level_label(v) for v in column.astype(object)]
-    return [level_label(int(v)) for v in column]
+    whole = lambda v: isinstance(v, (int, float, np.integer, np.floating)) and float(v).is_integer()  # noqa: E731
+    return [level_label(int(v)) if whole(v) else level_label(v) for v in column]
 
 
 def read_monotonic(column: str, data: pd.DataFrame) -> tuple[list[str], np.ndarray]:

@@ -1,0 +1,131 @@
+"""brms's monotonic effects mo(x): the levels' effects b D sum(zeta[1..x]) with zeta a simplex.
+The log-density is checked against the definition at random points, the design against
+ordered factors and integers (and refuses what is neither), and a fit recovers monotone level
+means."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import bayesmm as bm
+
+from .bad_input.helpers import unchanged
+from .conftest import assert_recovered, quiet_fit
+
+LEVELS = ["none", "primary", "secondary", "bachelor", "master"]
+TRUTH = np.array([0.0, 1.0, 1.5, 1.9, 2.4])  # each level's effect: monotone, with uneven steps
+
+
+def _education(seed=2, n=400):
+    rng = np.random.default_rng(seed)
+    edu = rng.integers(0, 5, n)
+    x = rng.normal(size=n)
+    g = rng.integers(0, 10, n)
+    y = 1.0 + TRUTH[edu] + 0.5 * x + rng.normal(0, 0.3, 10)[g] + rng.normal(0, 0.5, n)
+    degree = pd.Categorical(np.array(LEVELS)[edu], categories=LEVELS, ordered=True)
+    return pd.DataFrame({"y": y, "edu": edu, "degree": degree, "x": x, "g": g})
+
+
+def test_levels_and_codes_of_integers_and_ordered_factors():
+    data = _education()
+    by_integer = bm.Model("y ~ mo(edu) + x", data).design.monotonic[0]
+    by_factor = bm.Model("y ~ mo(degree) + x", data).design.monotonic[0]
+    assert by_integer.levels == ["0", "1", "2", "3", "4"] and by_factor.levels == LEVELS
+    np.testing.assert_array_equal(by_integer.codes, data["edu"])
+    np.testing.assert_array_equal(by_factor.codes, by_integer.codes)
+    # The cumulative indicators: level 3 has crossed the first three steps.
+    np.testing.assert_array_equal(by_integer.matrix(np.array([0, 3, 4])),
+                                  [[0, 0, 0, 0], [1, 1, 1, 0], [1, 1, 1, 1]])  # fmt: skip
+    # Integers count every level between the smallest and the largest, seen or not (brms).
+    gaps = data.assign(edu=np.where(data["edu"] == 2, 3, data["edu"]))
+    assert bm.Model("y ~ mo(edu)", gaps).design.monotonic[0].n_steps == 4
+
+
+def test_the_log_density_is_the_definition():
+    data = _education()
+    model = bm.Model("y ~ mo(degree) + x + (1 | g)", data)
+    pymc_model = model.pymc_model
+    rng = np.random.default_rng(0)
+    point = {k: rng.normal(scale=0.5, size=np.shape(v)) for k, v in pymc_model.initial_point().items()}
+    names = ["fixef", "bsp_degree", "simo_degree", "r_g", "sigma"]
+    outputs = pymc_model.replace_rvs_by_values([pymc_model[n] for n in names])
+    evaluate = pymc_model.compile_fn(outputs, inputs=pymc_model.value_vars, on_unused_input="ignore")
+    values = dict(zip(names, evaluate(point), strict=True))  # fmt: skip
+    zeta = values["simo_degree"]
+    assert zeta.shape == (4,) and zeta.sum() == pytest.approx(1.0) and np.all(zeta > 0)
+    levels = np.r_[0.0, np.cumsum(values["bsp_degree"] * 4 * zeta)]
+    design = model.design
+    eta = (
+        design.X @ values["fixef"]
+        + levels[design.monotonic[0].codes]
+        + values["r_g"][design.random[0].codes, 0]
+    )
+    loglik = float(pymc_model.compile_logp(vars=pymc_model.observed_RVs)(point))
+    assert loglik == pytest.approx(stats.norm(eta, values["sigma"]).logpdf(data["y"]).sum(), rel=1e-10)
+
+
+def test_priors_of_the_step_and_the_shares():
+    data = _education()
+    model = bm.Model("y ~ mo(edu) + x", data)
+    table = model.priors
+    assert table.loc["bsp(mo(edu))", "class"] == "b" and table.loc["simo(mo(edu))", "class"] == "simo"
+    assert table.loc["simo(mo(edu))", "prior"] == "Dirichlet(a=[1, 1, 1, 1])"
+    priors = {"b": bm.Prior("Normal", mu=0, sigma=1), "simo": bm.Prior("Dirichlet", a=[2, 2, 2, 2])}
+    tight = bm.Model("y ~ mo(edu) + x", data, priors=priors)  # fmt: skip
+    assert tight.priors.loc["bsp(mo(edu))", "prior"] == "Normal(mu=0, sigma=1)"
+    with pytest.raises(bm.PriorError, match=r"needs 4 concentrations a, one per step"):
+        bm.Model("y ~ mo(edu)", data, priors={"simo(mo(edu))": bm.Prior("Dirichlet", a=[1, 1])})
+
+
+@pytest.mark.parametrize(
+    ("formula", "change", "message"),
+    [
+        ("y ~ mo(x)", lambda d: d, r"mo\(x\) needs an ordered factor or integers; 'x' holds -?[\d.]+ in row"),
+        ("y ~ mo(f)", lambda d: d.assign(f=pd.Categorical(d["degree"].astype(str))),
+         r"mo\(f\) needs an ordered predictor; 'f' is an unordered categorical"),
+        ("y ~ mo(f)", lambda d: d.assign(f=d["degree"].astype(str)), r"mo\(f\) needs .* holds text"),
+        ("y ~ mo(one)", lambda d: d.assign(one=1), r"mo\(one\) has a single level"),
+        ("y ~ mo(edu + 1)", lambda d: d, r"mo\(\) takes the name of an ordered factor or integer column"),
+        ("y ~ mo(edu):x", lambda d: d, r"a monotonic effect mo\(x\) is a term of its own"),
+        ("y ~ mo(edux)", lambda d: d, r"column 'edux' in mo\(edux\) is not in the data; did you mean 'edu'"),
+    ],
+)  # fmt: skip
+def test_what_is_not_an_ordered_predictor_is_refused(formula, change, message):
+    data = change(_education())
+    with unchanged(data), pytest.raises((bm.DataError, bm.FormulaSyntaxError), match=message):
+        bm.Model(formula, data)
+
+
+def test_rows_without_a_level_are_dropped():
+    data = _education().astype({"edu": float})
+    data.loc[[3, 7], "edu"] = np.nan
+    with pytest.warns(UserWarning, match=r"dropped 2 of 400 rows with missing values \(in mo\(edu\) \(2\)\)"):
+        model = bm.Model("y ~ mo(edu)", data)
+    assert model.design.monotonic[0].codes.shape == (398,)
+
+
+@pytest.mark.slow
+def test_monotone_level_means_are_recovered():
+    # Seed 5: the data's own level means (less 0.5 x) step by 0.97, 0.63, 0.29, 0.50, near the
+    # truth's 1.0, 0.5, 0.4, 0.5 (seed 2's third step is 0.23, which the fit rightly follows).
+    data = _education(seed=5)
+    fit = quiet_fit(bm.Model("y ~ mo(degree) + x + (1 | g)", data), draws=1000, chains=2, random_seed=1)
+    assert fit.idata.attrs["compiled_by"] == "engine"
+    steps = np.diff(TRUTH)
+    truth = {"x": 0.5, "bsp(mo(degree))": TRUTH[-1] / 4, **{f"simo(mo(degree))[{k + 1}]": s / TRUTH[-1]
+                                                             for k, s in enumerate(steps)}}  # fmt: skip
+    assert_recovered(fit, truth)
+    # Each level's mean, per draw, is monotone; its posterior is centred on the truth.
+    grid = pd.DataFrame({"degree": pd.Categorical(LEVELS, categories=LEVELS, ordered=True), "x": 0.0, "g": 0})
+    means = fit.predict(grid, re_form="~0", summary=False).values.reshape(-1, 5)
+    assert np.all(np.diff(means, axis=1) >= 0)
+    differences = means - means[:, :1]
+    for k in range(1, 5):
+        assert abs(differences[:, k].mean() - TRUTH[k]) < 3 * differences[:, k].std(), k
+    # Conditional effects and marginal means take its levels.
+    effects = fit.conditional_effects("degree")
+    assert list(effects["degree"]) == LEVELS
+    np.testing.assert_allclose(fit.marginal_means("degree").table["estimate"], effects["estimate"], rtol=0.02)
+    with pytest.raises(bm.DataError, match=r"mo\(degree\) in the new data has level\(s\) 'phd'"):
+        fit.predict(grid.assign(degree=["phd"] * 5))
