@@ -130,3 +130,13 @@ def test_a_phylogenetic_sd_and_the_species_effects_are_recovered(tmp_path):
     loaded = bm.load(fit.save(tmp_path / "phylo.nc"))
     np.testing.assert_array_equal(loaded.design.random[0].level_cov, fit.design.random[0].level_cov)
     pd.testing.assert_frame_equal(loaded.predict(), fit.predict())
+
+
+def test_simulate_draws_the_levels_correlated_by_a():
+    data, A, _ = _species(n_species=12, per=1)
+    params = {"Intercept": 0.0, "sd(Intercept|species)": 1.0, "sigma": 1e-6}
+    sims = bm.simulate(
+        "~ 1 + (1 | gr(species, cov = A))", data, params=params, seed=2, nsim=3000, data2={"A": A}
+    )
+    # One row per species, sigma near 0: the rows' covariance over data sets is A.
+    np.testing.assert_allclose(np.cov(sims.to_numpy()), A.to_numpy(), atol=0.1)

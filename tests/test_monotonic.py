@@ -129,3 +129,14 @@ def test_monotone_level_means_are_recovered():
     np.testing.assert_allclose(fit.marginal_means("degree").table["estimate"], effects["estimate"], rtol=0.02)
     with pytest.raises(bm.DataError, match=r"mo\(degree\) in the new data has level\(s\) 'phd'"):
         fit.predict(grid.assign(degree=["phd"] * 5))
+
+
+def test_simulate_from_a_formula_with_a_monotonic_effect():
+    layout = pd.DataFrame({"edu": np.tile(np.arange(5), 200)})
+    params = {"Intercept": 1.0, "bsp(mo(edu))": 0.6, "simo(mo(edu))": [0.4, 0.2, 0.2, 0.2], "sigma": 0.1}
+    sims = bm.simulate("~ mo(edu)", layout, params=params, seed=1, nsim=3)
+    means = sims.groupby(layout["edu"]).mean().mean(axis=1).to_numpy()
+    # Levels 1.0, 1.96, 2.44, 2.92, 3.4: the Intercept plus 0.6 x 4 x the cumulative shares.
+    np.testing.assert_allclose(means, 1.0 + 2.4 * np.r_[0, np.cumsum([0.4, 0.2, 0.2, 0.2])], atol=0.02)
+    with pytest.raises(ValueError, match=r"simo\(mo\(edu\)\) takes 4 non-negative shares summing to 1"):
+        bm.simulate("~ mo(edu)", layout, params={**params, "simo(mo(edu))": [0.5, 0.5]}, seed=1)

@@ -69,7 +69,8 @@ def _ordinal(design, family: Family, params: dict[str, float]):
 def _check_params(design, family: Family, params: dict[str, float]) -> None:
     required = (
         list(design.fixef_names) + [n for t in design.random for n in t.sd_names] + _family_params(family)
-    )
+        + [f"{kind}({m.name})" for m in design.monotonic for kind in ("bsp", "simo")]
+    )  # fmt: skip
     # Correlations default to 0; a cs() or ar1() term's may be given once, as cor(g).
     optional = [n for t in design.random for n in t.covariance.parameter_names if n not in t.sd_names]
     missing = [n for n in required if n not in params]
@@ -93,6 +94,7 @@ def simulate(
     *,
     link: str | None = None,
     trials=None,
+    data2: dict | None = None,
 ) -> pd.DataFrame:
     """Simulate responses from a formula with chosen parameters (lme4's ``simulate`` with
     ``newparams``), for power analyses, simulation-based checks and teaching.
@@ -121,6 +123,11 @@ def simulate(
         A non-default link, or None.
     trials
         Binomial trials: a column name or an array.
+    data2
+        The matrices a ``gr(g, cov = A)`` term names, as for [`Model`][bayesmm.Model]: its
+        levels' effects are then drawn correlated by A. A ``mo(x)`` term takes
+        ``bsp(mo(x))`` (the average step) and ``simo(mo(x))`` (the D steps' shares, summing
+        to 1) in ``params``.
 
     Returns
     -------
@@ -137,7 +144,7 @@ def simulate(
     """
     family = get_family(family, link)
     formula, frame, _ = _with_placeholder_response(formula, data)
-    design = build_design(formula, frame, trials=trials, binary_response=family.binary_response)
+    design = build_design(formula, frame, trials=trials, binary_response=family.binary_response, data2=data2)
     if family.ordinal:
         design, family = _ordinal(design, family, dict(params or {}))
     if family.needs_trials and design.trials is None:
@@ -149,15 +156,22 @@ def simulate(
     family_params = {name: np.array([[params[name]]], dtype=float) for name in _family_params(family)}
     columns = {}
     covariances = [term.covariance.from_values(params) for term in design.random]
+    for term in design.monotonic:
+        shares = np.asarray(params[f"simo({term.name})"], dtype=float)
+        if shares.shape != (term.n_steps,) or np.any(shares < 0) or not np.isclose(shares.sum(), 1.0):
+            raise ValueError(f"simo({term.name}) takes {term.n_steps} non-negative shares summing to 1, "
+                             f"got {params[f'simo({term.name})']!r}")  # fmt: skip
     for k in range(nsim):
-        effects = [
-            (
-                rng.multivariate_normal(np.zeros(term.n_terms), cov, size=term.n_levels)[None],
-                term.codes,
-                term.matrix,
-            )
-            for term, cov in zip(design.random, covariances, strict=True)
-        ]
+        effects = []
+        for term, cov in zip(design.random, covariances, strict=True):
+            values = rng.multivariate_normal(np.zeros(term.n_terms), cov, size=term.n_levels)
+            if term.level_factor is not None:  # gr(g, cov = A): levels correlated by A
+                values = term.level_factor @ values
+            effects.append((values[None], term.codes, term.matrix))
+        for term in design.monotonic:
+            shares = np.asarray(params[f"simo({term.name})"], dtype=float)
+            levels = np.r_[0.0, np.cumsum(params[f"bsp({term.name})"] * term.n_steps * shares)]
+            effects.append((levels[None, :, None], term.codes, np.ones((len(term.codes), 1))))
         eta = linear_predictor(beta[None, :], design.X, design.offset, effects)
         drawn = additions.draw(family, eta, family_params, design.trials, rng, design.additions)
         columns[f"sim_{k + 1}"] = drawn[0]
