@@ -161,6 +161,7 @@ PRIORS = {
         ("y ~ 1 + (1 | g)", "gaussian"),
         ("count ~ 1 + (1 | g)", "poisson"),
         ("count ~ 1 + (1 | g)", "zero_inflated_negbinomial"),
+        ("k | trials(n) ~ 1 + (1 | g)", "binomial"),
     ],
 )
 def test_integer_weights_are_replicated_rows(formula, family):
@@ -168,13 +169,13 @@ def test_integer_weights_are_replicated_rows(formula, family):
     priors and parameterization fixed (the defaults follow the data, which replication
     changes), and no slope (a fixed one is centred at the predictors' means, and the mean of a
     varying one is sheared into the intercept: both would move with the replicated rows)."""
-    data = _censored_frame().assign(w=lambda d: np.random.default_rng(1).integers(0, 4, len(d)))
+    data = _censored_frame().assign(w=lambda d: np.random.default_rng(1).integers(0, 4, len(d)), n=8,
+                                    k=lambda d: np.minimum(d["count"], 8))  # fmt: skip
     response, rest = formula.split(" ~ ")
-    own = {"gaussian": ["sigma"], "poisson": [], "zero_inflated_negbinomial": ["alpha"]}[family]
+    own = {"gaussian": ["sigma"], "zero_inflated_negbinomial": ["alpha"]}.get(family, [])
     priors = {k: PRIORS[k] for k in ["Intercept", "sd", *own]}
-    weighted = bm.Model(
-        f"{response} | weights(w) ~ {rest}", data, family=family, priors=priors, centered=False
-    )
+    lhs = f"{response} + weights(w)" if "|" in response else f"{response} | weights(w)"
+    weighted = bm.Model(f"{lhs} ~ {rest}", data, family=family, priors=priors, centered=False)
     replicated = bm.Model(
         formula,
         data.loc[data.index.repeat(data["w"])].reset_index(drop=True),

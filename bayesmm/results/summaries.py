@@ -319,6 +319,7 @@ def _header(fit: Fit) -> list[str]:
     ]
     if design.n_dropped:
         lines.append(f"         ({design.n_dropped} rows with missing values dropped)")
+    lines += [f"  Terms: {line}" for line in design.additions.describe()]
     return lines
 
 
