@@ -182,8 +182,8 @@ def test_dotted_r_names_and_backquotes():
         ),
         ("y ~ t2(x, day) + (1 | g)", r"tensor smooths t2\(\) are not supported"),
         (
-            "y ~ mo(day) + (1 | g)",
-            r"monotonic effects mo\(\) are not supported; use the predictor as a number",
+            "y ~ mo(day):x + (1 | g)",
+            r"a monotonic effect mo\(x\) is a term of its own in the mean's formula",
         ),
         ("y ~ x + (1 | gr(g, by = f))", r"gr\(\) takes the grouping factor and cov = .*'by = f'"),
         ("y ~ x + (1 | gr(g, cov = A))", r"needs the matrix 'A': pass it as bm.Model\(\.\.\., data2="),
