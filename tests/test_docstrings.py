@@ -24,7 +24,8 @@ def public_callables() -> dict[str, object]:
     found = {f"bayesmm.{name}": getattr(bm, name) for name in bm.__all__}
     found = {name: obj for name, obj in found.items() if inspect.isfunction(obj) or inspect.isclass(obj)}
     found["bayesmm.datasets.load"] = bm.datasets.load
-    for cls in (bm.Model, bm.Fit, bm.Prior, bm.Family, bm.SBCResult, bm.PowerResult, bm.MethodComparison):
+    for cls in (bm.Model, bm.Fit, bm.Prior, bm.Family, bm.SBCResult, bm.PowerResult, bm.MethodComparison,
+                bm.MarginalMeans):
         for name, member in vars(cls).items():
             if not name.startswith("_") and inspect.isfunction(member):
                 found[f"bayesmm.{cls.__name__}.{name}"] = member
