@@ -415,6 +415,23 @@ def test_censored_beta_log_likelihood_is_scipys():
     _compare(model, beta, data["p"].to_numpy(), data["upper"].to_numpy(), codes)
 
 
+def test_other_censoring_is_another_compiled_structure():
+    """The censoring lives in the log-density, not in the model's graph: two models that
+    differ only in which rows are censored must not share a compiled structure (they did:
+    a second Weibull fit in one process sampled the first one's censoring, x 0.18 for 0.49)."""
+    from bayesmm.inference import sampling
+
+    data = _censored_frame()
+    other = data.assign(c=data["c"].iloc[::-1].to_numpy())
+
+    def key(frame):
+        model = bm.Model("y | cens(c, y2) ~ x", frame, family="weibull")
+        return sampling.data_model(model.sampled_model, model.design.n_obs).key
+
+    assert key(data) != key(other)
+    assert key(data) == key(data.assign(x=data["x"] + 1.0))  # other data, same censoring: reused
+
+
 def test_kaplan_meier_by_hand():
     # Times 1, 2, 2+, 3, 4+ (+: censored). At t = 1 five are at risk and one fails: 4/5; at
     # t = 2 four (the one censored at 2 among them) and one fails: 4/5 * 3/4; at t = 3 two

@@ -17,6 +17,8 @@ everything here is written over those, so a censorable family needs nothing of i
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
@@ -108,8 +110,22 @@ def likelihood(family: Family, name: str, eta, params: dict, design: Design, dim
 
         return bounded_logp(family, rows, value, additions)
 
-    return pm.CustomDist(name, *(pt.as_tensor(kwargs[k]) for k in keys), dist=dist, logp=logp,
-                         observed=observed, dims=dims)  # fmt: skip
+    # The censoring and truncation live in the log-density's closure, not in the model's
+    # graph: its name carries their fingerprint, so that a model with other codes, bounds or
+    # weights never shares a compiled structure with this one (bayesmm.inference.sampling).
+    inputs = [pt.as_tensor(kwargs[k]) for k in keys]
+    label = f"Bounded_{_fingerprint(additions)}"
+    return pm.CustomDist(name, *inputs, dist=dist, logp=logp, observed=observed, dims=dims, class_name=label)
+
+
+def _fingerprint(additions: Additions) -> str:
+    """A digest of everything the bounded log-density reads besides its parameters."""
+    digest = hashlib.sha1()
+    for name in ("cens", "y2", "lb", "ub", "weights"):
+        value = getattr(additions, name)
+        data = b"-" if value is None else np.ascontiguousarray(value, dtype=float).tobytes()
+        digest.update(name.encode() + data)
+    return digest.hexdigest()[:16]
 
 
 def _truncation(family: Family, additions: Additions):
