@@ -31,6 +31,7 @@ from .additions import Additions, check_additions, read_additions
 from .errors import DataError, missing_column_error
 from .known_cov import level_covariance
 from .monotonic import Monotonic, read_monotonic
+from .smooth import Smooth, read_smooth, smooth_term
 
 __all__ = ["Design", "RandomEffectTerm", "build_design", "DataError"]
 
@@ -152,6 +153,7 @@ class Design:
     responses: list[Expression] = field(repr=False, default_factory=list)
     additions: Additions = field(default_factory=Additions)  # se(), weights(), cens(), trunc()
     monotonic: list[Monotonic] = field(default_factory=list)  # mo(x) terms
+    smooths: list[Smooth] = field(default_factory=list)  # s(x) terms (their fixed columns end X)
 
     def __post_init__(self) -> None:
         # Each term's columns follow those of the earlier terms of its grouping factor.
@@ -178,6 +180,7 @@ class Design:
         if self.formula.trials is not None:
             columns.append(self.formula.trials)
         columns += list(self.additions.columns) + [m.column for m in self.monotonic]
+        columns += [s.column for s in self.smooths]
         return list(dict.fromkeys(columns))
 
     def qualified(self, name: str) -> str:
@@ -268,6 +271,8 @@ def build_design(
     additions, additions_missing = read_additions(parsed, data)
     monotonic = {column: read_monotonic(column, data) for column in parsed.monotonic}
     additions_missing.update({f"mo({c})": np.isnan(codes) for c, (_, codes) in monotonic.items()})
+    smooth_values = {column: read_smooth(column, data) for column, _ in parsed.smooths}
+    additions_missing.update({f"s({c})": np.isnan(v) for c, v in smooth_values.items()})
 
     keep = _complete_rows(compiled, parsed, data, trials_values, na_action, additions_missing)
     n_dropped = int((~keep).sum())
@@ -275,6 +280,7 @@ def build_design(
         data = data.loc[keep]
         additions = additions.take(keep)
         monotonic = {c: (levels, codes[keep]) for c, (levels, codes) in monotonic.items()}
+        smooth_values = {c: v[keep] for c, v in smooth_values.items()}
         if trials_values is not None:
             trials_values = trials_values[keep]
 
@@ -300,8 +306,15 @@ def build_design(
     ]
     _check_duplicate_terms(random)
     X = np.asarray(X_df, dtype=float)
-    _check_finite(X, list(X_df.columns), "predictor")
-    _check_fixed_effects(X, list(X_df.columns))
+    fixef_names = list(X_df.columns)
+    smooths = []
+    for column, k in parsed.smooths:
+        _check_finite(smooth_values[column][:, None], [f"s({column})"], "predictor")
+        smooth, fixed = smooth_term(column, smooth_values[column], k)
+        smooths.append(smooth)
+        X, fixef_names = np.column_stack([X, fixed]), [*fixef_names, smooth.fixed_name]
+    _check_finite(X, fixef_names, "predictor")
+    _check_fixed_effects(X, fixef_names)
     _warn_about_integer_codes(list(X_df.columns), data, parsed)
 
     return Design(
@@ -310,7 +323,7 @@ def build_design(
         y=y,
         trials=None if trials_values is None else np.asarray(trials_values, dtype=float),
         X=X,
-        fixef_names=list(X_df.columns),
+        fixef_names=fixef_names,
         fixed_spec=fixed_spec,
         offset=offset,
         random=random,
@@ -324,6 +337,7 @@ def build_design(
         responses=compiled.responses,
         additions=additions,
         monotonic=[Monotonic(c, levels, codes.astype(np.int64)) for c, (levels, codes) in monotonic.items()],
+        smooths=smooths,
     )
 
 
@@ -384,6 +398,7 @@ def _compile(parsed: ParsedFormula, data: pd.DataFrame, trials) -> Compiled:
     if isinstance(trials, str):
         used.add(trials)
     used |= {value for addition in parsed.additions for _, value in addition.args} | set(parsed.monotonic)
+    used |= {column for column, _ in parsed.smooths}
     dot = [str(c) for c in columns if str(c) not in used]
     with _evaluating("the fixed effects", columns):
         fixed = compile_terms(parsed.fixed, columns, "the fixed effects", dot_columns=dot)
@@ -879,6 +894,7 @@ class NewData:
     new_levels: list[list[str]]  # per random term: the unseen level labels, in order of appearance
     rows: pd.Index
     monotonic: list[np.ndarray] = field(default_factory=list)  # per mo() term: the rows' level codes
+    smooths: list[np.ndarray] = field(default_factory=list)  # per s() term: Z at the rows
 
 
 def _materialize(terms: Terms, spec, newdata: pd.DataFrame, where: str) -> np.ndarray:
@@ -938,6 +954,15 @@ def encode_new_data(design: Design, newdata: pd.DataFrame, trials=None) -> NewDa
     X = _materialize(design.fixed_terms, design.fixed_spec, newdata, "the fixed effects")
     if design.intercept_dropped:
         X = np.delete(X, list(design.fixed_spec.column_names).index("Intercept"), axis=1)
+    smooth_matrices = []
+    for smooth in design.smooths:
+        x = read_smooth(smooth.column, newdata)
+        if np.isnan(x).any() or np.isinf(x).any():
+            row = newdata.index[int(np.argmax(~np.isfinite(x)))]
+            raise DataError(f"s({smooth.column}) in the new data is missing or infinite in row {row!r}")
+        fixed, Z = smooth.columns(x)
+        X = np.column_stack([X, fixed])
+        smooth_matrices.append(Z)
     offset = offset_values(design.offset_expressions, newdata, new=True)
     codes, matrices, unseen = [], [], []
     for term in design.random:
@@ -958,4 +983,4 @@ def encode_new_data(design: Design, newdata: pd.DataFrame, trials=None) -> NewDa
         elif design.formula.trials is not None and design.formula.trials in newdata.columns:
             new_trials = _resolve_trials(design.formula.trials, newdata)
     monotonic = [term.encode(newdata, "the new data") for term in design.monotonic]
-    return NewData(X, offset, new_trials, codes, matrices, unseen, newdata.index, monotonic)
+    return NewData(X, offset, new_trials, codes, matrices, unseen, newdata.index, monotonic, smooth_matrices)

@@ -56,6 +56,8 @@ from .variables import (
     level_dim,
     monotonic_dim,
     monotonic_var,
+    smooth_dim,
+    smooth_var,
     term_dim,
 )
 
@@ -530,8 +532,24 @@ def _linear_predictor(
         eta = eta + _fixed_part(design, priors, shifts, qr, b)
     if design.monotonic:
         eta = eta + _monotonic_part(design, priors)
+    if design.smooths:
+        eta = eta + _smooth_part(design, priors)
     if design.offset is not None:
         eta = eta + design.offset
+    return eta
+
+
+def _smooth_part(design: Design, priors: dict[str, PriorEntry]):
+    """Each smooth's penalized part Z s, s = sds z with z standard normal (non-centred): the
+    smooth's wiggliness is sds, its smoothing parameter 1 / sds^2 (brms's construction; the
+    straight line is among the fixed effects)."""
+    eta = pt.zeros(design.n_obs)
+    for smooth in design.smooths:
+        dims = smooth_dim(design, smooth)
+        sds = priors[design.qualified(f"sds({smooth.name})")].prior.create(smooth_var(design, "sds", smooth))
+        z = pm.Normal(smooth_var(design, "zs", smooth), 0.0, 1.0, dims=dims)
+        coefficients = pm.Deterministic(smooth_var(design, "s", smooth), sds * z, dims=dims)
+        eta = eta + pt.dot(smooth.Z, coefficients)
     return eta
 
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..design.build import Design, RandomEffectTerm
 
 __all__ = ["OBS_DIM", "level_dim", "term_dim", "cor_dim", "coords", "group_var", "fixef_var", "TermNames",
-           "reported_variables", "monotonic_var", "monotonic_dim"]  # fmt: skip
+           "reported_variables", "monotonic_var", "monotonic_dim", "smooth_var", "smooth_dim"]  # fmt: skip
 
 OBS_DIM = "obs"
 
@@ -63,6 +63,16 @@ def monotonic_dim(design: Design, term) -> str:
     return design.var(f"simo_{term.column}__step")
 
 
+def smooth_var(design: Design, kind: str, smooth) -> str:
+    """An s(x) term's variable: ``sds_x`` (its SD), ``zs_x`` (standard normals) or ``s_x``
+    (the penalized coefficients, sds_x * zs_x)."""
+    return design.var(f"{kind}_{smooth.column}")
+
+
+def smooth_dim(design: Design, smooth) -> str:
+    return design.var(f"s_{smooth.column}__basis")
+
+
 def term_dim(design: Design, group: str) -> str:
     return design.var(f"{group}__term")
 
@@ -85,6 +95,8 @@ def coords(design: Design) -> dict[str, list]:
         coords[design.var("b_coef")] = slopes
     for term in design.monotonic:
         coords[monotonic_dim(design, term)] = [str(k) for k in range(1, term.n_steps + 1)]
+    for smooth in design.smooths:
+        coords[smooth_dim(design, smooth)] = [str(k) for k in range(1, smooth.Z.shape[1] + 1)]
     for group, terms in design.groups.items():
         coords[level_dim(group)] = list(terms[0].levels)
         coords[term_dim(design, group)] = design.group_columns(group)
@@ -127,6 +139,7 @@ def reported_variables(
         if d.fixef_names:
             names.append(fixef_var(d))
         names += [monotonic_var(d, kind, t) for t in d.monotonic for kind in ("bsp", "simo")]
+        names += [smooth_var(d, kind, s) for s in d.smooths for kind in ("sds", "s")]
         for group, terms in d.groups.items():
             names += [group_var(d, "r", group)] if group_effects else []
             names.append(group_var(d, "sd", group))

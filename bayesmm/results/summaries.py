@@ -17,7 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from ..inference.idata import get_group
-from ..model.variables import fixef_var, group_var, monotonic_var
+from ..model.variables import fixef_var, group_var, monotonic_var, smooth_var
 from ..spec.names import Parameter
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -92,6 +92,9 @@ def _monotonic_draws(fit: Fit, post: xr.Dataset | None = None) -> dict[str, np.n
             shares = post[monotonic_var(design, "simo", term)].values
             for k in range(term.n_steps):
                 out[design.qualified(f"simo({term.name})[{k + 1}]")] = shares[..., k]
+        for smooth in design.smooths:
+            if smooth_var(design, "sds", smooth) in post:
+                out[design.qualified(f"sds({smooth.name})")] = post[smooth_var(design, "sds", smooth)].values
     return out
 
 
@@ -120,6 +123,8 @@ def parameters(fit: Fit) -> dict[str, Parameter]:
             records.append(Parameter("monotonic", (design.qualified(f"bsp({term.name})"),), design.part))
             records += [Parameter("simplex", (design.qualified(f"simo({term.name})[{k + 1}]"),), design.part)
                         for k in range(term.n_steps)]  # fmt: skip
+        records += [Parameter("smooth_sd", (design.qualified(f"sds({s.name})"),), design.part)
+                    for s in design.smooths]  # fmt: skip
     for design in designs(fit):
         for terms in design.groups.values():
             records += [p for t in terms for p in t.sd_parameters] + [
@@ -326,7 +331,7 @@ def _header(fit: Fit) -> list[str]:
 def _sections(fit: Fit, table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     fixed = [d.qualified(n) for d in designs(fit) for n in d.fixef_names if d.qualified(n) in table.index]
     fixed += [n for n in table.index if n.startswith(("bsp(", "simo(")) or ":bsp(" in n or ":simo(" in n]
-    group = [n for n in table.index if n.startswith(("sd(", "cor("))]
+    group = [n for n in table.index if n.startswith(("sd(", "cor(", "sds("))]
     family = [n for n in constant_params(fit) if n in table.index]
     return [
         (title, table.loc[rows])

@@ -113,6 +113,8 @@ class ParsedFormula:
     additions: tuple[Addition, ...] = ()
     # brms's monotonic effects y ~ mo(x): the ordered predictors' column names.
     monotonic: tuple[str, ...] = ()
+    # Penalized splines y ~ s(x, k = 10): each smooth's column and number of knots.
+    smooths: tuple[tuple[str, int], ...] = ()
 
     def addition(self, name: str) -> Addition | None:
         """The addition term ``name`` (``"se"``, ``"weights"``, ``"cens"``, ``"trunc"``), or None."""
@@ -279,6 +281,36 @@ def _parse_bar_term(inner: str, inner_offset: int, formula: str, prefix: str) ->
 _GR = re.compile(r"^gr\s*\((?P<inner>.*)\)$", re.S)
 
 
+def _smooth(inner: str, offset: int, formula: str) -> tuple[str, int]:
+    """``s(x)``, ``s(x, k = 5)``, ``s(x, bs = "cr")``: the column and the number of knots (10,
+    mgcv's default for a cubic regression spline)."""
+    pieces = [_strip_with_offset(o, p) for o, p in _split_top_level(inner, ",", offset)]
+    column, k = None, 10
+    for position, (at, piece) in enumerate(pieces):
+        keyed = re.fullmatch(r"(?P<key>[A-Za-z_.][\w.]*)\s*=\s*(?P<value>.+)", piece, re.S)
+        key, value = (keyed.group("key"), keyed.group("value").strip()) if keyed else (None, piece)
+        if key is None and position == 0 and re.fullmatch(_NAME, value):
+            column = value.strip("`")
+        elif key == "k" and value.isdigit():
+            k = int(value)
+        elif key == "bs" and value.strip("'\"") == "cr":
+            pass
+        elif key == "bs":
+            raise FormulaSyntaxError(
+                f"s() here is mgcv's cubic regression spline, bs = \"cr\"; basis {value} is not supported "
+                "(mgcv's and brms's default thin-plate \"tp\" neither): write s(x) or s(x, bs = \"cr\")",
+                formula, at, at + len(piece),
+            )  # fmt: skip
+        else:
+            raise FormulaSyntaxError(
+                "s() takes one column and k = (knots) or bs = \"cr\"; by =, multi-column smooths and "
+                f"other arguments are not supported here ('{piece}')", formula, at, at + len(piece),
+            )  # fmt: skip
+    if column is None:
+        raise FormulaSyntaxError("s() takes a numeric column first: y ~ s(x)", formula, offset)
+    return column, k
+
+
 def _gr(right: str, formula: str, offset: int) -> tuple[str, str | None]:
     """brms's ``gr(g, cov = A)``: the grouping factor ``g`` and the name of its levels' known
     covariance matrix (given in ``data2``); ``gr(g)`` alone is ``g``."""
@@ -329,6 +361,7 @@ _PREFIX = "|".join(sorted(PREFIXES, key=len, reverse=True))
 _BAR_TERM = re.compile(rf"^(?P<prefix>{_PREFIX})?\s*\((?P<inner>.*)\)$", re.S)
 _OFFSET = re.compile(r"^offset\s*\((?P<inner>.*)\)$", re.S)
 _MONOTONIC = re.compile(r"^mo\s*\((?P<inner>.*)\)$", re.S)
+_SMOOTH = re.compile(r"^s\s*\((?P<inner>.*)\)$", re.S)
 
 
 def _is_bar_group(chunk: str) -> bool:
@@ -408,6 +441,7 @@ def parse_formula(formula: str) -> ParsedFormula:
     random: list[RandomTermSpec] = []
     offsets: list[str] = []
     monotonic: list[str] = []
+    smooths: list[tuple[str, int]] = []
     for chunk_offset, raw in _split_top_level(rhs, "+", rhs_offset):
         offset, chunk = _strip_with_offset(chunk_offset, raw)
         if not chunk:
@@ -419,6 +453,13 @@ def parse_formula(formula: str) -> ParsedFormula:
             prefix = match.group("prefix") or ""
             inner_offset = offset + match.start("inner")
             random.extend(_parse_bar_term(match.group("inner"), inner_offset, text, prefix))
+            continue
+        smooth_match = _SMOOTH.match(chunk)
+        if smooth_match:
+            smooth = _smooth(smooth_match.group("inner"), offset + chunk.index("(") + 1, text)
+            if any(smooth[0] == other for other, _ in smooths):
+                raise FormulaSyntaxError(f"s({smooth[0]}) is given twice", text, offset, offset + len(chunk))
+            smooths.append(smooth)
             continue
         monotonic_match = _MONOTONIC.match(chunk)
         if monotonic_match:
@@ -452,6 +493,7 @@ def parse_formula(formula: str) -> ParsedFormula:
         trials=trials,
         additions=additions,
         monotonic=tuple(monotonic),
+        smooths=tuple(smooths),
     )
 
 

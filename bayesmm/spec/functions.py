@@ -501,8 +501,8 @@ CONSTANTS = {"pi": np.pi, "TRUE": True, "FALSE": False, "T": True, "F": False, "
 
 # Constructs of brms, mgcv and nlme that bayesmm does not have, with what to write instead.
 UNSUPPORTED = {
-    "s": "smooth terms s() (mgcv/brms) are not supported; write a spline basis such as ns(x, df = 4) "
-    "or bs(x, df = 5), or a polynomial poly(x, 2)",
+    "s": "a smooth s(x) is a term of its own in the mean's formula, y ~ s(x) + ...; it cannot enter an "
+    "interaction, a transformation or a random-effect term here (ns(x, df = 4) can)",
     "t2": "tensor smooths t2() are not supported; use ns(x, df = 4) * ns(z, df = 4) or a polynomial",
     "te": "tensor smooths te() are not supported; use ns(x, df = 4) * ns(z, df = 4) or a polynomial",
     "gp": "Gaussian processes gp() are not supported; use a spline basis such as ns(x, df = 4)",

@@ -274,6 +274,9 @@ def _coefficient_entries(design, intercept: Prior, scale: float, sd_prior: Prior
         sd_x = float(np.std(design.X[:, j]))
         sigma = scale / sd_x if sd_x > 0 else scale
         entries.append(PriorEntry(q(name), q("b"), None, Prior("Normal", mu=0.0, sigma=sigma)))
+    for smooth in design.smooths:
+        # The SD of a smooth's penalized coefficients (brms's sds()): a group-level SD's prior.
+        entries.append(PriorEntry(q(f"sds({smooth.name})"), q("sds"), None, sd_prior))
     for term in design.monotonic:
         # b is the average step between adjacent levels: its scale is that of a slope of the
         # level codes 0..D; the steps' shares zeta are uniform on the simplex (brms's defaults).
@@ -386,7 +389,7 @@ def _check_fits(entry: PriorEntry) -> None:
         return
     # Group-level SDs and every family parameter (sigma, alpha, shape, nu, phi) are positive.
     is_family_parameter = entry.group is None and not entry.cls.endswith(("Intercept", "b"))
-    if (entry.cls.endswith("sd") or is_family_parameter) and not entry.prior.positive:
+    if (entry.cls.endswith(("sd", "sds")) or is_family_parameter) and not entry.prior.positive:
         raise PriorError(
             f"the prior for '{entry.parameter}' must live on positive values "
             f"(e.g. HalfNormal, HalfStudentT, Exponential), got {entry.prior}"

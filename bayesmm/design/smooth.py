@@ -1,0 +1,154 @@
+"""Penalized regression splines ``s(x)`` as mixed-model terms, as brms builds them from mgcv
+(``smoothCon`` then ``smooth2random``).
+
+The basis is mgcv's cubic regression spline (``bs = "cr"``): k knots at quantiles of the
+distinct values of x, the function given by its values at the knots, cubic between them
+with continuous second derivatives that vanish at the ends (a natural spline), and linear
+beyond the end knots; its wiggliness penalty is the integrated squared second derivative,
+beta' S beta (Wood 2017, Generalized Additive Models, section 5.3.1). The sum of the smooth
+over the data rows is constrained to zero (the intercept carries the level), leaving k - 1
+coefficients. Their penalty's eigenvectors split them: the one it does not penalize (the
+straight line) enters the fixed effects as the column ``s(x)_1``; the k - 2 penalized
+directions, scaled by their eigenvalues' square roots, become Z, whose coefficients are
+Normal(0, sds^2) as a random effect's are. The smoothing parameter is then 1 / sds^2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import DataError
+
+__all__ = ["Smooth", "cr_basis", "cr_penalty", "smooth_term", "read_smooth"]
+
+
+def _spacing(knots: np.ndarray):
+    h = np.diff(knots)
+    k = len(knots)
+    D = np.zeros((k - 2, k))
+    B = np.zeros((k - 2, k - 2))
+    for i in range(k - 2):
+        D[i, i], D[i, i + 1], D[i, i + 2] = 1 / h[i], -1 / h[i] - 1 / h[i + 1], 1 / h[i + 1]
+        B[i, i] = (h[i] + h[i + 1]) / 3
+        if i < k - 3:
+            B[i, i + 1] = B[i + 1, i] = h[i + 1] / 6
+    return h, D, B
+
+
+def cr_penalty(knots: np.ndarray) -> np.ndarray:
+    """S = D' B^-1 D: beta' S beta is the integral of the spline's squared second derivative."""
+    _, D, B = _spacing(knots)
+    return D.T @ np.linalg.solve(B, D)
+
+
+def cr_basis(x: np.ndarray, knots: np.ndarray) -> np.ndarray:
+    """The cubic regression spline basis at ``x`` (rows x k): column j is the natural cubic
+    spline through the knots that is 1 at knot j and 0 at the others; linear beyond the ends."""
+    x = np.asarray(x, dtype=float)
+    h, D, B = _spacing(knots)
+    k = len(knots)
+    F = np.zeros((k, k))
+    F[1:-1] = np.linalg.solve(B, D)  # second derivatives at the knots, per unit coefficient
+    X = np.zeros((len(x), k))
+    j = np.clip(np.searchsorted(knots, x, side="right") - 1, 0, k - 2)
+    inside = (x >= knots[0]) & (x <= knots[-1])
+    xi = np.clip(x, knots[0], knots[-1])
+    hj = h[j]
+    right, left = knots[j + 1] - xi, xi - knots[j]
+    a_minus, a_plus = right / hj, left / hj
+    c_minus = (right**3 / hj - hj * right) / 6
+    c_plus = (left**3 / hj - hj * left) / 6
+    rows = np.arange(len(x))
+    X[rows, j] += a_minus
+    X[rows, j + 1] += a_plus
+    X += c_minus[:, None] * F[j] + c_plus[:, None] * F[j + 1]
+    if not inside.all():  # linear beyond the end knots, with the spline's slope there
+        below, above = x < knots[0], x > knots[-1]
+        slope_low = (np.eye(k)[1] - np.eye(k)[0]) / h[0] - h[0] / 6 * F[1]
+        slope_high = (np.eye(k)[-1] - np.eye(k)[-2]) / h[-1] + h[-1] / 6 * F[-2]
+        X[below] += (x[below] - knots[0])[:, None] * slope_low
+        X[above] += (x[above] - knots[-1])[:, None] * slope_high
+    return X
+
+
+@dataclass
+class Smooth:
+    """One ``s(x)`` term: its knots and the maps from the basis to the fixed column and to Z."""
+
+    column: str
+    k: int
+    knots: np.ndarray
+    constraint: np.ndarray  # (k, k - 1): the sum-to-zero constrained basis is X @ constraint
+    fixed_map: np.ndarray  # (k - 1, 1): the unpenalized direction
+    random_map: np.ndarray  # (k - 1, k - 2): the penalized directions over sqrt(eigenvalue)
+    Z: np.ndarray  # (rows, k - 2) at the fitted rows
+
+    @property
+    def name(self) -> str:
+        return f"s({self.column})"
+
+    @property
+    def fixed_name(self) -> str:
+        return f"s({self.column})_1"
+
+    def columns(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The fixed column (rows x 1) and Z (rows x (k - 2)) at new values of x."""
+        constrained = cr_basis(x, self.knots) @ self.constraint
+        return constrained @ self.fixed_map, constrained @ self.random_map
+
+
+def read_smooth(column: str, data) -> np.ndarray:
+    """The values of ``s(column)``'s predictor (NaN where missing); a factor is refused."""
+    import pandas as pd
+
+    from .errors import missing_column_error
+
+    if column not in data.columns:
+        raise missing_column_error(column, f"s({column})", data.columns)
+    values = data[column]
+    if isinstance(values.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(values) or (
+        pd.api.types.is_bool_dtype(values)
+    ):
+        raise DataError(
+            f"s({column}) smooths a number; '{column}' is a factor (or text or logical): enter it as a term, "
+            f"y ~ {column}, or vary a smooth's level by it with (1 | {column})"
+        )
+    return values.to_numpy(dtype=float)
+
+
+def smooth_term(column: str, x: np.ndarray, k: int) -> tuple[Smooth, np.ndarray]:
+    """The ``s(column, k = k)`` term of the fitted rows, and its fixed column (rows x 1)."""
+    x = np.asarray(x, dtype=float)
+    distinct = np.unique(x)
+    if k < 3:
+        raise DataError(f"s({column}, k = {k}): a cubic regression spline needs k >= 3 knots")
+    if len(distinct) < k:
+        raise DataError(
+            f"s({column}) needs at least k = {k} distinct values of '{column}', it has {len(distinct)}: "
+            f"give a smaller k (s({column}, k = {max(3, len(distinct))})) or enter '{column}' as a factor"
+        )
+    knots = np.quantile(distinct, np.linspace(0, 1, k))  # mgcv's place.knots: quantiles of distinct values
+    X = cr_basis(x, knots)
+    S = cr_penalty(knots)
+    # Sum-to-zero over the rows: the null space of the constraint's direction (mgcv's QR).
+    q, _ = np.linalg.qr(X.sum(axis=0)[:, None], mode="complete")
+    constraint = q[:, 1:]
+    S_c = constraint.T @ S @ constraint
+    values, vectors = np.linalg.eigh((S_c + S_c.T) / 2)
+    order = np.argsort(values)[::-1]
+    values, vectors = values[order], vectors[:, order]
+    penalized = values > values[0] * 1e-10
+    if penalized.sum() != k - 2:
+        free = k - 1 - int(penalized.sum())
+        raise DataError(f"s({column}): the spline's penalty has {free} unpenalized directions, not 1")
+    fixed_map = vectors[:, ~penalized]
+    random_map = vectors[:, penalized] / np.sqrt(values[penalized])
+    constrained = X @ constraint
+    fixed = constrained @ fixed_map
+    # The unpenalized direction is the straight line: fix its sign to rise with x.
+    if np.corrcoef(fixed[:, 0], x)[0, 1] < 0:
+        fixed_map, fixed = -fixed_map, -fixed
+    smooth = Smooth(column, k, knots, constraint, fixed_map, random_map, constrained @ random_map)
+    return smooth, fixed

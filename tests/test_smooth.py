@@ -1,0 +1,110 @@
+"""Penalized splines s(x), brms's construction from mgcv: the basis and penalty are mgcv's
+cubic regression spline (fitted values at a fixed smoothing parameter equal mgcv's; references
+from R 4.2 / mgcv 1.8-41 by tools/mgcv_smooth_reference.R), the smooth's straight line is a
+fixed effect and its wiggles a random effect, and a fit finds a known curve and mgcv's REML
+estimate."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayesmm as bm
+from bayesmm.design.smooth import cr_basis, cr_penalty, smooth_term
+
+from .bad_input.helpers import unchanged
+from .conftest import quiet_fit
+
+REFERENCE = Path(__file__).parent / "reference"
+
+
+def _data():
+    return pd.read_csv(REFERENCE / "smooth_data.csv")
+
+
+def _mgcv(kind: str) -> np.ndarray:
+    table = pd.read_csv(REFERENCE / "smooth_mgcv.csv")
+    return table.loc[table["kind"] == kind, "value"].to_numpy()
+
+
+def test_knots_basis_and_penalty_are_mgcvs():
+    data = _data()
+    smooth, fixed = smooth_term("x", data["x"].to_numpy(), 10)
+    np.testing.assert_allclose(smooth.knots, _mgcv("knot"), atol=1e-6)
+    # Penalized least squares with mgcv's sp = 2 on its rescaled penalty (lambda = sp / S.scale):
+    # the same fitted values, so the same basis, constraint and penalty.
+    design = np.column_stack([np.ones(len(data)), fixed, smooth.Z])
+    penalty = np.diag([0.0, 0.0] + [2.0 / _mgcv("S_scale")[0]] * smooth.Z.shape[1])
+    beta = np.linalg.solve(design.T @ design + penalty, design.T @ data["y"].to_numpy())
+    np.testing.assert_allclose(design @ beta, _mgcv("fitted_sp2"), atol=2e-6)
+
+
+def test_the_basis_interpolates_and_extends_linearly():
+    knots = np.array([0.0, 1.0, 2.5, 4.0, 7.0])
+    np.testing.assert_allclose(cr_basis(knots, knots), np.eye(5), atol=1e-12)
+    outside = cr_basis(np.array([-3.0, -2.0, -1.0, 8.0, 9.0, 10.0]), knots)
+    np.testing.assert_allclose(np.diff(outside[:3], 2, axis=0), 0.0, atol=1e-12)  # straight lines
+    np.testing.assert_allclose(np.diff(outside[3:], 2, axis=0), 0.0, atol=1e-12)
+    # A straight line through the knots has no wiggliness; a bend has some.
+    S = cr_penalty(knots)
+    assert knots @ S @ knots == pytest.approx(0.0, abs=1e-12)
+    assert (knots**2) @ S @ (knots**2) > 0
+    # The smooth's fixed column is that straight line, centred over the rows.
+    x = np.linspace(0, 7, 40)
+    _, fixed = smooth_term("x", x, 5)
+    assert np.corrcoef(fixed[:, 0], x)[0, 1] == pytest.approx(1.0, abs=1e-12)
+
+
+def test_the_model_has_the_line_as_a_fixed_effect_and_an_sds():
+    data = _data()
+    model = bm.Model("y ~ s(x, k = 8)", data)
+    assert model.design.fixef_names == ["Intercept", "s(x)_1"]
+    assert model.design.smooths[0].Z.shape == (200, 6)
+    assert model.priors.loc["sds(s(x))", "class"] == "sds" and not model.collapsed
+    # New data through the same basis: the fitted rows again give the same columns.
+    fixed, Z = model.design.smooths[0].columns(data["x"].to_numpy())
+    np.testing.assert_allclose(Z, model.design.smooths[0].Z, atol=1e-12)
+    np.testing.assert_allclose(fixed[:, 0], model.design.X[:, 1], atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("formula", "change", "message"),
+    [
+        ("y ~ s(f)", lambda d: d.assign(f=np.where(d["x"] > 5, "a", "b")), r"s\(f\) smooths a number"),
+        ("y ~ s(few)", lambda d: d.assign(few=np.round(d["x"] / 4)), r"s\(few\) needs at least k = 10"),
+        ("y ~ s(x, bs = \"tp\")", lambda d: d, r"basis \"tp\" is not supported"),
+        ("y ~ s(x, by = g)", lambda d: d, r"by =, multi-column smooths and other arguments"),
+        ("y ~ s(x):z", lambda d: d.assign(z=1.0), r"a smooth s\(x\) is a term of its own"),
+        ("y ~ s(xx)", lambda d: d, r"column 'xx' in s\(xx\) is not in the data; did you mean 'x'"),
+    ],
+)  # fmt: skip
+def test_what_cannot_be_smoothed_is_refused(formula, change, message):
+    data = change(_data())
+    with unchanged(data), pytest.raises((bm.DataError, bm.FormulaSyntaxError), match=message):
+        bm.Model(formula, data)
+
+
+@pytest.mark.slow
+def test_a_smooth_with_group_effects_recovers_the_curve_and_mgcvs_estimate():
+    data = _data()
+    fit = quiet_fit(bm.Model("y ~ s(x)", data), draws=1000, chains=2, random_seed=1)
+    assert fit.idata.attrs["compiled_by"] == "engine"
+    curve = fit.conditional_effects("x", resolution=50)
+    grid = curve["x"].to_numpy()
+    np.testing.assert_allclose(grid, _mgcv("reml_grid_x"), atol=1e-6)
+    truth = np.sin(grid) + 0.3 * grid
+    # Against the truth (noise SD 0.3, 200 rows): RMSE below 0.1, the 95% band covering at least 80%.
+    assert np.sqrt(np.mean((curve["estimate"] - truth) ** 2)) < 0.1
+    assert np.mean((curve["q2.5"] <= truth) & (truth <= curve["q97.5"])) >= 0.8
+    # Against mgcv's REML estimate on the same data: the two curves within 0.05 of each other.
+    assert np.sqrt(np.mean((curve["estimate"] - _mgcv("reml_grid_fit")) ** 2)) < 0.05
+    assert fit.summary().loc["sigma", "mean"] == pytest.approx(_mgcv("reml_sigma")[0], rel=0.05)
+    # With groups: the smooth plus a random intercept.
+    rng = np.random.default_rng(3)
+    grouped = data.assign(g=rng.integers(0, 8, len(data)))
+    grouped["y"] = grouped["y"] + rng.normal(0, 0.5, 8)[grouped["g"]]
+    both = quiet_fit(bm.Model("y ~ s(x) + (1 | g)", grouped), draws=1000, chains=2, random_seed=2)
+    line = both.conditional_effects("x", resolution=50)
+    centred = line["estimate"] - line["estimate"].mean() + truth.mean()
+    assert np.sqrt(np.mean((centred - truth) ** 2)) < 0.1

@@ -1,0 +1,18 @@
+# References for bayesmm's s() (tests/test_smooth.py), from R 4.2 with mgcv (Debian's r-cran-mgcv):
+#   Rscript tools/mgcv_smooth_reference.R
+# Reads tests/reference/smooth_data.csv (x, y) and writes tests/reference/smooth_mgcv.csv:
+# mgcv's fitted values of y ~ s(x, bs = "cr", k = 10) at a fixed smoothing parameter sp = 2
+# (checks the basis and penalty exactly), the REML fit's curve on a grid, and S.scale
+# (mgcv rescales the penalty: its sp is bayesmm's lambda times S.scale).
+library(mgcv)
+d <- read.csv("tests/reference/smooth_data.csv")
+fixed <- gam(y ~ s(x, bs = "cr", k = 10), data = d, sp = 2)
+reml <- gam(y ~ s(x, bs = "cr", k = 10), data = d, method = "REML")
+grid <- data.frame(x = seq(min(d$x), max(d$x), length.out = 50))
+sm <- smoothCon(s(x, bs = "cr", k = 10), data = d, knots = NULL)[[1]]
+out <- data.frame(
+  kind = c(rep("fitted_sp2", nrow(d)), rep("reml_grid_x", 50), rep("reml_grid_fit", 50), "S_scale",
+           rep("knot", length(sm$xp)), "reml_sigma"),
+  value = c(fitted(fixed), grid$x, predict(reml, grid), sm$S.scale, sm$xp, sqrt(reml$sig2))
+)
+write.csv(out, "tests/reference/smooth_mgcv.csv", row.names = FALSE)
