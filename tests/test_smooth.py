@@ -108,3 +108,13 @@ def test_a_smooth_with_group_effects_recovers_the_curve_and_mgcvs_estimate():
     line = both.conditional_effects("x", resolution=50)
     centred = line["estimate"] - line["estimate"].mean() + truth.mean()
     assert np.sqrt(np.mean((centred - truth) ** 2)) < 0.1
+
+
+def test_simulate_from_a_formula_draws_the_smooths_wiggles():
+    data = _data()
+    params = {"Intercept": 0.0, "s(x)_1": 0.0, "sds(s(x))": 1e-9, "sigma": 0.1}
+    flat = bm.simulate("~ s(x)", data, params=params, seed=1, nsim=20)
+    wiggly = bm.simulate("~ s(x)", data, params={**params, "sds(s(x))": 1.0}, seed=1, nsim=20)
+    # Without wiggles each data set is noise of SD 0.1; with them the curves vary far more.
+    assert flat.std().mean() == pytest.approx(0.1, rel=0.1)
+    assert wiggly.std().mean() > 0.3

@@ -70,6 +70,7 @@ def _check_params(design, family: Family, params: dict[str, float]) -> None:
     required = (
         list(design.fixef_names) + [n for t in design.random for n in t.sd_names] + _family_params(family)
         + [f"{kind}({m.name})" for m in design.monotonic for kind in ("bsp", "simo")]
+        + [f"sds({s.name})" for s in design.smooths]
     )  # fmt: skip
     # Correlations default to 0; a cs() or ar1() term's may be given once, as cor(g).
     optional = [n for t in design.random for n in t.covariance.parameter_names if n not in t.sd_names]
@@ -168,6 +169,9 @@ def simulate(
             if term.level_factor is not None:  # gr(g, cov = A): levels correlated by A
                 values = term.level_factor @ values
             effects.append((values[None], term.codes, term.matrix))
+        for smooth in design.smooths:  # the smooth's wiggles, drawn afresh as group effects are
+            coefficients = params[f"sds({smooth.name})"] * rng.normal(size=smooth.Z.shape[1])
+            effects.append((coefficients[None, None, :], np.zeros(len(smooth.Z), dtype=np.int64), smooth.Z))
         for term in design.monotonic:
             shares = np.asarray(params[f"simo({term.name})"], dtype=float)
             levels = np.r_[0.0, np.cumsum(params[f"bsp({term.name})"] * term.n_steps * shares)]
