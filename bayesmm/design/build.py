@@ -29,6 +29,7 @@ from ..spec.terms import NotNumeric, Terms, _missing, compile_terms
 from ..warn import warn_user
 from .additions import Additions, check_additions, read_additions
 from .errors import DataError, missing_column_error
+from .gp import GaussianProcess, gp_term
 from .known_cov import level_covariance
 from .monotonic import Monotonic, read_monotonic
 from .smooth import Smooth, read_smooth, smooth_term
@@ -154,6 +155,7 @@ class Design:
     additions: Additions = field(default_factory=Additions)  # se(), weights(), cens(), trunc()
     monotonic: list[Monotonic] = field(default_factory=list)  # mo(x) terms
     smooths: list[Smooth] = field(default_factory=list)  # s(x) terms (their fixed columns end X)
+    gps: list[GaussianProcess] = field(default_factory=list)  # gp(x) terms
 
     def __post_init__(self) -> None:
         # Each term's columns follow those of the earlier terms of its grouping factor.
@@ -180,7 +182,7 @@ class Design:
         if self.formula.trials is not None:
             columns.append(self.formula.trials)
         columns += list(self.additions.columns) + [m.column for m in self.monotonic]
-        columns += [s.column for s in self.smooths]
+        columns += [s.column for s in self.smooths] + [g.column for g in self.gps]
         return list(dict.fromkeys(columns))
 
     def qualified(self, name: str) -> str:
@@ -273,6 +275,8 @@ def build_design(
     additions_missing.update({f"mo({c})": np.isnan(codes) for c, (_, codes) in monotonic.items()})
     smooth_values = {column: read_smooth(column, data) for column, _ in parsed.smooths}
     additions_missing.update({f"s({c})": np.isnan(v) for c, v in smooth_values.items()})
+    gp_values = {gp[0]: read_smooth(gp[0], data, "gp") for gp in parsed.gps}
+    additions_missing.update({f"gp({c})": np.isnan(v) for c, v in gp_values.items()})
 
     keep = _complete_rows(compiled, parsed, data, trials_values, na_action, additions_missing)
     n_dropped = int((~keep).sum())
@@ -281,6 +285,7 @@ def build_design(
         additions = additions.take(keep)
         monotonic = {c: (levels, codes[keep]) for c, (levels, codes) in monotonic.items()}
         smooth_values = {c: v[keep] for c, v in smooth_values.items()}
+        gp_values = {c: v[keep] for c, v in gp_values.items()}
         if trials_values is not None:
             trials_values = trials_values[keep]
 
@@ -313,6 +318,10 @@ def build_design(
         smooth, fixed = smooth_term(column, smooth_values[column], k)
         smooths.append(smooth)
         X, fixef_names = np.column_stack([X, fixed]), [*fixef_names, smooth.fixed_name]
+    gps = []
+    for column, k, c, kernel in parsed.gps:
+        _check_finite(gp_values[column][:, None], [f"gp({column})"], "predictor")
+        gps.append(gp_term(column, gp_values[column], k, c, kernel))
     _check_finite(X, fixef_names, "predictor")
     _check_fixed_effects(X, fixef_names)
     _warn_about_integer_codes(list(X_df.columns), data, parsed)
@@ -338,6 +347,7 @@ def build_design(
         additions=additions,
         monotonic=[Monotonic(c, levels, codes.astype(np.int64)) for c, (levels, codes) in monotonic.items()],
         smooths=smooths,
+        gps=gps,
     )
 
 
@@ -398,7 +408,7 @@ def _compile(parsed: ParsedFormula, data: pd.DataFrame, trials) -> Compiled:
     if isinstance(trials, str):
         used.add(trials)
     used |= {value for addition in parsed.additions for _, value in addition.args} | set(parsed.monotonic)
-    used |= {column for column, _ in parsed.smooths}
+    used |= {column for column, _ in parsed.smooths} | {gp[0] for gp in parsed.gps}
     dot = [str(c) for c in columns if str(c) not in used]
     with _evaluating("the fixed effects", columns):
         fixed = compile_terms(parsed.fixed, columns, "the fixed effects", dot_columns=dot)
@@ -895,6 +905,7 @@ class NewData:
     rows: pd.Index
     monotonic: list[np.ndarray] = field(default_factory=list)  # per mo() term: the rows' level codes
     smooths: list[np.ndarray] = field(default_factory=list)  # per s() term: Z at the rows
+    gps: list[np.ndarray] = field(default_factory=list)  # per gp() term: its basis at the rows
 
 
 def _materialize(terms: Terms, spec, newdata: pd.DataFrame, where: str) -> np.ndarray:
@@ -963,6 +974,13 @@ def encode_new_data(design: Design, newdata: pd.DataFrame, trials=None) -> NewDa
         fixed, Z = smooth.columns(x)
         X = np.column_stack([X, fixed])
         smooth_matrices.append(Z)
+    gp_matrices = []
+    for gp in design.gps:
+        x = read_smooth(gp.column, newdata, "gp")
+        if not np.all(np.isfinite(x)):
+            row = newdata.index[int(np.argmax(~np.isfinite(x)))]
+            raise DataError(f"gp({gp.column}) in the new data is missing or infinite in row {row!r}")
+        gp_matrices.append(gp.columns(x)[1])
     offset = offset_values(design.offset_expressions, newdata, new=True)
     codes, matrices, unseen = [], [], []
     for term in design.random:
@@ -983,4 +1001,5 @@ def encode_new_data(design: Design, newdata: pd.DataFrame, trials=None) -> NewDa
         elif design.formula.trials is not None and design.formula.trials in newdata.columns:
             new_trials = _resolve_trials(design.formula.trials, newdata)
     monotonic = [term.encode(newdata, "the new data") for term in design.monotonic]
-    return NewData(X, offset, new_trials, codes, matrices, unseen, newdata.index, monotonic, smooth_matrices)
+    return NewData(X, offset, new_trials, codes, matrices, unseen, newdata.index, monotonic, smooth_matrices,
+                   gp_matrices)  # fmt: skip

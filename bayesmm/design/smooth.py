@@ -99,21 +99,22 @@ class Smooth:
         return constrained @ self.fixed_map, constrained @ self.random_map
 
 
-def read_smooth(column: str, data) -> np.ndarray:
-    """The values of ``s(column)``'s predictor (NaN where missing); a factor is refused."""
+def read_smooth(column: str, data, term: str = "s") -> np.ndarray:
+    """The values of ``s(column)``'s (or ``gp(column)``'s) predictor (NaN where missing); a
+    factor is refused."""
     import pandas as pd
 
     from .errors import missing_column_error
 
     if column not in data.columns:
-        raise missing_column_error(column, f"s({column})", data.columns)
+        raise missing_column_error(column, f"{term}({column})", data.columns)
     values = data[column]
     if isinstance(values.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(values) or (
         pd.api.types.is_bool_dtype(values)
     ):
         raise DataError(
-            f"s({column}) smooths a number; '{column}' is a factor (or text or logical): enter it as a term, "
-            f"y ~ {column}, or vary a smooth's level by it with (1 | {column})"
+            f"{term}({column}) smooths a number; '{column}' is a factor (or text or logical): enter it as a "
+            f"term, y ~ {column}, or vary the level by it with (1 | {column})"
         )
     return values.to_numpy(dtype=float)
 

@@ -41,6 +41,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from ..design.build import Design, RandomEffectTerm
+from ..design.gp import spectral_density
 from ..families import additions
 from ..families.base import Family
 from ..spec.priors import Prior, PriorEntry, stack_priors
@@ -52,6 +53,8 @@ from .variables import (
     coords,
     cor_dim,
     fixef_var,
+    gp_dim,
+    gp_var,
     group_var,
     level_dim,
     monotonic_dim,
@@ -534,6 +537,8 @@ def _linear_predictor(
         eta = eta + _monotonic_part(design, priors)
     if design.smooths:
         eta = eta + _smooth_part(design, priors)
+    if design.gps:
+        eta = eta + _gp_part(design, priors)
     if design.offset is not None:
         eta = eta + design.offset
     return eta
@@ -550,6 +555,22 @@ def _smooth_part(design: Design, priors: dict[str, PriorEntry]):
         z = pm.Normal(smooth_var(design, "zs", smooth), 0.0, 1.0, dims=dims)
         coefficients = pm.Deterministic(smooth_var(design, "s", smooth), sds * z, dims=dims)
         eta = eta + pt.dot(smooth.Z, coefficients)
+    return eta
+
+
+def _gp_part(design: Design, priors: dict[str, PriorEntry]):
+    """Each Hilbert-space GP's function phi (sqrt(S(w)) z) (bayesmm.design.gp): z standard
+    normal, S the kernel's spectral density at the basis's frequencies w."""
+    eta = pt.zeros(design.n_obs)
+    for gp in design.gps:
+        dims = gp_dim(design, gp)
+        sd = priors[design.qualified(f"sdgp({gp.name})")].prior.create(gp_var(design, "sdgp", gp))
+        entry = priors[design.qualified(f"lscale({gp.name})")]
+        lengthscale = entry.prior.create(gp_var(design, "lscale", gp))
+        z = pm.Normal(gp_var(design, "zgp", gp), 0.0, 1.0, dims=dims)
+        density = spectral_density(gp.kernel, gp.frequencies, sd, lengthscale, math=pt)
+        coefficients = pm.Deterministic(gp_var(design, "gp", gp), pt.sqrt(density) * z, dims=dims)
+        eta = eta + pt.dot(gp.Z, coefficients)
     return eta
 
 

@@ -68,8 +68,8 @@ def why_not_collapsible(design: Design, family: Family, parts: dict) -> str | No
         return f"family '{family.name}' with link '{family.link.name}' (only gaussian with identity link)"
     if parts:
         return f"the formulas for {', '.join(sorted(parts))} (a constant sigma is needed)"
-    if design.monotonic or design.smooths:
-        return "the monotonic effects mo() or smooths s()"
+    if design.monotonic or design.smooths or design.gps:
+        return "the monotonic effects mo(), smooths s() or Gaussian processes gp()"
     if any(term.level_factor is not None for term in design.random):
         return "a term with a known covariance of its levels, gr(g, cov = A)"
     if design.additions.any:

@@ -18,7 +18,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..design.build import Design, RandomEffectTerm
 
 __all__ = ["OBS_DIM", "level_dim", "term_dim", "cor_dim", "coords", "group_var", "fixef_var", "TermNames",
-           "reported_variables", "monotonic_var", "monotonic_dim", "smooth_var", "smooth_dim"]  # fmt: skip
+           "reported_variables", "monotonic_var", "monotonic_dim", "smooth_var", "smooth_dim",
+           "gp_var", "gp_dim"]  # fmt: skip
 
 OBS_DIM = "obs"
 
@@ -73,6 +74,16 @@ def smooth_dim(design: Design, smooth) -> str:
     return design.var(f"s_{smooth.column}__basis")
 
 
+def gp_var(design: Design, kind: str, gp) -> str:
+    """A gp(x) term's variable: ``sdgp_x``, ``lscale_x``, ``zgp_x`` (standard normals) or
+    ``gp_x`` (the basis functions' coefficients)."""
+    return design.var(f"{kind}_{gp.column}")
+
+
+def gp_dim(design: Design, gp) -> str:
+    return design.var(f"gp_{gp.column}__basis")
+
+
 def term_dim(design: Design, group: str) -> str:
     return design.var(f"{group}__term")
 
@@ -97,6 +108,8 @@ def coords(design: Design) -> dict[str, list]:
         coords[monotonic_dim(design, term)] = [str(k) for k in range(1, term.n_steps + 1)]
     for smooth in design.smooths:
         coords[smooth_dim(design, smooth)] = [str(k) for k in range(1, smooth.Z.shape[1] + 1)]
+    for gp in design.gps:
+        coords[gp_dim(design, gp)] = [str(k) for k in range(1, gp.k + 1)]
     for group, terms in design.groups.items():
         coords[level_dim(group)] = list(terms[0].levels)
         coords[term_dim(design, group)] = design.group_columns(group)
@@ -140,6 +153,7 @@ def reported_variables(
             names.append(fixef_var(d))
         names += [monotonic_var(d, kind, t) for t in d.monotonic for kind in ("bsp", "simo")]
         names += [smooth_var(d, kind, s) for s in d.smooths for kind in ("sds", "s")]
+        names += [gp_var(d, kind, g) for g in d.gps for kind in ("sdgp", "lscale", "gp")]
         for group, terms in d.groups.items():
             names += [group_var(d, "r", group)] if group_effects else []
             names.append(group_var(d, "sd", group))

@@ -17,7 +17,7 @@ import xarray as xr
 from ..design.additions import additions_for_new_data
 from ..design.build import DataError, encode_new_data
 from ..families import additions
-from ..model.variables import fixef_var, group_var, monotonic_var, smooth_var
+from ..model.variables import fixef_var, gp_var, group_var, monotonic_var, smooth_var
 from ..spec.formula import parse_formula
 from .summaries import constant_params, covariance_draws, interval_names
 
@@ -138,12 +138,14 @@ def linear_predictor_of(
         labels = design.rows
         monotonic_codes = [t.codes for t in design.monotonic]
         smooth_matrices = [s.Z for s in design.smooths]
+        gp_matrices = [g.Z for g in design.gps]
     else:
         encoded = encode_new_data(design, newdata, trials=trials)
         X, offset, row_trials = encoded.X, encoded.offset, encoded.trials
         codes, matrices, unseen, labels = encoded.codes, encoded.matrices, encoded.new_levels, encoded.rows
         monotonic_codes = encoded.monotonic
         smooth_matrices = encoded.smooths
+        gp_matrices = encoded.gps
     fixef = fixef_var(design)
     n_draws = post.sizes["chain"] * post.sizes["draw"]
     keep = _kept_groups(design, re_form)
@@ -184,6 +186,9 @@ def linear_predictor_of(
         # s(x): Z s, as one "level" whose effects are the penalized coefficients.
         coefficients = _flat(post[smooth_var(design, "s", smooth)].values)
         effects.append((coefficients[:, None, :], np.zeros(len(Z), dtype=np.int64), Z))
+    for gp, basis in zip(design.gps, gp_matrices, strict=True):
+        coefficients = _flat(post[gp_var(design, "gp", gp)].values)
+        effects.append((coefficients[:, None, :], np.zeros(len(basis), dtype=np.int64), basis))
     fixef_draws = _flat(post[fixef].values) if fixef in post else None
     return LinearPredictor(fixef_draws, X, offset, row_trials, effects, labels, n_draws)
 

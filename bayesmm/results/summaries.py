@@ -17,7 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from ..inference.idata import get_group
-from ..model.variables import fixef_var, group_var, monotonic_var, smooth_var
+from ..model.variables import fixef_var, gp_var, group_var, monotonic_var, smooth_var
 from ..spec.names import Parameter
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -95,6 +95,10 @@ def _monotonic_draws(fit: Fit, post: xr.Dataset | None = None) -> dict[str, np.n
         for smooth in design.smooths:
             if smooth_var(design, "sds", smooth) in post:
                 out[design.qualified(f"sds({smooth.name})")] = post[smooth_var(design, "sds", smooth)].values
+        for gp in design.gps:
+            for kind in ("sdgp", "lscale"):
+                if gp_var(design, kind, gp) in post:
+                    out[design.qualified(f"{kind}({gp.name})")] = post[gp_var(design, kind, gp)].values
     return out
 
 
@@ -125,6 +129,8 @@ def parameters(fit: Fit) -> dict[str, Parameter]:
                         for k in range(term.n_steps)]  # fmt: skip
         records += [Parameter("smooth_sd", (design.qualified(f"sds({s.name})"),), design.part)
                     for s in design.smooths]  # fmt: skip
+        records += [Parameter(f"gp_{kind}", (design.qualified(f"{kind}({g.name})"),), design.part)
+                    for g in design.gps for kind in ("sdgp", "lscale")]  # fmt: skip
     for design in designs(fit):
         for terms in design.groups.values():
             records += [p for t in terms for p in t.sd_parameters] + [
@@ -331,7 +337,7 @@ def _header(fit: Fit) -> list[str]:
 def _sections(fit: Fit, table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     fixed = [d.qualified(n) for d in designs(fit) for n in d.fixef_names if d.qualified(n) in table.index]
     fixed += [n for n in table.index if n.startswith(("bsp(", "simo(")) or ":bsp(" in n or ":simo(" in n]
-    group = [n for n in table.index if n.startswith(("sd(", "cor(", "sds("))]
+    group = [n for n in table.index if n.startswith(("sd(", "cor(", "sds(", "sdgp(", "lscale("))]
     family = [n for n in constant_params(fit) if n in table.index]
     return [
         (title, table.loc[rows])

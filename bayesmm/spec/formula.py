@@ -115,6 +115,8 @@ class ParsedFormula:
     monotonic: tuple[str, ...] = ()
     # Penalized splines y ~ s(x, k = 10): each smooth's column and number of knots.
     smooths: tuple[tuple[str, int], ...] = ()
+    # Gaussian processes y ~ gp(x, k = 20, c = 1.25, cov = "exp_quad"), Hilbert-space approximated.
+    gps: tuple[tuple[str, int, float, str], ...] = ()
 
     def addition(self, name: str) -> Addition | None:
         """The addition term ``name`` (``"se"``, ``"weights"``, ``"cens"``, ``"trunc"``), or None."""
@@ -311,6 +313,34 @@ def _smooth(inner: str, offset: int, formula: str) -> tuple[str, int]:
     return column, k
 
 
+def _gp(inner: str, offset: int, formula: str) -> tuple[str, int, float, str]:
+    """``gp(x)``, ``gp(x, k = 20, c = 1.25, cov = "matern32")``: the column, the number of basis
+    functions k, the boundary factor c and the kernel (brms's names) of a Hilbert-space
+    approximate Gaussian process."""
+    pieces = [_strip_with_offset(o, p) for o, p in _split_top_level(inner, ",", offset)]
+    column, k, c, kernel = None, 20, 1.25, "exp_quad"
+    for position, (at, piece) in enumerate(pieces):
+        keyed = re.fullmatch(r"(?P<key>[A-Za-z_.][\w.]*)\s*=\s*(?P<value>.+)", piece, re.S)
+        key, value = (keyed.group("key"), keyed.group("value").strip()) if keyed else (None, piece)
+        if key is None and position == 0 and re.fullmatch(_NAME, value):
+            column = value.strip("`")
+        elif key == "k" and value.isdigit() and int(value) >= 2:
+            k = int(value)
+        elif key == "c" and re.fullmatch(r"\d+(\.\d*)?", value) and float(value) > 1.0:
+            c = float(value)
+        elif key == "cov" and value.strip("'\"") in GP_KERNELS:
+            kernel = value.strip("'\"")
+        else:
+            raise FormulaSyntaxError(
+                "gp() takes one numeric column and k = (basis functions, >= 2), c = (boundary factor, > 1) "
+                f"and cov = {' | '.join(map(repr, GP_KERNELS))}; '{piece}' is not supported here (by =, "
+                "several columns and the exact GP neither)", formula, at, at + len(piece),
+            )  # fmt: skip
+    if column is None:
+        raise FormulaSyntaxError("gp() takes a numeric column first: y ~ gp(x)", formula, offset)
+    return column, k, c, kernel
+
+
 def _gr(right: str, formula: str, offset: int) -> tuple[str, str | None]:
     """brms's ``gr(g, cov = A)``: the grouping factor ``g`` and the name of its levels' known
     covariance matrix (given in ``data2``); ``gr(g)`` alone is ``g``."""
@@ -362,6 +392,8 @@ _BAR_TERM = re.compile(rf"^(?P<prefix>{_PREFIX})?\s*\((?P<inner>.*)\)$", re.S)
 _OFFSET = re.compile(r"^offset\s*\((?P<inner>.*)\)$", re.S)
 _MONOTONIC = re.compile(r"^mo\s*\((?P<inner>.*)\)$", re.S)
 _SMOOTH = re.compile(r"^s\s*\((?P<inner>.*)\)$", re.S)
+_GP = re.compile(r"^gp\s*\((?P<inner>.*)\)$", re.S)
+GP_KERNELS = ("exp_quad", "matern32", "matern52")
 
 
 def _is_bar_group(chunk: str) -> bool:
@@ -442,6 +474,7 @@ def parse_formula(formula: str) -> ParsedFormula:
     offsets: list[str] = []
     monotonic: list[str] = []
     smooths: list[tuple[str, int]] = []
+    gps: list[tuple[str, int, float, str]] = []
     for chunk_offset, raw in _split_top_level(rhs, "+", rhs_offset):
         offset, chunk = _strip_with_offset(chunk_offset, raw)
         if not chunk:
@@ -453,6 +486,13 @@ def parse_formula(formula: str) -> ParsedFormula:
             prefix = match.group("prefix") or ""
             inner_offset = offset + match.start("inner")
             random.extend(_parse_bar_term(match.group("inner"), inner_offset, text, prefix))
+            continue
+        gp_match = _GP.match(chunk)
+        if gp_match:
+            gp = _gp(gp_match.group("inner"), offset + chunk.index("(") + 1, text)
+            if any(gp[0] == other[0] for other in gps):
+                raise FormulaSyntaxError(f"gp({gp[0]}) is given twice", text, offset, offset + len(chunk))
+            gps.append(gp)
             continue
         smooth_match = _SMOOTH.match(chunk)
         if smooth_match:
@@ -494,6 +534,7 @@ def parse_formula(formula: str) -> ParsedFormula:
         additions=additions,
         monotonic=tuple(monotonic),
         smooths=tuple(smooths),
+        gps=tuple(gps),
     )
 
 

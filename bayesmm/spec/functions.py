@@ -505,7 +505,8 @@ UNSUPPORTED = {
     "interaction, a transformation or a random-effect term here (ns(x, df = 4) can)",
     "t2": "tensor smooths t2() are not supported; use ns(x, df = 4) * ns(z, df = 4) or a polynomial",
     "te": "tensor smooths te() are not supported; use ns(x, df = 4) * ns(z, df = 4) or a polynomial",
-    "gp": "Gaussian processes gp() are not supported; use a spline basis such as ns(x, df = 4)",
+    "gp": "a Gaussian process gp(x) is a term of its own in the mean's formula, y ~ gp(x) + ...; it cannot "
+    "enter an interaction, a transformation or a random-effect term here",
     "mo": "a monotonic effect mo(x) is a term of its own in the mean's formula, y ~ mo(x) + ...; it cannot "
     "enter an interaction, a transformation or a random-effect term here",
     "me": "measurement-error terms me() are not supported; use the observed values",

@@ -277,6 +277,12 @@ def _coefficient_entries(design, intercept: Prior, scale: float, sd_prior: Prior
     for smooth in design.smooths:
         # The SD of a smooth's penalized coefficients (brms's sds()): a group-level SD's prior.
         entries.append(PriorEntry(q(f"sds({smooth.name})"), q("sds"), None, sd_prior))
+    for gp in design.gps:
+        # The GP's SD as a group-level SD's; its length scale inverse-gamma, tuned to the data.
+        a, b = gp.lscale_prior
+        entries.append(PriorEntry(q(f"sdgp({gp.name})"), q("sdgp"), None, sd_prior))
+        lscale = Prior("InverseGamma", alpha=a, beta=b)
+        entries.append(PriorEntry(q(f"lscale({gp.name})"), q("lscale"), None, lscale))
     for term in design.monotonic:
         # b is the average step between adjacent levels: its scale is that of a slope of the
         # level codes 0..D; the steps' shares zeta are uniform on the simplex (brms's defaults).
@@ -389,7 +395,8 @@ def _check_fits(entry: PriorEntry) -> None:
         return
     # Group-level SDs and every family parameter (sigma, alpha, shape, nu, phi) are positive.
     is_family_parameter = entry.group is None and not entry.cls.endswith(("Intercept", "b"))
-    if (entry.cls.endswith(("sd", "sds")) or is_family_parameter) and not entry.prior.positive:
+    positive = entry.cls.endswith(("sd", "sds", "sdgp", "lscale")) or is_family_parameter
+    if positive and not entry.prior.positive:
         raise PriorError(
             f"the prior for '{entry.parameter}' must live on positive values "
             f"(e.g. HalfNormal, HalfStudentT, Exponential), got {entry.prior}"

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..design.build import build_design
+from ..design.gp import spectral_density
 from ..families import additions
 from ..families.base import Family
 from ..families.registry import get_family
@@ -71,6 +72,7 @@ def _check_params(design, family: Family, params: dict[str, float]) -> None:
         list(design.fixef_names) + [n for t in design.random for n in t.sd_names] + _family_params(family)
         + [f"{kind}({m.name})" for m in design.monotonic for kind in ("bsp", "simo")]
         + [f"sds({s.name})" for s in design.smooths]
+        + [f"{kind}({g.name})" for g in design.gps for kind in ("sdgp", "lscale")]
     )  # fmt: skip
     # Correlations default to 0; a cs() or ar1() term's may be given once, as cor(g).
     optional = [n for t in design.random for n in t.covariance.parameter_names if n not in t.sd_names]
@@ -172,6 +174,11 @@ def simulate(
         for smooth in design.smooths:  # the smooth's wiggles, drawn afresh as group effects are
             coefficients = params[f"sds({smooth.name})"] * rng.normal(size=smooth.Z.shape[1])
             effects.append((coefficients[None, None, :], np.zeros(len(smooth.Z), dtype=np.int64), smooth.Z))
+        for gp in design.gps:  # a fresh function from the GP (its Hilbert-space approximation)
+            density = spectral_density(gp.kernel, gp.frequencies, params[f"sdgp({gp.name})"],
+                                       params[f"lscale({gp.name})"])  # fmt: skip
+            coefficients = np.sqrt(density) * rng.normal(size=gp.k)
+            effects.append((coefficients[None, None, :], np.zeros(len(gp.Z), dtype=np.int64), gp.Z))
         for term in design.monotonic:
             shares = np.asarray(params[f"simo({term.name})"], dtype=float)
             levels = np.r_[0.0, np.cumsum(params[f"bsp({term.name})"] * term.n_steps * shares)]
