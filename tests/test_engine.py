@@ -103,6 +103,9 @@ CASES = [
     ("yg | se(w, sigma = TRUE) ~ x + (1 | g)", "student", {}),
     # A monotonic effect: a Dirichlet simplex (a transformed variable of one value fewer).
     ("yp ~ x + mo(lvl) + (1 | g)", "poisson", {}),
+    # A smooth (its wiggles a random effect) and a Hilbert-space Gaussian process.
+    ("yg ~ s(x, k = 6) + (1 | g)", "gaussian", {}),
+    ("yg ~ gp(x, k = 8, cov = 'matern32') + (1 | g)", "gaussian", {}),
     # Levels with a known covariance (phylogenetic models): r = L_A r0.
     ("yg ~ x + (1 + x | gr(g, cov = A))", "gaussian", {"data2": {"A": np.exp(-np.abs(np.subtract.outer(
         np.arange(20.0), np.arange(20.0))) / 4)}}),

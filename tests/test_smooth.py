@@ -86,7 +86,7 @@ def test_what_cannot_be_smoothed_is_refused(formula, change, message):
 
 
 @pytest.mark.slow
-def test_a_smooth_with_group_effects_recovers_the_curve_and_mgcvs_estimate():
+def test_a_smooth_with_group_effects_recovers_the_curve_and_mgcvs_estimate(tmp_path):
     data = _data()
     fit = quiet_fit(bm.Model("y ~ s(x)", data), draws=1000, chains=2, random_seed=1)
     assert fit.idata.attrs["compiled_by"] == "engine"
@@ -100,6 +100,10 @@ def test_a_smooth_with_group_effects_recovers_the_curve_and_mgcvs_estimate():
     # Against mgcv's REML estimate on the same data: the two curves within 0.05 of each other.
     assert np.sqrt(np.mean((curve["estimate"] - _mgcv("reml_grid_fit")) ** 2)) < 0.05
     assert fit.summary().loc["sigma", "mean"] == pytest.approx(_mgcv("reml_sigma")[0], rel=0.05)
+    # Saved and loaded: the basis is built again from the stored rows, the same.
+    loaded = bm.load(fit.save(tmp_path / "smooth.nc"))
+    np.testing.assert_allclose(loaded.design.smooths[0].Z, fit.design.smooths[0].Z)
+    pd.testing.assert_frame_equal(loaded.conditional_effects("x", resolution=50), curve)
     # With groups: the smooth plus a random intercept.
     rng = np.random.default_rng(3)
     grouped = data.assign(g=rng.integers(0, 8, len(data)))
