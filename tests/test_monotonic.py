@@ -140,3 +140,21 @@ def test_simulate_from_a_formula_with_a_monotonic_effect():
     np.testing.assert_allclose(means, 1.0 + 2.4 * np.r_[0, np.cumsum([0.4, 0.2, 0.2, 0.2])], atol=0.02)
     with pytest.raises(ValueError, match=r"simo\(mo\(edu\)\) takes 4 non-negative shares summing to 1"):
         bm.simulate("~ mo(edu)", layout, params={**params, "simo(mo(edu))": [0.5, 0.5]}, seed=1)
+
+
+def test_the_reference_grid_holds_levels_of_factor_and_mo_predictors():
+    """conditional_effects' grid holds other predictors at their means, but a number entered
+    as factor(x) or mo(x) at its first level: its mean is no level (factor(Diet) at 2.24 was
+    refused as an unseen level)."""
+    from types import SimpleNamespace
+
+    from bayesmm.results.effects import reference_grid
+
+    data = _education().assign(site=lambda d: d["g"] % 3 + 1)
+    model = bm.Model("y ~ x + factor(site) + mo(edu)", data)
+    grid = reference_grid(SimpleNamespace(model=model, design=model.design), {"x": [0.0, 1.0]})
+    assert list(grid["site"]) == [1, 1] and list(grid["edu"]) == [0, 0]
+    from bayesmm.design.build import encode_new_data
+
+    encoded = encode_new_data(model.design, grid)  # the grid encodes as new data
+    np.testing.assert_array_equal(encoded.monotonic[0], [0, 0])

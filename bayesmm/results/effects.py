@@ -70,6 +70,12 @@ def _predictors(fit: Fit) -> tuple[list[str], list[str], pd.DataFrame]:
     predictors += list(monotonic) + [s.column for d in designs for s in [*d.smooths, *d.gps]]
     predictors = [c for c in dict.fromkeys(predictors) if c not in response | {model.trials_column}]
     groups = [c for c in group_columns if c not in predictors]
+    # A number entered as factor(x) or C(x) takes its levels only (the grid's mean of it is no level).
+    as_factor = {o.expression.columns[0] for d in designs for o in d.fixed_terms.operands
+                 if o.kind == "factor" and len(o.expression.columns) == 1}  # fmt: skip
+    for column in as_factor & set(predictors):
+        if not _is_factor(frame[column]):
+            frame = frame.assign(**{column: pd.Categorical(frame[column])})
     for column, term in monotonic.items():
         # A mo() predictor takes its levels only: an integer one becomes an ordered factor of them.
         if not isinstance(frame[column].dtype, pd.CategoricalDtype):
