@@ -29,6 +29,8 @@ FIGURES = {
     "11_model_building": 1,
     "12_meta_analysis_eight_schools": 2,
     "13_survival_kidney": 2,
+    "14_gamm_chickweight": 1,
+    "15_phylogenetic": 1,
 }
 # The theme embeds two small PNG icons in every notebook page; figures are larger.
 FIGURE_BYTES = 5_000

@@ -309,7 +309,9 @@ def other_parameterization(fit: Fit, sd_name: str) -> str | None:
     A badly mixing SD is first a sign that the term has the wrong form for its data."""
     term = _term_of(fit, sd_name)
     model = fit.model
-    if term is None or term.part or _integrated_out(fit, sd_name) or not term.covariance.centrable:
+    if term is None or term.part or _integrated_out(fit, sd_name):
+        return None
+    if not term.covariance.centrable or term.level_factor is not None:  # rr() and gr(): non-centred only
         return None
     centred = dict(zip((id(t) for t in fit.design.random), model.centred, strict=True))[id(term)]
     return f'centered={{"{term.group}": {not centred}}}'
