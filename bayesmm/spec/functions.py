@@ -511,14 +511,14 @@ UNSUPPORTED = {
     "enter an interaction, a transformation or a random-effect term here",
     "me": "measurement-error terms me() are not supported; use the observed values",
     "mi": "missing-value imputation mi() is not supported; incomplete rows are dropped",
-    "gr": "gr() is not supported; write the grouping term as (1 | g)",
+    "gr": "gr() belongs in a random-effect term: (1 | gr(g, cov = A)), or (1 | g)",
     "mm": "multi-membership terms mm() are not supported",
     "cs": "category-specific effects cs() are only a covariance structure here: write cs(1 + x | g)",
     "lag": "lag() is not supported; compute lagged columns in the data first",
     "offset": "offset() must stand on its own in the formula, added with '+'",
     "cbind": "cbind(successes, failures) is only allowed as the response, on the left of '~'",
     "trials": "trials() belongs to the response: write 'y | trials(n) ~ x'",
-    "weights": "weights() are not supported yet; bayesmm fits unweighted likelihoods",
+    "weights": "weights() belong to the response: write 'y | weights(w) ~ x'",
 }
 
 

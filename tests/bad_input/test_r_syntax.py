@@ -176,10 +176,9 @@ def test_dotted_r_names_and_backquotes():
 @pytest.mark.parametrize(
     ("formula", "message"),
     [
-        (
-            "y ~ s(x) + (1 | g)",
-            r"smooth terms s\(\) .* not supported; write a spline basis such as ns\(x, df = 4\)",
-        ),
+        ("y ~ s(x):day + (1 | g)", r"a smooth s\(x\) is a term of its own in the mean's formula"),
+        ("y ~ s(x, by = f) + (1 | g)", r"by =, multi-column smooths and other arguments are not supported"),
+        ("y ~ gp(x, day) + (1 | g)", r"gp\(\) takes one numeric column and k = "),
         ("y ~ t2(x, day) + (1 | g)", r"tensor smooths t2\(\) are not supported"),
         (
             "y ~ mo(day):x + (1 | g)",
@@ -187,7 +186,8 @@ def test_dotted_r_names_and_backquotes():
         ),
         ("y ~ x + (1 | gr(g, by = f))", r"gr\(\) takes the grouping factor and cov = .*'by = f'"),
         ("y ~ x + (1 | gr(g, cov = A))", r"needs the matrix 'A': pass it as bm.Model\(\.\.\., data2="),
-        ("y ~ x + gr(g)", r"gr\(\) is not supported; write the grouping term as \(1 \| g\)"),
+        ("y ~ x + gr(g)", r"gr\(\) belongs in a random-effect term: \(1 \| gr\(g, cov = A\)\), or \(1 \| g\)"),
+        ("y ~ x + weights(n)", r"weights\(\) belong to the response: write 'y \| weights\(w\) ~ x'"),
         (
             "y ~ x + (1 | p | g)",
             r"brms's \(1 \| id \| g\), which correlates terms across formulas, is not supported",
