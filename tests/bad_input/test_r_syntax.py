@@ -186,7 +186,7 @@ def test_dotted_r_names_and_backquotes():
         ),
         ("y ~ x + (1 | gr(g, by = f))", r"gr\(\) takes the grouping factor and cov = .*'by = f'"),
         ("y ~ x + (1 | gr(g, cov = A))", r"needs the matrix 'A': pass it as bm.Model\(\.\.\., data2="),
-        ("y ~ x + gr(g)", r"gr\(\) belongs in a random-effect term: \(1 \| gr\(g, cov = A\)\), or \(1 \| g\)"),
+        ("y ~ x + gr(g)", r"gr\(\) belongs in a random-effect term: \(1 \| gr\(g, cov = A\)\)"),
         ("y ~ x + weights(n)", r"weights\(\) belong to the response: write 'y \| weights\(w\) ~ x'"),
         (
             "y ~ x + (1 | p | g)",
