@@ -162,6 +162,16 @@ def _draws(fit: Fit, grid: pd.DataFrame, scale: str, re_form) -> np.ndarray:
     return values.values.reshape(-1, len(grid))
 
 
+def _contrast_row(label: str, difference: np.ndarray, prob: float) -> dict:
+    """One pairwise difference's row: its mean, SD, central interval and the posterior
+    probability of its sign (p_direction)."""
+    lo, hi = interval_names(prob)
+    q = np.quantile(difference, [(1 - prob) / 2, (1 + prob) / 2])
+    sign = max(np.mean(difference > 0), np.mean(difference < 0))
+    row = {"contrast": label, "estimate": difference.mean(), "sd": difference.std(ddof=1)}
+    return {**row, lo: q[0], hi: q[1], "p_direction": sign}
+
+
 def _summarise(draws: np.ndarray, prob: float) -> dict[str, np.ndarray]:
     lo, hi = interval_names(prob)
     q = np.quantile(draws, [(1 - prob) / 2, 0.5, (1 + prob) / 2], axis=0)
@@ -214,17 +224,12 @@ def contrasts(
     varying = {factor: levels, **({by: by_values} if by is not None else {}), **others}
     grid = reference_grid(fit, varying)
     draws = _draws(fit, grid, scale, re_form)
-    lo, hi = interval_names(prob)
     rows = []
     for value in by_values:
         at = np.ones(len(grid), dtype=bool) if by is None else (grid[by] == value).to_numpy()
         means = {level: draws[:, at & (grid[factor] == level).to_numpy()].mean(axis=1) for level in levels}
         for a, b in combinations(levels, 2):
-            difference = means[b] - means[a]
-            q = np.quantile(difference, [(1 - prob) / 2, (1 + prob) / 2])
-            row = {"contrast": f"{b} - {a}", "estimate": difference.mean(), "sd": difference.std(ddof=1),
-                   lo: q[0], hi: q[1],
-                   "p_direction": max(np.mean(difference > 0), np.mean(difference < 0))}  # fmt: skip
+            row = _contrast_row(f"{b} - {a}", means[b] - means[a], prob)
             rows.append(row if by is None else {by: value, **row})
     table = pd.DataFrame(rows)
     table.attrs.update({"factor": factor, "by": by, "scale": scale, "prob": prob})
@@ -291,18 +296,13 @@ class MarginalMeans:
         >>> cbpp_fit.marginal_means("period").contrasts()
         """
         prob = self.prob if prob is None else prob
-        lo, hi = interval_names(prob)
         labels = [" ".join(str(v) for v in row) for row in self.table[self.specs].itertuples(index=False)]
         groups = [None] if self.by is None else list(dict.fromkeys(self.table[self.by]))
         rows = []
         for value in groups:
             at = np.ones(len(self.table), bool) if value is None else self.table[self.by].eq(value).to_numpy()
             for a, b in combinations(np.flatnonzero(at), 2):
-                difference = self.draws[:, b] - self.draws[:, a]
-                q = np.quantile(difference, [(1 - prob) / 2, (1 + prob) / 2])
-                row = {"contrast": f"{labels[b]} - {labels[a]}", "estimate": difference.mean(),
-                       "sd": difference.std(ddof=1), lo: q[0], hi: q[1],
-                       "p_direction": max(np.mean(difference > 0), np.mean(difference < 0))}  # fmt: skip
+                row = _contrast_row(f"{labels[b]} - {labels[a]}", self.draws[:, b] - self.draws[:, a], prob)
                 rows.append(row if value is None else {self.by: value, **row})
         return pd.DataFrame(rows)
 
