@@ -74,7 +74,9 @@ def test_the_model_has_the_line_as_a_fixed_effect_and_an_sds():
         ("y ~ s(f)", lambda d: d.assign(f=np.where(d["x"] > 5, "a", "b")), r"s\(f\) smooths a number"),
         ("y ~ s(few)", lambda d: d.assign(few=np.round(d["x"] / 4)), r"s\(few\) needs at least k = 10"),
         ("y ~ s(x, bs = \"tp\")", lambda d: d, r"basis \"tp\" is not supported"),
-        ("y ~ s(x, by = g)", lambda d: d, r"by =, multi-column smooths and other arguments"),
+        ("y ~ s(x, by = g)", lambda d: d, r"column 'g' in s\(x, by = g\) is not in the data"),
+        ("y ~ s(x, by = z)", lambda d: d.assign(z=d["x"] * 1.5), r"'z' is a continuous number; by = takes"),
+        ("y ~ s(x, z)", lambda d: d.assign(z=1.0), r"multi-column smooths and other arguments are not"),
         ("y ~ s(x):z", lambda d: d.assign(z=1.0), r"a smooth s\(x\) is a term of its own"),
         ("y ~ s(xx)", lambda d: d, r"column 'xx' in s\(xx\) is not in the data; did you mean 'x'"),
     ],
@@ -122,3 +124,49 @@ def test_simulate_from_a_formula_draws_the_smooths_wiggles():
     # Without wiggles each data set is noise of SD 0.1; with them the curves vary far more.
     assert flat.std().mean() == pytest.approx(0.1, rel=0.1)
     assert wiggly.std().mean() > 0.3
+
+
+def _by_data(seed=5, n=300):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 10, n)
+    f = rng.choice(["a", "b", "c"], n)
+    curves = np.select([f == "a", f == "b", f == "c"], [np.sin(x), 0.3 * x - 1.5, np.cos(x)])
+    return pd.DataFrame({"y": curves + rng.normal(0, 0.3, n), "x": x, "f": f})
+
+
+def test_a_smooth_per_level_of_a_factor():
+    """s(x, by = f): one smooth per level, each zero on the other levels' rows and summing to
+    zero over its own (the factor's main effect carries the levels' means), as mgcv's."""
+    data = _by_data()
+    model = bm.Model("y ~ f + s(x, by = f)", data)
+    smooths = model.design.smooths
+    assert [s.name for s in smooths] == ["s(x, by = f)[a]", "s(x, by = f)[b]", "s(x, by = f)[c]"]
+    assert "sds(s(x, by = f)[b])" in model.priors.index
+    for smooth in smooths:
+        own = (data["f"] == smooth.level).to_numpy()
+        fixed, Z = smooth.columns(data["x"].to_numpy(), data["f"].to_numpy())
+        np.testing.assert_allclose(Z[~own], 0.0)
+        np.testing.assert_allclose(fixed[~own], 0.0)
+        np.testing.assert_allclose(Z[own].sum(axis=0), 0.0, atol=1e-9)
+        np.testing.assert_allclose(Z, smooth.Z, atol=1e-12)
+        # Knots from every row's x, as mgcv places them for a by-factor smooth.
+        np.testing.assert_allclose(smooth.knots, np.quantile(np.unique(data["x"]), np.linspace(0, 1, 10)))
+    from bayesmm.design.build import encode_new_data
+
+    alone = bm.Model("y ~ s(x, by = f)", data)  # without f's main effect, which would refuse 'd' first
+    with pytest.raises(bm.DataError, match=r"level\(s\) 'd' of 'f' in the new data have no smooth of x"):
+        encode_new_data(alone.design, data.head(2).assign(f="d"))
+
+
+@pytest.mark.slow
+def test_smooths_by_a_factor_recover_each_levels_curve():
+    data = _by_data()
+    fit = quiet_fit(bm.Model("y ~ f + s(x, by = f)", data), draws=1000, chains=2, random_seed=1)
+    effects = fit.conditional_effects("x:f", resolution=30)
+    truths = {"a": np.sin, "b": lambda g: 0.3 * g - 1.5, "c": np.cos}
+    for level, truth in truths.items():
+        rows = effects[effects["f"] == level]
+        assert np.sqrt(np.mean((rows["estimate"] - truth(rows["x"])) ** 2)) < 0.15, level
+    # The straight line's smooth has nothing to bend: its SD sits near zero.
+    table = fit.summary()
+    assert table.loc["sds(s(x, by = f)[b])", "mean"] < 0.3 * table.loc["sds(s(x, by = f)[a])", "mean"]

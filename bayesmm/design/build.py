@@ -182,7 +182,8 @@ class Design:
         if self.formula.trials is not None:
             columns.append(self.formula.trials)
         columns += list(self.additions.columns) + [m.column for m in self.monotonic]
-        columns += [s.column for s in self.smooths] + [g.column for g in self.gps]
+        columns += [s.column for s in self.smooths] + [s.by for s in self.smooths if s.by is not None]
+        columns += [g.column for g in self.gps]
         return list(dict.fromkeys(columns))
 
     def qualified(self, name: str) -> str:
@@ -273,7 +274,9 @@ def build_design(
     additions, additions_missing = read_additions(parsed, data)
     monotonic = {column: read_monotonic(column, data) for column in parsed.monotonic}
     additions_missing.update({f"mo({c})": np.isnan(codes) for c, (_, codes) in monotonic.items()})
-    smooth_values = {column: read_smooth(column, data) for column, _ in parsed.smooths}
+    smooth_values = {column: read_smooth(column, data) for column, _, _ in parsed.smooths}
+    by_labels = {by: _by_labels(data, by, column) for column, _, by in parsed.smooths if by is not None}
+    additions_missing.update({f"s(..., by = {b})": pd.isna(data[b]).to_numpy() for b in by_labels})
     additions_missing.update({f"s({c})": np.isnan(v) for c, v in smooth_values.items()})
     gp_values = {gp[0]: read_smooth(gp[0], data, "gp") for gp in parsed.gps}
     additions_missing.update({f"gp({c})": np.isnan(v) for c, v in gp_values.items()})
@@ -285,6 +288,7 @@ def build_design(
         additions = additions.take(keep)
         monotonic = {c: (levels, codes[keep]) for c, (levels, codes) in monotonic.items()}
         smooth_values = {c: v[keep] for c, v in smooth_values.items()}
+        by_labels = {b: labels[keep] for b, labels in by_labels.items()}
         gp_values = {c: v[keep] for c, v in gp_values.items()}
         if trials_values is not None:
             trials_values = trials_values[keep]
@@ -313,11 +317,14 @@ def build_design(
     X = np.asarray(X_df, dtype=float)
     fixef_names = list(X_df.columns)
     smooths = []
-    for column, k in parsed.smooths:
+    for column, k, by in parsed.smooths:
         _check_finite(smooth_values[column][:, None], [f"s({column})"], "predictor")
-        smooth, fixed = smooth_term(column, smooth_values[column], k)
-        smooths.append(smooth)
-        X, fixef_names = np.column_stack([X, fixed]), [*fixef_names, smooth.fixed_name]
+        levels = [None] if by is None else list(dict.fromkeys(by_labels[by].categories))
+        for index, level in enumerate(levels):
+            where = None if by is None else (by, level, index, np.asarray(by_labels[by], dtype=object))
+            smooth, fixed = smooth_term(column, smooth_values[column], k, where)
+            smooths.append(smooth)
+            X, fixef_names = np.column_stack([X, fixed]), [*fixef_names, smooth.fixed_name]
     gps = []
     for column, k, c, kernel in parsed.gps:
         _check_finite(gp_values[column][:, None], [f"gp({column})"], "predictor")
@@ -408,7 +415,8 @@ def _compile(parsed: ParsedFormula, data: pd.DataFrame, trials) -> Compiled:
     if isinstance(trials, str):
         used.add(trials)
     used |= {value for addition in parsed.additions for _, value in addition.args} | set(parsed.monotonic)
-    used |= {column for column, _ in parsed.smooths} | {gp[0] for gp in parsed.gps}
+    used |= {c for c, _, _ in parsed.smooths} | {b for _, _, b in parsed.smooths if b}
+    used |= {gp[0] for gp in parsed.gps}
     dot = [str(c) for c in columns if str(c) not in used]
     with _evaluating("the fixed effects", columns):
         fixed = compile_terms(parsed.fixed, columns, "the fixed effects", dot_columns=dot)
@@ -482,6 +490,19 @@ def _evaluate(expression: Expression, data: pd.DataFrame, where: str):
 def _response_label(parsed: ParsedFormula) -> str:
     cbind = parsed.cbind
     return (cbind[0] if cbind else parsed.response).strip("` ")
+
+
+def _by_labels(data: pd.DataFrame, by: str, column: str) -> pd.Categorical:
+    """The level label of each row of ``s(column, by = by)``'s factor (missing stay missing)."""
+    if by not in data.columns:
+        raise missing_column_error(by, f"s({column}, by = {by})", data.columns)
+    values = data[by]
+    if pd.api.types.is_float_dtype(values) and values.nunique() > 20:
+        raise DataError(f"s({column}, by = {by}): '{by}' is a continuous number; by = takes a factor here")
+    labels = _labels(values.dropna()).reindex(values.index)
+    order = ([level_label(c) for c in values.cat.categories] if isinstance(values.dtype, pd.CategoricalDtype)
+             else sorted(labels.dropna().unique(), key=level_sort_key))  # fmt: skip
+    return pd.Categorical(labels, categories=[c for c in order if c in set(labels.dropna())])
 
 
 def _complete_rows(
@@ -967,11 +988,22 @@ def encode_new_data(design: Design, newdata: pd.DataFrame, trials=None) -> NewDa
         X = np.delete(X, list(design.fixed_spec.column_names).index("Intercept"), axis=1)
     smooth_matrices = []
     for smooth in design.smooths:
+        labels = None
+        if smooth.by is not None:
+            if smooth.by not in newdata.columns:
+                raise missing_column_error(smooth.by, f"the new data ({smooth.name})", newdata.columns)
+            labels = np.asarray(_labels(newdata[smooth.by]), dtype=object)
+            fitted = {s.level for s in design.smooths if s.by == smooth.by and s.column == smooth.column}
+            unseen = [v for v in dict.fromkeys(labels) if v not in fitted]
+            if unseen:
+                shown = ", ".join(map(repr, unseen[:5]))
+                raise DataError(f"level(s) {shown} of '{smooth.by}' in the new data have no smooth of "
+                                f"{smooth.column} (s({smooth.column}, by = {smooth.by}))")  # fmt: skip
         x = read_smooth(smooth.column, newdata)
         if np.isnan(x).any() or np.isinf(x).any():
             row = newdata.index[int(np.argmax(~np.isfinite(x)))]
             raise DataError(f"s({smooth.column}) in the new data is missing or infinite in row {row!r}")
-        fixed, Z = smooth.columns(x)
+        fixed, Z = smooth.columns(x, labels)
         X = np.column_stack([X, fixed])
         smooth_matrices.append(Z)
     gp_matrices = []

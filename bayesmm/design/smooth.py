@@ -84,18 +84,29 @@ class Smooth:
     fixed_map: np.ndarray  # (k - 1, 1): the unpenalized direction
     random_map: np.ndarray  # (k - 1, k - 2): the penalized directions over sqrt(eigenvalue)
     Z: np.ndarray  # (rows, k - 2) at the fitted rows
+    by: str | None = None  # s(x, by = f): the factor, and this smooth's level of it (its number)
+    level: str | None = None
+    index: int = 0
 
     @property
     def name(self) -> str:
-        return f"s({self.column})"
+        return f"s({self.column})" if self.by is None else f"s({self.column}, by = {self.by})[{self.level}]"
+
+    @property
+    def key(self) -> str:
+        """The smooth in PyMC's variable names: ``x``, or ``x_by_f2`` for f's third level."""
+        return self.column if self.by is None else f"{self.column}_by_{self.by}{self.index}"
 
     @property
     def fixed_name(self) -> str:
-        return f"s({self.column})_1"
+        return f"{self.name}_1"
 
-    def columns(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The fixed column (rows x 1) and Z (rows x (k - 2)) at new values of x."""
+    def columns(self, x: np.ndarray, by_labels=None) -> tuple[np.ndarray, np.ndarray]:
+        """The fixed column (rows x 1) and Z (rows x (k - 2)) at new values of x (and, for a
+        by-factor smooth, the rows' labels of the factor: zero on other levels' rows)."""
         constrained = cr_basis(x, self.knots) @ self.constraint
+        if self.by is not None:
+            constrained = constrained * (np.asarray(by_labels) == self.level)[:, None]
         return constrained @ self.fixed_map, constrained @ self.random_map
 
 
@@ -119,9 +130,15 @@ def read_smooth(column: str, data, term: str = "s") -> np.ndarray:
     return values.to_numpy(dtype=float)
 
 
-def smooth_term(column: str, x: np.ndarray, k: int) -> tuple[Smooth, np.ndarray]:
-    """The ``s(column, k = k)`` term of the fitted rows, and its fixed column (rows x 1)."""
+def smooth_term(column: str, x: np.ndarray, k: int, by=None) -> tuple[Smooth, np.ndarray]:
+    """The ``s(column, k = k)`` term of the fitted rows, and its fixed column (rows x 1).
+    ``by``: (factor, its level, the level's number, the rows' labels) for one level's smooth
+    of ``s(x, by = f)``: its knots from every row's x (as mgcv's), its basis zero on the other
+    levels' rows and constrained to sum to zero over its own."""
     x = np.asarray(x, dtype=float)
+    mask = np.ones(len(x), dtype=bool) if by is None else np.asarray(by[3]) == by[1]
+    if by is not None and len(np.unique(x[mask])) < 3:
+        raise DataError(f"s({column}, by = {by[0]}): level {by[1]!r} has under 3 distinct '{column}' values")
     distinct = np.unique(x)
     if k < 3:
         raise DataError(f"s({column}, k = {k}): a cubic regression spline needs k >= 3 knots")
@@ -131,7 +148,7 @@ def smooth_term(column: str, x: np.ndarray, k: int) -> tuple[Smooth, np.ndarray]
             f"give a smaller k (s({column}, k = {max(3, len(distinct))})) or enter '{column}' as a factor"
         )
     knots = np.quantile(distinct, np.linspace(0, 1, k))  # mgcv's place.knots: quantiles of distinct values
-    X = cr_basis(x, knots)
+    X = cr_basis(x, knots) * mask[:, None]
     S = cr_penalty(knots)
     # Sum-to-zero over the rows: the null space of the constraint's direction (mgcv's QR).
     q, _ = np.linalg.qr(X.sum(axis=0)[:, None], mode="complete")
@@ -149,7 +166,9 @@ def smooth_term(column: str, x: np.ndarray, k: int) -> tuple[Smooth, np.ndarray]
     constrained = X @ constraint
     fixed = constrained @ fixed_map
     # The unpenalized direction is the straight line: fix its sign to rise with x.
-    if np.corrcoef(fixed[:, 0], x)[0, 1] < 0:
+    if np.corrcoef(fixed[mask, 0], x[mask])[0, 1] < 0:
         fixed_map, fixed = -fixed_map, -fixed
     smooth = Smooth(column, k, knots, constraint, fixed_map, random_map, constrained @ random_map)
+    if by is not None:
+        smooth.by, smooth.level, smooth.index = by[0], by[1], by[2]
     return smooth, fixed

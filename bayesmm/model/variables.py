@@ -67,11 +67,11 @@ def monotonic_dim(design: Design, term) -> str:
 def smooth_var(design: Design, kind: str, smooth) -> str:
     """An s(x) term's variable: ``sds_x`` (its SD), ``zs_x`` (standard normals) or ``s_x``
     (the penalized coefficients, sds_x * zs_x)."""
-    return design.var(f"{kind}_{smooth.column}")
+    return design.var(f"{kind}_{smooth.key}")
 
 
 def smooth_dim(design: Design, smooth) -> str:
-    return design.var(f"s_{smooth.column}__basis")
+    return design.var(f"s_{smooth.key}__basis")
 
 
 def gp_var(design: Design, kind: str, gp) -> str:

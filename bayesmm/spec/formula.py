@@ -114,7 +114,7 @@ class ParsedFormula:
     # brms's monotonic effects y ~ mo(x): the ordered predictors' column names.
     monotonic: tuple[str, ...] = ()
     # Penalized splines y ~ s(x, k = 10): each smooth's column and number of knots.
-    smooths: tuple[tuple[str, int], ...] = ()
+    smooths: tuple[tuple[str, int, str | None], ...] = ()  # (column, k, by factor or None)
     # Gaussian processes y ~ gp(x, k = 20, c = 1.25, cov = "exp_quad"), Hilbert-space approximated.
     gps: tuple[tuple[str, int, float, str], ...] = ()
 
@@ -283,11 +283,12 @@ def _parse_bar_term(inner: str, inner_offset: int, formula: str, prefix: str) ->
 _GR = re.compile(r"^gr\s*\((?P<inner>.*)\)$", re.S)
 
 
-def _smooth(inner: str, offset: int, formula: str) -> tuple[str, int]:
-    """``s(x)``, ``s(x, k = 5)``, ``s(x, bs = "cr")``: the column and the number of knots (10,
-    mgcv's default for a cubic regression spline)."""
+def _smooth(inner: str, offset: int, formula: str) -> tuple[str, int, str | None]:
+    """``s(x)``, ``s(x, k = 5)``, ``s(x, bs = "cr")``, ``s(x, by = f)``: the column, the number
+    of knots (10, mgcv's default for a cubic regression spline) and the factor whose levels
+    each get their own smooth (or None)."""
     pieces = [_strip_with_offset(o, p) for o, p in _split_top_level(inner, ",", offset)]
-    column, k = None, 10
+    column, k, by = None, 10, None
     for position, (at, piece) in enumerate(pieces):
         keyed = re.fullmatch(r"(?P<key>[A-Za-z_.][\w.]*)\s*=\s*(?P<value>.+)", piece, re.S)
         key, value = (keyed.group("key"), keyed.group("value").strip()) if keyed else (None, piece)
@@ -297,6 +298,8 @@ def _smooth(inner: str, offset: int, formula: str) -> tuple[str, int]:
             k = int(value)
         elif key == "bs" and value.strip("'\"") == "cr":
             pass
+        elif key == "by" and re.fullmatch(_NAME, value):
+            by = value.strip("`")
         elif key == "bs":
             raise FormulaSyntaxError(
                 f"s() here is mgcv's cubic regression spline, bs = \"cr\"; basis {value} is not supported "
@@ -305,12 +308,12 @@ def _smooth(inner: str, offset: int, formula: str) -> tuple[str, int]:
             )  # fmt: skip
         else:
             raise FormulaSyntaxError(
-                "s() takes one column and k = (knots) or bs = \"cr\"; by =, multi-column smooths and "
-                f"other arguments are not supported here ('{piece}')", formula, at, at + len(piece),
+                "s() takes one column, k = (knots), bs = \"cr\" and by = (a factor's column); multi-column "
+                f"smooths and other arguments are not supported ('{piece}')", formula, at, at + len(piece),
             )  # fmt: skip
     if column is None:
         raise FormulaSyntaxError("s() takes a numeric column first: y ~ s(x)", formula, offset)
-    return column, k
+    return column, k, by
 
 
 def _gp(inner: str, offset: int, formula: str) -> tuple[str, int, float, str]:
@@ -473,7 +476,7 @@ def parse_formula(formula: str) -> ParsedFormula:
     random: list[RandomTermSpec] = []
     offsets: list[str] = []
     monotonic: list[str] = []
-    smooths: list[tuple[str, int]] = []
+    smooths: list[tuple[str, int, str | None]] = []
     gps: list[tuple[str, int, float, str]] = []
     for chunk_offset, raw in _split_top_level(rhs, "+", rhs_offset):
         offset, chunk = _strip_with_offset(chunk_offset, raw)
@@ -497,7 +500,7 @@ def parse_formula(formula: str) -> ParsedFormula:
         smooth_match = _SMOOTH.match(chunk)
         if smooth_match:
             smooth = _smooth(smooth_match.group("inner"), offset + chunk.index("(") + 1, text)
-            if any(smooth[0] == other for other, _ in smooths):
+            if any(smooth[0::2] == other[0::2] for other in smooths):
                 raise FormulaSyntaxError(f"s({smooth[0]}) is given twice", text, offset, offset + len(chunk))
             smooths.append(smooth)
             continue
