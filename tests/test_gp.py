@@ -102,3 +102,35 @@ def test_simulate_draws_functions_with_the_kernels_covariance():
     centre = np.eye(40) - 1 / 40
     expected = centre @ KERNELS["exp_quad"](np.abs(x[:, None] - x[None, :]), 2.0) @ centre
     assert np.max(np.abs(np.cov(sims) - expected)) < 0.1
+
+
+def _two_curves(seed=6, n=300):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 10, n)
+    f = rng.choice(["a", "b"], n)
+    truth = np.where(f == "a", np.sin(x), np.cos(0.5 * x))
+    return pd.DataFrame({"y": truth + rng.normal(0, 0.25, n), "x": x, "f": f})
+
+
+def test_a_gaussian_process_per_level_of_a_factor():
+    data = _two_curves()
+    model = bm.Model("y ~ f + gp(x, by = f)", data)
+    assert [g.name for g in model.design.gps] == ["gp(x, by = f)[a]", "gp(x, by = f)[b]"]
+    assert {"sdgp(gp(x, by = f)[b])", "lscale(gp(x, by = f)[b])"} <= set(model.priors.index)
+    for gp in model.design.gps:
+        own = (data["f"] == gp.level).to_numpy()
+        np.testing.assert_allclose(gp.Z[~own], 0.0)
+        np.testing.assert_allclose(gp.Z[own].mean(axis=0), 0.0, atol=1e-12)  # centred over its own rows
+        np.testing.assert_allclose(
+            gp.columns(data["x"].to_numpy(), data["f"].to_numpy())[1], gp.Z, atol=1e-12
+        )
+
+
+@pytest.mark.slow
+def test_gaussian_processes_by_a_factor_recover_each_curve():
+    data = _two_curves()
+    fit = quiet_fit(bm.Model("y ~ f + gp(x, by = f)", data), draws=1000, chains=2, random_seed=1)
+    effects = fit.conditional_effects("x:f", resolution=30)
+    for level, truth in {"a": np.sin, "b": lambda g: np.cos(0.5 * g)}.items():
+        rows = effects[effects["f"] == level]
+        assert np.sqrt(np.mean((rows["estimate"] - truth(rows["x"])) ** 2)) < 0.1, level

@@ -183,7 +183,7 @@ class Design:
             columns.append(self.formula.trials)
         columns += list(self.additions.columns) + [m.column for m in self.monotonic]
         columns += [s.column for s in self.smooths] + [s.by for s in self.smooths if s.by is not None]
-        columns += [g.column for g in self.gps]
+        columns += [g.column for g in self.gps] + [g.by for g in self.gps if g.by is not None]
         return list(dict.fromkeys(columns))
 
     def qualified(self, name: str) -> str:
@@ -276,9 +276,10 @@ def build_design(
     additions_missing.update({f"mo({c})": np.isnan(codes) for c, (_, codes) in monotonic.items()})
     smooth_values = {column: read_smooth(column, data) for column, _, _ in parsed.smooths}
     by_labels = {by: _by_labels(data, by, column) for column, _, by in parsed.smooths if by is not None}
-    additions_missing.update({f"s(..., by = {b})": pd.isna(data[b]).to_numpy() for b in by_labels})
+    additions_missing.update({f"by = {b}": pd.isna(data[b]).to_numpy() for b in by_labels})
     additions_missing.update({f"s({c})": np.isnan(v) for c, v in smooth_values.items()})
     gp_values = {gp[0]: read_smooth(gp[0], data, "gp") for gp in parsed.gps}
+    by_labels.update({gp[4]: _by_labels(data, gp[4], gp[0]) for gp in parsed.gps if gp[4] is not None})
     additions_missing.update({f"gp({c})": np.isnan(v) for c, v in gp_values.items()})
 
     keep = _complete_rows(compiled, parsed, data, trials_values, na_action, additions_missing)
@@ -326,9 +327,12 @@ def build_design(
             smooths.append(smooth)
             X, fixef_names = np.column_stack([X, fixed]), [*fixef_names, smooth.fixed_name]
     gps = []
-    for column, k, c, kernel in parsed.gps:
+    for column, k, c, kernel, by in parsed.gps:
         _check_finite(gp_values[column][:, None], [f"gp({column})"], "predictor")
-        gps.append(gp_term(column, gp_values[column], k, c, kernel))
+        levels = [None] if by is None else list(dict.fromkeys(by_labels[by].categories))
+        for index, level in enumerate(levels):
+            where = None if by is None else (by, level, index, np.asarray(by_labels[by], dtype=object))
+            gps.append(gp_term(column, gp_values[column], k, c, kernel, where))
     _check_finite(X, fixef_names, "predictor")
     _check_fixed_effects(X, fixef_names)
     _warn_about_integer_codes(list(X_df.columns), data, parsed)
@@ -416,7 +420,7 @@ def _compile(parsed: ParsedFormula, data: pd.DataFrame, trials) -> Compiled:
         used.add(trials)
     used |= {value for addition in parsed.additions for _, value in addition.args} | set(parsed.monotonic)
     used |= {c for c, _, _ in parsed.smooths} | {b for _, _, b in parsed.smooths if b}
-    used |= {gp[0] for gp in parsed.gps}
+    used |= {gp[0] for gp in parsed.gps} | {gp[4] for gp in parsed.gps if gp[4]}
     dot = [str(c) for c in columns if str(c) not in used]
     with _evaluating("the fixed effects", columns):
         fixed = compile_terms(parsed.fixed, columns, "the fixed effects", dot_columns=dot)
@@ -490,6 +494,23 @@ def _evaluate(expression: Expression, data: pd.DataFrame, where: str):
 def _response_label(parsed: ParsedFormula) -> str:
     cbind = parsed.cbind
     return (cbind[0] if cbind else parsed.response).strip("` ")
+
+
+def _new_by_labels(term, terms: list, newdata: pd.DataFrame, kind: str):
+    """The new rows' labels of a by-factor smooth's or GP's factor (None without one); a level
+    that has no smooth of its own is refused."""
+    if term.by is None:
+        return None
+    if term.by not in newdata.columns:
+        raise missing_column_error(term.by, f"the new data ({term.name})", newdata.columns)
+    labels = np.asarray(_labels(newdata[term.by]), dtype=object)
+    fitted = {t.level for t in terms if t.by == term.by and t.column == term.column}
+    unseen = [v for v in dict.fromkeys(labels) if v not in fitted]
+    if unseen:
+        shown = ", ".join(map(repr, unseen[:5]))
+        raise DataError(f"level(s) {shown} of '{term.by}' in the new data have no smooth of {term.column} "
+                        f"({kind}({term.column}, by = {term.by}))")  # fmt: skip
+    return labels
 
 
 def _by_labels(data: pd.DataFrame, by: str, column: str) -> pd.Categorical:
@@ -988,17 +1009,7 @@ def encode_new_data(design: Design, newdata: pd.DataFrame, trials=None) -> NewDa
         X = np.delete(X, list(design.fixed_spec.column_names).index("Intercept"), axis=1)
     smooth_matrices = []
     for smooth in design.smooths:
-        labels = None
-        if smooth.by is not None:
-            if smooth.by not in newdata.columns:
-                raise missing_column_error(smooth.by, f"the new data ({smooth.name})", newdata.columns)
-            labels = np.asarray(_labels(newdata[smooth.by]), dtype=object)
-            fitted = {s.level for s in design.smooths if s.by == smooth.by and s.column == smooth.column}
-            unseen = [v for v in dict.fromkeys(labels) if v not in fitted]
-            if unseen:
-                shown = ", ".join(map(repr, unseen[:5]))
-                raise DataError(f"level(s) {shown} of '{smooth.by}' in the new data have no smooth of "
-                                f"{smooth.column} (s({smooth.column}, by = {smooth.by}))")  # fmt: skip
+        labels = _new_by_labels(smooth, design.smooths, newdata, "s")
         x = read_smooth(smooth.column, newdata)
         if np.isnan(x).any() or np.isinf(x).any():
             row = newdata.index[int(np.argmax(~np.isfinite(x)))]
@@ -1012,7 +1023,7 @@ def encode_new_data(design: Design, newdata: pd.DataFrame, trials=None) -> NewDa
         if not np.all(np.isfinite(x)):
             row = newdata.index[int(np.argmax(~np.isfinite(x)))]
             raise DataError(f"gp({gp.column}) in the new data is missing or infinite in row {row!r}")
-        gp_matrices.append(gp.columns(x)[1])
+        gp_matrices.append(gp.columns(x, _new_by_labels(gp, design.gps, newdata, "gp"))[1])
     offset = offset_values(design.offset_expressions, newdata, new=True)
     codes, matrices, unseen = [], [], []
     for term in design.random:

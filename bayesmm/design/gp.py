@@ -48,10 +48,18 @@ class GaussianProcess:
     Z: np.ndarray  # (rows, k): the basis functions at the fitted rows
     lscale_prior: tuple[float, float] = (2.0, 1.0)  # the length scale's InverseGamma(alpha, beta)
     means: np.ndarray | None = None  # each basis function's mean over the fitted rows
+    by: str | None = None  # gp(x, by = f): the factor, and this GP's level of it (its number)
+    level: str | None = None
+    index: int = 0
 
     @property
     def name(self) -> str:
-        return f"gp({self.column})"
+        return f"gp({self.column})" if self.by is None else f"gp({self.column}, by = {self.by})[{self.level}]"
+
+    @property
+    def key(self) -> str:
+        """The GP in PyMC's variable names: ``x``, or ``x_by_f2`` for f's third level."""
+        return self.column if self.by is None else f"{self.column}_by_{self.by}{self.index}"
 
     @property
     def frequencies(self) -> np.ndarray:
@@ -64,8 +72,9 @@ class GaussianProcess:
         phi = np.sqrt(1 / self.L) * np.sin(self.frequencies[None, :] * (x[:, None] + self.L))
         return phi if self.means is None else phi - self.means
 
-    def columns(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """No fixed column, and the basis at new values of x (inside the approximation's domain)."""
+    def columns(self, x: np.ndarray, by_labels=None) -> tuple[np.ndarray, np.ndarray]:
+        """No fixed column, and the basis at new values of x (inside the approximation's domain;
+        for a by-factor GP, zero on the rows of other levels)."""
         x = np.asarray(x, dtype=float)
         outside = np.abs(x - self.center) > self.L
         if outside.any():
@@ -74,11 +83,18 @@ class GaussianProcess:
                 f"[{self.center - self.L:g}, {self.center + self.L:g}] (c = {self.c:g} times the fitted "
                 "range around its centre): refit with a larger c"
             )
-        return np.zeros((len(x), 0)), self.basis(x)
+        basis = self.basis(x)
+        if self.by is not None:
+            basis = basis * (np.asarray(by_labels) == self.level)[:, None]
+        return np.zeros((len(x), 0)), basis
 
 
-def gp_term(column: str, x: np.ndarray, k: int, c: float, kernel: str) -> GaussianProcess:
+def gp_term(column: str, x: np.ndarray, k: int, c: float, kernel: str, by=None) -> GaussianProcess:
+    """The ``gp(column)`` term of the fitted rows. ``by``: (factor, level, its number, the rows'
+    labels) for one level's GP of ``gp(x, by = f)``: its domain from every row's x, its basis
+    zero on the other levels' rows and centred over its own, its length-scale prior from its own x."""
     x = np.asarray(x, dtype=float)
+    mask = np.ones(len(x), dtype=bool) if by is None else np.asarray(by[3]) == by[1]
     center = float(np.mean(x))
     half = float(np.max(np.abs(x - center)))
     if half == 0:
@@ -87,9 +103,13 @@ def gp_term(column: str, x: np.ndarray, k: int, c: float, kernel: str) -> Gaussi
     # The function's mean over the rows is the intercept's to carry (as a smooth's sum-to-zero
     # constraint does): uncentred, the broad first basis functions trade off against the
     # intercept and the sampler crawls along that ridge.
-    term.means = term.basis(x).mean(axis=0)
-    term.Z = term.basis(x)
-    term.lscale_prior = lengthscale_prior_parameters(term, x)
+    term.means = term.basis(x[mask]).mean(axis=0)
+    term.Z = term.basis(x) * mask[:, None]
+    if by is not None and len(np.unique(x[mask])) < 3:
+        raise DataError(f"gp({column}, by = {by[0]}): level {by[1]!r} has under 3 distinct '{column}' values")
+    term.lscale_prior = lengthscale_prior_parameters(term, x[mask])
+    if by is not None:
+        term.by, term.level, term.index = by[0], by[1], by[2]
     return term
 
 

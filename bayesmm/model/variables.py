@@ -77,11 +77,11 @@ def smooth_dim(design: Design, smooth) -> str:
 def gp_var(design: Design, kind: str, gp) -> str:
     """A gp(x) term's variable: ``sdgp_x``, ``lscale_x``, ``zgp_x`` (standard normals) or
     ``gp_x`` (the basis functions' coefficients)."""
-    return design.var(f"{kind}_{gp.column}")
+    return design.var(f"{kind}_{gp.key}")
 
 
 def gp_dim(design: Design, gp) -> str:
-    return design.var(f"gp_{gp.column}__basis")
+    return design.var(f"gp_{gp.key}__basis")
 
 
 def term_dim(design: Design, group: str) -> str:

@@ -116,7 +116,7 @@ class ParsedFormula:
     # Penalized splines y ~ s(x, k = 10): each smooth's column and number of knots.
     smooths: tuple[tuple[str, int, str | None], ...] = ()  # (column, k, by factor or None)
     # Gaussian processes y ~ gp(x, k = 20, c = 1.25, cov = "exp_quad"), Hilbert-space approximated.
-    gps: tuple[tuple[str, int, float, str], ...] = ()
+    gps: tuple[tuple[str, int, float, str, str | None], ...] = ()  # (column, k, c, kernel, by)
 
     def addition(self, name: str) -> Addition | None:
         """The addition term ``name`` (``"se"``, ``"weights"``, ``"cens"``, ``"trunc"``), or None."""
@@ -316,12 +316,12 @@ def _smooth(inner: str, offset: int, formula: str) -> tuple[str, int, str | None
     return column, k, by
 
 
-def _gp(inner: str, offset: int, formula: str) -> tuple[str, int, float, str]:
+def _gp(inner: str, offset: int, formula: str) -> tuple[str, int, float, str, str | None]:
     """``gp(x)``, ``gp(x, k = 20, c = 1.25, cov = "matern32")``: the column, the number of basis
     functions k, the boundary factor c and the kernel (brms's names) of a Hilbert-space
     approximate Gaussian process."""
     pieces = [_strip_with_offset(o, p) for o, p in _split_top_level(inner, ",", offset)]
-    column, k, c, kernel = None, 20, 1.25, "exp_quad"
+    column, k, c, kernel, by = None, 20, 1.25, "exp_quad", None
     for position, (at, piece) in enumerate(pieces):
         keyed = re.fullmatch(r"(?P<key>[A-Za-z_.][\w.]*)\s*=\s*(?P<value>.+)", piece, re.S)
         key, value = (keyed.group("key"), keyed.group("value").strip()) if keyed else (None, piece)
@@ -333,15 +333,17 @@ def _gp(inner: str, offset: int, formula: str) -> tuple[str, int, float, str]:
             c = float(value)
         elif key == "cov" and value.strip("'\"") in GP_KERNELS:
             kernel = value.strip("'\"")
+        elif key == "by" and re.fullmatch(_NAME, value):
+            by = value.strip("`")
         else:
             raise FormulaSyntaxError(
                 "gp() takes one numeric column and k = (basis functions, >= 2), c = (boundary factor, > 1) "
-                f"and cov = {' | '.join(map(repr, GP_KERNELS))}; '{piece}' is not supported here (by =, "
-                "several columns and the exact GP neither)", formula, at, at + len(piece),
+                f", cov = {' | '.join(map(repr, GP_KERNELS))} and by = (a factor); '{piece}' is not "
+                "supported here (several columns and the exact GP neither)", formula, at, at + len(piece),
             )  # fmt: skip
     if column is None:
         raise FormulaSyntaxError("gp() takes a numeric column first: y ~ gp(x)", formula, offset)
-    return column, k, c, kernel
+    return column, k, c, kernel, by
 
 
 def _gr(right: str, formula: str, offset: int) -> tuple[str, str | None]:
@@ -477,7 +479,7 @@ def parse_formula(formula: str) -> ParsedFormula:
     offsets: list[str] = []
     monotonic: list[str] = []
     smooths: list[tuple[str, int, str | None]] = []
-    gps: list[tuple[str, int, float, str]] = []
+    gps: list[tuple[str, int, float, str, str | None]] = []
     for chunk_offset, raw in _split_top_level(rhs, "+", rhs_offset):
         offset, chunk = _strip_with_offset(chunk_offset, raw)
         if not chunk:
@@ -493,7 +495,7 @@ def parse_formula(formula: str) -> ParsedFormula:
         gp_match = _GP.match(chunk)
         if gp_match:
             gp = _gp(gp_match.group("inner"), offset + chunk.index("(") + 1, text)
-            if any(gp[0] == other[0] for other in gps):
+            if any(gp[0::4] == other[0::4] for other in gps):
                 raise FormulaSyntaxError(f"gp({gp[0]}) is given twice", text, offset, offset + len(chunk))
             gps.append(gp)
             continue
