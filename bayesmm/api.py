@@ -760,4 +760,6 @@ def maximal(formula: str, data: pd.DataFrame, family: str | Family = "gaussian",
         raise ValueError(f"give the grouping factors as random-effect terms, e.g. {formula} + (1 | g)")
     parsed = model.design.formula
     lhs = parsed.text[: parsed.text.index("~")].strip()
-    return maximal_structure(model.design, model.family, parsed.fixed, lhs)
+    offsets = [f"offset({o})" for o in parsed.offsets]
+    fixed = " + ".join([parsed.fixed.strip() or "1", *offsets, *parsed.special_terms])
+    return maximal_structure(model.design, model.family, fixed, lhs)

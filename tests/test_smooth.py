@@ -170,3 +170,25 @@ def test_smooths_by_a_factor_recover_each_levels_curve():
     # The straight line's smooth has nothing to bend: its SD sits near zero.
     table = fit.summary()
     assert table.loc["sds(s(x, by = f)[b])", "mean"] < 0.3 * table.loc["sds(s(x, by = f)[a])", "mean"]
+
+
+def test_maximal_and_simplify_keep_the_special_terms():
+    """bm.maximal and fit.simplify's candidates rebuild the formula around its random part:
+    the smooths, GPs, monotonic effects, offsets and gr()'s matrices stay (they were dropped)."""
+    from types import SimpleNamespace
+
+    from bayesmm.results.simplify import candidates
+
+    rng = np.random.default_rng(1)
+    data = _data().assign(g=rng.integers(0, 10, 200), t=rng.integers(0, 4, 200), e=rng.uniform(1, 2, 200))
+    result = bm.maximal("y ~ s(x) + t + mo(t) + offset(log(e)) + (1 | g)", data)
+    assert result.formula == "y ~ t + offset(log(e)) + mo(t) + s(x, k = 10) + (t | g)"
+    levels = [str(i) for i in range(10)]
+    A = pd.DataFrame(np.eye(10) * 0.5 + 0.5, index=levels, columns=levels)
+    model = bm.Model("y ~ gp(x, k = 8) + t + (1 + t | gr(g, cov = A))", data, data2={"A": A})
+    found = candidates(SimpleNamespace(design=model.design))
+    assert found["(1 + t | gr(g, cov = A)): drop t"] == (
+        'y ~ t + gp(x, k = 8, c = 1.25, cov = "exp_quad") + (1 | gr(g, cov = A))'
+    )
+    for formula in found.values():  # each candidate is a model of the same data
+        bm.Model(formula, data, data2={"A": A})

@@ -36,8 +36,11 @@ def _terms(expr: str) -> list[str]:
     return [piece.strip() for _, piece in _split_top_level(expr, "+") if piece.strip()]
 
 
-def _render(lhs: str, fixed: str, offsets: tuple[str, ...], random: list[str]) -> str:
-    parts = [fixed.strip() or "1", *(f"offset({o})" for o in offsets), *random]
+def _render(lhs: str, parsed, random: list[str]) -> str:
+    """A candidate's formula: the fit's fixed part, offsets and special terms (mo(), s(), gp()),
+    and the random terms given."""
+    offsets = [f"offset({o})" for o in parsed.offsets]
+    parts = [parsed.fixed.strip() or "1", *offsets, *parsed.special_terms, *random]
     return f"{lhs} ~ {' + '.join(parts)}"
 
 
@@ -52,28 +55,28 @@ def candidates(fit: Fit) -> dict[str, str]:
 
     def with_term(k: int, replacement: str | None) -> str:
         random = [replacement if i == k else label for i, label in enumerate(labels)]
-        return _render(lhs, parsed.fixed, parsed.offsets, [r for r in random if r])
+        return _render(lhs, parsed, [r for r in random if r])
 
     for k, spec in enumerate(specs):
         varying = _terms(spec.expr)
         slopes = [t for t in varying if t not in ("1", "0", "-1")]
         if spec.structure == "us" and slopes:
-            out[f"{spec.label}: drop its correlations"] = with_term(k, f"({spec.expr} || {spec.group})")
-            out[f"{spec.label}: one shared correlation"] = with_term(k, f"cs({spec.expr} | {spec.group})")
+            out[f"{spec.label}: drop its correlations"] = with_term(k, f"({spec.expr} || {spec.grouping})")
+            out[f"{spec.label}: one shared correlation"] = with_term(k, f"cs({spec.expr} | {spec.grouping})")
         for slope in slopes:
             rest = [t for t in varying if t != slope]
             expr = " + ".join(rest) if rest and rest != ["0"] else "1"
             bar = "|" if spec.correlated else "||"
             if spec.structure == "cs" and len(rest) > 1:
-                text = f"cs({expr} | {spec.group})"
+                text = f"cs({expr} | {spec.grouping})"
             else:
-                text = f"({expr} {bar} {spec.group})"
+                text = f"({expr} {bar} {spec.grouping})"
             out[f"{spec.label}: drop {slope}"] = with_term(k, text)
     groups = list(dict.fromkeys(spec.group for spec in specs))
     if len(groups) > 1:
         for group in groups:
             random = [label for spec, label in zip(specs, labels, strict=True) if spec.group != group]
-            out[f"drop grouping factor {group}"] = _render(lhs, parsed.fixed, parsed.offsets, random)
+            out[f"drop grouping factor {group}"] = _render(lhs, parsed, random)
     return _unique(out)
 
 

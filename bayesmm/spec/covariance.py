@@ -110,7 +110,7 @@ class Covariance:
     @classmethod
     def label(cls, spec) -> str:
         """How the term reads in the formula and the summary: ``(x | g)``, ``(x || g)``."""
-        return f"({spec.expr} {'|' if spec.correlated else '||'} {spec.group})"
+        return f"({spec.expr} {'|' if spec.correlated else '||'} {spec.grouping})"
 
     @classmethod
     def problem_with(cls, columns: list[str], spec) -> str | None:
@@ -313,7 +313,7 @@ class _OneCorrelation(Covariance):
 
     @classmethod
     def label(cls, spec) -> str:
-        return f"{cls.prefix}({spec.expr} | {spec.group})"
+        return f"{cls.prefix}({spec.expr} | {spec.grouping})"
 
     def pair_correlation(self, rho, i: int, j: int):
         raise NotImplementedError
@@ -431,7 +431,7 @@ class ReducedRank(Covariance):
 
     @classmethod
     def label(cls, spec) -> str:
-        return f"rr({spec.expr} | {spec.group}, {spec.rank})"
+        return f"rr({spec.expr} | {spec.grouping}, {spec.rank})"
 
     @property
     def latent(self) -> int:

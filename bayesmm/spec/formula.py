@@ -79,6 +79,11 @@ class RandomTermSpec:
         """The term as its covariance structure writes it: ``(x | g)``, ``cs(x | g)``."""
         return STRUCTURES[self.structure].label(self)
 
+    @property
+    def grouping(self) -> str:
+        """The grouping factor as the formula writes it: ``g``, or ``gr(g, cov = A)``."""
+        return self.group if self.cov is None else f"gr({self.group}, cov = {self.cov})"
+
 
 @dataclass(frozen=True)
 class Addition:
@@ -117,6 +122,15 @@ class ParsedFormula:
     smooths: tuple[tuple[str, int, str | None], ...] = ()  # (column, k, by factor or None)
     # Gaussian processes y ~ gp(x, k = 20, c = 1.25, cov = "exp_quad"), Hilbert-space approximated.
     gps: tuple[tuple[str, int, float, str, str | None], ...] = ()  # (column, k, c, kernel, by)
+
+    @property
+    def special_terms(self) -> list[str]:
+        """The terms of the mean's formula that are not formulaic's (mo(), s(), gp()), as text."""
+        texts = [f"mo({column})" for column in self.monotonic]
+        texts += [f"s({c}, k = {k}" + (f", by = {by})" if by else ")") for c, k, by in self.smooths]
+        texts += [f'gp({c}, k = {k}, c = {cc:g}, cov = "{kernel}"' + (f", by = {by})" if by else ")")
+                  for c, k, cc, kernel, by in self.gps]  # fmt: skip
+        return texts
 
     def addition(self, name: str) -> Addition | None:
         """The addition term ``name`` (``"se"``, ``"weights"``, ``"cens"``, ``"trunc"``), or None."""
