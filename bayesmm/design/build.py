@@ -320,18 +320,14 @@ def build_design(
     smooths = []
     for column, k, by in parsed.smooths:
         _check_finite(smooth_values[column][:, None], [f"s({column})"], "predictor")
-        levels = [None] if by is None else list(dict.fromkeys(by_labels[by].categories))
-        for index, level in enumerate(levels):
-            where = None if by is None else (by, level, index, np.asarray(by_labels[by], dtype=object))
+        for where in _per_level(by, by_labels):
             smooth, fixed = smooth_term(column, smooth_values[column], k, where)
             smooths.append(smooth)
             X, fixef_names = np.column_stack([X, fixed]), [*fixef_names, smooth.fixed_name]
     gps = []
     for column, k, c, kernel, by in parsed.gps:
         _check_finite(gp_values[column][:, None], [f"gp({column})"], "predictor")
-        levels = [None] if by is None else list(dict.fromkeys(by_labels[by].categories))
-        for index, level in enumerate(levels):
-            where = None if by is None else (by, level, index, np.asarray(by_labels[by], dtype=object))
+        for where in _per_level(by, by_labels):
             gps.append(gp_term(column, gp_values[column], k, c, kernel, where))
     _check_finite(X, fixef_names, "predictor")
     _check_fixed_effects(X, fixef_names)
@@ -494,6 +490,17 @@ def _evaluate(expression: Expression, data: pd.DataFrame, where: str):
 def _response_label(parsed: ParsedFormula) -> str:
     cbind = parsed.cbind
     return (cbind[0] if cbind else parsed.response).strip("` ")
+
+
+def _per_level(by: str | None, by_labels: dict):
+    """What a smooth's or GP's construction takes for each term it makes: None without a by
+    factor, else (factor, level, the level's number, the rows' labels) for each level."""
+    if by is None:
+        yield None
+        return
+    labels = np.asarray(by_labels[by], dtype=object)
+    for index, level in enumerate(dict.fromkeys(by_labels[by].categories)):
+        yield by, level, index, labels
 
 
 def _new_by_labels(term, terms: list, newdata: pd.DataFrame, kind: str):

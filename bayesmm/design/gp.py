@@ -12,11 +12,13 @@ stored centre and L; beyond [-L, L] the approximation does not hold (new x are r
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from scipy import optimize, stats
 
 from .errors import DataError
+from .smooth import PerLevel
 
 __all__ = ["GaussianProcess", "gp_term", "lengthscale_prior_parameters", "spectral_density"]
 
@@ -36,7 +38,7 @@ def spectral_density(kernel: str, frequencies, sd, lengthscale, math=np):
 
 
 @dataclass
-class GaussianProcess:
+class GaussianProcess(PerLevel):
     """One ``gp(x)`` term: the basis's centre, half-width L, size k and kernel, and phi at the rows."""
 
     column: str
@@ -51,15 +53,7 @@ class GaussianProcess:
     by: str | None = None  # gp(x, by = f): the factor, and this GP's level of it (its number)
     level: str | None = None
     index: int = 0
-
-    @property
-    def name(self) -> str:
-        return f"gp({self.column})" if self.by is None else f"gp({self.column}, by = {self.by})[{self.level}]"
-
-    @property
-    def key(self) -> str:
-        """The GP in PyMC's variable names: ``x``, or ``x_by_f2`` for f's third level."""
-        return self.column if self.by is None else f"{self.column}_by_{self.by}{self.index}"
+    call: ClassVar[str] = "gp"
 
     @property
     def frequencies(self) -> np.ndarray:
@@ -83,10 +77,7 @@ class GaussianProcess:
                 f"[{self.center - self.L:g}, {self.center + self.L:g}] (c = {self.c:g} times the fitted "
                 "range around its centre): refit with a larger c"
             )
-        basis = self.basis(x)
-        if self.by is not None:
-            basis = basis * (np.asarray(by_labels) == self.level)[:, None]
-        return np.zeros((len(x), 0)), basis
+        return np.zeros((len(x), 0)), self.on_level(self.basis(x), by_labels)
 
 
 def gp_term(column: str, x: np.ndarray, k: int, c: float, kernel: str, by=None) -> GaussianProcess:

@@ -16,6 +16,7 @@ Normal(0, sds^2) as a random effect's are. The smoothing parameter is then 1 / s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -73,8 +74,33 @@ def cr_basis(x: np.ndarray, knots: np.ndarray) -> np.ndarray:
     return X
 
 
+class PerLevel:
+    """What a smooth ``s(x)`` and a Gaussian process ``gp(x)`` share when ``by = f`` gives each
+    level of f its own: the display name, the key in PyMC's variable names, and the basis
+    zeroed on the other levels' rows. The classes hold ``column``, ``by``, ``level``, ``index``."""
+
+    call: ClassVar[str]
+
+    @property
+    def name(self) -> str:
+        if self.by is None:
+            return f"{self.call}({self.column})"
+        return f"{self.call}({self.column}, by = {self.by})[{self.level}]"
+
+    @property
+    def key(self) -> str:
+        """The term in PyMC's variable names: ``x``, or ``x_by_f2`` for f's third level."""
+        return self.column if self.by is None else f"{self.column}_by_{self.by}{self.index}"
+
+    def on_level(self, basis: np.ndarray, by_labels) -> np.ndarray:
+        """``basis`` (rows x columns) zero on the rows of the factor's other levels."""
+        if self.by is None:
+            return basis
+        return basis * (np.asarray(by_labels) == self.level)[:, None]
+
+
 @dataclass
-class Smooth:
+class Smooth(PerLevel):
     """One ``s(x)`` term: its knots and the maps from the basis to the fixed column and to Z."""
 
     column: str
@@ -87,15 +113,7 @@ class Smooth:
     by: str | None = None  # s(x, by = f): the factor, and this smooth's level of it (its number)
     level: str | None = None
     index: int = 0
-
-    @property
-    def name(self) -> str:
-        return f"s({self.column})" if self.by is None else f"s({self.column}, by = {self.by})[{self.level}]"
-
-    @property
-    def key(self) -> str:
-        """The smooth in PyMC's variable names: ``x``, or ``x_by_f2`` for f's third level."""
-        return self.column if self.by is None else f"{self.column}_by_{self.by}{self.index}"
+    call: ClassVar[str] = "s"
 
     @property
     def fixed_name(self) -> str:
@@ -104,9 +122,7 @@ class Smooth:
     def columns(self, x: np.ndarray, by_labels=None) -> tuple[np.ndarray, np.ndarray]:
         """The fixed column (rows x 1) and Z (rows x (k - 2)) at new values of x (and, for a
         by-factor smooth, the rows' labels of the factor: zero on other levels' rows)."""
-        constrained = cr_basis(x, self.knots) @ self.constraint
-        if self.by is not None:
-            constrained = constrained * (np.asarray(by_labels) == self.level)[:, None]
+        constrained = self.on_level(cr_basis(x, self.knots) @ self.constraint, by_labels)
         return constrained @ self.fixed_map, constrained @ self.random_map
 
 

@@ -182,12 +182,11 @@ def linear_predictor_of(
         steps = np.cumsum(b[:, None] * term.n_steps * zeta, axis=1)
         levels = np.concatenate([np.zeros((len(b), 1)), steps], axis=1)
         effects.append((levels[:, :, None], term_codes, np.ones((len(term_codes), 1))))
-    for smooth, Z in zip(design.smooths, smooth_matrices, strict=True):
-        # s(x): Z s, as one "level" whose effects are the penalized coefficients.
-        coefficients = _flat(post[smooth_var(design, "s", smooth)].values)
-        effects.append((coefficients[:, None, :], np.zeros(len(Z), dtype=np.int64), Z))
-    for gp, basis in zip(design.gps, gp_matrices, strict=True):
-        coefficients = _flat(post[gp_var(design, "gp", gp)].values)
+    # s(x) and gp(x): the basis times the coefficients, as one "level" whose effects they are.
+    names = [smooth_var(design, "s", s) for s in design.smooths]
+    names += [gp_var(design, "gp", g) for g in design.gps]
+    for name, basis in zip(names, smooth_matrices + gp_matrices, strict=True):
+        coefficients = _flat(post[name].values)
         effects.append((coefficients[:, None, :], np.zeros(len(basis), dtype=np.int64), basis))
     fixef_draws = _flat(post[fixef].values) if fixef in post else None
     return LinearPredictor(fixef_draws, X, offset, row_trials, effects, labels, n_draws)

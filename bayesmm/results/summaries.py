@@ -80,8 +80,9 @@ def _fixef_draws(fit: Fit, post: xr.Dataset | None = None) -> dict[str, np.ndarr
     return out
 
 
-def _monotonic_draws(fit: Fit, post: xr.Dataset | None = None) -> dict[str, np.ndarray]:
-    """Each mo(x) term's average step ``bsp(mo(x))`` and the steps' shares ``simo(mo(x))[k]``."""
+def _special_draws(fit: Fit, post: xr.Dataset | None = None) -> dict[str, np.ndarray]:
+    """The rows of the special terms: each mo(x)'s average step ``bsp(mo(x))`` and the steps'
+    shares ``simo(mo(x))[k]``, each smooth's ``sds(s(x))``, each GP's ``sdgp`` and ``lscale``."""
     post = _posterior(fit) if post is None else post
     out: dict[str, np.ndarray] = {}
     for design in designs(fit):
@@ -181,7 +182,7 @@ def summary_draws(fit: Fit) -> dict[str, np.ndarray]:
 
 def summary_draws_from(fit: Fit, dataset: xr.Dataset) -> dict[str, np.ndarray]:
     """Draws of every summary row from a posterior-shaped dataset (the posterior, or the prior)."""
-    return {**_fixef_draws(fit, dataset), **_monotonic_draws(fit, dataset), **_group_draws(fit, dataset),
+    return {**_fixef_draws(fit, dataset), **_special_draws(fit, dataset), **_group_draws(fit, dataset),
             **_family_draws(fit, dataset)}  # fmt: skip
 
 

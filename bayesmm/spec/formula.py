@@ -294,6 +294,19 @@ def _parse_bar_term(inner: str, inner_offset: int, formula: str, prefix: str) ->
     ]
 
 
+_KEYED = re.compile(r"(?P<key>[A-Za-z_.][\w.]*)\s*=\s*(?P<value>.+)", re.S)
+
+
+def _arguments(inner: str, offset: int):
+    """A call's arguments: (position, offset, text, key, value) each, key None for a positional
+    one (``value`` is then the text)."""
+    for position, (at, raw) in enumerate(_split_top_level(inner, ",", offset)):
+        at, piece = _strip_with_offset(at, raw)
+        keyed = _KEYED.fullmatch(piece)
+        key, value = (keyed.group("key"), keyed.group("value").strip()) if keyed else (None, piece)
+        yield position, at, piece, key, value
+
+
 _GR = re.compile(r"^gr\s*\((?P<inner>.*)\)$", re.S)
 
 
@@ -301,11 +314,8 @@ def _smooth(inner: str, offset: int, formula: str) -> tuple[str, int, str | None
     """``s(x)``, ``s(x, k = 5)``, ``s(x, bs = "cr")``, ``s(x, by = f)``: the column, the number
     of knots (10, mgcv's default for a cubic regression spline) and the factor whose levels
     each get their own smooth (or None)."""
-    pieces = [_strip_with_offset(o, p) for o, p in _split_top_level(inner, ",", offset)]
     column, k, by = None, 10, None
-    for position, (at, piece) in enumerate(pieces):
-        keyed = re.fullmatch(r"(?P<key>[A-Za-z_.][\w.]*)\s*=\s*(?P<value>.+)", piece, re.S)
-        key, value = (keyed.group("key"), keyed.group("value").strip()) if keyed else (None, piece)
+    for position, at, piece, key, value in _arguments(inner, offset):
         if key is None and position == 0 and re.fullmatch(_NAME, value):
             column = value.strip("`")
         elif key == "k" and value.isdigit():
@@ -334,11 +344,8 @@ def _gp(inner: str, offset: int, formula: str) -> tuple[str, int, float, str, st
     """``gp(x)``, ``gp(x, k = 20, c = 1.25, cov = "matern32")``: the column, the number of basis
     functions k, the boundary factor c and the kernel (brms's names) of a Hilbert-space
     approximate Gaussian process."""
-    pieces = [_strip_with_offset(o, p) for o, p in _split_top_level(inner, ",", offset)]
     column, k, c, kernel, by = None, 20, 1.25, "exp_quad", None
-    for position, (at, piece) in enumerate(pieces):
-        keyed = re.fullmatch(r"(?P<key>[A-Za-z_.][\w.]*)\s*=\s*(?P<value>.+)", piece, re.S)
-        key, value = (keyed.group("key"), keyed.group("value").strip()) if keyed else (None, piece)
+    for position, at, piece, key, value in _arguments(inner, offset):
         if key is None and position == 0 and re.fullmatch(_NAME, value):
             column = value.strip("`")
         elif key == "k" and value.isdigit() and int(value) >= 2:
@@ -366,11 +373,8 @@ def _gr(right: str, formula: str, offset: int) -> tuple[str, str | None]:
     match = _GR.match(right)
     if not match:
         return right, None
-    pieces = [_strip_with_offset(o, p) for o, p in _split_top_level(match.group("inner"), ",", offset + 3)]
     group, cov = None, None
-    for position, (at, piece) in enumerate(pieces):
-        keyed = re.fullmatch(r"(?P<key>[A-Za-z_.][\w.]*)\s*=\s*(?P<value>.+)", piece, re.S)
-        key, value = (keyed.group("key"), keyed.group("value").strip()) if keyed else (None, piece)
+    for position, at, piece, key, value in _arguments(match.group("inner"), offset + 3):
         if key is None and position == 0:
             group = value
         elif key == "cov" and re.fullmatch(_NAME, value):
@@ -647,15 +651,11 @@ def _addition(name: str, inner: str, inner_offset: int, formula: str) -> Additio
     each a column name or a number (and TRUE/FALSE for se()'s sigma)."""
     keys = ADDITION_ARGUMENTS[name]
     args: dict[str, str] = {}
-    pieces = [(o, p) for o, p in _split_top_level(inner, ",", inner_offset)]
     if not inner.strip():
         example = "trunc(lb = 0)" if name == "trunc" else f"{name}({keys[0]})"
         raise FormulaSyntaxError(f"{name}() needs an argument, e.g. {example}", formula, inner_offset)
-    for position, (offset, raw) in enumerate(pieces):
-        offset, piece = _strip_with_offset(offset, raw)
-        keyed = re.fullmatch(r"(?P<key>[A-Za-z_.][\w.]*)\s*=\s*(?P<value>.+)", piece, re.S)
-        if keyed and "=" not in keyed.group("value")[:1]:
-            key, value = keyed.group("key"), keyed.group("value").strip()
+    for position, offset, piece, key, value in _arguments(inner, inner_offset):
+        if key is not None and not value.startswith("="):  # "a == b" is no argument
             if key not in keys:
                 raise FormulaSyntaxError(
                     f"{name}() has no argument '{key}'; it takes {', '.join(keys)}", formula, offset,
