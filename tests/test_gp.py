@@ -22,6 +22,20 @@ KERNELS = {
 
 
 @pytest.mark.parametrize("kernel", sorted(KERNELS))
+def test_the_spectral_density_is_pymcs(kernel):
+    """PyMC's own power spectral densities (pm.gp.cov's, which its HSGP uses), at random
+    frequencies, length scales and SDs."""
+    import pymc as pm
+
+    rng = np.random.default_rng(3)
+    classes = {"exp_quad": pm.gp.cov.ExpQuad, "matern32": pm.gp.cov.Matern32, "matern52": pm.gp.cov.Matern52}
+    for _ in range(5):
+        frequencies, lengthscale, sd = rng.uniform(0, 4, 7), rng.uniform(0.2, 3), rng.uniform(0.3, 2)
+        pymc = sd**2 * classes[kernel](1, ls=lengthscale).power_spectral_density(frequencies[:, None]).eval()
+        np.testing.assert_allclose(spectral_density(kernel, frequencies, sd, lengthscale), pymc, rtol=1e-12)
+
+
+@pytest.mark.parametrize("kernel", sorted(KERNELS))
 def test_the_spectral_density_integrates_to_the_variance(kernel):
     # k(0) = (1 / 2 pi) * integral of S(w) over the line.
     total, _ = integrate.quad(lambda w: spectral_density(kernel, w, 1.7, 0.8), -np.inf, np.inf)
