@@ -14,7 +14,7 @@ import pytensor
 import pytest
 
 import bayesmm as bm
-from bayesmm.inference import engine, native, sampling
+from bayesmm.inference import blocks, engine, native, sampling
 
 from .conftest import quiet_fit
 
@@ -137,15 +137,34 @@ def _reference(fgraph, shared):
                              on_unused_input="ignore")  # fmt: skip
 
 
+def _opcodes(ints: np.ndarray) -> list[int]:
+    """The opcodes of a program's top-level instructions."""
+    position, end, codes = int(ints[engine.H["H_CODE"]]), int(ints[engine.H["H_END"]]), []
+    while position < end:
+        codes.append(int(ints[position + 1]))
+        position += int(ints[position])
+    return codes
+
+
+@pytest.mark.parametrize("row_blocks", [False, True], ids=["one-pass", "row-blocks"])
 @pytest.mark.parametrize(
     "formula, family, options", CASES, ids=[f"{c[1]}:{c[0]}:{sorted(c[2])}" for c in CASES]
 )
-def test_the_engine_is_pytensors_log_density_gradient_and_trace(formula, family, options):
+def test_the_engine_is_pytensors_log_density_gradient_and_trace(
+    formula, family, options, row_blocks, monkeypatch
+):
+    if row_blocks:
+        # Blocks over the 240 rows (and the 20 levels) in chunks of 7: chunks that end in the
+        # middle of everything, as a million rows in chunks of 512 do.
+        monkeypatch.setattr(blocks, "MIN_ROWS", 16)
+        monkeypatch.setattr(blocks, "CHUNK", 7)
     built = _built(formula, family, options)
     graphs = engine.graphs(built.model)
     rng = np.random.default_rng(11)
     n_dim, n_expanded = graphs.layout["n_dim"], graphs.layout["n_expanded"]
     logp_program, expand_program = engine.program(graphs, rng.normal(0, 0.3, n_dim))
+    if not row_blocks:
+        assert engine.OP["OP_BLOCK"] not in _opcodes(logp_program.ints)
     user = _user_data(logp_program, expand_program)
     c_logp, c_expand = (f(c.address) for f, c in zip((_LOGP, _EXPAND), engine.cfuncs(), strict=True))
     reference = _reference(graphs.fgraph, graphs.shared)
@@ -165,6 +184,25 @@ def test_the_engine_is_pytensors_log_density_gradient_and_trace(formula, family,
         np.testing.assert_allclose(out, expanded, rtol=1e-11, atol=1e-12)
         checked += 1
     assert checked >= 3
+
+
+@pytest.mark.parametrize("formula, family", [
+    ("yg ~ x + (1 | g)", "gaussian"),
+    ("yb ~ x + (1 | g) + (1 | h)", "bernoulli"),
+    ("yp ~ x + (x | g)", "poisson"),
+])  # fmt: skip
+def test_row_blocks_form_and_keep_their_intermediates_a_chunk_long(formula, family, monkeypatch):
+    monkeypatch.setattr(blocks, "MIN_ROWS", 16)
+    model = bm.Model(formula, _data(), family=family, collapsed=False)
+    graphs = engine.graphs(sampling.data_model(model.sampled_model, model.design.n_obs).model)
+    program, _ = engine.program(graphs, np.zeros(graphs.layout["n_dim"]))
+    assert engine.OP["OP_BLOCK"] in _opcodes(program.ints)
+    local = (program.ints >= blocks.LOCAL_BASE) & (program.ints < engine.CONST_BASE)
+    assert local.sum() >= 3  # at least one value written and read back within its chunk
+    # The workspace holds 240-row values no more for them: smaller than without blocks.
+    monkeypatch.setattr(blocks, "MIN_ROWS", 10**9)
+    one_pass, _ = engine.program(graphs, np.zeros(graphs.layout["n_dim"]))
+    assert program.ints[engine.H["H_WORK"]] <= one_pass.ints[engine.H["H_WORK"]] + blocks.CHUNK * local.sum()
 
 
 def test_the_c_header_holds_the_engines_numbers():

@@ -26,6 +26,17 @@
 #include "engine_fields.h"
 
 #define MAXD 8
+#define LOCAL_BASE (1LL << 39)
+
+/* The elementwise loops are compiled twice on x86-64 Linux, for the baseline instruction set
+ * and for AVX2 (four doubles per instruction), and the loader picks the one the CPU runs
+ * (GCC's and Clang's function multiversioning). No fused multiply-adds in either
+ * (-ffp-contract=off in setup.py): both give the same bits. */
+#if defined(__x86_64__) && defined(__linux__) && (defined(__clang__) || __GNUC__ >= 6)
+#define WIDE __attribute__((target_clones("avx2", "default")))
+#else
+#define WIDE
+#endif
 
 /* -- the workspace ------------------------------------------------------------------------ */
 
@@ -201,26 +212,29 @@ static double gamma_q(double a, double x) {
             po[i] = (expr);                                                          \
         }                                                                            \
     } else if (so == 0 && sa == 0 && pa == po) { /* a reduction into one element */  \
-        /* four running values, combined at the end: the additions do not wait on each \
-         * other (the operations reduced by are associative up to rounding) */         \
-        double acc[4] = {po[0], 0.0, 0.0, 0.0};                                      \
-        int64_t i = 0, lanes = n >= 8 ? 4 : 1;                                       \
-        for (int64_t j = 1; j < lanes; j++) acc[j] = pb[(i++) * sb];                 \
-        for (; i + lanes <= n; i += lanes) {                                         \
-            for (int64_t j = 0; j < lanes; j++) {                                    \
-                double a = acc[j], b = pb[(i + j) * sb];                             \
-                acc[j] = (expr);                                                     \
+        /* four running values in registers, combined at the end: the operations do not\
+         * wait on each other (those reduced by are associative up to rounding) */   \
+        double r0 = po[0], r1 = 0.0, r2 = 0.0, r3 = 0.0;                             \
+        int64_t i = 0;                                                               \
+        if (n >= 8) {                                                                \
+            r1 = pb[0], r2 = pb[sb], r3 = pb[2 * sb];                                \
+            for (i = 3; i + 4 <= n; i += 4) {                                        \
+                { double a = r0, b = pb[i * sb]; r0 = (expr); }                      \
+                { double a = r1, b = pb[(i + 1) * sb]; r1 = (expr); }                \
+                { double a = r2, b = pb[(i + 2) * sb]; r2 = (expr); }                \
+                { double a = r3, b = pb[(i + 3) * sb]; r3 = (expr); }                \
             }                                                                        \
         }                                                                            \
         for (; i < n; i++) {                                                         \
-            double a = acc[0], b = pb[i * sb];                                       \
-            acc[0] = (expr);                                                         \
+            double a = r0, b = pb[i * sb];                                           \
+            r0 = (expr);                                                             \
         }                                                                            \
-        for (int64_t j = 1; j < lanes; j++) {                                        \
-            double a = acc[0], b = acc[j];                                           \
-            acc[0] = (expr);                                                         \
+        if (n >= 8) {                                                                \
+            { double a = r0, b = r1; r0 = (expr); }                                  \
+            { double a = r0, b = r2; r0 = (expr); }                                  \
+            { double a = r0, b = r3; r0 = (expr); }                                  \
         }                                                                            \
-        po[0] = acc[0];                                                              \
+        po[0] = r0;                                                                  \
     } else {                                                                         \
         for (int64_t i = 0; i < n; i++) {                                            \
             double a = pa[i * sa], b = pb[i * sb];                                   \
@@ -315,7 +329,7 @@ static double gamma_q(double a, double x) {
     case EW_CLIP: L3(a < b ? b : (a > c ? c : a))
 
 /* Returns 0, or 1 for an unknown code. */
-static int elementwise_row(int64_t code, int64_t n, double *po, int64_t so, const double *pa, int64_t sa,
+WIDE static int elementwise_row(int64_t code, int64_t n, double *po, int64_t so, const double *pa, int64_t sa,
                            const double *pb, int64_t sb, const double *pc, int64_t sc) {
     switch (code) {
         SCALAR_CASES(LOOP1, LOOP2, LOOP3)
@@ -328,23 +342,26 @@ static int elementwise_row(int64_t code, int64_t n, double *po, int64_t so, cons
  * elementwise operation at the positions ``pick`` only. */
 static int elementwise_pick(const int64_t *op, double *work, const double *consts, int64_t nw);
 
-/* The operand's pointer for an address in the joint address space (the workspace below
- * CONST_BASE, the constants from it). */
-static inline double *at(double *work, const double *consts, int64_t unused, int64_t address) {
-    (void)unused;
-    return address < CONST_BASE ? work + address : (double *)consts + (address - CONST_BASE);
+/* The operand's pointer for an address in the joint address space: the workspace below
+ * LOCAL_BASE, the constants from CONST_BASE, and in between a block's chunk-local values
+ * (bayesmm/inference/blocks.py): the workspace address (address - LOCAL_BASE) holds the rows
+ * [lo, lo + chunk) of the chunk being run, so the pointer returned is indexed by row. */
+static inline double *at(double *work, const double *consts, int64_t lo, int64_t address) {
+    if (address >= CONST_BASE) return (double *)consts + (address - CONST_BASE);
+    if (address >= LOCAL_BASE) return work + (address - LOCAL_BASE) - lo;
+    return work + address;
 }
 
-static int elementwise_pick(const int64_t *op, double *work, const double *consts, int64_t nw) {
+WIDE static int elementwise_pick(const int64_t *op, double *work, const double *consts, int64_t nw) {
     int64_t code = op[1], nin = op[2], n = op[3];
-    const double *pick = at(work, consts, nw, op[4]);
-    double *po = at(work, consts, nw, op[5]);
+    const double *pick = at(work, consts, 0, op[4]);
+    double *po = at(work, consts, 0, op[5]);
     int64_t so = op[6];
     const double *pa = po, *pb = po, *pc = po;
     int64_t sa = 0, sb = 0, sc = 0;
-    if (nin > 0) pa = at(work, consts, nw, op[7]), sa = op[8];
-    if (nin > 1) pb = at(work, consts, nw, op[9]), sb = op[10];
-    if (nin > 2) pc = at(work, consts, nw, op[11]), sc = op[12];
+    if (nin > 0) pa = at(work, consts, 0, op[7]), sa = op[8];
+    if (nin > 1) pb = at(work, consts, 0, op[9]), sb = op[10];
+    if (nin > 2) pc = at(work, consts, 0, op[11]), sc = op[12];
     switch (code) {
         SCALAR_CASES(PICK1, PICK2, PICK3)
         default: return 1;
@@ -359,9 +376,9 @@ static int elementwise(const int64_t *op, double *work, const double *consts, in
     const int64_t *out = op + 4 + nd;
     const int64_t *in[3] = {NULL, NULL, NULL};
     for (int64_t k = 0; k < nin && k < 3; k++) in[k] = out + (k + 1) * (nd + 1);
-    double *po = at(work, consts, n_work, out[0]);
+    double *po = at(work, consts, 0, out[0]);
     const double *pi[3] = {po, po, po};
-    for (int64_t k = 0; k < nin && k < 3; k++) pi[k] = at(work, consts, n_work, in[k][0]);
+    for (int64_t k = 0; k < nin && k < 3; k++) pi[k] = at(work, consts, 0, in[k][0]);
     if (nd == 0) {
         return elementwise_row(code, 1, po, 0, pi[0], 0, pi[1], 0, pi[2], 0);
     }
@@ -391,40 +408,41 @@ static int elementwise(const int64_t *op, double *work, const double *consts, in
 
 /* [GATHER, n, out, in, offsets]: out[k] = in[offsets[k]] (the offsets of every element an
  * advanced index reads, worked out from the constant indices when the program was written). */
-static int gather(const int64_t *op, double *work, const double *consts, int64_t nw) {
-    double *po = at(work, consts, nw, op[2]);
-    const double *pi = at(work, consts, nw, op[3]);
-    const double *off = at(work, consts, nw, op[4]);
-    for (int64_t k = 0; k < op[1]; k++) po[k] = pi[(int64_t)off[k]];
+static int gather(const int64_t *op, double *work, const double *consts, int64_t nw, int64_t lo, int64_t hi) {
+    double *po = at(work, consts, lo, op[2]);
+    const double *pi = at(work, consts, lo, op[3]);
+    const double *off = at(work, consts, lo, op[4]);
+    for (int64_t k = lo; k < hi; k++) po[k] = pi[(int64_t)off[k]];
     return 0;
 }
 
 /* [SCATTER, set, n, out, out_offsets, y, y_offsets]: out[out_offsets[k]] += y[y_offsets[k]]
  * (or =), in order, so repeated offsets accumulate. */
-static int scatter(const int64_t *op, double *work, const double *consts, int64_t nw) {
-    double *po = at(work, consts, nw, op[3]);
-    const double *oo = at(work, consts, nw, op[4]);
-    const double *py = at(work, consts, nw, op[5]);
-    const double *yo = at(work, consts, nw, op[6]);
+static int scatter(const int64_t *op, double *work, const double *consts, int64_t nw, int64_t lo, int64_t hi) {
+    double *po = at(work, consts, lo, op[3]);
+    const double *oo = at(work, consts, lo, op[4]);
+    const double *py = at(work, consts, lo, op[5]);
+    const double *yo = at(work, consts, lo, op[6]);
     if (op[1]) {
-        for (int64_t k = 0; k < op[2]; k++) po[(int64_t)oo[k]] = py[(int64_t)yo[k]];
+        for (int64_t k = lo; k < hi; k++) po[(int64_t)oo[k]] = py[(int64_t)yo[k]];
     } else {
-        for (int64_t k = 0; k < op[2]; k++) po[(int64_t)oo[k]] += py[(int64_t)yo[k]];
+        for (int64_t k = lo; k < hi; k++) po[(int64_t)oo[k]] += py[(int64_t)yo[k]];
     }
     return 0;
 }
 
 /* [MATMUL, m, n, k, out, out_rs, out_cs, A, A_rs, A_cs, B, B_rs, B_cs, alpha, C, C_rs, C_cs, beta]:
- * out = alpha A B + beta C (C = -1: none). out may be C itself. */
-static int matmul(const int64_t *op, double *work, const double *consts, int64_t nw) {
+ * out = alpha A B + beta C (C = -1: none), its rows [lo, hi). out may be C itself. */
+static int matmul(const int64_t *op, double *work, const double *consts, int64_t nw, int64_t lo, int64_t hi) {
     int64_t m = op[1], n = op[2], k = op[3];
-    double *po = at(work, consts, nw, op[4]);
-    const double *pa = at(work, consts, nw, op[7]);
-    const double *pb = at(work, consts, nw, op[10]);
-    double alpha = *at(work, consts, nw, op[13]);
-    const double *pc = op[14] >= 0 ? at(work, consts, nw, op[14]) : NULL;
-    double beta = pc ? *at(work, consts, nw, op[17]) : 0.0;
-    for (int64_t i = 0; i < m; i++) {
+    double *po = at(work, consts, lo, op[4]);
+    const double *pa = at(work, consts, lo, op[7]);
+    const double *pb = at(work, consts, lo, op[10]);
+    double alpha = *at(work, consts, lo, op[13]);
+    const double *pc = op[14] >= 0 ? at(work, consts, lo, op[14]) : NULL;
+    double beta = pc ? *at(work, consts, lo, op[17]) : 0.0;
+    (void)m;
+    for (int64_t i = lo; i < hi; i++) {
         for (int64_t j = 0; j < n; j++) {
             double acc = 0.0;
             const double *ra = pa + i * op[8], *cb = pb + j * op[12];
@@ -440,8 +458,8 @@ static int matmul(const int64_t *op, double *work, const double *consts, int64_t
 /* [CHOLESKY, n, out, in, in_rs, in_cs, lower]: out (contiguous) the Cholesky factor. */
 static int cholesky(const int64_t *op, double *work, const double *consts, int64_t nw) {
     int64_t n = op[1], rs = op[4], cs = op[5];
-    double *L = at(work, consts, nw, op[2]);
-    const double *A = at(work, consts, nw, op[3]);
+    double *L = at(work, consts, 0, op[2]);
+    const double *A = at(work, consts, 0, op[3]);
     for (int64_t i = 0; i < n * n; i++) L[i] = 0.0;
     for (int64_t j = 0; j < n; j++) {
         double d = A[j * rs + j * cs];
@@ -468,9 +486,9 @@ static int cholesky(const int64_t *op, double *work, const double *consts, int64
  * solves A out = b for a triangular A (the transposes were folded into A's strides). */
 static int solve_triangular(const int64_t *op, double *work, const double *consts, int64_t nw) {
     int64_t n = op[1], nrhs = op[2], ars = op[5], acs = op[6], lower = op[10], unit = op[11];
-    double *x = at(work, consts, nw, op[3]);
-    const double *A = at(work, consts, nw, op[4]);
-    const double *b = at(work, consts, nw, op[7]);
+    double *x = at(work, consts, 0, op[3]);
+    const double *A = at(work, consts, 0, op[4]);
+    const double *b = at(work, consts, 0, op[7]);
     for (int64_t c = 0; c < nrhs; c++) {
         for (int64_t t = 0; t < n; t++) {
             int64_t i = lower ? t : n - 1 - t;
@@ -480,6 +498,47 @@ static int solve_triangular(const int64_t *op, double *work, const double *const
             else
                 for (int64_t l = i + 1; l < n; l++) acc -= A[i * ars + l * acs] * x[l * nrhs + c];
             x[i * nrhs + c] = unit ? acc : acc / A[i * ars + i * acs];
+        }
+    }
+    return 0;
+}
+
+/* [EW, code, nin, 1, n, out, out_stride, (in, in_stride) x nin] over the elements [lo, hi)
+ * (a reduction into one element accumulates: its out and first input have stride 0). */
+static int elementwise_rows(const int64_t *op, double *work, const double *consts, int64_t nw, int64_t lo,
+                            int64_t hi) {
+    int64_t nin = op[2];
+    double *po = at(work, consts, lo, op[5]) + lo * op[6];
+    const double *pi[3] = {po, po, po};
+    int64_t s[3] = {0, 0, 0};
+    for (int64_t k = 0; k < nin && k < 3; k++) {
+        s[k] = op[8 + 2 * k];
+        pi[k] = at(work, consts, lo, op[7 + 2 * k]) + lo * s[k];
+    }
+    return elementwise_row(op[1], hi - lo, po, op[6], pi[0], s[0], pi[1], s[1], pi[2], s[2]);
+}
+
+/* [BLOCK, rows, chunk, count, (length, instruction..) x count]: the instructions, each going
+ * over the same rows element by element (bayesmm/inference/blocks.py checks that), run a
+ * chunk of rows at a time, so that each chunk's values are still in the cache when the next
+ * instruction reads them. */
+static int block(const int64_t *op, double *work, const double *consts, int64_t nw) {
+    int64_t rows = op[1], chunk = op[2], count = op[3];
+    for (int64_t lo = 0; lo < rows; lo += chunk) {
+        int64_t hi = lo + chunk < rows ? lo + chunk : rows;
+        const int64_t *inner = op + 4;
+        for (int64_t j = 0; j < count; j++) {
+            const int64_t *body = inner + 1;
+            int status;
+            switch (body[0]) {
+                case OP_EW: status = elementwise_rows(body, work, consts, nw, lo, hi); break;
+                case OP_GATHER: status = gather(body, work, consts, nw, lo, hi); break;
+                case OP_SCATTER: status = scatter(body, work, consts, nw, lo, hi); break;
+                case OP_MATMUL: status = matmul(body, work, consts, nw, lo, hi); break;
+                default: status = 6;
+            }
+            if (status) return status;
+            inner += inner[0];
         }
     }
     return 0;
@@ -497,16 +556,17 @@ static int run(const int64_t *ints, const double *consts, const double *x, doubl
         const int64_t *body = op + 1;
         switch (body[0]) {
             case OP_FILL: {
-                double *p = at(work, consts, n_work, body[1]);
-                double value = *at(work, consts, n_work, body[3]);
+                double *p = at(work, consts, 0, body[1]);
+                double value = *at(work, consts, 0, body[3]);
                 for (int64_t i = 0; i < body[2]; i++) p[i] = value;
                 break;
             }
             case OP_EW: status = elementwise(body, work, consts, n_work); break;
             case OP_PICK: status = elementwise_pick(body, work, consts, n_work); break;
-            case OP_GATHER: status = gather(body, work, consts, n_work); break;
-            case OP_SCATTER: status = scatter(body, work, consts, n_work); break;
-            case OP_MATMUL: status = matmul(body, work, consts, n_work); break;
+            case OP_GATHER: status = gather(body, work, consts, n_work, 0, body[1]); break;
+            case OP_SCATTER: status = scatter(body, work, consts, n_work, 0, body[2]); break;
+            case OP_MATMUL: status = matmul(body, work, consts, n_work, 0, body[1]); break;
+            case OP_BLOCK: status = block(body, work, consts, n_work); break;
             case OP_CHOLESKY: status = cholesky(body, work, consts, n_work); break;
             case OP_SOLVE: status = solve_triangular(body, work, consts, n_work); break;
             default: status = 6;
@@ -529,7 +589,7 @@ static void unpack_program(void *user_data, int which, const int64_t **ints, con
 /* Copy a strided output (address, stride, length) into out. */
 static void copy_out(const int64_t *ints, const double *consts, double *work, int64_t field, double *out) {
     int64_t address = ints[field], stride = ints[field + 1], length = ints[field + 2];
-    const double *p = at(work, consts, ints[H_WORK], address);
+    const double *p = at(work, consts, 0, address);
     for (int64_t i = 0; i < length; i++) out[i] = p[i * stride];
 }
 

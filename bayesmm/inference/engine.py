@@ -32,13 +32,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import blocks
+
 __all__ = ["Unsupported", "Graphs", "graphs", "program", "Program", "cfuncs", "enabled", "CONST_BASE"]
 
 # The program's header; engine.c reads the field numbers from engine_fields.h, written from
 # these tuples (tests/test_engine.py checks that they agree).
 HEADER = ("H_NDIM", "H_WORK", "H_CODE", "H_END", "H_OUT_A", "H_OUT_A_STRIDE", "H_OUT_A_LEN",
           "H_OUT_B", "H_OUT_B_STRIDE", "H_OUT_B_LEN")  # fmt: skip
-OPCODES = ("OP_FILL", "OP_EW", "OP_GATHER", "OP_SCATTER", "OP_MATMUL", "OP_CHOLESKY", "OP_SOLVE", "OP_PICK")
+OPCODES = ("OP_FILL", "OP_EW", "OP_GATHER", "OP_SCATTER", "OP_MATMUL", "OP_CHOLESKY", "OP_SOLVE", "OP_PICK",
+           "OP_BLOCK")  # fmt: skip
 ELEMENTWISE = (
     "EW_IDENTITY EW_NEG EW_EXP EW_LOG EW_LOG1P EW_EXPM1 EW_SQR EW_SQRT EW_SIGMOID EW_SOFTPLUS "
     "EW_LOG1MEXP EW_RECIPROCAL EW_SIGN EW_ABS EW_GAMMALN EW_DIGAMMA EW_ERF EW_ERFC EW_TANH EW_ISNAN "
@@ -360,7 +363,10 @@ class _Translator:
         for address, (size, last) in list(self.buffers.items()):
             if last <= step:
                 del self.buffers[address]
-                self.free.setdefault(size, []).append(address)
+                # Small buffers are not reused: their reuse would tie instructions that are
+                # otherwise independent, so that fewer of them could run as row blocks.
+                if size >= blocks.MIN_ROWS:
+                    self.free.setdefault(size, []).append(address)
 
     def alias(self, variable, view: View) -> None:
         """``variable`` is ``view`` of a buffer (or a constant): the buffer lives as long."""
@@ -707,7 +713,25 @@ class _Translator:
     _op_AdvancedSubtensor = _op_AdvancedSubtensor1
 
     def _op_AdvancedIncSubtensor1(self, node, step, shape, last):
-        out = self.copy(self.view(node.inputs[0]), last)
+        x = self.view(node.inputs[0])
+        if not node.op.set_instead_of_inc and x.contiguous and self._scatters_rows(node):
+            # Over many rows: the rows' values are added into zeros, then to x, so that the
+            # scatter does not wait on x (blocks.py can run it with the rows that make them).
+            sums = self.alloc(x.shape, step)
+            self.fill(sums, 0.0)
+            self._scatter(node, sums, False)
+            out = self.alloc(shape, last)
+            self.elementwise("add", out, [x, sums])
+            self.views[node.outputs[0]] = out
+            return
+        out = self.copy(x, last)
+        self._scatter(node, out, bool(node.op.set_instead_of_inc))
+        self.views[node.outputs[0]] = out
+
+    def _scatters_rows(self, node) -> bool:
+        return int(np.prod(self.view(node.inputs[1]).shape, dtype=int)) >= blocks.MIN_ROWS
+
+    def _scatter(self, node, out: View, set_instead_of_inc: bool) -> None:
         offsets = self._advanced_offsets(out, node, 2)
         y = _broadcast(self.view(node.inputs[1]), offsets.shape)
         grid = np.zeros(y.shape, dtype=np.int64)
@@ -715,9 +739,8 @@ class _Translator:
             reshaped = [1] * len(y.shape)
             reshaped[d] = size
             grid = grid + (np.arange(size, dtype=np.int64) * stride).reshape(reshaped)
-        self.emit(OP["OP_SCATTER"], int(bool(node.op.set_instead_of_inc)), offsets.size, out.address,
+        self.emit(OP["OP_SCATTER"], int(set_instead_of_inc), offsets.size, out.address,
                   self._store(offsets).address, y.address, self._store(grid).address)  # fmt: skip
-        self.views[node.outputs[0]] = out
 
     _op_AdvancedIncSubtensor = _op_AdvancedIncSubtensor1
 
@@ -940,8 +963,15 @@ def translate(fgraph, shared, x0: np.ndarray, outputs: list[int]) -> tuple[np.nd
     for view in outputs:
         if len(view.shape) > 1:
             raise Unsupported("an output with more than one dimension")
-    ints = _assemble(translator, outputs, lengths)
     floats = np.concatenate(translator.consts) if translator.consts else np.zeros(1)
+    results = []
+    for view, length in zip(outputs, lengths, strict=True):
+        last = view.address + max(length - 1, 0) * (view.strides[0] if view.shape else 0)
+        results.append(blocks.Access(view.address, last, False, None))
+    translator.code, translator.top = blocks.blocked(
+        translator.code, OP, floats, CONST_BASE, translator.top, results
+    )
+    ints = _assemble(translator, outputs, lengths)
     return ints, floats
 
 

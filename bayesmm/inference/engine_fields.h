@@ -19,6 +19,7 @@
 #define OP_CHOLESKY 6
 #define OP_SOLVE 7
 #define OP_PICK 8
+#define OP_BLOCK 9
 #define EW_IDENTITY 0
 #define EW_NEG 1
 #define EW_EXP 2
