@@ -31,7 +31,7 @@ import numpy as np
 
 # Runs over fewer rows gain nothing (they are in the cache already).
 MIN_ROWS = 4096
-CHUNK = 512
+CHUNK = 2048
 # Operand addresses from here to the constants (engine.py's CONST_BASE) are chunk-local: the
 # workspace address (address - LOCAL_BASE) holds rows [lo, lo + CHUNK) of the current chunk.
 LOCAL_BASE = 1 << 39

@@ -308,6 +308,7 @@ class _Translator:
         self.n_dim = int(x0.size)
         self.code: list[list[int]] = []
         self.consts: list[np.ndarray] = []
+        self.stored: dict[int, np.ndarray] = {}  # each constant's values by its address
         self.n_consts = 0
         self.const_of: dict = {}
         self.scalars: dict = {}
@@ -347,6 +348,7 @@ class _Translator:
             CONST_BASE + self.n_consts, tuple(int(n) for n in value.shape), _contiguous_strides(value.shape)
         )
         self.consts.append(flat)
+        self.stored[view.address] = flat
         self.n_consts += flat.size
         return view
 
@@ -791,6 +793,12 @@ class _Translator:
             b = View(b.address, (b.shape[0], 1), (b.strides[0], 0))
         m, k = a.shape
         n = b.shape[1]
+        stored = self.stored.get(a.address)
+        if n == 1 and m >= 64 and a.strides == (k, 1) and stored is not None and stored.size == m * k:
+            # A constant design times a vector: A stored by columns, which engine.c runs down
+            # a column at a time (the same sums, vectorised over the rows).
+            columns = self._store(stored.reshape(m, k).T)
+            a = View(columns.address, (m, k), (1, m))
         o = View(out.address, (m, n), _strides_2d(out, m, n))
         words = [OP["OP_MATMUL"], m, n, k, o.address, *o.strides, a.address, *a.strides]
         words += [b.address, *b.strides, alpha.address]
