@@ -104,12 +104,10 @@ class _Reader:
         if kind == self.op["OP_SCATTER"]:
             n, out, out_offsets, y, y_offsets = words[2:7]
             out_offsets = self.const(out_offsets, n).astype(np.int64)
-            y_offsets = self.const(y_offsets, n).astype(np.int64)
-            y_access = (
-                _row_access(y, 1, n, False, 5)
-                if np.array_equal(y_offsets, np.arange(n))
-                else _whole(y, y_offsets, False)
-            )
+            if y_offsets < 0:  # y read in order
+                y_access = _row_access(y, 1, n, False, 5)
+            else:
+                y_access = _whole(y, self.const(y_offsets, n).astype(np.int64), False)
             return _Instruction(words, n, [_whole(out, out_offsets, True), y_access])
         if kind == self.op["OP_MATMUL"]:
             return self._matmul(words)

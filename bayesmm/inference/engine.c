@@ -492,11 +492,19 @@ static int gather(const int64_t *op, double *work, const double *consts, int64_t
 }
 
 /* [SCATTER, set, n, out, out_offsets, y, y_offsets]: out[out_offsets[k]] += y[y_offsets[k]]
- * (or =), in order, so repeated offsets accumulate. */
+ * (or =), in order, so repeated offsets accumulate; y_offsets -1: y[k]. */
 static int scatter(const int64_t *op, double *work, const double *consts, int64_t nw, int64_t lo, int64_t hi) {
     double *po = at(work, consts, lo, op[3]);
     const double *oo = at(work, consts, lo, op[4]);
     const double *py = at(work, consts, lo, op[5]);
+    if (op[6] < 0) { /* y in order */
+        if (op[1]) {
+            for (int64_t k = lo; k < hi; k++) po[(int64_t)oo[k]] = py[k];
+        } else {
+            for (int64_t k = lo; k < hi; k++) po[(int64_t)oo[k]] += py[k];
+        }
+        return 0;
+    }
     const double *yo = at(work, consts, lo, op[6]);
     if (op[1]) {
         for (int64_t k = lo; k < hi; k++) po[(int64_t)oo[k]] = py[(int64_t)yo[k]];

@@ -741,8 +741,10 @@ class _Translator:
             reshaped = [1] * len(y.shape)
             reshaped[d] = size
             grid = grid + (np.arange(size, dtype=np.int64) * stride).reshape(reshaped)
+        # y read in order (the common case) is said by -1, so that the offsets are not read.
+        y_offsets = -1 if np.array_equal(grid.ravel(), np.arange(grid.size)) else self._store(grid).address
         self.emit(OP["OP_SCATTER"], int(set_instead_of_inc), offsets.size, out.address,
-                  self._store(offsets).address, y.address, self._store(grid).address)  # fmt: skip
+                  self._store(offsets).address, y.address, y_offsets)  # fmt: skip
 
     _op_AdvancedIncSubtensor = _op_AdvancedIncSubtensor1
 
