@@ -183,7 +183,7 @@ class Design:
             columns.append(self.formula.trials)
         columns += list(self.additions.columns) + [m.column for m in self.monotonic]
         columns += [s.column for s in self.smooths] + [s.by for s in self.smooths if s.by is not None]
-        columns += [g.column for g in self.gps] + [g.by for g in self.gps if g.by is not None]
+        columns += [c for g in self.gps for c in g.predictors] + [g.by for g in self.gps if g.by is not None]
         return list(dict.fromkeys(columns))
 
     def qualified(self, name: str) -> str:
@@ -278,9 +278,9 @@ def build_design(
     by_labels = {by: _by_labels(data, by, column) for column, _, by in parsed.smooths if by is not None}
     additions_missing.update({f"by = {b}": pd.isna(data[b]).to_numpy() for b in by_labels})
     additions_missing.update({f"s({c})": np.isnan(v) for c, v in smooth_values.items()})
-    gp_values = {gp[0]: read_smooth(gp[0], data, "gp") for gp in parsed.gps}
-    by_labels.update({gp[4]: _by_labels(data, gp[4], gp[0]) for gp in parsed.gps if gp[4] is not None})
-    additions_missing.update({f"gp({c})": np.isnan(v) for c, v in gp_values.items()})
+    gp_values = {gp[0]: _gp_values(gp[0], data) for gp in parsed.gps}
+    by_labels.update({gp[4]: _by_labels(data, gp[4], ", ".join(gp[0])) for gp in parsed.gps if gp[4]})
+    additions_missing.update({f"gp({', '.join(c)})": np.isnan(v).any(axis=1) for c, v in gp_values.items()})
 
     keep = _complete_rows(compiled, parsed, data, trials_values, na_action, additions_missing)
     n_dropped = int((~keep).sum())
@@ -325,10 +325,11 @@ def build_design(
             smooths.append(smooth)
             X, fixef_names = np.column_stack([X, fixed]), [*fixef_names, smooth.fixed_name]
     gps = []
-    for column, k, c, kernel, by in parsed.gps:
-        _check_finite(gp_values[column][:, None], [f"gp({column})"], "predictor")
+    for columns, k, c, kernel, by in parsed.gps:
+        names = [f"gp({', '.join(columns)}): {name}" for name in columns]
+        _check_finite(gp_values[columns], names, "predictor")
         for where in _per_level(by, by_labels):
-            gps.append(gp_term(column, gp_values[column], k, c, kernel, where))
+            gps.append(gp_term(columns, gp_values[columns], k, c, kernel, where))
     _check_finite(X, fixef_names, "predictor")
     _check_fixed_effects(X, fixef_names)
     _warn_about_integer_codes(list(X_df.columns), data, parsed)
@@ -416,7 +417,7 @@ def _compile(parsed: ParsedFormula, data: pd.DataFrame, trials) -> Compiled:
         used.add(trials)
     used |= {value for addition in parsed.additions for _, value in addition.args} | set(parsed.monotonic)
     used |= {c for c, _, _ in parsed.smooths} | {b for _, _, b in parsed.smooths if b}
-    used |= {gp[0] for gp in parsed.gps} | {gp[4] for gp in parsed.gps if gp[4]}
+    used |= {c for gp in parsed.gps for c in gp[0]} | {gp[4] for gp in parsed.gps if gp[4]}
     dot = [str(c) for c in columns if str(c) not in used]
     with _evaluating("the fixed effects", columns):
         fixed = compile_terms(parsed.fixed, columns, "the fixed effects", dot_columns=dot)
@@ -511,13 +512,18 @@ def _new_by_labels(term, terms: list, newdata: pd.DataFrame, kind: str):
     if term.by not in newdata.columns:
         raise missing_column_error(term.by, f"the new data ({term.name})", newdata.columns)
     labels = np.asarray(_labels(newdata[term.by]), dtype=object)
-    fitted = {t.level for t in terms if t.by == term.by and t.column == term.column}
+    fitted = {t.level for t in terms if t.by == term.by and t.column == term.column}  # column: as written
     unseen = [v for v in dict.fromkeys(labels) if v not in fitted]
     if unseen:
         shown = ", ".join(map(repr, unseen[:5]))
         raise DataError(f"level(s) {shown} of '{term.by}' in the new data have no smooth of {term.column} "
                         f"({kind}({term.column}, by = {term.by}))")  # fmt: skip
     return labels
+
+
+def _gp_values(columns: tuple[str, ...], data: pd.DataFrame) -> np.ndarray:
+    """The values of gp()'s columns, rows x columns (NaN where missing)."""
+    return np.column_stack([read_smooth(column, data, "gp") for column in columns])
 
 
 def _by_labels(data: pd.DataFrame, by: str, column: str) -> pd.Categorical:
@@ -1026,9 +1032,9 @@ def encode_new_data(design: Design, newdata: pd.DataFrame, trials=None) -> NewDa
         smooth_matrices.append(Z)
     gp_matrices = []
     for gp in design.gps:
-        x = read_smooth(gp.column, newdata, "gp")
+        x = _gp_values(gp.predictors, newdata)
         if not np.all(np.isfinite(x)):
-            row = newdata.index[int(np.argmax(~np.isfinite(x)))]
+            row = newdata.index[int(np.argmax(~np.isfinite(x).all(axis=1)))]
             raise DataError(f"gp({gp.column}) in the new data is missing or infinite in row {row!r}")
         gp_matrices.append(gp.columns(x, _new_by_labels(gp, design.gps, newdata, "gp"))[1])
     offset = offset_values(design.offset_expressions, newdata, new=True)

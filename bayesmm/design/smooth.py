@@ -88,6 +88,11 @@ class PerLevel:
         return f"{self.call}({self.column}, by = {self.by})[{self.level}]"
 
     @property
+    def predictors(self) -> tuple[str, ...]:
+        """The data's columns the term is a function of."""
+        return (self.column,)
+
+    @property
     def key(self) -> str:
         """The term in PyMC's variable names: ``x``, or ``x_by_f2`` for f's third level."""
         return self.column if self.by is None else f"{self.column}_by_{self.by}{self.index}"

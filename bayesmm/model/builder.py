@@ -41,7 +41,6 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from ..design.build import Design, RandomEffectTerm
-from ..design.gp import spectral_density
 from ..families import additions
 from ..families.base import Family
 from ..spec.priors import Prior, PriorEntry, stack_priors
@@ -568,7 +567,7 @@ def _gp_part(design: Design, priors: dict[str, PriorEntry]):
         entry = priors[design.qualified(f"lscale({gp.name})")]
         lengthscale = entry.prior.create(gp_var(design, "lscale", gp))
         z = pm.Normal(gp_var(design, "zgp", gp), 0.0, 1.0, dims=dims)
-        density = spectral_density(gp.kernel, gp.frequencies, sd, lengthscale, math=pt)
+        density = gp.density(sd, lengthscale, math=pt)
         coefficients = pm.Deterministic(gp_var(design, "gp", gp), pt.sqrt(density) * z, dims=dims)
         eta = eta + pt.dot(gp.Z, coefficients)
     return eta

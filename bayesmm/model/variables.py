@@ -109,7 +109,7 @@ def coords(design: Design) -> dict[str, list]:
     for smooth in design.smooths:
         coords[smooth_dim(design, smooth)] = [str(k) for k in range(1, smooth.Z.shape[1] + 1)]
     for gp in design.gps:
-        coords[gp_dim(design, gp)] = [str(k) for k in range(1, gp.k + 1)]
+        coords[gp_dim(design, gp)] = [str(k) for k in range(1, gp.n_basis + 1)]
     for group, terms in design.groups.items():
         coords[level_dim(group)] = list(terms[0].levels)
         coords[term_dim(design, group)] = design.group_columns(group)

@@ -67,7 +67,7 @@ def _predictors(fit: Fit) -> tuple[list[str], list[str], pd.DataFrame]:
         predictors += design.fixed_terms.columns + [c for e in design.offset_expressions for c in e.columns]
         predictors += [c for t in design.random for c in t.terms.columns]
     monotonic = {t.column: t for d in designs for t in d.monotonic}
-    predictors += list(monotonic) + [s.column for d in designs for s in [*d.smooths, *d.gps]]
+    predictors += list(monotonic) + [c for d in designs for s in [*d.smooths, *d.gps] for c in s.predictors]
     predictors = [c for c in dict.fromkeys(predictors) if c not in response | {model.trials_column}]
     groups = [c for c in group_columns if c not in predictors]
     # A number entered as factor(x) or C(x) takes its levels only (the grid's mean of it is no level).

@@ -121,15 +121,15 @@ class ParsedFormula:
     # Penalized splines y ~ s(x, k = 10): each smooth's column and number of knots.
     smooths: tuple[tuple[str, int, str | None], ...] = ()  # (column, k, by factor or None)
     # Gaussian processes y ~ gp(x, k = 20, c = 1.25, cov = "exp_quad"), Hilbert-space approximated.
-    gps: tuple[tuple[str, int, float, str, str | None], ...] = ()  # (column, k, c, kernel, by)
+    gps: tuple[tuple[tuple[str, ...], int, float, str, str | None], ...] = ()  # (columns, k, c, kernel, by)
 
     @property
     def special_terms(self) -> list[str]:
         """The terms of the mean's formula that are not formulaic's (mo(), s(), gp()), as text."""
         texts = [f"mo({column})" for column in self.monotonic]
         texts += [f"s({c}, k = {k}" + (f", by = {by})" if by else ")") for c, k, by in self.smooths]
-        texts += [f'gp({c}, k = {k}, c = {cc:g}, cov = "{kernel}"' + (f", by = {by})" if by else ")")
-                  for c, k, cc, kernel, by in self.gps]  # fmt: skip
+        texts += [f'gp({", ".join(c)}, k = {k}, c = {cc:g}, cov = "{kernel}"'
+                  + (f", by = {by})" if by else ")") for c, k, cc, kernel, by in self.gps]  # fmt: skip
         return texts
 
     def addition(self, name: str) -> Addition | None:
@@ -340,14 +340,14 @@ def _smooth(inner: str, offset: int, formula: str) -> tuple[str, int, str | None
     return column, k, by
 
 
-def _gp(inner: str, offset: int, formula: str) -> tuple[str, int, float, str, str | None]:
-    """``gp(x)``, ``gp(x, k = 20, c = 1.25, cov = "matern32")``: the column, the number of basis
-    functions k, the boundary factor c and the kernel (brms's names) of a Hilbert-space
-    approximate Gaussian process."""
-    column, k, c, kernel, by = None, 20, 1.25, "exp_quad", None
+def _gp(inner: str, offset: int, formula: str) -> tuple[tuple[str, ...], int, float, str, str | None]:
+    """``gp(x)``, ``gp(x, z)``, ``gp(x, k = 20, c = 1.25, cov = "matern32")``: the columns, the
+    number of basis functions k (per column), the boundary factor c and the kernel (brms's
+    names) of a Hilbert-space approximate Gaussian process."""
+    columns, k, c, kernel, by = [], 20, 1.25, "exp_quad", None
     for position, at, piece, key, value in _arguments(inner, offset):
-        if key is None and position == 0 and re.fullmatch(_NAME, value):
-            column = value.strip("`")
+        if key is None and position == len(columns) and re.fullmatch(_NAME, value):
+            columns.append(value.strip("`"))
         elif key == "k" and value.isdigit() and int(value) >= 2:
             k = int(value)
         elif key == "c" and re.fullmatch(r"\d+(\.\d*)?", value) and float(value) > 1.0:
@@ -358,13 +358,15 @@ def _gp(inner: str, offset: int, formula: str) -> tuple[str, int, float, str, st
             by = value.strip("`")
         else:
             raise FormulaSyntaxError(
-                "gp() takes one numeric column and k = (basis functions, >= 2), c = (boundary factor, > 1) "
-                f", cov = {' | '.join(map(repr, GP_KERNELS))} and by = (a factor); '{piece}' is not "
-                "supported here (several columns and the exact GP neither)", formula, at, at + len(piece),
+                "gp() takes numeric columns and k = (basis functions per column, >= 2), c = (boundary "
+                f"factor, > 1), cov = {' | '.join(map(repr, GP_KERNELS))} and by = (a factor); '{piece}' "
+                "is not supported here (the exact GP neither)", formula, at, at + len(piece),
             )  # fmt: skip
-    if column is None:
+    if not columns:
         raise FormulaSyntaxError("gp() takes a numeric column first: y ~ gp(x)", formula, offset)
-    return column, k, c, kernel, by
+    if len(set(columns)) < len(columns):
+        raise FormulaSyntaxError(f"gp() names a column twice: gp({inner})", formula, offset)
+    return tuple(columns), k, c, kernel, by
 
 
 def _gr(right: str, formula: str, offset: int) -> tuple[str, str | None]:
@@ -497,7 +499,7 @@ def parse_formula(formula: str) -> ParsedFormula:
     offsets: list[str] = []
     monotonic: list[str] = []
     smooths: list[tuple[str, int, str | None]] = []
-    gps: list[tuple[str, int, float, str, str | None]] = []
+    gps: list[tuple[tuple[str, ...], int, float, str, str | None]] = []
     for chunk_offset, raw in _split_top_level(rhs, "+", rhs_offset):
         offset, chunk = _strip_with_offset(chunk_offset, raw)
         if not chunk:
@@ -514,7 +516,8 @@ def parse_formula(formula: str) -> ParsedFormula:
         if gp_match:
             gp = _gp(gp_match.group("inner"), offset + chunk.index("(") + 1, text)
             if any(gp[0::4] == other[0::4] for other in gps):
-                raise FormulaSyntaxError(f"gp({gp[0]}) is given twice", text, offset, offset + len(chunk))
+                shown = ", ".join(gp[0])
+                raise FormulaSyntaxError(f"gp({shown}) is given twice", text, offset, offset + len(chunk))
             gps.append(gp)
             continue
         smooth_match = _SMOOTH.match(chunk)

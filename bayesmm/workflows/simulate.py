@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 
 from ..design.build import build_design
-from ..design.gp import spectral_density
 from ..families import additions
 from ..families.base import Family
 from ..families.registry import get_family
@@ -175,9 +174,8 @@ def simulate(
             coefficients = params[f"sds({smooth.name})"] * rng.normal(size=smooth.Z.shape[1])
             effects.append((coefficients[None, None, :], np.zeros(len(smooth.Z), dtype=np.int64), smooth.Z))
         for gp in design.gps:  # a fresh function from the GP (its Hilbert-space approximation)
-            density = spectral_density(gp.kernel, gp.frequencies, params[f"sdgp({gp.name})"],
-                                       params[f"lscale({gp.name})"])  # fmt: skip
-            coefficients = np.sqrt(density) * rng.normal(size=gp.k)
+            density = gp.density(params[f"sdgp({gp.name})"], params[f"lscale({gp.name})"])
+            coefficients = np.sqrt(density) * rng.normal(size=gp.n_basis)
             effects.append((coefficients[None, None, :], np.zeros(len(gp.Z), dtype=np.int64), gp.Z))
         for term in design.monotonic:
             shares = np.asarray(params[f"simo({term.name})"], dtype=float)
