@@ -227,7 +227,7 @@ def test_simulate_draws_surfaces_from_a_two_column_gp():
 
 
 @pytest.mark.slow
-def test_a_gaussian_process_of_two_columns_recovers_a_surface():
+def test_a_gaussian_process_of_two_columns_recovers_a_surface(tmp_path):
     data = _surface()
     fit = quiet_fit(bm.Model("y ~ gp(x, z, k = 10)", data), draws=1000, chains=2, random_seed=1)
     assert fit.idata.attrs["compiled_by"] == "engine"
@@ -242,3 +242,6 @@ def test_a_gaussian_process_of_two_columns_recovers_a_surface():
     assert np.mean((low <= truth) & (truth <= high)) >= 0.8
     with pytest.raises(bm.DataError, match=r"gp\(x, z\): new value 30 of 'z' lies outside"):
         fit.predict(pd.DataFrame({"x": [5.0], "z": [30.0]}))
+    fit.save(tmp_path / "surface.nc")  # save/load keeps both columns' domains and the basis
+    loaded = bm.load(tmp_path / "surface.nc").predict(grid, kind="mean", summary=False)
+    assert np.allclose(loaded.values.reshape(-1, len(grid)), draws)
