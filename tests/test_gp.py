@@ -203,7 +203,7 @@ def test_gp_of_two_columns_is_one_term_with_a_basis_per_pair_of_functions():
         ("y ~ gp(x, z, k = 40)", lambda d: d, r"40\^2 = 1600 basis functions .* at most 1000"),
         ("y ~ gp(x, x)", lambda d: d, r"gp\(\) names a column twice"),
         ("y ~ gp(x, z)", lambda d: d.assign(z=2.0), r"gp\(x, z\): 'z' takes one value only"),
-        ("y ~ gp(x, w)", lambda d: d, r"'w'"),
+        ("y ~ gp(x, w)", lambda d: d, r"column 'w' in gp\(w\) is not in the data"),
         ("y ~ gp(x, z)", lambda d: d.assign(z=np.where(d.x > 5, "a", "b")), r"gp\(z\) smooths a number"),
     ],
 )  # fmt: skip
