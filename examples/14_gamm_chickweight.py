@@ -7,11 +7,12 @@
 # generalized additive mixed model puts both in one formula: a smooth of time shared by all
 # chicks, diets as shifts, and each chick's own intercept and slope.
 #
-# bayesmm's `s(Time)` is mgcv's cubic regression spline (`bs = "cr"`, 10 knots) built as
-# brms builds smooths: its straight part is the fixed effect `s(Time)_1`, its wiggles a
-# random effect whose SD `sds(s(Time))` sets how wiggly the curve may be (mgcv's smoothing
-# parameter is 1 / sds^2). bayesmm's tests check the basis and penalty against mgcv and the
-# fitted curve against mgcv's REML fit.
+# bayesmm's `s(Time)` is mgcv's and brms's default thin-plate regression spline (`bs =
+# "tp"`, k = 10; `bs = "cr"` gives the cubic regression spline) built as brms builds smooths:
+# its straight part is the fixed effect `s(Time)_1`, its wiggles a random effect whose SD
+# `sds(s(Time))` sets how wiggly the curve may be (mgcv's smoothing parameter is 1 / sds^2).
+# bayesmm's tests check both bases and penalties against mgcv and the fitted curves against
+# mgcv's REML fits.
 
 # %%
 import os

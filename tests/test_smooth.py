@@ -1,6 +1,6 @@
-"""Penalized splines s(x), brms's construction from mgcv: the basis and penalty are mgcv's
-cubic regression spline (fitted values at a fixed smoothing parameter equal mgcv's; references
-from R 4.2 / mgcv 1.8-41 by tools/mgcv_smooth_reference.R), the smooth's straight line is a
+"""Penalized splines s(x), brms's construction from mgcv: the bases and penalties are mgcv's
+thin-plate and cubic regression splines (fitted values at a fixed smoothing parameter equal
+mgcv's; references from R 4.2 / mgcv 1.8-41 by tools/mgcv_smooth_reference.R), the smooth's straight line is a
 fixed effect and its wiggles a random effect, and a fit finds a known curve and mgcv's REML
 estimate."""
 
@@ -23,8 +23,8 @@ def _data():
     return pd.read_csv(REFERENCE / "smooth_data.csv")
 
 
-def _mgcv(kind: str) -> np.ndarray:
-    table = pd.read_csv(REFERENCE / "smooth_mgcv.csv")
+def _mgcv(kind: str, bs: str = "cr") -> np.ndarray:
+    table = pd.read_csv(REFERENCE / ("smooth_mgcv.csv" if bs == "cr" else "smooth_mgcv_tp.csv"))
     return table.loc[table["kind"] == kind, "value"].to_numpy()
 
 
@@ -38,6 +38,22 @@ def test_knots_basis_and_penalty_are_mgcvs():
     penalty = np.diag([0.0, 0.0] + [2.0 / _mgcv("S_scale")[0]] * smooth.Z.shape[1])
     beta = np.linalg.solve(design.T @ design + penalty, design.T @ data["y"].to_numpy())
     np.testing.assert_allclose(design @ beta, _mgcv("fitted_sp2"), atol=2e-6)
+
+
+def test_the_thin_plate_basis_and_penalty_are_mgcvs():
+    # mgcv's default s(x): the same fitted values at sp = 2 (to 1e-9; measured 2e-14).
+    data = _data()
+    smooth, fixed = smooth_term("x", data["x"].to_numpy(), 10, bs="tp")
+    np.testing.assert_allclose(smooth.knots, np.unique(data["x"]))
+    design = np.column_stack([np.ones(len(data)), fixed, smooth.Z])
+    penalty = np.diag([0.0, 0.0] + [2.0 / _mgcv("S_scale", "tp")[0]] * smooth.Z.shape[1])
+    beta = np.linalg.solve(design.T @ design + penalty, design.T @ data["y"].to_numpy())
+    np.testing.assert_allclose(design @ beta, _mgcv("fitted_sp2", "tp"), atol=1e-9)
+    # The fixed column is the straight line (centred), rising with x; new x give the rows' values.
+    assert np.corrcoef(fixed[:, 0], data["x"])[0, 1] == pytest.approx(1.0)
+    new_fixed, new_Z = smooth.columns(data["x"].to_numpy())
+    np.testing.assert_allclose(new_fixed, fixed, atol=1e-10)
+    np.testing.assert_allclose(new_Z, smooth.Z, atol=1e-10)
 
 
 def test_the_basis_interpolates_and_extends_linearly():
@@ -73,7 +89,7 @@ def test_the_model_has_the_line_as_a_fixed_effect_and_an_sds():
     [
         ("y ~ s(f)", lambda d: d.assign(f=np.where(d["x"] > 5, "a", "b")), r"s\(f\) smooths a number"),
         ("y ~ s(few)", lambda d: d.assign(few=np.round(d["x"] / 4)), r"s\(few\) needs at least k = 10"),
-        ("y ~ s(x, bs = \"tp\")", lambda d: d, r"basis \"tp\" is not supported"),
+        ("y ~ s(x, bs = \"ps\")", lambda d: d, r"basis \"ps\" is not supported"),
         ("y ~ s(x, by = g)", lambda d: d, r"column 'g' in s\(x, by = g\) is not in the data"),
         ("y ~ s(x, by = z)", lambda d: d.assign(z=d["x"] * 1.5), r"'z' is a continuous number; by = takes"),
         ("y ~ s(x, z)", lambda d: d.assign(z=1.0), r"multi-column smooths and other arguments are not"),
@@ -88,20 +104,21 @@ def test_what_cannot_be_smoothed_is_refused(formula, change, message):
 
 
 @pytest.mark.slow
-def test_a_smooth_with_group_effects_recovers_the_curve_and_mgcvs_estimate(tmp_path):
+@pytest.mark.parametrize("bs", ["tp", "cr"])
+def test_a_smooth_with_group_effects_recovers_the_curve_and_mgcvs_estimate(tmp_path, bs):
     data = _data()
-    fit = quiet_fit(bm.Model("y ~ s(x)", data), draws=1000, chains=2, random_seed=1)
+    fit = quiet_fit(bm.Model(f'y ~ s(x, bs = "{bs}")', data), draws=1000, chains=2, random_seed=1)
     assert fit.idata.attrs["compiled_by"] == "engine"
     curve = fit.conditional_effects("x", resolution=50)
     grid = curve["x"].to_numpy()
-    np.testing.assert_allclose(grid, _mgcv("reml_grid_x"), atol=1e-6)
+    np.testing.assert_allclose(grid, _mgcv("reml_grid_x", bs), atol=1e-6)
     truth = np.sin(grid) + 0.3 * grid
     # Against the truth (noise SD 0.3, 200 rows): RMSE below 0.1, the 95% band covering at least 80%.
     assert np.sqrt(np.mean((curve["estimate"] - truth) ** 2)) < 0.1
     assert np.mean((curve["q2.5"] <= truth) & (truth <= curve["q97.5"])) >= 0.8
     # Against mgcv's REML estimate on the same data: the two curves within 0.05 of each other.
-    assert np.sqrt(np.mean((curve["estimate"] - _mgcv("reml_grid_fit")) ** 2)) < 0.05
-    assert fit.summary().loc["sigma", "mean"] == pytest.approx(_mgcv("reml_sigma")[0], rel=0.05)
+    assert np.sqrt(np.mean((curve["estimate"] - _mgcv("reml_grid_fit", bs)) ** 2)) < 0.05
+    assert fit.summary().loc["sigma", "mean"] == pytest.approx(_mgcv("reml_sigma", bs)[0], rel=0.05)
     # Saved and loaded: the basis is built again from the stored rows, the same.
     loaded = bm.load(fit.save(tmp_path / "smooth.nc"))
     np.testing.assert_allclose(loaded.design.smooths[0].Z, fit.design.smooths[0].Z)
@@ -138,7 +155,7 @@ def test_a_smooth_per_level_of_a_factor():
     """s(x, by = f): one smooth per level, each zero on the other levels' rows and summing to
     zero over its own (the factor's main effect carries the levels' means), as mgcv's."""
     data = _by_data()
-    model = bm.Model("y ~ f + s(x, by = f)", data)
+    model = bm.Model('y ~ f + s(x, by = f, bs = "cr")', data)
     smooths = model.design.smooths
     assert [s.name for s in smooths] == ["s(x, by = f)[a]", "s(x, by = f)[b]", "s(x, by = f)[c]"]
     assert "sds(s(x, by = f)[b])" in model.priors.index
@@ -153,7 +170,8 @@ def test_a_smooth_per_level_of_a_factor():
         np.testing.assert_allclose(smooth.knots, np.quantile(np.unique(data["x"]), np.linspace(0, 1, 10)))
     from bayesmm.design.build import encode_new_data
 
-    alone = bm.Model("y ~ s(x, by = f)", data)  # without f's main effect, which would refuse 'd' first
+    # Without f's main effect, which would refuse 'd' first:
+    alone = bm.Model('y ~ s(x, by = f, bs = "cr")', data)
     with pytest.raises(bm.DataError, match=r"level\(s\) 'd' of 'f' in the new data have no smooth of x"):
         encode_new_data(alone.design, data.head(2).assign(f="d"))
 
@@ -182,7 +200,7 @@ def test_maximal_and_simplify_keep_the_special_terms():
     rng = np.random.default_rng(1)
     data = _data().assign(g=rng.integers(0, 10, 200), t=rng.integers(0, 4, 200), e=rng.uniform(1, 2, 200))
     result = bm.maximal("y ~ s(x) + t + mo(t) + offset(log(e)) + (1 | g)", data)
-    assert result.formula == "y ~ t + offset(log(e)) + mo(t) + s(x, k = 10) + (t | g)"
+    assert result.formula == 'y ~ t + offset(log(e)) + mo(t) + s(x, k = 10, bs = "tp") + (t | g)'
     levels = [str(i) for i in range(10)]
     A = pd.DataFrame(np.eye(10) * 0.5 + 0.5, index=levels, columns=levels)
     model = bm.Model("y ~ gp(x, k = 8) + t + (1 + t | gr(g, cov = A))", data, data2={"A": A})

@@ -16,3 +16,14 @@ out <- data.frame(
   value = c(fitted(fixed), grid$x, predict(reml, grid), sm$S.scale, sm$xp, sqrt(reml$sig2))
 )
 write.csv(out, "tests/reference/smooth_mgcv.csv", row.names = FALSE)
+
+# The thin-plate regression spline, mgcv's and brms's default s(x) (bs = "tp"), the same way:
+# tests/reference/smooth_mgcv_tp.csv.
+fixed_tp <- gam(y ~ s(x, bs = "tp", k = 10), data = d, sp = 2)
+reml_tp <- gam(y ~ s(x, bs = "tp", k = 10), data = d, method = "REML")
+sm_tp <- smoothCon(s(x, bs = "tp", k = 10), data = d, knots = NULL)[[1]]
+out_tp <- data.frame(
+  kind = c(rep("fitted_sp2", nrow(d)), rep("reml_grid_x", 50), rep("reml_grid_fit", 50), "S_scale", "reml_sigma"),
+  value = c(fitted(fixed_tp), grid$x, predict(reml_tp, grid), sm_tp$S.scale, sqrt(reml_tp$sig2))
+)
+write.csv(out_tp, "tests/reference/smooth_mgcv_tp.csv", row.names = FALSE)

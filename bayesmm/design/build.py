@@ -274,8 +274,8 @@ def build_design(
     additions, additions_missing = read_additions(parsed, data)
     monotonic = {column: read_monotonic(column, data) for column in parsed.monotonic}
     additions_missing.update({f"mo({c})": np.isnan(codes) for c, (_, codes) in monotonic.items()})
-    smooth_values = {column: read_smooth(column, data) for column, _, _ in parsed.smooths}
-    by_labels = {by: _by_labels(data, by, column) for column, _, by in parsed.smooths if by is not None}
+    smooth_values = {column: read_smooth(column, data) for column, *_ in parsed.smooths}
+    by_labels = {by: _by_labels(data, by, column) for column, _, by, _ in parsed.smooths if by is not None}
     additions_missing.update({f"by = {b}": pd.isna(data[b]).to_numpy() for b in by_labels})
     additions_missing.update({f"s({c})": np.isnan(v) for c, v in smooth_values.items()})
     gp_values = {gp[0]: _gp_values(gp[0], data) for gp in parsed.gps}
@@ -318,10 +318,10 @@ def build_design(
     X = np.asarray(X_df, dtype=float)
     fixef_names = list(X_df.columns)
     smooths = []
-    for column, k, by in parsed.smooths:
+    for column, k, by, bs in parsed.smooths:
         _check_finite(smooth_values[column][:, None], [f"s({column})"], "predictor")
         for where in _per_level(by, by_labels):
-            smooth, fixed = smooth_term(column, smooth_values[column], k, where)
+            smooth, fixed = smooth_term(column, smooth_values[column], k, where, bs)
             smooths.append(smooth)
             X, fixef_names = np.column_stack([X, fixed]), [*fixef_names, smooth.fixed_name]
     gps = []
@@ -416,7 +416,7 @@ def _compile(parsed: ParsedFormula, data: pd.DataFrame, trials) -> Compiled:
     if isinstance(trials, str):
         used.add(trials)
     used |= {value for addition in parsed.additions for _, value in addition.args} | set(parsed.monotonic)
-    used |= {c for c, _, _ in parsed.smooths} | {b for _, _, b in parsed.smooths if b}
+    used |= {c for c, *_ in parsed.smooths} | {b for _, _, b, _ in parsed.smooths if b}
     used |= {c for gp in parsed.gps for c in gp[0]} | {gp[4] for gp in parsed.gps if gp[4]}
     dot = [str(c) for c in columns if str(c) not in used]
     with _evaluating("the fixed effects", columns):

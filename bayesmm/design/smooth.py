@@ -1,7 +1,15 @@
 """Penalized regression splines ``s(x)`` as mixed-model terms, as brms builds them from mgcv
 (``smoothCon`` then ``smooth2random``).
 
-The basis is mgcv's cubic regression spline (``bs = "cr"``): k knots at quantiles of the
+Two of mgcv's bases. The default, as mgcv's and brms's, is the thin-plate regression spline
+(``bs = "tp"``, Wood 2003): the thin-plate spline's radial functions |x - x_i|^3 / 12 at the
+distinct values of x (at most 2,000 of them, evenly spread over the distinct values'
+ranks where there are more: mgcv samples them at random), reduced to the k - 2 eigenvectors
+of their matrix E with the largest eigenvalues in absolute value, constrained orthogonal to
+the straight line (1, x) that completes the basis; the penalty is delta' E delta on the
+radial part, the line unpenalized.
+
+The other is mgcv's cubic regression spline (``bs = "cr"``): k knots at quantiles of the
 distinct values of x, the function given by its values at the knots, cubic between them
 with continuous second derivatives that vanish at the ends (a natural spline), and linear
 beyond the end knots; its wiggliness penalty is the integrated squared second derivative,
@@ -22,7 +30,40 @@ import numpy as np
 
 from .errors import DataError
 
-__all__ = ["Smooth", "cr_basis", "cr_penalty", "smooth_term", "read_smooth"]
+__all__ = ["Smooth", "cr_basis", "cr_penalty", "smooth_term", "read_smooth", "tp_setup", "tp_basis", "BASES"]
+
+BASES = ("tp", "cr")
+# mgcv's max.knots for a thin-plate regression spline: at most this many distinct values.
+TP_MAX_KNOTS = 2000
+
+
+def tp_setup(distinct: np.ndarray, k: int) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+    """The thin-plate regression spline of k functions over the distinct values of x: its
+    knots, their mean (the shift), the map UZ from the radial functions at the knots to the
+    k - 2 penalized coefficients, and the penalty S (k x k, the line's two coefficients last)."""
+    knots = np.asarray(distinct, dtype=float)
+    if len(knots) > TP_MAX_KNOTS:
+        knots = knots[np.round(np.linspace(0, len(knots) - 1, TP_MAX_KNOTS)).astype(int)]
+    shift = float(np.mean(knots))
+    centred = knots - shift
+    E = np.abs(centred[:, None] - centred[None, :]) ** 3 / 12  # eta(r) for d = 1, m = 2
+    line = np.column_stack([np.ones_like(centred), centred])
+    values, vectors = np.linalg.eigh(E)
+    top = np.argsort(-np.abs(values), kind="stable")[:k]
+    values, vectors = values[top], vectors[:, top]
+    q, _ = np.linalg.qr(vectors.T @ line, mode="complete")
+    Z = q[:, 2:]  # the coefficients orthogonal to the line
+    S = np.zeros((k, k))
+    S[: k - 2, : k - 2] = Z.T @ np.diag(values) @ Z
+    return knots, shift, vectors @ Z, S
+
+
+def tp_basis(x: np.ndarray, knots: np.ndarray, shift: float, UZ: np.ndarray) -> np.ndarray:
+    """The thin-plate regression spline's basis at ``x`` (rows x k): the k - 2 penalized
+    functions, then 1 and x - shift."""
+    x = np.asarray(x, dtype=float) - shift
+    radial = np.abs(x[:, None] - (knots - shift)[None, :]) ** 3 / 12
+    return np.column_stack([radial @ UZ, np.ones_like(x), x])
 
 
 def _spacing(knots: np.ndarray):
@@ -110,7 +151,7 @@ class Smooth(PerLevel):
 
     column: str
     k: int
-    knots: np.ndarray
+    knots: np.ndarray  # cr: the knots; tp: the distinct values the radial functions sit at
     constraint: np.ndarray  # (k, k - 1): the sum-to-zero constrained basis is X @ constraint
     fixed_map: np.ndarray  # (k - 1, 1): the unpenalized direction
     random_map: np.ndarray  # (k - 1, k - 2): the penalized directions over sqrt(eigenvalue)
@@ -118,7 +159,16 @@ class Smooth(PerLevel):
     by: str | None = None  # s(x, by = f): the factor, and this smooth's level of it (its number)
     level: str | None = None
     index: int = 0
+    bs: str = "cr"
+    shift: float = 0.0  # tp: the knots' mean, and the map to the penalized coefficients
+    UZ: np.ndarray | None = None
     call: ClassVar[str] = "s"
+
+    def basis(self, x: np.ndarray) -> np.ndarray:
+        """The basis (before the sum-to-zero constraint) at ``x``."""
+        if self.bs == "tp":
+            return tp_basis(x, self.knots, self.shift, self.UZ)
+        return cr_basis(x, self.knots)
 
     @property
     def fixed_name(self) -> str:
@@ -127,7 +177,7 @@ class Smooth(PerLevel):
     def columns(self, x: np.ndarray, by_labels=None) -> tuple[np.ndarray, np.ndarray]:
         """The fixed column (rows x 1) and Z (rows x (k - 2)) at new values of x (and, for a
         by-factor smooth, the rows' labels of the factor: zero on other levels' rows)."""
-        constrained = self.on_level(cr_basis(x, self.knots) @ self.constraint, by_labels)
+        constrained = self.on_level(self.basis(x) @ self.constraint, by_labels)
         return constrained @ self.fixed_map, constrained @ self.random_map
 
 
@@ -151,8 +201,8 @@ def read_smooth(column: str, data, term: str = "s") -> np.ndarray:
     return values.to_numpy(dtype=float)
 
 
-def smooth_term(column: str, x: np.ndarray, k: int, by=None) -> tuple[Smooth, np.ndarray]:
-    """The ``s(column, k = k)`` term of the fitted rows, and its fixed column (rows x 1).
+def smooth_term(column: str, x: np.ndarray, k: int, by=None, bs: str = "cr") -> tuple[Smooth, np.ndarray]:
+    """The ``s(column, k = k, bs = bs)`` term of the fitted rows, and its fixed column (rows x 1).
     ``by``: (factor, its level, the level's number, the rows' labels) for one level's smooth
     of ``s(x, by = f)``: its knots from every row's x (as mgcv's), its basis zero on the other
     levels' rows and constrained to sum to zero over its own."""
@@ -162,15 +212,20 @@ def smooth_term(column: str, x: np.ndarray, k: int, by=None) -> tuple[Smooth, np
         raise DataError(f"s({column}, by = {by[0]}): level {by[1]!r} has under 3 distinct '{column}' values")
     distinct = np.unique(x)
     if k < 3:
-        raise DataError(f"s({column}, k = {k}): a cubic regression spline needs k >= 3 knots")
+        raise DataError(f"s({column}, k = {k}): a penalized regression spline needs k >= 3")
     if len(distinct) < k:
         raise DataError(
             f"s({column}) needs at least k = {k} distinct values of '{column}', it has {len(distinct)}: "
             f"give a smaller k (s({column}, k = {max(3, len(distinct))})) or enter '{column}' as a factor"
         )
-    knots = np.quantile(distinct, np.linspace(0, 1, k))  # mgcv's place.knots: quantiles of distinct values
-    X = cr_basis(x, knots) * mask[:, None]
-    S = cr_penalty(knots)
+    shift, UZ = 0.0, None
+    if bs == "tp":
+        knots, shift, UZ, S = tp_setup(distinct, k)
+        X = tp_basis(x, knots, shift, UZ) * mask[:, None]
+    else:
+        knots = np.quantile(distinct, np.linspace(0, 1, k))  # mgcv's place.knots
+        X = cr_basis(x, knots) * mask[:, None]
+        S = cr_penalty(knots)
     # Sum-to-zero over the rows: the null space of the constraint's direction (mgcv's QR).
     q, _ = np.linalg.qr(X.sum(axis=0)[:, None], mode="complete")
     constraint = q[:, 1:]
@@ -189,7 +244,8 @@ def smooth_term(column: str, x: np.ndarray, k: int, by=None) -> tuple[Smooth, np
     # The unpenalized direction is the straight line: fix its sign to rise with x.
     if np.corrcoef(fixed[mask, 0], x[mask])[0, 1] < 0:
         fixed_map, fixed = -fixed_map, -fixed
-    smooth = Smooth(column, k, knots, constraint, fixed_map, random_map, constrained @ random_map)
+    smooth = Smooth(column, k, knots, constraint, fixed_map, random_map, constrained @ random_map, bs=bs,
+                    shift=shift, UZ=UZ)  # fmt: skip
     if by is not None:
         smooth.by, smooth.level, smooth.index = by[0], by[1], by[2]
     return smooth, fixed

@@ -119,7 +119,7 @@ class ParsedFormula:
     # brms's monotonic effects y ~ mo(x): the ordered predictors' column names.
     monotonic: tuple[str, ...] = ()
     # Penalized splines y ~ s(x, k = 10): each smooth's column and number of knots.
-    smooths: tuple[tuple[str, int, str | None], ...] = ()  # (column, k, by factor or None)
+    smooths: tuple[tuple[str, int, str | None, str], ...] = ()  # (column, k, by factor or None, basis)
     # Gaussian processes y ~ gp(x, k = 20, c = 1.25, cov = "exp_quad"), Hilbert-space approximated.
     gps: tuple[tuple[tuple[str, ...], int, float, str, str | None], ...] = ()  # (columns, k, c, kernel, by)
 
@@ -127,7 +127,8 @@ class ParsedFormula:
     def special_terms(self) -> list[str]:
         """The terms of the mean's formula that are not formulaic's (mo(), s(), gp()), as text."""
         texts = [f"mo({column})" for column in self.monotonic]
-        texts += [f"s({c}, k = {k}" + (f", by = {by})" if by else ")") for c, k, by in self.smooths]
+        texts += [f's({c}, k = {k}, bs = "{bs}"' + (f", by = {by})" if by else ")")
+                  for c, k, by, bs in self.smooths]  # fmt: skip
         texts += [f'gp({", ".join(c)}, k = {k}, c = {cc:g}, cov = "{kernel}"'
                   + (f", by = {by})" if by else ")") for c, k, cc, kernel, by in self.gps]  # fmt: skip
         return texts
@@ -310,34 +311,36 @@ def _arguments(inner: str, offset: int):
 _GR = re.compile(r"^gr\s*\((?P<inner>.*)\)$", re.S)
 
 
-def _smooth(inner: str, offset: int, formula: str) -> tuple[str, int, str | None]:
-    """``s(x)``, ``s(x, k = 5)``, ``s(x, bs = "cr")``, ``s(x, by = f)``: the column, the number
-    of knots (10, mgcv's default for a cubic regression spline) and the factor whose levels
-    each get their own smooth (or None)."""
-    column, k, by = None, 10, None
+def _smooth(inner: str, offset: int, formula: str) -> tuple[str, int, str | None, str]:
+    """``s(x)``, ``s(x, k = 5)``, ``s(x, bs = "cr")``, ``s(x, by = f)``: the column, the basis
+    size k (10, mgcv's default), the factor whose levels each get their own smooth (or None)
+    and the basis, ``"tp"`` (thin-plate regression spline, mgcv's and brms's default) or
+    ``"cr"`` (cubic regression spline)."""
+    column, k, by, bs = None, 10, None, "tp"
     for position, at, piece, key, value in _arguments(inner, offset):
         if key is None and position == 0 and re.fullmatch(_NAME, value):
             column = value.strip("`")
         elif key == "k" and value.isdigit():
             k = int(value)
-        elif key == "bs" and value.strip("'\"") == "cr":
-            pass
+        elif key == "bs" and value.strip("'\"") in SMOOTH_BASES:
+            bs = value.strip("'\"")
         elif key == "by" and re.fullmatch(_NAME, value):
             by = value.strip("`")
         elif key == "bs":
             raise FormulaSyntaxError(
-                f"s() here is mgcv's cubic regression spline, bs = \"cr\"; basis {value} is not supported "
-                "(mgcv's and brms's default thin-plate \"tp\" neither): write s(x) or s(x, bs = \"cr\")",
-                formula, at, at + len(piece),
+                f"s() takes mgcv's bases bs = \"tp\" (thin-plate regression spline, the default) and "
+                f"bs = \"cr\" (cubic regression spline); basis {value} is not supported: write s(x) or "
+                "s(x, bs = \"cr\")", formula, at, at + len(piece),
             )  # fmt: skip
         else:
             raise FormulaSyntaxError(
-                "s() takes one column, k = (knots), bs = \"cr\" and by = (a factor's column); multi-column "
-                f"smooths and other arguments are not supported ('{piece}')", formula, at, at + len(piece),
+                "s() takes one column, k = (basis size), bs = \"tp\" | \"cr\" and by = (a factor's column); "
+                f"multi-column smooths and other arguments are not supported ('{piece}')", formula, at,
+                at + len(piece),
             )  # fmt: skip
     if column is None:
         raise FormulaSyntaxError("s() takes a numeric column first: y ~ s(x)", formula, offset)
-    return column, k, by
+    return column, k, by, bs
 
 
 def _gp(inner: str, offset: int, formula: str) -> tuple[tuple[str, ...], int, float, str, str | None]:
@@ -419,6 +422,7 @@ _MONOTONIC = re.compile(r"^mo\s*\((?P<inner>.*)\)$", re.S)
 _SMOOTH = re.compile(r"^s\s*\((?P<inner>.*)\)$", re.S)
 _GP = re.compile(r"^gp\s*\((?P<inner>.*)\)$", re.S)
 GP_KERNELS = ("exp_quad", "matern32", "matern52")
+SMOOTH_BASES = ("tp", "cr")
 
 
 def _is_bar_group(chunk: str) -> bool:
@@ -498,7 +502,7 @@ def parse_formula(formula: str) -> ParsedFormula:
     random: list[RandomTermSpec] = []
     offsets: list[str] = []
     monotonic: list[str] = []
-    smooths: list[tuple[str, int, str | None]] = []
+    smooths: list[tuple[str, int, str | None, str]] = []
     gps: list[tuple[tuple[str, ...], int, float, str, str | None]] = []
     for chunk_offset, raw in _split_top_level(rhs, "+", rhs_offset):
         offset, chunk = _strip_with_offset(chunk_offset, raw)
