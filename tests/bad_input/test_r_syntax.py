@@ -178,7 +178,7 @@ def test_dotted_r_names_and_backquotes():
     [
         ("y ~ s(x):day + (1 | g)", r"a smooth s\(x\) is a term of its own in the mean's formula"),
         ("y ~ s(x, day) + (1 | g)", r"multi-column smooths and other arguments are not supported"),
-        ("y ~ gp(x, day) + (1 | g)", r"gp\(\) takes one numeric column and k = "),
+        ("y ~ gp(x, day, iso = FALSE) + (1 | g)", r"gp\(\) takes numeric columns .* 'iso = FALSE' is not"),
         ("y ~ t2(x, day) + (1 | g)", r"tensor smooths t2\(\) are not supported"),
         (
             "y ~ mo(day):x + (1 | g)",
