@@ -27,3 +27,11 @@ out_tp <- data.frame(
   value = c(fitted(fixed_tp), grid$x, predict(reml_tp, grid), sm_tp$S.scale, sqrt(reml_tp$sig2))
 )
 write.csv(out_tp, "tests/reference/smooth_mgcv_tp.csv", row.names = FALSE)
+
+# A thin-plate smooth of two columns, s(x, z, k = 30) (mgcv's default k for two), on
+# tests/reference/smooth2_data.csv: tests/reference/smooth2_mgcv.csv.
+d2 <- read.csv("tests/reference/smooth2_data.csv")
+fixed_xz <- gam(y ~ s(x, z, k = 30), data = d2, sp = 2)
+sm_xz <- smoothCon(s(x, z, k = 30), data = d2, knots = NULL)[[1]]
+out_xz <- data.frame(kind = c(rep("fitted_sp2", nrow(d2)), "S_scale"), value = c(fitted(fixed_xz), sm_xz$S.scale))
+write.csv(out_xz, "tests/reference/smooth2_mgcv.csv", row.names = FALSE)

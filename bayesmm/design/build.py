@@ -182,7 +182,8 @@ class Design:
         if self.formula.trials is not None:
             columns.append(self.formula.trials)
         columns += list(self.additions.columns) + [m.column for m in self.monotonic]
-        columns += [s.column for s in self.smooths] + [s.by for s in self.smooths if s.by is not None]
+        columns += [c for s in self.smooths for c in s.predictors]
+        columns += [s.by for s in self.smooths if s.by is not None]
         columns += [c for g in self.gps for c in g.predictors] + [g.by for g in self.gps if g.by is not None]
         return list(dict.fromkeys(columns))
 
@@ -274,10 +275,11 @@ def build_design(
     additions, additions_missing = read_additions(parsed, data)
     monotonic = {column: read_monotonic(column, data) for column in parsed.monotonic}
     additions_missing.update({f"mo({c})": np.isnan(codes) for c, (_, codes) in monotonic.items()})
-    smooth_values = {column: read_smooth(column, data) for column, *_ in parsed.smooths}
-    by_labels = {by: _by_labels(data, by, column) for column, _, by, _ in parsed.smooths if by is not None}
+    smooth_values = {columns: _smooth_values(columns, data) for columns, *_ in parsed.smooths}
+    by_labels = {by: _by_labels(data, by, ", ".join(c)) for c, _, by, _ in parsed.smooths if by is not None}
     additions_missing.update({f"by = {b}": pd.isna(data[b]).to_numpy() for b in by_labels})
-    additions_missing.update({f"s({c})": np.isnan(v) for c, v in smooth_values.items()})
+    missing_smooth = {f"s({', '.join(c)})": np.isnan(v).any(axis=1) for c, v in smooth_values.items()}
+    additions_missing.update(missing_smooth)
     gp_values = {gp[0]: _gp_values(gp[0], data) for gp in parsed.gps}
     by_labels.update({gp[4]: _by_labels(data, gp[4], ", ".join(gp[0])) for gp in parsed.gps if gp[4]})
     additions_missing.update({f"gp({', '.join(c)})": np.isnan(v).any(axis=1) for c, v in gp_values.items()})
@@ -318,12 +320,13 @@ def build_design(
     X = np.asarray(X_df, dtype=float)
     fixef_names = list(X_df.columns)
     smooths = []
-    for column, k, by, bs in parsed.smooths:
-        _check_finite(smooth_values[column][:, None], [f"s({column})"], "predictor")
+    for columns, k, by, bs in parsed.smooths:
+        _check_finite(smooth_values[columns], [f"s({', '.join(columns)}): {c}" for c in columns], "predictor")
         for where in _per_level(by, by_labels):
-            smooth, fixed = smooth_term(column, smooth_values[column], k, where, bs)
+            values = smooth_values[columns]
+            smooth, fixed = smooth_term(columns, values[:, 0] if len(columns) == 1 else values, k, where, bs)
             smooths.append(smooth)
-            X, fixef_names = np.column_stack([X, fixed]), [*fixef_names, smooth.fixed_name]
+            X, fixef_names = np.column_stack([X, fixed]), [*fixef_names, *smooth.fixed_names]
     gps = []
     for columns, k, c, kernel, by in parsed.gps:
         names = [f"gp({', '.join(columns)}): {name}" for name in columns]
@@ -416,7 +419,7 @@ def _compile(parsed: ParsedFormula, data: pd.DataFrame, trials) -> Compiled:
     if isinstance(trials, str):
         used.add(trials)
     used |= {value for addition in parsed.additions for _, value in addition.args} | set(parsed.monotonic)
-    used |= {c for c, *_ in parsed.smooths} | {b for _, _, b, _ in parsed.smooths if b}
+    used |= {c for columns, *_ in parsed.smooths for c in columns} | {b for _, _, b, _ in parsed.smooths if b}
     used |= {c for gp in parsed.gps for c in gp[0]} | {gp[4] for gp in parsed.gps if gp[4]}
     dot = [str(c) for c in columns if str(c) not in used]
     with _evaluating("the fixed effects", columns):
@@ -524,6 +527,11 @@ def _new_by_labels(term, terms: list, newdata: pd.DataFrame, kind: str):
 def _gp_values(columns: tuple[str, ...], data: pd.DataFrame) -> np.ndarray:
     """The values of gp()'s columns, rows x columns (NaN where missing)."""
     return np.column_stack([read_smooth(column, data, "gp") for column in columns])
+
+
+def _smooth_values(columns: tuple[str, ...], data: pd.DataFrame) -> np.ndarray:
+    """The values of s()'s columns, rows x columns (NaN where missing)."""
+    return np.column_stack([read_smooth(column, data) for column in columns])
 
 
 def _by_labels(data: pd.DataFrame, by: str, column: str) -> pd.Categorical:
@@ -1023,9 +1031,10 @@ def encode_new_data(design: Design, newdata: pd.DataFrame, trials=None) -> NewDa
     smooth_matrices = []
     for smooth in design.smooths:
         labels = _new_by_labels(smooth, design.smooths, newdata, "s")
-        x = read_smooth(smooth.column, newdata)
+        x = _smooth_values(smooth.predictors, newdata)
+        x = x[:, 0] if x.shape[1] == 1 else x
         if np.isnan(x).any() or np.isinf(x).any():
-            row = newdata.index[int(np.argmax(~np.isfinite(x)))]
+            row = newdata.index[int(np.argmax(~np.isfinite(x).reshape(len(x), -1).all(axis=1)))]
             raise DataError(f"s({smooth.column}) in the new data is missing or infinite in row {row!r}")
         fixed, Z = smooth.columns(x, labels)
         X = np.column_stack([X, fixed])

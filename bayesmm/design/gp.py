@@ -84,12 +84,6 @@ class GaussianProcess(PerLevel):
         return self.variables or (self.column,)
 
     @property
-    def key(self) -> str:
-        """The term in PyMC's variable names: ``x``, ``x_z`` for gp(x, z), ``x_by_f2``."""
-        base = "_".join(self.predictors)
-        return base if self.by is None else f"{base}_by_{self.by}{self.index}"
-
-    @property
     def dimension(self) -> int:
         return len(self.predictors)
 

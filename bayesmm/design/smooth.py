@@ -37,33 +37,44 @@ BASES = ("tp", "cr")
 TP_MAX_KNOTS = 2000
 
 
-def tp_setup(distinct: np.ndarray, k: int) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
-    """The thin-plate regression spline of k functions over the distinct values of x: its
-    knots, their mean (the shift), the map UZ from the radial functions at the knots to the
-    k - 2 penalized coefficients, and the penalty S (k x k, the line's two coefficients last)."""
-    knots = np.asarray(distinct, dtype=float)
+def _radial(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """The thin-plate spline's radial function eta(r) between rows of points and centres (both
+    rows x d): r^3 / 12 for one column, r^2 log(r) / (8 pi) for two (m = 2; Wood 2003)."""
+    if points.shape[1] == 1:
+        return np.abs(points[:, :1] - centres[:, 0][None, :]) ** 3 / 12
+    r = np.sqrt(((points[:, None, :] - centres[None, :, :]) ** 2).sum(axis=-1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(r > 0, r**2 * np.log(r) / (8 * np.pi), 0.0)
+
+
+def tp_setup(distinct: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The thin-plate regression spline of k functions over the distinct values (rows x d, d
+    = 1 or 2) of the columns: its knots, their mean (the shift), the map UZ from the radial
+    functions at the knots to the k - d - 1 penalized coefficients, and the penalty S (k x k,
+    the polynomial null space's d + 1 coefficients last, unpenalized)."""
+    knots = np.asarray(distinct, dtype=float).reshape(len(distinct), -1)
     if len(knots) > TP_MAX_KNOTS:
         knots = knots[np.round(np.linspace(0, len(knots) - 1, TP_MAX_KNOTS)).astype(int)]
-    shift = float(np.mean(knots))
+    shift = knots.mean(axis=0)
     centred = knots - shift
-    E = np.abs(centred[:, None] - centred[None, :]) ** 3 / 12  # eta(r) for d = 1, m = 2
-    line = np.column_stack([np.ones_like(centred), centred])
+    E = _radial(centred, centred)
+    null = np.column_stack([np.ones(len(centred)), centred])  # 1, x (and z)
     values, vectors = np.linalg.eigh(E)
     top = np.argsort(-np.abs(values), kind="stable")[:k]
     values, vectors = values[top], vectors[:, top]
-    q, _ = np.linalg.qr(vectors.T @ line, mode="complete")
-    Z = q[:, 2:]  # the coefficients orthogonal to the line
+    q, _ = np.linalg.qr(vectors.T @ null, mode="complete")
+    Z = q[:, null.shape[1] :]  # the coefficients orthogonal to the null space
     S = np.zeros((k, k))
-    S[: k - 2, : k - 2] = Z.T @ np.diag(values) @ Z
+    S[: Z.shape[1], : Z.shape[1]] = Z.T @ np.diag(values) @ Z
     return knots, shift, vectors @ Z, S
 
 
-def tp_basis(x: np.ndarray, knots: np.ndarray, shift: float, UZ: np.ndarray) -> np.ndarray:
-    """The thin-plate regression spline's basis at ``x`` (rows x k): the k - 2 penalized
-    functions, then 1 and x - shift."""
-    x = np.asarray(x, dtype=float) - shift
-    radial = np.abs(x[:, None] - (knots - shift)[None, :]) ** 3 / 12
-    return np.column_stack([radial @ UZ, np.ones_like(x), x])
+def tp_basis(x: np.ndarray, knots: np.ndarray, shift, UZ: np.ndarray) -> np.ndarray:
+    """The thin-plate regression spline's basis at ``x`` (rows, or rows x d): the penalized
+    functions, then 1 and each column less its shift."""
+    points = np.asarray(x, dtype=float).reshape(len(x), -1) - shift
+    radial = _radial(points, knots.reshape(len(knots), -1) - shift)
+    return np.column_stack([radial @ UZ, np.ones(len(points)), points])
 
 
 def _spacing(knots: np.ndarray):
@@ -135,8 +146,10 @@ class PerLevel:
 
     @property
     def key(self) -> str:
-        """The term in PyMC's variable names: ``x``, or ``x_by_f2`` for f's third level."""
-        return self.column if self.by is None else f"{self.column}_by_{self.by}{self.index}"
+        """The term in PyMC's variable names: ``x``, ``x_z`` for two columns, or ``x_by_f2``
+        for f's third level."""
+        base = "_".join(self.predictors)
+        return base if self.by is None else f"{base}_by_{self.by}{self.index}"
 
     def on_level(self, basis: np.ndarray, by_labels) -> np.ndarray:
         """``basis`` (rows x columns) zero on the rows of the factor's other levels."""
@@ -160,9 +173,14 @@ class Smooth(PerLevel):
     level: str | None = None
     index: int = 0
     bs: str = "cr"
-    shift: float = 0.0  # tp: the knots' mean, and the map to the penalized coefficients
+    shift: float | np.ndarray = 0.0  # tp: the knots' mean, and the map to the penalized coefficients
     UZ: np.ndarray | None = None
+    variables: tuple[str, ...] = ()  # the columns, for s(x, z) (one column: empty)
     call: ClassVar[str] = "s"
+
+    @property
+    def predictors(self) -> tuple[str, ...]:
+        return self.variables or (self.column,)
 
     def basis(self, x: np.ndarray) -> np.ndarray:
         """The basis (before the sum-to-zero constraint) at ``x``."""
@@ -171,12 +189,13 @@ class Smooth(PerLevel):
         return cr_basis(x, self.knots)
 
     @property
-    def fixed_name(self) -> str:
-        return f"{self.name}_1"
+    def fixed_names(self) -> list[str]:
+        """The unpenalized directions' fixed-effect names: ``s(x)_1``; ``s(x, z)_1``, ``_2``."""
+        return [f"{self.name}_{j + 1}" for j in range(self.fixed_map.shape[1])]
 
     def columns(self, x: np.ndarray, by_labels=None) -> tuple[np.ndarray, np.ndarray]:
-        """The fixed column (rows x 1) and Z (rows x (k - 2)) at new values of x (and, for a
-        by-factor smooth, the rows' labels of the factor: zero on other levels' rows)."""
+        """The fixed columns (rows x d) and Z (rows x (k - d - 1)) at new values of x (rows x d;
+        and, for a by-factor smooth, the rows' labels of the factor: zero on other levels' rows)."""
         constrained = self.on_level(self.basis(x) @ self.constraint, by_labels)
         return constrained @ self.fixed_map, constrained @ self.random_map
 
@@ -201,28 +220,38 @@ def read_smooth(column: str, data, term: str = "s") -> np.ndarray:
     return values.to_numpy(dtype=float)
 
 
-def smooth_term(column: str, x: np.ndarray, k: int, by=None, bs: str = "cr") -> tuple[Smooth, np.ndarray]:
-    """The ``s(column, k = k, bs = bs)`` term of the fitted rows, and its fixed column (rows x 1).
-    ``by``: (factor, its level, the level's number, the rows' labels) for one level's smooth
-    of ``s(x, by = f)``: its knots from every row's x (as mgcv's), its basis zero on the other
-    levels' rows and constrained to sum to zero over its own."""
+def smooth_term(column, x: np.ndarray, k: int, by=None, bs: str = "cr") -> tuple[Smooth, np.ndarray]:
+    """The ``s(column, k = k, bs = bs)`` term of the fitted rows, and its fixed columns (rows x
+    d). ``column``: a name, or a tuple of two names with x rows x 2 for s(x, z) (thin-plate
+    only). ``by``: (factor, its level, the level's number, the rows' labels) for one level's
+    smooth of ``s(x, by = f)``: its knots from every row's x (as mgcv's), its basis zero on
+    the other levels' rows and constrained to sum to zero over its own."""
+    names = (column,) if isinstance(column, str) else tuple(column)
+    column = ", ".join(names)
+    d = len(names)
     x = np.asarray(x, dtype=float)
+    points = x.reshape(len(x), d)
     mask = np.ones(len(x), dtype=bool) if by is None else np.asarray(by[3]) == by[1]
-    if by is not None and len(np.unique(x[mask])) < 3:
+    if by is not None and len(np.unique(points[mask], axis=0)) < 3:
         raise DataError(f"s({column}, by = {by[0]}): level {by[1]!r} has under 3 distinct '{column}' values")
-    distinct = np.unique(x)
-    if k < 3:
-        raise DataError(f"s({column}, k = {k}): a penalized regression spline needs k >= 3")
+    distinct = np.unique(points, axis=0)
+    if k < d + 2:
+        raise DataError(f"s({column}, k = {k}): a penalized spline of {d} column(s) needs k >= {d + 2}")
+    for name, values in zip(names, points.T, strict=True):
+        if np.ptp(values) == 0:
+            raise DataError(f"s({column}): '{name}' takes one value only, over which nothing varies")
     if len(distinct) < k:
         raise DataError(
             f"s({column}) needs at least k = {k} distinct values of '{column}', it has {len(distinct)}: "
-            f"give a smaller k (s({column}, k = {max(3, len(distinct))})) or enter '{column}' as a factor"
+            f"give a smaller k (s({column}, k = {max(d + 2, len(distinct))})) or enter '{column}' as a factor"
         )
     shift, UZ = 0.0, None
     if bs == "tp":
         knots, shift, UZ, S = tp_setup(distinct, k)
-        X = tp_basis(x, knots, shift, UZ) * mask[:, None]
+        X = tp_basis(points, knots, shift, UZ) * mask[:, None]
+        knots = knots[:, 0] if d == 1 else knots
     else:
+        distinct = distinct[:, 0]
         knots = np.quantile(distinct, np.linspace(0, 1, k))  # mgcv's place.knots
         X = cr_basis(x, knots) * mask[:, None]
         S = cr_penalty(knots)
@@ -234,18 +263,18 @@ def smooth_term(column: str, x: np.ndarray, k: int, by=None, bs: str = "cr") -> 
     order = np.argsort(values)[::-1]
     values, vectors = values[order], vectors[:, order]
     penalized = values > values[0] * 1e-10
-    if penalized.sum() != k - 2:
+    if penalized.sum() != k - 1 - d:
         free = k - 1 - int(penalized.sum())
-        raise DataError(f"s({column}): the spline's penalty has {free} unpenalized directions, not 1")
+        raise DataError(f"s({column}): the spline's penalty has {free} unpenalized directions, not {d}")
     fixed_map = vectors[:, ~penalized]
     random_map = vectors[:, penalized] / np.sqrt(values[penalized])
     constrained = X @ constraint
     fixed = constrained @ fixed_map
-    # The unpenalized direction is the straight line: fix its sign to rise with x.
-    if np.corrcoef(fixed[mask, 0], x[mask])[0, 1] < 0:
+    # One column: the unpenalized direction is the straight line; fix its sign to rise with x.
+    if d == 1 and np.corrcoef(fixed[mask, 0], x[mask])[0, 1] < 0:
         fixed_map, fixed = -fixed_map, -fixed
     smooth = Smooth(column, k, knots, constraint, fixed_map, random_map, constrained @ random_map, bs=bs,
-                    shift=shift, UZ=UZ)  # fmt: skip
+                    shift=shift, UZ=UZ, variables=names if d > 1 else ())  # fmt: skip
     if by is not None:
         smooth.by, smooth.level, smooth.index = by[0], by[1], by[2]
     return smooth, fixed

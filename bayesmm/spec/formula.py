@@ -119,7 +119,7 @@ class ParsedFormula:
     # brms's monotonic effects y ~ mo(x): the ordered predictors' column names.
     monotonic: tuple[str, ...] = ()
     # Penalized splines y ~ s(x, k = 10): each smooth's column and number of knots.
-    smooths: tuple[tuple[str, int, str | None, str], ...] = ()  # (column, k, by factor or None, basis)
+    smooths: tuple[tuple[tuple[str, ...], int, str | None, str], ...] = ()  # (columns, k, by or None, basis)
     # Gaussian processes y ~ gp(x, k = 20, c = 1.25, cov = "exp_quad"), Hilbert-space approximated.
     gps: tuple[tuple[tuple[str, ...], int, float, str, str | None], ...] = ()  # (columns, k, c, kernel, by)
 
@@ -127,7 +127,7 @@ class ParsedFormula:
     def special_terms(self) -> list[str]:
         """The terms of the mean's formula that are not formulaic's (mo(), s(), gp()), as text."""
         texts = [f"mo({column})" for column in self.monotonic]
-        texts += [f's({c}, k = {k}, bs = "{bs}"' + (f", by = {by})" if by else ")")
+        texts += [f's({", ".join(c)}, k = {k}, bs = "{bs}"' + (f", by = {by})" if by else ")")
                   for c, k, by, bs in self.smooths]  # fmt: skip
         texts += [f'gp({", ".join(c)}, k = {k}, c = {cc:g}, cov = "{kernel}"'
                   + (f", by = {by})" if by else ")") for c, k, cc, kernel, by in self.gps]  # fmt: skip
@@ -311,15 +311,16 @@ def _arguments(inner: str, offset: int):
 _GR = re.compile(r"^gr\s*\((?P<inner>.*)\)$", re.S)
 
 
-def _smooth(inner: str, offset: int, formula: str) -> tuple[str, int, str | None, str]:
-    """``s(x)``, ``s(x, k = 5)``, ``s(x, bs = "cr")``, ``s(x, by = f)``: the column, the basis
-    size k (10, mgcv's default), the factor whose levels each get their own smooth (or None)
-    and the basis, ``"tp"`` (thin-plate regression spline, mgcv's and brms's default) or
-    ``"cr"`` (cubic regression spline)."""
-    column, k, by, bs = None, 10, None, "tp"
+def _smooth(inner: str, offset: int, formula: str) -> tuple[tuple[str, ...], int, str | None, str]:
+    """``s(x)``, ``s(x, k = 5)``, ``s(x, bs = "cr")``, ``s(x, by = f)``, ``s(x, z)``: the columns
+    (one, or two for a thin-plate smooth of both), the basis size k (mgcv's defaults: 10 for one
+    column, 30 for two), the factor whose levels each get their own smooth (or None) and the
+    basis, ``"tp"`` (thin-plate regression spline, mgcv's and brms's default) or ``"cr"``
+    (cubic regression spline, one column)."""
+    columns, k, by, bs = [], None, None, "tp"
     for position, at, piece, key, value in _arguments(inner, offset):
-        if key is None and position == 0 and re.fullmatch(_NAME, value):
-            column = value.strip("`")
+        if key is None and position == len(columns) and re.fullmatch(_NAME, value):
+            columns.append(value.strip("`"))
         elif key == "k" and value.isdigit():
             k = int(value)
         elif key == "bs" and value.strip("'\"") in SMOOTH_BASES:
@@ -334,13 +335,23 @@ def _smooth(inner: str, offset: int, formula: str) -> tuple[str, int, str | None
             )  # fmt: skip
         else:
             raise FormulaSyntaxError(
-                "s() takes one column, k = (basis size), bs = \"tp\" | \"cr\" and by = (a factor's column); "
-                f"multi-column smooths and other arguments are not supported ('{piece}')", formula, at,
-                at + len(piece),
+                "s() takes one or two columns, k = (basis size), bs = \"tp\" | \"cr\" and by = (a factor's "
+                f"column); other arguments are not supported ('{piece}')", formula, at, at + len(piece),
             )  # fmt: skip
-    if column is None:
+    if not columns:
         raise FormulaSyntaxError("s() takes a numeric column first: y ~ s(x)", formula, offset)
-    return column, k, by, bs
+    if len(columns) > 2 or len(set(columns)) < len(columns):
+        raise FormulaSyntaxError(
+            f"s({inner}): a smooth of one column or two different ones is supported (for more, or for "
+            "columns in different units, mgcv's te() and t2() are not: scale them, or use gp(x, z, w))",
+            formula, offset,
+        )  # fmt: skip
+    if len(columns) == 2 and bs != "tp":
+        raise FormulaSyntaxError(
+            f"s({inner}): the cubic regression spline is of one column; s(x, z) is a thin-plate spline "
+            "(leave out bs, or write bs = \"tp\")", formula, offset,
+        )  # fmt: skip
+    return tuple(columns), k if k is not None else (10 if len(columns) == 1 else 30), by, bs
 
 
 def _gp(inner: str, offset: int, formula: str) -> tuple[tuple[str, ...], int, float, str, str | None]:
@@ -502,7 +513,7 @@ def parse_formula(formula: str) -> ParsedFormula:
     random: list[RandomTermSpec] = []
     offsets: list[str] = []
     monotonic: list[str] = []
-    smooths: list[tuple[str, int, str | None, str]] = []
+    smooths: list[tuple[tuple[str, ...], int, str | None, str]] = []
     gps: list[tuple[tuple[str, ...], int, float, str, str | None]] = []
     for chunk_offset, raw in _split_top_level(rhs, "+", rhs_offset):
         offset, chunk = _strip_with_offset(chunk_offset, raw)
@@ -528,7 +539,8 @@ def parse_formula(formula: str) -> ParsedFormula:
         if smooth_match:
             smooth = _smooth(smooth_match.group("inner"), offset + chunk.index("(") + 1, text)
             if any(smooth[0::2] == other[0::2] for other in smooths):
-                raise FormulaSyntaxError(f"s({smooth[0]}) is given twice", text, offset, offset + len(chunk))
+                shown = ", ".join(smooth[0])
+                raise FormulaSyntaxError(f"s({shown}) is given twice", text, offset, offset + len(chunk))
             smooths.append(smooth)
             continue
         monotonic_match = _MONOTONIC.match(chunk)
