@@ -391,6 +391,14 @@ static double gamma_q(double a, double x) {
 /* Returns 0, or 1 for an unknown code. */
 WIDE static int elementwise_row(int64_t code, int64_t n, double *po, int64_t so, const double *pa, int64_t sa,
                            const double *pb, int64_t sb, const double *pc, int64_t sc) {
+    if (code == EW_DIV && so == 1 && sa == 1 && sb == 0 && n >= 64 && isnormal(pb[0])) {
+        /* by one number (a scale) over many rows: times its reciprocal, one division in all
+         * (within an ulp of each quotient; a subnormal divisor, whose reciprocal overflows,
+         * divides) */
+        const double r = 1.0 / pb[0];
+        for (int64_t i = 0; i < n; i++) po[i] = pa[i] * r;
+        return 0;
+    }
     switch (code) {
         SCALAR_CASES(LOOP1, LOOP2, LOOP3)
         default: return 1;
