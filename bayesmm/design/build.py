@@ -275,12 +275,12 @@ def build_design(
     additions, additions_missing = read_additions(parsed, data)
     monotonic = {column: read_monotonic(column, data) for column in parsed.monotonic}
     additions_missing.update({f"mo({c})": np.isnan(codes) for c, (_, codes) in monotonic.items()})
-    smooth_values = {columns: _smooth_values(columns, data) for columns, *_ in parsed.smooths}
+    smooth_values = {columns: _values(columns, data, "s") for columns, *_ in parsed.smooths}
     by_labels = {by: _by_labels(data, by, ", ".join(c)) for c, _, by, _ in parsed.smooths if by is not None}
     additions_missing.update({f"by = {b}": pd.isna(data[b]).to_numpy() for b in by_labels})
     missing_smooth = {f"s({', '.join(c)})": np.isnan(v).any(axis=1) for c, v in smooth_values.items()}
     additions_missing.update(missing_smooth)
-    gp_values = {gp[0]: _gp_values(gp[0], data) for gp in parsed.gps}
+    gp_values = {gp[0]: _values(gp[0], data, "gp") for gp in parsed.gps}
     by_labels.update({gp[4]: _by_labels(data, gp[4], ", ".join(gp[0])) for gp in parsed.gps if gp[4]})
     additions_missing.update({f"gp({', '.join(c)})": np.isnan(v).any(axis=1) for c, v in gp_values.items()})
 
@@ -323,8 +323,7 @@ def build_design(
     for columns, k, by, bs in parsed.smooths:
         _check_finite(smooth_values[columns], [f"s({', '.join(columns)}): {c}" for c in columns], "predictor")
         for where in _per_level(by, by_labels):
-            values = smooth_values[columns]
-            smooth, fixed = smooth_term(columns, values[:, 0] if len(columns) == 1 else values, k, where, bs)
+            smooth, fixed = smooth_term(columns, smooth_values[columns], k, where, bs)
             smooths.append(smooth)
             X, fixef_names = np.column_stack([X, fixed]), [*fixef_names, *smooth.fixed_names]
     gps = []
@@ -524,14 +523,19 @@ def _new_by_labels(term, terms: list, newdata: pd.DataFrame, kind: str):
     return labels
 
 
-def _gp_values(columns: tuple[str, ...], data: pd.DataFrame) -> np.ndarray:
-    """The values of gp()'s columns, rows x columns (NaN where missing)."""
-    return np.column_stack([read_smooth(column, data, "gp") for column in columns])
+def _values(columns: tuple[str, ...], data: pd.DataFrame, kind: str) -> np.ndarray:
+    """The values of an s() or gp() term's columns (``kind``: "s" or "gp"), rows x columns
+    (NaN where missing)."""
+    return np.column_stack([read_smooth(column, data, kind) for column in columns])
 
 
-def _smooth_values(columns: tuple[str, ...], data: pd.DataFrame) -> np.ndarray:
-    """The values of s()'s columns, rows x columns (NaN where missing)."""
-    return np.column_stack([read_smooth(column, data) for column in columns])
+def _new_values(term, newdata: pd.DataFrame) -> np.ndarray:
+    """The new rows' values of a smooth's or GP's columns; a missing or infinite one is refused."""
+    x = _values(term.predictors, newdata, term.call)
+    if not np.all(np.isfinite(x)):
+        row = newdata.index[int(np.argmax(~np.isfinite(x).all(axis=1)))]
+        raise DataError(f"{term.call}({term.column}) in the new data is missing or infinite in row {row!r}")
+    return x
 
 
 def _by_labels(data: pd.DataFrame, by: str, column: str) -> pd.Categorical:
@@ -1031,20 +1035,12 @@ def encode_new_data(design: Design, newdata: pd.DataFrame, trials=None) -> NewDa
     smooth_matrices = []
     for smooth in design.smooths:
         labels = _new_by_labels(smooth, design.smooths, newdata, "s")
-        x = _smooth_values(smooth.predictors, newdata)
-        x = x[:, 0] if x.shape[1] == 1 else x
-        if np.isnan(x).any() or np.isinf(x).any():
-            row = newdata.index[int(np.argmax(~np.isfinite(x).reshape(len(x), -1).all(axis=1)))]
-            raise DataError(f"s({smooth.column}) in the new data is missing or infinite in row {row!r}")
-        fixed, Z = smooth.columns(x, labels)
+        fixed, Z = smooth.columns(_new_values(smooth, newdata), labels)
         X = np.column_stack([X, fixed])
         smooth_matrices.append(Z)
     gp_matrices = []
     for gp in design.gps:
-        x = _gp_values(gp.predictors, newdata)
-        if not np.all(np.isfinite(x)):
-            row = newdata.index[int(np.argmax(~np.isfinite(x).all(axis=1)))]
-            raise DataError(f"gp({gp.column}) in the new data is missing or infinite in row {row!r}")
+        x = _new_values(gp, newdata)
         gp_matrices.append(gp.columns(x, _new_by_labels(gp, design.gps, newdata, "gp"))[1])
     offset = offset_values(design.offset_expressions, newdata, new=True)
     codes, matrices, unseen = [], [], []

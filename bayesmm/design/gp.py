@@ -80,10 +80,6 @@ class GaussianProcess(PerLevel):
     call: ClassVar[str] = "gp"
 
     @property
-    def predictors(self) -> tuple[str, ...]:
-        return self.variables or (self.column,)
-
-    @property
     def dimension(self) -> int:
         return len(self.predictors)
 

@@ -129,7 +129,8 @@ def cr_basis(x: np.ndarray, knots: np.ndarray) -> np.ndarray:
 class PerLevel:
     """What a smooth ``s(x)`` and a Gaussian process ``gp(x)`` share when ``by = f`` gives each
     level of f its own: the display name, the key in PyMC's variable names, and the basis
-    zeroed on the other levels' rows. The classes hold ``column``, ``by``, ``level``, ``index``."""
+    zeroed on the other levels' rows. The classes hold ``column`` (as written: ``x`` or ``x, z``),
+    ``variables`` (the columns of a term of several, else empty), ``by``, ``level``, ``index``."""
 
     call: ClassVar[str]
 
@@ -142,7 +143,7 @@ class PerLevel:
     @property
     def predictors(self) -> tuple[str, ...]:
         """The data's columns the term is a function of."""
-        return (self.column,)
+        return self.variables or (self.column,)
 
     @property
     def key(self) -> str:
@@ -178,15 +179,11 @@ class Smooth(PerLevel):
     variables: tuple[str, ...] = ()  # the columns, for s(x, z) (one column: empty)
     call: ClassVar[str] = "s"
 
-    @property
-    def predictors(self) -> tuple[str, ...]:
-        return self.variables or (self.column,)
-
     def basis(self, x: np.ndarray) -> np.ndarray:
-        """The basis (before the sum-to-zero constraint) at ``x``."""
+        """The basis (before the sum-to-zero constraint) at ``x`` (rows, or rows x columns)."""
         if self.bs == "tp":
             return tp_basis(x, self.knots, self.shift, self.UZ)
-        return cr_basis(x, self.knots)
+        return cr_basis(np.asarray(x, dtype=float).reshape(len(x), -1)[:, 0], self.knots)
 
     @property
     def fixed_names(self) -> list[str]:
@@ -253,7 +250,7 @@ def smooth_term(column, x: np.ndarray, k: int, by=None, bs: str = "cr") -> tuple
     else:
         distinct = distinct[:, 0]
         knots = np.quantile(distinct, np.linspace(0, 1, k))  # mgcv's place.knots
-        X = cr_basis(x, knots) * mask[:, None]
+        X = cr_basis(points[:, 0], knots) * mask[:, None]
         S = cr_penalty(knots)
     # Sum-to-zero over the rows: the null space of the constraint's direction (mgcv's QR).
     q, _ = np.linalg.qr(X.sum(axis=0)[:, None], mode="complete")
@@ -271,7 +268,7 @@ def smooth_term(column, x: np.ndarray, k: int, by=None, bs: str = "cr") -> tuple
     constrained = X @ constraint
     fixed = constrained @ fixed_map
     # One column: the unpenalized direction is the straight line; fix its sign to rise with x.
-    if d == 1 and np.corrcoef(fixed[mask, 0], x[mask])[0, 1] < 0:
+    if d == 1 and np.corrcoef(fixed[mask, 0], points[mask, 0])[0, 1] < 0:
         fixed_map, fixed = -fixed_map, -fixed
     smooth = Smooth(column, k, knots, constraint, fixed_map, random_map, constrained @ random_map, bs=bs,
                     shift=shift, UZ=UZ, variables=names if d > 1 else ())  # fmt: skip

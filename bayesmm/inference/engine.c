@@ -406,10 +406,6 @@ WIDE static int elementwise_row(int64_t code, int64_t n, double *po, int64_t so,
     return 0;
 }
 
-/* [PICK, code, nin, n, pick, out, out_stride, (in, in_stride) x nin]: a one-dimensional
- * elementwise operation at the positions ``pick`` only. */
-static int elementwise_pick(const int64_t *op, double *work, const double *consts, int64_t nw);
-
 /* The operand's pointer for an address in the joint address space: the workspace below
  * LOCAL_BASE, the constants from CONST_BASE, and in between a block's chunk-local values
  * (bayesmm/inference/blocks.py): the workspace address (address - LOCAL_BASE) holds the rows
@@ -420,6 +416,8 @@ static inline double *at(double *work, const double *consts, int64_t lo, int64_t
     return work + address;
 }
 
+/* [PICK, code, nin, n, pick, out, out_stride, (in, in_stride) x nin]: a one-dimensional
+ * elementwise operation at the positions ``pick`` only. */
 static int elementwise_pick(const int64_t *op, double *work, const double *consts, int64_t nw) {
     /* A chunk of the positions at a time: their operands copied side by side, the row loop
      * (vectorised) run on the copies, the results copied back to their positions. A

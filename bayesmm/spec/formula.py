@@ -383,6 +383,14 @@ def _gp(inner: str, offset: int, formula: str) -> tuple[tuple[str, ...], int, fl
     return tuple(columns), k, c, kernel, by
 
 
+def _append_once(terms: list, term: tuple, by_at: int, call: str, text: str, start: int, end: int) -> None:
+    """Append an s() or gp() term (a tuple: its columns first, its by factor at ``by_at``),
+    refusing one whose columns and by factor an earlier term already has."""
+    if any((term[0], term[by_at]) == (other[0], other[by_at]) for other in terms):
+        raise FormulaSyntaxError(f"{call}({', '.join(term[0])}) is given twice", text, start, end)
+    terms.append(term)
+
+
 def _gr(right: str, formula: str, offset: int) -> tuple[str, str | None]:
     """brms's ``gr(g, cov = A)``: the grouping factor ``g`` and the name of its levels' known
     covariance matrix (given in ``data2``); ``gr(g)`` alone is ``g``."""
@@ -530,18 +538,12 @@ def parse_formula(formula: str) -> ParsedFormula:
         gp_match = _GP.match(chunk)
         if gp_match:
             gp = _gp(gp_match.group("inner"), offset + chunk.index("(") + 1, text)
-            if any(gp[0::4] == other[0::4] for other in gps):
-                shown = ", ".join(gp[0])
-                raise FormulaSyntaxError(f"gp({shown}) is given twice", text, offset, offset + len(chunk))
-            gps.append(gp)
+            _append_once(gps, gp, 4, "gp", text, offset, offset + len(chunk))
             continue
         smooth_match = _SMOOTH.match(chunk)
         if smooth_match:
             smooth = _smooth(smooth_match.group("inner"), offset + chunk.index("(") + 1, text)
-            if any(smooth[0::2] == other[0::2] for other in smooths):
-                shown = ", ".join(smooth[0])
-                raise FormulaSyntaxError(f"s({shown}) is given twice", text, offset, offset + len(chunk))
-            smooths.append(smooth)
+            _append_once(smooths, smooth, 2, "s", text, offset, offset + len(chunk))
             continue
         monotonic_match = _MONOTONIC.match(chunk)
         if monotonic_match:
