@@ -26,6 +26,17 @@ def frame(n_groups: int = 6, per_group: int = 5, seed: int = 0) -> pd.DataFrame:
     )
 
 
+def refused(formula: str, data: pd.DataFrame, message: str) -> None:
+    """Assert that bm.Model(formula, data) refuses with a DataError or FormulaSyntaxError
+    matching ``message``, leaving ``data`` as it was."""
+    import pytest
+
+    import bayesmm as bm
+
+    with unchanged(data), pytest.raises((bm.DataError, bm.FormulaSyntaxError), match=message):
+        bm.Model(formula, data)
+
+
 @contextlib.contextmanager
 def unchanged(data: pd.DataFrame):
     """Assert that the block leaves ``data`` exactly as it was (values, dtypes, index)."""
