@@ -177,9 +177,7 @@ def _conflict(new: Access, old: Access, const_base: int, rows_apart: bool = Fals
     whose chunks keep their order row by row."""
     if new.first >= const_base or old.first >= const_base:
         return False
-    if not (new.write or old.write):
-        return False
-    if new.last < old.first or old.last < new.first:
+    if not (new.write or old.write) or not _overlaps(new, old):
         return False
     return rows_apart or not (new.rows is not None and new.rows == old.rows)
 
@@ -268,10 +266,6 @@ def _inner(words: list[int]) -> list[list[int]]:
     return inner
 
 
-def _flat(code: list[list[int]], op: dict) -> list[list[int]]:
-    return [w for words in code for w in (_inner(words) if words[0] == op["OP_BLOCK"] else [words])]
-
-
 def _local(address: int, rows: int, inner: list[_Instruction], later: list[_Instruction],
            outputs: list[Access]) -> tuple[int, int] | None:  # fmt: skip
     """The first and last of the block's instructions that touch the rows at ``address``, or
@@ -306,15 +300,20 @@ def _localized(code: list[list[int]], reader: _Reader, top: int, outputs: list[A
     """``code`` with each block's values that live only within it moved to chunk-local slots
     (slots reused once a value is dead), and the workspace's new size."""
     op = reader.op
-    slots_needed = 0
+    # Every instruction decoded once, blocks' inner ones in place; ``ends[i]``: where the
+    # instructions after top-level instruction i start.
+    flat, ends = [], []
+    for words in code:
+        flat += [reader.read(w) for w in (_inner(words) if words[0] == op["OP_BLOCK"] else [words])]
+        ends.append(len(flat))
+    workspace = top
     result = []
     for index, words in enumerate(code):
         if words[0] != op["OP_BLOCK"]:
             result.append(words)
             continue
-        rows = words[1]
-        inner = [reader.read(w) for w in _inner(words)]
-        later = [reader.read(w) for w in _flat(code[index + 1 :], op)]
+        rows, chunk, count = words[1:4]
+        inner, later = flat[ends[index] - count : ends[index]], flat[ends[index] :]
         written = sorted(
             {a.rows[0] for ins in inner for a in ins.accesses if a.write and a.rows and a.rows[1] == 1}
         )
@@ -327,16 +326,15 @@ def _localized(code: list[list[int]], reader: _Reader, top: int, outputs: list[A
             for done in [b for b in busy if b[0] < first]:
                 busy.remove(done)
                 free.append(done[1])
-            slot_of[address] = free.pop() if free else len(free) + len(busy)
+            slot_of[address] = free.pop() if free else len(busy)
             busy.append((last, slot_of[address]))
-        used = max(slot_of.values(), default=-1) + 1
-        slots_needed = max(slots_needed, used)
-        body = [op["OP_BLOCK"], rows, words[2], words[3]]
+        workspace = max(workspace, top + (max(slot_of.values(), default=-1) + 1) * chunk)
+        body = [op["OP_BLOCK"], rows, chunk, count]
         for ins in inner:
             new = list(ins.words)
             for a in ins.accesses:
                 if a.rows and a.rows[0] in slot_of and a.field is not None:
-                    new[a.field] = LOCAL_BASE + top + slot_of[a.rows[0]] * CHUNK
+                    new[a.field] = LOCAL_BASE + top + slot_of[a.rows[0]] * chunk
             body += [len(new) + 1, *new]
         result.append(body)
-    return result, top + slots_needed * CHUNK
+    return result, workspace
