@@ -22,7 +22,7 @@ from .inference.nuts import approximate, sample
 from .model.builder import build_collapsed_model, build_pymc_model
 from .model.collapsed import collapsed_group, why_not_collapsible
 from .model.maximal import Maximal, few_level_groups, maximal_structure, unidentified_terms
-from .model.parameterization import centred_terms, informativeness
+from .model.parameterization import centred_terms, informativeness, smooth_centring
 from .model.variables import reported_variables
 from .results import persist
 from .results.fit import Fit
@@ -296,6 +296,7 @@ class Model:
         self.user_priors = dict(priors or {})  # a dict: resolve_priors refuses anything else
         self.centered_setting = centered
         self.centred = centred_terms(self.design, self.family, centered)
+        self.smooth_weights = smooth_centring(self.design, self.family)
         self.collapsed_setting = collapsed
         self.collapsed = _collapse(self.design, self.family, self.parts, collapsed, centered)
         self.decomp_setting = decomp
@@ -399,7 +400,8 @@ class Model:
         """The underlying PyMC model, built on first use."""
         if self._pymc_model is None:
             self._pymc_model = build_pymc_model(
-                self.design, self.family, self.prior_entries, self.parts, self.centred, self.decomp == "QR"
+                self.design, self.family, self.prior_entries, self.parts, self.centred, self.decomp == "QR",
+                self.smooth_weights,
             )
         return self._pymc_model
 

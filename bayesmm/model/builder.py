@@ -515,6 +515,7 @@ def _linear_predictor(
     centred: tuple[bool, ...] = (),
     qr: bool = False,
     skip: str | None = None,
+    smooth_weights: list | None = None,
 ):
     """The linear predictor per row; the grouping factor ``skip`` (integrated out) is left out.
 
@@ -535,7 +536,7 @@ def _linear_predictor(
     if design.monotonic:
         eta = eta + _monotonic_part(design, priors)
     if design.smooths:
-        eta = eta + _smooth_part(design, priors)
+        eta = eta + _smooth_part(design, priors, smooth_weights)
     if design.gps:
         eta = eta + _gp_part(design, priors)
     if design.offset is not None:
@@ -543,16 +544,23 @@ def _linear_predictor(
     return eta
 
 
-def _smooth_part(design: Design, priors: dict[str, PriorEntry]):
-    """Each smooth's penalized part Z s, s = sds z with z standard normal (non-centred): the
-    smooth's wiggliness is sds, its smoothing parameter 1 / sds^2 (brms's construction; the
-    straight line is among the fixed effects)."""
+def _smooth_part(design: Design, priors: dict[str, PriorEntry], weights: list | None = None):
+    """Each smooth's penalized part Z s, s ~ Normal(0, sds^2) (brms's construction; its
+    smoothing parameter is 1 / sds^2; the straight line is among the fixed effects), drawn
+    partially non-centred: r ~ Normal(0, sds^w), s = sds^(1 - w) r, with each coefficient's
+    weight w from the data (bayesmm.model.parameterization.smooth_centring; w = 0, brms's
+    non-centred form, where not given)."""
     eta = pt.zeros(design.n_obs)
-    for smooth in design.smooths:
+    for k, smooth in enumerate(design.smooths):
         dims = smooth_dim(design, smooth)
         sds = priors[design.qualified(f"sds({smooth.name})")].prior.create(smooth_var(design, "sds", smooth))
-        z = pm.Normal(smooth_var(design, "zs", smooth), 0.0, 1.0, dims=dims)
-        coefficients = pm.Deterministic(smooth_var(design, "s", smooth), sds * z, dims=dims)
+        w = np.zeros(smooth.Z.shape[1]) if weights is None else weights[k]
+        if np.any(w > 0):
+            z = pm.Normal(smooth_var(design, "zs", smooth), 0.0, sds**w, dims=dims)
+            coefficients = pm.Deterministic(smooth_var(design, "s", smooth), sds ** (1 - w) * z, dims=dims)
+        else:
+            z = pm.Normal(smooth_var(design, "zs", smooth), 0.0, 1.0, dims=dims)
+            coefficients = pm.Deterministic(smooth_var(design, "s", smooth), sds * z, dims=dims)
         eta = eta + pt.dot(smooth.Z, coefficients)
     return eta
 
@@ -594,6 +602,7 @@ def build_pymc_model(
     parts: dict[str, Design] | None = None,
     centred: tuple[bool, ...] = (),
     qr: bool = False,
+    smooth_weights: list | None = None,
 ) -> pm.Model:
     """The PyMC model of ``design`` under ``family`` with the resolved ``priors``.
 
@@ -602,7 +611,8 @@ def build_pymc_model(
     ``centred`` says for each term of ``design.random`` whether its group effects are
     sampled centred (bayesmm.model.parameterization; empty: all non-centred). The parts' terms
     are non-centred. ``qr``: the mean's slopes are sampled through the QR decomposition of
-    their columns (decomp="QR").
+    their columns (decomp="QR"). ``smooth_weights``: each smooth's coefficients' partial
+    centring (bayesmm.model.parameterization.smooth_centring; None: non-centred).
     """
     parts = parts or {}
     by_name = {e.parameter: e for e in priors}
@@ -610,7 +620,7 @@ def build_pymc_model(
     for part in parts.values():
         model_coords.update(coords(part))
     with pm.Model(coords=model_coords) as model:
-        eta = _linear_predictor(design, by_name, centred, qr)
+        eta = _linear_predictor(design, by_name, centred, qr, smooth_weights=smooth_weights)
         params = family.create_params(by_name, family.constant_params(parts), design)
         for name, part in parts.items():
             inverse = family.part(name).inverse_graph

@@ -35,7 +35,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..design.build import Design, RandomEffectTerm
     from ..families.base import Family
 
-__all__ = ["informativeness", "centred_terms", "centring_parents", "level_parents", "CENTRING_THRESHOLD"]
+__all__ = ["informativeness", "smooth_centring", "centred_terms", "centring_parents", "level_parents",
+           "CENTRING_THRESHOLD"]  # fmt: skip
 
 CENTRING_THRESHOLD = 1.0
 
@@ -282,3 +283,47 @@ def centred_terms(design: Design, family: Family, setting=None) -> tuple[bool, .
         if chosen[k] is None:
             chosen[k] = around[k] is not None or all(chosen[j] is not False for j in parents[k])
     return tuple(bool(c) for c in chosen)
+
+
+def smooth_centring(design: Design, family: Family) -> list[np.ndarray]:
+    """For each smooth (each s() term, each block of a t2() term), each penalized
+    coefficient's weight w in [0, 1] between the non-centred form (w = 0: a standard normal
+    times sds) and the centred one (w = 1: Normal(0, sds)). The model draws the coefficient
+    as r ~ Normal(0, sds^w) and takes s = sds^(1 - w) r (partial non-centring,
+    Papaspiliopoulos, Roberts and Skold 2003): with w = kappa / (1 + kappa), the precision of
+    the data about the coefficient over that of its prior, r's posterior scale hardly moves
+    with sds, so neither the funnel of a weakly informed coefficient nor the ridge of a
+    well informed one forms. A smooth's columns differ widely in what the data say about
+    them (the low-frequency ones are pinned, the high-frequency ones are not), so the weight
+    is per coefficient.
+
+    kappa comes from one least-squares fit of the linearized response (as for the group
+    effects) on the fixed columns and every smooth's columns together: sds^2 is estimated by
+    the mean over the smooth's coefficients of their squared estimates less their sampling
+    variances, and kappa_j = sds^2 / se_j^2. Where the columns outnumber the rows, or the
+    family has no single working response (categorical), every weight is 0 (non-centred)."""
+    weights = [np.zeros(s.Z.shape[1]) for s in design.smooths]
+    if not design.smooths or family.categorical:
+        return weights
+    D = np.column_stack([design.X, *[s.Z for s in design.smooths]])
+    n, p = D.shape
+    if n <= p + 1:
+        return weights
+    u = _link_scale_response(design, family)
+    gram = D.T @ D
+    scale = np.sqrt(np.maximum(np.diag(gram), 1e-300))
+    if np.linalg.cond(gram / np.outer(scale, scale)) > 1e10:
+        return weights
+    inverse = np.linalg.inv(gram)
+    coef = inverse @ (D.T @ u)
+    residual = u - D @ coef
+    sigma2 = max(float(residual @ residual) / (n - p), _noise_floor(design, family))
+    se2 = sigma2 * np.diag(inverse)
+    start = design.X.shape[1]
+    for k, smooth in enumerate(design.smooths):
+        block = slice(start, start + smooth.Z.shape[1])
+        start = block.stop
+        tau2 = max(float(np.mean(coef[block] ** 2 - se2[block])), 0.0)
+        kappa = tau2 / se2[block]
+        weights[k] = kappa / (1 + kappa)
+    return weights

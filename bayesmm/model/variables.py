@@ -65,8 +65,9 @@ def monotonic_dim(design: Design, term) -> str:
 
 
 def smooth_var(design: Design, kind: str, smooth) -> str:
-    """An s(x) term's variable: ``sds_x`` (its SD), ``zs_x`` (standard normals) or ``s_x``
-    (the penalized coefficients, sds_x * zs_x)."""
+    """An s(x) term's variable: ``sds_x`` (its SD), ``zs_x`` (the sampled coordinates,
+    Normal(0, sds_x^w), partially centred) or ``s_x`` (the penalized coefficients,
+    sds_x^(1 - w) * zs_x)."""
     return design.var(f"{kind}_{smooth.key}")
 
 
