@@ -35,3 +35,17 @@ fixed_xz <- gam(y ~ s(x, z, k = 30), data = d2, sp = 2)
 sm_xz <- smoothCon(s(x, z, k = 30), data = d2, knots = NULL)[[1]]
 out_xz <- data.frame(kind = c(rep("fitted_sp2", nrow(d2)), "S_scale"), value = c(fitted(fixed_xz), sm_xz$S.scale))
 write.csv(out_xz, "tests/reference/smooth2_mgcv.csv", row.names = FALSE)
+
+# The tensor-product smooth t2(x, z) (cubic regression spline margins, k = 5 each: mgcv's
+# and brms's defaults) on the same rows: tests/reference/t2_mgcv_basis.csv holds mgcv's
+# columns (smoothCon, constraint absorbed: the penalized blocks rr, nr, rn, then the three
+# fixed columns), tests/reference/t2_mgcv.csv the REML fit on a 9 x 9 grid and its sigma.
+sm_t2 <- smoothCon(t2(x, z), data = d2, absorb.cons = TRUE)[[1]]
+basis <- sm_t2$X
+colnames(basis) <- c(paste0("rr", 1:9), paste0("nr", 1:6), paste0("rn", 1:6), paste0("fixed", 1:3))
+write.csv(round(basis, 12), "tests/reference/t2_mgcv_basis.csv", row.names = FALSE)
+reml_t2 <- gam(y ~ t2(x, z), data = d2, method = "REML")
+grid2 <- data.frame(x = rep(seq(1, 9, length.out = 9), each = 9), z = rep(seq(0.5, 5.5, length.out = 9), 9))
+out_t2 <- data.frame(kind = c(rep("reml_grid_fit", 81), "reml_sigma"),
+                     value = c(predict(reml_t2, grid2), sqrt(reml_t2$sig2)))
+write.csv(out_t2, "tests/reference/t2_mgcv.csv", row.names = FALSE)

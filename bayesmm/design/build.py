@@ -33,6 +33,7 @@ from .gp import GaussianProcess, gp_term
 from .known_cov import level_covariance
 from .monotonic import Monotonic, read_monotonic
 from .smooth import Smooth, read_smooth, smooth_term
+from .tensor import TensorSmooth, tensor_terms
 
 __all__ = ["Design", "RandomEffectTerm", "build_design", "DataError"]
 
@@ -154,7 +155,8 @@ class Design:
     responses: list[Expression] = field(repr=False, default_factory=list)
     additions: Additions = field(default_factory=Additions)  # se(), weights(), cens(), trunc()
     monotonic: list[Monotonic] = field(default_factory=list)  # mo(x) terms
-    smooths: list[Smooth] = field(default_factory=list)  # s(x) terms (their fixed columns end X)
+    # s(x) terms and t2(x, z)'s penalized blocks (their fixed columns end X)
+    smooths: list[Smooth | TensorSmooth] = field(default_factory=list)
     gps: list[GaussianProcess] = field(default_factory=list)  # gp(x) terms
 
     def __post_init__(self) -> None:
@@ -276,12 +278,15 @@ def build_design(
     monotonic = {column: read_monotonic(column, data) for column in parsed.monotonic}
     additions_missing.update({f"mo({c})": np.isnan(codes) for c, (_, codes) in monotonic.items()})
     smooth_values = {columns: _values(columns, data, "s") for columns, *_ in parsed.smooths}
+    smooth_values.update({columns: _values(columns, data, "t2") for columns, *_ in parsed.tensors})
     by_labels = {by: _by_labels(data, by, ", ".join(c)) for c, _, by, _ in parsed.smooths if by is not None}
+    by_labels.update({by: _by_labels(data, by, ", ".join(c), "t2") for c, _, by, _ in parsed.tensors if by})
     additions_missing.update({f"by = {b}": pd.isna(data[b]).to_numpy() for b in by_labels})
-    missing_smooth = {f"s({', '.join(c)})": np.isnan(v).any(axis=1) for c, v in smooth_values.items()}
-    additions_missing.update(missing_smooth)
+    for call, terms in (("s", parsed.smooths), ("t2", parsed.tensors)):
+        additions_missing.update({f"{call}({', '.join(c)})": np.isnan(smooth_values[c]).any(axis=1)
+                                  for c, *_ in terms})  # fmt: skip
     gp_values = {gp[0]: _values(gp[0], data, "gp") for gp in parsed.gps}
-    by_labels.update({gp[4]: _by_labels(data, gp[4], ", ".join(gp[0])) for gp in parsed.gps if gp[4]})
+    by_labels.update({gp[4]: _by_labels(data, gp[4], ", ".join(gp[0]), "gp") for gp in parsed.gps if gp[4]})
     additions_missing.update({f"gp({', '.join(c)})": np.isnan(v).any(axis=1) for c, v in gp_values.items()})
 
     keep = _complete_rows(compiled, parsed, data, trials_values, na_action, additions_missing)
@@ -326,6 +331,13 @@ def build_design(
             smooth, fixed = smooth_term(columns, smooth_values[columns], k, where, bs)
             smooths.append(smooth)
             X, fixef_names = np.column_stack([X, fixed]), [*fixef_names, *smooth.fixed_names]
+    for columns, k, by, bs in parsed.tensors:
+        names = [f"t2({', '.join(columns)}): {c}" for c in columns]
+        _check_finite(smooth_values[columns], names, "predictor")
+        for where in _per_level(by, by_labels):
+            blocks, fixed = tensor_terms(columns, smooth_values[columns], k, where, bs)
+            smooths.extend(blocks)
+            X, fixef_names = np.column_stack([X, fixed]), [*fixef_names, *blocks[0].fixed_names]
     gps = []
     for columns, k, c, kernel, by in parsed.gps:
         names = [f"gp({', '.join(columns)}): {name}" for name in columns]
@@ -419,6 +431,7 @@ def _compile(parsed: ParsedFormula, data: pd.DataFrame, trials) -> Compiled:
         used.add(trials)
     used |= {value for addition in parsed.additions for _, value in addition.args} | set(parsed.monotonic)
     used |= {c for columns, *_ in parsed.smooths for c in columns} | {b for _, _, b, _ in parsed.smooths if b}
+    used |= {c for columns, *_ in parsed.tensors for c in columns} | {b for _, _, b, _ in parsed.tensors if b}
     used |= {c for gp in parsed.gps for c in gp[0]} | {gp[4] for gp in parsed.gps if gp[4]}
     dot = [str(c) for c in columns if str(c) not in used]
     with _evaluating("the fixed effects", columns):
@@ -538,13 +551,15 @@ def _new_values(term, newdata: pd.DataFrame) -> np.ndarray:
     return x
 
 
-def _by_labels(data: pd.DataFrame, by: str, column: str) -> pd.Categorical:
+def _by_labels(data: pd.DataFrame, by: str, column: str, call: str = "s") -> pd.Categorical:
     """The level label of each row of ``s(column, by = by)``'s factor (missing stay missing)."""
     if by not in data.columns:
-        raise missing_column_error(by, f"s({column}, by = {by})", data.columns)
+        raise missing_column_error(by, f"{call}({column}, by = {by})", data.columns)
     values = data[by]
     if pd.api.types.is_float_dtype(values) and values.nunique() > 20:
-        raise DataError(f"s({column}, by = {by}): '{by}' is a continuous number; by = takes a factor here")
+        raise DataError(
+            f"{call}({column}, by = {by}): '{by}' is a continuous number; by = takes a factor here"
+        )
     labels = _labels(values.dropna()).reindex(values.index)
     order = ([level_label(c) for c in values.cat.categories] if isinstance(values.dtype, pd.CategoricalDtype)
              else sorted(labels.dropna().unique(), key=level_sort_key))  # fmt: skip

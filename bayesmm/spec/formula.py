@@ -120,15 +120,19 @@ class ParsedFormula:
     monotonic: tuple[str, ...] = ()
     # Penalized splines y ~ s(x, k = 10): each smooth's column and number of knots.
     smooths: tuple[tuple[tuple[str, ...], int, str | None, str], ...] = ()  # (columns, k, by or None, basis)
+    # Tensor-product smooths y ~ t2(x, z, k = 5, bs = "cr"): (columns, k per margin, by or None, basis).
+    tensors: tuple[tuple[tuple[str, ...], int, str | None, str], ...] = ()
     # Gaussian processes y ~ gp(x, k = 20, c = 1.25, cov = "exp_quad"), Hilbert-space approximated.
     gps: tuple[tuple[tuple[str, ...], int, float, str, str | None], ...] = ()  # (columns, k, c, kernel, by)
 
     @property
     def special_terms(self) -> list[str]:
-        """The terms of the mean's formula that are not formulaic's (mo(), s(), gp()), as text."""
+        """The terms of the mean's formula that are not formulaic's (mo(), s(), t2(), gp()), as text."""
         texts = [f"mo({column})" for column in self.monotonic]
         texts += [f's({", ".join(c)}, k = {k}, bs = "{bs}"' + (f", by = {by})" if by else ")")
                   for c, k, by, bs in self.smooths]  # fmt: skip
+        texts += [f't2({", ".join(c)}, k = {k}, bs = "{bs}"' + (f", by = {by})" if by else ")")
+                  for c, k, by, bs in self.tensors]  # fmt: skip
         texts += [f'gp({", ".join(c)}, k = {k}, c = {cc:g}, cov = "{kernel}"'
                   + (f", by = {by})" if by else ")") for c, k, cc, kernel, by in self.gps]  # fmt: skip
         return texts
@@ -342,8 +346,8 @@ def _smooth(inner: str, offset: int, formula: str) -> tuple[tuple[str, ...], int
         raise FormulaSyntaxError("s() takes a numeric column first: y ~ s(x)", formula, offset)
     if len(columns) > 2 or len(set(columns)) < len(columns):
         raise FormulaSyntaxError(
-            f"s({inner}): a smooth of one column or two different ones is supported (for more, or for "
-            "columns in different units, mgcv's te() and t2() are not: scale them, or use gp(x, z, w))",
+            f"s({inner}): a smooth of one column or two different ones is supported (for columns in "
+            "different units, or three, write the tensor smooth t2(x, z, w); or gp(x, z, w))",
             formula, offset,
         )  # fmt: skip
     if len(columns) == 2 and bs != "tp":
@@ -352,6 +356,34 @@ def _smooth(inner: str, offset: int, formula: str) -> tuple[tuple[str, ...], int
             "(leave out bs, or write bs = \"tp\")", formula, offset,
         )  # fmt: skip
     return tuple(columns), k if k is not None else (10 if len(columns) == 1 else 30), by, bs
+
+
+def _tensor(inner: str, offset: int, formula: str) -> tuple[tuple[str, ...], int, str | None, str]:
+    """``t2(x, z)``, ``t2(x, z, w)``, ``t2(x, z, k = 6, bs = "tp", by = f)``: the columns (two or
+    three), each margin's basis size k (mgcv's default 5), the by factor (or None) and the
+    margins' basis, ``"cr"`` (mgcv's default for t2) or ``"tp"``."""
+    columns, k, by, bs = [], 5, None, "cr"
+    for position, at, piece, key, value in _arguments(inner, offset):
+        if key is None and position == len(columns) and re.fullmatch(_NAME, value):
+            columns.append(value.strip("`"))
+        elif key == "k" and value.isdigit():
+            k = int(value)
+        elif key == "bs" and value.strip("'\"") in SMOOTH_BASES:
+            bs = value.strip("'\"")
+        elif key == "by" and re.fullmatch(_NAME, value):
+            by = value.strip("`")
+        else:
+            raise FormulaSyntaxError(
+                "t2() takes two or three columns, k = (each margin's basis size), bs = \"cr\" | \"tp\" and "
+                f"by = (a factor's column); other arguments are not supported ('{piece}')", formula, at,
+                at + len(piece),
+            )  # fmt: skip
+    if len(columns) not in (2, 3) or len(set(columns)) < len(columns):
+        raise FormulaSyntaxError(
+            f"t2({inner}) is a tensor product of two or three different columns (for one, write s(x))",
+            formula, offset,
+        )  # fmt: skip
+    return tuple(columns), k, by, bs
 
 
 def _gp(inner: str, offset: int, formula: str) -> tuple[tuple[str, ...], int, float, str, str | None]:
@@ -439,6 +471,7 @@ _BAR_TERM = re.compile(rf"^(?P<prefix>{_PREFIX})?\s*\((?P<inner>.*)\)$", re.S)
 _OFFSET = re.compile(r"^offset\s*\((?P<inner>.*)\)$", re.S)
 _MONOTONIC = re.compile(r"^mo\s*\((?P<inner>.*)\)$", re.S)
 _SMOOTH = re.compile(r"^s\s*\((?P<inner>.*)\)$", re.S)
+_TENSOR = re.compile(r"^t2\s*\((?P<inner>.*)\)$", re.S)
 _GP = re.compile(r"^gp\s*\((?P<inner>.*)\)$", re.S)
 GP_KERNELS = ("exp_quad", "matern32", "matern52")
 SMOOTH_BASES = ("tp", "cr")
@@ -522,6 +555,7 @@ def parse_formula(formula: str) -> ParsedFormula:
     offsets: list[str] = []
     monotonic: list[str] = []
     smooths: list[tuple[tuple[str, ...], int, str | None, str]] = []
+    tensors: list[tuple[tuple[str, ...], int, str | None, str]] = []
     gps: list[tuple[tuple[str, ...], int, float, str, str | None]] = []
     for chunk_offset, raw in _split_top_level(rhs, "+", rhs_offset):
         offset, chunk = _strip_with_offset(chunk_offset, raw)
@@ -544,6 +578,11 @@ def parse_formula(formula: str) -> ParsedFormula:
         if smooth_match:
             smooth = _smooth(smooth_match.group("inner"), offset + chunk.index("(") + 1, text)
             _append_once(smooths, smooth, 2, "s", text, offset, offset + len(chunk))
+            continue
+        tensor_match = _TENSOR.match(chunk)
+        if tensor_match:
+            tensor = _tensor(tensor_match.group("inner"), offset + chunk.index("(") + 1, text)
+            _append_once(tensors, tensor, 2, "t2", text, offset, offset + len(chunk))
             continue
         monotonic_match = _MONOTONIC.match(chunk)
         if monotonic_match:
@@ -578,6 +617,7 @@ def parse_formula(formula: str) -> ParsedFormula:
         additions=additions,
         monotonic=tuple(monotonic),
         smooths=tuple(smooths),
+        tensors=tuple(tensors),
         gps=tuple(gps),
     )
 

@@ -503,8 +503,10 @@ CONSTANTS = {"pi": np.pi, "TRUE": True, "FALSE": False, "T": True, "F": False, "
 UNSUPPORTED = {
     "s": "a smooth s(x) is a term of its own in the mean's formula, y ~ s(x) + ...; it cannot enter an "
     "interaction, a transformation or a random-effect term here (ns(x, df = 4) can)",
-    "t2": "tensor smooths t2() are not supported; use ns(x, df = 4) * ns(z, df = 4) or a polynomial",
-    "te": "tensor smooths te() are not supported; use ns(x, df = 4) * ns(z, df = 4) or a polynomial",
+    "t2": "a tensor smooth t2(x, z) is a term of its own in the mean's formula, y ~ t2(x, z) + ...; it "
+    "cannot enter an interaction, a transformation or a random-effect term here",
+    "te": "te() tensor smooths are not supported (their penalties do not split into random effects); "
+    "t2(x, z) is the tensor smooth for mixed models (brms's and gamm4's)",
     "gp": "a Gaussian process gp(x) is a term of its own in the mean's formula, y ~ gp(x) + ...; it cannot "
     "enter an interaction, a transformation or a random-effect term here",
     "mo": "a monotonic effect mo(x) is a term of its own in the mean's formula, y ~ mo(x) + ...; it cannot "

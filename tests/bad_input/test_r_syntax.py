@@ -179,7 +179,7 @@ def test_dotted_r_names_and_backquotes():
         ("y ~ s(x):day + (1 | g)", r"a smooth s\(x\) is a term of its own in the mean's formula"),
         ("y ~ s(x, day, g) + (1 | g)", r"a smooth of one column or two different ones is supported"),
         ("y ~ gp(x, day, iso = FALSE) + (1 | g)", r"gp\(\) takes numeric columns .* 'iso = FALSE' is not"),
-        ("y ~ t2(x, day) + (1 | g)", r"tensor smooths t2\(\) are not supported"),
+        ("y ~ te(x, day) + (1 | g)", r"t2\(x, z\) is the tensor smooth for mixed models"),
         (
             "y ~ mo(day):x + (1 | g)",
             r"a monotonic effect mo\(x\) is a term of its own in the mean's formula",
