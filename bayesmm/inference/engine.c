@@ -327,9 +327,17 @@ static double gamma_q(double a, double x) {
     }                                                                                \
     break;
 #define LOOP3(expr)                                                                  \
-    for (int64_t i = 0; i < n; i++) {                                                \
-        double a = pa[i * sa], b = pb[i * sb], c = pc[i * sc];                       \
-        po[i * so] = (expr);                                                         \
+    if (so == 1 && (sa | sb | sc) >= 0 && sa <= 1 && sb <= 1 && sc <= 1) {          \
+        /* unit strides or broadcasts (0, 1 as multipliers keep the loop vectorisable) */\
+        for (int64_t i = 0; i < n; i++) {                                            \
+            double a = pa[i * sa], b = pb[i * sb], c = pc[i * sc];                   \
+            po[i] = (expr);                                                          \
+        }                                                                            \
+    } else {                                                                         \
+        for (int64_t i = 0; i < n; i++) {                                            \
+            double a = pa[i * sa], b = pb[i * sb], c = pc[i * sc];                   \
+            po[i * so] = (expr);                                                     \
+        }                                                                            \
     }                                                                                \
     break;
 /* Every scalar operation, with the loops L1, L2, L3 of one, two and three operands. */
@@ -398,6 +406,13 @@ WIDE static int elementwise_row(int64_t code, int64_t n, double *po, int64_t so,
         const double r = 1.0 / pb[0];
         for (int64_t i = 0; i < n; i++) po[i] = pa[i] * r;
         return 0;
+    }
+    if (code == EW_SWITCH && sa == 0) {
+        /* one condition for every row (a parameter's check, broadcast): a copy of the
+         * operand it picks */
+        const double *pick = pa[0] != 0.0 ? pb : pc;
+        int64_t sp = pa[0] != 0.0 ? sb : sc;
+        return elementwise_row(EW_IDENTITY, n, po, so, pick, sp, pick, sp, pick, sp);
     }
     switch (code) {
         SCALAR_CASES(LOOP1, LOOP2, LOOP3)
