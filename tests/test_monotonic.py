@@ -156,3 +156,92 @@ def test_the_reference_grid_holds_levels_of_factor_and_mo_predictors():
 
     encoded = encode_new_data(model.design, grid)  # the grid encodes as new data
     np.testing.assert_array_equal(encoded.monotonic[0], [0, 0])
+
+
+# -- (mo(x) | g): a monotonic effect that varies by level ------------------------------------
+
+
+def _varying(seed=3, n=600, n_groups=12):
+    """Each group's own size of the same monotone change: y = 1 + a_g + b_g sum(zeta[1..edu])."""
+    rng = np.random.default_rng(seed)
+    g, edu = rng.integers(0, n_groups, n), rng.integers(0, 5, n)
+    a, b = rng.normal(0, 0.4, n_groups), 2.4 + rng.normal(0, 0.8, n_groups)
+    shape = TRUTH / TRUTH[-1]  # the cumulative shares of the whole change
+    y = 1.0 + a[g] + b[g] * shape[edu] + rng.normal(0, 0.3, n)
+    return pd.DataFrame({"y": y, "edu": edu, "g": np.char.add("g", g.astype(str))}), a, b
+
+
+def test_a_varying_monotonic_effect_is_the_definition():
+    """(mo(edu) | g): level j's effect r_j multiplies the same transform D sum(zeta[1..edu])
+    as the population's bsp (brms's varying monotonic effects)."""
+    data, _, _ = _varying()
+    model = bm.Model("y ~ mo(edu) + (mo(edu) | g)", data)
+    (term,) = model.design.random
+    assert term.columns == ["Intercept", "mo(edu)"] and "sd(mo(edu)|g)" in model.priors.index
+    pymc_model = model.pymc_model
+    rng = np.random.default_rng(0)
+    point = {k: rng.normal(scale=0.5, size=np.shape(v)) for k, v in pymc_model.initial_point().items()}
+    names = ["fixef", "bsp_edu", "simo_edu", "r_g", "sigma"]
+    outputs = pymc_model.replace_rvs_by_values([pymc_model[n] for n in names])
+    evaluate = pymc_model.compile_fn(outputs, inputs=pymc_model.value_vars, on_unused_input="ignore")
+    values = dict(zip(names, evaluate(point), strict=True))  # fmt: skip
+    shape = np.r_[0.0, np.cumsum(4 * values["simo_edu"])][data["edu"]]
+    r = values["r_g"][term.codes]
+    eta = values["fixef"][0] + (values["bsp_edu"] + r[:, 1]) * shape + r[:, 0]
+    loglik = float(pymc_model.compile_logp(vars=pymc_model.observed_RVs)(point))
+    assert loglik == pytest.approx(stats.norm(eta, values["sigma"]).logpdf(data["y"]).sum(), rel=1e-10)
+    assert list(data.columns) == ["y", "edu", "g"]  # the placeholder column went into a copy
+
+
+def test_a_varying_monotonic_effect_needs_the_population_effect():
+    data, _, _ = _varying()
+    refused("y ~ edu + (mo(edu) | g)", data, r"needs mo\(edu\) in the fixed part too .* y ~ mo\(edu\) \+")
+
+
+def test_simulate_varies_the_monotonic_change_by_level():
+    layout = pd.DataFrame({"edu": np.tile(np.arange(5), 400), "g": np.repeat(np.arange(40), 50)})
+    params = {"Intercept": 0.0, "bsp(mo(edu))": 0.5, "simo(mo(edu))": [0.25] * 4, "sd(Intercept|g)": 0.0,
+              "sd(mo(edu)|g)": 0.25, "cor(Intercept,mo(edu)|g)": 0.0, "sigma": 0.01}  # fmt: skip
+    sims = bm.simulate("~ mo(edu) + (mo(edu) | g)", layout, params=params, seed=2, nsim=1)["sim_1"]
+    means = sims.groupby([layout["g"], layout["edu"]]).mean().unstack()
+    # At the first level no group differs; at level x the groups' SD is 0.25 * x (the transform is x).
+    assert means[0].std() < 0.01
+    assert means[4].std() == pytest.approx(1.0, rel=0.3)
+    np.testing.assert_allclose(means.mean(), 0.5 * np.arange(5), atol=0.35)
+
+
+@pytest.mark.slow
+def test_a_varying_monotonic_effect_is_recovered_and_predicted_as_the_model_says():
+    data, a, b = _varying()
+    fit = quiet_fit(bm.Model("y ~ mo(edu) + (mo(edu) | g)", data), draws=1000, chains=2, random_seed=1)
+    assert fit.idata.attrs["compiled_by"] == "engine"
+    table = fit.summary()
+    # bsp is the change per step of the transform, b / 4; its SD over groups sd(b) / 4. Against the
+    # sample's values (12 groups): within 3 posterior SDs.
+    for name, truth in [("bsp(mo(edu))", b.mean() / 4), ("sd(mo(edu)|g)", b.std(ddof=1) / 4)]:
+        assert abs(table.loc[name, "mean"] - truth) < 3 * table.loc[name, "sd"], name
+    shares = np.diff(TRUTH) / TRUTH[-1]
+    for k, share in enumerate(shares, start=1):
+        row = table.loc[f"simo(mo(edu))[{k}]"]
+        assert abs(row["mean"] - share) < 3 * row["sd"]
+    # Each group's step (coef: bsp plus its own) follows its true b / 4.
+    steps = fit.coef()["g"]["mean"]["mo(edu)"]
+    order = [int(level[1:]) for level in steps.index]
+    assert np.corrcoef(steps.to_numpy(), b[order] / 4)[0, 1] > 0.9
+    # The predictions (NumPy, per draw) are the model's: their log-likelihood is PyMC's.
+    from bayesmm.families import additions
+    from bayesmm.results.comparison import add_log_likelihood
+    from bayesmm.results.predict import family_param_draws, linear_predictor_draws
+
+    add_log_likelihood(fit)
+    eta, trials, _ = linear_predictor_draws(fit)
+    ours = additions.log_likelihood(fit.model.family, fit.design.y, eta, family_param_draws(fit), trials,
+                                    fit.design.additions)  # fmt: skip
+    graph = fit.idata.log_likelihood["y"].values.reshape(ours.shape)
+    np.testing.assert_allclose(ours, graph, rtol=1e-9, atol=1e-9)
+    # New rows of a seen group, and a new group at the population's curve.
+    grid = pd.DataFrame({"edu": np.arange(5), "g": "g0"})
+    truth = 1.0 + a[0] + b[0] * TRUTH / TRUTH[-1]
+    np.testing.assert_allclose(fit.predict(grid)["mean"], truth, atol=0.25)
+    population = fit.predict(grid.assign(g="new"), new_levels="population")["mean"].to_numpy()
+    assert np.all(np.diff(population) > 0)

@@ -31,7 +31,7 @@ from .additions import Additions, check_additions, read_additions
 from .errors import DataError, missing_column_error
 from .gp import GaussianProcess, gp_term
 from .known_cov import level_covariance
-from .monotonic import Monotonic, read_monotonic
+from .monotonic import Monotonic, placeholder_expr, read_monotonic, varying_monotonic
 from .smooth import Smooth, read_smooth, smooth_term
 from .tensor import TensorSmooth, tensor_terms
 
@@ -276,6 +276,11 @@ def build_design(
     trials_values = _resolve_trials(trials, data)
     additions, additions_missing = read_additions(parsed, data)
     monotonic = {column: read_monotonic(column, data) for column in parsed.monotonic}
+    # (mo(x) | g): the term's matrix reads the level codes of x from a placeholder column
+    # `mo(x)` of a copy of the data (the user's frame is left as it was).
+    varying = {c for spec in parsed.random for c in varying_monotonic(spec.expr)}
+    if varying:
+        data = data.assign(**{f"mo({c})": monotonic[c][1] for c in sorted(varying)})
     additions_missing.update({f"mo({c})": np.isnan(codes) for c, (_, codes) in monotonic.items()})
     smooth_values = {columns: _values(columns, data, "s") for columns, *_ in parsed.smooths}
     smooth_values.update({columns: _values(columns, data, "t2") for columns, *_ in parsed.tensors})
@@ -438,8 +443,17 @@ def _compile(parsed: ParsedFormula, data: pd.DataFrame, trials) -> Compiled:
         fixed = compile_terms(parsed.fixed, columns, "the fixed effects", dot_columns=dot)
     random = []
     for spec in parsed.random:
+        varying = varying_monotonic(spec.expr)
+        unfixed = [c for c in varying if c not in parsed.monotonic]
+        if unfixed:
+            c = unfixed[0]
+            raise DataError(
+                f"{spec.text} varies the monotonic effect mo({c}) by '{spec.group}', which needs mo({c}) in "
+                f"the fixed part too (the levels share its simplex, as brms's): y ~ mo({c}) + {spec.text}"
+            )
+        names = [*map(str, columns), *(f"mo({c})" for c in varying)]
         with _evaluating(f"term {spec.text}", columns):
-            random.append(compile_terms(spec.expr, columns, f"term {spec.text}"))
+            random.append(compile_terms(placeholder_expr(spec.expr), names, f"term {spec.text}"))
     for terms in (fixed, *random):
         if "Intercept" in (o.name for o in terms.operands):
             raise DataError(
@@ -1058,6 +1072,11 @@ def encode_new_data(design: Design, newdata: pd.DataFrame, trials=None) -> NewDa
         x = _new_values(gp, newdata)
         gp_matrices.append(gp.columns(x, _new_by_labels(gp, design.gps, newdata, "gp"))[1])
     offset = offset_values(design.offset_expressions, newdata, new=True)
+    monotonic = [term.encode(newdata, "the new data") for term in design.monotonic]
+    varying = {c for term in design.random for c in varying_monotonic(term.spec.expr)}
+    if varying:
+        codes_of = {term.column: codes for term, codes in zip(design.monotonic, monotonic, strict=True)}
+        newdata = newdata.assign(**{f"mo({c})": codes_of[c].astype(float) for c in sorted(varying)})
     codes, matrices, unseen = [], [], []
     for term in design.random:
         term_codes, term_unseen = _new_codes(term, newdata)
@@ -1076,6 +1095,5 @@ def encode_new_data(design: Design, newdata: pd.DataFrame, trials=None) -> NewDa
                 new_trials = None  # predict() explains what is missing if it needs them
         elif design.formula.trials is not None and design.formula.trials in newdata.columns:
             new_trials = _resolve_trials(design.formula.trials, newdata)
-    monotonic = [term.encode(newdata, "the new data") for term in design.monotonic]
     return NewData(X, offset, new_trials, codes, matrices, unseen, newdata.index, monotonic, smooth_matrices,
                    gp_matrices)  # fmt: skip

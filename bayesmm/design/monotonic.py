@@ -5,6 +5,7 @@ M[i, k] = 1 where row i's level is above k, so that the effect is M @ (b D zeta)
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,7 +14,22 @@ import pandas as pd
 from ..spec.functions import level_label
 from .errors import DataError, missing_column_error
 
-__all__ = ["Monotonic", "read_monotonic"]
+__all__ = ["Monotonic", "read_monotonic", "varying_monotonic", "placeholder_expr"]
+
+# mo(x) in a random-effect term's varying part, (mo(x) | g): its column, and the placeholder
+# column `mo(x)` that stands for it in the term's matrix (the level codes 0..D; the model
+# puts the monotonic transform D sum(zeta[1..x]) there, bayesmm.model.builder).
+_MO_CALL = re.compile(r"\bmo\s*\(\s*`?([A-Za-z_.][\w.]*)`?\s*\)")
+
+
+def varying_monotonic(expr: str) -> list[str]:
+    """The columns x of the mo(x) in a random-effect term's varying part, in order."""
+    return list(dict.fromkeys(_MO_CALL.findall(expr)))
+
+
+def placeholder_expr(expr: str) -> str:
+    """The varying part with each mo(x) as the column `mo(x)` (its placeholder)."""
+    return _MO_CALL.sub(lambda m: f"`mo({m.group(1)})`", expr)
 
 
 @dataclass

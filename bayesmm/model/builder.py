@@ -352,12 +352,15 @@ def _random_part(
     centred: tuple[bool, ...],
     skip: str | None = None,
     b=None,
+    shapes: dict | None = None,
 ):
     """The group effects' contribution to the linear predictor, and the shear shifts;
     ``centred`` says for each term of ``design.random`` whether it is sampled centred. A
     centred term nested in others with its columns is centred around their effects (built
     first), and, given the slopes ``b``, around the fixed effects constant within its levels.
-    The grouping factor ``skip`` (integrated out: bayesmm.model.collapsed) is left out."""
+    The grouping factor ``skip`` (integrated out: bayesmm.model.collapsed) is left out. A
+    column mo(x) multiplies its effects by the monotonic transform ``shapes["mo(x)"]``."""
+    shapes = shapes or {}
     terms = list(design.random)
     index = {id(term): i for i, term in enumerate(terms)}
     centred = tuple(bool(c) for c in centred) or (False,) * len(terms)
@@ -397,9 +400,12 @@ def _random_part(
             # every element in Python (5 s at a million rows).
             rows = r[pt.as_tensor_variable(term.codes)]
             ones = np.all(term.matrix == 1.0, axis=0)
-            for j in range(term.n_terms):
+            for j, column in enumerate(term.columns):
                 # Intercept columns are all ones: skip the multiplication.
-                eta = eta + (rows[:, j] if ones[j] else rows[:, j] * term.matrix[:, j])
+                if column in shapes:
+                    eta = eta + rows[:, j] * shapes[column]
+                else:
+                    eta = eta + (rows[:, j] if ones[j] else rows[:, j] * term.matrix[:, j])
         _report_group(design, group, effects, sds, cors)
     return eta, shifts
 
@@ -523,6 +529,7 @@ def _linear_predictor(
     drawn around those predictors' fixed effects, which are then built first; only when no
     slope is sheared (their shear depends on the group effects) and without ``qr``."""
     nesting = marginal_nesting(design, centred, qr) if skip is None else None
+    shapes = _monotonic_shapes(design, priors) if design.monotonic else {}
     if nesting is not None:
         eta = _nested_marginal_part(design, priors, *nesting)
     else:
@@ -531,10 +538,10 @@ def _linear_predictor(
         if design.random and any(centred) and slope_idx and not qr and not _sheared_slopes(design):
             if any(c and level_covariates(design, t)[0] for c, t in zip(centred, design.random, strict=True)):
                 b = _slopes(design, priors, slope_idx, {}, qr)
-        eta, shifts = _random_part(design, priors, centred, skip, b) if design.random else (0.0, {})
+        eta, shifts = _random_part(design, priors, centred, skip, b, shapes) if design.random else (0.0, {})
         eta = eta + _fixed_part(design, priors, shifts, qr, b)
     if design.monotonic:
-        eta = eta + _monotonic_part(design, priors)
+        eta = eta + _monotonic_part(design, priors, shapes)
     if design.smooths:
         eta = eta + _smooth_part(design, priors, smooth_weights)
     if design.gps:
@@ -581,17 +588,27 @@ def _gp_part(design: Design, priors: dict[str, PriorEntry]):
     return eta
 
 
-def _monotonic_part(design: Design, priors: dict[str, PriorEntry]):
-    """brms's monotonic effects: mo(x) adds b D sum(zeta[1..x]) at level x of 0..D, zeta a
-    simplex (the share of each step in the whole change b D), so the levels' effects are
-    monotone in the direction of b's sign."""
+def _monotonic_shapes(design: Design, priors: dict[str, PriorEntry]) -> dict:
+    """Each mo(x)'s transform at the rows, D sum(zeta[1..x]) at level x of 0..D, by name
+    (``"mo(x)"``): zeta a simplex (the share of each step in the whole change), sampled here.
+    A random-effect term's column mo(x), (mo(x) | g), is this transform too (brms's varying
+    monotonic effects share the simplex)."""
+    shapes = {}
+    for term in design.monotonic:
+        entry = priors[design.qualified(f"simo({term.name})")]
+        zeta = entry.prior.create(monotonic_var(design, "simo", term), dims=monotonic_dim(design, term))
+        levels = pt.concatenate([pt.zeros(1), pt.cumsum(term.n_steps * zeta)])
+        shapes[term.name] = levels[pt.as_tensor_variable(term.codes)]
+    return shapes
+
+
+def _monotonic_part(design: Design, priors: dict[str, PriorEntry], shapes: dict):
+    """brms's monotonic effects: mo(x) adds b D sum(zeta[1..x]) at level x of 0..D, so the
+    levels' effects are monotone in the direction of b's sign."""
     eta = pt.zeros(design.n_obs)
     for term in design.monotonic:
         b = priors[design.qualified(f"bsp({term.name})")].prior.create(monotonic_var(design, "bsp", term))
-        entry = priors[design.qualified(f"simo({term.name})")]
-        zeta = entry.prior.create(monotonic_var(design, "simo", term), dims=monotonic_dim(design, term))
-        levels = pt.concatenate([pt.zeros(1), pt.cumsum(b * term.n_steps * zeta)])
-        eta = eta + levels[pt.as_tensor_variable(term.codes)]
+        eta = eta + b * shapes[term.name]
     return eta
 
 

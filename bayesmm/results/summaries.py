@@ -288,6 +288,10 @@ def coef_draws(fit: Fit, group: str) -> tuple[np.ndarray, list[str]]:
             out[..., k] = fixed[name][..., None]
         if name in columns:
             out[..., k] += random[..., columns.index(name)]
+    for term in design.monotonic:  # (mo(x) | g): a level's step is bsp plus its own
+        if design.qualified(term.name) in columns:
+            bsp = post[monotonic_var(design, "bsp", term)].values
+            out[..., names.index(design.qualified(term.name))] += bsp[..., None]
     return out, names
 
 

@@ -163,13 +163,25 @@ def simulate(
         if shares.shape != (term.n_steps,) or np.any(shares < 0) or not np.isclose(shares.sum(), 1.0):
             raise ValueError(f"simo({term.name}) takes {term.n_steps} non-negative shares summing to 1, "
                              f"got {params[f'simo({term.name})']!r}")  # fmt: skip
+    # Each mo(x)'s transform at the rows, D sum(zeta[1..x]): a (mo(x) | g) column's values.
+    shapes = {}
+    for term in design.monotonic:
+        shares = np.asarray(params[f"simo({term.name})"], dtype=float)
+        shapes[term.name] = np.r_[0.0, np.cumsum(term.n_steps * shares)][term.codes]
+    matrices = []
+    for term in design.random:
+        matrix = term.matrix.copy()
+        for j, column in enumerate(term.columns):
+            if column in shapes:
+                matrix[:, j] = shapes[column]
+        matrices.append(matrix)
     for k in range(nsim):
         effects = []
-        for term, cov in zip(design.random, covariances, strict=True):
+        for term, cov, matrix in zip(design.random, covariances, matrices, strict=True):
             values = rng.multivariate_normal(np.zeros(term.n_terms), cov, size=term.n_levels)
             if term.level_factor is not None:  # gr(g, cov = A): levels correlated by A
                 values = term.level_factor @ values
-            effects.append((values[None], term.codes, term.matrix))
+            effects.append((values[None], term.codes, matrix))
         for smooth in design.smooths:  # the smooth's wiggles, drawn afresh as group effects are
             coefficients = params[f"sds({smooth.name})"] * rng.normal(size=smooth.Z.shape[1])
             effects.append((coefficients[None, None, :], np.zeros(len(smooth.Z), dtype=np.int64), smooth.Z))
