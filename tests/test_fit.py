@@ -138,6 +138,9 @@ def test_few_levels_raise_the_default_target_acceptance(conjugate, sleepstudy):
     assert default_target_accept(penicillin.design) == 0.95
     assert default_target_accept(penicillin.design, "plate") == 0.95  # the samples still sampled
     assert default_target_accept(penicillin.design, "sample") == 0.8
+    # A Gaussian process's SD and length scale: 0.95 without any grouping factor.
+    curve = pd.DataFrame({"y": rng.normal(size=60), "x": np.linspace(0, 1, 60)})
+    assert default_target_accept(bm.Model("y ~ gp(x)", curve).design) == 0.95
     args = build_parser().parse_args(["fit", "data.csv", "y ~ 1 + (1 | g)"])
     assert args.target_accept is None  # the CLI leaves the choice to the model too
     assert args.collapsed == "auto"  # and whether to integrate the effects out
