@@ -211,7 +211,7 @@ def test_simulate_varies_the_monotonic_change_by_level():
 
 
 @pytest.mark.slow
-def test_a_varying_monotonic_effect_is_recovered_and_predicted_as_the_model_says():
+def test_a_varying_monotonic_effect_is_recovered_and_predicted_as_the_model_says(tmp_path):
     data, a, b = _varying()
     fit = quiet_fit(bm.Model("y ~ mo(edu) + (mo(edu) | g)", data), draws=1000, chains=2, random_seed=1)
     assert fit.idata.attrs["compiled_by"] == "engine"
@@ -245,3 +245,5 @@ def test_a_varying_monotonic_effect_is_recovered_and_predicted_as_the_model_says
     np.testing.assert_allclose(fit.predict(grid)["mean"], truth, atol=0.25)
     population = fit.predict(grid.assign(g="new"), new_levels="population")["mean"].to_numpy()
     assert np.all(np.diff(population) > 0)
+    loaded = bm.load(fit.save(tmp_path / "varying.nc"))
+    pd.testing.assert_frame_equal(loaded.predict(grid), fit.predict(grid))
