@@ -13,7 +13,7 @@ import bayesmm as bm
 from bayesmm.design.tensor import tensor_terms
 
 from .bad_input.helpers import refused
-from .conftest import quiet_fit
+from .test_smooth import surface_draws
 
 REFERENCE = Path(__file__).parent / "reference"
 
@@ -93,7 +93,8 @@ def test_a_tensor_smooth_per_level_of_a_factor_is_zero_on_the_others():
         ("y ~ te(x, z)", lambda d: d, r"t2\(x, z\) is the tensor smooth for mixed models"),
         ("y ~ t2(x, f)", lambda d: d.assign(f=np.tile(["a", "b"], 125)), "'f' is a factor"),
         ("y ~ t2(x, z, k = 2)", lambda d: d, "needs k >= 3"),
-        ('y ~ t2(x, z, bs = "ps")', lambda d: d, "other arguments are not supported"),
+        ('y ~ t2(x, z, bs = "ps")', lambda d: d, 'basis "ps" is not supported'),
+        ("y ~ t2(x, z, m = 2)", lambda d: d, "other arguments are not supported"),
         ("y ~ t2(x, z)", lambda d: d.assign(z=np.tile([1.0, 2.0, 3.0, 4.0, 5.0], 50)[:250] * 0 + 1),
          "at least k = 5 distinct values of 'z'"),
         ("y ~ t2(x, w)", lambda d: d, "'w'"),
@@ -106,22 +107,10 @@ def test_what_cannot_be_a_tensor_smooth_is_refused(formula, change, message):
 
 @pytest.mark.slow
 def test_a_tensor_smooth_recovers_a_surface_and_mgcvs_estimate(tmp_path):
-    data = _data()
-    fit = quiet_fit(bm.Model("y ~ t2(x, z)", data), draws=1000, chains=2, random_seed=1)
-    assert fit.idata.attrs["compiled_by"] == "engine"
-    grid = pd.DataFrame({"x": np.repeat(np.linspace(1, 9, 9), 9), "z": np.tile(np.linspace(0.5, 5.5, 9), 9)})
-    draws = fit.predict(grid, kind="mean", summary=False).values.reshape(-1, len(grid))
-    truth = np.sin(grid["x"] / 2) * np.cos(grid["z"] / 2)
-    low, high = np.quantile(draws, [0.025, 0.975], axis=0)
-    # Against the truth (noise SD 0.2, 250 rows): RMSE below 0.1, the 95% band covering >= 80%.
-    assert np.sqrt(np.mean((draws.mean(axis=0) - truth) ** 2)) < 0.1
-    assert np.mean((low <= truth) & (truth <= high)) >= 0.8
+    fit, estimate = surface_draws("y ~ t2(x, z)", tmp_path)
     # Against mgcv's REML fit of t2(x, z) on the same rows: within 0.05 (RMSE over the grid).
     reference = pd.read_csv(REFERENCE / "t2_mgcv.csv")
     mgcv = reference.loc[reference["kind"] == "reml_grid_fit", "value"].to_numpy()
-    assert np.sqrt(np.mean((draws.mean(axis=0) - mgcv) ** 2)) < 0.05
+    assert np.sqrt(np.mean((estimate - mgcv) ** 2)) < 0.05
     sigma = reference.loc[reference["kind"] == "reml_sigma", "value"].iloc[0]
     assert fit.summary().loc["sigma", "mean"] == pytest.approx(sigma, rel=0.05)
-    fit.save(tmp_path / "t2.nc")
-    loaded = bm.load(tmp_path / "t2.nc").predict(grid, kind="mean", summary=False)
-    assert np.allclose(loaded.values.reshape(-1, len(grid)), draws)

@@ -66,11 +66,11 @@ FEW_LEVELS = 10
 def default_target_accept(design, collapsed: str | None = None) -> float:
     """NUTS's target acceptance when the user gives none: 0.95 (rstanarm's default for every
     model) with a gp() term, or when a grouping factor whose effects are sampled (not
-    ``collapsed``, integrated out) has fewer than FEW_LEVELS levels; else 0.8 (PyMC's, Stan's and brms's). With 6
-    levels, on lme4's Dyestuff and Dyestuff2 (4 x 1000 draws, seeds 1-6), sampled effects at
-    0.8 gave divergences in 6 of the 12 fits (1-4 each), 0.95 in none, for 12 leapfrog steps
-    per draw instead of 7; integrated out, 0.8 gave none in the same 12 fits, at 4 steps per
-    draw (benchmarks/README.md, stops 27 and 29)."""
+    ``collapsed``, integrated out) has fewer than FEW_LEVELS levels; else 0.8 (PyMC's,
+    Stan's and brms's). With 6 levels, on lme4's Dyestuff and Dyestuff2 (4 x 1000 draws,
+    seeds 1-6), sampled effects at 0.8 gave divergences in 6 of the 12 fits (1-4 each), 0.95
+    in none, for 12 leapfrog steps per draw instead of 7; integrated out, 0.8 gave none in
+    the same 12 fits, at 4 steps per draw (benchmarks/README.md, stops 27 and 29)."""
     levels = [term.n_levels for term in design.random if term.group != collapsed]
     # Also with a Gaussian process gp(): its SD and length scale trade off along a curved
     # ridge. y ~ gp(x) on 200 rows (seeds 1-3, 4 x 1000 draws) diverged 10-81 times at 0.8

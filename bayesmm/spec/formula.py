@@ -315,13 +315,9 @@ def _arguments(inner: str, offset: int):
 _GR = re.compile(r"^gr\s*\((?P<inner>.*)\)$", re.S)
 
 
-def _smooth(inner: str, offset: int, formula: str) -> tuple[tuple[str, ...], int, str | None, str]:
-    """``s(x)``, ``s(x, k = 5)``, ``s(x, bs = "cr")``, ``s(x, by = f)``, ``s(x, z)``: the columns
-    (one, or two for a thin-plate smooth of both), the basis size k (mgcv's defaults: 10 for one
-    column, 30 for two), the factor whose levels each get their own smooth (or None) and the
-    basis, ``"tp"`` (thin-plate regression spline, mgcv's and brms's default) or ``"cr"``
-    (cubic regression spline, one column)."""
-    columns, k, by, bs = [], None, None, "tp"
+def _spline_arguments(call: str, inner: str, offset: int, formula: str, usage: str):
+    """The columns, k, by and bs of an s() or t2() call (k and bs None where not given)."""
+    columns, k, by, bs = [], None, None, None
     for position, at, piece, key, value in _arguments(inner, offset):
         if key is None and position == len(columns) and re.fullmatch(_NAME, value):
             columns.append(value.strip("`"))
@@ -333,15 +329,27 @@ def _smooth(inner: str, offset: int, formula: str) -> tuple[tuple[str, ...], int
             by = value.strip("`")
         elif key == "bs":
             raise FormulaSyntaxError(
-                f"s() takes mgcv's bases bs = \"tp\" (thin-plate regression spline, the default) and "
-                f"bs = \"cr\" (cubic regression spline); basis {value} is not supported: write s(x) or "
-                "s(x, bs = \"cr\")", formula, at, at + len(piece),
+                f"{call}() takes mgcv's bases bs = \"tp\" (thin-plate regression spline) and bs = \"cr\" "
+                f"(cubic regression spline); basis {value} is not supported: leave out bs, or write "
+                f"{call}(x{', z' if call == 't2' else ''}, bs = \"cr\")", formula, at, at + len(piece),
             )  # fmt: skip
         else:
             raise FormulaSyntaxError(
-                "s() takes one or two columns, k = (basis size), bs = \"tp\" | \"cr\" and by = (a factor's "
-                f"column); other arguments are not supported ('{piece}')", formula, at, at + len(piece),
+                f"{call}() takes {usage}; other arguments are not supported ('{piece}')", formula, at,
+                at + len(piece),
             )  # fmt: skip
+    return columns, k, by, bs
+
+
+def _smooth(inner: str, offset: int, formula: str) -> tuple[tuple[str, ...], int, str | None, str]:
+    """``s(x)``, ``s(x, k = 5)``, ``s(x, bs = "cr")``, ``s(x, by = f)``, ``s(x, z)``: the columns
+    (one, or two for a thin-plate smooth of both), the basis size k (mgcv's defaults: 10 for one
+    column, 30 for two), the factor whose levels each get their own smooth (or None) and the
+    basis, ``"tp"`` (thin-plate regression spline, mgcv's and brms's default) or ``"cr"``
+    (cubic regression spline, one column)."""
+    usage = 'one or two columns, k = (basis size), bs = "tp" | "cr" and by = (a factor\'s column)'
+    columns, k, by, bs = _spline_arguments("s", inner, offset, formula, usage)
+    bs = bs or "tp"
     if not columns:
         raise FormulaSyntaxError("s() takes a numeric column first: y ~ s(x)", formula, offset)
     if len(columns) > 2 or len(set(columns)) < len(columns):
@@ -362,28 +370,15 @@ def _tensor(inner: str, offset: int, formula: str) -> tuple[tuple[str, ...], int
     """``t2(x, z)``, ``t2(x, z, w)``, ``t2(x, z, k = 6, bs = "tp", by = f)``: the columns (two or
     three), each margin's basis size k (mgcv's default 5), the by factor (or None) and the
     margins' basis, ``"cr"`` (mgcv's default for t2) or ``"tp"``."""
-    columns, k, by, bs = [], 5, None, "cr"
-    for position, at, piece, key, value in _arguments(inner, offset):
-        if key is None and position == len(columns) and re.fullmatch(_NAME, value):
-            columns.append(value.strip("`"))
-        elif key == "k" and value.isdigit():
-            k = int(value)
-        elif key == "bs" and value.strip("'\"") in SMOOTH_BASES:
-            bs = value.strip("'\"")
-        elif key == "by" and re.fullmatch(_NAME, value):
-            by = value.strip("`")
-        else:
-            raise FormulaSyntaxError(
-                "t2() takes two or three columns, k = (each margin's basis size), bs = \"cr\" | \"tp\" and "
-                f"by = (a factor's column); other arguments are not supported ('{piece}')", formula, at,
-                at + len(piece),
-            )  # fmt: skip
+    usage = ('two or three columns, k = (each margin\'s basis size), bs = "cr" | "tp" and by = (a '
+             "factor's column)")
+    columns, k, by, bs = _spline_arguments("t2", inner, offset, formula, usage)
     if len(columns) not in (2, 3) or len(set(columns)) < len(columns):
         raise FormulaSyntaxError(
             f"t2({inner}) is a tensor product of two or three different columns (for one, write s(x))",
             formula, offset,
         )  # fmt: skip
-    return tuple(columns), k, by, bs
+    return tuple(columns), 5 if k is None else k, by, bs or "cr"
 
 
 def _gp(inner: str, offset: int, formula: str) -> tuple[tuple[str, ...], int, float, str, str | None]:
