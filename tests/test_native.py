@@ -110,8 +110,12 @@ def test_the_engine_samples_what_nutpies_own_compile_samples(data):
 
 
 @pytest.mark.slow
-def test_a_model_the_engine_declines_is_compiled_by_nutpie(data):
-    # A censored gamma response: the gradient of P(a, x) in its shape a is a ScalarLoop.
+def test_a_model_the_engine_declines_is_compiled_by_nutpie(data, monkeypatch):
+    # A censored gamma response: the gradient of P(a, x) in its shape a is a ScalarLoop,
+    # which the engine is made to decline here (it evaluates them since stop 36).
+    from .test_engine import _without_loops
+
+    _without_loops(monkeypatch)
     codes = np.where(np.arange(len(data)) % 4 == 0, "right", "none")
     censored = data.assign(pos=data["count"] + 0.5, c=codes)
     built = _data_model(censored, "pos | cens(c) ~ x + (1 | g)", "gamma")

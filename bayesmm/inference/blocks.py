@@ -126,6 +126,14 @@ class _Reader:
             accesses = [Access(out, out + n * nrhs - 1, True, None), _strided(a, (n, n), (a_rs, a_cs), False),
                         _strided(b, (n, nrhs), (b_rs, b_cs), False)]  # fmt: skip
             return _Instruction(words, None, accesses)
+        if kind == self.op["OP_LOOP"]:
+            nin, nout, _, nd = words[1:5]
+            shape, at = words[5 : 5 + nd], 5 + nd
+            accesses = []
+            for k in range(nout + nin):
+                accesses.append(_strided(words[at], shape, words[at + 1 : at + 1 + nd], k < nout))
+                at += 1 + nd
+            return _Instruction(words, None, accesses)
         return _Instruction(words, None, None)
 
     def _elementwise(self, words: list[int]) -> _Instruction:

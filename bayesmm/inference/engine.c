@@ -260,6 +260,47 @@ static double gamma_q(double a, double x) {
     return x < a + 1.0 ? 1.0 - gamma_p_series(a, x) : gamma_q_fraction(a, x);
 }
 
+/* I_x(a, b), the regularized incomplete beta function (scipy's betainc, PyTensor's BetaInc):
+ * the continued fraction of Numerical Recipes (6.4) by Lentz's method, on the side of
+ * x = (a + 1) / (a + b + 2) where it converges fast, the other side by I_x(a, b) =
+ * 1 - I_{1-x}(b, a). */
+static double beta_fraction(double a, double b, double x) {
+    const double tiny = 1e-300;
+    double c = 1.0, d = 1.0 - (a + b) * x / (a + 1.0);
+    if (fabs(d) < tiny) d = tiny;
+    d = 1.0 / d;
+    double h = d;
+    for (int m = 1; m < 10000; m++) {
+        double m2 = 2.0 * m;
+        double step = m * (b - m) * x / ((a + m2 - 1.0) * (a + m2));
+        d = 1.0 + step * d;
+        if (fabs(d) < tiny) d = tiny;
+        c = 1.0 + step / c;
+        if (fabs(c) < tiny) c = tiny;
+        d = 1.0 / d;
+        h *= d * c;
+        step = -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1.0));
+        d = 1.0 + step * d;
+        if (fabs(d) < tiny) d = tiny;
+        c = 1.0 + step / c;
+        if (fabs(c) < tiny) c = tiny;
+        d = 1.0 / d;
+        double delta = d * c;
+        h *= delta;
+        if (fabs(delta - 1.0) < 1e-16) break;
+    }
+    return h;
+}
+
+static double beta_inc(double a, double b, double x) {
+    if (isnan(a) || isnan(b) || isnan(x) || a <= 0.0 || b <= 0.0 || x < 0.0 || x > 1.0) return NAN;
+    if (x == 0.0) return 0.0;
+    if (x == 1.0) return 1.0;
+    double log_front = a * log(x) + b * log1p(-x) - (log_gamma(a) + log_gamma(b) - log_gamma(a + b));
+    if (x < (a + 1.0) / (a + b + 2.0)) return exp(log_front) * beta_fraction(a, b, x) / a;
+    return 1.0 - exp(log_front) * beta_fraction(b, a, 1.0 - x) / b;
+}
+
 /* -- elementwise: one loop per scalar operation over the last dimension ------------------ */
 
 /* The loops over unit strides (the common case) are written apart so that the compiler can
@@ -394,6 +435,7 @@ static double gamma_q(double a, double x) {
     case EW_GAMMAINC: L2(gamma_p(a, b))                                              \
     case EW_GAMMAINCC: L2(gamma_q(a, b))                                             \
     case EW_SWITCH: L3(a != 0.0 ? b : c)                                             \
+    case EW_BETAINC: L3(beta_inc(a, b, c))                                           \
     case EW_CLIP: L3(a < b ? b : (a > c ? c : a))
 
 /* Returns 0, or 1 for an unknown code. */
@@ -496,6 +538,73 @@ static int elementwise(const int64_t *op, double *work, const double *consts, in
             if (++index[d] < shape[d]) break;
             index[d] = 0;
         }
+    }
+    return 0;
+}
+
+/* -- ScalarLoop: a scalar graph run per element until its condition or n_steps ---------------- */
+
+#define S1(expr) return (expr);
+#define S2(expr) return (expr);
+#define S3(expr) return (expr);
+/* One scalar operation of a loop's inner graph on its registers. */
+static double scalar_eval(int64_t code, double a, double b, double c) {
+    switch (code) {
+        SCALAR_CASES(S1, S2, S3)
+        default: return NAN;
+    }
+}
+
+enum { LOOP_REGS = 256, LOOP_IO = 32 };
+
+/* [LOOP, nin, nout, is_while, nd, shape.., (out, strides..) x nout, (in, strides..) x nin,
+ * n_regs, n_consts, const_regs.., const_values, n_ops, (code, dst, a, b, c) x n_ops,
+ * update_regs.. (nout - is_while), until_reg (is_while)]: PyTensor's ScalarLoop, element by
+ * element. Registers: the carried values, the constant inputs, then the inner graph's
+ * constants and its nodes' values (engine.py's _scalar_loop). Input 0 is n_steps. */
+static int scalar_loop(const int64_t *op, double *work, const double *consts) {
+    int64_t nin = op[1], nout = op[2], is_while = op[3], nd = op[4];
+    const int64_t *shape = op + 5, *p = op + 5 + nd;
+    if (nin > LOOP_IO || nout > LOOP_IO || nd > MAXD) return 7;
+    double *po[LOOP_IO];
+    const double *pi[LOOP_IO];
+    const int64_t *so[LOOP_IO], *si[LOOP_IO];
+    for (int64_t k = 0; k < nout; k++, p += 1 + nd) po[k] = at(work, consts, 0, p[0]), so[k] = p + 1;
+    for (int64_t k = 0; k < nin; k++, p += 1 + nd) pi[k] = at(work, consts, 0, p[0]), si[k] = p + 1;
+    int64_t n_regs = p[0], n_consts = p[1];
+    const int64_t *const_regs = p + 2;
+    const double *const_values = at(work, consts, 0, p[2 + n_consts]);
+    int64_t n_ops = p[3 + n_consts];
+    const int64_t *ops = p + 4 + n_consts, *results = ops + 5 * n_ops;
+    int64_t n_update = nout - is_while;
+    if (n_regs > LOOP_REGS) return 7;
+    int64_t total = 1;
+    for (int64_t d = 0; d < nd; d++) total *= shape[d];
+    double reg[LOOP_REGS], next[LOOP_IO];
+    for (int64_t flat = 0; flat < total; flat++) {
+        int64_t oo[LOOP_IO] = {0}, oi[LOOP_IO] = {0}, rest = flat;
+        for (int64_t d = nd - 1; d >= 0; d--) {
+            int64_t i = rest % shape[d];
+            rest /= shape[d];
+            for (int64_t k = 0; k < nout; k++) oo[k] += i * so[k][d];
+            for (int64_t k = 0; k < nin; k++) oi[k] += i * si[k][d];
+        }
+        double n_steps = pi[0][oi[0]];
+        for (int64_t k = 1; k < nin; k++) reg[k - 1] = pi[k][oi[k]];
+        for (int64_t k = 0; k < n_consts; k++) reg[const_regs[k]] = const_values[k];
+        double until = 0.0;
+        for (int64_t step = 0; step < n_steps; step++) {
+            for (int64_t j = 0; j < n_ops; j++) {
+                const int64_t *o = ops + 5 * j;
+                reg[o[1]] = scalar_eval(o[0], reg[o[2]], reg[o[3]], reg[o[4]]);
+            }
+            for (int64_t k = 0; k < n_update; k++) next[k] = reg[results[k]];
+            if (is_while) until = reg[results[n_update]];
+            for (int64_t k = 0; k < n_update; k++) reg[k] = next[k];
+            if (is_while && until != 0.0) break;
+        }
+        for (int64_t k = 0; k < n_update; k++) po[k][oo[k]] = reg[k];
+        if (is_while) po[n_update][oo[n_update]] = until != 0.0 ? 1.0 : 0.0;
     }
     return 0;
 }
@@ -708,6 +817,7 @@ static int run(const int64_t *ints, const double *consts, const double *x, doubl
             case OP_BLOCK: status = block(body, work, consts, n_work); break;
             case OP_CHOLESKY: status = cholesky(body, work, consts, n_work); break;
             case OP_SOLVE: status = solve_triangular(body, work, consts, n_work); break;
+            case OP_LOOP: status = scalar_loop(body, work, consts); break;
             default: status = 6;
         }
         if (status) return (int)status;
@@ -742,9 +852,9 @@ int64_t bayesmm_engine_logp(uint64_t dim, const double *x, double *grad, double 
     if (status) return 10 + status;
     copy_out(ints, consts, work, H_OUT_A, logp);
     copy_out(ints, consts, work, H_OUT_B, grad);
+    if (!isfinite(*logp)) return 4; /* before the gradient: at -inf it may be NaN too */
     for (uint64_t i = 0; i < dim; i++)
         if (!isfinite(grad[i])) return 3;
-    if (!isfinite(*logp)) return 4;
     return 0;
 }
 

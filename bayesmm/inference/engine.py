@@ -41,13 +41,15 @@ __all__ = ["Unsupported", "Graphs", "graphs", "program", "Program", "cfuncs", "e
 HEADER = ("H_NDIM", "H_WORK", "H_CODE", "H_END", "H_OUT_A", "H_OUT_A_STRIDE", "H_OUT_A_LEN",
           "H_OUT_B", "H_OUT_B_STRIDE", "H_OUT_B_LEN")  # fmt: skip
 OPCODES = ("OP_FILL", "OP_EW", "OP_GATHER", "OP_SCATTER", "OP_MATMUL", "OP_CHOLESKY", "OP_SOLVE", "OP_PICK",
-           "OP_BLOCK")  # fmt: skip
+           "OP_BLOCK", "OP_LOOP")  # fmt: skip
+# A ScalarLoop's inner graph runs on this many registers at most (engine.c's LOOP_REGS).
+LOOP_REGS = 256
 ELEMENTWISE = (
     "EW_IDENTITY EW_NEG EW_EXP EW_LOG EW_LOG1P EW_EXPM1 EW_SQR EW_SQRT EW_SIGMOID EW_SOFTPLUS "
     "EW_LOG1MEXP EW_RECIPROCAL EW_SIGN EW_ABS EW_GAMMALN EW_DIGAMMA EW_ERF EW_ERFC EW_TANH EW_ISNAN "
     "EW_ISINF EW_NOT EW_TRUNC EW_BOOL EW_FLOOR EW_CEIL EW_LOG2 EW_LOG10 EW_ADD EW_SUB EW_MUL EW_DIV "
     "EW_POW EW_MAX EW_MIN EW_GT EW_GE EW_LT EW_LE EW_EQ EW_NEQ EW_AND EW_OR EW_SECOND EW_INTDIV "
-    "EW_MOD EW_XLOGY0 EW_SWITCH EW_CLIP EW_F32 EW_ERFCX EW_GAMMAINC EW_GAMMAINCC"
+    "EW_MOD EW_XLOGY0 EW_SWITCH EW_CLIP EW_F32 EW_ERFCX EW_GAMMAINC EW_GAMMAINCC EW_BETAINC"
 ).split()
 H = {name: i for i, name in enumerate(HEADER)}
 OP = {name: i + 1 for i, name in enumerate(OPCODES)}
@@ -62,6 +64,7 @@ _SCALAR = {
     "Sqr": "sqr", "Sqrt": "sqrt", "Sigmoid": "sigmoid", "Softplus": "softplus", "Log1mexp": "log1mexp",
     "Reciprocal": "reciprocal", "Sign": "sign", "Abs": "abs", "GammaLn": "gammaln", "Psi": "digamma",
     "Erf": "erf", "Erfc": "erfc", "Erfcx": "erfcx", "GammaInc": "gammainc", "GammaIncC": "gammaincc",
+    "BetaInc": "betainc",
     "Tanh": "tanh", "IsNan": "isnan", "IsInf": "isinf", "Floor": "floor",
     "Ceil": "ceil", "Log2": "log2", "Log10": "log10", "Add": "add", "Sub": "sub", "Mul": "mul",
     "TrueDiv": "div", "Pow": "pow", "Maximum": "max", "Minimum": "min", "GT": "gt", "GE": "ge",
@@ -565,6 +568,8 @@ class _Translator:
         inputs = [self.view(v) for v in node.inputs]
         if scalar == "Composite":
             return self._composite(node, step, shape, last, inputs)
+        if scalar == "ScalarLoop":
+            return self._scalar_loop(node, step, shape, last, inputs)
         code = _scalar_code(scalar, dtype, [np.asarray(self._value(v)).dtype for v in node.inputs])
         out = self.alloc(shape, last)
         self.apply(code, out, inputs, self.picks.get(node.outputs[0]))
@@ -606,6 +611,68 @@ class _Translator:
         for view in temporaries:  # the inner values no output keeps
             if view.address not in keep:
                 self.buffers[view.address][1] = step
+
+    def _scalar_loop(self, node, step, shape, last, inputs):
+        """A ScalarLoop (PyTensor's series and continued fractions: the gradients of the
+        incomplete gamma and beta functions) as one LOOP instruction: per element, its inner
+        scalar graph run on registers (the carried values, the constants, the inner graph's
+        constants and node values) n_steps times, or until its condition holds (engine.c).
+
+        [LOOP, nin, nout, is_while, nd, shape.., (out, strides..) x nout, (in, strides..) x nin,
+        n_regs, n_consts, const_regs.., const_values, n_ops, (code, dst, a, b, c) x n_ops,
+        update_regs.. (nout - is_while), until_reg (is_while)]"""
+        from pytensor.graph.basic import Constant
+
+        loop = node.op.scalar_op
+        inner = loop.fgraph
+        registers = {variable: k for k, variable in enumerate(inner.inputs)}
+        const_regs, const_values, ops = [], [], []
+
+        def register(variable) -> int:
+            if variable not in registers:
+                if not isinstance(variable, Constant):
+                    raise Unsupported("a ScalarLoop's inner value without a register")
+                registers[variable] = len(registers)
+                const_regs.append(registers[variable])
+                const_values.append(float(variable.data))
+            return registers[variable]
+
+        for scalar_node in inner.toposort():
+            if scalar_node.outputs[0] in registers:
+                continue  # a FrozenFunctionGraph's toposort may list a node twice
+            dtype = np.dtype(scalar_node.outputs[0].type.dtype)
+            if dtype.kind not in "biuf" or dtype == np.float32:  # integers: exact in doubles (counters)
+                raise Unsupported(f"a ScalarLoop computing in {dtype}")
+            kind = type(scalar_node.op).__name__
+            code = _scalar_code(kind, dtype, [np.dtype(v.type.dtype) for v in scalar_node.inputs])
+            operands = [register(v) for v in scalar_node.inputs]
+            target = registers[scalar_node.outputs[0]] = len(registers)
+            if code in ("add", "mul", "or", "and") and len(operands) == 1:
+                ops.append((EW["identity"], target, operands[0], operands[0], operands[0]))
+            elif code in ("add", "mul", "or", "and") and len(operands) > 2:  # one operand at a time
+                ops.append((EW[code], target, operands[0], operands[1], operands[0]))
+                ops += [(EW[code], target, target, k, k) for k in operands[2:]]
+            else:
+                padded = [*operands, *[operands[0]] * (3 - len(operands))]
+                ops.append((EW[code], target, *padded))
+        results = [register(v) for v in inner.outputs]
+        if len(registers) > LOOP_REGS:
+            raise Unsupported(f"a ScalarLoop of {len(registers)} values")
+        last = max(self.last_use.get(v, step) for v in node.outputs)
+        outs = [self.alloc(shape, last) for _ in node.outputs]
+        ins = [_broadcast(v, shape) for v in inputs]
+        nd = len(shape)
+        words = [OP["OP_LOOP"], len(ins), len(outs), int(loop.is_while), nd, *shape]
+        for view in [*outs, *ins]:
+            words += [view.address, *view.strides]
+        values = self._store(np.array(const_values or [0.0]))
+        words += [len(registers), len(const_regs), *const_regs, values.address, len(ops)]
+        for op in ops:
+            words += list(op)
+        words += results
+        self.emit(*words)
+        for variable, view in zip(node.outputs, outs, strict=True):
+            self.views[variable] = view
 
     def _reduce(self, node, step, shape, last, code, init):
         view = self.view(node.inputs[0])

@@ -20,6 +20,7 @@
 #define OP_SOLVE 7
 #define OP_PICK 8
 #define OP_BLOCK 9
+#define OP_LOOP 10
 #define EW_IDENTITY 0
 #define EW_NEG 1
 #define EW_EXP 2
@@ -73,4 +74,5 @@
 #define EW_ERFCX 50
 #define EW_GAMMAINC 51
 #define EW_GAMMAINCC 52
+#define EW_BETAINC 53
 #define CONST_BASE 1099511627776LL
