@@ -544,24 +544,25 @@ static int elementwise(const int64_t *op, double *work, const double *consts, in
 
 /* -- ScalarLoop: a scalar graph run per element until its condition or n_steps ---------------- */
 
-#define S1(expr) return (expr);
-#define S2(expr) return (expr);
-#define S3(expr) return (expr);
-/* One scalar operation of a loop's inner graph on its registers. */
-static double scalar_eval(int64_t code, double a, double b, double c) {
-    switch (code) {
-        SCALAR_CASES(S1, S2, S3)
-        default: return NAN;
-    }
-}
+enum { LOOP_REGS = 256, LOOP_IO = 32, LOOP_CHUNK = 256 };
 
-enum { LOOP_REGS = 256, LOOP_IO = 32 };
+static int64_t loop_offset(int64_t flat, const int64_t *shape, const int64_t *strides, int64_t nd) {
+    int64_t offset = 0;
+    for (int64_t d = nd - 1; d >= 0; d--) {
+        offset += (flat % shape[d]) * strides[d];
+        flat /= shape[d];
+    }
+    return offset;
+}
 
 /* [LOOP, nin, nout, is_while, nd, shape.., (out, strides..) x nout, (in, strides..) x nin,
  * n_regs, n_consts, const_regs.., const_values, n_ops, (code, dst, a, b, c) x n_ops,
- * update_regs.. (nout - is_while), until_reg (is_while)]: PyTensor's ScalarLoop, element by
- * element. Registers: the carried values, the constant inputs, then the inner graph's
- * constants and its nodes' values (engine.py's _scalar_loop). Input 0 is n_steps. */
+ * update_regs.. (nout - is_while), until_reg (is_while)]: PyTensor's ScalarLoop. Registers:
+ * the carried values, the constant inputs, then the inner graph's constants and its nodes'
+ * values (engine.py's _scalar_loop); input 0 is n_steps. Up to LOOP_CHUNK elements run in
+ * lockstep, each register a column of them, so that each inner operation is one vectorised
+ * elementwise loop over the elements still running; an element leaves when its condition
+ * holds or its n_steps are done, with the values PyTensor's loop would give it. */
 static int scalar_loop(const int64_t *op, double *work, const double *consts) {
     int64_t nin = op[1], nout = op[2], is_while = op[3], nd = op[4];
     const int64_t *shape = op + 5, *p = op + 5 + nd;
@@ -576,36 +577,59 @@ static int scalar_loop(const int64_t *op, double *work, const double *consts) {
     const double *const_values = at(work, consts, 0, p[2 + n_consts]);
     int64_t n_ops = p[3 + n_consts];
     const int64_t *ops = p + 4 + n_consts, *results = ops + 5 * n_ops;
-    int64_t n_update = nout - is_while;
+    int64_t n_update = nout - is_while, total = 1;
     if (n_regs > LOOP_REGS) return 7;
-    int64_t total = 1;
     for (int64_t d = 0; d < nd; d++) total *= shape[d];
-    double reg[LOOP_REGS], next[LOOP_IO];
-    for (int64_t flat = 0; flat < total; flat++) {
-        int64_t oo[LOOP_IO] = {0}, oi[LOOP_IO] = {0}, rest = flat;
-        for (int64_t d = nd - 1; d >= 0; d--) {
-            int64_t i = rest % shape[d];
-            rest /= shape[d];
-            for (int64_t k = 0; k < nout; k++) oo[k] += i * so[k][d];
-            for (int64_t k = 0; k < nin; k++) oi[k] += i * si[k][d];
+    enum { C = LOOP_CHUNK };
+    double *R = malloc((size_t)(n_regs + n_update + 1) * C * sizeof(double));
+    if (!R) return 5;
+    double *next = R + n_regs * C; /* the updates (and the condition) before they are carried */
+    double steps[C], until[C];
+    int64_t element[C];
+    for (int64_t lo = 0; lo < total; lo += C) {
+        int64_t active = total - lo < C ? total - lo : C;
+        for (int64_t j = 0; j < active; j++) {
+            element[j] = lo + j;
+            until[j] = 0.0;
+            steps[j] = pi[0][loop_offset(lo + j, shape, si[0], nd)];
+            for (int64_t k = 1; k < nin; k++) R[(k - 1) * C + j] = pi[k][loop_offset(lo + j, shape, si[k], nd)];
+            for (int64_t k = 0; k < n_consts; k++) R[const_regs[k] * C + j] = const_values[k];
         }
-        double n_steps = pi[0][oi[0]];
-        for (int64_t k = 1; k < nin; k++) reg[k - 1] = pi[k][oi[k]];
-        for (int64_t k = 0; k < n_consts; k++) reg[const_regs[k]] = const_values[k];
-        double until = 0.0;
-        for (int64_t step = 0; step < n_steps; step++) {
-            for (int64_t j = 0; j < n_ops; j++) {
-                const int64_t *o = ops + 5 * j;
-                reg[o[1]] = scalar_eval(o[0], reg[o[2]], reg[o[3]], reg[o[4]]);
+        for (int64_t step = 0; active > 0; step++) {
+            /* Elements done (their condition held, or n_steps run) leave: their outputs are
+             * written and the last running element takes their column. Only the carried
+             * values and the constant inputs move: the inner constants are the same in every
+             * column and the nodes' values are computed afresh each step. */
+            int64_t kept = active;
+            for (int64_t j = 0; j < kept;) {
+                if (until[j] == 0.0 && step < steps[j]) {
+                    j++;
+                    continue;
+                }
+                for (int64_t k = 0; k < n_update; k++)
+                    po[k][loop_offset(element[j], shape, so[k], nd)] = R[k * C + j];
+                if (is_while) po[n_update][loop_offset(element[j], shape, so[n_update], nd)] = until[j];
+                kept--;
+                for (int64_t r = 0; r < nin - 1; r++) R[r * C + j] = R[r * C + kept];
+                element[j] = element[kept], steps[j] = steps[kept], until[j] = until[kept];
             }
-            for (int64_t k = 0; k < n_update; k++) next[k] = reg[results[k]];
-            if (is_while) until = reg[results[n_update]];
-            for (int64_t k = 0; k < n_update; k++) reg[k] = next[k];
-            if (is_while && until != 0.0) break;
+            active = kept;
+            if (!active) break;
+            for (int64_t i = 0; i < n_ops; i++) {
+                const int64_t *o = ops + 5 * i;
+                if (elementwise_row(o[0], active, R + o[1] * C, 1, R + o[2] * C, 1, R + o[3] * C, 1, R + o[4] * C, 1)) {
+                    free(R);
+                    return 1;
+                }
+            }
+            for (int64_t k = 0; k < n_update + is_while; k++)
+                memcpy(next + k * C, R + results[k] * C, (size_t)active * sizeof(double));
+            for (int64_t k = 0; k < n_update; k++) memcpy(R + k * C, next + k * C, (size_t)active * sizeof(double));
+            if (is_while)
+                for (int64_t j = 0; j < active; j++) until[j] = next[n_update * C + j] != 0.0 ? 1.0 : 0.0;
         }
-        for (int64_t k = 0; k < n_update; k++) po[k][oo[k]] = reg[k];
-        if (is_while) po[n_update][oo[n_update]] = until != 0.0 ? 1.0 : 0.0;
     }
+    free(R);
     return 0;
 }
 
