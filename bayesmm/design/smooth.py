@@ -30,7 +30,8 @@ import numpy as np
 
 from .errors import DataError
 
-__all__ = ["Smooth", "cr_basis", "cr_penalty", "smooth_term", "read_smooth", "tp_setup", "tp_basis", "BASES"]
+__all__ = ["Smooth", "cr_basis", "cr_penalty", "smooth_term", "read_smooth", "tp_setup", "tp_basis",
+           "spline_setup", "spline_basis", "BASES"]  # fmt: skip
 
 BASES = ("tp", "cr")
 # mgcv's max.knots for a thin-plate regression spline: at most this many distinct values.
@@ -126,6 +127,24 @@ def cr_basis(x: np.ndarray, knots: np.ndarray) -> np.ndarray:
     return X
 
 
+def spline_setup(distinct: np.ndarray, k: int, bs: str):
+    """A penalized spline of k functions over the distinct values (rows x d) of its columns:
+    its knots (one column: a vector), the thin-plate basis's shift and UZ (cr: 0 and None),
+    and the penalty S (k x k)."""
+    if bs == "tp":
+        knots, shift, UZ, S = tp_setup(distinct, k)
+        return (knots[:, 0] if knots.shape[1] == 1 else knots), shift, UZ, S
+    knots = np.quantile(distinct[:, 0], np.linspace(0, 1, k))  # mgcv's place.knots
+    return knots, 0.0, None, cr_penalty(knots)
+
+
+def spline_basis(x: np.ndarray, bs: str, knots: np.ndarray, shift, UZ) -> np.ndarray:
+    """The spline's basis (before any constraint) at ``x`` (rows, or rows x columns)."""
+    if bs == "tp":
+        return tp_basis(x, knots, shift, UZ)
+    return cr_basis(np.asarray(x, dtype=float).reshape(len(x), -1)[:, 0], knots)
+
+
 class PerLevel:
     """What a smooth ``s(x)`` and a Gaussian process ``gp(x)`` share when ``by = f`` gives each
     level of f its own: the display name, the key in PyMC's variable names, and the basis
@@ -181,9 +200,7 @@ class Smooth(PerLevel):
 
     def basis(self, x: np.ndarray) -> np.ndarray:
         """The basis (before the sum-to-zero constraint) at ``x`` (rows, or rows x columns)."""
-        if self.bs == "tp":
-            return tp_basis(x, self.knots, self.shift, self.UZ)
-        return cr_basis(np.asarray(x, dtype=float).reshape(len(x), -1)[:, 0], self.knots)
+        return spline_basis(x, self.bs, self.knots, self.shift, self.UZ)
 
     @property
     def fixed_names(self) -> list[str]:
@@ -242,16 +259,8 @@ def smooth_term(column, x: np.ndarray, k: int, by=None, bs: str = "cr") -> tuple
             f"s({column}) needs at least k = {k} distinct values of '{column}', it has {len(distinct)}: "
             f"give a smaller k (s({column}, k = {max(d + 2, len(distinct))})) or enter '{column}' as a factor"
         )
-    shift, UZ = 0.0, None
-    if bs == "tp":
-        knots, shift, UZ, S = tp_setup(distinct, k)
-        X = tp_basis(points, knots, shift, UZ) * mask[:, None]
-        knots = knots[:, 0] if d == 1 else knots
-    else:
-        distinct = distinct[:, 0]
-        knots = np.quantile(distinct, np.linspace(0, 1, k))  # mgcv's place.knots
-        X = cr_basis(points[:, 0], knots) * mask[:, None]
-        S = cr_penalty(knots)
+    knots, shift, UZ, S = spline_setup(distinct, k, bs)
+    X = spline_basis(points, bs, knots, shift, UZ) * mask[:, None]
     # Sum-to-zero over the rows: the null space of the constraint's direction (mgcv's QR).
     q, _ = np.linalg.qr(X.sum(axis=0)[:, None], mode="complete")
     constraint = q[:, 1:]

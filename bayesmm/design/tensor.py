@@ -29,12 +29,9 @@ from typing import ClassVar
 import numpy as np
 
 from .errors import DataError
-from .smooth import PerLevel, cr_basis, cr_penalty, tp_basis, tp_setup
+from .smooth import PerLevel, spline_basis, spline_setup
 
-__all__ = ["TensorSmooth", "Margin", "tensor_terms", "T2_BASES", "T2_DEFAULT_K"]
-
-T2_BASES = ("cr", "tp")
-T2_DEFAULT_K = 5  # mgcv's default marginal basis size for te() and t2()
+__all__ = ["TensorSmooth", "Margin", "tensor_terms"]
 
 
 @dataclass
@@ -49,14 +46,9 @@ class Margin:
     shift: float | np.ndarray = 0.0
     UZ: np.ndarray | None = None
 
-    def raw(self, x: np.ndarray) -> np.ndarray:
-        if self.bs == "tp":
-            return tp_basis(x, self.knots, self.shift, self.UZ)
-        return cr_basis(x, self.knots)
-
     def basis(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The penalized functions Z and the unpenalized N (constant, line) at ``x``."""
-        X = self.raw(x) @ self.transform
+        X = spline_basis(x, self.bs, self.knots, self.shift, self.UZ) @ self.transform
         return X[:, : self.rank], X[:, self.rank :]
 
 
@@ -81,16 +73,8 @@ def _signed(X: np.ndarray, transform: np.ndarray, values: np.ndarray, rank: int)
 def _margin(values: np.ndarray, k: int, bs: str) -> tuple[Margin, np.ndarray]:
     """One column's margin and its re-parameterized basis at the fitted rows (mgcv's
     ``nat.param(type = 3, unit.fnorm = TRUE)``)."""
-    distinct = np.unique(values)
-    shift, UZ = 0.0, None
-    if bs == "tp":
-        knots, shift, UZ, S = tp_setup(distinct[:, None], k)
-        knots = knots[:, 0]
-        X = tp_basis(values, knots, shift, UZ)
-    else:
-        knots = np.quantile(distinct, np.linspace(0, 1, k))  # mgcv's place.knots
-        X = cr_basis(values, knots)
-        S = cr_penalty(knots)
+    knots, shift, UZ, S = spline_setup(np.unique(values)[:, None], k, bs)
+    X = spline_basis(values, bs, knots, shift, UZ)
     eigenvalues, vectors = np.linalg.eigh((S + S.T) / 2)
     order = np.argsort(eigenvalues)[::-1]
     eigenvalues, vectors = eigenvalues[order], vectors[:, order]
@@ -103,11 +87,8 @@ def _margin(values: np.ndarray, k: int, bs: str) -> tuple[Margin, np.ndarray]:
     scale[rank:] = np.sqrt(norms[rank:] / norms[:rank].mean())
     transform = vectors / scale
     X = rotated / scale
-    # The unpenalized pair: rotated so that the first is the constant and the second the
-    # centred line (the eigenvectors of their centred cross-product, smallest first).
-    centred = X[:, rank:] - X[:, rank:].mean(axis=0)
-    _, turn = np.linalg.eigh(centred.T @ centred)
-    X[:, rank:], transform[:, rank:] = X[:, rank:] @ turn, transform[:, rank:] @ turn
+    # mgcv's type 3 then turns the unpenalized pair to the constant and a line: with the
+    # canonical pair above it already is, up to the signs fixed here.
     _signed(X, transform, values, rank)
     for part in (slice(0, rank), slice(rank, k)):
         unit = 1 / np.sqrt(np.mean(X[:, part] ** 2))

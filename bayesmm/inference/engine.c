@@ -228,18 +228,24 @@ static double gamma_p_series(double a, double x) {
     return sum * gamma_prefix(a, x);
 }
 
+/* One step of Lentz's method for the continued fraction b0 + a1 / (b1 + a2 / (b2 + ...)):
+ * with the next term's a and b, updates c and d and returns the factor the value takes. */
+static inline double lentz_step(double a, double b, double *c, double *d) {
+    const double tiny = 1e-300;
+    *d = a * *d + b;
+    if (fabs(*d) < tiny) *d = tiny;
+    *c = b + a / *c;
+    if (fabs(*c) < tiny) *c = tiny;
+    *d = 1.0 / *d;
+    return *d * *c;
+}
+
 static double gamma_q_fraction(double a, double x) {
     const double tiny = 1e-300;
     double b = x + 1.0 - a, c = 1.0 / tiny, d = 1.0 / b, h = d;
     for (int i = 1; i < 10000; i++) {
-        double an = -i * (i - a);
         b += 2.0;
-        d = an * d + b;
-        if (fabs(d) < tiny) d = tiny;
-        c = b + an / c;
-        if (fabs(c) < tiny) c = tiny;
-        d = 1.0 / d;
-        double delta = d * c;
+        double delta = lentz_step(-i * (i - a), b, &c, &d);
         h *= delta;
         if (fabs(delta - 1.0) < 1e-17) break;
     }
@@ -272,20 +278,8 @@ static double beta_fraction(double a, double b, double x) {
     double h = d;
     for (int m = 1; m < 10000; m++) {
         double m2 = 2.0 * m;
-        double step = m * (b - m) * x / ((a + m2 - 1.0) * (a + m2));
-        d = 1.0 + step * d;
-        if (fabs(d) < tiny) d = tiny;
-        c = 1.0 + step / c;
-        if (fabs(c) < tiny) c = tiny;
-        d = 1.0 / d;
-        h *= d * c;
-        step = -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1.0));
-        d = 1.0 + step * d;
-        if (fabs(d) < tiny) d = tiny;
-        c = 1.0 + step / c;
-        if (fabs(c) < tiny) c = tiny;
-        d = 1.0 / d;
-        double delta = d * c;
+        h *= lentz_step(m * (b - m) * x / ((a + m2 - 1.0) * (a + m2)), 1.0, &c, &d);
+        double delta = lentz_step(-(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1.0)), 1.0, &c, &d);
         h *= delta;
         if (fabs(delta - 1.0) < 1e-16) break;
     }
@@ -544,7 +538,7 @@ static int elementwise(const int64_t *op, double *work, const double *consts, in
 
 /* -- ScalarLoop: a scalar graph run per element until its condition or n_steps ---------------- */
 
-enum { LOOP_REGS = 256, LOOP_IO = 32, LOOP_CHUNK = 256 };
+enum { LOOP_CHUNK = 256 }; /* LOOP_REGS and LOOP_IO: engine_fields.h */
 
 static int64_t loop_offset(int64_t flat, const int64_t *shape, const int64_t *strides, int64_t nd) {
     int64_t offset = 0;

@@ -42,8 +42,10 @@ HEADER = ("H_NDIM", "H_WORK", "H_CODE", "H_END", "H_OUT_A", "H_OUT_A_STRIDE", "H
           "H_OUT_B", "H_OUT_B_STRIDE", "H_OUT_B_LEN")  # fmt: skip
 OPCODES = ("OP_FILL", "OP_EW", "OP_GATHER", "OP_SCATTER", "OP_MATMUL", "OP_CHOLESKY", "OP_SOLVE", "OP_PICK",
            "OP_BLOCK", "OP_LOOP")  # fmt: skip
-# A ScalarLoop's inner graph runs on this many registers at most (engine.c's LOOP_REGS).
+# A ScalarLoop's inner graph runs on at most LOOP_REGS registers, with at most LOOP_IO inputs
+# and outputs (engine_fields.h carries both to engine.c).
 LOOP_REGS = 256
+LOOP_IO = 32
 ELEMENTWISE = (
     "EW_IDENTITY EW_NEG EW_EXP EW_LOG EW_LOG1P EW_EXPM1 EW_SQR EW_SQRT EW_SIGMOID EW_SOFTPLUS "
     "EW_LOG1MEXP EW_RECIPROCAL EW_SIGN EW_ABS EW_GAMMALN EW_DIGAMMA EW_ERF EW_ERFC EW_TANH EW_ISNAN "
@@ -96,7 +98,8 @@ def fields_header() -> str:
     lines += [f"#define {name} {i}" for i, name in enumerate(HEADER)]
     lines += [f"#define {name} {i + 1}" for i, name in enumerate(OPCODES)]
     lines += [f"#define {name} {i}" for i, name in enumerate(ELEMENTWISE)]
-    lines += [f"#define CONST_BASE {CONST_BASE}LL", ""]
+    lines += [f"#define CONST_BASE {CONST_BASE}LL", f"#define LOOP_REGS {LOOP_REGS}"]
+    lines += [f"#define LOOP_IO {LOOP_IO}", ""]
     return "\n".join(lines)
 
 
@@ -429,17 +432,10 @@ class _Translator:
 
     def apply(self, code: str, out: View, inputs: list[View], positions: np.ndarray | None = None) -> None:
         """out = f(inputs) for PyTensor's scalar operation ``code`` (at ``positions`` only, where
-        given): an addition or product of one operand is a copy, of more than two, one
-        operand at a time."""
+        given), in the steps of _steps()."""
         emit = self.elementwise if positions is None else functools.partial(self.pick, positions=positions)
-        if code in ("add", "mul") and len(inputs) == 1:
-            emit("identity", out, inputs)
-        elif code in ("add", "mul") and len(inputs) > 2:
-            emit(code, out, inputs[:2])
-            for view in inputs[2:]:
-                emit(code, out, [out, view])
-        else:
-            emit(code, out, inputs)
+        for step_code, operands in _steps(code, inputs):
+            emit(step_code, out, [out if v is None else v for v in operands])
 
     def fill(self, out: View, number: float) -> None:
         if not out.contiguous:
@@ -647,17 +643,12 @@ class _Translator:
             code = _scalar_code(kind, dtype, [np.dtype(v.type.dtype) for v in scalar_node.inputs])
             operands = [register(v) for v in scalar_node.inputs]
             target = registers[scalar_node.outputs[0]] = len(registers)
-            if code in ("add", "mul", "or", "and") and len(operands) == 1:
-                ops.append((EW["identity"], target, operands[0], operands[0], operands[0]))
-            elif code in ("add", "mul", "or", "and") and len(operands) > 2:  # one operand at a time
-                ops.append((EW[code], target, operands[0], operands[1], operands[0]))
-                ops += [(EW[code], target, target, k, k) for k in operands[2:]]
-            else:
-                padded = [*operands, *[operands[0]] * (3 - len(operands))]
-                ops.append((EW[code], target, *padded))
+            for step_code, regs in _steps(code, operands):
+                regs = [target if r is None else r for r in regs]
+                ops.append((EW[step_code], target, *regs, *[regs[0]] * (3 - len(regs))))
         results = [register(v) for v in inner.outputs]
-        if len(registers) > LOOP_REGS:
-            raise Unsupported(f"a ScalarLoop of {len(registers)} values")
+        if len(registers) > LOOP_REGS or max(len(node.inputs), len(node.outputs)) > LOOP_IO:
+            raise Unsupported(f"a ScalarLoop of {len(registers)} values, {len(node.inputs)} inputs")
         last = max(self.last_use.get(v, step) for v in node.outputs)
         outs = [self.alloc(shape, last) for _ in node.outputs]
         ins = [_broadcast(v, shape) for v in inputs]
@@ -984,6 +975,17 @@ class _Translator:
 
     _op_ViewOp = _op_DeepCopyOp
     _op_OutputGuard = _op_DeepCopyOp
+
+
+def _steps(code: str, operands: list) -> list[tuple[str, list]]:
+    """One operation of PyTensor's as the interpreter's operations of at most three operands:
+    an addition or product (logical or, and) of one operand is a copy, of more than two, one
+    operand at a time onto the result so far (None in the operands)."""
+    if code in ("add", "mul", "or", "and") and len(operands) == 1:
+        return [("identity", operands)]
+    if code in ("add", "mul", "or", "and") and len(operands) > 2:
+        return [(code, operands[:2])] + [(code, [None, v]) for v in operands[2:]]
+    return [(code, operands)]
 
 
 def _scalar_code(kind: str, dtype: np.dtype, inputs: list[np.dtype]) -> str:
