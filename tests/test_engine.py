@@ -377,11 +377,29 @@ def test_the_engines_exp_and_log_are_within_a_few_ulps_everywhere(name, bound):
     assert ulps[worst] <= bound, f"{name}({x[worst]!r}) = {got[worst]!r}, exactly {exact[worst]!r}"
 
 
+def _engine_and_pytensor(total, z, point: np.ndarray):
+    """The engine's and PyTensor's log-density and gradient of ``total`` (a graph of the flat
+    vector ``z``) at ``point``, rewritten as the engine's graphs are."""
+    from pytensor.compile.mode import Mode
+
+    n = point.size
+    mode = Mode(linker="py", optimizer="fast_run").excluding("composite_elemwise_fusion", "inplace")
+    function = pytensor.function([z], [total, pytensor.grad(total, z), z], mode=mode)
+    graphs = engine.Graphs(function.maker.fgraph, [], {"n_dim": n, "n_expanded": n})
+    logp_program, expand_program = engine.program(graphs, point)
+    user = _user_data(logp_program, expand_program)
+    grad, logp = np.zeros(n), np.zeros(1)
+    code = _LOGP(engine.cfuncs()[0].address)(n, point.ctypes.data, grad.ctypes.data, logp.ctypes.data,
+                                              user.ctypes.data)  # fmt: skip
+    assert code == 0
+    value, gradient, _ = function(point)
+    return (logp[0], grad), (value, gradient), logp_program
+
+
 def test_the_incomplete_beta_function_and_its_loops_are_pytensors():
     """I_x(a, b) (BetaInc) and its gradients in a and b (PyTensor's ScalarLoops, run by the
     engine's LOOP instruction) on small, large and lopsided parameters, against PyTensor's
     own functions and SciPy's values."""
-    from pytensor.compile.mode import Mode
     from scipy import special
 
     rng = np.random.default_rng(5)
@@ -391,17 +409,18 @@ def test_the_incomplete_beta_function_and_its_loops_are_pytensors():
     x = np.clip(a / (a + b) + rng.normal(0, 0.1, n), 0.01, 0.99)  # where I_x(a, b) is not 0 or 1
     z = pt.TensorType("float64", shape=(3 * n,))("z")
     total = pt.sum(pt.log(pt.betainc(z[:n], z[n : 2 * n], z[2 * n :])))
-    mode = Mode(linker="py", optimizer="fast_run").excluding("composite_elemwise_fusion", "inplace")
-    function = pytensor.function([z], [total, pt.grad(total, z), z], mode=mode)
-    graphs = engine.Graphs(function.maker.fgraph, [], {"n_dim": 3 * n, "n_expanded": 3 * n})
-    point = np.concatenate([a, b, x])
-    logp_program, expand_program = engine.program(graphs, point)
-    assert engine.OP["OP_LOOP"] in _opcodes(logp_program.ints)
-    user = _user_data(logp_program, expand_program)
-    grad, logp = np.zeros(3 * n), np.zeros(1)
-    assert _LOGP(engine.cfuncs()[0].address)(3 * n, point.ctypes.data, grad.ctypes.data, logp.ctypes.data,
-                                              user.ctypes.data) == 0  # fmt: skip
-    value, gradient, _ = function(point)
-    assert logp[0] == pytest.approx(np.sum(np.log(special.betainc(a, b, x))), rel=1e-12)
-    assert logp[0] == pytest.approx(value, rel=1e-12)
+    (logp, grad), (value, gradient), program = _engine_and_pytensor(total, z, np.concatenate([a, b, x]))
+    assert engine.OP["OP_LOOP"] in _opcodes(program.ints)
+    assert logp == pytest.approx(np.sum(np.log(special.betainc(a, b, x))), rel=1e-12)
+    assert logp == pytest.approx(value, rel=1e-12)
     np.testing.assert_allclose(grad, gradient, rtol=1e-9, atol=1e-12)
+
+
+def test_a_logical_or_of_three_conditions_reads_all_three():
+    z = pt.TensorType("float64", shape=(8,))("z")
+    either = pt.add(z > 1.0, z < -1.0, pt.eq(z, 0.5))  # an addition of booleans: their or
+    total = pt.sum(pt.switch(either, z**2, z))
+    point = np.array([2.0, -2.0, 0.5, 0.1, -0.3, 1.5, 0.7, -1.2])
+    (logp, grad), (value, gradient), _ = _engine_and_pytensor(total, z, point)
+    assert logp == pytest.approx(value, rel=1e-14)
+    np.testing.assert_allclose(grad, gradient, rtol=1e-14)
