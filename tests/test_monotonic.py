@@ -42,16 +42,21 @@ def test_levels_and_codes_of_integers_and_ordered_factors():
     assert bm.Model("y ~ mo(edu)", gaps).design.monotonic[0].n_steps == 4
 
 
-def test_the_log_density_is_the_definition():
-    data = _education()
-    model = bm.Model("y ~ mo(degree) + x + (1 | g)", data)
+def _at_a_point(model, names: list[str]) -> tuple[dict, float]:
+    """The PyMC model's variables ``names`` and its log-likelihood at one random point."""
     pymc_model = model.pymc_model
     rng = np.random.default_rng(0)
     point = {k: rng.normal(scale=0.5, size=np.shape(v)) for k, v in pymc_model.initial_point().items()}
-    names = ["fixef", "bsp_degree", "simo_degree", "r_g", "sigma"]
     outputs = pymc_model.replace_rvs_by_values([pymc_model[n] for n in names])
     evaluate = pymc_model.compile_fn(outputs, inputs=pymc_model.value_vars, on_unused_input="ignore")
-    values = dict(zip(names, evaluate(point), strict=True))  # fmt: skip
+    loglik = float(pymc_model.compile_logp(vars=pymc_model.observed_RVs)(point))
+    return dict(zip(names, evaluate(point), strict=True)), loglik
+
+
+def test_the_log_density_is_the_definition():
+    data = _education()
+    model = bm.Model("y ~ mo(degree) + x + (1 | g)", data)
+    values, loglik = _at_a_point(model, ["fixef", "bsp_degree", "simo_degree", "r_g", "sigma"])
     zeta = values["simo_degree"]
     assert zeta.shape == (4,) and zeta.sum() == pytest.approx(1.0) and np.all(zeta > 0)
     levels = np.r_[0.0, np.cumsum(values["bsp_degree"] * 4 * zeta)]
@@ -61,7 +66,6 @@ def test_the_log_density_is_the_definition():
         + levels[design.monotonic[0].codes]
         + values["r_g"][design.random[0].codes, 0]
     )
-    loglik = float(pymc_model.compile_logp(vars=pymc_model.observed_RVs)(point))
     assert loglik == pytest.approx(stats.norm(eta, values["sigma"]).logpdf(data["y"]).sum(), rel=1e-10)
 
 
@@ -178,17 +182,10 @@ def test_a_varying_monotonic_effect_is_the_definition():
     model = bm.Model("y ~ mo(edu) + (mo(edu) | g)", data)
     (term,) = model.design.random
     assert term.columns == ["Intercept", "mo(edu)"] and "sd(mo(edu)|g)" in model.priors.index
-    pymc_model = model.pymc_model
-    rng = np.random.default_rng(0)
-    point = {k: rng.normal(scale=0.5, size=np.shape(v)) for k, v in pymc_model.initial_point().items()}
-    names = ["fixef", "bsp_edu", "simo_edu", "r_g", "sigma"]
-    outputs = pymc_model.replace_rvs_by_values([pymc_model[n] for n in names])
-    evaluate = pymc_model.compile_fn(outputs, inputs=pymc_model.value_vars, on_unused_input="ignore")
-    values = dict(zip(names, evaluate(point), strict=True))  # fmt: skip
+    values, loglik = _at_a_point(model, ["fixef", "bsp_edu", "simo_edu", "r_g", "sigma"])
     shape = np.r_[0.0, np.cumsum(4 * values["simo_edu"])][data["edu"]]
     r = values["r_g"][term.codes]
     eta = values["fixef"][0] + (values["bsp_edu"] + r[:, 1]) * shape + r[:, 0]
-    loglik = float(pymc_model.compile_logp(vars=pymc_model.observed_RVs)(point))
     assert loglik == pytest.approx(stats.norm(eta, values["sigma"]).logpdf(data["y"]).sum(), rel=1e-10)
     assert list(data.columns) == ["y", "edu", "g"]  # the placeholder column went into a copy
 

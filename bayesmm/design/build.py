@@ -551,7 +551,7 @@ def _new_by_labels(term, terms: list, newdata: pd.DataFrame, kind: str):
 
 
 def _values(columns: tuple[str, ...], data: pd.DataFrame, kind: str) -> np.ndarray:
-    """The values of an s() or gp() term's columns (``kind``: "s" or "gp"), rows x columns
+    """The values of an s(), t2() or gp() term's columns (``kind``: the call), rows x columns
     (NaN where missing)."""
     return np.column_stack([read_smooth(column, data, kind) for column in columns])
 

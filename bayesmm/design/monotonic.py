@@ -49,6 +49,12 @@ class Monotonic:
         """D: the number of increments between the first level and the last."""
         return len(self.levels) - 1
 
+    def transform(self, shares) -> np.ndarray:
+        """D sum(zeta[1..level]) at each level 0..D, from the shares zeta (D,) or their draws
+        (draws x D): the levels' effects per unit of bsp."""
+        steps = np.cumsum(self.n_steps * np.asarray(shares, dtype=float), axis=-1)
+        return np.concatenate([np.zeros(steps.shape[:-1] + (1,)), steps], axis=-1)
+
     def matrix(self, codes: np.ndarray | None = None) -> np.ndarray:
         """The cumulative indicators (rows x D) of ``codes`` (default: the fitted rows')."""
         codes = self.codes if codes is None else codes

@@ -149,12 +149,11 @@ def linear_predictor_of(
     fixef = fixef_var(design)
     n_draws = post.sizes["chain"] * post.sizes["draw"]
     keep = _kept_groups(design, re_form)
-    # Each mo(x)'s transform per draw at its levels 0..D, D sum(zeta[1..level]), by name.
-    shapes = {}
-    for k, term in enumerate(design.monotonic):
-        zeta = _flat(post[monotonic_var(design, "simo", term)].values)
-        steps = np.cumsum(term.n_steps * zeta, axis=1)
-        shapes[term.name] = (k, np.concatenate([np.zeros((len(zeta), 1)), steps], axis=1))
+    # Each mo(x)'s transform per draw at its levels 0..D, D sum(zeta[1..level]), and the rows'
+    # levels, by name.
+    transforms = {t.name: t.transform(_flat(post[monotonic_var(design, "simo", t)].values))
+                  for t in design.monotonic}  # fmt: skip
+    level_codes = {t.name: codes for t, codes in zip(design.monotonic, monotonic_codes, strict=True)}
     effects = []
     for term, term_codes, matrix, term_unseen in zip(design.random, codes, matrices, unseen, strict=True):
         if term.group not in keep:
@@ -180,24 +179,23 @@ def linear_predictor_of(
                 else np.zeros((values.shape[0], len(term_unseen), term.n_terms))
             )
             values = np.concatenate([values, extra], axis=1)  # unseen levels' codes follow the fitted ones
-        varying = [j for j, c in enumerate(term.columns) if c in shapes]
+        varying = [j for j, c in enumerate(term.columns) if c in transforms]
         if varying:
             # (mo(x) | g): a level's effect times the transform of the row's level of x, one
             # lookup by the pair (level of g, level of x) per draw.
             matrix = np.array(matrix, dtype=float)
             for j in varying:
-                mo = shapes[term.columns[j]]
-                x_codes = monotonic_codes[mo[0]]
-                pairs = values[:, :, j, None] * mo[1][:, None, :]  # (draws, levels of g, levels of x)
-                effects.append((pairs.reshape(len(pairs), -1, 1), term_codes * mo[1].shape[1] + x_codes,
+                transform, x_codes = transforms[term.columns[j]], level_codes[term.columns[j]]
+                pairs = values[:, :, j, None] * transform[:, None, :]  # (draws, levels of g, levels of x)
+                effects.append((pairs.reshape(len(pairs), -1, 1), term_codes * transform.shape[1] + x_codes,
                                 np.ones((len(term_codes), 1))))  # fmt: skip
                 matrix[:, j] = 0.0
         effects.append((values, term_codes, matrix))
-    for k, term in enumerate(design.monotonic):
+    for term in design.monotonic:
         # mo(x): each level's effect b D sum(zeta[1..level]), as one more lookup by level code.
         b = _flat(post[monotonic_var(design, "bsp", term)].values)
-        levels = b[:, None] * shapes[term.name][1]
-        effects.append((levels[:, :, None], monotonic_codes[k], np.ones((len(monotonic_codes[k]), 1))))
+        codes = level_codes[term.name]
+        effects.append(((b[:, None] * transforms[term.name])[:, :, None], codes, np.ones((len(codes), 1))))
     # s(x) and gp(x): the basis times the coefficients, as one "level" whose effects they are.
     names = [smooth_var(design, "s", s) for s in design.smooths]
     names += [gp_var(design, "gp", g) for g in design.gps]

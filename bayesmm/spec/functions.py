@@ -509,8 +509,9 @@ UNSUPPORTED = {
     "t2(x, z) is the tensor smooth for mixed models (brms's and gamm4's)",
     "gp": "a Gaussian process gp(x) is a term of its own in the mean's formula, y ~ gp(x) + ...; it cannot "
     "enter an interaction, a transformation or a random-effect term here",
-    "mo": "a monotonic effect mo(x) is a term of its own in the mean's formula, y ~ mo(x) + ...; it cannot "
-    "enter an interaction, a transformation or a random-effect term here",
+    "mo": "a monotonic effect mo(x) is a term of its own in the mean's formula, y ~ mo(x) + ..., or varies "
+    "by a factor as (mo(x) | g) with mo(x) in the fixed part too; it cannot enter an interaction or a "
+    "transformation",
     "me": "measurement-error terms me() are not supported; use the observed values",
     "mi": "missing-value imputation mi() is not supported; incomplete rows are dropped",
     "gr": "gr() belongs in a random-effect term: (1 | gr(g, cov = A)), or (1 | g)",

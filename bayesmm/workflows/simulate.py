@@ -158,22 +158,22 @@ def simulate(
     family_params = {name: np.array([[params[name]]], dtype=float) for name in _family_params(family)}
     columns = {}
     covariances = [term.covariance.from_values(params) for term in design.random]
+    # Each mo(x)'s transform at its levels, D sum(zeta[1..level]): times bsp its effects, and
+    # at the rows a (mo(x) | g) column's values.
+    transforms = {}
     for term in design.monotonic:
         shares = np.asarray(params[f"simo({term.name})"], dtype=float)
         if shares.shape != (term.n_steps,) or np.any(shares < 0) or not np.isclose(shares.sum(), 1.0):
             raise ValueError(f"simo({term.name}) takes {term.n_steps} non-negative shares summing to 1, "
                              f"got {params[f'simo({term.name})']!r}")  # fmt: skip
-    # Each mo(x)'s transform at the rows, D sum(zeta[1..x]): a (mo(x) | g) column's values.
-    shapes = {}
-    for term in design.monotonic:
-        shares = np.asarray(params[f"simo({term.name})"], dtype=float)
-        shapes[term.name] = np.r_[0.0, np.cumsum(term.n_steps * shares)][term.codes]
+        transforms[term.name] = term.transform(shares)
+    rows = {term.name: transforms[term.name][term.codes] for term in design.monotonic}
     matrices = []
     for term in design.random:
         matrix = term.matrix.copy()
         for j, column in enumerate(term.columns):
-            if column in shapes:
-                matrix[:, j] = shapes[column]
+            if column in rows:
+                matrix[:, j] = rows[column]
         matrices.append(matrix)
     for k in range(nsim):
         effects = []
@@ -190,8 +190,7 @@ def simulate(
             coefficients = np.sqrt(density) * rng.normal(size=gp.n_basis)
             effects.append((coefficients[None, None, :], np.zeros(len(gp.Z), dtype=np.int64), gp.Z))
         for term in design.monotonic:
-            shares = np.asarray(params[f"simo({term.name})"], dtype=float)
-            levels = np.r_[0.0, np.cumsum(params[f"bsp({term.name})"] * term.n_steps * shares)]
+            levels = params[f"bsp({term.name})"] * transforms[term.name]
             effects.append((levels[None, :, None], term.codes, np.ones((len(term.codes), 1))))
         eta = linear_predictor(beta[None, :], design.X, design.offset, effects)
         drawn = additions.draw(family, eta, family_params, design.trials, rng, design.additions)
