@@ -15,7 +15,7 @@ import pytensor.tensor as pt
 import pytest
 
 import bayesmm as bm
-from bayesmm.inference import blocks, engine, native, sampling
+from bayesmm.inference import blocks, engine, native, rewrites, sampling
 
 from .conftest import quiet_fit
 
@@ -146,13 +146,18 @@ def _reference(fgraph, shared):
                              on_unused_input="ignore")  # fmt: skip
 
 
+def _instructions(ints: np.ndarray) -> list[list[int]]:
+    """The words of a program's top-level instructions."""
+    position, end, words = int(ints[engine.H["H_CODE"]]), int(ints[engine.H["H_END"]]), []
+    while position < end:
+        words.append([int(w) for w in ints[position + 1 : position + int(ints[position])]])
+        position += int(ints[position])
+    return words
+
+
 def _opcodes(ints: np.ndarray) -> list[int]:
     """The opcodes of a program's top-level instructions."""
-    position, end, codes = int(ints[engine.H["H_CODE"]]), int(ints[engine.H["H_END"]]), []
-    while position < end:
-        codes.append(int(ints[position + 1]))
-        position += int(ints[position])
-    return codes
+    return [words[0] for words in _instructions(ints)]
 
 
 @pytest.mark.parametrize("row_blocks", [False, True], ids=["one-pass", "row-blocks"])
@@ -217,6 +222,28 @@ def test_row_blocks_form_and_keep_their_intermediates_a_chunk_long(formula, fami
     monkeypatch.setattr(blocks, "MIN_ROWS", 10**9)
     one_pass, _ = engine.program(graphs, np.zeros(graphs.layout["n_dim"]))
     assert program.ints[engine.H["H_WORK"]] <= one_pass.ints[engine.H["H_WORK"]] + blocks.CHUNK * local.sum()
+
+
+def test_the_level_codes_are_stored_once_and_the_gradients_scatter_joins_the_gather_block(monkeypatch):
+    """The gather of the level effects and the scatter of their gradient read one copy of the
+    level codes (32-bit integers), in the same row block: the gradient's buffer is not the
+    effects' buffer reused, which would keep the scatter out of the block."""
+    monkeypatch.setattr(blocks, "MIN_ROWS", 16)
+    data = _data()
+    model = bm.Model("yg ~ x + (1 | g)", data, collapsed=False)
+    graphs = engine.graphs(sampling.data_model(model.sampled_model, model.design.n_obs).model)
+    program, _ = engine.program(graphs, np.zeros(graphs.layout["n_dim"]))
+    rows_blocks = [blocks._inner(words) for words in _instructions(program.ints)
+                   if words[0] == engine.OP["OP_BLOCK"] and words[1] == len(data)]  # fmt: skip
+    assert len(rows_blocks) == 1
+    inner = rows_blocks[0]
+    gathers = [w for w in inner if w[0] == engine.OP["OP_GATHER"]]
+    scatters = [w for w in inner if w[0] == engine.OP["OP_SCATTER"]]
+    assert len(gathers) == 1 and len(scatters) == 1
+    assert gathers[0][4] == scatters[0][4]  # one copy of the codes
+    reader = blocks._Reader(engine.OP, program.floats, engine.CONST_BASE)
+    codes = pd.factorize(data["g"], sort=True)[0]
+    np.testing.assert_array_equal(reader.index(gathers[0][4], len(data)), codes)
 
 
 def test_the_c_header_holds_the_engines_numbers():
@@ -424,3 +451,94 @@ def test_a_logical_or_of_three_conditions_reads_all_three():
     (logp, grad), (value, gradient), _ = _engine_and_pytensor(total, z, point)
     assert logp == pytest.approx(value, rel=1e-14)
     np.testing.assert_allclose(grad, gradient, rtol=1e-14)
+
+
+def test_the_numbers_of_a_sum_over_rows_are_added_first_and_the_rows_once():
+    """x + a + b + c with numbers a, b, c (a linear predictor's intercept and offsets): the
+    numbers summed first, then one pass over the rows, equal to PyTensor's up to rounding."""
+    import pytensor.tensor as pt
+    from pytensor.graph import FunctionGraph
+
+    def total(v):
+        return pt.add(v, v[0], 2.5 * v[1], pt.exp(v[2]))
+
+    x = np.random.default_rng(4).normal(size=50)
+    vector = pt.vector("x", dtype="float64", shape=(x.size,))
+    ints, _ = engine.translate(FunctionGraph([vector], [total(vector)], clone=False), [], x, [0])
+    row_adds = [words for words in _instructions(ints) if words[:2] == [engine.OP["OP_EW"], engine.EW["add"]]
+                and words[3:5] == [1, x.size]]  # fmt: skip
+    assert len(row_adds) == 1
+    np.testing.assert_allclose(_elementwise(total, x), x + x[0] + 2.5 * x[1] + np.exp(x[2]), rtol=1e-15)
+
+
+# In the fast tier: the first case of these families (quick to evaluate in Python: no
+# ScalarLoops, no censoring); every other case with the slow tests.
+_QUICK = {"gaussian", "bernoulli", "poisson", "negativebinomial", "student", "cumulative", "binomial"}
+_FIRST = {family: next(c for c in CASES if c[1] == family) for family in _QUICK}
+
+
+@pytest.mark.parametrize("formula, family, options", [
+    pytest.param(*c, id=f"{c[1]}:{c[0]}:{sorted(c[2])}",
+                 marks=() if c in _FIRST.values() else pytest.mark.slow)
+    for c in CASES
+])  # fmt: skip
+def test_the_engines_graph_is_pymcs_log_density_and_gradient(formula, family, options, monkeypatch):
+    """The graph the engine translates, after every rewrite (PyTensor's and the split sums
+    of bayesmm.inference.rewrites, made here for the 240 rows as for many), against PyMC's
+    own log-density and gradient of the model."""
+    from pytensor.compile.mode import Mode
+
+    monkeypatch.setattr(blocks, "MIN_ROWS", 16)
+
+    built = _built(formula, family, options)
+    graphs = engine.graphs(built.model)
+    layout = graphs.layout
+    reference = _reference(graphs.fgraph, graphs.shared)
+    python = Mode(linker="py", optimizer="fast_compile")
+    logp, dlogp = built.model.compile_logp(mode=python), built.model.compile_dlogp(mode=python)
+    rng = np.random.default_rng(12)
+    checked = 0
+    for _ in range(6):
+        x = rng.normal(0, 0.7, layout["n_dim"])
+        bounds = zip(layout["names"], layout["slices"], layout["shapes"], strict=False)
+        point = {name: x[a:b].reshape(shape) for name, (a, b), shape in list(bounds)[: layout["n_free"]]}
+        value, gradient, _ = reference(x)
+        expected = logp(point)
+        if not np.isfinite(expected):
+            assert not np.isfinite(value)
+            continue
+        np.testing.assert_allclose(value, expected, rtol=1e-10, atol=1e-8)
+        np.testing.assert_allclose(gradient, dlogp(point), rtol=1e-8, atol=1e-8)
+        checked += 1
+        if checked == 2:
+            break
+    assert checked == 2
+
+
+def test_a_sum_over_rows_passes_over_them_once_for_the_normals_log_density():
+    # The normal's -0.5 z^2 - log(sigma) - log(2 pi) / 2 inside a parameter check: one sum of
+    # z^2 over the rows, the rest once (before the rewrites, the check's switch, the factor,
+    # the constant and log(sigma) were each a pass over the rows).
+    import pytensor.tensor as pt
+    from pytensor.compile.mode import Mode
+    from pytensor.tensor.elemwise import Elemwise
+
+    n = 30
+    x = pt.vector("x", dtype="float64", shape=(n + 1,))
+    y = np.random.default_rng(1).normal(size=n)
+    sigma = pt.exp(x[n])
+    z = (pt.as_tensor(y) - x[:n]) / sigma
+    total = pt.sum(pt.switch(pt.gt(sigma, 0), -0.5 * z**2 - pt.log(sigma) - 0.9189385332046727, -np.inf))
+    point = np.random.default_rng(2).normal(size=n + 1)
+    s = np.exp(point[n])
+    expected = np.sum(-0.5 * ((y - point[:n]) / s) ** 2 - np.log(s) - 0.9189385332046727)
+    mode = Mode(linker="py", optimizer="fast_run").excluding(
+        "composite_elemwise_fusion", "local_careduce_fusion", "inplace")  # fmt: skip
+    passes = {}
+    for name, with_mode in (("pytensor", mode), ("split", rewrites.register(mode))):
+        function = pytensor.function([x], total, mode=with_mode)
+        nodes = function.maker.fgraph.toposort()
+        passes[name] = sum(isinstance(node.op, Elemwise) and node.outputs[0].type.shape == (n,)
+                           for node in nodes)  # fmt: skip
+        assert function(point) == pytest.approx(expected, rel=1e-13)
+    assert passes["split"] <= 3 < 6 <= passes["pytensor"]

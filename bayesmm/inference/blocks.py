@@ -91,6 +91,10 @@ class _Reader:
         start = address - self.const_base
         return self.floats[start : start + count]
 
+    def index(self, address: int, count: int) -> np.ndarray:
+        """Element offsets stored as 32-bit integers (engine.py's _Translator.index)."""
+        return self.const(address, (count + 1) // 2).view(np.int32)[:count].astype(np.int64)
+
     def read(self, words: list[int]) -> _Instruction:
         kind = words[0]
         if kind == self.op["OP_EW"]:
@@ -99,15 +103,15 @@ class _Reader:
             return _Instruction(words, None, [Access(*_extent(words[1], 1, words[2]), True, None)])
         if kind == self.op["OP_GATHER"]:
             n, out, source, offsets = words[1:5]
-            offsets = self.const(offsets, n).astype(np.int64)
+            offsets = self.index(offsets, n)
             return _Instruction(words, n, [_row_access(out, 1, n, True, 2), _whole(source, offsets, False)])
         if kind == self.op["OP_SCATTER"]:
             n, out, out_offsets, y, y_offsets = words[2:7]
-            out_offsets = self.const(out_offsets, n).astype(np.int64)
+            out_offsets = self.index(out_offsets, n)
             if y_offsets < 0:  # y read in order
                 y_access = _row_access(y, 1, n, False, 5)
             else:
-                y_access = _whole(y, self.const(y_offsets, n).astype(np.int64), False)
+                y_access = _whole(y, self.index(y_offsets, n), False)
             return _Instruction(words, n, [_whole(out, out_offsets, True), y_access])
         if kind == self.op["OP_MATMUL"]:
             return self._matmul(words)

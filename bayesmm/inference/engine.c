@@ -330,6 +330,26 @@ static double beta_inc(double a, double b, double x) {
             double b = pb[i];                                                        \
             po[i] = (expr);                                                          \
         }                                                                            \
+    } else if (so == 0 && sa == 0 && pa == po && sb == 1 && n >= 32) {              \
+        /* a reduction of unit-stride values: sixteen running values, four vectors */   \
+        double r[16];                                                                \
+        for (int j = 0; j < 16; j++) r[j] = pb[j];                                   \
+        int64_t i = 16;                                                              \
+        for (; i + 16 <= n; i += 16)                                                 \
+            for (int j = 0; j < 16; j++) {                                           \
+                double a = r[j], b = pb[i + j];                                      \
+                r[j] = (expr);                                                       \
+            }                                                                        \
+        double total = po[0];                                                        \
+        for (int j = 0; j < 16; j++) {                                               \
+            double a = total, b = r[j];                                              \
+            total = (expr);                                                          \
+        }                                                                            \
+        for (; i < n; i++) {                                                         \
+            double a = total, b = pb[i];                                             \
+            total = (expr);                                                          \
+        }                                                                            \
+        po[0] = total;                                                               \
     } else if (so == 0 && sa == 0 && pa == po) { /* a reduction into one element */  \
         /* four running values in registers, combined at the end: the operations do not\
          * wait on each other (those reduced by are associative up to rounding) */   \
@@ -630,12 +650,13 @@ static int scalar_loop(const int64_t *op, double *work, const double *consts) {
 /* -- the other instructions --------------------------------------------------------------- */
 
 /* [GATHER, n, out, in, offsets]: out[k] = in[offsets[k]] (the offsets of every element an
- * advanced index reads, worked out from the constant indices when the program was written). */
+ * advanced index reads, worked out from the constant indices when the program was written;
+ * stored as 32-bit integers, two to a constant, as are a scatter's). */
 static int gather(const int64_t *op, double *work, const double *consts, int64_t nw, int64_t lo, int64_t hi) {
     double *po = at(work, consts, lo, op[2]);
     const double *pi = at(work, consts, lo, op[3]);
-    const double *off = at(work, consts, lo, op[4]);
-    for (int64_t k = lo; k < hi; k++) po[k] = pi[(int64_t)off[k]];
+    const int32_t *off = (const int32_t *)at(work, consts, 0, op[4]);
+    for (int64_t k = lo; k < hi; k++) po[k] = pi[off[k]];
     return 0;
 }
 
@@ -643,21 +664,21 @@ static int gather(const int64_t *op, double *work, const double *consts, int64_t
  * (or =), in order, so repeated offsets accumulate; y_offsets -1: y[k]. */
 static int scatter(const int64_t *op, double *work, const double *consts, int64_t nw, int64_t lo, int64_t hi) {
     double *po = at(work, consts, lo, op[3]);
-    const double *oo = at(work, consts, lo, op[4]);
+    const int32_t *oo = (const int32_t *)at(work, consts, 0, op[4]);
     const double *py = at(work, consts, lo, op[5]);
     if (op[6] < 0) { /* y in order */
         if (op[1]) {
-            for (int64_t k = lo; k < hi; k++) po[(int64_t)oo[k]] = py[k];
+            for (int64_t k = lo; k < hi; k++) po[oo[k]] = py[k];
         } else {
-            for (int64_t k = lo; k < hi; k++) po[(int64_t)oo[k]] += py[k];
+            for (int64_t k = lo; k < hi; k++) po[oo[k]] += py[k];
         }
         return 0;
     }
-    const double *yo = at(work, consts, lo, op[6]);
+    const int32_t *yo = (const int32_t *)at(work, consts, 0, op[6]);
     if (op[1]) {
-        for (int64_t k = lo; k < hi; k++) po[(int64_t)oo[k]] = py[(int64_t)yo[k]];
+        for (int64_t k = lo; k < hi; k++) po[oo[k]] = py[yo[k]];
     } else {
-        for (int64_t k = lo; k < hi; k++) po[(int64_t)oo[k]] += py[(int64_t)yo[k]];
+        for (int64_t k = lo; k < hi; k++) po[oo[k]] += py[yo[k]];
     }
     return 0;
 }

@@ -27,12 +27,13 @@ link, term structure and parameterization bayesmm builds.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import blocks
+from . import blocks, rewrites
 
 __all__ = ["Unsupported", "Graphs", "graphs", "program", "Program", "cfuncs", "enabled", "CONST_BASE"]
 
@@ -46,6 +47,8 @@ OPCODES = ("OP_FILL", "OP_EW", "OP_GATHER", "OP_SCATTER", "OP_MATMUL", "OP_CHOLE
 # and outputs (engine_fields.h carries both to engine.c).
 LOOP_REGS = 256
 LOOP_IO = 32
+# Workspace elements (8 bytes each) below which no buffer is reused (_Translator.alloc).
+REUSE_ABOVE = 1 << 24
 ELEMENTWISE = (
     "EW_IDENTITY EW_NEG EW_EXP EW_LOG EW_LOG1P EW_EXPM1 EW_SQR EW_SQRT EW_SIGMOID EW_SOFTPLUS "
     "EW_LOG1MEXP EW_RECIPROCAL EW_SIGN EW_ABS EW_GAMMALN EW_DIGAMMA EW_ERF EW_ERFC EW_TANH EW_ISNAN "
@@ -135,17 +138,26 @@ def _value_shapes(pymc_model) -> list[tuple[int, ...]]:
     return [tuple(int(s) for s in shape) for shape in function()]
 
 
+def _rows(pymc_model) -> int:
+    """The most values of an observed variable (0 where no shape is static)."""
+    sizes = [np.prod(rv.type.shape) for rv in pymc_model.observed_RVs if None not in rv.type.shape]
+    return int(max(sizes, default=0))
+
+
 def _rewritten(inputs, outputs, pymc_model):
     """The rewritten FunctionGraph of ``outputs`` and the shared variables of its inputs
     after ``inputs``: PyMC's compile with PyTensor's standard rewrites, less fusion and
-    in-place operations (the interpreter fuses nothing and writes no input), and the
-    Python linker (nothing is compiled)."""
+    in-place operations (the interpreter fuses nothing and writes no input), plus the
+    splitting of sums over many rows (bayesmm.inference.rewrites), and the Python linker
+    (nothing is compiled)."""
     from pymc.pytensorf import compile as compile_pymc
     from pytensor.compile.mode import Mode
 
     mode = Mode(linker="py", optimizer="fast_run").excluding(
         "composite_elemwise_fusion", "local_careduce_fusion", "inplace"
     )
+    if _rows(pymc_model) >= blocks.MIN_ROWS:  # where a pass over the rows costs (blocks.py)
+        mode = rewrites.register(mode)
     with pymc_model:
         function = compile_pymc(inputs, outputs, mode=mode, on_unused_input="ignore")
     fgraph = function.maker.fgraph
@@ -315,6 +327,7 @@ class _Translator:
         self.code: list[list[int]] = []
         self.consts: list[np.ndarray] = []
         self.stored: dict[int, np.ndarray] = {}  # each constant's values by its address
+        self.same: dict[tuple, int] = {}  # a large constant's (size, digest) -> its address
         self.n_consts = 0
         self.const_of: dict = {}
         self.scalars: dict = {}
@@ -348,19 +361,40 @@ class _Translator:
             self.scalars[key] = self._store(np.array(number, dtype=float))
         return self.scalars[key]
 
-    def _store(self, value: np.ndarray) -> View:
+    def _store(self, value: np.ndarray, tag: str = "f8") -> View:
+        """A constant's view; a large one equal to one stored before (a gather's and a
+        scatter's level codes) is stored once, so that a row block reads it once."""
         flat = np.ascontiguousarray(value, dtype=np.float64).ravel()
-        view = View(
-            CONST_BASE + self.n_consts, tuple(int(n) for n in value.shape), _contiguous_strides(value.shape)
-        )
+        shape, key = tuple(int(n) for n in value.shape), None
+        if flat.size >= blocks.MIN_ROWS // 2:  # MIN_ROWS level codes, two to a constant
+            key = (tag, flat.size, hashlib.sha1(flat.tobytes()).digest())
+            if key in self.same:
+                return View(self.same[key], shape, _contiguous_strides(shape))
+        view = View(CONST_BASE + self.n_consts, shape, _contiguous_strides(shape))
         self.consts.append(flat)
         self.stored[view.address] = flat
         self.n_consts += flat.size
+        if key is not None:
+            self.same[key] = view.address
         return view
+
+    def index(self, offsets: np.ndarray) -> int:
+        """The address of element offsets, stored as 32-bit integers two to a constant
+        (engine.c's gathers and scatters read them so: half the memory, no conversion)."""
+        offsets = np.asarray(offsets, dtype=np.int64).ravel()
+        if offsets.size and np.abs(offsets).max() >= 2**31:
+            raise Unsupported("an index beyond 32 bits")
+        packed = np.zeros(offsets.size + offsets.size % 2, dtype=np.int32)
+        packed[: offsets.size] = offsets
+        return self._store(packed.view(np.float64), tag="i4").address
 
     def alloc(self, shape, last: int) -> View:
         size = max(int(np.prod(shape, dtype=int)), 1)
-        spare = self.free.get(size)
+        # A freed buffer is reused only once the workspace is large: reuse ties instructions
+        # that are otherwise independent (a level effects' buffer reused for their gradient
+        # keeps the scatter into it out of the row block that gathers them), and a value a
+        # row block keeps to itself never touches its full-length buffer anyway.
+        spare = self.free.get(size) if self.top + size > REUSE_ABOVE else None
         address = spare.pop() if spare else None
         if address is None:
             address, self.top = self.top, self.top + size
@@ -567,6 +601,14 @@ class _Translator:
         if scalar == "ScalarLoop":
             return self._scalar_loop(node, step, shape, last, inputs)
         code = _scalar_code(scalar, dtype, [np.asarray(self._value(v)).dtype for v in node.inputs])
+        one = [all(n == 1 for n in v.shape) for v in inputs]
+        if code in ("add", "mul") and 1 < sum(one) < len(inputs):
+            # A sum (product) of rows and several numbers (a linear predictor's intercept and
+            # offsets): the numbers first, once, then one pass over the rows for all of them
+            # (the order of the additions changes: a rounding's difference).
+            total = self.alloc((), step)
+            self.apply(code, total, [View(v.address, (), ()) for v, o in zip(inputs, one, strict=True) if o])
+            inputs = [total, *[v for v, o in zip(inputs, one, strict=True) if not o]]
         out = self.alloc(shape, last)
         self.apply(code, out, inputs, self.picks.get(node.outputs[0]))
         self.views[node.outputs[0]] = out
@@ -767,7 +809,7 @@ class _Translator:
         view = self.view(node.inputs[0])
         offsets = self._advanced_offsets(view, node, 1)
         out = self.alloc(shape, last)
-        self.emit(OP["OP_GATHER"], offsets.size, out.address, view.address, self._store(offsets).address)
+        self.emit(OP["OP_GATHER"], offsets.size, out.address, view.address, self.index(offsets))
         self.views[node.outputs[0]] = out
 
     _op_AdvancedSubtensor = _op_AdvancedSubtensor1
@@ -800,9 +842,9 @@ class _Translator:
             reshaped[d] = size
             grid = grid + (np.arange(size, dtype=np.int64) * stride).reshape(reshaped)
         # y read in order (the common case) is said by -1, so that the offsets are not read.
-        y_offsets = -1 if np.array_equal(grid.ravel(), np.arange(grid.size)) else self._store(grid).address
+        y_offsets = -1 if np.array_equal(grid.ravel(), np.arange(grid.size)) else self.index(grid)
         self.emit(OP["OP_SCATTER"], int(set_instead_of_inc), offsets.size, out.address,
-                  self._store(offsets).address, y.address, y_offsets)  # fmt: skip
+                  self.index(offsets), y.address, y_offsets)  # fmt: skip
 
     _op_AdvancedIncSubtensor = _op_AdvancedIncSubtensor1
 
