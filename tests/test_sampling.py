@@ -83,3 +83,15 @@ def test_a_reused_compiled_model_samples_what_a_new_one_would(sleepstudy, noisy)
     assert list(again.idata.posterior["Subject"].values) == subjects
 
 
+
+
+@pytest.mark.slow
+def test_the_trace_has_pm_samples_groups_without_the_tuning_draws(sleepstudy):
+    # nutpie keeps the tuning draws by default (warmup_posterior, warmup_sample_stats);
+    # pm.sample does not, and converting them cost every fit time.
+    fit = quiet_fit(bm.Model("Reaction ~ Days + (1 | Subject)", sleepstudy, collapsed=False),
+                    draws=30, tune=40, chains=1, random_seed=2)  # fmt: skip
+    groups = {node.name for node in fit.idata.children.values()}
+    assert {"posterior", "sample_stats", "observed_data"} <= groups
+    assert not any(name.startswith("warmup") for name in groups)
+    assert fit.idata.posterior.sizes["draw"] == 30
