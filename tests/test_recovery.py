@@ -88,7 +88,12 @@ def test_poisson_with_offset_and_uncorrelated_slopes():
     r = _effects(rng, 40, [0.6, 0.3])
     y = rng.poisson(exposure * np.exp(0.5 + 0.3 * x + r[g, 0] + r[g, 1] * x))
     data = pd.DataFrame({"y": y, "x": x, "exposure": exposure, "g": labels})
-    fit = quiet_fit(bm.Model("y ~ x + offset(log(exposure)) + (x || g)", data, family="poisson"), **SETTINGS)
+    # Seed 12, not the file's 11: this model's sd(Intercept|g) mixes at a bulk ESS of about 450
+    # of 4000 (14 seeds: 273-585, R-hat up to 1.017), and after stop 37's changes to the
+    # rounding of sums seed 11 drew a tail case (R-hat 1.029, ESS 186); stop 36's build gave
+    # the same spread over the 14 seeds (mean ESS 476 against 466 now).
+    model = bm.Model("y ~ x + offset(log(exposure)) + (x || g)", data, family="poisson")
+    fit = quiet_fit(model, **{**SETTINGS, "random_seed": 12})
     assert_recovered(fit, {"Intercept": 0.5, "x": 0.3, "sd(Intercept|g)": 0.6, "sd(x|g)": 0.3})
     assert "cor(Intercept,x|g)" not in fit.summary().index
 
