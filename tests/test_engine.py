@@ -246,6 +246,50 @@ def test_the_level_codes_are_stored_once_and_the_gradients_scatter_joins_the_gat
     np.testing.assert_array_equal(reader.index(gathers[0][4], len(data)), codes)
 
 
+@pytest.mark.parametrize("chunk", [7, 16, 64])  # the three loops of engine.c's sum_of_products
+@pytest.mark.parametrize("formula, family", [
+    ("yg ~ x + (1 | g)", "gaussian"),
+    ("yp ~ x + (x | g)", "poisson"),
+    ("yg | se(w, sigma = TRUE) ~ x + (1 | g)", "student"),  # products of three, made in place
+])  # fmt: skip
+def test_a_product_that_only_a_sum_reads_is_made_in_the_sum_to_the_same_bits(
+    formula, family, chunk, monkeypatch
+):
+    """In a row block, a product of rows that nothing else reads is made where it is summed:
+    in the reduction right after it (one sum of products), or in the one sum of rows that
+    reads it (a + b c). The log-density and gradient are bit for bit those of the separate
+    instructions."""
+    monkeypatch.setattr(blocks, "MIN_ROWS", 16)
+    monkeypatch.setattr(blocks, "CHUNK", chunk)
+    model = bm.Model(formula, _data(), family=family, collapsed=False)
+    graphs = engine.graphs(sampling.data_model(model.sampled_model, model.design.n_obs).model)
+    n_dim = graphs.layout["n_dim"]
+    results = {}
+    for fused in (True, False):
+        if not fused:
+            monkeypatch.setattr(blocks, "_sums_of_products", lambda inner, *rest: inner)
+            monkeypatch.setattr(blocks, "_products_added", lambda inner, *rest: inner)
+        logp_program, expand_program = engine.program(graphs, np.zeros(n_dim))
+        inner = [w for words in _instructions(logp_program.ints) if words[0] == engine.OP["OP_BLOCK"]
+                 for w in blocks._inner(words)]  # fmt: skip
+        fused_words = [w for w in inner if w[:3] == [engine.OP["OP_EW"], engine.EW["addmul"], 3]]
+        sums = [w for w in fused_words if w[6] == 0]  # into one number
+        if fused:  # sums of z x, z^2, ...; and the linear predictor's x b added to the rest
+            assert len(sums) >= 2 and len(fused_words) > len(sums)
+        else:
+            assert not fused_words
+        user = _user_data(logp_program, expand_program)
+        c_logp = _LOGP(engine.cfuncs()[0].address)
+        rng, values = np.random.default_rng(5), []
+        for _ in range(3):
+            x = rng.normal(0, 0.7, n_dim)
+            grad, logp = np.zeros(n_dim), np.zeros(1)
+            assert c_logp(n_dim, x.ctypes.data, grad.ctypes.data, logp.ctypes.data, user.ctypes.data) == 0
+            values.append(np.concatenate([logp, grad]))
+        results[fused] = np.array(values)
+    np.testing.assert_array_equal(results[True], results[False])
+
+
 def test_the_c_header_holds_the_engines_numbers():
     header = Path(engine.__file__).with_name("engine_fields.h").read_text()
     assert header == engine.fields_header()

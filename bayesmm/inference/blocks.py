@@ -82,8 +82,9 @@ def _whole(address: int, offsets: np.ndarray, write: bool) -> Access:
 class _Reader:
     """Decodes instructions (engine.py's word layouts) into their rows and accesses."""
 
-    def __init__(self, op: dict, floats: np.ndarray, const_base: int):
+    def __init__(self, op: dict, floats: np.ndarray, const_base: int, ew: dict | None = None):
         self.op = op
+        self.ew = ew or {}
         self.floats = floats
         self.const_base = const_base
 
@@ -152,7 +153,7 @@ class _Reader:
         (out, (out_stride,)), inputs = operands[0], [(a, s[0]) for a, s in operands[1:]]
         if out_stride == 0:
             # A reduction into one element (engine.c's accumulating loop): out = out op b.
-            if nin != 2 or inputs[0] != (out, 0):
+            if nin not in (2, 3) or inputs[0] != (out, 0):
                 return _Instruction(words, None, None)
             accesses = [Access(out, out, True, None)]
             inputs = inputs[1:]
@@ -195,7 +196,8 @@ def _conflict(new: Access, old: Access, const_base: int, rows_apart: bool = Fals
 
 
 def blocked(
-    code: list[list[int]], op: dict, floats: np.ndarray, const_base: int, top: int, outputs: list[Access]
+    code: list[list[int]], op: dict, floats: np.ndarray, const_base: int, top: int, outputs: list[Access],
+    ew: dict | None = None,
 ) -> tuple[list[list[int]], int]:
     """``code`` with its runs of row-by-row instructions over at least MIN_ROWS rows each
     wrapped in one BLOCK instruction: [OP_BLOCK, rows, chunk, count, (length, words..) x count],
@@ -206,8 +208,9 @@ def blocked(
     nothing the run touches (a scalar computed from the parameters, a reduction's starting
     value), else after it (a scalar computed from the run's sum), as long as the instructions
     of the run that follow touch nothing it touches; an instruction that can do neither, or
-    whose accesses are not known, ends the run."""
-    reader = _Reader(op, floats, const_base)
+    whose accesses are not known, ends the run. ``ew``: the elementwise codes (where given,
+    a product that only the reduction after it reads is fused with it: _sums_of_products)."""
+    reader = _Reader(op, floats, const_base, ew)
     return _localized(_runs(code, reader), reader, top, outputs)
 
 
@@ -304,6 +307,82 @@ def _local(address: int, rows: int, inner: list[_Instruction], later: list[_Inst
     return touching[0], touching[-1]
 
 
+def _sums_of_products(inner: list[_Instruction], reader: _Reader, rows: int, later: list[_Instruction],
+                      outputs: list[Access]) -> list[_Instruction]:  # fmt: skip
+    """A block's instructions with each product of rows (a mul, a sqr) that only the
+    reduction right after it reads fused with it into one sum of products (engine.c's
+    sum_of_products: the same running sums, so the same bits): one pass over the chunk
+    instead of two, and no slot for the products."""
+    ew = reader.ew
+    if "addmul" not in ew:
+        return inner
+    result, j = [], 0
+    while j < len(inner):
+        fused = _fused_product(inner, j, reader, rows, later, outputs)
+        result.append(fused or inner[j])
+        j += 2 if fused else 1
+    return result
+
+
+def _fused_product(inner, j, reader, rows, later, outputs) -> _Instruction | None:
+    """inner[j] and inner[j + 1] as one sum of products, or None where they are not a
+    product of rows (unit-stride output) and the reduction of it into one element."""
+    if j + 1 >= len(inner):
+        return None
+    ew, ew_op = reader.ew, reader.op["OP_EW"]
+    product, total = inner[j].words, inner[j + 1].words
+    if product[0] != ew_op or total[0] != ew_op or product[3] != 1 or total[3] != 1:
+        return None
+    if product[1] not in (ew["mul"], ew["sqr"]) or total[1] != ew["add"] or total[2] != 2:
+        return None
+    n, out, out_stride = product[4:7]
+    if out_stride != 1 or total[4] != n or total[5:] != [total[5], 0, total[5], 0, out, 1]:
+        return None
+    factors = product[7:11] if product[1] == ew["mul"] else product[7:9] * 2
+    accumulator = total[5]
+    if any(factors[k] == accumulator for k in (0, 2)):
+        return None  # a product of the running total (read before it accumulates)
+    if _local(out, rows, inner, later, outputs) != (j, j + 1):
+        return None  # the products are read elsewhere
+    return reader.read([ew_op, ew["addmul"], 3, 1, n, accumulator, 0, accumulator, 0, *factors])
+
+
+def _products_added(inner: list[_Instruction], reader: _Reader, rows: int, later: list[_Instruction],
+                    outputs: list[Access]) -> list[_Instruction]:  # fmt: skip
+    """A block's instructions with each product of rows that only one later sum of rows
+    reads (a linear predictor's x b + the rest) computed in that sum, a + b c: one pass over
+    the chunk fewer (the same bits: the product is rounded, then added)."""
+    ew, ew_op = reader.ew, reader.op["OP_EW"]
+    result = list(inner)
+    for j in range(len(result) - 1, -1, -1):
+        product = result[j].words
+        if product[0] != ew_op or product[1] != ew["mul"] or product[3] != 1 or product[6] != 1:
+            continue
+        n, out = product[4], product[5]
+        span = _local(out, rows, result, later, outputs)
+        if span is None or span[0] != j:
+            continue
+        k = span[1]
+        total = result[k].words
+        if total[:5] != [ew_op, ew["add"], 2, 1, n] or total[6] != 1 or (out, 1) not in (
+            (total[7], total[8]), (total[9], total[10])
+        ):  # fmt: skip
+            continue
+        products, factors = Access(out, out + n - 1, True, None), result[j].accesses[1:]
+        between = [a for ins in result[j + 1 : k] for a in ins.accesses]
+        if any(_overlaps(a, products) for a in between):
+            continue  # the products changed in between (the next step of a product of three)
+        if any(_overlaps(a, f) and a.write for a in between for f in factors):
+            continue  # a factor written in between
+        other = total[9:11] if (total[7], total[8]) == (out, 1) else total[7:9]
+        if other[0] == out:
+            continue  # the product added to itself
+        fused = reader.read([ew_op, ew["addmul"], 3, 1, n, total[5], 1, *other, *product[7:11]])
+        result[k] = fused
+        del result[j]
+    return result
+
+
 def _overlaps(a: Access, b: Access) -> bool:
     return not (a.last < b.first or b.last < a.first)
 
@@ -326,6 +405,9 @@ def _localized(code: list[list[int]], reader: _Reader, top: int, outputs: list[A
             continue
         rows, chunk, count = words[1:4]
         inner, later = flat[ends[index] - count : ends[index]], flat[ends[index] :]
+        inner = _sums_of_products(inner, reader, rows, later, outputs)
+        if "addmul" in reader.ew:
+            inner = _products_added(inner, reader, rows, later, outputs)
         written = sorted(
             {a.rows[0] for ins in inner for a in ins.accesses if a.write and a.rows and a.rows[1] == 1}
         )
@@ -341,7 +423,7 @@ def _localized(code: list[list[int]], reader: _Reader, top: int, outputs: list[A
             slot_of[address] = free.pop() if free else len(busy)
             busy.append((last, slot_of[address]))
         workspace = max(workspace, top + (max(slot_of.values(), default=-1) + 1) * chunk)
-        body = [op["OP_BLOCK"], rows, chunk, count]
+        body = [op["OP_BLOCK"], rows, chunk, len(inner)]
         for ins in inner:
             new = list(ins.words)
             for a in ins.accesses:

@@ -54,7 +54,7 @@ ELEMENTWISE = (
     "EW_LOG1MEXP EW_RECIPROCAL EW_SIGN EW_ABS EW_GAMMALN EW_DIGAMMA EW_ERF EW_ERFC EW_TANH EW_ISNAN "
     "EW_ISINF EW_NOT EW_TRUNC EW_BOOL EW_FLOOR EW_CEIL EW_LOG2 EW_LOG10 EW_ADD EW_SUB EW_MUL EW_DIV "
     "EW_POW EW_MAX EW_MIN EW_GT EW_GE EW_LT EW_LE EW_EQ EW_NEQ EW_AND EW_OR EW_SECOND EW_INTDIV "
-    "EW_MOD EW_XLOGY0 EW_SWITCH EW_CLIP EW_F32 EW_ERFCX EW_GAMMAINC EW_GAMMAINCC EW_BETAINC"
+    "EW_MOD EW_XLOGY0 EW_SWITCH EW_CLIP EW_F32 EW_ERFCX EW_GAMMAINC EW_GAMMAINCC EW_BETAINC EW_ADDMUL"
 ).split()
 H = {name: i for i, name in enumerate(HEADER)}
 OP = {name: i + 1 for i, name in enumerate(OPCODES)}
@@ -1090,7 +1090,7 @@ def translate(fgraph, shared, x0: np.ndarray, outputs: list[int]) -> tuple[np.nd
         last = view.address + max(length - 1, 0) * (view.strides[0] if view.shape else 0)
         results.append(blocks.Access(view.address, last, False, None))
     translator.code, translator.top = blocks.blocked(
-        translator.code, OP, floats, CONST_BASE, translator.top, results
+        translator.code, OP, floats, CONST_BASE, translator.top, results, EW
     )
     ints = _assemble(translator, outputs, lengths)
     return ints, floats

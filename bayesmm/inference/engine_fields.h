@@ -75,6 +75,7 @@
 #define EW_GAMMAINC 51
 #define EW_GAMMAINCC 52
 #define EW_BETAINC 53
+#define EW_ADDMUL 54
 #define CONST_BASE 1099511627776LL
 #define LOOP_REGS 256
 #define LOOP_IO 32
