@@ -6,7 +6,6 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib
-import inspect
 import pkgutil
 import re
 from pathlib import Path
@@ -21,11 +20,13 @@ def _declared() -> list[type[Family]]:
     found = []
     for info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda m: m.name):
         module = importlib.import_module(f"{__package__}.{info.name}")
+        # A module's namespace keeps the order of definition (reading each class's line
+        # from its source file instead cost 0.1 s of every import).
         for value in vars(module).values():
             if (isinstance(value, type) and issubclass(value, Family) and value.__module__ == module.__name__
                     and "name" in value.__dict__):  # fmt: skip
                 found.append(value)
-    return sorted(found, key=lambda cls: (cls.__module__, inspect.getsourcelines(cls)[1]))
+    return found
 
 
 FAMILIES: dict[str, type[Family]] = {cls.name: cls for cls in _declared()}

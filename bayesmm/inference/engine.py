@@ -204,6 +204,18 @@ def graphs(pymc_model) -> Graphs:
     return Graphs(fgraph, shared, layout)
 
 
+def _named_shape(pymc_model, variable) -> tuple:
+    """A model variable's static shape, its unknown lengths read from its dims' coordinates
+    (PyMC's dims have lengths that may change, so the variable's type leaves them out)."""
+    shape = list(variable.type.shape)
+    dims = pymc_model.named_vars_to_dims.get(variable.name) or ()
+    for i, dim in enumerate(dims):
+        labels = pymc_model.coords.get(dim)
+        if i < len(shape) and shape[i] is None and dim is not None and labels is not None:
+            shape[i] = len(labels)
+    return tuple(shape)
+
+
 def _remaining_shapes(pymc_model, remaining, x, replacements, n_dim) -> list[tuple[int, ...]]:
     """The shapes of the deterministic variables of the trace."""
     import pytensor
@@ -212,7 +224,7 @@ def _remaining_shapes(pymc_model, remaining, x, replacements, n_dim) -> list[tup
 
     if not remaining:
         return []
-    static = [v.type.shape for v in remaining]
+    static = [_named_shape(pymc_model, v) for v in remaining]
     if all(s is not None for shape in static for s in shape):
         return [tuple(int(s) for s in shape) for shape in static]
     shapes = clone_replace([v.shape for v in remaining], replacements)
