@@ -614,3 +614,21 @@ def test_numbers_the_same_for_every_row_move_to_the_levels_side_of_a_gather_and_
     assert all(n.inputs[0].owner is None or type(getattr(n.inputs[0].owner.op, "scalar_op", None)).__name__
                != "Add" for n in gathers)  # fmt: skip
 
+
+def test_the_traces_shapes_come_from_the_coordinates_without_compiling(monkeypatch):
+    """The deterministic variables' shapes (PyMC's dims leave their lengths out of the types)
+    are read from the model's coordinates, equal to what PyTensor evaluates, with nothing
+    compiled for them."""
+    import pytensor.tensor as pt
+
+    pymc_model = _built("yg ~ x + (x | g) + (1 | h)", "gaussian", {}).model
+    n_dim = engine.graphs(pymc_model).layout["n_dim"]
+    names = [pymc_model.rvs_to_values[rv].name for rv in pymc_model.free_RVs]
+    remaining = [v for v in pymc_model.unobserved_value_vars if v.name not in names]
+    assert any(None in v.type.shape for v in remaining)  # some lengths are not in the types
+    x = pt.vector("x", dtype="float64", shape=(n_dim,))
+    with monkeypatch.context() as patched:
+        patched.setattr(pytensor, "function", lambda *a, **k: pytest.fail("a function was compiled"))
+        shapes = engine._remaining_shapes(pymc_model, remaining, x, {}, n_dim)
+    values = pymc_model.compile_fn(remaining, point_fn=True)(pymc_model.initial_point())
+    assert shapes == [np.shape(value) for value in values]
