@@ -588,33 +588,6 @@ def test_a_sum_over_rows_passes_over_them_once_for_the_normals_log_density():
     assert passes["split"] <= 3 < 6 <= passes["pytensor"]
 
 
-def test_numbers_the_same_for_every_row_move_to_the_levels_side_of_a_gather_and_a_scatter(monkeypatch):
-    """s + u[g] is gathered as (s + u)[g], and the gradient's scatter of y / s into the levels
-    adds up y and divides the 20 sums: in the rewritten graph the gather reads a sum and the
-    scatter reads no quotient (the log-density and gradient are PyMC's: the test above)."""
-    from pytensor.tensor.subtensor import AdvancedIncSubtensor, AdvancedSubtensor
-
-    monkeypatch.setattr(blocks, "MIN_ROWS", 16)
-    model = bm.Model("yg ~ x + (1 | g)", _data(), collapsed=False)
-    fgraph = engine.graphs(sampling.data_model(model.sampled_model, model.design.n_obs).model).fgraph
-    nodes = fgraph.toposort()
-    gathers = [n for n in nodes if isinstance(n.op, AdvancedSubtensor)]
-    scatters = [n for n in nodes if isinstance(n.op, AdvancedIncSubtensor)]
-    assert gathers and scatters
-    for node in gathers:
-        levels = node.inputs[0]
-        assert levels.owner is not None and type(levels.owner.op.scalar_op).__name__ == "Add"
-    for node in scatters:
-        values = node.inputs[1]
-        assert values.owner is None or type(getattr(values.owner.op, "scalar_op", None)).__name__ != "TrueDiv"
-    # Under MIN_ROWS rows the graph is PyTensor's own: the numbers are added row by row.
-    monkeypatch.setattr(blocks, "MIN_ROWS", 10**9)
-    fgraph = engine.graphs(sampling.data_model(model.sampled_model, model.design.n_obs).model).fgraph
-    gathers = [n for n in fgraph.toposort() if isinstance(n.op, AdvancedSubtensor)]
-    assert all(n.inputs[0].owner is None or type(getattr(n.inputs[0].owner.op, "scalar_op", None)).__name__
-               != "Add" for n in gathers)  # fmt: skip
-
-
 def test_the_traces_shapes_come_from_the_coordinates_without_compiling(monkeypatch):
     """The deterministic variables' shapes (PyMC's dims leave their lengths out of the types)
     are read from the model's coordinates, equal to what PyTensor evaluates, with nothing
