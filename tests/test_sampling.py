@@ -83,8 +83,6 @@ def test_a_reused_compiled_model_samples_what_a_new_one_would(sleepstudy, noisy)
     assert list(again.idata.posterior["Subject"].values) == subjects
 
 
-
-
 @pytest.mark.slow
 def test_the_trace_has_pm_samples_groups_without_the_tuning_draws(sleepstudy):
     # nutpie keeps the tuning draws by default (warmup_posterior, warmup_sample_stats);

@@ -197,7 +197,7 @@ def _conflict(new: Access, old: Access, const_base: int, rows_apart: bool = Fals
 
 def blocked(
     code: list[list[int]], op: dict, floats: np.ndarray, const_base: int, top: int, outputs: list[Access],
-    ew: dict | None = None,
+    ew: dict,
 ) -> tuple[list[list[int]], int]:
     """``code`` with its runs of row-by-row instructions over at least MIN_ROWS rows each
     wrapped in one BLOCK instruction: [OP_BLOCK, rows, chunk, count, (length, words..) x count],
@@ -208,8 +208,8 @@ def blocked(
     nothing the run touches (a scalar computed from the parameters, a reduction's starting
     value), else after it (a scalar computed from the run's sum), as long as the instructions
     of the run that follow touch nothing it touches; an instruction that can do neither, or
-    whose accesses are not known, ends the run. ``ew``: the elementwise codes (where given,
-    a product that only the reduction after it reads is fused with it: _sums_of_products)."""
+    whose accesses are not known, ends the run. ``ew``: the elementwise codes (a product of
+    rows that only a sum reads is made in that sum: _sums_of_products, _products_added)."""
     reader = _Reader(op, floats, const_base, ew)
     return _localized(_runs(code, reader), reader, top, outputs)
 
@@ -313,9 +313,6 @@ def _sums_of_products(inner: list[_Instruction], reader: _Reader, rows: int, lat
     reduction right after it reads fused with it into one sum of products (engine.c's
     sum_of_products: the same running sums, so the same bits): one pass over the chunk
     instead of two, and no slot for the products."""
-    ew = reader.ew
-    if "addmul" not in ew:
-        return inner
     result, j = [], 0
     while j < len(inner):
         fused = _fused_product(inner, j, reader, rows, later, outputs)
@@ -406,8 +403,7 @@ def _localized(code: list[list[int]], reader: _Reader, top: int, outputs: list[A
         rows, chunk, count = words[1:4]
         inner, later = flat[ends[index] - count : ends[index]], flat[ends[index] :]
         inner = _sums_of_products(inner, reader, rows, later, outputs)
-        if "addmul" in reader.ew:
-            inner = _products_added(inner, reader, rows, later, outputs)
+        inner = _products_added(inner, reader, rows, later, outputs)
         written = sorted(
             {a.rows[0] for ins in inner for a in ins.accesses if a.write and a.rows and a.rows[1] == 1}
         )

@@ -297,6 +297,59 @@ static double beta_inc(double a, double b, double x) {
 
 /* -- elementwise: one loop per scalar operation over the last dimension ------------------ */
 
+/* A reduction into po[0] of the values V(i), i < n, by expr (a the running value, b the next
+ * value). Over unit strides (UNIT) and 32 values or more: sixteen running values, four
+ * vectors; else four running values in registers. Either way combined at the end, so that
+ * the operations do not wait on each other (those reduced by are associative up to
+ * rounding). V16 reads the values where UNIT holds (no stride, so the loop vectorises), V4
+ * otherwise. sum_of_products runs the same reduction on products, so the same bits. */
+#define REDUCE(V16, V4, UNIT, expr)                                                  \
+    if ((UNIT) && n >= 32) {                                                         \
+        double r[16];                                                                \
+        for (int j = 0; j < 16; j++) r[j] = V16(j);                                  \
+        int64_t i = 16;                                                              \
+        for (; i + 16 <= n; i += 16)                                                 \
+            for (int j = 0; j < 16; j++) {                                           \
+                double a = r[j], b = V16(i + j);                                     \
+                r[j] = (expr);                                                       \
+            }                                                                        \
+        double total = po[0];                                                        \
+        for (int j = 0; j < 16; j++) {                                               \
+            double a = total, b = r[j];                                              \
+            total = (expr);                                                          \
+        }                                                                            \
+        for (; i < n; i++) {                                                         \
+            double a = total, b = V16(i);                                            \
+            total = (expr);                                                          \
+        }                                                                            \
+        po[0] = total;                                                               \
+    } else {                                                                         \
+        double r0 = po[0], r1 = 0.0, r2 = 0.0, r3 = 0.0;                             \
+        int64_t i = 0;                                                               \
+        if (n >= 8) {                                                                \
+            r1 = V4(0), r2 = V4(1), r3 = V4(2);                                      \
+            for (i = 3; i + 4 <= n; i += 4) {                                        \
+                { double a = r0, b = V4(i); r0 = (expr); }                           \
+                { double a = r1, b = V4(i + 1); r1 = (expr); }                       \
+                { double a = r2, b = V4(i + 2); r2 = (expr); }                       \
+                { double a = r3, b = V4(i + 3); r3 = (expr); }                       \
+            }                                                                        \
+        }                                                                            \
+        for (; i < n; i++) {                                                         \
+            double a = r0, b = V4(i);                                                \
+            r0 = (expr);                                                             \
+        }                                                                            \
+        if (n >= 8) {                                                                \
+            { double a = r0, b = r1; r0 = (expr); }                                  \
+            { double a = r0, b = r2; r0 = (expr); }                                  \
+            { double a = r0, b = r3; r0 = (expr); }                                  \
+        }                                                                            \
+        po[0] = r0;                                                                  \
+    }
+/* The values of LOOP2's reduction: its second operand. */
+#define B_UNIT(i) pb[i]
+#define B_STRIDED(i) pb[(i) * sb]
+
 /* The loops over unit strides (the common case) are written apart so that the compiler can
  * vectorise them; broadcast scalars have stride 0. */
 #define LOOP1(expr)                                                                  \
@@ -330,50 +383,8 @@ static double beta_inc(double a, double b, double x) {
             double b = pb[i];                                                        \
             po[i] = (expr);                                                          \
         }                                                                            \
-    } else if (so == 0 && sa == 0 && pa == po && sb == 1 && n >= 32) {              \
-        /* a reduction of unit-stride values: sixteen running values, four vectors */   \
-        double r[16];                                                                \
-        for (int j = 0; j < 16; j++) r[j] = pb[j];                                   \
-        int64_t i = 16;                                                              \
-        for (; i + 16 <= n; i += 16)                                                 \
-            for (int j = 0; j < 16; j++) {                                           \
-                double a = r[j], b = pb[i + j];                                      \
-                r[j] = (expr);                                                       \
-            }                                                                        \
-        double total = po[0];                                                        \
-        for (int j = 0; j < 16; j++) {                                               \
-            double a = total, b = r[j];                                              \
-            total = (expr);                                                          \
-        }                                                                            \
-        for (; i < n; i++) {                                                         \
-            double a = total, b = pb[i];                                             \
-            total = (expr);                                                          \
-        }                                                                            \
-        po[0] = total;                                                               \
     } else if (so == 0 && sa == 0 && pa == po) { /* a reduction into one element */  \
-        /* four running values in registers, combined at the end: the operations do not\
-         * wait on each other (those reduced by are associative up to rounding) */   \
-        double r0 = po[0], r1 = 0.0, r2 = 0.0, r3 = 0.0;                             \
-        int64_t i = 0;                                                               \
-        if (n >= 8) {                                                                \
-            r1 = pb[0], r2 = pb[sb], r3 = pb[2 * sb];                                \
-            for (i = 3; i + 4 <= n; i += 4) {                                        \
-                { double a = r0, b = pb[i * sb]; r0 = (expr); }                      \
-                { double a = r1, b = pb[(i + 1) * sb]; r1 = (expr); }                \
-                { double a = r2, b = pb[(i + 2) * sb]; r2 = (expr); }                \
-                { double a = r3, b = pb[(i + 3) * sb]; r3 = (expr); }                \
-            }                                                                        \
-        }                                                                            \
-        for (; i < n; i++) {                                                         \
-            double a = r0, b = pb[i * sb];                                           \
-            r0 = (expr);                                                             \
-        }                                                                            \
-        if (n >= 8) {                                                                \
-            { double a = r0, b = r1; r0 = (expr); }                                  \
-            { double a = r0, b = r2; r0 = (expr); }                                  \
-            { double a = r0, b = r3; r0 = (expr); }                                  \
-        }                                                                            \
-        po[0] = r0;                                                                  \
+        REDUCE(B_UNIT, B_STRIDED, sb == 1, expr)                                   \
     } else {                                                                         \
         for (int64_t i = 0; i < n; i++) {                                            \
             double a = pa[i * sa], b = pb[i * sb];                                   \
@@ -454,53 +465,25 @@ static double beta_inc(double a, double b, double x) {
     case EW_ADDMUL: L3(a + b * c)
 
 /* out[0] += sum of b[i] c[i] (a product that only a reduction reads, fused with it by
- * blocks.py): the running sums of LOOP2's reduction of the stored products over unit strides,
- * in the same order, so the same bits. */
-#define SUM_OF_PRODUCTS(V)                                                           \
-    if (n >= 32) {                                                                   \
-        double r[16];                                                                \
-        for (int j = 0; j < 16; j++) r[j] = V(j);                                    \
-        int64_t i = 16;                                                              \
-        for (; i + 16 <= n; i += 16)                                                 \
-            for (int j = 0; j < 16; j++) r[j] = r[j] + V(i + j);                     \
-        double total = po[0];                                                        \
-        for (int j = 0; j < 16; j++) total = total + r[j];                           \
-        for (; i < n; i++) total = total + V(i);                                     \
-        po[0] = total;                                                               \
-        return 0;                                                                    \
-    }                                                                                \
-    double r0 = po[0], r1 = 0.0, r2 = 0.0, r3 = 0.0;                                 \
-    int64_t i = 0;                                                                   \
-    if (n >= 8) {                                                                    \
-        r1 = V(0), r2 = V(1), r3 = V(2);                                             \
-        for (i = 3; i + 4 <= n; i += 4) {                                            \
-            r0 = r0 + V(i);                                                          \
-            r1 = r1 + V(i + 1);                                                      \
-            r2 = r2 + V(i + 2);                                                      \
-            r3 = r3 + V(i + 3);                                                      \
-        }                                                                            \
-    }                                                                                \
-    for (; i < n; i++) r0 = r0 + V(i);                                               \
-    if (n >= 8) r0 = ((r0 + r1) + r2) + r3;                                          \
-    po[0] = r0;                                                                      \
-    return 0;
+ * blocks.py): LOOP2's reduction of the stored products (unit stride), the products made as
+ * they are read, so the same bits. */
 #define UNIT(i) (pb[i] * pc[i])
 #define SCALED(i) (pb[i] * pc[0])
 #define STRIDED(i) (pb[(i) * sb] * pc[(i) * sc])
 WIDE static int sum_of_products(int64_t n, double *po, const double *pb, int64_t sb, const double *pc,
                                 int64_t sc) {
     if (sb == 1 && sc == 1) {
-        SUM_OF_PRODUCTS(UNIT)
+        REDUCE(UNIT, UNIT, 1, a + b)
     } else if (sb == 1 && sc == 0) {
-        SUM_OF_PRODUCTS(SCALED)
+        REDUCE(SCALED, SCALED, 1, a + b)
     } else {
-        SUM_OF_PRODUCTS(STRIDED)
+        REDUCE(STRIDED, STRIDED, 1, a + b)
     }
+    return 0;
 }
 #undef UNIT
 #undef SCALED
 #undef STRIDED
-#undef SUM_OF_PRODUCTS
 
 /* Returns 0, or 1 for an unknown code. */
 WIDE static int elementwise_row(int64_t code, int64_t n, double *po, int64_t so, const double *pa, int64_t sa,
