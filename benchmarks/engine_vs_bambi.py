@@ -97,6 +97,12 @@ print(json.dumps({"import": imported - start, "fit": fitted - imported, "min_ess
 """
 
 
+FLOOR = {
+    "bayesmm": "import json, pandas, formulaic, pymc, nutpie; print(json.dumps({}))",
+    "bambi": "import json, pandas, arviz, bambi, nutpie; print(json.dumps({}))",
+}
+
+
 def write_data(folder: str) -> dict[str, str]:
     """Each model's CSV file, from bayesmm's copies of the R datasets."""
     import bayesmm as bm
@@ -136,6 +142,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         paths = write_data(folder)
         for _ in range(args.repeats):
+            for who, python in (("bayesmm", args.bayesmm), ("bambi", args.bambi)):
+                r = timed_process(f"{who} floor", [python, "-c", FLOOR[who]], dict(os.environ))
+                results.setdefault(("floor", who), []).append(r["process"])
+                print("floor", who, json.dumps(r), flush=True)
             for name in args.only:
                 ours, theirs, family = MODELS[name]
                 for who, python, script, formula in (
@@ -168,6 +178,17 @@ def main() -> None:
                 f"{ours['min_ess']:9.0f} {theirs['min_ess']:9.0f} {ess_ratio:6.2f} "
                 f"{ess_ratio / time_ratio:6.2f}"
             )
+    floor = {who: statistics.median(results[("floor", who)]) for who in ("bayesmm", "bambi")}
+    print(
+        f"\nfloor (imports and exit, nothing built): bayesmm {floor['bayesmm']:.2f} s, "
+        f"bambi {floor['bambi']:.2f} s"
+    )
+    for name in args.only:
+        warm = statistics.median(r["process"] for r in results[(name, "bambi", "warm")])
+        print(
+            f"{name:12} 0.3 x bambi's warm process: {0.3 * warm:.2f} s (bayesmm's floor / it: "
+            f"{floor['bayesmm'] / (0.3 * warm):.2f})"
+        )
 
 
 if __name__ == "__main__":

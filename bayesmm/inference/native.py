@@ -285,7 +285,10 @@ class StartingPoints:
 
     def _evaluate(self) -> dict[str, np.ndarray]:
         """PyTensor's function for the support points, run by the Python linker (PyMC's
-        FAST_COMPILE mode compiles C code for it: 7.8 s of a first fit with empty caches)."""
+        FAST_COMPILE mode compiles C code for it: 7.8 s of a first fit with empty caches),
+        unrewritten: it is evaluated once per data set, and its rewriting took 0.03 s of the
+        0.045 (the values agree bit for bit on 50 of the engine tests' 51 models, to one ulp
+        on the other, a simplex)."""
         if self._function is None:
             import pytensor
             from pymc.initial_point import make_initial_point_expression
@@ -302,6 +305,6 @@ class StartingPoints:
             # in Python too.
             with pytensor.config.change_flags(cxx=""):
                 self._function = compile_pymc(inputs=[], outputs=expression,
-                                              mode=Mode(linker="py", optimizer="fast_compile"))  # fmt: skip
+                                              mode=Mode(linker="py", optimizer=None))  # fmt: skip
         values = [np.array(value, dtype=np.float64) for value in self._function()]
         return dict(zip(self.names, values, strict=True))
