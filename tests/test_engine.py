@@ -588,6 +588,58 @@ def test_a_sum_over_rows_passes_over_them_once_for_the_normals_log_density():
     assert passes["split"] <= 3 < 6 <= passes["pytensor"]
 
 
+def test_a_switch_whose_branches_apply_one_operation_is_one_pass_with_the_same_numbers():
+    # A Bernoulli row's log-density switch(y, log p, log(1 - p)) becomes -softplus(+-eta) in
+    # both branches, its derivative switch(y, 1 - p, -p): PyTensor computes each branch on
+    # every row; pulled out of the switch, each is one pass (softplus(eta s), y - p).
+    import pytensor.tensor as pt
+    from pytensor.compile.mode import Mode
+    from pytensor.tensor.elemwise import Elemwise
+
+    n = 40
+    rng = np.random.default_rng(3)
+    y = pytensor.shared(rng.integers(0, 2, n), shape=(n,))  # the data, as the model reads it
+    eta = pt.vector("eta", dtype="float64", shape=(n,))
+    p = pt.sigmoid(eta)
+    total = pt.sum(pt.switch(y, pt.log(p), pt.log(1 - p)))
+    outputs = [total, pt.grad(total, eta)]
+    point = rng.normal(0, 2, n)
+    mode = Mode(linker="py", optimizer="fast_run").excluding(
+        "composite_elemwise_fusion", "local_careduce_fusion", "inplace")  # fmt: skip
+    values, passes = {}, {}
+    for name, with_mode in (("pytensor", mode), ("pulled", rewrites.register(mode))):
+        function = pytensor.function([eta], outputs, mode=with_mode)
+        values[name] = function(point)
+        fgraph = function.maker.fgraph
+        dynamic = set(fgraph.inputs[:1])  # what depends on eta (the rest is the data's, made once)
+        for node in fgraph.toposort():
+            if any(v in dynamic for v in node.inputs):
+                dynamic.update(node.outputs)
+        passes[name] = [type(node.op.scalar_op).__name__ for node in fgraph.toposort()
+                        if isinstance(node.op, Elemwise) and node.outputs[0] in dynamic
+                        and node.outputs[0].type.shape == (n,)]  # fmt: skip
+    assert passes["pytensor"].count("Softplus") == 2 and passes["pulled"].count("Softplus") == 1
+    assert passes["pulled"].count("Switch") == 0 < passes["pytensor"].count("Switch")
+    assert len(passes["pulled"]) < len(passes["pytensor"])
+    for ours, theirs in zip(values["pulled"], values["pytensor"], strict=True):
+        np.testing.assert_array_equal(ours, theirs)  # the same numbers, not just close
+    y_value = y.get_value()
+    np.testing.assert_allclose(values["pulled"][1], y_value - 1 / (1 + np.exp(-point)), rtol=1e-14)
+
+
+def test_a_bernoulli_models_rows_are_picked_apart_only_without_the_rewrites(monkeypatch):
+    """With the rewrites (many rows), the engine evaluates no branch of the Bernoulli switch
+    on a subset of the rows; without them (few rows), it does."""
+    opcodes = {}
+    for name, min_rows in (("many", 16), ("few", 10**9)):
+        monkeypatch.setattr(blocks, "MIN_ROWS", min_rows)
+        graphs = engine.graphs(_built("yb ~ x + (1 | g) + (1 | h)", "bernoulli", {}).model)
+        logp, _ = engine.program(graphs, np.zeros(graphs.layout["n_dim"]))
+        opcodes[name] = _opcodes(logp.ints)
+    assert engine.OP["OP_PICK"] in opcodes["few"]
+    assert engine.OP["OP_PICK"] not in opcodes["many"]
+
+
 def test_the_traces_shapes_come_from_the_coordinates_without_compiling(monkeypatch):
     """The deterministic variables' shapes (PyMC's dims leave their lengths out of the types)
     are read from the model's coordinates, equal to what PyTensor evaluates, with nothing
