@@ -640,6 +640,25 @@ def test_a_bernoulli_models_rows_are_picked_apart_only_without_the_rewrites(monk
     assert engine.OP["OP_PICK"] not in opcodes["many"]
 
 
+def test_a_program_is_the_same_whatever_an_empty_arrays_memory_held(monkeypatch):
+    # PyTensor's AllocEmpty (the y of a Gemv whose beta is 0) evaluates to whatever memory
+    # np.empty returns; the program stores zeros there, so that translating a model twice
+    # gives the same program, bit for bit, and no NaN of that memory gets into it.
+    import pytensor.tensor.basic as ptb
+
+    graphs = engine.graphs(_built("cbind(k, size - k) ~ t + (t | g)", "binomial", {}).model)
+    assert any(type(node.op).__name__ == "AllocEmpty" for node in graphs.fgraph.apply_nodes)
+    x0 = np.zeros(graphs.layout["n_dim"])
+    clean, _ = engine.program(graphs, x0)
+    empty = np.empty
+    monkeypatch.setattr(ptb.np, "empty", lambda shape, dtype=float, **kw: np.full(shape, np.nan, dtype=dtype))
+    dirty, _ = engine.program(graphs, x0)
+    monkeypatch.setattr(ptb.np, "empty", empty)
+    np.testing.assert_array_equal(dirty.ints, clean.ints)
+    np.testing.assert_array_equal(dirty.floats, clean.floats)
+    assert not np.isnan(dirty.floats).any()
+
+
 def test_the_traces_shapes_come_from_the_coordinates_without_compiling(monkeypatch):
     """The deterministic variables' shapes (PyMC's dims leave their lengths out of the types)
     are read from the model's coordinates, equal to what PyTensor evaluates, with nothing

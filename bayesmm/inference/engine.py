@@ -170,6 +170,7 @@ def graphs(pymc_model) -> Graphs:
     order: nutpie's layout), rewritten."""
     import pytensor.tensor as pt
     from pytensor.graph import clone_replace
+    from pytensor.graph.fg import FunctionGraph
 
     free = list(pymc_model.free_RVs)
     values = [pymc_model.rvs_to_values[rv] for rv in free]
@@ -189,6 +190,10 @@ def graphs(pymc_model) -> Graphs:
                                *[pt.as_tensor(v).ravel() for v in remaining]])  # fmt: skip
     (expanded,) = clone_replace([expanded], replacements)
     fgraph, shared = _rewritten([x], [logp, grad, expanded], pymc_model)
+    # The rewritten graph alone, without the rewriting's features (their shape graphs and
+    # tables held 25,000 objects more, which every later pass of the garbage collector and
+    # the interpreter's exit go through).
+    fgraph = FunctionGraph(fgraph.inputs, fgraph.outputs, clone=True)
     remaining_shapes = _remaining_shapes(pymc_model, remaining, x, replacements, n_dim)
     all_names = names + [v.name for v in remaining]
     all_shapes = list(shapes) + remaining_shapes
@@ -545,7 +550,10 @@ class _Translator:
         except Exception as error:  # noqa: BLE001
             raise Unsupported(f"{node.op} could not be evaluated at the point: {error}") from error
         for variable, (value,) in zip(node.outputs, storage, strict=True):
-            self.values[variable] = value
+            # An empty array's values are whatever its memory held; a program holds zeros
+            # there (as the engine's own AllocEmpty), so that it is the same every time.
+            empty = type(node.op).__name__ == "AllocEmpty"
+            self.values[variable] = np.zeros_like(value) if empty else value
         if dynamic:
             for variable in node.outputs:
                 dtype = np.asarray(self.values[variable]).dtype
