@@ -504,9 +504,9 @@ WIDE static int elementwise_row(int64_t code, int64_t n, double *po, int64_t so,
         return elementwise_row(EW_IDENTITY, n, po, so, pick, sp, pick, sp, pick, sp);
     }
     if (code == EW_ADDMUL && so == 0 && sa == 0 && pa == po) return sum_of_products(n, po, pb, sb, pc, sc);
-    if (code == EW_ADDMUL && so == 1 && (sa | sb | sc) >= 0 && sa <= 1 && sb <= 1 && sc <= 1) {
+    if (code == EW_ADDMUL && so == 1) {
         /* a + b c over rows, each operand a row or one number: the strides as constants,
-         * so that each loop vectorises */
+         * so that each loop vectorises (other strides: the general loop below) */
 #define ADDMUL(SA, SB, SC)                                                           \
     if (sa == SA && sb == SB && sc == SC) {                                          \
         for (int64_t i = 0; i < n; i++) po[i] = pa[i * SA] + pb[i * SB] * pc[i * SC]; \
