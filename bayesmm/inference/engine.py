@@ -1099,7 +1099,12 @@ def translate(fgraph, shared, x0: np.ndarray, outputs: list[int]) -> tuple[np.nd
     """The program (ints, floats) of the rewritten graph's ``outputs`` (their positions) at
     the point ``x0``."""
     translator = _Translator(fgraph, shared, x0, outputs)
-    outputs = translator.translate()
+    return finish(translator, translator.translate())
+
+
+def finish(translator: _Translator, outputs: list[View]) -> tuple[np.ndarray, np.ndarray]:
+    """The program (ints, floats) of ``translator``'s instructions, whose results are
+    ``outputs`` (at most two vectors or numbers): its row-by-row runs blocked (blocks.py)."""
     lengths = [max(int(np.prod(v.shape, dtype=int)), 1) for v in outputs]
     for view in outputs:
         if len(view.shape) > 1:

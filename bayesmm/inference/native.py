@@ -27,7 +27,7 @@ import threading
 import numpy as np
 
 from ..warn import warn_user
-from . import engine, kernel
+from . import engine, kernel, template
 
 __all__ = ["compile_model", "rebound", "EngineRun"]
 
@@ -42,9 +42,9 @@ def compile_model(pymc_model, shared: dict, source=None):
     if program is not None:
         data = _kernel_data(program)
         return _c_model(pymc_model, program.layout, kernel.cfuncs(), starting, data, "kernel", program)
-    run = _engine_run(pymc_model, starting)
+    run = _engine_run(pymc_model, starting, source)
     if run is not None:
-        return _c_model(pymc_model, run.graphs.layout, engine.cfuncs(), starting, run.data(), "engine", run)
+        return _c_model(pymc_model, run.logp.layout, engine.cfuncs(), starting, run.data(), "engine", run)
     import nutpie
 
     return nutpie.compile_pymc_model(pymc_model, backend="numba")
@@ -79,9 +79,10 @@ def _kernel_data(program) -> dict[str, np.ndarray]:
 @dataclasses.dataclass
 class EngineRun:
     """A model on bayesmm's engine: its rewritten graphs (kept for other data sets of the
-    same structure), its starting points and the two programs at the current data."""
+    same structure; None where bayesmm.inference.template wrote the programs from the design),
+    its starting points and the two programs at the current data."""
 
-    graphs: engine.Graphs
+    graphs: engine.Graphs | None
     starting: StartingPoints
     logp: engine.Program
     expand: engine.Program
@@ -106,15 +107,25 @@ def _translated(graphs, starting: StartingPoints) -> EngineRun | None:
     return EngineRun(graphs, starting, logp, expand)
 
 
-def _engine_run(pymc_model, starting: StartingPoints) -> EngineRun | None:
+def _engine_run(pymc_model, starting: StartingPoints, source=None) -> EngineRun | None:
     """The model on bayesmm's engine, or None: the engine is turned off or not installed
-    (said once), or the model has a node it does not evaluate."""
+    (said once), or the model has a node it does not evaluate. Its programs are written from
+    the design where bayesmm.inference.template covers the model, else translated from its
+    rewritten graph."""
     if not engine.enabled():
         return None
     if engine.cfuncs() is None:
         _say_extension_missing()
         return None
-    return _translated(engine.graphs(pymc_model), starting)
+    run = _written(pymc_model, starting, source)
+    return run if run is not None else _translated(engine.graphs(pymc_model), starting)
+
+
+def _written(pymc_model, starting: StartingPoints, source) -> EngineRun | None:
+    """The programs bayesmm.inference.template writes from ``source``'s design; None where it
+    does not cover the model."""
+    programs = template.program(pymc_model, source) if template.enabled() else None
+    return None if programs is None else EngineRun(None, starting, *programs)
 
 
 @functools.cache
@@ -133,7 +144,13 @@ def rebound(compiled, pymc_model, source):
     the engine's kept graphs translated again (no rewriting); None when the result has another
     layout."""
     if isinstance(compiled.program, EngineRun):
-        run = _translated(compiled.program.graphs, compiled.program.starting)
+        kept = compiled.program
+        if kept.graphs is None:
+            run = _written(pymc_model, kept.starting, source)
+            if run is not None and run.logp.layout != kept.logp.layout:
+                run = None
+        else:
+            run = _translated(kept.graphs, kept.starting)
         if run is None:
             return None
         data = run.data()

@@ -1,0 +1,679 @@
+"""The engine's programs written from the design, without PyTensor: glmmTMB's template.
+
+bayesmm.inference.engine translates PyMC's rewritten graph of a model into a program of
+engine.c's instructions. Building and rewriting that graph costs a process 0.5-1 s per
+model structure (Penicillin 1.0 s of a 3.9 s fit, benchmarks/graph_phase.py), most of it
+PyTensor's rewriting of several hundred nodes and the garbage collections their objects
+cause. For the standard models this module writes the same program from the design: the
+log-density as a short list of operations over the sampled point (the linear predictor
+from the fixed and group effects, the family's log-likelihood, every prior and transform),
+differentiated in reverse mode here, and the expansion of a draw into every reported
+variable. Each operation is one or a few of engine.c's instructions, emitted through the
+translator's own memory and instruction helpers, so the interpreter is the same.
+
+PyMC's model stays the definition. What the template writes follows bayesmm.model.builder's
+parameterization (the centred intercept sheared by the mean group effects, slopes per SD of
+their predictor, group effects in the level basis z = H w, non-centred or centred), and
+every fit checks it against the PyMC model before sampling: the free variables' names and
+shapes must be the ones expected, and the log-density and every reported variable at the
+starting point must equal PyMC's (evaluated by PyTensor's Python linker, no rewriting). A
+model that is not one the template covers, or fails the check, takes the translated graph
+(bayesmm.inference.engine) as before.
+
+What it covers (the rest takes the graph): gaussian (identity), poisson (log), bernoulli
+and binomial (logit) responses with fewer than blocks.MIN_ROWS rows (where a pass over the
+rows costs, the graph's rewrites split sums into row blocks: VerbAgg), an intercept and
+slopes (no QR), any number of grouping factors each with one intercept term (1 | g),
+non-centred or centred (not around other terms), no parts, offsets, additions, smooths,
+monotonic or GP terms, and priors of the families bayesmm.inference.kernel evaluates.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from . import blocks, engine
+from .engine import View
+
+__all__ = ["program", "why_not", "evaluate", "enabled", "Unsupported"]
+
+_LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+class Unsupported(Exception):
+    """The model is not one the template covers (the message says why)."""
+
+
+# -- reverse-mode differentiation over the engine's instructions --------------------------------
+
+
+# The families and links the template writes: (family, link) -> its log-likelihood's kind.
+_FAMILIES = {("gaussian", "identity"): "gaussian", ("poisson", "log"): "poisson",
+             ("bernoulli", "logit"): "bernoulli", ("binomial", "logit"): "binomial"}  # fmt: skip
+
+
+class _Var:
+    """A value of the program: its view, whether the log-density's gradient flows into it, how
+    many operations read it, and its adjoint (None until a contribution arrives)."""
+
+    __slots__ = ("view", "grad", "uses", "adjoint")
+
+    def __init__(self, view: View, grad: bool):
+        self.view = view
+        self.grad = grad
+        self.uses = 0
+        self.adjoint: View | None = None
+
+    @property
+    def shape(self) -> tuple:
+        return self.view.shape
+
+
+def _plain(view: View) -> _Var:
+    """A value no gradient flows into (a temporary of a backward step)."""
+    return _Var(view, False)
+
+
+class _Tape(engine._Translator):
+    """Emits each operation's instructions as it is called, and records how its inputs'
+    adjoints follow from its output's; :meth:`backward` emits those in reverse order. Memory
+    and instructions are the translator's (engine._Translator); no buffer is reused (the
+    template serves models of fewer than blocks.MIN_ROWS rows)."""
+
+    def __init__(self, n_dim: int):
+        self.n_dim = n_dim
+        self.code, self.consts, self.stored, self.same = [], [], {}, {}
+        self.n_consts, self.scalars, self.top = 0, {}, n_dim
+        self.free, self.buffers, self.last_use = {}, {}, {}
+        self.steps: list = []
+
+    # values
+
+    def x(self, start: int, shape: tuple) -> _Var:
+        return _Var(View(start, tuple(shape), engine._contiguous_strides(shape)), True)
+
+    def constant(self, value) -> _Var:
+        value = np.asarray(value, dtype=float)
+        if value.ndim == 0:
+            return _Var(self.scalar(float(value)), False)
+        return _Var(self._store(value), False)
+
+    def _new(self, shape) -> View:
+        return self.alloc(tuple(int(n) for n in shape), 1 << 62)
+
+    def _out(self, shape, inputs, backward) -> _Var:
+        for v in inputs:
+            v.uses += 1
+        out = _Var(self._new(shape), any(v.grad for v in inputs))
+        if out.grad:
+            self.steps.append((out, backward))
+        return out
+
+    def _ew(self, code: str, inputs: list[_Var], backward) -> _Var:
+        shape = np.broadcast_shapes(*[v.shape for v in inputs])
+        out = self._out(shape, inputs, backward)
+        self.elementwise(code, out.view, [v.view for v in inputs])
+        return out
+
+    # elementwise operations (inputs broadcast against each other)
+
+    def add(self, a, b):
+        return self._ew("add", [a, b], lambda g, o: (self._acc(a, g), self._acc(b, g)))
+
+    def sub(self, a, b):
+        return self._ew("sub", [a, b], lambda g, o: (self._acc(a, g), self._acc(b, g, negate=True)))
+
+    def mul(self, a, b):
+        return self._ew("mul", [a, b], lambda g, o: (self._acc(a, g, b), self._acc(b, g, a)))
+
+    def div(self, a, b):
+        def backward(g, o):
+            if a.grad:
+                self._acc(a, self._tmp("div", [g, b.view], np.broadcast_shapes(g.shape, b.shape)))
+            if b.grad:  # d(a/b)/db = -o / b
+                self._acc(b, g, _plain(self._tmp("div", [o.view, b.view], o.shape)), negate=True)
+
+        return self._ew("div", [a, b], backward)
+
+    def neg(self, a):
+        return self._ew("neg", [a], lambda g, o: self._acc(a, g, negate=True))
+
+    def exp(self, a):
+        return self._ew("exp", [a], lambda g, o: self._acc(a, g, o))
+
+    def log(self, a):
+        return self._ew("log", [a], lambda g, o: self._acc(a, self._tmp("div", [g, a.view], a.shape)))
+
+    def log1p(self, a):
+        def backward(g, o):
+            t = self._tmp("add", [a.view, self.scalar(1.0)], a.shape)
+            self._acc(a, self._tmp("div", [g, t], a.shape))
+
+        return self._ew("log1p", [a], backward)
+
+    def sqr(self, a):
+        def backward(g, o):
+            self._acc(a, self._tmp("mul", [g, self.scalar(2.0)], g.shape), a)
+
+        return self._ew("sqr", [a], backward)
+
+    def softplus(self, a):
+        def backward(g, o):
+            self._acc(a, g, _plain(self._tmp("sigmoid", [a.view], a.shape)))
+
+        return self._ew("softplus", [a], backward)
+
+    # reductions, gathers, products
+
+    def _total(self, inputs: list[_Var], backward) -> _Var:
+        """sum(a) (one input) or sum(a b) (two), over every element, in one pass."""
+        out = self._out((), inputs, backward)
+        self.fill(out.view, 0.0)
+        shape = np.broadcast_shapes(*[v.shape for v in inputs])
+        target = View(out.view.address, shape, (0,) * len(shape))
+        code = "add" if len(inputs) == 1 else "addmul"
+        self.elementwise(code, target, [target, *[v.view for v in inputs]])
+        return out
+
+    def sum(self, a) -> _Var:
+        return self._total([a], lambda g, o: self._acc(a, g))
+
+    def dot(self, a, b) -> _Var:
+        """sum(a b)."""
+        return self._total([a, b], lambda g, o: (self._acc(a, g, b), self._acc(b, g, a)))
+
+    def sumsq(self, a) -> _Var:
+        """sum(a^2)."""
+
+        def backward(g, o):
+            self._acc(a, self._tmp("mul", [g, self.scalar(2.0)], ()), a)
+
+        out = self._total([a, a], backward)
+        a.uses -= 1
+        return out
+
+    def gather(self, a, codes: np.ndarray) -> _Var:
+        """a[codes] for a vector a."""
+
+        def backward(g, o):
+            adjoint = self._adjoint(a)
+            self.emit(engine.OP["OP_SCATTER"], 0, codes.size, adjoint.address,
+                      self.index(codes * adjoint.strides[0]), g.address, -1)  # fmt: skip
+
+        out = self._out((codes.size,), [a], backward)
+        offsets = np.asarray(codes, dtype=np.int64) * a.view.strides[0]
+        self.emit(engine.OP["OP_GATHER"], codes.size, out.view.address, a.view.address, self.index(offsets))
+        return out
+
+    def matvec(self, matrix: np.ndarray, b: _Var) -> _Var:
+        """matrix @ b for a constant matrix and a vector b."""
+        stored = self._store(np.asarray(matrix, dtype=float))
+
+        def backward(g, o):
+            transposed = View(stored.address, stored.shape[::-1], stored.strides[::-1])
+            t = self._new(b.shape)
+            self._matmul(t, transposed, g, self.scalar(1.0))
+            self._acc(b, t)
+
+        out = self._out((matrix.shape[0],), [b], backward)
+        self._matmul(out.view, stored, b.view, self.scalar(1.0))
+        return out
+
+    def join(self, parts: list[_Var]) -> _Var:
+        """The vectors (or numbers) ``parts`` one after another."""
+        sizes = [int(np.prod(p.shape, dtype=int)) for p in parts]
+        starts = [int(a) for a in np.cumsum([0, *sizes])]
+
+        def backward(g, o):
+            for p, a in zip(parts, starts, strict=False):
+                self._acc(p, View(g.address + a * g.strides[0], p.shape, (g.strides[0],) * len(p.shape)))
+
+        out = self._out((starts[-1],), parts, backward)
+        for p, a, z in zip(parts, starts[:-1], starts[1:], strict=True):
+            self.elementwise("identity", View(out.view.address + a, (z - a,), (1,)), [p.view])
+        return out
+
+    def element(self, vector: _Var, j: int) -> _Var:
+        """vector[j] as a (1,) value (a view: no instruction)."""
+
+        def backward(g, o):
+            adjoint = self._adjoint(vector)
+            piece = View(adjoint.address + j * adjoint.strides[0], (1,), (1,))
+            self.elementwise("add", piece, [piece, g])
+
+        vector.uses += 1
+        out = _Var(View(vector.view.address + j * vector.view.strides[0], (1,), (1,)), vector.grad)
+        if out.grad:
+            self.steps.append((out, backward))
+        return out
+
+    # adjoints
+
+    def _tmp(self, code: str, inputs: list[View], shape) -> View:
+        out = self._new(shape)
+        self.elementwise(code, out, inputs)
+        return out
+
+    def _adjoint(self, a: _Var) -> View:
+        """a's adjoint buffer, zeros when first asked for (an element of x: the gradient's)."""
+        if a.adjoint is None:
+            a.adjoint = self._new(a.shape)
+            self.fill(a.adjoint, 0.0)
+        return a.adjoint
+
+    def _acc(self, a: _Var, g, other: _Var | None = None, negate: bool = False):
+        """a's adjoint += (-) g (times ``other``), summed over what a was broadcast along; ``g``
+        a view or a _Var. The first contribution is written where a's adjoint will be (or is
+        g itself, where nothing else reads a), later ones added in one pass."""
+        if not a.grad:
+            return
+        g = g.view if isinstance(g, _Var) else g
+        shape = g.shape if other is None else np.broadcast_shapes(g.shape, other.shape)
+        reduced = np.broadcast_shapes(shape, a.shape) != a.shape
+        if a.adjoint is None and not reduced:
+            if other is None and not negate and a.uses == 1 and g.shape == a.shape:
+                a.adjoint = g  # its only reader's adjoint: nothing else is added to it
+                return
+            a.adjoint = self._new(a.shape)
+            if other is None:
+                self.elementwise("neg" if negate else "identity", a.adjoint, [g])
+            else:
+                self.elementwise("mul", a.adjoint, [g, other.view])
+                if negate:
+                    self.elementwise("neg", a.adjoint, [a.adjoint])
+            return
+        adjoint = self._adjoint(a)
+        if reduced:  # sum over the dimensions a was broadcast along
+            lead = len(shape) - len(a.shape)
+            strides = [0] * lead + [0 if n == 1 else s for n, s in zip(a.shape, adjoint.strides, strict=True)]
+            adjoint = View(adjoint.address, tuple(shape), tuple(strides))
+        # Sums over broadcast dimensions are the interpreter's reductions: add and addmul only.
+        if negate:
+            g = self._tmp("neg", [g], g.shape) if other is None else self._tmp("mul", [g, other.view], shape)
+            if other is not None:
+                self.elementwise("neg", g, [g])
+            other = None
+        if other is None:
+            self.elementwise("add", adjoint, [adjoint, g])
+        else:
+            self.elementwise("addmul", adjoint, [adjoint, g, other.view])
+
+    def backward(self, out: _Var, x_vars: list[_Var], n_dim: int) -> View:
+        """The gradient of the scalar ``out`` with respect to the point, one vector."""
+        gradient = self._new((n_dim,))
+        self.fill(gradient, 0.0)
+        for v in x_vars:
+            v.adjoint = View(gradient.address + v.view.address, v.shape, v.view.strides)
+        out.adjoint = self._new(())
+        self.fill(out.adjoint, 1.0)
+        for var, step in reversed(self.steps):
+            if var.adjoint is not None:
+                step(var.adjoint, var)
+        return gradient
+
+
+# -- the model --------------------------------------------------------------------------------
+
+
+class _Model:
+    """What the template reads from a bayesmm Model: the free variables it expects (name ->
+    prior family code, its (4, size) parameter table, size, transform code) and how the
+    linear predictor and the reported variables follow from them."""
+
+    def __init__(self, source):
+        from ..model.builder import coefficient_form, marginal_nesting, slope_scales
+        from ..model.fixed import centred_slopes, fixed_center
+        from ..model.parameterization import centring_parents
+        from ..model.variables import TermNames, fixef_var, group_var
+        from ..spec.covariance import Diagonal
+        from ..spec.priors import stack_priors
+        from .kernel import _scaled
+
+        design, family = source.design, source.family
+        self.design, self.family = design, family
+        if source.collapsed or source.parts or source.decomp == "QR":
+            raise Unsupported("integrated out, with part formulas or with decomp='QR'")
+        if design.offset is not None or design.additions.any:
+            raise Unsupported("offsets or addition terms")
+        if design.monotonic or design.smooths or design.gps:
+            raise Unsupported("mo(), s() or gp() terms")
+        if design.n_obs >= blocks.MIN_ROWS:
+            raise Unsupported("rows enough for the graph's row blocks")
+        link = family.link.name
+        kind = _FAMILIES.get((family.name, link))
+        if kind is None:
+            raise Unsupported(f"the {family.name} family with its {link} link")
+        self.kind = kind
+        by_name = {e.parameter: e for e in source.prior_entries}
+        centred = tuple(bool(c) for c in source.centred) or (False,) * len(design.random)
+        if marginal_nesting(design, centred, False) is not None:
+            raise Unsupported("a nested term integrated out of another's prior")
+        parents = centring_parents(design) if any(centred) else [None] * len(design.random)
+        self.variables: dict[str, tuple] = {}  # name -> (prior dist, params, size)
+        self.terms = []  # (group, r name, sd name, z name, v name or None, codes, levels)
+        for group, terms in design.groups.items():
+            if len(terms) != 1:
+                raise Unsupported(f"several terms of {group}")
+            term = terms[0]
+            i = [t is term for t in design.random].index(True)
+            if term.n_terms != 1 or not np.all(term.matrix == 1.0) or type(term.covariance) is not Diagonal:
+                raise Unsupported(f"the term of {group} is not (1 | {group})")
+            if term.level_factor is not None or (centred[i] and parents[i]):
+                raise Unsupported(f"the effects of {group} are drawn around others'")
+            names = TermNames(design, term, 0)
+            prior = stack_priors([by_name[n].prior for n in term.sd_names])
+            self.variables[names("sd_raw")] = (prior.dist, dict(prior.params), 1)
+            levels = term.n_levels
+            if levels < 2:
+                raise Unsupported(f"{group} has one level")
+            v = None
+            if centred[i]:
+                self.variables[names("z")] = ("Normal", {}, 1)
+                v = names("v")
+                self.variables[v] = ("Normal", None, levels - 1)  # around 0 with the term's SD
+            else:
+                self.variables[names("z")] = ("Normal", {}, levels)
+            self.terms.append((group_var(design, "r", group), group_var(design, "sd", group), names("sd_raw"),
+                               names("z"), v, np.asarray(term.codes, dtype=np.int64), levels))  # fmt: skip
+        # The fixed effects (bayesmm.model.builder._fixed_coefficients).
+        self.intercept = None  # (name, sheared)
+        if design.has_intercept:
+            prior = by_name[design.qualified("Intercept")].prior
+            form = coefficient_form(design.var("Intercept_c"), prior, 0.0 if design.random else None, 1.0)
+            name, params = (design.var("Intercept_c"), dict(prior.params)) if form is None else form
+            self.variables[name] = (prior.dist, params, 1)
+            self.intercept = (name, form is not None and bool(design.random))
+        slope_idx, self.Xc = centred_slopes(design)
+        self.slopes = None  # (name, multiplier to b)
+        if slope_idx:
+            names = [design.qualified(design.fixef_names[j]) for j in slope_idx]
+            stacked = stack_priors([by_name[name].prior for name in names])
+            if stacked is None:
+                raise Unsupported("slopes whose priors are of different families")
+            name, params, mult = _scaled(stacked, slope_scales(design, slope_idx), design.var("b"))
+            self.variables[name] = (stacked.dist, params, len(slope_idx))
+            self.slopes = (name, np.broadcast_to(np.asarray(mult, dtype=float), (len(slope_idx),)).copy())
+        self.center = fixed_center(design)[slope_idx]
+        self.fixef_order = [("Intercept", 0) if n == "Intercept" else ("b", slope_idx.index(j))
+                            for j, n in enumerate(design.fixef_names)]  # fmt: skip
+        self.fixef_name, self.b_name = fixef_var(design), design.var("b")
+        self.sigma = None
+        if kind == "gaussian":
+            (self.sigma,) = family.constant_params({})
+            prior = by_name[self.sigma].prior
+            self.variables[self.sigma] = (prior.dist, dict(prior.params), 1)
+        self.y = np.asarray(design.y, dtype=float)
+        self.trials = None if kind != "binomial" else np.asarray(design.trials, dtype=float)
+
+
+def _densities(model: _Model, pymc_model) -> list[tuple]:
+    """The free variables in PyMC's order: (name, value name, start, size, prior code, table,
+    transform), checked against the PyMC model's (names, sizes, transforms)."""
+    from .kernel import _TRANSFORM_NAMES, _TRANSFORM_OF, _density, _Unsupported
+
+    free = list(pymc_model.free_RVs)
+    if sorted(rv.name for rv in free) != sorted(model.variables):
+        raise Unsupported("the sampled model's free variables are not the expected ones")
+    shapes = engine._value_shapes(pymc_model)
+    out, start = [], 0
+    for rv, shape in zip(free, shapes, strict=True):
+        dist, params, size = model.variables[rv.name]
+        if int(np.prod(shape, dtype=int)) != size:
+            raise Unsupported(f"{rv.name} has {int(np.prod(shape, dtype=int))} values, not {size}")
+        try:
+            code, table = _density(dist, {} if params is None else params, size)
+        except _Unsupported as reason:
+            raise Unsupported(str(reason)) from None
+        transform = pymc_model.rvs_to_transforms.get(rv)
+        kind = None if transform is None else type(transform).__name__
+        if _TRANSFORM_NAMES.get(kind) != _TRANSFORM_OF[code] or code == 6:
+            raise Unsupported(f"{rv.name} has the transform {transform}")
+        value = pymc_model.rvs_to_values[rv].name
+        out.append((rv.name, value, start, size, code, table, _TRANSFORM_OF[code]))
+        start += size
+    return out
+
+
+def _prior(t: _Tape, value: _Var, code: int, table: np.ndarray, mu: _Var | None = None) -> _Var:
+    """The sum of the prior's log-density over ``value``'s elements (bayesmm.inference.kernel's
+    families and tables); ``mu``: a location moved by other parameters (added to p1)."""
+    constant = float(np.sum(table[3]))
+    if code in (0, 1):  # Normal, StudentT
+        location = t.constant(table[0])
+        if mu is not None:
+            location = t.add(location, mu)
+        s = t.div(t.sub(value, location), t.constant(table[1]))
+    elif code in (2, 3, 4):  # HalfNormal, HalfStudentT, HalfCauchy
+        s = t.div(value, t.constant(table[1]))
+    if code in (0, 2):
+        total = t.mul(t.sumsq(s), t.constant(-0.5))
+    elif code in (1, 3):
+        nu = table[2]
+        total = t.dot(t.log1p(t.div(t.sqr(s), t.constant(nu))), t.constant(-(nu + 1.0) / 2.0))
+    elif code == 4:
+        total = t.neg(t.sum(t.log1p(t.sqr(s))))
+    else:  # Exponential
+        total = t.dot(value, t.constant(-table[1]))
+    return t.add(total, t.constant(constant))
+
+
+def _householder(levels: int) -> np.ndarray:
+    """bayesmm.model.builder._level_basis's unit vector."""
+    v = -np.full(levels, 1.0 / np.sqrt(levels))
+    v[0] += 1.0
+    return v / np.linalg.norm(v)
+
+
+def _write(t: _Tape, model: _Model, variables: list[tuple], x: dict, density: bool):
+    """The model's values on the tape from the point's pieces ``x`` (value name -> _Var): the
+    log-density (None unless ``density``) and the reported variables by name."""
+    terms = []
+    reported = {}
+    constrained = {}
+    for name, value_name, *_, transform in variables:
+        piece = x[value_name]
+        if transform == 1:
+            constrained[name] = t.exp(piece)
+            reported[name] = constrained[name]
+            terms.append(t.sum(piece))  # the log transform's Jacobian
+        else:
+            constrained[name] = piece
+    tables = {name: (code, table) for name, _, _, _, code, table, _ in variables}
+
+    # Group effects, r = H w sd (non-centred) or H [z sd; v] (centred), and their means.
+    eta = None
+    shift = None
+    for r_name, sd_name, sd_raw, z, v, codes, levels in model.terms:
+        sd = constrained[sd_raw]
+        if v is None:  # non-centred
+            w = constrained[z]
+            basis = _householder(levels)
+            r = t.sub(w, t.mul(t.constant(2.0 * basis), t.dot(t.constant(basis), w)))
+            r = t.mul(r, sd)
+        else:
+            mean_row = t.mul(constrained[z], sd)
+            rows = constrained[v]
+            if density:  # the rows ~ Normal(0, sd)
+                n = levels - 1
+                squares = t.mul(t.sumsq(t.div(rows, sd)), t.constant(-0.5))
+                terms.append(t.add(squares, t.mul(t.log(sd), t.constant(-float(n)))))
+                terms.append(t.constant(-0.5 * n * _LOG_2PI))
+            w = t.join([mean_row, rows])
+            basis = _householder(levels)
+            r = t.sub(w, t.mul(t.constant(2.0 * basis), t.dot(t.constant(basis), w)))
+        reported[r_name] = r
+        reported[sd_name] = sd
+        mean = t.mul(t.sum(r), t.constant(1.0 / levels))
+        shift = mean if shift is None else t.add(shift, mean)
+        rows_r = t.gather(r, codes)
+        eta = rows_r if eta is None else t.add(eta, rows_r)
+    # Fixed effects.
+    b = None
+    if model.slopes is not None:
+        name, mult = model.slopes
+        b = constrained[name]
+        if not np.all(mult == 1.0):
+            b = t.mul(b, t.constant(mult))
+            reported[model.b_name] = b
+        xb = t.matvec(model.Xc, b)
+        eta = xb if eta is None else t.add(eta, xb)
+    intercept = None
+    if model.intercept is not None:
+        name, sheared = model.intercept
+        intercept = constrained[name]
+        if sheared:
+            intercept = t.sub(intercept, shift)
+        eta = intercept if eta is None else t.add(eta, intercept)
+    if eta is None:
+        eta = t.constant(np.zeros(model.design.n_obs))
+    if eta.shape != (model.design.n_obs,):
+        eta = t.add(eta, t.constant(np.zeros(model.design.n_obs)))
+    pieces = []
+    for kind, j in model.fixef_order:
+        if kind == "b":
+            pieces.append(t.element(b, j))
+        elif b is not None:
+            pieces.append(t.sub(intercept, t.dot(b, t.constant(model.center))))
+        else:
+            pieces.append(intercept)
+    if pieces:
+        reported[model.fixef_name] = t.join(pieces)
+    if not density:
+        return None, reported
+    for name, *_ in variables:
+        if name in model.variables and model.variables[name][1] is None:
+            continue  # a centred term's rows: written above
+        sheared = model.intercept is not None and name == model.intercept[0] and model.intercept[1]
+        terms.append(_prior(t, constrained[name], *tables[name], mu=shift if sheared else None))
+    terms.append(_likelihood(t, model, eta, constrained))
+    total = terms[0]
+    for term in terms[1:]:
+        total = t.add(total, term)
+    return total, reported
+
+
+def _likelihood(t: _Tape, model: _Model, eta: _Var, constrained: dict) -> _Var:
+    """The response's log-likelihood, summed over rows."""
+    from scipy.special import gammaln
+
+    y = model.y
+    n = y.size
+    if model.kind == "gaussian":
+        sigma = constrained[model.sigma]
+        squares = t.sumsq(t.sub(t.constant(y), eta))
+        total = t.div(squares, t.mul(t.sqr(sigma), t.constant(-2.0)))
+        total = t.add(total, t.mul(t.log(sigma), t.constant(-float(n))))
+        return t.add(total, t.constant(-0.5 * n * _LOG_2PI))
+    linear = t.dot(t.constant(y), eta)
+    if model.kind == "poisson":
+        return t.add(t.sub(linear, t.sum(t.exp(eta))), t.constant(-float(np.sum(gammaln(y + 1.0)))))
+    if model.kind == "bernoulli":
+        return t.sub(linear, t.sum(t.softplus(eta)))
+    trials = model.trials
+    binomln = gammaln(trials + 1.0) - gammaln(y + 1.0) - gammaln(trials - y + 1.0)
+    spread = t.dot(t.constant(trials), t.softplus(eta))
+    return t.add(t.sub(linear, spread), t.constant(float(np.sum(binomln))))
+
+
+# -- the programs -----------------------------------------------------------------------------
+
+
+def why_not(pymc_model, source) -> str | None:
+    """Why the template does not write the model's programs (None: it does)."""
+    try:
+        _programs(pymc_model, source)
+    except Unsupported as reason:
+        return str(reason)
+    return None
+
+
+def program(pymc_model, source) -> tuple[engine.Program, engine.Program] | None:
+    """The engine's log-density and expansion programs of ``pymc_model`` (the sampled model of
+    bayesmm's ``source``) written from the design, or None where the template does not cover
+    the model (it then takes the translated graph)."""
+    if source is None:
+        return None
+    try:
+        return _programs(pymc_model, source)
+    except Unsupported:
+        return None
+
+
+def _programs(pymc_model, source) -> tuple[engine.Program, engine.Program]:
+    model = _Model(source)
+    variables = _densities(model, pymc_model)
+    n_dim = int(sum(v[3] for v in variables))
+    value_names = [v[1] for v in variables]
+    remaining = [v for v in pymc_model.unobserved_value_vars if v.name not in value_names]
+
+    # The log-density and its gradient.
+    t = _Tape(n_dim)
+    x = {value: t.x(start, (size,)) for _, value, start, size, *_ in variables}
+    logp, _ = _write(t, model, variables, x, density=True)
+    gradient = t.backward(logp, list(x.values()), n_dim)
+    logp_program = engine.finish(t, [logp.view, gradient])
+
+    # The expansion: the point, then every other variable of the trace in PyMC's order.
+    e = _Tape(n_dim)
+    x = {value: _Var(View(start, (size,), (1,)), False) for _, value, start, size, *_ in variables}
+    _, reported = _write(e, model, variables, x, density=False)
+    shapes = [[size] for *_, size, _, _, _ in variables]
+    shapes = [list(s) for s in engine._value_shapes(pymc_model)]
+    pieces = [_Var(View(0, (n_dim,), (1,)), False)] if n_dim else []
+    for variable in remaining:
+        if variable.name not in reported:
+            raise Unsupported(f"the trace's {variable.name}")
+        value = reported[variable.name]
+        shape = engine._named_shape(pymc_model, variable)
+        size = int(np.prod(value.shape, dtype=int))
+        if any(s is None for s in shape) or int(np.prod(shape, dtype=int)) != size:
+            raise Unsupported(f"the trace's {variable.name} has shape {shape}")
+        shapes.append([int(s) for s in shape])
+        pieces.append(value)
+    expanded = e.join(pieces)
+    expand_program = engine.finish(e, [expanded.view])
+
+    names = value_names + [v.name for v in remaining]
+    sizes = [int(np.prod(s, dtype=int)) for s in shapes]
+    bounds = np.cumsum([0, *sizes])
+    layout = {
+        "n_dim": n_dim, "n_expanded": int(bounds[-1]), "n_free": len(variables), "names": names,
+        "slices": [[int(a), int(b)] for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
+        "shapes": shapes,
+        "reparameterized": [value for name, value, *_ in variables if value != name],
+    }  # fmt: skip
+    return engine.Program(*logp_program, layout), engine.Program(*expand_program, layout)
+
+
+# -- switches and evaluation ----------------------------------------------------------------------
+
+
+def enabled() -> bool:
+    """Whether the template writes the programs of the models it covers: ``BAYESMM_TEMPLATE=0``
+    sends them to the translated graph (e.g. to measure it)."""
+    return os.environ.get("BAYESMM_TEMPLATE", "1") != "0"
+
+
+def evaluate(logp: engine.Program, expand: engine.Program, x: np.ndarray):
+    """The programs run by the engine's C functions at the point ``x``: (log-density,
+    gradient, expansion), or None where they report an error."""
+    import ctypes
+
+    arrays = [logp.ints, logp.floats, expand.ints, expand.floats]
+    user = np.array([v for a in arrays for v in (a.ctypes.data, a.size)], dtype=np.uint64)
+    functions = engine.cfuncs()
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    n_dim, n_expanded = x.size, int(logp.layout["n_expanded"])
+    gradient, value, expanded = np.zeros(n_dim), np.zeros(1), np.zeros(n_expanded)
+    logp_function = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, *[ctypes.c_void_p] * 4)
+    expand_function = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, ctypes.c_uint64,
+                                       *[ctypes.c_void_p] * 3)  # fmt: skip
+    code = logp_function(functions[0].address)(
+        n_dim, x.ctypes.data, gradient.ctypes.data, value.ctypes.data, user.ctypes.data
+    )
+    code |= expand_function(functions[1].address)(
+        n_dim, n_expanded, x.ctypes.data, expanded.ctypes.data, user.ctypes.data
+    )
+    return None if code else (float(value[0]), gradient, expanded)

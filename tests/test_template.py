@@ -1,0 +1,152 @@
+"""The engine's programs written from the design (bayesmm.inference.template) against PyMC's
+model: log-density, gradient and every variable of the trace at random points, for each
+family, link, term form and prior family the template covers; and what it leaves to the graph."""
+
+import numpy as np
+import pandas as pd
+import pytensor
+import pytest
+from pytensor.compile.mode import Mode
+
+import bayesmm as bm
+from bayesmm.inference import engine, native, sampling, template
+
+from .conftest import quiet_fit
+
+pytestmark = pytest.mark.skipif(engine.cfuncs() is None, reason="the extension module is not built")
+
+
+def _data(seed=5):
+    rng = np.random.default_rng(seed)
+    n = 180
+    g = rng.integers(0, 9, n)
+    h = np.tile(np.arange(6), n // 6 + 1)[:n]
+    x, u = rng.normal(size=n), rng.normal(40, 12, n)
+    eta = 0.2 + 0.4 * x + rng.normal(0, 0.6, 9)[g]
+    return pd.DataFrame({
+        "g": np.array(list("abcdefghi"))[g], "h": h.astype(str), "x": x, "u": u,
+        "c": np.where(rng.random(n) < 0.5, "lo", "hi"),
+        "count": rng.poisson(np.exp(eta)), "yes": (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(int),
+        "k": rng.binomial(7, 1 / (1 + np.exp(-eta))), "trials": 7, "y": eta + rng.normal(0, 0.5, n),
+    })  # fmt: skip
+
+
+_CENTRED = {"centered": True}
+_NONCENTRED = {"centered": False}
+CASES = [
+    ("y ~ x + (1 | g) + (1 | h)", "gaussian", {}),
+    ("y ~ 1 + (1 | g) + (1 | h)", "gaussian", _NONCENTRED),
+    ("y ~ x + u + c + (1 | g)", "gaussian", _NONCENTRED),
+    ("count ~ x + (1 | g)", "poisson", _CENTRED),
+    ("count ~ x + c + (1 | g) + (1 | h)", "poisson", _NONCENTRED),
+    ("count ~ 0 + x + (1 | g)", "poisson", {}),
+    ("yes ~ x + u + (1 | g) + (1 | h)", "bernoulli", {}),
+    ("yes ~ c + (1 | g)", "bernoulli", _CENTRED),
+    ("cbind(k, trials - k) ~ x + (1 | g)", "binomial", _NONCENTRED),
+    ("cbind(k, trials - k) ~ u + (1 | h)", "binomial", _CENTRED),
+    ("count ~ x", "poisson", {}),
+    # Prior families: the template's table of each (bayesmm.inference.kernel's).
+    ("count ~ x + (1 | g)", "poisson", {"priors": {"b": bm.Prior("StudentT", nu=4, mu=0.5, sigma=2),
+                                                   "Intercept": bm.Prior("Normal", mu=1, sigma=3),
+                                                   "sd": bm.Prior("HalfNormal", sigma=1.5)}}),
+    ("y ~ x + (1 | g) + (1 | h)", "gaussian", {"priors": {"sd": bm.Prior("Exponential", lam=2.0),
+                                                         "sigma": bm.Prior("HalfCauchy", beta=2.0)},
+                                              **_NONCENTRED}),
+]  # fmt: skip
+
+
+def _model(formula, family, options):
+    model = bm.Model(formula, _data(), family=family, **options)
+    return model, sampling.data_model(model.sampled_model, model.design.n_obs).model
+
+
+def _pymc(pymc_model):
+    """PyMC's log-density, its gradient and the trace's other variables as a function of the
+    free variables' values (PyTensor's Python linker, unrewritten)."""
+    values = [pymc_model.rvs_to_values[rv] for rv in pymc_model.free_RVs]
+    logp = pymc_model.logp()
+    remaining = [v for v in pymc_model.unobserved_value_vars if v.name not in {u.name for u in values}]
+    outputs = [logp, *pytensor.grad(logp, values), *remaining]
+    mode = Mode(linker="py", optimizer=None)
+    function = pytensor.function(values, outputs, mode=mode, on_unused_input="ignore")
+    return values, function
+
+
+@pytest.mark.parametrize(("formula", "family", "options"), CASES)
+def test_the_written_programs_are_pymcs_log_density_gradient_and_trace(formula, family, options):
+    model, pymc_model = _model(formula, family, options)
+    assert template.why_not(pymc_model, model) is None
+    logp, expand = template.program(pymc_model, model)
+    layout = logp.layout
+    assert layout == engine.graphs(pymc_model).layout  # names, shapes and order of the trace
+    values, function = _pymc(pymc_model)
+    rng = np.random.default_rng(11)
+    for _ in range(4):
+        x = rng.normal(0.0, 0.8, layout["n_dim"])
+        free = zip(layout["slices"][: len(values)], layout["shapes"][: len(values)], strict=True)
+        theirs = function(*[x[a:b].reshape(s) for (a, b), s in free])
+        ours = template.evaluate(logp, expand, x)
+        assert ours is not None
+        gradient = np.concatenate([np.ravel(g) for g in theirs[1 : 1 + len(values)]])
+        trace = np.concatenate([x, *[np.ravel(v) for v in theirs[1 + len(values) :]]])
+        np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-10)
+        np.testing.assert_allclose(ours[1], gradient, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(ours[2], trace, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("formula", "family", "options", "reason"),
+    [
+        ("y ~ x + (x | g)", "gaussian", _NONCENTRED, "is not (1 | g)"),
+        ("y ~ x + (1 | g) + offset(u)", "gaussian", _NONCENTRED, "offsets"),
+        ("count ~ x + (1 | g)", "negativebinomial", {}, "negativebinomial"),
+        ("yes ~ x + (1 | g)", "bernoulli", {"link": "probit"}, "probit"),
+        ("y ~ x + (1 | g)", "gaussian", {}, "integrated out"),  # the kernel's
+        ("y ~ x + u + (1 | g)", "gaussian", {"decomp": "QR", **_NONCENTRED}, "QR"),
+        ("count ~ x + (1 | g)", "poisson", {"priors": {"sd": bm.Prior("Gamma", alpha=2, beta=1)}}, "Gamma"),
+    ],
+)
+def test_what_the_template_does_not_write_takes_the_graph(formula, family, options, reason):
+    model, pymc_model = _model(formula, family, options)
+    why = template.why_not(pymc_model, model)
+    assert why is not None and reason in why
+    assert template.program(pymc_model, model) is None
+
+
+def test_a_model_of_many_rows_is_left_to_the_graphs_row_blocks():
+    rows = pd.concat([_data(seed) for seed in range(25)], ignore_index=True)
+    model = bm.Model("yes ~ x + (1 | g)", rows, family="bernoulli")
+    pymc_model = sampling.data_model(model.sampled_model, model.design.n_obs).model
+    assert "row blocks" in template.why_not(pymc_model, model)
+
+
+@pytest.mark.slow
+def test_a_fit_and_its_refit_read_programs_written_from_the_design(monkeypatch):
+    """No graph is built for a covered model, and a refit on new data writes its programs
+    again from the new design (what it reads of the data changes with it)."""
+    sampling.clear_compiled()
+    built = []
+    monkeypatch.setattr(engine, "graphs", lambda *a: built.append(a) or pytest.fail("a graph was built"))
+    data = _data()
+    model = bm.Model("count ~ x + (1 | g)", data, family="poisson")
+    fit = quiet_fit(model, draws=200, tune=200, chains=2, random_seed=3)
+    compiled, _ = sampling._COMPILED[next(reversed(sampling._COMPILED))]
+    assert native.compiled_by(compiled) == "engine" and compiled.program.graphs is None
+    other = data.assign(count=data["count"] * 2)
+    refit = quiet_fit(bm.Model("count ~ x + (1 | g)", other, family="poisson"), draws=200, tune=200, chains=2,
+                      random_seed=3)  # fmt: skip
+    assert not built
+    b = fit.idata.posterior["fixef"].mean(("chain", "draw")).values
+    b2 = refit.idata.posterior["fixef"].mean(("chain", "draw")).values
+    # Doubling the counts raises the intercept by about log 2 and leaves the slope.
+    assert b2[0] - b[0] == pytest.approx(np.log(2), abs=0.15)
+    assert b2[1] == pytest.approx(b[1], abs=0.1)
+
+
+def test_the_template_off_translates_the_graph(monkeypatch):
+    model, pymc_model = _model("count ~ x + (1 | g)", "poisson", {})
+    monkeypatch.setenv("BAYESMM_TEMPLATE", "0")
+    starting = native.StartingPoints(pymc_model, {})
+    assert native._written(pymc_model, starting, model) is None
+    monkeypatch.setenv("BAYESMM_TEMPLATE", "1")
+    assert native._written(pymc_model, starting, model).graphs is None
