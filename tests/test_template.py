@@ -28,6 +28,7 @@ def _data(seed=5):
         "c": np.where(rng.random(n) < 0.5, "lo", "hi"),
         "count": rng.poisson(np.exp(eta)), "yes": (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(int),
         "k": rng.binomial(7, 1 / (1 + np.exp(-eta))), "trials": 7, "y": eta + rng.normal(0, 0.5, n),
+        "gx": rng.normal(size=9)[g], "hg": [f"{a}.{b}" for a, b in zip(h, g, strict=True)],
     })  # fmt: skip
 
 
@@ -45,6 +46,7 @@ CASES = [
     ("cbind(k, trials - k) ~ x + (1 | g)", "binomial", _NONCENTRED),
     ("cbind(k, trials - k) ~ u + (1 | h)", "binomial", _CENTRED),
     ("count ~ x", "poisson", {}),
+    ("count ~ x + gx + (1 | g)", "poisson", _NONCENTRED),  # a predictor constant within levels
     # Prior families: the template's table of each (bayesmm.inference.kernel's).
     ("count ~ x + (1 | g)", "poisson", {"priors": {"b": bm.Prior("StudentT", nu=4, mu=0.5, sigma=2),
                                                    "Intercept": bm.Prior("Normal", mu=1, sigma=3),
@@ -104,6 +106,10 @@ def test_the_written_programs_are_pymcs_log_density_gradient_and_trace(formula, 
         ("y ~ x + (1 | g)", "gaussian", {}, "integrated out"),  # the kernel's
         ("y ~ x + u + (1 | g)", "gaussian", {"decomp": "QR", **_NONCENTRED}, "QR"),
         ("count ~ x + (1 | g)", "poisson", {"priors": {"sd": bm.Prior("Gamma", alpha=2, beta=1)}}, "Gamma"),
+        # A centred term drawn around the fixed effects of a predictor constant within its
+        # levels (epil's subjects' baseline counts), and one nested in another.
+        ("count ~ x + gx + (1 | g)", "poisson", _CENTRED, "drawn around"),
+        ("count ~ x + (1 | h) + (1 | hg)", "poisson", _CENTRED, "nested"),
     ],
 )
 def test_what_the_template_does_not_write_takes_the_graph(formula, family, options, reason):

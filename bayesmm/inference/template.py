@@ -323,7 +323,7 @@ class _Model:
     linear predictor and the reported variables follow from them."""
 
     def __init__(self, source):
-        from ..model.builder import coefficient_form, marginal_nesting, slope_scales
+        from ..model.builder import coefficient_form, level_covariates, marginal_nesting, slope_scales
         from ..model.fixed import centred_slopes, fixed_center
         from ..model.parameterization import centring_parents
         from ..model.variables import TermNames, fixef_var, group_var
@@ -360,8 +360,10 @@ class _Model:
             i = [t is term for t in design.random].index(True)
             if term.n_terms != 1 or not np.all(term.matrix == 1.0) or type(term.covariance) is not Diagonal:
                 raise Unsupported(f"the term of {group} is not (1 | {group})")
-            if term.level_factor is not None or (centred[i] and parents[i]):
-                raise Unsupported(f"the effects of {group} are drawn around others'")
+            if term.level_factor is not None or (
+                centred[i] and (parents[i] or level_covariates(design, term)[0])
+            ):
+                raise Unsupported(f"the effects of {group} are drawn around others' or the fixed effects'")
             names = TermNames(design, term, 0)
             prior = stack_priors([by_name[n].prior for n in term.sd_names])
             self.variables[names("sd_raw")] = (prior.dist, dict(prior.params), 1)
