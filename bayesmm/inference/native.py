@@ -7,8 +7,9 @@ installed (the extension module bayesmm.inference._kernel), and read the model a
 
 * the integrated-out Gaussian model with one grouping factor: bayesmm.inference.kernel, written
   out by hand from sufficient statistics;
-* every other model bayesmm builds: bayesmm.inference.engine, the interpreter of its rewritten
-  PyTensor graph.
+* every other model bayesmm builds: bayesmm.inference.engine, the interpreter of a program
+  that bayesmm.inference.template writes from the design for the standard models, and that
+  the engine translates from the model's rewritten PyTensor graph for the others.
 
 So no model is compiled when it is fitted, and every process runs the same code (a seed gives
 the same draws in every process). A model with a node the engine does not evaluate, or every
