@@ -621,7 +621,6 @@ def _programs(pymc_model, source) -> tuple[engine.Program, engine.Program]:
     e = _Tape(n_dim)
     x = {value: _Var(View(start, (size,), (1,)), False) for _, value, start, size, *_ in variables}
     _, reported = _write(e, model, variables, x, density=False)
-    shapes = [[size] for *_, size, _, _, _ in variables]
     shapes = [list(s) for s in engine._value_shapes(pymc_model)]
     pieces = [_Var(View(0, (n_dim,), (1,)), False)] if n_dim else []
     for variable in remaining:
