@@ -340,17 +340,7 @@ class _Translator:
     def __init__(self, fgraph, shared, x0: np.ndarray, outputs: list[int]):
         self.fgraph = fgraph
         self.outputs = [fgraph.outputs[i] for i in outputs]
-        self.n_dim = int(x0.size)
-        self.code: list[list[int]] = []
-        self.consts: list[np.ndarray] = []
-        self.stored: dict[int, np.ndarray] = {}  # each constant's values by its address
-        self.same: dict[tuple, int] = {}  # a large constant's (size, digest) -> its address
-        self.n_consts = 0
-        self.const_of: dict = {}
-        self.scalars: dict = {}
-        self.top = self.n_dim  # the workspace's high-water mark; x at [0, n_dim)
-        self.free: dict[int, list[int]] = {}
-        self.buffers: dict[int, list] = {}  # address -> [size, last use]
+        self.start(int(x0.size))
         self.views: dict = {}
         self.values: dict = {}
         self.dynamic: set = set()
@@ -360,6 +350,23 @@ class _Translator:
         self.views[x] = View(0, (self.n_dim,), (1,))
         for variable, source in zip(fgraph.inputs[1:], shared, strict=True):
             self.values[variable] = np.asarray(source.get_value(borrow=True))
+
+    def start(self, n_dim: int) -> None:
+        """An empty program over a point of ``n_dim`` values: no instructions, no constants,
+        and a workspace that holds the point alone (bayesmm.inference.template starts its
+        programs here too)."""
+        self.n_dim = n_dim
+        self.code: list[list[int]] = []
+        self.consts: list[np.ndarray] = []
+        self.stored: dict[int, np.ndarray] = {}  # each constant's values by its address
+        self.same: dict[tuple, int] = {}  # a large constant's (size, digest) -> its address
+        self.n_consts = 0
+        self.const_of: dict = {}
+        self.scalars: dict = {}
+        self.top = n_dim  # the workspace's high-water mark; x at [0, n_dim)
+        self.free: dict[int, list[int]] = {}
+        self.buffers: dict[int, list] = {}  # address -> [size, last use]
+        self.last_use: dict = {}
 
     # -- memory
 

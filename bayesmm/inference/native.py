@@ -141,7 +141,8 @@ def _say_extension_missing() -> None:
 
 def rebound(compiled, pymc_model, source):
     """A kernel or engine model (``compiled.program`` set) for another data set of the same
-    structure, already in the shared variables: the kernel's program made from ``source``, or
+    structure, already in the shared variables: the kernel's program made from ``source``, the
+    engine's programs written again from ``source``'s design (bayesmm.inference.template), or
     the engine's kept graphs translated again (no rewriting); None when the result has another
     layout."""
     if isinstance(compiled.program, EngineRun):

@@ -13,12 +13,12 @@ translator's own memory and instruction helpers, so the interpreter is the same.
 
 PyMC's model stays the definition. What the template writes follows bayesmm.model.builder's
 parameterization (the centred intercept sheared by the mean group effects, slopes per SD of
-their predictor, group effects in the level basis z = H w, non-centred or centred), and
-every fit checks it against the PyMC model before sampling: the free variables' names and
-shapes must be the ones expected, and the log-density and every reported variable at the
-starting point must equal PyMC's (evaluated by PyTensor's Python linker, no rewriting). A
-model that is not one the template covers, or fails the check, takes the translated graph
-(bayesmm.inference.engine) as before.
+their predictor, group effects in the level basis z = H w, non-centred or centred), and the
+PyMC model's free variables must be the ones expected (names, sizes, prior families,
+transforms). tests/test_template.py compares the log-density, gradient and every reported
+variable with PyMC's at random points for every case the template covers, so a change to
+the builder's parameterization must keep them equal there. A model the template does not
+cover takes the translated graph (bayesmm.inference.engine) as before.
 
 What it covers (the rest takes the graph): gaussian (identity), poisson (log), bernoulli
 and binomial (logit) responses with fewer than blocks.MIN_ROWS rows (where a pass over the
@@ -37,7 +37,7 @@ import numpy as np
 from . import blocks, engine
 from .engine import View
 
-__all__ = ["program", "why_not", "evaluate", "enabled", "Unsupported"]
+__all__ = ["program", "why_not", "enabled", "Unsupported"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -83,10 +83,7 @@ class _Tape(engine._Translator):
     template serves models of fewer than blocks.MIN_ROWS rows)."""
 
     def __init__(self, n_dim: int):
-        self.n_dim = n_dim
-        self.code, self.consts, self.stored, self.same = [], [], {}, {}
-        self.n_consts, self.scalars, self.top = 0, {}, n_dim
-        self.free, self.buffers, self.last_use = {}, {}, {}
+        self.start(n_dim)
         self.steps: list = []
 
     # values
@@ -291,10 +288,9 @@ class _Tape(engine._Translator):
             adjoint = View(adjoint.address, tuple(shape), tuple(strides))
         # Sums over broadcast dimensions are the interpreter's reductions: add and addmul only.
         if negate:
-            g = self._tmp("neg", [g], g.shape) if other is None else self._tmp("mul", [g, other.view], shape)
             if other is not None:
-                self.elementwise("neg", g, [g])
-            other = None
+                g, other = self._tmp("mul", [g, other.view], shape), None
+            g = self._tmp("neg", [g], g.shape)
         if other is None:
             self.elementwise("add", adjoint, [adjoint, g])
         else:
@@ -319,8 +315,8 @@ class _Tape(engine._Translator):
 
 class _Model:
     """What the template reads from a bayesmm Model: the free variables it expects (name ->
-    prior family code, its (4, size) parameter table, size, transform code) and how the
-    linear predictor and the reported variables follow from them."""
+    prior family, its parameters, size) and how the linear predictor and the reported
+    variables follow from them."""
 
     def __init__(self, source):
         from ..model.builder import coefficient_form, level_covariates, marginal_nesting, slope_scales
@@ -332,7 +328,7 @@ class _Model:
         from .kernel import _scaled
 
         design, family = source.design, source.family
-        self.design, self.family = design, family
+        self.design = design
         if source.collapsed or source.parts or source.decomp == "QR":
             raise Unsupported("integrated out, with part formulas or with decomp='QR'")
         if design.offset is not None or design.additions.any:
@@ -352,7 +348,8 @@ class _Model:
             raise Unsupported("a nested term integrated out of another's prior")
         parents = centring_parents(design) if any(centred) else [None] * len(design.random)
         self.variables: dict[str, tuple] = {}  # name -> (prior dist, params, size)
-        self.terms = []  # (group, r name, sd name, z name, v name or None, codes, levels)
+        # Per grouping factor: (r name, sd name, sd_raw name, z name, v name or None, codes, levels).
+        self.terms = []
         for group, terms in design.groups.items():
             if len(terms) != 1:
                 raise Unsupported(f"several terms of {group}")
@@ -364,12 +361,12 @@ class _Model:
                 centred[i] and (parents[i] or level_covariates(design, term)[0])
             ):
                 raise Unsupported(f"the effects of {group} are drawn around others' or the fixed effects'")
-            names = TermNames(design, term, 0)
-            prior = stack_priors([by_name[n].prior for n in term.sd_names])
-            self.variables[names("sd_raw")] = (prior.dist, dict(prior.params), 1)
             levels = term.n_levels
             if levels < 2:
                 raise Unsupported(f"{group} has one level")
+            names = TermNames(design, term, 0)
+            prior = stack_priors([by_name[n].prior for n in term.sd_names])
+            self.variables[names("sd_raw")] = (prior.dist, dict(prior.params), 1)
             v = None
             if centred[i]:
                 self.variables[names("z")] = ("Normal", {}, 1)
@@ -410,15 +407,15 @@ class _Model:
         self.trials = None if kind != "binomial" else np.asarray(design.trials, dtype=float)
 
 
-def _densities(model: _Model, pymc_model) -> list[tuple]:
+def _densities(model: _Model, pymc_model, shapes: list[tuple]) -> list[tuple]:
     """The free variables in PyMC's order: (name, value name, start, size, prior code, table,
-    transform), checked against the PyMC model's (names, sizes, transforms)."""
+    transform), checked against the PyMC model's (names, sizes (``shapes``: their values'),
+    transforms)."""
     from .kernel import _TRANSFORM_NAMES, _TRANSFORM_OF, _density, _Unsupported
 
     free = list(pymc_model.free_RVs)
     if sorted(rv.name for rv in free) != sorted(model.variables):
         raise Unsupported("the sampled model's free variables are not the expected ones")
-    shapes = engine._value_shapes(pymc_model)
     out, start = [], 0
     for rv, shape in zip(free, shapes, strict=True):
         dist, params, size = model.variables[rv.name]
@@ -461,11 +458,12 @@ def _prior(t: _Tape, value: _Var, code: int, table: np.ndarray, mu: _Var | None 
     return t.add(total, t.constant(constant))
 
 
-def _householder(levels: int) -> np.ndarray:
-    """bayesmm.model.builder._level_basis's unit vector."""
+def _level_basis(t: _Tape, w: _Var, levels: int) -> _Var:
+    """H w for bayesmm.model.builder._level_basis's Householder reflection H (2 v v^T subtracted)."""
     v = -np.full(levels, 1.0 / np.sqrt(levels))
     v[0] += 1.0
-    return v / np.linalg.norm(v)
+    v /= np.linalg.norm(v)
+    return t.sub(w, t.mul(t.constant(2.0 * v), t.dot(t.constant(v), w)))
 
 
 def _write(t: _Tape, model: _Model, variables: list[tuple], x: dict, density: bool):
@@ -490,10 +488,7 @@ def _write(t: _Tape, model: _Model, variables: list[tuple], x: dict, density: bo
     for r_name, sd_name, sd_raw, z, v, codes, levels in model.terms:
         sd = constrained[sd_raw]
         if v is None:  # non-centred
-            w = constrained[z]
-            basis = _householder(levels)
-            r = t.sub(w, t.mul(t.constant(2.0 * basis), t.dot(t.constant(basis), w)))
-            r = t.mul(r, sd)
+            r = t.mul(_level_basis(t, constrained[z], levels), sd)
         else:
             mean_row = t.mul(constrained[z], sd)
             rows = constrained[v]
@@ -502,9 +497,7 @@ def _write(t: _Tape, model: _Model, variables: list[tuple], x: dict, density: bo
                 squares = t.mul(t.sumsq(t.div(rows, sd)), t.constant(-0.5))
                 terms.append(t.add(squares, t.mul(t.log(sd), t.constant(-float(n)))))
                 terms.append(t.constant(-0.5 * n * _LOG_2PI))
-            w = t.join([mean_row, rows])
-            basis = _householder(levels)
-            r = t.sub(w, t.mul(t.constant(2.0 * basis), t.dot(t.constant(basis), w)))
+            r = _level_basis(t, t.join([mean_row, rows]), levels)
         reported[r_name] = r
         reported[sd_name] = sd
         mean = t.mul(t.sum(r), t.constant(1.0 / levels))
@@ -605,7 +598,8 @@ def program(pymc_model, source) -> tuple[engine.Program, engine.Program] | None:
 
 def _programs(pymc_model, source) -> tuple[engine.Program, engine.Program]:
     model = _Model(source)
-    variables = _densities(model, pymc_model)
+    shapes = [list(s) for s in engine._value_shapes(pymc_model)]
+    variables = _densities(model, pymc_model, shapes)
     n_dim = int(sum(v[3] for v in variables))
     value_names = [v[1] for v in variables]
     remaining = [v for v in pymc_model.unobserved_value_vars if v.name not in value_names]
@@ -621,7 +615,6 @@ def _programs(pymc_model, source) -> tuple[engine.Program, engine.Program]:
     e = _Tape(n_dim)
     x = {value: _Var(View(start, (size,), (1,)), False) for _, value, start, size, *_ in variables}
     _, reported = _write(e, model, variables, x, density=False)
-    shapes = [list(s) for s in engine._value_shapes(pymc_model)]
     pieces = [_Var(View(0, (n_dim,), (1,)), False)] if n_dim else []
     for variable in remaining:
         if variable.name not in reported:
@@ -648,33 +641,10 @@ def _programs(pymc_model, source) -> tuple[engine.Program, engine.Program]:
     return engine.Program(*logp_program, layout), engine.Program(*expand_program, layout)
 
 
-# -- switches and evaluation ----------------------------------------------------------------------
+# -- the switch ------------------------------------------------------------------------------------
 
 
 def enabled() -> bool:
     """Whether the template writes the programs of the models it covers: ``BAYESMM_TEMPLATE=0``
     sends them to the translated graph (e.g. to measure it)."""
     return os.environ.get("BAYESMM_TEMPLATE", "1") != "0"
-
-
-def evaluate(logp: engine.Program, expand: engine.Program, x: np.ndarray):
-    """The programs run by the engine's C functions at the point ``x``: (log-density,
-    gradient, expansion), or None where they report an error."""
-    import ctypes
-
-    arrays = [logp.ints, logp.floats, expand.ints, expand.floats]
-    user = np.array([v for a in arrays for v in (a.ctypes.data, a.size)], dtype=np.uint64)
-    functions = engine.cfuncs()
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    n_dim, n_expanded = x.size, int(logp.layout["n_expanded"])
-    gradient, value, expanded = np.zeros(n_dim), np.zeros(1), np.zeros(n_expanded)
-    logp_function = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, *[ctypes.c_void_p] * 4)
-    expand_function = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, ctypes.c_uint64,
-                                       *[ctypes.c_void_p] * 3)  # fmt: skip
-    code = logp_function(functions[0].address)(
-        n_dim, x.ctypes.data, gradient.ctypes.data, value.ctypes.data, user.ctypes.data
-    )
-    code |= expand_function(functions[1].address)(
-        n_dim, n_expanded, x.ctypes.data, expanded.ctypes.data, user.ctypes.data
-    )
-    return None if code else (float(value[0]), gradient, expanded)
