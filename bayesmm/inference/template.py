@@ -21,20 +21,24 @@ the builder's parameterization must keep them equal there. A model the template 
 cover takes the translated graph (bayesmm.inference.engine) as before.
 
 What it covers (the rest takes the graph): gaussian (identity), poisson (log), bernoulli
-and binomial (logit) responses with fewer than blocks.MIN_ROWS rows (where a pass over the
-rows costs, the graph's rewrites split sums into row blocks: VerbAgg), an intercept and
-slopes (no QR), any number of grouping factors each with one intercept term (1 | g),
-non-centred or centred (not around other terms), no parts, offsets, additions, smooths,
-monotonic or GP terms, and priors of the families bayesmm.inference.kernel evaluates.
+and binomial (logit) responses, any number of rows (over blocks.MIN_ROWS, the interpreter
+runs the row-by-row instructions a chunk of rows at a time), an intercept and slopes (no
+QR), any number of grouping factors each with one intercept term (1 | g), non-centred or
+centred, centred terms drawn around the effects of the terms they are nested in and the
+fixed effects of predictors constant within their levels, a nested pair with the parent's
+effects integrated out of the child's prior (bayesmm.model.builder.marginal_nesting); no
+parts, offsets, additions, smooths, monotonic or GP terms, and priors of the families
+bayesmm.inference.kernel evaluates.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
 
-from . import blocks, engine
+from . import engine
 from .engine import View
 
 __all__ = ["program", "why_not", "enabled", "Unsupported"]
@@ -79,8 +83,9 @@ def _plain(view: View) -> _Var:
 class _Tape(engine._Translator):
     """Emits each operation's instructions as it is called, and records how its inputs'
     adjoints follow from its output's; :meth:`backward` emits those in reverse order. Memory
-    and instructions are the translator's (engine._Translator); no buffer is reused (the
-    template serves models of fewer than blocks.MIN_ROWS rows)."""
+    and instructions are the translator's (engine._Translator). No buffer is reused: over
+    many rows, what the log-density's row blocks write and nothing reads later lives in a
+    chunk's slot (bayesmm.inference.blocks), and the rest is read by the backward pass."""
 
     def __init__(self, n_dim: int):
         self.start(n_dim)
@@ -156,6 +161,12 @@ class _Tape(engine._Translator):
 
         return self._ew("sqr", [a], backward)
 
+    def sqrt(self, a):
+        def backward(g, o):  # d sqrt(a) / da = 1 / (2 sqrt(a))
+            self._acc(a, self._tmp("div", [g, o.view], o.shape), self.constant(0.5))
+
+        return self._ew("sqrt", [a], backward)
+
     def softplus(self, a):
         def backward(g, o):
             self._acc(a, g, _plain(self._tmp("sigmoid", [a.view], a.shape)))
@@ -204,6 +215,23 @@ class _Tape(engine._Translator):
         self.emit(engine.OP["OP_GATHER"], codes.size, out.view.address, a.view.address, self.index(offsets))
         return out
 
+    def scatter_add(self, a, codes: np.ndarray, size: int) -> _Var:
+        """The sums of a vector a's elements by their codes: out[k] = sum of a[i] with codes[i] = k."""
+        if a.view.strides != (1,):
+            a = self.add(a, self.constant(np.zeros(a.shape)))
+
+        def backward(g, o):
+            rows = self._new(a.shape)
+            offsets = np.asarray(codes, dtype=np.int64) * g.strides[0]
+            self.emit(engine.OP["OP_GATHER"], codes.size, rows.address, g.address, self.index(offsets))
+            self._acc(a, rows)
+
+        out = self._out((size,), [a], backward)
+        self.fill(out.view, 0.0)
+        self.emit(engine.OP["OP_SCATTER"], 0, codes.size, out.view.address, self.index(codes), a.view.address,
+                  -1)  # fmt: skip
+        return out
+
     def matvec(self, matrix: np.ndarray, b: _Var) -> _Var:
         """matrix @ b for a constant matrix and a vector b."""
         stored = self._store(np.asarray(matrix, dtype=float))
@@ -232,19 +260,24 @@ class _Tape(engine._Translator):
             self.elementwise("identity", View(out.view.address + a, (z - a,), (1,)), [p.view])
         return out
 
-    def element(self, vector: _Var, j: int) -> _Var:
-        """vector[j] as a (1,) value (a view: no instruction)."""
+    def piece(self, vector: _Var, start: int, length: int) -> _Var:
+        """vector[start:start + length] (a view: no instruction)."""
+        stride = vector.view.strides[0]
 
         def backward(g, o):
             adjoint = self._adjoint(vector)
-            piece = View(adjoint.address + j * adjoint.strides[0], (1,), (1,))
-            self.elementwise("add", piece, [piece, g])
+            part = View(adjoint.address + start * adjoint.strides[0], (length,), (adjoint.strides[0],))
+            self.elementwise("add", part, [part, g])
 
         vector.uses += 1
-        out = _Var(View(vector.view.address + j * vector.view.strides[0], (1,), (1,)), vector.grad)
+        out = _Var(View(vector.view.address + start * stride, (length,), (stride,)), vector.grad)
         if out.grad:
             self.steps.append((out, backward))
         return out
+
+    def element(self, vector: _Var, j: int) -> _Var:
+        """vector[j] as a (1,) value (a view: no instruction)."""
+        return self.piece(vector, j, 1)
 
     # adjoints
 
@@ -313,15 +346,88 @@ class _Tape(engine._Translator):
 # -- the model --------------------------------------------------------------------------------
 
 
+@dataclasses.dataclass
+class _Term:
+    """One (1 | g) term: its trace names (effects, SDs, the sampled SD, standard normals, the
+    centred rows or None), its rows' level codes and levels, and, when centred, what it is
+    drawn around: [(term position, its levels' parent levels)] and (slope positions, their
+    values per level) or None."""
+
+    r: str
+    sd: str
+    sd_raw: str
+    z: str
+    v: str | None
+    codes: np.ndarray
+    levels: int
+    around: list
+    within: tuple | None
+
+
+@dataclasses.dataclass
+class _Nesting:
+    """A centred (1 | child) term nested in a (1 | parent) term, the parent's effects integrated
+    out of the child's prior (bayesmm.model.builder._nested_marginal_part): the trace names
+    (each level's whole linear predictor u, the parent's standard normals, the sampled SDs, the
+    reported effects and SDs of child and parent), each child level's parent, the parents'
+    numbers of children, the rows' child levels, and the slopes constant within the child's
+    levels (positions and values per level) and the others (positions, their columns)."""
+
+    u: str
+    xi: str
+    sd_raw: tuple[str, str]
+    r: tuple[str, str]
+    sd: tuple[str, str]
+    up: np.ndarray
+    count: np.ndarray
+    codes: np.ndarray
+    found: list
+    values: np.ndarray
+    within: list
+
+
+def _nesting(design, centred: tuple, by_name: dict, variables: dict) -> _Nesting | None:
+    """The model's nested pair (bayesmm.model.builder.marginal_nesting), its free variables
+    added to ``variables``; None where there is none."""
+    from ..model.builder import level_covariates, marginal_nesting
+    from ..model.fixed import centred_slopes
+    from ..model.parameterization import level_parents
+    from ..model.variables import TermNames, group_var
+    from ..spec.priors import stack_priors
+
+    pair = marginal_nesting(design, centred, False)
+    if pair is None:
+        return None
+    inner, outer = (design.random[i] for i in pair)
+    if inner.n_levels < 2 or outer.n_levels < 2:
+        raise Unsupported("a nested pair of terms with one level")
+    names = [TermNames(design, term, 0) for term in (inner, outer)]
+    for term, name in zip((inner, outer), names, strict=True):
+        prior = stack_priors([by_name[n].prior for n in term.sd_names])
+        variables[name("sd_raw")] = (prior.dist, dict(prior.params), 1)
+    variables[names[0]("u")] = ("Normal", None, inner.n_levels)  # written out by _nested
+    variables[names[1]("z")] = ("Normal", {}, outer.n_levels)
+    up = level_parents(inner, outer)
+    found, values = level_covariates(design, inner)
+    slope_idx, _ = centred_slopes(design)
+    return _Nesting(
+        names[0]("u"), names[1]("z"), (names[0]("sd_raw"), names[1]("sd_raw")),
+        tuple(group_var(design, "r", t.group) for t in (inner, outer)),
+        tuple(group_var(design, "sd", t.group) for t in (inner, outer)),
+        up, np.bincount(up, minlength=outer.n_levels).astype(float), np.asarray(inner.codes, dtype=np.int64),
+        found, values, [j for j in range(len(slope_idx)) if j not in found],
+    )  # fmt: skip
+
+
 class _Model:
     """What the template reads from a bayesmm Model: the free variables it expects (name ->
     prior family, its parameters, size) and how the linear predictor and the reported
     variables follow from them."""
 
     def __init__(self, source):
-        from ..model.builder import coefficient_form, level_covariates, marginal_nesting, slope_scales
+        from ..model.builder import coefficient_form, level_covariates, slope_scales
         from ..model.fixed import centred_slopes, fixed_center
-        from ..model.parameterization import centring_parents
+        from ..model.parameterization import centring_parents, level_parents
         from ..model.variables import TermNames, fixef_var, group_var
         from ..spec.covariance import Diagonal
         from ..spec.priors import stack_priors
@@ -335,8 +441,6 @@ class _Model:
             raise Unsupported("offsets or addition terms")
         if design.monotonic or design.smooths or design.gps:
             raise Unsupported("mo(), s() or gp() terms")
-        if design.n_obs >= blocks.MIN_ROWS:
-            raise Unsupported("rows enough for the graph's row blocks")
         link = family.link.name
         kind = _FAMILIES.get((family.name, link))
         if kind is None:
@@ -344,46 +448,49 @@ class _Model:
         self.kind = kind
         by_name = {e.parameter: e for e in source.prior_entries}
         centred = tuple(bool(c) for c in source.centred) or (False,) * len(design.random)
-        if marginal_nesting(design, centred, False) is not None:
-            raise Unsupported("a nested term integrated out of another's prior")
         parents = centring_parents(design) if any(centred) else [None] * len(design.random)
         self.variables: dict[str, tuple] = {}  # name -> (prior dist, params, size)
-        # Per grouping factor: (r name, sd name, sd_raw name, z name, v name or None, codes, levels).
-        self.terms = []
-        for group, terms in design.groups.items():
+        self.terms: dict[int, _Term] = {}  # by position in design.random, in the groups' order
+        self.nesting = _nesting(design, centred, by_name, self.variables)
+        for group, terms in design.groups.items() if self.nesting is None else ():
             if len(terms) != 1:
                 raise Unsupported(f"several terms of {group}")
             term = terms[0]
             i = [t is term for t in design.random].index(True)
             if term.n_terms != 1 or not np.all(term.matrix == 1.0) or type(term.covariance) is not Diagonal:
                 raise Unsupported(f"the term of {group} is not (1 | {group})")
-            if term.level_factor is not None or (
-                centred[i] and (parents[i] or level_covariates(design, term)[0])
-            ):
-                raise Unsupported(f"the effects of {group} are drawn around others' or the fixed effects'")
+            if term.level_factor is not None:
+                raise Unsupported(f"the effects of {group} are drawn with a known covariance (gr(cov=))")
             levels = term.n_levels
             if levels < 2:
                 raise Unsupported(f"{group} has one level")
             names = TermNames(design, term, 0)
             prior = stack_priors([by_name[n].prior for n in term.sd_names])
             self.variables[names("sd_raw")] = (prior.dist, dict(prior.params), 1)
-            v = None
+            v, around, within = None, [], None
             if centred[i]:
                 self.variables[names("z")] = ("Normal", {}, 1)
                 v = names("v")
                 self.variables[v] = ("Normal", None, levels - 1)  # around 0 with the term's SD
+                # Drawn around its parents' effects (each at its levels' parents) and the fixed
+                # effects of the predictors constant within its levels (builder._random_part).
+                around = [(j, level_parents(term, design.random[j])) for j in parents[i] or ()]
+                found, values = level_covariates(design, term)
+                within = (found, values) if found else None
             else:
                 self.variables[names("z")] = ("Normal", {}, levels)
-            self.terms.append((group_var(design, "r", group), group_var(design, "sd", group), names("sd_raw"),
-                               names("z"), v, np.asarray(term.codes, dtype=np.int64), levels))  # fmt: skip
+            self.terms[i] = _Term(group_var(design, "r", group), group_var(design, "sd", group),
+                                  names("sd_raw"), names("z"), v, np.asarray(term.codes, dtype=np.int64),
+                                  levels, around, within)  # fmt: skip
         # The fixed effects (bayesmm.model.builder._fixed_coefficients).
         self.intercept = None  # (name, sheared)
         if design.has_intercept:
             prior = by_name[design.qualified("Intercept")].prior
-            form = coefficient_form(design.var("Intercept_c"), prior, 0.0 if design.random else None, 1.0)
+            sheared = bool(design.random) and self.nesting is None
+            form = coefficient_form(design.var("Intercept_c"), prior, 0.0 if sheared else None, 1.0)
             name, params = (design.var("Intercept_c"), dict(prior.params)) if form is None else form
             self.variables[name] = (prior.dist, params, 1)
-            self.intercept = (name, form is not None and bool(design.random))
+            self.intercept = (name, form is not None and sheared)
         slope_idx, self.Xc = centred_slopes(design)
         self.slopes = None  # (name, multiplier to b)
         if slope_idx:
@@ -482,29 +589,7 @@ def _write(t: _Tape, model: _Model, variables: list[tuple], x: dict, density: bo
             constrained[name] = piece
     tables = {name: (code, table) for name, _, _, _, code, table, _ in variables}
 
-    # Group effects, r = H w sd (non-centred) or H [z sd; v] (centred), and their means.
-    eta = None
-    shift = None
-    for r_name, sd_name, sd_raw, z, v, codes, levels in model.terms:
-        sd = constrained[sd_raw]
-        if v is None:  # non-centred
-            r = t.mul(_level_basis(t, constrained[z], levels), sd)
-        else:
-            mean_row = t.mul(constrained[z], sd)
-            rows = constrained[v]
-            if density:  # the rows ~ Normal(0, sd)
-                n = levels - 1
-                squares = t.mul(t.sumsq(t.div(rows, sd)), t.constant(-0.5))
-                terms.append(t.add(squares, t.mul(t.log(sd), t.constant(-float(n)))))
-                terms.append(t.constant(-0.5 * n * _LOG_2PI))
-            r = _level_basis(t, t.join([mean_row, rows]), levels)
-        reported[r_name] = r
-        reported[sd_name] = sd
-        mean = t.mul(t.sum(r), t.constant(1.0 / levels))
-        shift = mean if shift is None else t.add(shift, mean)
-        rows_r = t.gather(r, codes)
-        eta = rows_r if eta is None else t.add(eta, rows_r)
-    # Fixed effects.
+    # The slopes first: a centred term may be drawn around their effects.
     b = None
     if model.slopes is not None:
         name, mult = model.slopes
@@ -512,15 +597,63 @@ def _write(t: _Tape, model: _Model, variables: list[tuple], x: dict, density: bo
         if not np.all(mult == 1.0):
             b = t.mul(b, t.constant(mult))
             reported[model.b_name] = b
-        xb = t.matvec(model.Xc, b)
-        eta = xb if eta is None else t.add(eta, xb)
-    intercept = None
-    if model.intercept is not None:
-        name, sheared = model.intercept
-        intercept = constrained[name]
-        if sheared:
-            intercept = t.sub(intercept, shift)
-        eta = intercept if eta is None else t.add(eta, intercept)
+
+    intercept = None if model.intercept is None else constrained[model.intercept[0]]
+    shift = None  # the mean group effects, which shear the intercept
+    if model.nesting is not None:
+        eta = _nested(t, model, b, constrained, reported, terms if density else None)
+    else:
+        # Group effects, r = H w sd (non-centred) or H [z sd; v - m] (centred, v ~ Normal(m, sd)
+        # with m = (H around)[1:], around: what the term is drawn around), and their means.
+        effects: dict[int, _Var] = {}
+
+        def effects_of(i: int) -> _Var:
+            if i in effects:
+                return effects[i]
+            term = model.terms[i]
+            sd = constrained[term.sd_raw]
+            if term.v is None:  # non-centred
+                effects[i] = t.mul(_level_basis(t, constrained[term.z], term.levels), sd)
+                return effects[i]
+            around = [t.gather(effects_of(j), parents) for j, parents in term.around]
+            if term.within is not None:
+                found, values = term.within
+                slopes = t.join([t.element(b, j) for j in found])
+                around.append(t.matvec(values, slopes))
+            rows = constrained[term.v]
+            m = None
+            if around:
+                total = around[0]
+                for other in around[1:]:
+                    total = t.add(total, other)
+                m = t.piece(_level_basis(t, total, term.levels), 1, term.levels - 1)
+            if density:  # the rows ~ Normal(m, sd)
+                n = term.levels - 1
+                deviations = rows if m is None else t.sub(rows, m)
+                squares = t.mul(t.sumsq(t.div(deviations, sd)), t.constant(-0.5))
+                terms.append(t.add(squares, t.mul(t.log(sd), t.constant(-float(n)))))
+                terms.append(t.constant(-0.5 * n * _LOG_2PI))
+            if m is not None:
+                rows = t.sub(rows, m)
+            effects[i] = _level_basis(t, t.join([t.mul(constrained[term.z], sd), rows]), term.levels)
+            return effects[i]
+
+        eta = None
+        for i, term in model.terms.items():
+            r = effects_of(i)
+            reported[term.r] = r
+            reported[term.sd] = constrained[term.sd_raw]
+            mean = t.mul(t.sum(r), t.constant(1.0 / term.levels))
+            shift = mean if shift is None else t.add(shift, mean)
+            rows_r = t.gather(r, term.codes)
+            eta = rows_r if eta is None else t.add(eta, rows_r)
+        if model.slopes is not None:
+            xb = t.matvec(model.Xc, b)
+            eta = xb if eta is None else t.add(eta, xb)
+        if model.intercept is not None:
+            if model.intercept[1]:  # sheared
+                intercept = t.sub(intercept, shift)
+            eta = intercept if eta is None else t.add(eta, intercept)
     if eta is None:
         eta = t.constant(np.zeros(model.design.n_obs))
     if eta.shape != (model.design.n_obs,):
@@ -547,6 +680,39 @@ def _write(t: _Tape, model: _Model, variables: list[tuple], x: dict, density: bo
     for term in terms[1:]:
         total = t.add(total, term)
     return total, reported
+
+
+def _nested(t: _Tape, model: _Model, b: _Var | None, constrained: dict, reported: dict, terms: list | None):
+    """The linear predictor of a nested pair (bayesmm.model.builder._nested_marginal_part),
+    with the log-density of each child level's whole linear predictor u added to ``terms``
+    (None: the expansion, which reports both terms' effects instead)."""
+    nest = model.nesting
+    u = constrained[nest.u]
+    mean = None if model.intercept is None else constrained[model.intercept[0]]
+    if nest.found:
+        level_part = t.matvec(nest.values, t.join([t.element(b, j) for j in nest.found]))
+        mean = level_part if mean is None else t.add(mean, level_part)
+    e = u if mean is None else t.sub(u, mean)
+    var_c, var_p = (t.sqr(constrained[name]) for name in nest.sd_raw)
+    sums = t.scatter_add(e, nest.up, nest.count.size)
+    spread = t.add(var_c, t.mul(t.constant(nest.count), var_p))
+    if terms is not None:
+        n_inner, n_outer = nest.up.size, nest.count.size
+        quadratic = t.div(t.sub(t.sumsq(e), t.mul(var_p, t.sum(t.div(t.sqr(sums), spread)))), var_c)
+        log_det = t.add(t.mul(t.log(var_c), t.constant(float(n_inner - n_outer))), t.sum(t.log(spread)))
+        terms.append(t.mul(t.add(quadratic, log_det), t.constant(-0.5)))
+        terms.append(t.constant(-0.5 * n_inner * _LOG_2PI))
+    else:
+        scale = t.sqrt(t.div(t.mul(var_c, var_p), spread))
+        r_outer = t.add(t.div(t.mul(var_p, sums), spread), t.mul(constrained[nest.xi], scale))
+        r_inner = t.sub(e, t.gather(r_outer, nest.up))
+        for r_name, sd_name, sd_raw, r in zip(nest.r, nest.sd, nest.sd_raw, (r_inner, r_outer), strict=True):
+            reported[r_name], reported[sd_name] = r, constrained[sd_raw]
+    eta = t.gather(u, nest.codes)
+    if nest.within:
+        slopes = t.join([t.element(b, j) for j in nest.within])
+        eta = t.add(eta, t.matvec(model.Xc[:, nest.within], slopes))
+    return eta
 
 
 def _likelihood(t: _Tape, model: _Model, eta: _Var, constrained: dict) -> _Var:

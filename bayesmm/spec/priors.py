@@ -195,7 +195,7 @@ class Prior:
         >>> b.type.shape
         (3,)
         """
-        return getattr(pm, self.dist)(name, **self.params, **kwargs)
+        return getattr(pm, self.dist)(name, **self._float64(), **kwargs)
 
     def as_dist(self, **kwargs):
         """The prior as an unnamed PyMC distribution (for a log density taken elsewhere: ``pm.logp``).
@@ -216,7 +216,13 @@ class Prior:
         >>> float(pm.draw(bm.Prior("HalfNormal", sigma=1).as_dist(), random_seed=1)) > 0
         True
         """
-        return getattr(pm, self.dist).dist(**self.params, **kwargs)
+        return getattr(pm, self.dist).dist(**self._float64(), **kwargs)
+
+    def _float64(self) -> dict:
+        """The parameters as float64 arrays: PyTensor makes a Python float that float32 holds
+        exactly (2.5, 3.0) a float32 constant, and then evaluates what only such constants
+        enter (a StudentT's 1 / sigma^2) in float32 (relative error 1e-8)."""
+        return {k: np.asarray(v, dtype=np.float64) for k, v in self.params.items()}
 
     def __eq__(self, other: object) -> bool:
         return (
