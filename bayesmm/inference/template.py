@@ -55,7 +55,16 @@ class Unsupported(Exception):
 
 # The families and links the template writes: (family, link) -> its log-likelihood's kind.
 _FAMILIES = {("gaussian", "identity"): "gaussian", ("poisson", "log"): "poisson",
-             ("bernoulli", "logit"): "bernoulli", ("binomial", "logit"): "binomial"}  # fmt: skip
+             ("negativebinomial", "log"): "negativebinomial",
+             ("bernoulli", "logit"): "bernoulli", ("binomial", "logit"): "binomial",
+             ("bernoulli", "probit"): "bernoulli", ("binomial", "probit"): "binomial",
+             ("bernoulli", "cloglog"): "bernoulli", ("binomial", "cloglog"): "binomial"}  # fmt: skip
+# PyMC's negative binomial takes the Poisson limit above this alpha (its gammaln difference
+# falls below their ulp).
+_NB_POISSON_ALPHA = 1e10
+# The prior families the template writes beyond bayesmm.inference.kernel's (whose codes are
+# 0-6): the code it gives them, and the transform of their variables (1: log).
+_GAMMA = 7
 
 
 class _Var:
@@ -166,6 +175,39 @@ class _Tape(engine._Translator):
             self._acc(a, self._tmp("div", [g, o.view], o.shape), self.constant(0.5))
 
         return self._ew("sqrt", [a], backward)
+
+    def gammaln(self, a):
+        def backward(g, o):
+            self._acc(a, g, _plain(self._tmp("digamma", [a.view], a.shape)))
+
+        return self._ew("gammaln", [a], backward)
+
+    def switch(self, condition: _Var, a, b):
+        """a where ``condition`` (no gradient flows into it) is nonzero, else b."""
+
+        def backward(g, o):
+            self._acc(a, g, condition)
+            self._acc(b, g, _plain(self._tmp("not", [condition.view], condition.shape)))
+
+        return self._ew("switch", [condition, a, b], backward)
+
+    def greater(self, a, value: float) -> _Var:
+        """1 where a > value, else 0 (no gradient)."""
+        return _plain(self._tmp("gt", [a.view, self.scalar(value)], a.shape))
+
+    def erfc(self, a):
+        def backward(g, o):  # d erfc(a) / da = -2 / sqrt(pi) exp(-a^2)
+            square = self._tmp("sqr", [a.view], a.shape)
+            density = self._tmp("exp", [self._tmp("neg", [square], a.shape)], a.shape)
+            self._acc(a, g, _plain(self._tmp("mul", [density, self.scalar(-2.0 / np.sqrt(np.pi))], a.shape)))
+
+        return self._ew("erfc", [a], backward)
+
+    def expm1(self, a):
+        def backward(g, o):
+            self._acc(a, g, _plain(self._tmp("exp", [a.view], a.shape)))
+
+        return self._ew("expm1", [a], backward)
 
     def softplus(self, a):
         def backward(g, o):
@@ -437,15 +479,15 @@ class _Model:
         self.design = design
         if source.collapsed or source.parts or source.decomp == "QR":
             raise Unsupported("integrated out, with part formulas or with decomp='QR'")
-        if design.offset is not None or design.additions.any:
-            raise Unsupported("offsets or addition terms")
+        if design.additions.any:
+            raise Unsupported("addition terms")
         if design.monotonic or design.smooths or design.gps:
             raise Unsupported("mo(), s() or gp() terms")
         link = family.link.name
         kind = _FAMILIES.get((family.name, link))
         if kind is None:
             raise Unsupported(f"the {family.name} family with its {link} link")
-        self.kind = kind
+        self.kind, self.link = kind, link
         by_name = {e.parameter: e for e in source.prior_entries}
         centred = tuple(bool(c) for c in source.centred) or (False,) * len(design.random)
         parents = centring_parents(design) if any(centred) else [None] * len(design.random)
@@ -505,11 +547,11 @@ class _Model:
         self.fixef_order = [("Intercept", 0) if n == "Intercept" else ("b", slope_idx.index(j))
                             for j, n in enumerate(design.fixef_names)]  # fmt: skip
         self.fixef_name, self.b_name = fixef_var(design), design.var("b")
-        self.sigma = None
-        if kind == "gaussian":
-            (self.sigma,) = family.constant_params({})
-            prior = by_name[self.sigma].prior
-            self.variables[self.sigma] = (prior.dist, dict(prior.params), 1)
+        self.dispersion = None  # gaussian's sigma, the negative binomial's alpha
+        if kind in ("gaussian", "negativebinomial"):
+            (self.dispersion,) = family.constant_params({})
+            prior = by_name[self.dispersion].prior
+            self.variables[self.dispersion] = (prior.dist, dict(prior.params), 1)
         self.y = np.asarray(design.y, dtype=float)
         self.trials = None if kind != "binomial" else np.asarray(design.trials, dtype=float)
 
@@ -529,17 +571,37 @@ def _densities(model: _Model, pymc_model, shapes: list[tuple]) -> list[tuple]:
         if int(np.prod(shape, dtype=int)) != size:
             raise Unsupported(f"{rv.name} has {int(np.prod(shape, dtype=int))} values, not {size}")
         try:
-            code, table = _density(dist, {} if params is None else params, size)
+            code, table = _gamma(params, size) if dist == "Gamma" else _density(dist, params or {}, size)
         except _Unsupported as reason:
             raise Unsupported(str(reason)) from None
+        wanted = 1 if code == _GAMMA else _TRANSFORM_OF[code]
         transform = pymc_model.rvs_to_transforms.get(rv)
         kind = None if transform is None else type(transform).__name__
-        if _TRANSFORM_NAMES.get(kind) != _TRANSFORM_OF[code] or code == 6:
+        if _TRANSFORM_NAMES.get(kind) != wanted or code == 6:
             raise Unsupported(f"{rv.name} has the transform {transform}")
         value = pymc_model.rvs_to_values[rv].name
-        out.append((rv.name, value, start, size, code, table, _TRANSFORM_OF[code]))
+        out.append((rv.name, value, start, size, code, table, wanted))
         start += size
     return out
+
+
+def _gamma(params: dict, size: int) -> tuple[int, np.ndarray]:
+    """A Gamma prior's code and (4, size) table: alpha, beta, unused, the constant term
+    (PyMC's two parameterizations: alpha and beta, or mu and sigma)."""
+    from scipy.special import gammaln
+
+    from .kernel import _Unsupported
+
+    if set(params) == {"mu", "sigma"}:
+        mu, sigma = (np.asarray(params[k], dtype=float) for k in ("mu", "sigma"))
+        params = {"alpha": mu**2 / sigma**2, "beta": mu / sigma**2}
+    if set(params) != {"alpha", "beta"}:
+        raise _Unsupported(f"Gamma with parameters {sorted(params)}")
+    table = np.zeros((4, size))
+    for row, key in enumerate(("alpha", "beta")):
+        table[row] = np.broadcast_to(np.asarray(params[key], dtype=float), (size,))
+    table[3] = table[0] * np.log(table[1]) - gammaln(table[0])
+    return _GAMMA, table
 
 
 def _prior(t: _Tape, value: _Var, code: int, table: np.ndarray, mu: _Var | None = None) -> _Var:
@@ -560,8 +622,10 @@ def _prior(t: _Tape, value: _Var, code: int, table: np.ndarray, mu: _Var | None 
         total = t.dot(t.log1p(t.div(t.sqr(s), t.constant(nu))), t.constant(-(nu + 1.0) / 2.0))
     elif code == 4:
         total = t.neg(t.sum(t.log1p(t.sqr(s))))
-    else:  # Exponential
+    elif code == 5:  # Exponential
         total = t.dot(value, t.constant(-table[1]))
+    else:  # Gamma: (alpha - 1) log x - beta x
+        total = t.add(t.dot(t.log(value), t.constant(table[0] - 1.0)), t.dot(value, t.constant(-table[1])))
     return t.add(total, t.constant(constant))
 
 
@@ -654,6 +718,9 @@ def _write(t: _Tape, model: _Model, variables: list[tuple], x: dict, density: bo
             if model.intercept[1]:  # sheared
                 intercept = t.sub(intercept, shift)
             eta = intercept if eta is None else t.add(eta, intercept)
+    if model.design.offset is not None:
+        offset = t.constant(np.asarray(model.design.offset, dtype=float))
+        eta = offset if eta is None else t.add(eta, offset)
     if eta is None:
         eta = t.constant(np.zeros(model.design.n_obs))
     if eta.shape != (model.design.n_obs,):
@@ -722,7 +789,7 @@ def _likelihood(t: _Tape, model: _Model, eta: _Var, constrained: dict) -> _Var:
     y = model.y
     n = y.size
     if model.kind == "gaussian":
-        sigma = constrained[model.sigma]
+        sigma = constrained[model.dispersion]
         squares = t.sumsq(t.sub(t.constant(y), eta))
         total = t.div(squares, t.mul(t.sqr(sigma), t.constant(-2.0)))
         total = t.add(total, t.mul(t.log(sigma), t.constant(-float(n))))
@@ -730,12 +797,44 @@ def _likelihood(t: _Tape, model: _Model, eta: _Var, constrained: dict) -> _Var:
     linear = t.dot(t.constant(y), eta)
     if model.kind == "poisson":
         return t.add(t.sub(linear, t.sum(t.exp(eta))), t.constant(-float(np.sum(gammaln(y + 1.0)))))
-    if model.kind == "bernoulli":
-        return t.sub(linear, t.sum(t.softplus(eta)))
-    trials = model.trials
-    binomln = gammaln(trials + 1.0) - gammaln(y + 1.0) - gammaln(trials - y + 1.0)
-    spread = t.dot(t.constant(trials), t.softplus(eta))
-    return t.add(t.sub(linear, spread), t.constant(float(np.sum(binomln))))
+    if model.kind == "negativebinomial":
+        return _negative_binomial(t, y, eta, constrained[model.dispersion])
+    trials = np.ones(n) if model.kind == "bernoulli" else model.trials
+    binomln = 0.0
+    if model.kind == "binomial":
+        binomln = float(np.sum(gammaln(trials + 1.0) - gammaln(y + 1.0) - gammaln(trials - y + 1.0)))
+    if model.link == "logit":  # log p = eta - softplus(eta), log(1 - p) = -softplus(eta)
+        total = t.sub(linear, t.dot(t.constant(trials), t.softplus(eta)))
+    else:
+        if model.link == "probit":  # p = erfc(-eta / sqrt 2) / 2, 1 - p = erfc(eta / sqrt 2) / 2
+            half = t.mul(eta, t.constant(1.0 / np.sqrt(2.0)))
+            log_p = t.log(t.mul(t.erfc(t.neg(half)), t.constant(0.5)))
+            log_q = t.log(t.mul(t.erfc(half), t.constant(0.5)))
+        else:  # cloglog: p = -expm1(-exp(eta)), log(1 - p) = -exp(eta)
+            mu = t.exp(eta)
+            log_p = t.log(t.neg(t.expm1(t.neg(mu))))
+            log_q = t.neg(mu)
+        total = t.add(t.dot(t.constant(y), log_p), t.dot(t.constant(trials - y), log_q))
+    return total if model.kind == "bernoulli" else t.add(total, t.constant(binomln))
+
+
+def _negative_binomial(t: _Tape, y: np.ndarray, eta: _Var, alpha: _Var) -> _Var:
+    """NB2's log-likelihood with mean exp(eta) and shape alpha, summed over rows: PyMC's
+    gammaln(y + alpha) - gammaln(alpha) - gammaln(y + 1) + y log(mu / (mu + alpha))
+    + alpha log(alpha / (mu + alpha)), or its Poisson limit where alpha > 1e10."""
+    from scipy.special import gammaln
+
+    n = float(y.size)
+    mu = t.exp(eta)
+    log_total = t.log(t.add(mu, alpha))  # log(mu + alpha)
+    linear = t.dot(t.constant(y), eta)
+    constant = t.constant(-float(np.sum(gammaln(y + 1.0))))
+    spread = t.dot(t.add(t.constant(y), alpha), log_total)
+    shape = t.sub(t.sum(t.gammaln(t.add(t.constant(y), alpha))), t.mul(t.gammaln(alpha), t.constant(n)))
+    own = t.mul(t.mul(alpha, t.log(alpha)), t.constant(n))
+    negbin = t.add(t.add(t.sub(linear, spread), t.add(shape, own)), constant)
+    poisson = t.add(t.sub(linear, t.sum(mu)), constant)
+    return t.switch(t.greater(alpha, _NB_POISSON_ALPHA), poisson, negbin)
 
 
 # -- the programs -----------------------------------------------------------------------------
