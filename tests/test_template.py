@@ -30,6 +30,7 @@ def _data(seed=5):
         "count": rng.poisson(np.exp(eta)), "yes": (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(int),
         "k": rng.binomial(7, 1 / (1 + np.exp(-eta))), "trials": 7, "y": eta + rng.normal(0, 0.5, n),
         "gx": rng.normal(size=9)[g], "hg": [f"{a}.{b}" for a, b in zip(h, g, strict=True)],
+        "w": rng.normal(0.3, 0.7, n),
     })  # fmt: skip
 
 
@@ -75,6 +76,19 @@ CASES = [
     ("count ~ x + (1 | g)", "negativebinomial", {}),
     ("count ~ x + c + (1 | g) + (1 | h) + offset(log(u))", "negativebinomial", _NONCENTRED),
     ("count ~ x + offset(0.1 * u)", "poisson", {}),
+    # Terms of several columns: uncorrelated ((x || g), diag()), correlated (the LKJ prior's
+    # C-vine), several terms of one factor, columns that are not fixed slopes, non-centred and
+    # centred; the slopes sheared by their mean group effects.
+    ("count ~ x + (x || g)", "poisson", _NONCENTRED),
+    ("count ~ x + (x | g)", "poisson", _NONCENTRED),
+    ("yes ~ x + w + (x + w | g) + (1 | h)", "bernoulli", _NONCENTRED),
+    ("y ~ x + (x | g) + (1 | h)", "gaussian", {"priors": {"cor": bm.Prior("LKJ", eta=2.0)}, **_NONCENTRED}),
+    ("count ~ x + (1 | g) + (0 + w | g)", "poisson", {}),
+    ("count ~ x + diag(x + w | g)", "poisson", _CENTRED),
+    ("count ~ x + (x | g)", "poisson", _CENTRED),
+    ("cbind(k, trials - k) ~ x + w + (x + w | h)", "binomial", _CENTRED),
+    ("count ~ 0 + x + (x | g)", "poisson", _NONCENTRED),
+    ("count ~ c + (c | g)", "negativebinomial", _NONCENTRED),
     # The probit and cloglog links.
     ("yes ~ x + (1 | g)", "bernoulli", {"link": "probit"}),
     ("yes ~ x + c + (1 | g) + (1 | h)", "bernoulli", {"link": "cloglog", **_NONCENTRED}),
@@ -146,7 +160,8 @@ def _assert_pymcs(pymc_model, logp, expand, rtol=1e-10, spread=0.8):
 @pytest.mark.parametrize(
     ("formula", "family", "options", "reason"),
     [
-        ("y ~ x + (x | g)", "gaussian", _NONCENTRED, "is not (1 | g)"),
+        ("y ~ x + cs(x | g)", "gaussian", _NONCENTRED, "cs covariance"),
+        ("y ~ x + ar1(0 + c | g)", "gaussian", _NONCENTRED, "ar1 covariance"),
         ("y ~ x + (1 | g)", "student", {}, "student family"),
         ("count ~ x + (1 | g)", "nbinom1", {}, "nbinom1"),
         ("count ~ x + (1 | g)", "poisson", {"priors": {"sd": _WEIBULL}}, "Weibull"),

@@ -209,6 +209,13 @@ class _Tape(engine._Translator):
 
         return self._ew("expm1", [a], backward)
 
+    def sigmoid(self, a):
+        def backward(g, o):  # o (1 - o)
+            rest = self._tmp("sub", [self.scalar(1.0), o.view], o.shape)
+            self._acc(a, g, _plain(self._tmp("mul", [o.view, rest], o.shape)))
+
+        return self._ew("sigmoid", [a], backward)
+
     def softplus(self, a):
         def backward(g, o):
             self._acc(a, g, _plain(self._tmp("sigmoid", [a.view], a.shape)))
@@ -302,19 +309,36 @@ class _Tape(engine._Translator):
             self.elementwise("identity", View(out.view.address + a, (z - a,), (1,)), [p.view])
         return out
 
-    def piece(self, vector: _Var, start: int, length: int) -> _Var:
-        """vector[start:start + length] (a view: no instruction)."""
+    def piece(self, vector: _Var, start: int, length: int, step: int = 1) -> _Var:
+        """vector[start:start + length * step:step] (a view: no instruction)."""
         stride = vector.view.strides[0]
 
         def backward(g, o):
             adjoint = self._adjoint(vector)
-            part = View(adjoint.address + start * adjoint.strides[0], (length,), (adjoint.strides[0],))
+            part = View(adjoint.address + start * adjoint.strides[0], (length,), (step * adjoint.strides[0],))
             self.elementwise("add", part, [part, g])
 
         vector.uses += 1
-        out = _Var(View(vector.view.address + start * stride, (length,), (stride,)), vector.grad)
+        out = _Var(View(vector.view.address + start * stride, (length,), (step * stride,)), vector.grad)
         if out.grad:
             self.steps.append((out, backward))
+        return out
+
+    def column(self, matrix: _Var, c: int, p: int) -> _Var:
+        """Column c of a row-major matrix of p columns held as a vector (a view)."""
+        return self.piece(matrix, c, int(np.prod(matrix.shape, dtype=int)) // p, p)
+
+    def interleave(self, columns: list[_Var]) -> _Var:
+        """The row-major matrix whose columns are ``columns`` (vectors of one length)."""
+        p, n = len(columns), columns[0].shape[0]
+
+        def backward(g, o):
+            for c, column in enumerate(columns):
+                self._acc(column, View(g.address + c * g.strides[0], (n,), (p * g.strides[0],)))
+
+        out = self._out((n * p,), columns, backward)
+        for c, column in enumerate(columns):
+            self.elementwise("identity", View(out.view.address + c, (n,), (p,)), [column.view])
         return out
 
     def element(self, vector: _Var, j: int) -> _Var:
@@ -390,20 +414,29 @@ class _Tape(engine._Translator):
 
 @dataclasses.dataclass
 class _Term:
-    """One (1 | g) term: its trace names (effects, SDs, the sampled SD, standard normals, the
-    centred rows or None), its rows' level codes and levels, and, when centred, what it is
-    drawn around: [(term position, its levels' parent levels)] and (slope positions, their
-    values per level) or None."""
+    """One random-effect term of p columns: its sampled variables' names (SDs, standard normals,
+    centred rows or None, the correlations' vine or None), its structure ("diag" or "us"), its
+    rows' level codes, its columns (None where a column is all ones), their means (the
+    intercept's shear) and the slope each one shears ((column, slope position)), and, when
+    centred (one intercept column), what it is drawn around: [(term position, its levels'
+    parent levels)] and (slope positions, their values per level) or None."""
 
-    r: str
-    sd: str
     sd_raw: str
     z: str
     v: str | None
+    cpc: str | None
+    structure: str
     codes: np.ndarray
     levels: int
+    columns: list
+    column_means: np.ndarray
+    shears: list
     around: list
     within: tuple | None
+
+    @property
+    def p(self) -> int:
+        return len(self.columns)
 
 
 @dataclasses.dataclass
@@ -467,11 +500,10 @@ class _Model:
     variables follow from them."""
 
     def __init__(self, source):
-        from ..model.builder import coefficient_form, level_covariates, slope_scales
+        from ..model.builder import LOCATION_SCALE, _sheared_slopes, coefficient_form, slope_scales
         from ..model.fixed import centred_slopes, fixed_center
-        from ..model.parameterization import centring_parents, level_parents
-        from ..model.variables import TermNames, fixef_var, group_var
-        from ..spec.covariance import Diagonal
+        from ..model.parameterization import centring_parents
+        from ..model.variables import fixef_var, group_var
         from ..spec.priors import stack_priors
         from .kernel import _scaled
 
@@ -494,36 +526,18 @@ class _Model:
         self.variables: dict[str, tuple] = {}  # name -> (prior dist, params, size)
         self.terms: dict[int, _Term] = {}  # by position in design.random, in the groups' order
         self.nesting = _nesting(design, centred, by_name, self.variables)
+        # Which slopes the group effects shear, and whether a centred term is drawn around
+        # the fixed effects constant within its levels (builder._linear_predictor).
+        slope_idx, self.Xc = centred_slopes(design)
+        sheared_slopes = _sheared_slopes(design)
+        self.groups: dict[str, tuple] = {}  # group -> (r name, sd name, cor name, its terms' positions)
         for group, terms in design.groups.items() if self.nesting is None else ():
-            if len(terms) != 1:
-                raise Unsupported(f"several terms of {group}")
-            term = terms[0]
-            i = [t is term for t in design.random].index(True)
-            if term.n_terms != 1 or not np.all(term.matrix == 1.0) or type(term.covariance) is not Diagonal:
-                raise Unsupported(f"the term of {group} is not (1 | {group})")
-            if term.level_factor is not None:
-                raise Unsupported(f"the effects of {group} are drawn with a known covariance (gr(cov=))")
-            levels = term.n_levels
-            if levels < 2:
-                raise Unsupported(f"{group} has one level")
-            names = TermNames(design, term, 0)
-            prior = stack_priors([by_name[n].prior for n in term.sd_names])
-            self.variables[names("sd_raw")] = (prior.dist, dict(prior.params), 1)
-            v, around, within = None, [], None
-            if centred[i]:
-                self.variables[names("z")] = ("Normal", {}, 1)
-                v = names("v")
-                self.variables[v] = ("Normal", None, levels - 1)  # around 0 with the term's SD
-                # Drawn around its parents' effects (each at its levels' parents) and the fixed
-                # effects of the predictors constant within its levels (builder._random_part).
-                around = [(j, level_parents(term, design.random[j])) for j in parents[i] or ()]
-                found, values = level_covariates(design, term)
-                within = (found, values) if found else None
-            else:
-                self.variables[names("z")] = ("Normal", {}, levels)
-            self.terms[i] = _Term(group_var(design, "r", group), group_var(design, "sd", group),
-                                  names("sd_raw"), names("z"), v, np.asarray(term.codes, dtype=np.int64),
-                                  levels, around, within)  # fmt: skip
+            positions = [[t is term for t in design.random].index(True) for term in terms]
+            self.groups[group] = (group_var(design, "r", group), group_var(design, "sd", group),
+                                  group_var(design, "cor", group), positions)  # fmt: skip
+            for k, (term, i) in enumerate(zip(terms, positions, strict=True)):
+                self.terms[i] = self._term(design, term, k, centred[i], by_name, slope_idx, sheared_slopes,
+                                           parents[i])  # fmt: skip
         # The fixed effects (bayesmm.model.builder._fixed_coefficients).
         self.intercept = None  # (name, sheared)
         if design.has_intercept:
@@ -533,16 +547,25 @@ class _Model:
             name, params = (design.var("Intercept_c"), dict(prior.params)) if form is None else form
             self.variables[name] = (prior.dist, params, 1)
             self.intercept = (name, form is not None and sheared)
-        slope_idx, self.Xc = centred_slopes(design)
-        self.slopes = None  # (name, multiplier to b)
+        self.slopes = None  # (name, multiplier to b, scale where sheared else None)
         if slope_idx:
             names = [design.qualified(design.fixef_names[j]) for j in slope_idx]
             stacked = stack_priors([by_name[name].prior for name in names])
             if stacked is None:
                 raise Unsupported("slopes whose priors are of different families")
-            name, params, mult = _scaled(stacked, slope_scales(design, slope_idx), design.var("b"))
+            scales = slope_scales(design, slope_idx)
+            sheared = any(design.fixef_names[j] in sheared_slopes for j in slope_idx) and (
+                stacked.dist in LOCATION_SCALE
+            )
+            form = coefficient_form(design.var("b"), stacked, 0.0, scales) if sheared else None
+            if form is None:
+                name, params, mult = _scaled(stacked, scales, design.var("b"))
+                shear = None
+            else:
+                (name, params), mult, shear = form, 1.0 / scales, np.asarray(scales, dtype=float)
             self.variables[name] = (stacked.dist, params, len(slope_idx))
-            self.slopes = (name, np.broadcast_to(np.asarray(mult, dtype=float), (len(slope_idx),)).copy())
+            mult = np.broadcast_to(np.asarray(mult, dtype=float), (len(slope_idx),)).copy()
+            self.slopes = (name, mult, shear)
         self.center = fixed_center(design)[slope_idx]
         self.fixef_order = [("Intercept", 0) if n == "Intercept" else ("b", slope_idx.index(j))
                             for j, n in enumerate(design.fixef_names)]  # fmt: skip
@@ -554,6 +577,60 @@ class _Model:
             self.variables[self.dispersion] = (prior.dist, dict(prior.params), 1)
         self.y = np.asarray(design.y, dtype=float)
         self.trials = None if kind != "binomial" else np.asarray(design.trials, dtype=float)
+
+    def _term(self, design, term, k: int, centred: bool, by_name: dict, slope_idx, sheared_slopes, parents):
+        """The template's record of one term, its free variables added to ``self.variables``
+        (bayesmm.model.builder._term_effects)."""
+        from ..model.builder import _varies, level_covariates
+        from ..model.parameterization import level_parents
+        from ..model.variables import TermNames
+        from ..spec.covariance import UNROLLED_SOLVE, Diagonal, Unstructured
+        from ..spec.priors import stack_priors
+
+        group, p, levels = term.group, term.n_terms, term.n_levels
+        structure = {Diagonal: "diag", Unstructured: "us"}.get(type(term.covariance))
+        if structure is None:
+            raise Unsupported(f"the {term.covariance.name} covariance of {group}'s effects")
+        if term.level_factor is not None:
+            raise Unsupported(f"the effects of {group} are drawn with a known covariance (gr(cov=))")
+        if levels < 2:
+            raise Unsupported(f"{group} has one level")
+        if centred and structure == "us" and p > UNROLLED_SOLVE:
+            raise Unsupported(f"{group}'s centred effects of {p} correlated columns")
+        names = TermNames(design, term, k)
+        prior = stack_priors([by_name[n].prior for n in term.sd_names])
+        if prior is None:
+            raise Unsupported(f"the SDs of {group}'s effects have priors of different families")
+        self.variables[names("sd_raw")] = (prior.dist, dict(prior.params), p)
+        cpc = None
+        if structure == "us":
+            eta = by_name[term.covariance.cor_parameter].prior.params["eta"]
+            beta = term.covariance.vine_beta(float(eta))
+            cpc = names("cpc")
+            self.variables[cpc] = ("Beta", {"alpha": beta, "beta": beta}, len(beta))
+        v, around, within = None, [], None
+        if centred:
+            self.variables[names("z")] = ("Normal", {}, p)
+            v = names("v")
+            self.variables[v] = ("Normal", None, (levels - 1) * p)  # written by _effects
+            # Drawn around its parents' effects (each at its levels' parents) and the fixed
+            # effects of the predictors constant within its levels (builder._random_part).
+            around = [(j, level_parents(term, design.random[j])) for j in parents or ()]
+            found, values = level_covariates(design, term)
+            if found and slope_idx and not sheared_slopes:
+                within = (found, values)
+            if p > 1 and (around or within):
+                raise Unsupported(f"{group}'s centred effects of {p} columns drawn around others'")
+        else:
+            self.variables[names("z")] = ("Normal", {}, levels * p)
+        ones = np.all(term.matrix == 1.0, axis=0)
+        columns = [None if ones[c] else np.asarray(term.matrix[:, c], dtype=float) for c in range(p)]
+        shears = []
+        for c, column in enumerate(term.columns):
+            if _varies(design, term, c):
+                shears.append((c, slope_idx.index(design.fixef_names.index(column))))
+        return _Term(names("sd_raw"), names("z"), v, cpc, structure, np.asarray(term.codes, dtype=np.int64),
+                     levels, columns, term.matrix.mean(axis=0), shears, around, within)  # fmt: skip
 
 
 def _densities(model: _Model, pymc_model, shapes: list[tuple]) -> list[tuple]:
@@ -577,7 +654,7 @@ def _densities(model: _Model, pymc_model, shapes: list[tuple]) -> list[tuple]:
         wanted = 1 if code == _GAMMA else _TRANSFORM_OF[code]
         transform = pymc_model.rvs_to_transforms.get(rv)
         kind = None if transform is None else type(transform).__name__
-        if _TRANSFORM_NAMES.get(kind) != wanted or code == 6:
+        if _TRANSFORM_NAMES.get(kind) != wanted:
             raise Unsupported(f"{rv.name} has the transform {transform}")
         value = pymc_model.rvs_to_values[rv].name
         out.append((rv.name, value, start, size, code, table, wanted))
@@ -604,9 +681,10 @@ def _gamma(params: dict, size: int) -> tuple[int, np.ndarray]:
     return _GAMMA, table
 
 
-def _prior(t: _Tape, value: _Var, code: int, table: np.ndarray, mu: _Var | None = None) -> _Var:
+def _prior(t: _Tape, value: _Var, code: int, table: np.ndarray, mu=None, logit=None) -> _Var:
     """The sum of the prior's log-density over ``value``'s elements (bayesmm.inference.kernel's
-    families and tables); ``mu``: a location moved by other parameters (added to p1)."""
+    families and tables); ``mu``: a location moved by other parameters (added to p1);
+    ``logit``: the sampled log-odds of a Beta variable."""
     constant = float(np.sum(table[3]))
     if code in (0, 1):  # Normal, StudentT
         location = t.constant(table[0])
@@ -624,6 +702,9 @@ def _prior(t: _Tape, value: _Var, code: int, table: np.ndarray, mu: _Var | None 
         total = t.neg(t.sum(t.log1p(t.sqr(s))))
     elif code == 5:  # Exponential
         total = t.dot(value, t.constant(-table[1]))
+    elif code == 6:  # Beta: (alpha - 1) log x + (beta - 1) log(1 - x), from the log-odds
+        log_x, log_rest = t.neg(t.softplus(t.neg(logit))), t.neg(t.softplus(logit))
+        total = t.add(t.dot(log_x, t.constant(table[0] - 1.0)), t.dot(log_rest, t.constant(table[1] - 1.0)))
     else:  # Gamma: (alpha - 1) log x - beta x
         total = t.add(t.dot(t.log(value), t.constant(table[0] - 1.0)), t.dot(value, t.constant(-table[1])))
     return t.add(total, t.constant(constant))
@@ -643,80 +724,43 @@ def _write(t: _Tape, model: _Model, variables: list[tuple], x: dict, density: bo
     terms = []
     reported = {}
     constrained = {}
+    unconstrained = {}
     for name, value_name, *_, transform in variables:
-        piece = x[value_name]
+        piece = unconstrained[name] = x[value_name]
         if transform == 1:
             constrained[name] = t.exp(piece)
             reported[name] = constrained[name]
             terms.append(t.sum(piece))  # the log transform's Jacobian
+        elif transform == 2:  # log-odds: log x + log(1 - x) = -softplus(-v) - softplus(v)
+            constrained[name] = t.sigmoid(piece)
+            reported[name] = constrained[name]
+            terms.append(t.neg(t.add(t.sum(t.softplus(t.neg(piece))), t.sum(t.softplus(piece)))))
         else:
             constrained[name] = piece
     tables = {name: (code, table) for name, _, _, _, code, table, _ in variables}
 
-    # The slopes first: a centred term may be drawn around their effects.
+    # The slopes first where nothing shears them: a centred term may be drawn around them.
     b = None
-    if model.slopes is not None:
-        name, mult = model.slopes
-        b = constrained[name]
-        if not np.all(mult == 1.0):
-            b = t.mul(b, t.constant(mult))
-            reported[model.b_name] = b
-
+    shifts: dict = {}  # "Intercept" and slope positions -> the mean group effects that shear them
+    slope_mu = None
+    if model.slopes is not None and model.slopes[2] is None:
+        b = _slopes(t, model, constrained, reported, None)
     intercept = None if model.intercept is None else constrained[model.intercept[0]]
-    shift = None  # the mean group effects, which shear the intercept
     if model.nesting is not None:
         eta = _nested(t, model, b, constrained, reported, terms if density else None)
     else:
-        # Group effects, r = H w sd (non-centred) or H [z sd; v - m] (centred, v ~ Normal(m, sd)
-        # with m = (H around)[1:], around: what the term is drawn around), and their means.
-        effects: dict[int, _Var] = {}
-
-        def effects_of(i: int) -> _Var:
-            if i in effects:
-                return effects[i]
-            term = model.terms[i]
-            sd = constrained[term.sd_raw]
-            if term.v is None:  # non-centred
-                effects[i] = t.mul(_level_basis(t, constrained[term.z], term.levels), sd)
-                return effects[i]
-            around = [t.gather(effects_of(j), parents) for j, parents in term.around]
-            if term.within is not None:
-                found, values = term.within
-                slopes = t.join([t.element(b, j) for j in found])
-                around.append(t.matvec(values, slopes))
-            rows = constrained[term.v]
-            m = None
-            if around:
-                total = around[0]
-                for other in around[1:]:
-                    total = t.add(total, other)
-                m = t.piece(_level_basis(t, total, term.levels), 1, term.levels - 1)
-            if density:  # the rows ~ Normal(m, sd)
-                n = term.levels - 1
-                deviations = rows if m is None else t.sub(rows, m)
-                squares = t.mul(t.sumsq(t.div(deviations, sd)), t.constant(-0.5))
-                terms.append(t.add(squares, t.mul(t.log(sd), t.constant(-float(n)))))
-                terms.append(t.constant(-0.5 * n * _LOG_2PI))
-            if m is not None:
-                rows = t.sub(rows, m)
-            effects[i] = _level_basis(t, t.join([t.mul(constrained[term.z], sd), rows]), term.levels)
-            return effects[i]
-
-        eta = None
-        for i, term in model.terms.items():
-            r = effects_of(i)
-            reported[term.r] = r
-            reported[term.sd] = constrained[term.sd_raw]
-            mean = t.mul(t.sum(r), t.constant(1.0 / term.levels))
-            shift = mean if shift is None else t.add(shift, mean)
-            rows_r = t.gather(r, term.codes)
-            eta = rows_r if eta is None else t.add(eta, rows_r)
+        eta, shifts = _group_effects(t, model, constrained, reported, terms if density else None, b)
         if model.slopes is not None:
+            if b is None:  # sheared: b = u / scale - shift, u ~ prior(location + shift) scaled
+                n_slopes = len(model.slopes[1])
+                shift = t.join([shifts.get(j, t.constant(np.zeros(1))) for j in range(n_slopes)])
+                slope_mu = t.mul(shift, t.constant(model.slopes[2]))
+                b = _slopes(t, model, constrained, reported, shift)
             xb = t.matvec(model.Xc, b)
             eta = xb if eta is None else t.add(eta, xb)
         if model.intercept is not None:
             if model.intercept[1]:  # sheared
-                intercept = t.sub(intercept, shift)
+                intercept = t.sub(intercept, shifts["Intercept"])
             eta = intercept if eta is None else t.add(eta, intercept)
     if model.design.offset is not None:
         offset = t.constant(np.asarray(model.design.offset, dtype=float))
@@ -739,14 +783,165 @@ def _write(t: _Tape, model: _Model, variables: list[tuple], x: dict, density: bo
         return None, reported
     for name, *_ in variables:
         if name in model.variables and model.variables[name][1] is None:
-            continue  # a centred term's rows: written above
-        sheared = model.intercept is not None and name == model.intercept[0] and model.intercept[1]
-        terms.append(_prior(t, constrained[name], *tables[name], mu=shift if sheared else None))
+            continue  # a centred term's rows: written with its effects
+        mu = None
+        if model.intercept is not None and name == model.intercept[0] and model.intercept[1]:
+            mu = shifts["Intercept"]
+        elif model.slopes is not None and name == model.slopes[0]:
+            mu = slope_mu
+        terms.append(_prior(t, constrained[name], *tables[name], mu=mu, logit=unconstrained[name]))
     terms.append(_likelihood(t, model, eta, constrained))
     total = terms[0]
     for term in terms[1:]:
         total = t.add(total, term)
     return total, reported
+
+
+def _slopes(t: _Tape, model: _Model, constrained: dict, reported: dict, shift: _Var | None) -> _Var:
+    """b from the sampled slopes (per SD of their predictors), less the shear ``shift``."""
+    name, mult, _ = model.slopes
+    b = constrained[name]
+    if not np.all(mult == 1.0):
+        b = t.mul(b, t.constant(mult))
+    if shift is not None:
+        b = t.sub(b, shift)
+    reported[model.b_name] = b
+    return b
+
+
+def _vine(t: _Tape, term: _Term, sds: list, cpc: _Var):
+    """The covariance factor F (F[j][k], k <= j) of an unstructured term and its reported
+    correlations (builder's Unstructured.factor: the Cholesky factor of the correlations
+    from the C-vine's partial correlations 2 cpc - 1, the rows scaled by the SDs)."""
+    from itertools import combinations
+
+    p = term.p
+    partial = t.sub(t.mul(cpc, t.constant(2.0)), t.constant(1.0))
+    L = [[None] * p for _ in range(p)]  # None on the diagonal of row 0: 1
+    left = [None] * p  # 1 - the sum of squares so far, per row (None: 1)
+    for k, (i, j) in enumerate(combinations(range(p), 2)):
+        z = t.element(partial, k)
+        L[j][i] = z if left[j] is None else t.mul(z, t.sqrt(left[j]))
+        square = t.sqr(L[j][i])
+        left[j] = t.sub(t.constant(1.0), square) if left[j] is None else t.sub(left[j], square)
+        if i == j - 1:
+            L[j][j] = t.sqrt(left[j])
+
+    def entry(i, k):
+        return sds[i] if i == 0 and k == 0 else t.mul(sds[i], L[i][k])
+
+    F = [[entry(j, k) for k in range(j + 1)] for j in range(p)]
+    cors = []
+    for row, col in [(a, c) for a in range(p) for c in range(a)]:  # cor_pairs: row > col
+        total = None
+        for k in range(col + 1):
+            product = L[row][0] if k == 0 and col == 0 else t.mul(L[row][k], L[col][k])
+            total = product if total is None else t.add(total, product)
+        cors.append(total)
+    return F, cors
+
+
+def _applied(t: _Tape, columns: list, F, sds: list) -> list:
+    """The columns of u F^T (diagonal F: u sd) for the columns of u."""
+    if F is None:
+        return [t.mul(u, sd) for u, sd in zip(columns, sds, strict=True)]
+    out = []
+    for j in range(len(columns)):
+        total = None
+        for k in range(j + 1):
+            product = t.mul(columns[k], F[j][k])
+            total = product if total is None else t.add(total, product)
+        out.append(total)
+    return out
+
+
+def _group_effects(t: _Tape, model: _Model, constrained: dict, reported: dict, terms: list | None, b):
+    """The group effects' part of the linear predictor and the shear shifts (name -> _Var)
+    (bayesmm.model.builder._random_part); their log-densities where centred are added to
+    ``terms`` (None: the expansion), and r_, sd_ and cor_ reported for each grouping factor.
+
+    Each term's effects are columns of length levels: non-centred, r = H w F^T; centred,
+    r = H [z F^T; v - m], the rows of v Normal(m, F F^T) with m = (H around)[1:]
+    (around: what a one-column term is drawn around)."""
+    effects: dict[int, list] = {}  # term position -> its columns of effects
+    cors: dict[int, list] = {}
+
+    def effects_of(i: int) -> list:
+        if i in effects:
+            return effects[i]
+        term = model.terms[i]
+        p, levels = term.p, term.levels
+        sd = constrained[term.sd_raw]
+        sds = [sd] if p == 1 else [t.element(sd, j) for j in range(p)]
+        F, cors[i] = (None, []) if term.cpc is None else _vine(t, term, sds, constrained[term.cpc])
+        if term.v is None:  # non-centred
+            w = [t.column(constrained[term.z], c, p) for c in range(p)]
+            effects[i] = _applied(t, [_level_basis(t, u, levels) for u in w], F, sds)
+            return effects[i]
+        z = [t.column(constrained[term.z], c, p) for c in range(p)]
+        mean_row = _applied(t, z, F, sds)
+        rows = [t.column(constrained[term.v], c, p) for c in range(p)]
+        m = None
+        around = [t.gather(effects_of(j)[0], parents) for j, parents in term.around]
+        if term.within is not None:
+            found, values = term.within
+            around.append(t.matvec(values, t.join([t.element(b, j) for j in found])))
+        if around:
+            total = around[0]
+            for other in around[1:]:
+                total = t.add(total, other)
+            m = t.piece(_level_basis(t, total, levels), 1, levels - 1)
+            rows = [t.sub(rows[0], m)]
+        if terms is not None:  # the rows' density, Normal(0, F F^T) each
+            n = levels - 1
+            if F is None:
+                solved = [t.div(r, s) for r, s in zip(rows, sds, strict=True)]
+                diagonal = sds
+            else:  # F^-1 r by forward substitution
+                solved = []
+                for j in range(p):
+                    acc = rows[j]
+                    for k in range(j):
+                        acc = t.sub(acc, t.mul(F[j][k], solved[k]))
+                    solved.append(t.div(acc, F[j][j]))
+                diagonal = [F[j][j] for j in range(p)]
+            for j in range(p):
+                squares = t.mul(t.sumsq(solved[j]), t.constant(-0.5))
+                terms.append(t.add(squares, t.mul(t.log(diagonal[j]), t.constant(-float(n)))))
+            terms.append(t.constant(-0.5 * n * p * _LOG_2PI))
+        effects[i] = [_level_basis(t, t.join([mean_row[c], rows[c]]), levels) for c in range(p)]
+        return effects[i]
+
+    eta = None
+    shifts: dict = {}
+    has_intercept = model.intercept is not None
+    for r_name, sd_name, cor_name, positions in model.groups.values():
+        columns, sds, correlations = [], [], []
+        for i in positions:
+            term = model.terms[i]
+            r = effects_of(i)
+            columns += r
+            sds.append(constrained[term.sd_raw])
+            correlations += cors[i]
+            means = [t.mul(t.sum(r_c), t.constant(1.0 / term.levels)) for r_c in r]
+            if has_intercept:  # the intercept's shift: sum_c mean(r[:, c]) mean(Z[:, c])
+                for c, mean in enumerate(means):
+                    weight = float(term.column_means[c])
+                    part = mean if weight == 1.0 else t.mul(mean, t.constant(weight))
+                    before = shifts.get("Intercept")
+                    shifts["Intercept"] = part if before is None else t.add(before, part)
+            for c, j in term.shears:
+                shifts[j] = means[c] if j not in shifts else t.add(shifts[j], means[c])
+            for c, r_c in enumerate(r):
+                rows_r = t.gather(r_c, term.codes)
+                if term.columns[c] is not None:
+                    rows_r = t.mul(rows_r, t.constant(term.columns[c]))
+                eta = rows_r if eta is None else t.add(eta, rows_r)
+        reported[r_name] = columns[0] if len(columns) == 1 else t.interleave(columns)
+        reported[sd_name] = sds[0] if len(sds) == 1 else t.join(sds)
+        if correlations:
+            reported[cor_name] = t.join(correlations)
+    return eta, shifts
 
 
 def _nested(t: _Tape, model: _Model, b: _Var | None, constrained: dict, reported: dict, terms: list | None):
