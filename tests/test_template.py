@@ -36,6 +36,7 @@ def _data(seed=5):
 
 _CENTRED = {"centered": True}
 _WEIBULL = bm.Prior("Weibull", alpha=2, beta=1)
+_POSITIVE = bm.Prior("Uniform", lower=0, upper=1)
 _NONCENTRED = {"centered": False}
 CASES = [
     ("y ~ x + (1 | g) + (1 | h)", "gaussian", {}),
@@ -89,6 +90,11 @@ CASES = [
     ("cbind(k, trials - k) ~ x + w + (x + w | h)", "binomial", _CENTRED),
     ("count ~ 0 + x + (x | g)", "poisson", _NONCENTRED),
     ("count ~ c + (c | g)", "negativebinomial", _NONCENTRED),
+    # One correlation: compound symmetry and AR(1) (its Uniform prior on an interval).
+    ("count ~ x + cs(x + w | g)", "poisson", _NONCENTRED),
+    ("count ~ x + cs(x | g) + (1 | h)", "poisson", _CENTRED),
+    ("count ~ x + ar1(0 + factor(h) | g)", "poisson", _NONCENTRED),
+    ("yes ~ x + ar1(0 + factor(h) | g)", "bernoulli", {"priors": {"cor(g)": _POSITIVE}, **_CENTRED}),
     # The probit and cloglog links.
     ("yes ~ x + (1 | g)", "bernoulli", {"link": "probit"}),
     ("yes ~ x + c + (1 | g) + (1 | h)", "bernoulli", {"link": "cloglog", **_NONCENTRED}),
@@ -160,8 +166,7 @@ def _assert_pymcs(pymc_model, logp, expand, rtol=1e-10, spread=0.8):
 @pytest.mark.parametrize(
     ("formula", "family", "options", "reason"),
     [
-        ("y ~ x + cs(x | g)", "gaussian", _NONCENTRED, "cs covariance"),
-        ("y ~ x + ar1(0 + c | g)", "gaussian", _NONCENTRED, "ar1 covariance"),
+        ("y ~ x + rr(x + w | g, 1)", "gaussian", _NONCENTRED, "rr covariance"),
         ("y ~ x + (1 | g)", "student", {}, "student family"),
         ("count ~ x + (1 | g)", "nbinom1", {}, "nbinom1"),
         ("count ~ x + (1 | g)", "poisson", {"priors": {"sd": _WEIBULL}}, "Weibull"),

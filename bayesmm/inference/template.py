@@ -64,7 +64,9 @@ _FAMILIES = {("gaussian", "identity"): "gaussian", ("poisson", "log"): "poisson"
 _NB_POISSON_ALPHA = 1e10
 # The prior families the template writes beyond bayesmm.inference.kernel's (whose codes are
 # 0-6): the code it gives them, and the transform of their variables (1: log).
-_GAMMA = 7
+_GAMMA, _UNIFORM = 7, 8
+# The transforms by PyMC's class name: 0 none, 1 log, 2 log-odds, 3 an interval's.
+_TRANSFORMS = {None: 0, "LogTransform": 1, "LogOddsTransform": 2, "Interval": 3, "IntervalTransform": 3}
 
 
 class _Var:
@@ -584,18 +586,20 @@ class _Model:
         from ..model.builder import _varies, level_covariates
         from ..model.parameterization import level_parents
         from ..model.variables import TermNames
-        from ..spec.covariance import UNROLLED_SOLVE, Diagonal, Unstructured
+        from ..spec.covariance import AR1, UNROLLED_SOLVE, CompoundSymmetry, Diagonal, Unstructured
         from ..spec.priors import stack_priors
 
         group, p, levels = term.group, term.n_terms, term.n_levels
-        structure = {Diagonal: "diag", Unstructured: "us"}.get(type(term.covariance))
+        structure = {Diagonal: "diag", Unstructured: "us", CompoundSymmetry: "cs", AR1: "ar1"}.get(
+            type(term.covariance)
+        )
         if structure is None:
             raise Unsupported(f"the {term.covariance.name} covariance of {group}'s effects")
         if term.level_factor is not None:
             raise Unsupported(f"the effects of {group} are drawn with a known covariance (gr(cov=))")
         if levels < 2:
             raise Unsupported(f"{group} has one level")
-        if centred and structure == "us" and p > UNROLLED_SOLVE:
+        if centred and structure != "diag" and p > UNROLLED_SOLVE:
             raise Unsupported(f"{group}'s centred effects of {p} correlated columns")
         names = TermNames(design, term, k)
         prior = stack_priors([by_name[n].prior for n in term.sd_names])
@@ -608,6 +612,10 @@ class _Model:
             beta = term.covariance.vine_beta(float(eta))
             cpc = names("cpc")
             self.variables[cpc] = ("Beta", {"alpha": beta, "beta": beta}, len(beta))
+        elif structure in ("cs", "ar1"):  # one correlation, rho
+            cpc = names("rho")
+            prior = by_name[term.covariance.cor_parameter].prior
+            self.variables[cpc] = (prior.dist, dict(prior.params), 1)
         v, around, within = None, [], None
         if centred:
             self.variables[names("z")] = ("Normal", {}, p)
@@ -637,7 +645,7 @@ def _densities(model: _Model, pymc_model, shapes: list[tuple]) -> list[tuple]:
     """The free variables in PyMC's order: (name, value name, start, size, prior code, table,
     transform), checked against the PyMC model's (names, sizes (``shapes``: their values'),
     transforms)."""
-    from .kernel import _TRANSFORM_NAMES, _TRANSFORM_OF, _density, _Unsupported
+    from .kernel import _TRANSFORM_OF, _density, _Unsupported
 
     free = list(pymc_model.free_RVs)
     if sorted(rv.name for rv in free) != sorted(model.variables):
@@ -648,13 +656,16 @@ def _densities(model: _Model, pymc_model, shapes: list[tuple]) -> list[tuple]:
         if int(np.prod(shape, dtype=int)) != size:
             raise Unsupported(f"{rv.name} has {int(np.prod(shape, dtype=int))} values, not {size}")
         try:
-            code, table = _gamma(params, size) if dist == "Gamma" else _density(dist, params or {}, size)
+            if dist in ("Gamma", "Uniform"):
+                code, table = (_gamma if dist == "Gamma" else _uniform)(params, size)
+            else:
+                code, table = _density(dist, params or {}, size)
         except _Unsupported as reason:
             raise Unsupported(str(reason)) from None
-        wanted = 1 if code == _GAMMA else _TRANSFORM_OF[code]
+        wanted = {_GAMMA: 1, _UNIFORM: 3}.get(code, _TRANSFORM_OF.get(code))
         transform = pymc_model.rvs_to_transforms.get(rv)
         kind = None if transform is None else type(transform).__name__
-        if _TRANSFORM_NAMES.get(kind) != wanted:
+        if _TRANSFORMS.get(kind) != wanted:
             raise Unsupported(f"{rv.name} has the transform {transform}")
         value = pymc_model.rvs_to_values[rv].name
         out.append((rv.name, value, start, size, code, table, wanted))
@@ -681,6 +692,21 @@ def _gamma(params: dict, size: int) -> tuple[int, np.ndarray]:
     return _GAMMA, table
 
 
+def _uniform(params: dict, size: int) -> tuple[int, np.ndarray]:
+    """A Uniform prior's code and (4, size) table: lower, upper, unused, -log(upper - lower)."""
+    from .kernel import _Unsupported
+
+    if set(params) != {"lower", "upper"}:
+        raise _Unsupported(f"Uniform with parameters {sorted(params)}")
+    table = np.zeros((4, size))
+    for row, key in enumerate(("lower", "upper")):
+        table[row] = np.broadcast_to(np.asarray(params[key], dtype=float), (size,))
+    if not np.all(np.isfinite(table[:2])):
+        raise _Unsupported("a Uniform prior without two finite bounds")
+    table[3] = -np.log(table[1] - table[0])
+    return _UNIFORM, table
+
+
 def _prior(t: _Tape, value: _Var, code: int, table: np.ndarray, mu=None, logit=None) -> _Var:
     """The sum of the prior's log-density over ``value``'s elements (bayesmm.inference.kernel's
     families and tables); ``mu``: a location moved by other parameters (added to p1);
@@ -705,6 +731,8 @@ def _prior(t: _Tape, value: _Var, code: int, table: np.ndarray, mu=None, logit=N
     elif code == 6:  # Beta: (alpha - 1) log x + (beta - 1) log(1 - x), from the log-odds
         log_x, log_rest = t.neg(t.softplus(t.neg(logit))), t.neg(t.softplus(logit))
         total = t.add(t.dot(log_x, t.constant(table[0] - 1.0)), t.dot(log_rest, t.constant(table[1] - 1.0)))
+    elif code == _UNIFORM:  # constant within its bounds (the transform keeps it there)
+        total = t.constant(0.0)
     else:  # Gamma: (alpha - 1) log x - beta x
         total = t.add(t.dot(t.log(value), t.constant(table[0] - 1.0)), t.dot(value, t.constant(-table[1])))
     return t.add(total, t.constant(constant))
@@ -725,6 +753,7 @@ def _write(t: _Tape, model: _Model, variables: list[tuple], x: dict, density: bo
     reported = {}
     constrained = {}
     unconstrained = {}
+    tables = {name: (code, table) for name, _, _, _, code, table, _ in variables}
     for name, value_name, *_, transform in variables:
         piece = unconstrained[name] = x[value_name]
         if transform == 1:
@@ -735,9 +764,16 @@ def _write(t: _Tape, model: _Model, variables: list[tuple], x: dict, density: bo
             constrained[name] = t.sigmoid(piece)
             reported[name] = constrained[name]
             terms.append(t.neg(t.add(t.sum(t.softplus(t.neg(piece))), t.sum(t.softplus(piece)))))
+        elif transform == 3:  # an interval (a, b): x = s b + (1 - s) a, s = sigmoid(v)
+            a, b = (t.constant(row) for row in tables[name][1][:2])
+            share = t.sigmoid(piece)
+            constrained[name] = t.add(t.mul(share, b), t.mul(t.sub(t.constant(1.0), share), a))
+            reported[name] = constrained[name]
+            width = float(np.sum(np.log(tables[name][1][1] - tables[name][1][0])))
+            spread = t.add(t.mul(t.sum(t.softplus(t.neg(piece))), t.constant(-2.0)), t.neg(t.sum(piece)))
+            terms.append(t.add(spread, t.constant(width)))  # log(b - a) - 2 softplus(-v) - v
         else:
             constrained[name] = piece
-    tables = {name: (code, table) for name, _, _, _, code, table, _ in variables}
 
     # The slopes first where nothing shears them: a centred term may be drawn around them.
     b = None
@@ -841,6 +877,34 @@ def _vine(t: _Tape, term: _Term, sds: list, cpc: _Var):
     return F, cors
 
 
+def _one_correlation(t: _Tape, term: _Term, sds: list, rho: _Var):
+    """The covariance factor F (F[j][k], k <= j) and reported correlations of a cs() or ar1()
+    term (spec.covariance's CompoundSymmetry, AR1): cs, the Cholesky factor of (1 - rho) I +
+    rho 1 1^T by the usual recursion; ar1, L[i][0] = rho^i and L[i][k] = rho^(i-k)
+    sqrt(1 - rho^2). Its rows are scaled by the SDs."""
+    p = term.p
+    one = t.constant(1.0)
+    if term.structure == "cs":
+        L = [[None] * p for _ in range(p)]
+        for j in range(p):
+            for k in range(j + 1):
+                total = one if j == k else rho
+                for m in range(k):
+                    total = t.sub(total, t.mul(L[j][m], L[k][m]))
+                L[j][k] = t.sqrt(total) if j == k else t.div(total, L[k][k])
+        cors = [rho for i in range(p) for _ in range(i)]
+    else:
+        powers = [one, rho]
+        for _ in range(2, p):
+            powers.append(t.mul(powers[-1], rho))
+        rest = t.sqrt(t.sub(one, t.sqr(rho)))
+        L = [
+            [powers[j - k] if k == 0 else t.mul(powers[j - k], rest) for k in range(j + 1)] for j in range(p)
+        ]
+        cors = [powers[i - j] for i in range(p) for j in range(i)]
+    return [[t.mul(sds[j], L[j][k]) for k in range(j + 1)] for j in range(p)], cors
+
+
 def _applied(t: _Tape, columns: list, F, sds: list) -> list:
     """The columns of u F^T (diagonal F: u sd) for the columns of u."""
     if F is None:
@@ -873,7 +937,11 @@ def _group_effects(t: _Tape, model: _Model, constrained: dict, reported: dict, t
         p, levels = term.p, term.levels
         sd = constrained[term.sd_raw]
         sds = [sd] if p == 1 else [t.element(sd, j) for j in range(p)]
-        F, cors[i] = (None, []) if term.cpc is None else _vine(t, term, sds, constrained[term.cpc])
+        F, cors[i] = None, []
+        if term.structure == "us":
+            F, cors[i] = _vine(t, term, sds, constrained[term.cpc])
+        elif term.structure in ("cs", "ar1"):
+            F, cors[i] = _one_correlation(t, term, sds, constrained[term.cpc])
         if term.v is None:  # non-centred
             w = [t.column(constrained[term.z], c, p) for c in range(p)]
             effects[i] = _applied(t, [_level_basis(t, u, levels) for u in w], F, sds)
