@@ -95,6 +95,14 @@ CASES = [
     ("count ~ x + cs(x | g) + (1 | h)", "poisson", _CENTRED),
     ("count ~ x + ar1(0 + factor(h) | g)", "poisson", _NONCENTRED),
     ("yes ~ x + ar1(0 + factor(h) | g)", "bernoulli", {"priors": {"cor(g)": _POSITIVE}, **_CENTRED}),
+    # Zero-inflated and hurdle counts, their zi= and hu= formulas (the default ~ 1, slopes and
+    # group effects, whose intercept is sheared), and a Gaussian dispersion= formula.
+    ("count ~ x + (1 | g)", "zero_inflated_poisson", {}),
+    ("count ~ x + (1 | g)", "zero_inflated_negbinomial", {"zi": "~ x + (1 | h)", **_NONCENTRED}),
+    ("count ~ x + c + (1 | g)", "hurdle_poisson", _CENTRED),
+    ("count ~ x + (1 | g)", "hurdle_negbinomial", {"hu": "~ c"}),
+    ("y ~ x + (1 | g)", "gaussian", {"dispersion": "~ x + (1 | h)", **_NONCENTRED}),
+    ("y ~ x + (1 | g)", "gaussian", {"dispersion": "~ 1", **_CENTRED}),
     # The probit and cloglog links.
     ("yes ~ x + (1 | g)", "bernoulli", {"link": "probit"}),
     ("yes ~ x + c + (1 | g) + (1 | h)", "bernoulli", {"link": "cloglog", **_NONCENTRED}),
@@ -169,6 +177,8 @@ def _assert_pymcs(pymc_model, logp, expand, rtol=1e-10, spread=0.8):
         ("y ~ x + rr(x + w | g, 1)", "gaussian", _NONCENTRED, "rr covariance"),
         ("y ~ x + (1 | g)", "student", {}, "student family"),
         ("count ~ x + (1 | g)", "nbinom1", {}, "nbinom1"),
+        ("count ~ x + (1 | g)", "negativebinomial", {"dispersion": "~ x"}, "dispersion= formula"),
+        ("k ~ x + (1 | g)", "zero_inflated_binomial", {"trials": "trials"}, "zero_inflated_binomial"),
         ("count ~ x + (1 | g)", "poisson", {"priors": {"sd": _WEIBULL}}, "Weibull"),
         ("y ~ x + (1 | g)", "gaussian", {}, "integrated out"),  # the kernel's
         ("y ~ x + u + (1 | g)", "gaussian", {"decomp": "QR", **_NONCENTRED}, "QR"),

@@ -58,13 +58,31 @@ _FAMILIES = {("gaussian", "identity"): "gaussian", ("poisson", "log"): "poisson"
              ("negativebinomial", "log"): "negativebinomial",
              ("bernoulli", "logit"): "bernoulli", ("binomial", "logit"): "binomial",
              ("bernoulli", "probit"): "bernoulli", ("binomial", "probit"): "binomial",
-             ("bernoulli", "cloglog"): "bernoulli", ("binomial", "cloglog"): "binomial"}  # fmt: skip
+             ("bernoulli", "cloglog"): "bernoulli", ("binomial", "cloglog"): "binomial",
+             ("zero_inflated_poisson", "log"): "zi_poisson",
+             ("zero_inflated_negbinomial", "log"): "zi_negativebinomial",
+             ("hurdle_poisson", "log"): "hu_poisson",
+             ("hurdle_negbinomial", "log"): "hu_negativebinomial"}  # fmt: skip
+_COUNTS = (
+    "poisson",
+    "negativebinomial",
+    "zi_poisson",
+    "zi_negativebinomial",
+    "hu_poisson",
+    "hu_negativebinomial",
+)
+# The family parameters of each likelihood: parameter -> the link of its part formula (None: a
+# constant only).
+_PART_PARAMETERS = {"gaussian": {"sigma": "log"}, "negativebinomial": {"alpha": None},
+                    "zi_poisson": {"zi": "logit"}, "zi_negativebinomial": {"zi": "logit", "alpha": None},
+                    "hu_poisson": {"hu": "logit"},
+                    "hu_negativebinomial": {"hu": "logit", "alpha": None}}  # fmt: skip
 # PyMC's negative binomial takes the Poisson limit above this alpha (its gammaln difference
 # falls below their ulp).
 _NB_POISSON_ALPHA = 1e10
 # The prior families the template writes beyond bayesmm.inference.kernel's (whose codes are
 # 0-6): the code it gives them, and the transform of their variables (1: log).
-_GAMMA, _UNIFORM = 7, 8
+_GAMMA, _UNIFORM, _LOGISTIC = 7, 8, 9
 # The transforms by PyMC's class name: 0 none, 1 log, 2 log-odds, 3 an interval's.
 _TRANSFORMS = {None: 0, "LogTransform": 1, "LogOddsTransform": 2, "Interval": 3, "IntervalTransform": 3}
 
@@ -217,6 +235,23 @@ class _Tape(engine._Translator):
             self._acc(a, g, _plain(self._tmp("mul", [o.view, rest], o.shape)))
 
         return self._ew("sigmoid", [a], backward)
+
+    def logaddexp(self, a, b):
+        """log(exp(a) + exp(b)), as max(a, b) + log1p(exp(-|a - b|))."""
+
+        def backward(g, o):  # d/da = sigmoid(a - b), d/db = sigmoid(b - a)
+            self._acc(a, g, _plain(self._tmp("sigmoid", [difference], shape)))
+            self._acc(b, g, _plain(self._tmp("sigmoid", [self._tmp("neg", [difference], shape)], shape)))
+
+        shape = np.broadcast_shapes(a.shape, b.shape)
+        difference = self._tmp("sub", [a.view, b.view], shape)
+        spread = self._tmp("neg", [self._tmp("abs", [difference], shape)], shape)
+        out = self._out(shape, [a, b], backward)
+        self.elementwise("max", out.view, [a.view, b.view])
+        self.elementwise(
+            "add", out.view, [out.view, self._tmp("log1p", [self._tmp("exp", [spread], shape)], shape)]
+        )
+        return out
 
     def softplus(self, a):
         def backward(g, o):
@@ -496,12 +531,12 @@ def _nesting(design, centred: tuple, by_name: dict, variables: dict) -> _Nesting
     )  # fmt: skip
 
 
-class _Model:
-    """What the template reads from a bayesmm Model: the free variables it expects (name ->
-    prior family, its parameters, size) and how the linear predictor and the reported
-    variables follow from them."""
+class _Predictor:
+    """One linear predictor (the mean's, or a part formula's: zi=, hu=, dispersion=): how it
+    follows from its free variables, which it adds to ``variables`` (name -> prior family,
+    its parameters, size) (bayesmm.model.builder._linear_predictor)."""
 
-    def __init__(self, source):
+    def __init__(self, design, centred: tuple, by_name: dict, variables: dict):
         from ..model.builder import LOCATION_SCALE, _sheared_slopes, coefficient_form, slope_scales
         from ..model.fixed import centred_slopes, fixed_center
         from ..model.parameterization import centring_parents
@@ -509,25 +544,13 @@ class _Model:
         from ..spec.priors import stack_priors
         from .kernel import _scaled
 
-        design, family = source.design, source.family
-        self.design = design
-        if source.collapsed or source.parts or source.decomp == "QR":
-            raise Unsupported("integrated out, with part formulas or with decomp='QR'")
-        if design.additions.any:
-            raise Unsupported("addition terms")
+        self.design, self.variables = design, variables
         if design.monotonic or design.smooths or design.gps:
             raise Unsupported("mo(), s() or gp() terms")
-        link = family.link.name
-        kind = _FAMILIES.get((family.name, link))
-        if kind is None:
-            raise Unsupported(f"the {family.name} family with its {link} link")
-        self.kind, self.link = kind, link
-        by_name = {e.parameter: e for e in source.prior_entries}
-        centred = tuple(bool(c) for c in source.centred) or (False,) * len(design.random)
+        centred = tuple(bool(c) for c in centred) or (False,) * len(design.random)
         parents = centring_parents(design) if any(centred) else [None] * len(design.random)
-        self.variables: dict[str, tuple] = {}  # name -> (prior dist, params, size)
         self.terms: dict[int, _Term] = {}  # by position in design.random, in the groups' order
-        self.nesting = _nesting(design, centred, by_name, self.variables)
+        self.nesting = _nesting(design, centred, by_name, variables)
         # Which slopes the group effects shear, and whether a centred term is drawn around
         # the fixed effects constant within its levels (builder._linear_predictor).
         slope_idx, self.Xc = centred_slopes(design)
@@ -547,7 +570,7 @@ class _Model:
             sheared = bool(design.random) and self.nesting is None
             form = coefficient_form(design.var("Intercept_c"), prior, 0.0 if sheared else None, 1.0)
             name, params = (design.var("Intercept_c"), dict(prior.params)) if form is None else form
-            self.variables[name] = (prior.dist, params, 1)
+            variables[name] = (prior.dist, params, 1)
             self.intercept = (name, form is not None and sheared)
         self.slopes = None  # (name, multiplier to b, scale where sheared else None)
         if slope_idx:
@@ -565,20 +588,14 @@ class _Model:
                 shear = None
             else:
                 (name, params), mult, shear = form, 1.0 / scales, np.asarray(scales, dtype=float)
-            self.variables[name] = (stacked.dist, params, len(slope_idx))
+            variables[name] = (stacked.dist, params, len(slope_idx))
             mult = np.broadcast_to(np.asarray(mult, dtype=float), (len(slope_idx),)).copy()
             self.slopes = (name, mult, shear)
         self.center = fixed_center(design)[slope_idx]
         self.fixef_order = [("Intercept", 0) if n == "Intercept" else ("b", slope_idx.index(j))
                             for j, n in enumerate(design.fixef_names)]  # fmt: skip
         self.fixef_name, self.b_name = fixef_var(design), design.var("b")
-        self.dispersion = None  # gaussian's sigma, the negative binomial's alpha
-        if kind in ("gaussian", "negativebinomial"):
-            (self.dispersion,) = family.constant_params({})
-            prior = by_name[self.dispersion].prior
-            self.variables[self.dispersion] = (prior.dist, dict(prior.params), 1)
-        self.y = np.asarray(design.y, dtype=float)
-        self.trials = None if kind != "binomial" else np.asarray(design.trials, dtype=float)
+        self.offset = None if design.offset is None else np.asarray(design.offset, dtype=float)
 
     def _term(self, design, term, k: int, centred: bool, by_name: dict, slope_idx, sheared_slopes, parents):
         """The template's record of one term, its free variables added to ``self.variables``
@@ -641,6 +658,50 @@ class _Model:
                      levels, columns, term.matrix.mean(axis=0), shears, around, within)  # fmt: skip
 
 
+class _Model:
+    """What the template reads from a bayesmm Model: the free variables it expects (name ->
+    prior family, its parameters, size), its linear predictors (the mean's and each part
+    formula's, with the family parameter it gives) and its family's log-likelihood."""
+
+    def __init__(self, source):
+        design, family = source.design, source.family
+        self.design = design
+        if source.collapsed or source.decomp == "QR":
+            raise Unsupported("integrated out or with decomp='QR'")
+        if any(d.additions.any for d in (design, *source.parts.values())):
+            raise Unsupported("addition terms")
+        link = family.link.name
+        kind = _FAMILIES.get((family.name, link))
+        if kind is None:
+            raise Unsupported(f"the {family.name} family with its {link} link")
+        self.kind, self.link = kind, link
+        by_name = {e.parameter: e for e in source.prior_entries}
+        self.variables: dict[str, tuple] = {}  # name -> (prior dist, params, size)
+        self.mean = _Predictor(design, source.centred, by_name, self.variables)
+        # Part formulas: parameter -> (its predictor, the inverse link's kind).
+        self.parts: dict[str, tuple] = {}
+        for name, part in source.parts.items():
+            parameter = family.part_parameter(name)
+            inverse = family.part(name).link
+            if (
+                parameter not in _PART_PARAMETERS.get(kind, ())
+                or inverse != _PART_PARAMETERS[kind][parameter]
+            ):
+                raise Unsupported(f"the {family.name} family's {name}= formula")
+            self.parts[parameter] = (_Predictor(part, (), by_name, self.variables), inverse)
+        # Constant family parameters: gaussian's sigma, the negative binomial's alpha, zi, hu.
+        self.constants = {}
+        for parameter in family.constant_params(source.parts):
+            prior = by_name[parameter].prior
+            self.variables[parameter] = (prior.dist, dict(prior.params), 1)
+            self.constants[parameter] = parameter
+        missing = set(_PART_PARAMETERS.get(kind, {})) - set(self.parts) - set(self.constants)
+        if missing:
+            raise Unsupported(f"the {family.name} family's parameters {sorted(missing)}")
+        self.y = np.asarray(design.y, dtype=float)
+        self.trials = None if kind != "binomial" else np.asarray(design.trials, dtype=float)
+
+
 def _densities(model: _Model, pymc_model, shapes: list[tuple]) -> list[tuple]:
     """The free variables in PyMC's order: (name, value name, start, size, prior code, table,
     transform), checked against the PyMC model's (names, sizes (``shapes``: their values'),
@@ -656,13 +717,13 @@ def _densities(model: _Model, pymc_model, shapes: list[tuple]) -> list[tuple]:
         if int(np.prod(shape, dtype=int)) != size:
             raise Unsupported(f"{rv.name} has {int(np.prod(shape, dtype=int))} values, not {size}")
         try:
-            if dist in ("Gamma", "Uniform"):
-                code, table = (_gamma if dist == "Gamma" else _uniform)(params, size)
+            if dist in _OWN_DENSITIES:
+                code, table = _OWN_DENSITIES[dist](params, size)
             else:
                 code, table = _density(dist, params or {}, size)
         except _Unsupported as reason:
             raise Unsupported(str(reason)) from None
-        wanted = {_GAMMA: 1, _UNIFORM: 3}.get(code, _TRANSFORM_OF.get(code))
+        wanted = {_GAMMA: 1, _UNIFORM: 3, _LOGISTIC: 0}.get(code, _TRANSFORM_OF.get(code))
         transform = pymc_model.rvs_to_transforms.get(rv)
         kind = None if transform is None else type(transform).__name__
         if _TRANSFORMS.get(kind) != wanted:
@@ -707,12 +768,28 @@ def _uniform(params: dict, size: int) -> tuple[int, np.ndarray]:
     return _UNIFORM, table
 
 
+def _logistic(params: dict, size: int) -> tuple[int, np.ndarray]:
+    """A Logistic prior's code and (4, size) table: mu, s, unused, -log s."""
+    from .kernel import _Unsupported
+
+    if set(params) - {"mu", "s"}:
+        raise _Unsupported(f"Logistic with parameters {sorted(params)}")
+    table = np.zeros((4, size))
+    for row, (key, default) in enumerate((("mu", 0.0), ("s", 1.0))):
+        table[row] = np.broadcast_to(np.asarray(params.get(key, default), dtype=float), (size,))
+    table[3] = -np.log(table[1])
+    return _LOGISTIC, table
+
+
+_OWN_DENSITIES = {"Gamma": _gamma, "Uniform": _uniform, "Logistic": _logistic}
+
+
 def _prior(t: _Tape, value: _Var, code: int, table: np.ndarray, mu=None, logit=None) -> _Var:
     """The sum of the prior's log-density over ``value``'s elements (bayesmm.inference.kernel's
     families and tables); ``mu``: a location moved by other parameters (added to p1);
     ``logit``: the sampled log-odds of a Beta variable."""
     constant = float(np.sum(table[3]))
-    if code in (0, 1):  # Normal, StudentT
+    if code in (0, 1, _LOGISTIC):  # Normal, StudentT, Logistic
         location = t.constant(table[0])
         if mu is not None:
             location = t.add(location, mu)
@@ -731,6 +808,8 @@ def _prior(t: _Tape, value: _Var, code: int, table: np.ndarray, mu=None, logit=N
     elif code == 6:  # Beta: (alpha - 1) log x + (beta - 1) log(1 - x), from the log-odds
         log_x, log_rest = t.neg(t.softplus(t.neg(logit))), t.neg(t.softplus(logit))
         total = t.add(t.dot(log_x, t.constant(table[0] - 1.0)), t.dot(log_rest, t.constant(table[1] - 1.0)))
+    elif code == _LOGISTIC:  # -z - 2 log(1 + exp(-z))
+        total = t.neg(t.add(t.sum(s), t.mul(t.sum(t.softplus(t.neg(s))), t.constant(2.0))))
     elif code == _UNIFORM:  # constant within its bounds (the transform keeps it there)
         total = t.constant(0.0)
     else:  # Gamma: (alpha - 1) log x - beta x
@@ -775,73 +854,80 @@ def _write(t: _Tape, model: _Model, variables: list[tuple], x: dict, density: bo
         else:
             constrained[name] = piece
 
-    # The slopes first where nothing shears them: a centred term may be drawn around them.
-    b = None
-    shifts: dict = {}  # "Intercept" and slope positions -> the mean group effects that shear them
-    slope_mu = None
-    if model.slopes is not None and model.slopes[2] is None:
-        b = _slopes(t, model, constrained, reported, None)
-    intercept = None if model.intercept is None else constrained[model.intercept[0]]
-    if model.nesting is not None:
-        eta = _nested(t, model, b, constrained, reported, terms if density else None)
-    else:
-        eta, shifts = _group_effects(t, model, constrained, reported, terms if density else None, b)
-        if model.slopes is not None:
-            if b is None:  # sheared: b = u / scale - shift, u ~ prior(location + shift) scaled
-                n_slopes = len(model.slopes[1])
-                shift = t.join([shifts.get(j, t.constant(np.zeros(1))) for j in range(n_slopes)])
-                slope_mu = t.mul(shift, t.constant(model.slopes[2]))
-                b = _slopes(t, model, constrained, reported, shift)
-            xb = t.matvec(model.Xc, b)
-            eta = xb if eta is None else t.add(eta, xb)
-        if model.intercept is not None:
-            if model.intercept[1]:  # sheared
-                intercept = t.sub(intercept, shifts["Intercept"])
-            eta = intercept if eta is None else t.add(eta, intercept)
-    if model.design.offset is not None:
-        offset = t.constant(np.asarray(model.design.offset, dtype=float))
-        eta = offset if eta is None else t.add(eta, offset)
-    if eta is None:
-        eta = t.constant(np.zeros(model.design.n_obs))
+    mus: dict = {}  # a sheared coefficient's name -> what moves its prior's location
+    eta = _linear(t, model.mean, constrained, reported, terms if density else None, mus)
     if eta.shape != (model.design.n_obs,):
         eta = t.add(eta, t.constant(np.zeros(model.design.n_obs)))
-    pieces = []
-    for kind, j in model.fixef_order:
-        if kind == "b":
-            pieces.append(t.element(b, j))
-        elif b is not None:
-            pieces.append(t.sub(intercept, t.dot(b, t.constant(model.center))))
-        else:
-            pieces.append(intercept)
-    if pieces:
-        reported[model.fixef_name] = t.join(pieces)
+    params = {parameter: constrained[name] for parameter, name in model.constants.items()}
+    for parameter, (predictor, _) in model.parts.items():  # on the link scale
+        params[parameter] = _linear(t, predictor, constrained, reported, terms if density else None, mus)
     if not density:
         return None, reported
     for name, *_ in variables:
         if name in model.variables and model.variables[name][1] is None:
             continue  # a centred term's rows: written with its effects
-        mu = None
-        if model.intercept is not None and name == model.intercept[0] and model.intercept[1]:
-            mu = shifts["Intercept"]
-        elif model.slopes is not None and name == model.slopes[0]:
-            mu = slope_mu
-        terms.append(_prior(t, constrained[name], *tables[name], mu=mu, logit=unconstrained[name]))
-    terms.append(_likelihood(t, model, eta, constrained))
+        terms.append(_prior(t, constrained[name], *tables[name], mu=mus.get(name), logit=unconstrained[name]))
+    terms.append(_likelihood(t, model, eta, params))
     total = terms[0]
     for term in terms[1:]:
         total = t.add(total, term)
     return total, reported
 
 
-def _slopes(t: _Tape, model: _Model, constrained: dict, reported: dict, shift: _Var | None) -> _Var:
+def _linear(t: _Tape, pred: _Predictor, constrained: dict, reported: dict, terms: list | None, mus: dict):
+    """One linear predictor (a vector of rows, or one number where it has no row-varying
+    part) from the constrained values: fixed and group effects and offsets; the log-densities
+    of centred effects are added to ``terms`` (None: the expansion), what shears a sampled
+    coefficient to ``mus``, and its group effects and fixed effects are reported."""
+    # The slopes first where nothing shears them: a centred term may be drawn around them.
+    b = None
+    if pred.slopes is not None and pred.slopes[2] is None:
+        b = _slopes(t, pred, constrained, reported, None)
+    intercept = None if pred.intercept is None else constrained[pred.intercept[0]]
+    if pred.nesting is not None:
+        eta = _nested(t, pred, b, constrained, reported, terms)
+    else:
+        eta, shifts = _group_effects(t, pred, constrained, reported, terms, b)
+        if pred.slopes is not None:
+            if b is None:  # sheared: b = u / scale - shift, u ~ prior(location + shift) scaled
+                n_slopes = len(pred.slopes[1])
+                shift = t.join([shifts.get(j, t.constant(np.zeros(1))) for j in range(n_slopes)])
+                mus[pred.slopes[0]] = t.mul(shift, t.constant(pred.slopes[2]))
+                b = _slopes(t, pred, constrained, reported, shift)
+            xb = t.matvec(pred.Xc, b)
+            eta = xb if eta is None else t.add(eta, xb)
+        if pred.intercept is not None:
+            if pred.intercept[1]:  # sheared
+                mus[pred.intercept[0]] = shifts["Intercept"]
+                intercept = t.sub(intercept, shifts["Intercept"])
+            eta = intercept if eta is None else t.add(eta, intercept)
+    if pred.offset is not None:
+        offset = t.constant(pred.offset)
+        eta = offset if eta is None else t.add(eta, offset)
+    if eta is None:
+        eta = t.constant(np.zeros(1))
+    pieces = []
+    for kind, j in pred.fixef_order:
+        if kind == "b":
+            pieces.append(t.element(b, j))
+        elif b is not None:
+            pieces.append(t.sub(intercept, t.dot(b, t.constant(pred.center))))
+        else:
+            pieces.append(intercept)
+    if pieces:
+        reported[pred.fixef_name] = t.join(pieces)
+    return eta
+
+
+def _slopes(t: _Tape, pred: _Predictor, constrained: dict, reported: dict, shift: _Var | None) -> _Var:
     """b from the sampled slopes (per SD of their predictors), less the shear ``shift``."""
-    name, mult, _ = model.slopes
+    name, mult, _ = pred.slopes
     b = constrained[name]
     if not np.all(mult == 1.0):
         b = t.mul(b, t.constant(mult))
     if shift is not None:
         b = t.sub(b, shift)
-    reported[model.b_name] = b
+    reported[pred.b_name] = b
     return b
 
 
@@ -919,7 +1005,7 @@ def _applied(t: _Tape, columns: list, F, sds: list) -> list:
     return out
 
 
-def _group_effects(t: _Tape, model: _Model, constrained: dict, reported: dict, terms: list | None, b):
+def _group_effects(t: _Tape, pred: _Predictor, constrained: dict, reported: dict, terms: list | None, b):
     """The group effects' part of the linear predictor and the shear shifts (name -> _Var)
     (bayesmm.model.builder._random_part); their log-densities where centred are added to
     ``terms`` (None: the expansion), and r_, sd_ and cor_ reported for each grouping factor.
@@ -933,7 +1019,7 @@ def _group_effects(t: _Tape, model: _Model, constrained: dict, reported: dict, t
     def effects_of(i: int) -> list:
         if i in effects:
             return effects[i]
-        term = model.terms[i]
+        term = pred.terms[i]
         p, levels = term.p, term.levels
         sd = constrained[term.sd_raw]
         sds = [sd] if p == 1 else [t.element(sd, j) for j in range(p)]
@@ -982,11 +1068,11 @@ def _group_effects(t: _Tape, model: _Model, constrained: dict, reported: dict, t
 
     eta = None
     shifts: dict = {}
-    has_intercept = model.intercept is not None
-    for r_name, sd_name, cor_name, positions in model.groups.values():
+    has_intercept = pred.intercept is not None
+    for r_name, sd_name, cor_name, positions in pred.groups.values():
         columns, sds, correlations = [], [], []
         for i in positions:
-            term = model.terms[i]
+            term = pred.terms[i]
             r = effects_of(i)
             columns += r
             sds.append(constrained[term.sd_raw])
@@ -1012,13 +1098,15 @@ def _group_effects(t: _Tape, model: _Model, constrained: dict, reported: dict, t
     return eta, shifts
 
 
-def _nested(t: _Tape, model: _Model, b: _Var | None, constrained: dict, reported: dict, terms: list | None):
+def _nested(
+    t: _Tape, pred: _Predictor, b: _Var | None, constrained: dict, reported: dict, terms: list | None
+):
     """The linear predictor of a nested pair (bayesmm.model.builder._nested_marginal_part),
     with the log-density of each child level's whole linear predictor u added to ``terms``
     (None: the expansion, which reports both terms' effects instead)."""
-    nest = model.nesting
+    nest = pred.nesting
     u = constrained[nest.u]
-    mean = None if model.intercept is None else constrained[model.intercept[0]]
+    mean = None if pred.intercept is None else constrained[pred.intercept[0]]
     if nest.found:
         level_part = t.matvec(nest.values, t.join([t.element(b, j) for j in nest.found]))
         mean = level_part if mean is None else t.add(mean, level_part)
@@ -1041,27 +1129,32 @@ def _nested(t: _Tape, model: _Model, b: _Var | None, constrained: dict, reported
     eta = t.gather(u, nest.codes)
     if nest.within:
         slopes = t.join([t.element(b, j) for j in nest.within])
-        eta = t.add(eta, t.matvec(model.Xc[:, nest.within], slopes))
+        eta = t.add(eta, t.matvec(pred.Xc[:, nest.within], slopes))
     return eta
 
 
-def _likelihood(t: _Tape, model: _Model, eta: _Var, constrained: dict) -> _Var:
-    """The response's log-likelihood, summed over rows."""
+def _likelihood(t: _Tape, model: _Model, eta: _Var, params: dict) -> _Var:
+    """The response's log-likelihood, summed over rows; ``params``: the family's parameters,
+    each a constant's value or a part formula's linear predictor (its link's scale)."""
     from scipy.special import gammaln
 
     y = model.y
     n = y.size
     if model.kind == "gaussian":
-        sigma = constrained[model.dispersion]
-        squares = t.sumsq(t.sub(t.constant(y), eta))
-        total = t.div(squares, t.mul(t.sqr(sigma), t.constant(-2.0)))
-        total = t.add(total, t.mul(t.log(sigma), t.constant(-float(n))))
+        parts = model.parts
+        if "sigma" in parts:  # per row: sigma = exp(its linear predictor)
+            log_sigma = params["sigma"]
+            scaled = t.div(t.sub(t.constant(y), eta), t.exp(log_sigma))
+            total = t.sub(t.mul(t.sumsq(scaled), t.constant(-0.5)), _row_sum(t, log_sigma, n))
+        else:
+            sigma = params["sigma"]
+            squares = t.sumsq(t.sub(t.constant(y), eta))
+            total = t.div(squares, t.mul(t.sqr(sigma), t.constant(-2.0)))
+            total = t.add(total, t.mul(t.log(sigma), t.constant(-float(n))))
         return t.add(total, t.constant(-0.5 * n * _LOG_2PI))
+    if model.kind in _COUNTS:
+        return _counts(t, model, eta, params)
     linear = t.dot(t.constant(y), eta)
-    if model.kind == "poisson":
-        return t.add(t.sub(linear, t.sum(t.exp(eta))), t.constant(-float(np.sum(gammaln(y + 1.0)))))
-    if model.kind == "negativebinomial":
-        return _negative_binomial(t, y, eta, constrained[model.dispersion])
     trials = np.ones(n) if model.kind == "bernoulli" else model.trials
     binomln = 0.0
     if model.kind == "binomial":
@@ -1079,6 +1172,67 @@ def _likelihood(t: _Tape, model: _Model, eta: _Var, constrained: dict) -> _Var:
             log_q = t.neg(mu)
         total = t.add(t.dot(t.constant(y), log_p), t.dot(t.constant(trials - y), log_q))
     return total if model.kind == "bernoulli" else t.add(total, t.constant(binomln))
+
+
+def _row_sum(t: _Tape, value: _Var, n: int) -> _Var:
+    """The sum over n rows of a per-row value, or n times a value the rows share."""
+    return t.sum(value) if value.shape == (n,) else t.mul(t.sum(value), t.constant(float(n)))
+
+
+def _rows(t: _Tape, value: _Var, index: np.ndarray, n: int) -> _Var:
+    """A per-row value (n rows) at the rows ``index``, or a value the rows share as it is."""
+    return t.gather(value, index) if value.shape == (n,) and n > 1 else value
+
+
+def _counts(t: _Tape, model: _Model, eta: _Var, params: dict) -> _Var:
+    """The Poisson and negative binomial log-likelihoods, plain, zero-inflated (PyMC's mixture
+    of a point mass at 0, weight zi, and the count distribution) or hurdle (log hu at 0; else
+    log(1 - hu) + the count's log-probability less log(1 - its probability of 0))."""
+    y = model.y
+    count, form = model.kind.split("_")[-1], model.kind.split("_")[0]
+    alpha = params.get("alpha")
+    f = _poisson if count == "poisson" else _negative_binomial
+    if form not in ("zi", "hu"):
+        return f(t, y, eta, alpha)
+    zero, positive = np.flatnonzero(y == 0), np.flatnonzero(y > 0)
+    logit = params[form]  # of zi or hu
+    log_q = t.neg(t.softplus(logit))  # log(1 - zi), log(1 - hu)
+    log_w = t.neg(t.softplus(t.neg(logit)))  # log zi, log hu
+    total = None
+    if positive.size:
+        eta_p = t.gather(eta, positive)
+        y_p = y[positive]
+        counts = f(t, y_p, eta_p, alpha)
+        total = t.add(counts, _row_sum(t, _rows(t, log_q, positive, y.size), positive.size))
+        if form == "hu":  # less log(1 - f(0)) = log(-expm1(log f(0)))
+            log_f0 = _log_f0(t, count, eta_p, alpha)
+            total = t.sub(total, t.sum(t.log(t.neg(t.expm1(log_f0)))))
+    if zero.size:
+        if form == "hu":
+            zeros = _row_sum(t, _rows(t, log_w, zero, y.size), zero.size)
+        else:  # log(zi + (1 - zi) f(0))
+            log_f0 = _log_f0(t, count, t.gather(eta, zero), alpha)
+            zeros = t.sum(
+                t.logaddexp(_rows(t, log_w, zero, y.size), t.add(_rows(t, log_q, zero, y.size), log_f0))
+            )
+        total = zeros if total is None else t.add(total, zeros)
+    return total
+
+
+def _poisson(t: _Tape, y: np.ndarray, eta: _Var, alpha=None) -> _Var:
+    """The Poisson log-likelihood with mean exp(eta), summed over rows."""
+    from scipy.special import gammaln
+
+    linear = t.sub(t.dot(t.constant(y), eta), t.sum(t.exp(eta)))
+    return t.add(linear, t.constant(-float(np.sum(gammaln(y + 1.0)))))
+
+
+def _log_f0(t: _Tape, count: str, eta: _Var, alpha) -> _Var:
+    """The count distribution's log-probability of 0 at each row: -mu, or alpha log(alpha /
+    (mu + alpha))."""
+    if count == "poisson":
+        return t.neg(t.exp(eta))
+    return t.mul(alpha, t.sub(t.log(alpha), t.log(t.add(t.exp(eta), alpha))))
 
 
 def _negative_binomial(t: _Tape, y: np.ndarray, eta: _Var, alpha: _Var) -> _Var:
