@@ -30,7 +30,8 @@ def _data(seed=5):
         "count": rng.poisson(np.exp(eta)), "yes": (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(int),
         "k": rng.binomial(7, 1 / (1 + np.exp(-eta))), "trials": 7, "y": eta + rng.normal(0, 0.5, n),
         "gx": rng.normal(size=9)[g], "hg": [f"{a}.{b}" for a, b in zip(h, g, strict=True)],
-        "w": rng.normal(0.3, 0.7, n),
+        "w": rng.normal(0.3, 0.7, n), "pos": np.exp(eta + rng.normal(0, 0.3, n)),
+        "prop": 1 / (1 + np.exp(-eta - rng.normal(0, 0.5, n))),
     })  # fmt: skip
 
 
@@ -103,6 +104,15 @@ CASES = [
     ("count ~ x + (1 | g)", "hurdle_negbinomial", {"hu": "~ c"}),
     ("y ~ x + (1 | g)", "gaussian", {"dispersion": "~ x + (1 | h)", **_NONCENTRED}),
     ("y ~ x + (1 | g)", "gaussian", {"dispersion": "~ 1", **_CENTRED}),
+    # Continuous families: Student-t (nu and sigma constant or by formula), lognormal, gamma
+    # and beta (their dispersion by formula).
+    ("y ~ x + (1 | g)", "student", _NONCENTRED),
+    ("y ~ x + (1 | g) + (1 | h)", "student", {"dpars": {"nu": "~ 1"}, "dispersion": "~ x", **_CENTRED}),
+    ("pos ~ x + (1 | g)", "lognormal", {}),
+    ("pos ~ x + (x | g)", "gamma", _NONCENTRED),
+    ("pos ~ x + (1 | g)", "gamma", {"dispersion": "~ x", **_CENTRED}),
+    ("prop ~ x + (1 | g) + (1 | h)", "beta", {}),
+    ("prop ~ x + (1 | g)", "beta", {"dispersion": "~ x + (1 | h)", **_NONCENTRED}),
     # The probit and cloglog links.
     ("yes ~ x + (1 | g)", "bernoulli", {"link": "probit"}),
     ("yes ~ x + c + (1 | g) + (1 | h)", "bernoulli", {"link": "cloglog", **_NONCENTRED}),
@@ -175,7 +185,7 @@ def _assert_pymcs(pymc_model, logp, expand, rtol=1e-10, spread=0.8):
     ("formula", "family", "options", "reason"),
     [
         ("y ~ x + rr(x + w | g, 1)", "gaussian", _NONCENTRED, "rr covariance"),
-        ("y ~ x + (1 | g)", "student", {}, "student family"),
+        ("pos ~ x + (1 | g)", "gaussian", {"link": "log"}, "gaussian family with its log link"),
         ("count ~ x + (1 | g)", "nbinom1", {}, "nbinom1"),
         ("count ~ x + (1 | g)", "negativebinomial", {"dispersion": "~ x"}, "dispersion= formula"),
         ("k ~ x + (1 | g)", "zero_inflated_binomial", {"trials": "trials"}, "zero_inflated_binomial"),

@@ -62,7 +62,9 @@ _FAMILIES = {("gaussian", "identity"): "gaussian", ("poisson", "log"): "poisson"
              ("zero_inflated_poisson", "log"): "zi_poisson",
              ("zero_inflated_negbinomial", "log"): "zi_negativebinomial",
              ("hurdle_poisson", "log"): "hu_poisson",
-             ("hurdle_negbinomial", "log"): "hu_negativebinomial"}  # fmt: skip
+             ("hurdle_negbinomial", "log"): "hu_negativebinomial",
+             ("student", "identity"): "student", ("lognormal", "identity"): "lognormal",
+             ("gamma", "log"): "gamma", ("beta", "logit"): "beta"}  # fmt: skip
 _COUNTS = (
     "poisson",
     "negativebinomial",
@@ -74,6 +76,8 @@ _COUNTS = (
 # The family parameters of each likelihood: parameter -> the link of its part formula (None: a
 # constant only).
 _PART_PARAMETERS = {"gaussian": {"sigma": "log"}, "negativebinomial": {"alpha": None},
+                    "student": {"sigma": "log", "nu": "log"}, "lognormal": {"sigma": "log"},
+                    "gamma": {"shape": "log"}, "beta": {"phi": "log"},
                     "zi_poisson": {"zi": "logit"}, "zi_negativebinomial": {"zi": "logit", "alpha": None},
                     "hu_poisson": {"hu": "logit"},
                     "hu_negativebinomial": {"hu": "logit", "alpha": None}}  # fmt: skip
@@ -858,16 +862,22 @@ def _write(t: _Tape, model: _Model, variables: list[tuple], x: dict, density: bo
     eta = _linear(t, model.mean, constrained, reported, terms if density else None, mus)
     if eta.shape != (model.design.n_obs,):
         eta = t.add(eta, t.constant(np.zeros(model.design.n_obs)))
+    # The family's parameters: constants, and part formulas through their inverse links (zi
+    # and hu stay on the log-odds scale); logs: the log of those with a log link.
     params = {parameter: constrained[name] for parameter, name in model.constants.items()}
-    for parameter, (predictor, _) in model.parts.items():  # on the link scale
-        params[parameter] = _linear(t, predictor, constrained, reported, terms if density else None, mus)
+    logs = {}
+    for parameter, (predictor, inverse) in model.parts.items():
+        linear = _linear(t, predictor, constrained, reported, terms if density else None, mus)
+        params[parameter] = linear
+        if inverse == "log":
+            logs[parameter], params[parameter] = linear, t.exp(linear)
     if not density:
         return None, reported
     for name, *_ in variables:
         if name in model.variables and model.variables[name][1] is None:
             continue  # a centred term's rows: written with its effects
         terms.append(_prior(t, constrained[name], *tables[name], mu=mus.get(name), logit=unconstrained[name]))
-    terms.append(_likelihood(t, model, eta, params))
+    terms.append(_likelihood(t, model, eta, params, logs))
     total = terms[0]
     for term in terms[1:]:
         total = t.add(total, term)
@@ -1133,25 +1143,53 @@ def _nested(
     return eta
 
 
-def _likelihood(t: _Tape, model: _Model, eta: _Var, params: dict) -> _Var:
+def _likelihood(t: _Tape, model: _Model, eta: _Var, params: dict, logs: dict) -> _Var:
     """The response's log-likelihood, summed over rows; ``params``: the family's parameters,
-    each a constant's value or a part formula's linear predictor (its link's scale)."""
+    each a number or one per row (zi and hu on the log-odds scale), ``logs`` the logarithms
+    of those a part formula gives through a log link."""
     from scipy.special import gammaln
 
     y = model.y
     n = y.size
-    if model.kind == "gaussian":
-        parts = model.parts
-        if "sigma" in parts:  # per row: sigma = exp(its linear predictor)
-            log_sigma = params["sigma"]
-            scaled = t.div(t.sub(t.constant(y), eta), t.exp(log_sigma))
-            total = t.sub(t.mul(t.sumsq(scaled), t.constant(-0.5)), _row_sum(t, log_sigma, n))
+
+    def log_of(name: str) -> _Var:
+        return logs[name] if name in logs else t.log(params[name])
+
+    if model.kind in ("gaussian", "lognormal"):
+        response = y if model.kind == "gaussian" else np.log(y)
+        sigma = params["sigma"]
+        if sigma.shape == (n,) and n > 1:  # sigma per row
+            scaled = t.div(t.sub(t.constant(response), eta), sigma)
+            total = t.mul(t.sumsq(scaled), t.constant(-0.5))
         else:
-            sigma = params["sigma"]
-            squares = t.sumsq(t.sub(t.constant(y), eta))
+            squares = t.sumsq(t.sub(t.constant(response), eta))
             total = t.div(squares, t.mul(t.sqr(sigma), t.constant(-2.0)))
-            total = t.add(total, t.mul(t.log(sigma), t.constant(-float(n))))
-        return t.add(total, t.constant(-0.5 * n * _LOG_2PI))
+        total = t.sub(total, _row_sum(t, log_of("sigma"), n))
+        constant = -0.5 * n * _LOG_2PI - (0.0 if model.kind == "gaussian" else float(np.sum(response)))
+        return t.add(total, t.constant(constant))
+    if model.kind == "student":  # PyMC's StudentT(nu, eta, sigma)
+        nu, sigma = params["nu"], params["sigma"]
+        half = t.mul(t.add(nu, t.constant(1.0)), t.constant(0.5))
+        spread = t.div(t.sqr(t.div(t.sub(t.constant(y), eta), sigma)), nu)
+        total = t.neg(t.dot(half, t.log1p(spread)))
+        normaliser = t.sub(t.gammaln(half), t.gammaln(t.mul(nu, t.constant(0.5))))
+        normaliser = t.sub(normaliser, t.mul(t.log(t.mul(nu, t.constant(np.pi))), t.constant(0.5)))
+        total = t.add(total, _row_sum(t, normaliser, n))
+        return t.sub(total, _row_sum(t, log_of("sigma"), n))
+    if model.kind == "gamma":  # Gamma(shape, shape / exp(eta))
+        shape = params["shape"]
+        own = t.sub(t.mul(shape, log_of("shape")), t.gammaln(shape))
+        total = t.sub(_row_sum(t, own, n), t.dot(shape, eta))
+        total = t.add(total, t.dot(t.sub(shape, t.constant(1.0)), t.constant(np.log(y))))
+        return t.sub(total, t.dot(shape, t.mul(t.constant(y), t.exp(t.neg(eta)))))
+    if model.kind == "beta":  # Beta(mu phi, (1 - mu) phi), mu = sigmoid(eta)
+        phi = params["phi"]
+        mu = t.sigmoid(eta)
+        a, b = t.mul(mu, phi), t.mul(t.sub(t.constant(1.0), mu), phi)
+        total = t.add(t.dot(t.sub(a, t.constant(1.0)), t.constant(np.log(y))),
+                      t.dot(t.sub(b, t.constant(1.0)), t.constant(np.log1p(-y))))  # fmt: skip
+        total = t.sub(total, t.add(t.sum(t.gammaln(a)), t.sum(t.gammaln(b))))
+        return t.add(total, _row_sum(t, t.gammaln(phi), n))
     if model.kind in _COUNTS:
         return _counts(t, model, eta, params)
     linear = t.dot(t.constant(y), eta)
