@@ -502,7 +502,7 @@ class _Nesting:
     within: list
 
 
-def _nesting(design, centred: tuple, by_name: dict, variables: dict) -> _Nesting | None:
+def _nesting(design, centred: tuple, by_name: dict, variables: dict, qr: bool) -> _Nesting | None:
     """The model's nested pair (bayesmm.model.builder.marginal_nesting), its free variables
     added to ``variables``; None where there is none."""
     from ..model.builder import level_covariates, marginal_nesting
@@ -511,7 +511,7 @@ def _nesting(design, centred: tuple, by_name: dict, variables: dict) -> _Nesting
     from ..model.variables import TermNames, group_var
     from ..spec.priors import stack_priors
 
-    pair = marginal_nesting(design, centred, False)
+    pair = marginal_nesting(design, centred, qr)
     if pair is None:
         return None
     inner, outer = (design.random[i] for i in pair)
@@ -540,7 +540,7 @@ class _Predictor:
     follows from its free variables, which it adds to ``variables`` (name -> prior family,
     its parameters, size) (bayesmm.model.builder._linear_predictor)."""
 
-    def __init__(self, design, centred: tuple, by_name: dict, variables: dict):
+    def __init__(self, design, centred: tuple, by_name: dict, variables: dict, qr: bool = False):
         from ..model.builder import LOCATION_SCALE, _sheared_slopes, coefficient_form, slope_scales
         from ..model.fixed import centred_slopes, fixed_center
         from ..model.parameterization import centring_parents
@@ -554,7 +554,7 @@ class _Predictor:
         centred = tuple(bool(c) for c in centred) or (False,) * len(design.random)
         parents = centring_parents(design) if any(centred) else [None] * len(design.random)
         self.terms: dict[int, _Term] = {}  # by position in design.random, in the groups' order
-        self.nesting = _nesting(design, centred, by_name, variables)
+        self.nesting = _nesting(design, centred, by_name, variables, qr)
         # Which slopes the group effects shear, and whether a centred term is drawn around
         # the fixed effects constant within its levels (builder._linear_predictor).
         slope_idx, self.Xc = centred_slopes(design)
@@ -565,8 +565,8 @@ class _Predictor:
             self.groups[group] = (group_var(design, "r", group), group_var(design, "sd", group),
                                   group_var(design, "cor", group), positions)  # fmt: skip
             for k, (term, i) in enumerate(zip(terms, positions, strict=True)):
-                self.terms[i] = self._term(design, term, k, centred[i], by_name, slope_idx, sheared_slopes,
-                                           parents[i])  # fmt: skip
+                self.terms[i] = self._term(design, term, k, centred[i], by_name, slope_idx,
+                                           sheared_slopes or qr, parents[i])  # fmt: skip
         # The fixed effects (bayesmm.model.builder._fixed_coefficients).
         self.intercept = None  # (name, sheared)
         if design.has_intercept:
@@ -577,11 +577,21 @@ class _Predictor:
             variables[name] = (prior.dist, params, 1)
             self.intercept = (name, form is not None and sheared)
         self.slopes = None  # (name, multiplier to b, scale where sheared else None)
+        self.qr = None  # decomp="QR": (R*^-1, log |det R*|, the slopes' prior (code, table))
         if slope_idx:
             names = [design.qualified(design.fixef_names[j]) for j in slope_idx]
             stacked = stack_priors([by_name[name].prior for name in names])
             if stacked is None:
                 raise Unsupported("slopes whose priors are of different families")
+        if slope_idx and qr:  # theta = R* (b + shift), b's priors exact (builder._qr_slopes)
+            from ..model.builder import qr_factors
+
+            R, R_inverse = qr_factors(self.Xc, [design.fixef_names[j] for j in slope_idx])
+            self.qr = (R_inverse, float(np.sum(np.log(np.abs(np.diag(R))))),
+                       _prior_table(stacked.dist, dict(stacked.params), len(slope_idx)))  # fmt: skip
+            variables[design.var("b_qr")] = ("Normal", None, len(slope_idx))  # written by _linear
+            self.slopes = (design.var("b_qr"), np.ones(len(slope_idx)), None)
+        elif slope_idx:
             scales = slope_scales(design, slope_idx)
             sheared = any(design.fixef_names[j] in sheared_slopes for j in slope_idx) and (
                 stacked.dist in LOCATION_SCALE
@@ -670,8 +680,8 @@ class _Model:
     def __init__(self, source):
         design, family = source.design, source.family
         self.design = design
-        if source.collapsed or source.decomp == "QR":
-            raise Unsupported("integrated out or with decomp='QR'")
+        if source.collapsed:
+            raise Unsupported("integrated out")
         if any(d.additions.any for d in (design, *source.parts.values())):
             raise Unsupported("addition terms")
         link = family.link.name
@@ -681,7 +691,7 @@ class _Model:
         self.kind, self.link = kind, link
         by_name = {e.parameter: e for e in source.prior_entries}
         self.variables: dict[str, tuple] = {}  # name -> (prior dist, params, size)
-        self.mean = _Predictor(design, source.centred, by_name, self.variables)
+        self.mean = _Predictor(design, source.centred, by_name, self.variables, source.decomp == "QR")
         # Part formulas: parameter -> (its predictor, the inverse link's kind).
         self.parts: dict[str, tuple] = {}
         for name, part in source.parts.items():
@@ -710,7 +720,7 @@ def _densities(model: _Model, pymc_model, shapes: list[tuple]) -> list[tuple]:
     """The free variables in PyMC's order: (name, value name, start, size, prior code, table,
     transform), checked against the PyMC model's (names, sizes (``shapes``: their values'),
     transforms)."""
-    from .kernel import _TRANSFORM_OF, _density, _Unsupported
+    from .kernel import _TRANSFORM_OF
 
     free = list(pymc_model.free_RVs)
     if sorted(rv.name for rv in free) != sorted(model.variables):
@@ -720,13 +730,7 @@ def _densities(model: _Model, pymc_model, shapes: list[tuple]) -> list[tuple]:
         dist, params, size = model.variables[rv.name]
         if int(np.prod(shape, dtype=int)) != size:
             raise Unsupported(f"{rv.name} has {int(np.prod(shape, dtype=int))} values, not {size}")
-        try:
-            if dist in _OWN_DENSITIES:
-                code, table = _OWN_DENSITIES[dist](params, size)
-            else:
-                code, table = _density(dist, params or {}, size)
-        except _Unsupported as reason:
-            raise Unsupported(str(reason)) from None
+        code, table = _prior_table(dist, params or {}, size)
         wanted = {_GAMMA: 1, _UNIFORM: 3, _LOGISTIC: 0}.get(code, _TRANSFORM_OF.get(code))
         transform = pymc_model.rvs_to_transforms.get(rv)
         kind = None if transform is None else type(transform).__name__
@@ -786,6 +790,17 @@ def _logistic(params: dict, size: int) -> tuple[int, np.ndarray]:
 
 
 _OWN_DENSITIES = {"Gamma": _gamma, "Uniform": _uniform, "Logistic": _logistic}
+
+
+def _prior_table(dist: str, params: dict, size: int) -> tuple[int, np.ndarray]:
+    """A prior's code and (4, size) table: bayesmm.inference.kernel's families and the
+    template's own (Gamma, Uniform, Logistic)."""
+    from .kernel import _density, _Unsupported
+
+    try:
+        return _OWN_DENSITIES[dist](params, size) if dist in _OWN_DENSITIES else _density(dist, params, size)
+    except _Unsupported as reason:
+        raise Unsupported(str(reason)) from None
 
 
 def _prior(t: _Tape, value: _Var, code: int, table: np.ndarray, mu=None, logit=None) -> _Var:
@@ -891,7 +906,7 @@ def _linear(t: _Tape, pred: _Predictor, constrained: dict, reported: dict, terms
     coefficient to ``mus``, and its group effects and fixed effects are reported."""
     # The slopes first where nothing shears them: a centred term may be drawn around them.
     b = None
-    if pred.slopes is not None and pred.slopes[2] is None:
+    if pred.slopes is not None and pred.slopes[2] is None and pred.qr is None:
         b = _slopes(t, pred, constrained, reported, None)
     intercept = None if pred.intercept is None else constrained[pred.intercept[0]]
     if pred.nesting is not None:
@@ -899,9 +914,16 @@ def _linear(t: _Tape, pred: _Predictor, constrained: dict, reported: dict, terms
     else:
         eta, shifts = _group_effects(t, pred, constrained, reported, terms, b)
         if pred.slopes is not None:
-            if b is None:  # sheared: b = u / scale - shift, u ~ prior(location + shift) scaled
-                n_slopes = len(pred.slopes[1])
+            n_slopes = len(pred.slopes[1])
+            if b is None:
                 shift = t.join([shifts.get(j, t.constant(np.zeros(1))) for j in range(n_slopes)])
+            if pred.qr is not None:  # b = R*^-1 theta - shift, b ~ its priors, / |det R*|
+                R_inverse, log_det, (code, table) = pred.qr
+                b = t.sub(t.matvec(R_inverse, constrained[pred.slopes[0]]), shift)
+                reported[pred.b_name] = b
+                if terms is not None:
+                    terms.append(t.sub(_prior(t, b, code, table), t.constant(log_det)))
+            elif b is None:  # sheared: b = u / scale - shift, u ~ prior(location + shift) scaled
                 mus[pred.slopes[0]] = t.mul(shift, t.constant(pred.slopes[2]))
                 b = _slopes(t, pred, constrained, reported, shift)
             xb = t.matvec(pred.Xc, b)
