@@ -6,10 +6,11 @@ model structure (Penicillin 1.0 s of a 3.9 s fit, benchmarks/graph_phase.py), mo
 PyTensor's rewriting of several hundred nodes and the garbage collections their objects
 cause. For the standard models this module writes the same program from the design: the
 log-density as a short list of operations over the sampled point (the linear predictor
-from the fixed and group effects, the family's log-likelihood, every prior and transform),
-differentiated in reverse mode here, and the expansion of a draw into every reported
-variable. Each operation is one or a few of engine.c's instructions, emitted through the
-translator's own memory and instruction helpers, so the interpreter is the same.
+from the fixed and group effects, here; the family's log-likelihood and every prior,
+bayesmm.inference.densities), differentiated in reverse mode (bayesmm.inference.tape), and
+the expansion of a draw into every reported variable. Each operation is one or a few of
+engine.c's instructions, emitted through the translator's own memory and instruction
+helpers, so the interpreter is the same.
 
 PyMC's model stays the definition. What the template writes follows bayesmm.model.builder's
 parameterization (the centred intercept sheared by the mean group effects, slopes per SD of
@@ -20,15 +21,27 @@ variable with PyMC's at random points for every case the template covers, so a c
 the builder's parameterization must keep them equal there. A model the template does not
 cover takes the translated graph (bayesmm.inference.engine) as before.
 
-What it covers (the rest takes the graph): gaussian (identity), poisson (log), bernoulli
-and binomial (logit) responses, any number of rows (over blocks.MIN_ROWS, the interpreter
-runs the row-by-row instructions a chunk of rows at a time), an intercept and slopes (no
-QR), any number of grouping factors each with one intercept term (1 | g), non-centred or
-centred, centred terms drawn around the effects of the terms they are nested in and the
-fixed effects of predictors constant within their levels, a nested pair with the parent's
-effects integrated out of the child's prior (bayesmm.model.builder.marginal_nesting); no
-parts, offsets, additions, smooths, monotonic or GP terms, and priors of the families
-bayesmm.inference.kernel evaluates.
+What it covers (the rest takes the graph):
+
+* families: gaussian (identity), student, lognormal, gamma (log), beta (logit), poisson and
+  the negative binomial (NB2) (log), their zero-inflated and hurdle forms, bernoulli and
+  binomial (logit, probit, cloglog); constant family parameters, or part formulas (zi=,
+  hu=, dispersion=, the Student-t's nu) with the mean's terms;
+* terms: an intercept and slopes, per SD of their predictors or through the QR
+  decomposition of their columns; any number of grouping factors, crossed or nested, each
+  with any number of terms of any columns, uncorrelated (diag), correlated (LKJ's vine),
+  cs() or ar1(); non-centred or centred (a one-column centred term drawn around the effects
+  of the terms it is nested in and the fixed effects of predictors constant within its
+  levels), and the nested pair with the parent's effects integrated out of the child's
+  prior (bayesmm.model.builder.marginal_nesting); offsets; any number of rows (over
+  blocks.MIN_ROWS the interpreter runs row-by-row instructions a chunk of rows at a time);
+* priors: Normal, StudentT, HalfNormal, HalfStudentT, HalfCauchy, Exponential, Beta,
+  Gamma, Uniform (an interval), Logistic.
+
+Not covered: the integrated-out Gaussian forms (bayesmm.inference.kernel has the one-factor
+model), addition terms (weights, censoring, se, trunc), mo(), s(), gp(), rr() and gr(cov=)
+terms, the other families (beta-binomial, NB1, ordinal, categorical, ...) and links, a
+negative binomial's dispersion by formula, and priors of other families.
 """
 
 from __future__ import annotations
@@ -38,19 +51,12 @@ import os
 
 import numpy as np
 
-from . import engine
+from . import densities, engine
+from .densities import Unsupported
 from .engine import View
+from .tape import Tape, Var
 
 __all__ = ["program", "why_not", "enabled", "Unsupported"]
-
-_LOG_2PI = float(np.log(2.0 * np.pi))
-
-
-class Unsupported(Exception):
-    """The model is not one the template covers (the message says why)."""
-
-
-# -- reverse-mode differentiation over the engine's instructions --------------------------------
 
 
 # The families and links the template writes: (family, link) -> its log-likelihood's kind.
@@ -65,14 +71,6 @@ _FAMILIES = {("gaussian", "identity"): "gaussian", ("poisson", "log"): "poisson"
              ("hurdle_negbinomial", "log"): "hu_negativebinomial",
              ("student", "identity"): "student", ("lognormal", "identity"): "lognormal",
              ("gamma", "log"): "gamma", ("beta", "logit"): "beta"}  # fmt: skip
-_COUNTS = (
-    "poisson",
-    "negativebinomial",
-    "zi_poisson",
-    "zi_negativebinomial",
-    "hu_poisson",
-    "hu_negativebinomial",
-)
 # The family parameters of each likelihood: parameter -> the link of its part formula (None: a
 # constant only).
 _PART_PARAMETERS = {"gaussian": {"sigma": "log"}, "negativebinomial": {"alpha": None},
@@ -81,373 +79,8 @@ _PART_PARAMETERS = {"gaussian": {"sigma": "log"}, "negativebinomial": {"alpha": 
                     "zi_poisson": {"zi": "logit"}, "zi_negativebinomial": {"zi": "logit", "alpha": None},
                     "hu_poisson": {"hu": "logit"},
                     "hu_negativebinomial": {"hu": "logit", "alpha": None}}  # fmt: skip
-# PyMC's negative binomial takes the Poisson limit above this alpha (its gammaln difference
-# falls below their ulp).
-_NB_POISSON_ALPHA = 1e10
-# The prior families the template writes beyond bayesmm.inference.kernel's (whose codes are
-# 0-6): the code it gives them, and the transform of their variables (1: log).
-_GAMMA, _UNIFORM, _LOGISTIC = 7, 8, 9
 # The transforms by PyMC's class name: 0 none, 1 log, 2 log-odds, 3 an interval's.
 _TRANSFORMS = {None: 0, "LogTransform": 1, "LogOddsTransform": 2, "Interval": 3, "IntervalTransform": 3}
-
-
-class _Var:
-    """A value of the program: its view, whether the log-density's gradient flows into it, how
-    many operations read it, and its adjoint (None until a contribution arrives)."""
-
-    __slots__ = ("view", "grad", "uses", "adjoint")
-
-    def __init__(self, view: View, grad: bool):
-        self.view = view
-        self.grad = grad
-        self.uses = 0
-        self.adjoint: View | None = None
-
-    @property
-    def shape(self) -> tuple:
-        return self.view.shape
-
-
-def _plain(view: View) -> _Var:
-    """A value no gradient flows into (a temporary of a backward step)."""
-    return _Var(view, False)
-
-
-class _Tape(engine._Translator):
-    """Emits each operation's instructions as it is called, and records how its inputs'
-    adjoints follow from its output's; :meth:`backward` emits those in reverse order. Memory
-    and instructions are the translator's (engine._Translator). No buffer is reused: over
-    many rows, what the log-density's row blocks write and nothing reads later lives in a
-    chunk's slot (bayesmm.inference.blocks), and the rest is read by the backward pass."""
-
-    def __init__(self, n_dim: int):
-        self.start(n_dim)
-        self.steps: list = []
-
-    # values
-
-    def x(self, start: int, shape: tuple) -> _Var:
-        return _Var(View(start, tuple(shape), engine._contiguous_strides(shape)), True)
-
-    def constant(self, value) -> _Var:
-        value = np.asarray(value, dtype=float)
-        if value.ndim == 0:
-            return _Var(self.scalar(float(value)), False)
-        return _Var(self._store(value), False)
-
-    def _new(self, shape) -> View:
-        return self.alloc(tuple(int(n) for n in shape), 1 << 62)
-
-    def _out(self, shape, inputs, backward) -> _Var:
-        for v in inputs:
-            v.uses += 1
-        out = _Var(self._new(shape), any(v.grad for v in inputs))
-        if out.grad:
-            self.steps.append((out, backward))
-        return out
-
-    def _ew(self, code: str, inputs: list[_Var], backward) -> _Var:
-        shape = np.broadcast_shapes(*[v.shape for v in inputs])
-        out = self._out(shape, inputs, backward)
-        self.elementwise(code, out.view, [v.view for v in inputs])
-        return out
-
-    # elementwise operations (inputs broadcast against each other)
-
-    def add(self, a, b):
-        return self._ew("add", [a, b], lambda g, o: (self._acc(a, g), self._acc(b, g)))
-
-    def sub(self, a, b):
-        return self._ew("sub", [a, b], lambda g, o: (self._acc(a, g), self._acc(b, g, negate=True)))
-
-    def mul(self, a, b):
-        return self._ew("mul", [a, b], lambda g, o: (self._acc(a, g, b), self._acc(b, g, a)))
-
-    def div(self, a, b):
-        def backward(g, o):
-            if a.grad:
-                self._acc(a, self._tmp("div", [g, b.view], np.broadcast_shapes(g.shape, b.shape)))
-            if b.grad:  # d(a/b)/db = -o / b
-                self._acc(b, g, _plain(self._tmp("div", [o.view, b.view], o.shape)), negate=True)
-
-        return self._ew("div", [a, b], backward)
-
-    def neg(self, a):
-        return self._ew("neg", [a], lambda g, o: self._acc(a, g, negate=True))
-
-    def exp(self, a):
-        return self._ew("exp", [a], lambda g, o: self._acc(a, g, o))
-
-    def log(self, a):
-        return self._ew("log", [a], lambda g, o: self._acc(a, self._tmp("div", [g, a.view], a.shape)))
-
-    def log1p(self, a):
-        def backward(g, o):
-            t = self._tmp("add", [a.view, self.scalar(1.0)], a.shape)
-            self._acc(a, self._tmp("div", [g, t], a.shape))
-
-        return self._ew("log1p", [a], backward)
-
-    def sqr(self, a):
-        def backward(g, o):
-            self._acc(a, self._tmp("mul", [g, self.scalar(2.0)], g.shape), a)
-
-        return self._ew("sqr", [a], backward)
-
-    def sqrt(self, a):
-        def backward(g, o):  # d sqrt(a) / da = 1 / (2 sqrt(a))
-            self._acc(a, self._tmp("div", [g, o.view], o.shape), self.constant(0.5))
-
-        return self._ew("sqrt", [a], backward)
-
-    def gammaln(self, a):
-        def backward(g, o):
-            self._acc(a, g, _plain(self._tmp("digamma", [a.view], a.shape)))
-
-        return self._ew("gammaln", [a], backward)
-
-    def switch(self, condition: _Var, a, b):
-        """a where ``condition`` (no gradient flows into it) is nonzero, else b."""
-
-        def backward(g, o):
-            self._acc(a, g, condition)
-            self._acc(b, g, _plain(self._tmp("not", [condition.view], condition.shape)))
-
-        return self._ew("switch", [condition, a, b], backward)
-
-    def greater(self, a, value: float) -> _Var:
-        """1 where a > value, else 0 (no gradient)."""
-        return _plain(self._tmp("gt", [a.view, self.scalar(value)], a.shape))
-
-    def erfc(self, a):
-        def backward(g, o):  # d erfc(a) / da = -2 / sqrt(pi) exp(-a^2)
-            square = self._tmp("sqr", [a.view], a.shape)
-            density = self._tmp("exp", [self._tmp("neg", [square], a.shape)], a.shape)
-            self._acc(a, g, _plain(self._tmp("mul", [density, self.scalar(-2.0 / np.sqrt(np.pi))], a.shape)))
-
-        return self._ew("erfc", [a], backward)
-
-    def expm1(self, a):
-        def backward(g, o):
-            self._acc(a, g, _plain(self._tmp("exp", [a.view], a.shape)))
-
-        return self._ew("expm1", [a], backward)
-
-    def sigmoid(self, a):
-        def backward(g, o):  # o (1 - o)
-            rest = self._tmp("sub", [self.scalar(1.0), o.view], o.shape)
-            self._acc(a, g, _plain(self._tmp("mul", [o.view, rest], o.shape)))
-
-        return self._ew("sigmoid", [a], backward)
-
-    def logaddexp(self, a, b):
-        """log(exp(a) + exp(b)), as max(a, b) + log1p(exp(-|a - b|))."""
-
-        def backward(g, o):  # d/da = sigmoid(a - b), d/db = sigmoid(b - a)
-            self._acc(a, g, _plain(self._tmp("sigmoid", [difference], shape)))
-            self._acc(b, g, _plain(self._tmp("sigmoid", [self._tmp("neg", [difference], shape)], shape)))
-
-        shape = np.broadcast_shapes(a.shape, b.shape)
-        difference = self._tmp("sub", [a.view, b.view], shape)
-        spread = self._tmp("neg", [self._tmp("abs", [difference], shape)], shape)
-        out = self._out(shape, [a, b], backward)
-        self.elementwise("max", out.view, [a.view, b.view])
-        self.elementwise(
-            "add", out.view, [out.view, self._tmp("log1p", [self._tmp("exp", [spread], shape)], shape)]
-        )
-        return out
-
-    def softplus(self, a):
-        def backward(g, o):
-            self._acc(a, g, _plain(self._tmp("sigmoid", [a.view], a.shape)))
-
-        return self._ew("softplus", [a], backward)
-
-    # reductions, gathers, products
-
-    def _total(self, inputs: list[_Var], backward) -> _Var:
-        """sum(a) (one input) or sum(a b) (two), over every element, in one pass."""
-        out = self._out((), inputs, backward)
-        self.fill(out.view, 0.0)
-        shape = np.broadcast_shapes(*[v.shape for v in inputs])
-        target = View(out.view.address, shape, (0,) * len(shape))
-        code = "add" if len(inputs) == 1 else "addmul"
-        self.elementwise(code, target, [target, *[v.view for v in inputs]])
-        return out
-
-    def sum(self, a) -> _Var:
-        return self._total([a], lambda g, o: self._acc(a, g))
-
-    def dot(self, a, b) -> _Var:
-        """sum(a b)."""
-        return self._total([a, b], lambda g, o: (self._acc(a, g, b), self._acc(b, g, a)))
-
-    def sumsq(self, a) -> _Var:
-        """sum(a^2)."""
-
-        def backward(g, o):
-            self._acc(a, self._tmp("mul", [g, self.scalar(2.0)], ()), a)
-
-        out = self._total([a, a], backward)
-        a.uses -= 1
-        return out
-
-    def gather(self, a, codes: np.ndarray) -> _Var:
-        """a[codes] for a vector a."""
-
-        def backward(g, o):
-            adjoint = self._adjoint(a)
-            self.emit(engine.OP["OP_SCATTER"], 0, codes.size, adjoint.address,
-                      self.index(codes * adjoint.strides[0]), g.address, -1)  # fmt: skip
-
-        out = self._out((codes.size,), [a], backward)
-        offsets = np.asarray(codes, dtype=np.int64) * a.view.strides[0]
-        self.emit(engine.OP["OP_GATHER"], codes.size, out.view.address, a.view.address, self.index(offsets))
-        return out
-
-    def scatter_add(self, a, codes: np.ndarray, size: int) -> _Var:
-        """The sums of a vector a's elements by their codes: out[k] = sum of a[i] with codes[i] = k."""
-        if a.view.strides != (1,):
-            a = self.add(a, self.constant(np.zeros(a.shape)))
-
-        def backward(g, o):
-            rows = self._new(a.shape)
-            offsets = np.asarray(codes, dtype=np.int64) * g.strides[0]
-            self.emit(engine.OP["OP_GATHER"], codes.size, rows.address, g.address, self.index(offsets))
-            self._acc(a, rows)
-
-        out = self._out((size,), [a], backward)
-        self.fill(out.view, 0.0)
-        self.emit(engine.OP["OP_SCATTER"], 0, codes.size, out.view.address, self.index(codes), a.view.address,
-                  -1)  # fmt: skip
-        return out
-
-    def matvec(self, matrix: np.ndarray, b: _Var) -> _Var:
-        """matrix @ b for a constant matrix and a vector b."""
-        stored = self._store(np.asarray(matrix, dtype=float))
-
-        def backward(g, o):
-            transposed = View(stored.address, stored.shape[::-1], stored.strides[::-1])
-            t = self._new(b.shape)
-            self._matmul(t, transposed, g, self.scalar(1.0))
-            self._acc(b, t)
-
-        out = self._out((matrix.shape[0],), [b], backward)
-        self._matmul(out.view, stored, b.view, self.scalar(1.0))
-        return out
-
-    def join(self, parts: list[_Var]) -> _Var:
-        """The vectors (or numbers) ``parts`` one after another."""
-        sizes = [int(np.prod(p.shape, dtype=int)) for p in parts]
-        starts = [int(a) for a in np.cumsum([0, *sizes])]
-
-        def backward(g, o):
-            for p, a in zip(parts, starts, strict=False):
-                self._acc(p, View(g.address + a * g.strides[0], p.shape, (g.strides[0],) * len(p.shape)))
-
-        out = self._out((starts[-1],), parts, backward)
-        for p, a, z in zip(parts, starts[:-1], starts[1:], strict=True):
-            self.elementwise("identity", View(out.view.address + a, (z - a,), (1,)), [p.view])
-        return out
-
-    def piece(self, vector: _Var, start: int, length: int, step: int = 1) -> _Var:
-        """vector[start:start + length * step:step] (a view: no instruction)."""
-        stride = vector.view.strides[0]
-
-        def backward(g, o):
-            adjoint = self._adjoint(vector)
-            part = View(adjoint.address + start * adjoint.strides[0], (length,), (step * adjoint.strides[0],))
-            self.elementwise("add", part, [part, g])
-
-        vector.uses += 1
-        out = _Var(View(vector.view.address + start * stride, (length,), (step * stride,)), vector.grad)
-        if out.grad:
-            self.steps.append((out, backward))
-        return out
-
-    def column(self, matrix: _Var, c: int, p: int) -> _Var:
-        """Column c of a row-major matrix of p columns held as a vector (a view)."""
-        return self.piece(matrix, c, int(np.prod(matrix.shape, dtype=int)) // p, p)
-
-    def interleave(self, columns: list[_Var]) -> _Var:
-        """The row-major matrix whose columns are ``columns`` (vectors of one length)."""
-        p, n = len(columns), columns[0].shape[0]
-
-        def backward(g, o):
-            for c, column in enumerate(columns):
-                self._acc(column, View(g.address + c * g.strides[0], (n,), (p * g.strides[0],)))
-
-        out = self._out((n * p,), columns, backward)
-        for c, column in enumerate(columns):
-            self.elementwise("identity", View(out.view.address + c, (n,), (p,)), [column.view])
-        return out
-
-    def element(self, vector: _Var, j: int) -> _Var:
-        """vector[j] as a (1,) value (a view: no instruction)."""
-        return self.piece(vector, j, 1)
-
-    # adjoints
-
-    def _tmp(self, code: str, inputs: list[View], shape) -> View:
-        out = self._new(shape)
-        self.elementwise(code, out, inputs)
-        return out
-
-    def _adjoint(self, a: _Var) -> View:
-        """a's adjoint buffer, zeros when first asked for (an element of x: the gradient's)."""
-        if a.adjoint is None:
-            a.adjoint = self._new(a.shape)
-            self.fill(a.adjoint, 0.0)
-        return a.adjoint
-
-    def _acc(self, a: _Var, g, other: _Var | None = None, negate: bool = False):
-        """a's adjoint += (-) g (times ``other``), summed over what a was broadcast along; ``g``
-        a view or a _Var. The first contribution is written where a's adjoint will be (or is
-        g itself, where nothing else reads a), later ones added in one pass."""
-        if not a.grad:
-            return
-        g = g.view if isinstance(g, _Var) else g
-        shape = g.shape if other is None else np.broadcast_shapes(g.shape, other.shape)
-        reduced = np.broadcast_shapes(shape, a.shape) != a.shape
-        if a.adjoint is None and not reduced:
-            if other is None and not negate and a.uses == 1 and g.shape == a.shape:
-                a.adjoint = g  # its only reader's adjoint: nothing else is added to it
-                return
-            a.adjoint = self._new(a.shape)
-            if other is None:
-                self.elementwise("neg" if negate else "identity", a.adjoint, [g])
-            else:
-                self.elementwise("mul", a.adjoint, [g, other.view])
-                if negate:
-                    self.elementwise("neg", a.adjoint, [a.adjoint])
-            return
-        adjoint = self._adjoint(a)
-        if reduced:  # sum over the dimensions a was broadcast along
-            lead = len(shape) - len(a.shape)
-            strides = [0] * lead + [0 if n == 1 else s for n, s in zip(a.shape, adjoint.strides, strict=True)]
-            adjoint = View(adjoint.address, tuple(shape), tuple(strides))
-        # Sums over broadcast dimensions are the interpreter's reductions: add and addmul only.
-        if negate:
-            if other is not None:
-                g, other = self._tmp("mul", [g, other.view], shape), None
-            g = self._tmp("neg", [g], g.shape)
-        if other is None:
-            self.elementwise("add", adjoint, [adjoint, g])
-        else:
-            self.elementwise("addmul", adjoint, [adjoint, g, other.view])
-
-    def backward(self, out: _Var, x_vars: list[_Var], n_dim: int) -> View:
-        """The gradient of the scalar ``out`` with respect to the point, one vector."""
-        gradient = self._new((n_dim,))
-        self.fill(gradient, 0.0)
-        for v in x_vars:
-            v.adjoint = View(gradient.address + v.view.address, v.shape, v.view.strides)
-        out.adjoint = self._new(())
-        self.fill(out.adjoint, 1.0)
-        for var, step in reversed(self.steps):
-            if var.adjoint is not None:
-                step(var.adjoint, var)
-        return gradient
 
 
 # -- the model --------------------------------------------------------------------------------
@@ -588,7 +221,7 @@ class _Predictor:
 
             R, R_inverse = qr_factors(self.Xc, [design.fixef_names[j] for j in slope_idx])
             self.qr = (R_inverse, float(np.sum(np.log(np.abs(np.diag(R))))),
-                       _prior_table(stacked.dist, dict(stacked.params), len(slope_idx)))  # fmt: skip
+                       densities.prior_table(stacked.dist, dict(stacked.params), len(slope_idx)))  # fmt: skip
             variables[design.var("b_qr")] = ("Normal", None, len(slope_idx))  # written by _linear
             self.slopes = (design.var("b_qr"), np.ones(len(slope_idx)), None)
         elif slope_idx:
@@ -730,8 +363,8 @@ def _densities(model: _Model, pymc_model, shapes: list[tuple]) -> list[tuple]:
         dist, params, size = model.variables[rv.name]
         if int(np.prod(shape, dtype=int)) != size:
             raise Unsupported(f"{rv.name} has {int(np.prod(shape, dtype=int))} values, not {size}")
-        code, table = _prior_table(dist, params or {}, size)
-        wanted = {_GAMMA: 1, _UNIFORM: 3, _LOGISTIC: 0}.get(code, _TRANSFORM_OF.get(code))
+        code, table = densities.prior_table(dist, params or {}, size)
+        wanted = densities.OWN_TRANSFORMS.get(code, _TRANSFORM_OF.get(code))
         transform = pymc_model.rvs_to_transforms.get(rv)
         kind = None if transform is None else type(transform).__name__
         if _TRANSFORMS.get(kind) != wanted:
@@ -742,101 +375,7 @@ def _densities(model: _Model, pymc_model, shapes: list[tuple]) -> list[tuple]:
     return out
 
 
-def _gamma(params: dict, size: int) -> tuple[int, np.ndarray]:
-    """A Gamma prior's code and (4, size) table: alpha, beta, unused, the constant term
-    (PyMC's two parameterizations: alpha and beta, or mu and sigma)."""
-    from scipy.special import gammaln
-
-    from .kernel import _Unsupported
-
-    if set(params) == {"mu", "sigma"}:
-        mu, sigma = (np.asarray(params[k], dtype=float) for k in ("mu", "sigma"))
-        params = {"alpha": mu**2 / sigma**2, "beta": mu / sigma**2}
-    if set(params) != {"alpha", "beta"}:
-        raise _Unsupported(f"Gamma with parameters {sorted(params)}")
-    table = np.zeros((4, size))
-    for row, key in enumerate(("alpha", "beta")):
-        table[row] = np.broadcast_to(np.asarray(params[key], dtype=float), (size,))
-    table[3] = table[0] * np.log(table[1]) - gammaln(table[0])
-    return _GAMMA, table
-
-
-def _uniform(params: dict, size: int) -> tuple[int, np.ndarray]:
-    """A Uniform prior's code and (4, size) table: lower, upper, unused, -log(upper - lower)."""
-    from .kernel import _Unsupported
-
-    if set(params) != {"lower", "upper"}:
-        raise _Unsupported(f"Uniform with parameters {sorted(params)}")
-    table = np.zeros((4, size))
-    for row, key in enumerate(("lower", "upper")):
-        table[row] = np.broadcast_to(np.asarray(params[key], dtype=float), (size,))
-    if not np.all(np.isfinite(table[:2])):
-        raise _Unsupported("a Uniform prior without two finite bounds")
-    table[3] = -np.log(table[1] - table[0])
-    return _UNIFORM, table
-
-
-def _logistic(params: dict, size: int) -> tuple[int, np.ndarray]:
-    """A Logistic prior's code and (4, size) table: mu, s, unused, -log s."""
-    from .kernel import _Unsupported
-
-    if set(params) - {"mu", "s"}:
-        raise _Unsupported(f"Logistic with parameters {sorted(params)}")
-    table = np.zeros((4, size))
-    for row, (key, default) in enumerate((("mu", 0.0), ("s", 1.0))):
-        table[row] = np.broadcast_to(np.asarray(params.get(key, default), dtype=float), (size,))
-    table[3] = -np.log(table[1])
-    return _LOGISTIC, table
-
-
-_OWN_DENSITIES = {"Gamma": _gamma, "Uniform": _uniform, "Logistic": _logistic}
-
-
-def _prior_table(dist: str, params: dict, size: int) -> tuple[int, np.ndarray]:
-    """A prior's code and (4, size) table: bayesmm.inference.kernel's families and the
-    template's own (Gamma, Uniform, Logistic)."""
-    from .kernel import _density, _Unsupported
-
-    try:
-        return _OWN_DENSITIES[dist](params, size) if dist in _OWN_DENSITIES else _density(dist, params, size)
-    except _Unsupported as reason:
-        raise Unsupported(str(reason)) from None
-
-
-def _prior(t: _Tape, value: _Var, code: int, table: np.ndarray, mu=None, logit=None) -> _Var:
-    """The sum of the prior's log-density over ``value``'s elements (bayesmm.inference.kernel's
-    families and tables); ``mu``: a location moved by other parameters (added to p1);
-    ``logit``: the sampled log-odds of a Beta variable."""
-    constant = float(np.sum(table[3]))
-    if code in (0, 1, _LOGISTIC):  # Normal, StudentT, Logistic
-        location = t.constant(table[0])
-        if mu is not None:
-            location = t.add(location, mu)
-        s = t.div(t.sub(value, location), t.constant(table[1]))
-    elif code in (2, 3, 4):  # HalfNormal, HalfStudentT, HalfCauchy
-        s = t.div(value, t.constant(table[1]))
-    if code in (0, 2):
-        total = t.mul(t.sumsq(s), t.constant(-0.5))
-    elif code in (1, 3):
-        nu = table[2]
-        total = t.dot(t.log1p(t.div(t.sqr(s), t.constant(nu))), t.constant(-(nu + 1.0) / 2.0))
-    elif code == 4:
-        total = t.neg(t.sum(t.log1p(t.sqr(s))))
-    elif code == 5:  # Exponential
-        total = t.dot(value, t.constant(-table[1]))
-    elif code == 6:  # Beta: (alpha - 1) log x + (beta - 1) log(1 - x), from the log-odds
-        log_x, log_rest = t.neg(t.softplus(t.neg(logit))), t.neg(t.softplus(logit))
-        total = t.add(t.dot(log_x, t.constant(table[0] - 1.0)), t.dot(log_rest, t.constant(table[1] - 1.0)))
-    elif code == _LOGISTIC:  # -z - 2 log(1 + exp(-z))
-        total = t.neg(t.add(t.sum(s), t.mul(t.sum(t.softplus(t.neg(s))), t.constant(2.0))))
-    elif code == _UNIFORM:  # constant within its bounds (the transform keeps it there)
-        total = t.constant(0.0)
-    else:  # Gamma: (alpha - 1) log x - beta x
-        total = t.add(t.dot(t.log(value), t.constant(table[0] - 1.0)), t.dot(value, t.constant(-table[1])))
-    return t.add(total, t.constant(constant))
-
-
-def _level_basis(t: _Tape, w: _Var, levels: int) -> _Var:
+def _level_basis(t: Tape, w: Var, levels: int) -> Var:
     """H w for bayesmm.model.builder._level_basis's Householder reflection H (2 v v^T subtracted)."""
     v = -np.full(levels, 1.0 / np.sqrt(levels))
     v[0] += 1.0
@@ -844,8 +383,8 @@ def _level_basis(t: _Tape, w: _Var, levels: int) -> _Var:
     return t.sub(w, t.mul(t.constant(2.0 * v), t.dot(t.constant(v), w)))
 
 
-def _write(t: _Tape, model: _Model, variables: list[tuple], x: dict, density: bool):
-    """The model's values on the tape from the point's pieces ``x`` (value name -> _Var): the
+def _write(t: Tape, model: _Model, variables: list[tuple], x: dict, density: bool):
+    """The model's values on the tape from the point's pieces ``x`` (value name -> Var): the
     log-density (None unless ``density``) and the reported variables by name."""
     terms = []
     reported = {}
@@ -891,15 +430,17 @@ def _write(t: _Tape, model: _Model, variables: list[tuple], x: dict, density: bo
     for name, *_ in variables:
         if name in model.variables and model.variables[name][1] is None:
             continue  # a centred term's rows: written with its effects
-        terms.append(_prior(t, constrained[name], *tables[name], mu=mus.get(name), logit=unconstrained[name]))
-    terms.append(_likelihood(t, model, eta, params, logs))
+        terms.append(
+            densities.prior(t, constrained[name], *tables[name], mu=mus.get(name), logit=unconstrained[name])
+        )
+    terms.append(densities.likelihood(t, model, eta, params, logs))
     total = terms[0]
     for term in terms[1:]:
         total = t.add(total, term)
     return total, reported
 
 
-def _linear(t: _Tape, pred: _Predictor, constrained: dict, reported: dict, terms: list | None, mus: dict):
+def _linear(t: Tape, pred: _Predictor, constrained: dict, reported: dict, terms: list | None, mus: dict):
     """One linear predictor (a vector of rows, or one number where it has no row-varying
     part) from the constrained values: fixed and group effects and offsets; the log-densities
     of centred effects are added to ``terms`` (None: the expansion), what shears a sampled
@@ -922,7 +463,7 @@ def _linear(t: _Tape, pred: _Predictor, constrained: dict, reported: dict, terms
                 b = t.sub(t.matvec(R_inverse, constrained[pred.slopes[0]]), shift)
                 reported[pred.b_name] = b
                 if terms is not None:
-                    terms.append(t.sub(_prior(t, b, code, table), t.constant(log_det)))
+                    terms.append(t.sub(densities.prior(t, b, code, table), t.constant(log_det)))
             elif b is None:  # sheared: b = u / scale - shift, u ~ prior(location + shift) scaled
                 mus[pred.slopes[0]] = t.mul(shift, t.constant(pred.slopes[2]))
                 b = _slopes(t, pred, constrained, reported, shift)
@@ -951,7 +492,7 @@ def _linear(t: _Tape, pred: _Predictor, constrained: dict, reported: dict, terms
     return eta
 
 
-def _slopes(t: _Tape, pred: _Predictor, constrained: dict, reported: dict, shift: _Var | None) -> _Var:
+def _slopes(t: Tape, pred: _Predictor, constrained: dict, reported: dict, shift: Var | None) -> Var:
     """b from the sampled slopes (per SD of their predictors), less the shear ``shift``."""
     name, mult, _ = pred.slopes
     b = constrained[name]
@@ -963,7 +504,7 @@ def _slopes(t: _Tape, pred: _Predictor, constrained: dict, reported: dict, shift
     return b
 
 
-def _vine(t: _Tape, term: _Term, sds: list, cpc: _Var):
+def _vine(t: Tape, term: _Term, sds: list, cpc: Var):
     """The covariance factor F (F[j][k], k <= j) of an unstructured term and its reported
     correlations (builder's Unstructured.factor: the Cholesky factor of the correlations
     from the C-vine's partial correlations 2 cpc - 1, the rows scaled by the SDs)."""
@@ -995,7 +536,7 @@ def _vine(t: _Tape, term: _Term, sds: list, cpc: _Var):
     return F, cors
 
 
-def _one_correlation(t: _Tape, term: _Term, sds: list, rho: _Var):
+def _one_correlation(t: Tape, term: _Term, sds: list, rho: Var):
     """The covariance factor F (F[j][k], k <= j) and reported correlations of a cs() or ar1()
     term (spec.covariance's CompoundSymmetry, AR1): cs, the Cholesky factor of (1 - rho) I +
     rho 1 1^T by the usual recursion; ar1, L[i][0] = rho^i and L[i][k] = rho^(i-k)
@@ -1023,7 +564,7 @@ def _one_correlation(t: _Tape, term: _Term, sds: list, rho: _Var):
     return [[t.mul(sds[j], L[j][k]) for k in range(j + 1)] for j in range(p)], cors
 
 
-def _applied(t: _Tape, columns: list, F, sds: list) -> list:
+def _applied(t: Tape, columns: list, F, sds: list) -> list:
     """The columns of u F^T (diagonal F: u sd) for the columns of u."""
     if F is None:
         return [t.mul(u, sd) for u, sd in zip(columns, sds, strict=True)]
@@ -1037,8 +578,8 @@ def _applied(t: _Tape, columns: list, F, sds: list) -> list:
     return out
 
 
-def _group_effects(t: _Tape, pred: _Predictor, constrained: dict, reported: dict, terms: list | None, b):
-    """The group effects' part of the linear predictor and the shear shifts (name -> _Var)
+def _group_effects(t: Tape, pred: _Predictor, constrained: dict, reported: dict, terms: list | None, b):
+    """The group effects' part of the linear predictor and the shear shifts (name -> Var)
     (bayesmm.model.builder._random_part); their log-densities where centred are added to
     ``terms`` (None: the expansion), and r_, sd_ and cor_ reported for each grouping factor.
 
@@ -1094,7 +635,7 @@ def _group_effects(t: _Tape, pred: _Predictor, constrained: dict, reported: dict
             for j in range(p):
                 squares = t.mul(t.sumsq(solved[j]), t.constant(-0.5))
                 terms.append(t.add(squares, t.mul(t.log(diagonal[j]), t.constant(-float(n)))))
-            terms.append(t.constant(-0.5 * n * p * _LOG_2PI))
+            terms.append(t.constant(-0.5 * n * p * densities.LOG_2PI))
         effects[i] = [_level_basis(t, t.join([mean_row[c], rows[c]]), levels) for c in range(p)]
         return effects[i]
 
@@ -1130,9 +671,7 @@ def _group_effects(t: _Tape, pred: _Predictor, constrained: dict, reported: dict
     return eta, shifts
 
 
-def _nested(
-    t: _Tape, pred: _Predictor, b: _Var | None, constrained: dict, reported: dict, terms: list | None
-):
+def _nested(t: Tape, pred: _Predictor, b: Var | None, constrained: dict, reported: dict, terms: list | None):
     """The linear predictor of a nested pair (bayesmm.model.builder._nested_marginal_part),
     with the log-density of each child level's whole linear predictor u added to ``terms``
     (None: the expansion, which reports both terms' effects instead)."""
@@ -1151,7 +690,7 @@ def _nested(
         quadratic = t.div(t.sub(t.sumsq(e), t.mul(var_p, t.sum(t.div(t.sqr(sums), spread)))), var_c)
         log_det = t.add(t.mul(t.log(var_c), t.constant(float(n_inner - n_outer))), t.sum(t.log(spread)))
         terms.append(t.mul(t.add(quadratic, log_det), t.constant(-0.5)))
-        terms.append(t.constant(-0.5 * n_inner * _LOG_2PI))
+        terms.append(t.constant(-0.5 * n_inner * densities.LOG_2PI))
     else:
         scale = t.sqrt(t.div(t.mul(var_c, var_p), spread))
         r_outer = t.add(t.div(t.mul(var_p, sums), spread), t.mul(constrained[nest.xi], scale))
@@ -1163,155 +702,6 @@ def _nested(
         slopes = t.join([t.element(b, j) for j in nest.within])
         eta = t.add(eta, t.matvec(pred.Xc[:, nest.within], slopes))
     return eta
-
-
-def _likelihood(t: _Tape, model: _Model, eta: _Var, params: dict, logs: dict) -> _Var:
-    """The response's log-likelihood, summed over rows; ``params``: the family's parameters,
-    each a number or one per row (zi and hu on the log-odds scale), ``logs`` the logarithms
-    of those a part formula gives through a log link."""
-    from scipy.special import gammaln
-
-    y = model.y
-    n = y.size
-
-    def log_of(name: str) -> _Var:
-        return logs[name] if name in logs else t.log(params[name])
-
-    if model.kind in ("gaussian", "lognormal"):
-        response = y if model.kind == "gaussian" else np.log(y)
-        sigma = params["sigma"]
-        if sigma.shape == (n,) and n > 1:  # sigma per row
-            scaled = t.div(t.sub(t.constant(response), eta), sigma)
-            total = t.mul(t.sumsq(scaled), t.constant(-0.5))
-        else:
-            squares = t.sumsq(t.sub(t.constant(response), eta))
-            total = t.div(squares, t.mul(t.sqr(sigma), t.constant(-2.0)))
-        total = t.sub(total, _row_sum(t, log_of("sigma"), n))
-        constant = -0.5 * n * _LOG_2PI - (0.0 if model.kind == "gaussian" else float(np.sum(response)))
-        return t.add(total, t.constant(constant))
-    if model.kind == "student":  # PyMC's StudentT(nu, eta, sigma)
-        nu, sigma = params["nu"], params["sigma"]
-        half = t.mul(t.add(nu, t.constant(1.0)), t.constant(0.5))
-        spread = t.div(t.sqr(t.div(t.sub(t.constant(y), eta), sigma)), nu)
-        total = t.neg(t.dot(half, t.log1p(spread)))
-        normaliser = t.sub(t.gammaln(half), t.gammaln(t.mul(nu, t.constant(0.5))))
-        normaliser = t.sub(normaliser, t.mul(t.log(t.mul(nu, t.constant(np.pi))), t.constant(0.5)))
-        total = t.add(total, _row_sum(t, normaliser, n))
-        return t.sub(total, _row_sum(t, log_of("sigma"), n))
-    if model.kind == "gamma":  # Gamma(shape, shape / exp(eta))
-        shape = params["shape"]
-        own = t.sub(t.mul(shape, log_of("shape")), t.gammaln(shape))
-        total = t.sub(_row_sum(t, own, n), t.dot(shape, eta))
-        total = t.add(total, t.dot(t.sub(shape, t.constant(1.0)), t.constant(np.log(y))))
-        return t.sub(total, t.dot(shape, t.mul(t.constant(y), t.exp(t.neg(eta)))))
-    if model.kind == "beta":  # Beta(mu phi, (1 - mu) phi), mu = sigmoid(eta)
-        phi = params["phi"]
-        mu = t.sigmoid(eta)
-        a, b = t.mul(mu, phi), t.mul(t.sub(t.constant(1.0), mu), phi)
-        total = t.add(t.dot(t.sub(a, t.constant(1.0)), t.constant(np.log(y))),
-                      t.dot(t.sub(b, t.constant(1.0)), t.constant(np.log1p(-y))))  # fmt: skip
-        total = t.sub(total, t.add(t.sum(t.gammaln(a)), t.sum(t.gammaln(b))))
-        return t.add(total, _row_sum(t, t.gammaln(phi), n))
-    if model.kind in _COUNTS:
-        return _counts(t, model, eta, params)
-    linear = t.dot(t.constant(y), eta)
-    trials = np.ones(n) if model.kind == "bernoulli" else model.trials
-    binomln = 0.0
-    if model.kind == "binomial":
-        binomln = float(np.sum(gammaln(trials + 1.0) - gammaln(y + 1.0) - gammaln(trials - y + 1.0)))
-    if model.link == "logit":  # log p = eta - softplus(eta), log(1 - p) = -softplus(eta)
-        total = t.sub(linear, t.dot(t.constant(trials), t.softplus(eta)))
-    else:
-        if model.link == "probit":  # p = erfc(-eta / sqrt 2) / 2, 1 - p = erfc(eta / sqrt 2) / 2
-            half = t.mul(eta, t.constant(1.0 / np.sqrt(2.0)))
-            log_p = t.log(t.mul(t.erfc(t.neg(half)), t.constant(0.5)))
-            log_q = t.log(t.mul(t.erfc(half), t.constant(0.5)))
-        else:  # cloglog: p = -expm1(-exp(eta)), log(1 - p) = -exp(eta)
-            mu = t.exp(eta)
-            log_p = t.log(t.neg(t.expm1(t.neg(mu))))
-            log_q = t.neg(mu)
-        total = t.add(t.dot(t.constant(y), log_p), t.dot(t.constant(trials - y), log_q))
-    return total if model.kind == "bernoulli" else t.add(total, t.constant(binomln))
-
-
-def _row_sum(t: _Tape, value: _Var, n: int) -> _Var:
-    """The sum over n rows of a per-row value, or n times a value the rows share."""
-    return t.sum(value) if value.shape == (n,) else t.mul(t.sum(value), t.constant(float(n)))
-
-
-def _rows(t: _Tape, value: _Var, index: np.ndarray, n: int) -> _Var:
-    """A per-row value (n rows) at the rows ``index``, or a value the rows share as it is."""
-    return t.gather(value, index) if value.shape == (n,) and n > 1 else value
-
-
-def _counts(t: _Tape, model: _Model, eta: _Var, params: dict) -> _Var:
-    """The Poisson and negative binomial log-likelihoods, plain, zero-inflated (PyMC's mixture
-    of a point mass at 0, weight zi, and the count distribution) or hurdle (log hu at 0; else
-    log(1 - hu) + the count's log-probability less log(1 - its probability of 0))."""
-    y = model.y
-    count, form = model.kind.split("_")[-1], model.kind.split("_")[0]
-    alpha = params.get("alpha")
-    f = _poisson if count == "poisson" else _negative_binomial
-    if form not in ("zi", "hu"):
-        return f(t, y, eta, alpha)
-    zero, positive = np.flatnonzero(y == 0), np.flatnonzero(y > 0)
-    logit = params[form]  # of zi or hu
-    log_q = t.neg(t.softplus(logit))  # log(1 - zi), log(1 - hu)
-    log_w = t.neg(t.softplus(t.neg(logit)))  # log zi, log hu
-    total = None
-    if positive.size:
-        eta_p = t.gather(eta, positive)
-        y_p = y[positive]
-        counts = f(t, y_p, eta_p, alpha)
-        total = t.add(counts, _row_sum(t, _rows(t, log_q, positive, y.size), positive.size))
-        if form == "hu":  # less log(1 - f(0)) = log(-expm1(log f(0)))
-            log_f0 = _log_f0(t, count, eta_p, alpha)
-            total = t.sub(total, t.sum(t.log(t.neg(t.expm1(log_f0)))))
-    if zero.size:
-        if form == "hu":
-            zeros = _row_sum(t, _rows(t, log_w, zero, y.size), zero.size)
-        else:  # log(zi + (1 - zi) f(0))
-            log_f0 = _log_f0(t, count, t.gather(eta, zero), alpha)
-            zeros = t.sum(
-                t.logaddexp(_rows(t, log_w, zero, y.size), t.add(_rows(t, log_q, zero, y.size), log_f0))
-            )
-        total = zeros if total is None else t.add(total, zeros)
-    return total
-
-
-def _poisson(t: _Tape, y: np.ndarray, eta: _Var, alpha=None) -> _Var:
-    """The Poisson log-likelihood with mean exp(eta), summed over rows."""
-    from scipy.special import gammaln
-
-    linear = t.sub(t.dot(t.constant(y), eta), t.sum(t.exp(eta)))
-    return t.add(linear, t.constant(-float(np.sum(gammaln(y + 1.0)))))
-
-
-def _log_f0(t: _Tape, count: str, eta: _Var, alpha) -> _Var:
-    """The count distribution's log-probability of 0 at each row: -mu, or alpha log(alpha /
-    (mu + alpha))."""
-    if count == "poisson":
-        return t.neg(t.exp(eta))
-    return t.mul(alpha, t.sub(t.log(alpha), t.log(t.add(t.exp(eta), alpha))))
-
-
-def _negative_binomial(t: _Tape, y: np.ndarray, eta: _Var, alpha: _Var) -> _Var:
-    """NB2's log-likelihood with mean exp(eta) and shape alpha, summed over rows: PyMC's
-    gammaln(y + alpha) - gammaln(alpha) - gammaln(y + 1) + y log(mu / (mu + alpha))
-    + alpha log(alpha / (mu + alpha)), or its Poisson limit where alpha > 1e10."""
-    from scipy.special import gammaln
-
-    n = float(y.size)
-    mu = t.exp(eta)
-    log_total = t.log(t.add(mu, alpha))  # log(mu + alpha)
-    linear = t.dot(t.constant(y), eta)
-    constant = t.constant(-float(np.sum(gammaln(y + 1.0))))
-    spread = t.dot(t.add(t.constant(y), alpha), log_total)
-    shape = t.sub(t.sum(t.gammaln(t.add(t.constant(y), alpha))), t.mul(t.gammaln(alpha), t.constant(n)))
-    own = t.mul(t.mul(alpha, t.log(alpha)), t.constant(n))
-    negbin = t.add(t.add(t.sub(linear, spread), t.add(shape, own)), constant)
-    poisson = t.add(t.sub(linear, t.sum(mu)), constant)
-    return t.switch(t.greater(alpha, _NB_POISSON_ALPHA), poisson, negbin)
 
 
 # -- the programs -----------------------------------------------------------------------------
@@ -1347,17 +737,17 @@ def _programs(pymc_model, source) -> tuple[engine.Program, engine.Program]:
     remaining = [v for v in pymc_model.unobserved_value_vars if v.name not in value_names]
 
     # The log-density and its gradient.
-    t = _Tape(n_dim)
+    t = Tape(n_dim)
     x = {value: t.x(start, (size,)) for _, value, start, size, *_ in variables}
     logp, _ = _write(t, model, variables, x, density=True)
     gradient = t.backward(logp, list(x.values()), n_dim)
     logp_program = engine.finish(t, [logp.view, gradient])
 
     # The expansion: the point, then every other variable of the trace in PyMC's order.
-    e = _Tape(n_dim)
-    x = {value: _Var(View(start, (size,), (1,)), False) for _, value, start, size, *_ in variables}
+    e = Tape(n_dim)
+    x = {value: Var(View(start, (size,), (1,)), False) for _, value, start, size, *_ in variables}
     _, reported = _write(e, model, variables, x, density=False)
-    pieces = [_Var(View(0, (n_dim,), (1,)), False)] if n_dim else []
+    pieces = [Var(View(0, (n_dim,), (1,)), False)] if n_dim else []
     for variable in remaining:
         if variable.name not in reported:
             raise Unsupported(f"the trace's {variable.name}")

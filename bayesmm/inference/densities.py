@@ -1,0 +1,275 @@
+"""The log-densities bayesmm.inference.template writes on the tape: each prior family's
+(bayesmm.inference.kernel's tables and the template's own) and each family's
+log-likelihood, summed over rows, as PyMC defines them (tests/test_template.py compares).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .tape import Tape, Var
+
+LOG_2PI = float(np.log(2.0 * np.pi))
+
+COUNTS = (
+    "poisson",
+    "negativebinomial",
+    "zi_poisson",
+    "zi_negativebinomial",
+    "hu_poisson",
+    "hu_negativebinomial",
+)
+# PyMC's negative binomial takes the Poisson limit above this alpha (its gammaln difference
+# falls below their ulp).
+_NB_POISSON_ALPHA = 1e10
+# The prior families written here beyond bayesmm.inference.kernel's (whose codes are 0-6):
+# the code they get, and the transform of their variables (0 none, 1 log, 3 an interval's).
+GAMMA, UNIFORM, LOGISTIC = 7, 8, 9
+OWN_TRANSFORMS = {GAMMA: 1, UNIFORM: 3, LOGISTIC: 0}
+
+
+class Unsupported(Exception):
+    """A model bayesmm.inference.template does not write (the message says why)."""
+
+
+def _gamma(params: dict, size: int) -> tuple[int, np.ndarray]:
+    """A Gamma prior's code and (4, size) table: alpha, beta, unused, the constant term
+    (PyMC's two parameterizations: alpha and beta, or mu and sigma)."""
+    from scipy.special import gammaln
+
+    from .kernel import _Unsupported
+
+    if set(params) == {"mu", "sigma"}:
+        mu, sigma = (np.asarray(params[k], dtype=float) for k in ("mu", "sigma"))
+        params = {"alpha": mu**2 / sigma**2, "beta": mu / sigma**2}
+    if set(params) != {"alpha", "beta"}:
+        raise _Unsupported(f"Gamma with parameters {sorted(params)}")
+    table = np.zeros((4, size))
+    for row, key in enumerate(("alpha", "beta")):
+        table[row] = np.broadcast_to(np.asarray(params[key], dtype=float), (size,))
+    table[3] = table[0] * np.log(table[1]) - gammaln(table[0])
+    return GAMMA, table
+
+
+def _uniform(params: dict, size: int) -> tuple[int, np.ndarray]:
+    """A Uniform prior's code and (4, size) table: lower, upper, unused, -log(upper - lower)."""
+    from .kernel import _Unsupported
+
+    if set(params) != {"lower", "upper"}:
+        raise _Unsupported(f"Uniform with parameters {sorted(params)}")
+    table = np.zeros((4, size))
+    for row, key in enumerate(("lower", "upper")):
+        table[row] = np.broadcast_to(np.asarray(params[key], dtype=float), (size,))
+    if not np.all(np.isfinite(table[:2])):
+        raise _Unsupported("a Uniform prior without two finite bounds")
+    table[3] = -np.log(table[1] - table[0])
+    return UNIFORM, table
+
+
+def _logistic(params: dict, size: int) -> tuple[int, np.ndarray]:
+    """A Logistic prior's code and (4, size) table: mu, s, unused, -log s."""
+    from .kernel import _Unsupported
+
+    if set(params) - {"mu", "s"}:
+        raise _Unsupported(f"Logistic with parameters {sorted(params)}")
+    table = np.zeros((4, size))
+    for row, (key, default) in enumerate((("mu", 0.0), ("s", 1.0))):
+        table[row] = np.broadcast_to(np.asarray(params.get(key, default), dtype=float), (size,))
+    table[3] = -np.log(table[1])
+    return LOGISTIC, table
+
+
+_OWN_DENSITIES = {"Gamma": _gamma, "Uniform": _uniform, "Logistic": _logistic}
+
+
+def prior_table(dist: str, params: dict, size: int) -> tuple[int, np.ndarray]:
+    """A prior's code and (4, size) table: bayesmm.inference.kernel's families and the
+    template's own (Gamma, Uniform, Logistic)."""
+    from .kernel import _density, _Unsupported
+
+    try:
+        return _OWN_DENSITIES[dist](params, size) if dist in _OWN_DENSITIES else _density(dist, params, size)
+    except _Unsupported as reason:
+        raise Unsupported(str(reason)) from None
+
+
+def prior(t: Tape, value: Var, code: int, table: np.ndarray, mu=None, logit=None) -> Var:
+    """The sum of the prior's log-density over ``value``'s elements (bayesmm.inference.kernel's
+    families and tables); ``mu``: a location moved by other parameters (added to p1);
+    ``logit``: the sampled log-odds of a Beta variable."""
+    constant = float(np.sum(table[3]))
+    if code in (0, 1, LOGISTIC):  # Normal, StudentT, Logistic
+        location = t.constant(table[0])
+        if mu is not None:
+            location = t.add(location, mu)
+        s = t.div(t.sub(value, location), t.constant(table[1]))
+    elif code in (2, 3, 4):  # HalfNormal, HalfStudentT, HalfCauchy
+        s = t.div(value, t.constant(table[1]))
+    if code in (0, 2):
+        total = t.mul(t.sumsq(s), t.constant(-0.5))
+    elif code in (1, 3):
+        nu = table[2]
+        total = t.dot(t.log1p(t.div(t.sqr(s), t.constant(nu))), t.constant(-(nu + 1.0) / 2.0))
+    elif code == 4:
+        total = t.neg(t.sum(t.log1p(t.sqr(s))))
+    elif code == 5:  # Exponential
+        total = t.dot(value, t.constant(-table[1]))
+    elif code == 6:  # Beta: (alpha - 1) log x + (beta - 1) log(1 - x), from the log-odds
+        log_x, log_rest = t.neg(t.softplus(t.neg(logit))), t.neg(t.softplus(logit))
+        total = t.add(t.dot(log_x, t.constant(table[0] - 1.0)), t.dot(log_rest, t.constant(table[1] - 1.0)))
+    elif code == LOGISTIC:  # -z - 2 log(1 + exp(-z))
+        total = t.neg(t.add(t.sum(s), t.mul(t.sum(t.softplus(t.neg(s))), t.constant(2.0))))
+    elif code == UNIFORM:  # constant within its bounds (the transform keeps it there)
+        total = t.constant(0.0)
+    else:  # Gamma: (alpha - 1) log x - beta x
+        total = t.add(t.dot(t.log(value), t.constant(table[0] - 1.0)), t.dot(value, t.constant(-table[1])))
+    return t.add(total, t.constant(constant))
+
+
+def likelihood(t: Tape, model, eta: Var, params: dict, logs: dict) -> Var:
+    """The response's log-likelihood, summed over rows; ``params``: the family's parameters,
+    each a number or one per row (zi and hu on the log-odds scale), ``logs`` the logarithms
+    of those a part formula gives through a log link."""
+    from scipy.special import gammaln
+
+    y = model.y
+    n = y.size
+
+    def log_of(name: str) -> Var:
+        return logs[name] if name in logs else t.log(params[name])
+
+    if model.kind in ("gaussian", "lognormal"):
+        response = y if model.kind == "gaussian" else np.log(y)
+        sigma = params["sigma"]
+        if sigma.shape == (n,) and n > 1:  # sigma per row
+            scaled = t.div(t.sub(t.constant(response), eta), sigma)
+            total = t.mul(t.sumsq(scaled), t.constant(-0.5))
+        else:
+            squares = t.sumsq(t.sub(t.constant(response), eta))
+            total = t.div(squares, t.mul(t.sqr(sigma), t.constant(-2.0)))
+        total = t.sub(total, _row_sum(t, log_of("sigma"), n))
+        constant = -0.5 * n * LOG_2PI - (0.0 if model.kind == "gaussian" else float(np.sum(response)))
+        return t.add(total, t.constant(constant))
+    if model.kind == "student":  # PyMC's StudentT(nu, eta, sigma)
+        nu, sigma = params["nu"], params["sigma"]
+        half = t.mul(t.add(nu, t.constant(1.0)), t.constant(0.5))
+        spread = t.div(t.sqr(t.div(t.sub(t.constant(y), eta), sigma)), nu)
+        total = t.neg(t.dot(half, t.log1p(spread)))
+        normaliser = t.sub(t.gammaln(half), t.gammaln(t.mul(nu, t.constant(0.5))))
+        normaliser = t.sub(normaliser, t.mul(t.log(t.mul(nu, t.constant(np.pi))), t.constant(0.5)))
+        total = t.add(total, _row_sum(t, normaliser, n))
+        return t.sub(total, _row_sum(t, log_of("sigma"), n))
+    if model.kind == "gamma":  # Gamma(shape, shape / exp(eta))
+        shape = params["shape"]
+        own = t.sub(t.mul(shape, log_of("shape")), t.gammaln(shape))
+        total = t.sub(_row_sum(t, own, n), t.dot(shape, eta))
+        total = t.add(total, t.dot(t.sub(shape, t.constant(1.0)), t.constant(np.log(y))))
+        return t.sub(total, t.dot(shape, t.mul(t.constant(y), t.exp(t.neg(eta)))))
+    if model.kind == "beta":  # Beta(mu phi, (1 - mu) phi), mu = sigmoid(eta)
+        phi = params["phi"]
+        mu = t.sigmoid(eta)
+        a, b = t.mul(mu, phi), t.mul(t.sub(t.constant(1.0), mu), phi)
+        total = t.add(t.dot(t.sub(a, t.constant(1.0)), t.constant(np.log(y))),
+                      t.dot(t.sub(b, t.constant(1.0)), t.constant(np.log1p(-y))))  # fmt: skip
+        total = t.sub(total, t.add(t.sum(t.gammaln(a)), t.sum(t.gammaln(b))))
+        return t.add(total, _row_sum(t, t.gammaln(phi), n))
+    if model.kind in COUNTS:
+        return _counts(t, model, eta, params)
+    linear = t.dot(t.constant(y), eta)
+    trials = np.ones(n) if model.kind == "bernoulli" else model.trials
+    binomln = 0.0
+    if model.kind == "binomial":
+        binomln = float(np.sum(gammaln(trials + 1.0) - gammaln(y + 1.0) - gammaln(trials - y + 1.0)))
+    if model.link == "logit":  # log p = eta - softplus(eta), log(1 - p) = -softplus(eta)
+        total = t.sub(linear, t.dot(t.constant(trials), t.softplus(eta)))
+    else:
+        if model.link == "probit":  # p = erfc(-eta / sqrt 2) / 2, 1 - p = erfc(eta / sqrt 2) / 2
+            half = t.mul(eta, t.constant(1.0 / np.sqrt(2.0)))
+            log_p = t.log(t.mul(t.erfc(t.neg(half)), t.constant(0.5)))
+            log_q = t.log(t.mul(t.erfc(half), t.constant(0.5)))
+        else:  # cloglog: p = -expm1(-exp(eta)), log(1 - p) = -exp(eta)
+            mu = t.exp(eta)
+            log_p = t.log(t.neg(t.expm1(t.neg(mu))))
+            log_q = t.neg(mu)
+        total = t.add(t.dot(t.constant(y), log_p), t.dot(t.constant(trials - y), log_q))
+    return total if model.kind == "bernoulli" else t.add(total, t.constant(binomln))
+
+
+def _row_sum(t: Tape, value: Var, n: int) -> Var:
+    """The sum over n rows of a per-row value, or n times a value the rows share."""
+    return t.sum(value) if value.shape == (n,) else t.mul(t.sum(value), t.constant(float(n)))
+
+
+def _rows(t: Tape, value: Var, index: np.ndarray, n: int) -> Var:
+    """A per-row value (n rows) at the rows ``index``, or a value the rows share as it is."""
+    return t.gather(value, index) if value.shape == (n,) and n > 1 else value
+
+
+def _counts(t: Tape, model, eta: Var, params: dict) -> Var:
+    """The Poisson and negative binomial log-likelihoods, plain, zero-inflated (PyMC's mixture
+    of a point mass at 0, weight zi, and the count distribution) or hurdle (log hu at 0; else
+    log(1 - hu) + the count's log-probability less log(1 - its probability of 0))."""
+    y = model.y
+    count, form = model.kind.split("_")[-1], model.kind.split("_")[0]
+    alpha = params.get("alpha")
+    f = _poisson if count == "poisson" else _negative_binomial
+    if form not in ("zi", "hu"):
+        return f(t, y, eta, alpha)
+    zero, positive = np.flatnonzero(y == 0), np.flatnonzero(y > 0)
+    logit = params[form]  # of zi or hu
+    log_q = t.neg(t.softplus(logit))  # log(1 - zi), log(1 - hu)
+    log_w = t.neg(t.softplus(t.neg(logit)))  # log zi, log hu
+    total = None
+    if positive.size:
+        eta_p = t.gather(eta, positive)
+        y_p = y[positive]
+        counts = f(t, y_p, eta_p, alpha)
+        total = t.add(counts, _row_sum(t, _rows(t, log_q, positive, y.size), positive.size))
+        if form == "hu":  # less log(1 - f(0)) = log(-expm1(log f(0)))
+            log_f0 = _log_f0(t, count, eta_p, alpha)
+            total = t.sub(total, t.sum(t.log(t.neg(t.expm1(log_f0)))))
+    if zero.size:
+        if form == "hu":
+            zeros = _row_sum(t, _rows(t, log_w, zero, y.size), zero.size)
+        else:  # log(zi + (1 - zi) f(0))
+            log_f0 = _log_f0(t, count, t.gather(eta, zero), alpha)
+            zeros = t.sum(
+                t.logaddexp(_rows(t, log_w, zero, y.size), t.add(_rows(t, log_q, zero, y.size), log_f0))
+            )
+        total = zeros if total is None else t.add(total, zeros)
+    return total
+
+
+def _poisson(t: Tape, y: np.ndarray, eta: Var, alpha=None) -> Var:
+    """The Poisson log-likelihood with mean exp(eta), summed over rows."""
+    from scipy.special import gammaln
+
+    linear = t.sub(t.dot(t.constant(y), eta), t.sum(t.exp(eta)))
+    return t.add(linear, t.constant(-float(np.sum(gammaln(y + 1.0)))))
+
+
+def _log_f0(t: Tape, count: str, eta: Var, alpha) -> Var:
+    """The count distribution's log-probability of 0 at each row: -mu, or alpha log(alpha /
+    (mu + alpha))."""
+    if count == "poisson":
+        return t.neg(t.exp(eta))
+    return t.mul(alpha, t.sub(t.log(alpha), t.log(t.add(t.exp(eta), alpha))))
+
+
+def _negative_binomial(t: Tape, y: np.ndarray, eta: Var, alpha: Var) -> Var:
+    """NB2's log-likelihood with mean exp(eta) and shape alpha, summed over rows: PyMC's
+    gammaln(y + alpha) - gammaln(alpha) - gammaln(y + 1) + y log(mu / (mu + alpha))
+    + alpha log(alpha / (mu + alpha)), or its Poisson limit where alpha > 1e10."""
+    from scipy.special import gammaln
+
+    n = float(y.size)
+    mu = t.exp(eta)
+    log_total = t.log(t.add(mu, alpha))  # log(mu + alpha)
+    linear = t.dot(t.constant(y), eta)
+    constant = t.constant(-float(np.sum(gammaln(y + 1.0))))
+    spread = t.dot(t.add(t.constant(y), alpha), log_total)
+    shape = t.sub(t.sum(t.gammaln(t.add(t.constant(y), alpha))), t.mul(t.gammaln(alpha), t.constant(n)))
+    own = t.mul(t.mul(alpha, t.log(alpha)), t.constant(n))
+    negbin = t.add(t.add(t.sub(linear, spread), t.add(shape, own)), constant)
+    poisson = t.add(t.sub(linear, t.sum(mu)), constant)
+    return t.switch(t.greater(alpha, _NB_POISSON_ALPHA), poisson, negbin)
