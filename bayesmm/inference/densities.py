@@ -99,12 +99,15 @@ def prior(t: Tape, value: Var, code: int, table: np.ndarray, mu=None, logit=None
     ``logit``: the sampled log-odds of a Beta variable."""
     constant = float(np.sum(table[3]))
     if code in (0, 1, LOGISTIC):  # Normal, StudentT, Logistic
-        location = t.constant(table[0])
+        s = value
         if mu is not None:
-            location = t.add(location, mu)
-        s = t.div(t.sub(value, location), t.constant(table[1]))
+            s = t.sub(s, t.add(t.constant(table[0]), mu))
+        elif np.any(table[0] != 0.0):
+            s = t.sub(s, t.constant(table[0]))
+        if np.any(table[1] != 1.0):
+            s = t.div(s, t.constant(table[1]))
     elif code in (2, 3, 4):  # HalfNormal, HalfStudentT, HalfCauchy
-        s = t.div(value, t.constant(table[1]))
+        s = t.div(value, t.constant(table[1])) if np.any(table[1] != 1.0) else value
     if code in (0, 2):
         total = t.mul(t.sumsq(s), t.constant(-0.5))
     elif code in (1, 3):

@@ -21,6 +21,11 @@ from .engine import View
 
 __all__ = ["Tape", "Var", "plain"]
 
+# A constant matrix of at most this many columns times a vector is taken column by column (a
+# product, then a + b c per column) and its gradient as one sum of products per column, all
+# row by row (else one matrix product each).
+FEW_COLUMNS = 8
+
 
 class Var:
     """A value of the program: its view, whether the log-density's gradient flows into it, how
@@ -258,13 +263,33 @@ class Tape(engine._Translator):
         stored = self._store(np.asarray(matrix, dtype=float))
 
         def backward(g, o):
+            rows, columns = stored.shape
+            if columns <= FEW_COLUMNS and rows >= columns:
+                # One sum of products per column, over the rows: each joins the rows' block
+                # (bayesmm.inference.blocks) instead of reading g back from memory after it.
+                adjoint = self._adjoint(b)
+                for j in range(columns):
+                    column = View(stored.address + j * stored.strides[1], (rows,), (stored.strides[0],))
+                    target = View(adjoint.address + j * adjoint.strides[0], (rows,), (0,))
+                    self.elementwise("addmul", target, [target, g, column])
+                return
             transposed = View(stored.address, stored.shape[::-1], stored.strides[::-1])
             t = self._new(b.shape)
             self._matmul(t, transposed, g, self.scalar(1.0))
             self._acc(b, t)
 
         out = self._out((matrix.shape[0],), [b], backward)
-        self._matmul(out.view, stored, b.view, self.scalar(1.0))
+        rows, columns = stored.shape
+        if columns <= FEW_COLUMNS and rows >= columns:  # a + x_j b_j, column by column
+            for j in range(columns):
+                column = View(stored.address + j * stored.strides[1], (rows,), (stored.strides[0],))
+                coefficient = View(b.view.address + j * b.view.strides[0], (rows,), (0,))
+                if j == 0:
+                    self.elementwise("mul", out.view, [column, coefficient])
+                else:
+                    self.elementwise("addmul", out.view, [out.view, column, coefficient])
+        else:
+            self._matmul(out.view, stored, b.view, self.scalar(1.0))
         return out
 
     def join(self, parts: list[Var]) -> Var:
