@@ -336,7 +336,7 @@ class _Model:
             ):
                 raise Unsupported(f"the {family.name} family's {name}= formula")
             self.parts[parameter] = (_Predictor(part, (), by_name, self.variables), inverse)
-        # Constant family parameters: gaussian's sigma, the negative binomial's alpha, zi, hu.
+        # Constant family parameters (gaussian's sigma, the negative binomial's alpha, ...).
         self.constants = {}
         for parameter in family.constant_params(source.parts):
             prior = by_name[parameter].prior
