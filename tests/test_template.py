@@ -32,6 +32,8 @@ def _data(seed=5):
         "gx": rng.normal(size=9)[g], "hg": [f"{a}.{b}" for a, b in zip(h, g, strict=True)],
         "w": rng.normal(0.3, 0.7, n), "pos": np.exp(eta + rng.normal(0, 0.3, n)),
         "prop": 1 / (1 + np.exp(-eta - rng.normal(0, 0.5, n))),
+        "wt": rng.uniform(0.2, 3.0, n), "s": rng.uniform(0.1, 0.6, n),
+        "cen": (rng.random(n) < 0.2).astype(int),
     })  # fmt: skip
 
 
@@ -54,13 +56,12 @@ CASES = [
     ("count ~ x", "poisson", {}),
     ("count ~ x + gx + (1 | g)", "poisson", _NONCENTRED),  # a predictor constant within levels
     # Centred terms drawn around the fixed effects of predictors constant within their levels
-    # (epil's subjects' baseline counts, VerbAgg's subjects' anger), and around the effects of
-    # the terms they are nested in (Pastes' casks in batches), alone and together.
+    # (epil's subjects' baseline counts, VerbAgg's subjects' anger).
     ("count ~ x + gx + (1 | g)", "poisson", _CENTRED),
     ("yes ~ x + gx + c + (1 | g) + (1 | h)", "bernoulli", _CENTRED),
     # A nested pair with the parent's effects integrated out of the child's prior (grouseticks'
-    # broods in locations), with and without predictors constant within the child's levels;
-    # and a term nested in two crossed ones, centred around both.
+    # broods in locations, Pastes' casks in batches), with and without predictors constant
+    # within the child's levels; and a term nested in two crossed ones, centred around both.
     ("count ~ x + (1 | h) + (1 | hg)", "poisson", _CENTRED),
     ("y ~ x + gx + (1 | g) + (1 | hg)", "gaussian", _CENTRED),
     ("count ~ x + gx + (1 | g) + (1 | hg)", "poisson", _CENTRED),
@@ -119,6 +120,13 @@ CASES = [
     ("y ~ x + u + (1 | g)", "gaussian", {"decomp": "QR", **_NONCENTRED}),
     ("count ~ x + w + c + (x | g)", "poisson", {"decomp": "QR", **_CENTRED}),
     ("yes ~ x + gx + (1 | g)", "bernoulli", {"decomp": "QR", "priors": {"b": _NORMAL}, **_CENTRED}),
+    # Likelihood weights (each row's log-likelihood times its weight) and known SEs.
+    ("y | weights(wt) ~ x + (1 | g)", "gaussian", _NONCENTRED),
+    ("count | weights(wt) ~ x + (1 | g)", "zero_inflated_negbinomial", {"zi": "~ x"}),
+    ("cbind(k, trials - k) | weights(wt) ~ x + (1 | g)", "binomial", {"link": "probit"}),
+    ("pos | weights(wt) ~ x + (1 | g)", "gamma", {"dispersion": "~ x"}),
+    ("y | se(s) ~ x + (1 | g)", "gaussian", _CENTRED),
+    ("y | se(s, sigma = TRUE) ~ x + (1 | g) + (1 | h)", "student", {}),
     # The probit and cloglog links.
     ("yes ~ x + (1 | g)", "bernoulli", {"link": "probit"}),
     ("yes ~ x + c + (1 | g) + (1 | h)", "bernoulli", {"link": "cloglog", **_NONCENTRED}),
@@ -192,6 +200,7 @@ def _assert_pymcs(pymc_model, logp, expand, rtol=1e-10, spread=0.8):
     [
         ("y ~ x + rr(x + w | g, 1)", "gaussian", _NONCENTRED, "rr covariance"),
         ("pos ~ x + (1 | g)", "gaussian", {"link": "log"}, "gaussian family with its log link"),
+        ("y | cens(cen) ~ x + (1 | g)", "gaussian", {}, "censoring"),
         ("count ~ x + (1 | g)", "nbinom1", {}, "nbinom1"),
         ("count ~ x + (1 | g)", "negativebinomial", {"dispersion": "~ x"}, "dispersion= formula"),
         ("k ~ x + (1 | g)", "zero_inflated_binomial", {"trials": "trials"}, "zero_inflated_binomial"),

@@ -129,14 +129,51 @@ def prior(t: Tape, value: Var, code: int, table: np.ndarray, mu=None, logit=None
     return t.add(total, t.constant(constant))
 
 
+class _Rows:
+    """Sums over a model's rows (or some of them), each row's term weighted by its likelihood
+    weight (brms's weights(); None: 1)."""
+
+    def __init__(self, t: Tape, n: int, weights: np.ndarray | None):
+        self.t, self.n, self.weights = t, n, weights
+        self.count = float(n if weights is None else np.sum(weights))
+
+    def subset(self, index: np.ndarray) -> _Rows:
+        return _Rows(self.t, index.size, None if self.weights is None else self.weights[index])
+
+    def sum(self, value: Var) -> Var:
+        """The sum of a per-row value, or the rows' count times a value they share."""
+        t = self.t
+        if value.shape != (self.n,) or self.n == 1:
+            return t.mul(t.sum(value), t.constant(self.count))
+        return t.sum(value) if self.weights is None else t.dot(t.constant(self.weights), value)
+
+    def dot(self, a, value: Var) -> Var:
+        """sum a_i value_i for a constant per-row a (an array) or a value ``a`` (a Var)."""
+        t = self.t
+        if not isinstance(a, Var):
+            return t.dot(t.constant(a if self.weights is None else a * self.weights), value)
+        if self.weights is None:
+            return t.dot(a, value)
+        return t.dot(a, t.mul(t.constant(self.weights), value))
+
+    def sumsq(self, value: Var) -> Var:
+        t = self.t
+        return t.sumsq(value) if self.weights is None else t.dot(t.constant(self.weights), t.sqr(value))
+
+    def constant(self, values: np.ndarray) -> float:
+        return float(np.sum(values if self.weights is None else values * self.weights))
+
+
 def likelihood(t: Tape, model, eta: Var, params: dict, logs: dict) -> Var:
-    """The response's log-likelihood, summed over rows; ``params``: the family's parameters,
-    each a number or one per row (zi and hu on the log-odds scale), ``logs`` the logarithms
-    of those a part formula gives through a log link."""
+    """The response's log-likelihood, summed over rows (each weighted by its likelihood
+    weight); ``params``: the family's parameters, each a number or one per row (zi and hu on
+    the log-odds scale), ``logs`` the logarithms of those a part formula gives through a log
+    link."""
     from scipy.special import gammaln
 
     y = model.y
     n = y.size
+    rows = _Rows(t, n, model.weights)
 
     def log_of(name: str) -> Var:
         return logs[name] if name in logs else t.log(params[name])
@@ -146,45 +183,47 @@ def likelihood(t: Tape, model, eta: Var, params: dict, logs: dict) -> Var:
         sigma = params["sigma"]
         if sigma.shape == (n,) and n > 1:  # sigma per row
             scaled = t.div(t.sub(t.constant(response), eta), sigma)
-            total = t.mul(t.sumsq(scaled), t.constant(-0.5))
+            total = t.mul(rows.sumsq(scaled), t.constant(-0.5))
         else:
-            squares = t.sumsq(t.sub(t.constant(response), eta))
+            squares = rows.sumsq(t.sub(t.constant(response), eta))
             total = t.div(squares, t.mul(t.sqr(sigma), t.constant(-2.0)))
-        total = t.sub(total, _row_sum(t, log_of("sigma"), n))
-        constant = -0.5 * n * LOG_2PI - (0.0 if model.kind == "gaussian" else float(np.sum(response)))
+        total = t.sub(total, rows.sum(log_of("sigma")))
+        constant = -0.5 * rows.count * LOG_2PI - (
+            0.0 if model.kind == "gaussian" else rows.constant(response)
+        )
         return t.add(total, t.constant(constant))
     if model.kind == "student":  # PyMC's StudentT(nu, eta, sigma)
         nu, sigma = params["nu"], params["sigma"]
         half = t.mul(t.add(nu, t.constant(1.0)), t.constant(0.5))
         spread = t.div(t.sqr(t.div(t.sub(t.constant(y), eta), sigma)), nu)
-        total = t.neg(t.dot(half, t.log1p(spread)))
+        total = t.neg(rows.dot(half, t.log1p(spread)))
         normaliser = t.sub(t.gammaln(half), t.gammaln(t.mul(nu, t.constant(0.5))))
         normaliser = t.sub(normaliser, t.mul(t.log(t.mul(nu, t.constant(np.pi))), t.constant(0.5)))
-        total = t.add(total, _row_sum(t, normaliser, n))
-        return t.sub(total, _row_sum(t, log_of("sigma"), n))
+        total = t.add(total, rows.sum(normaliser))
+        return t.sub(total, rows.sum(log_of("sigma")))
     if model.kind == "gamma":  # Gamma(shape, shape / exp(eta))
         shape = params["shape"]
         own = t.sub(t.mul(shape, log_of("shape")), t.gammaln(shape))
-        total = t.sub(_row_sum(t, own, n), t.dot(shape, eta))
-        total = t.add(total, t.dot(t.sub(shape, t.constant(1.0)), t.constant(np.log(y))))
-        return t.sub(total, t.dot(shape, t.mul(t.constant(y), t.exp(t.neg(eta)))))
+        total = t.sub(rows.sum(own), rows.dot(shape, eta))
+        total = t.add(total, rows.dot(t.sub(shape, t.constant(1.0)), t.constant(np.log(y))))
+        return t.sub(total, rows.dot(shape, t.mul(t.constant(y), t.exp(t.neg(eta)))))
     if model.kind == "beta":  # Beta(mu phi, (1 - mu) phi), mu = sigmoid(eta)
         phi = params["phi"]
         mu = t.sigmoid(eta)
         a, b = t.mul(mu, phi), t.mul(t.sub(t.constant(1.0), mu), phi)
-        total = t.add(t.dot(t.sub(a, t.constant(1.0)), t.constant(np.log(y))),
-                      t.dot(t.sub(b, t.constant(1.0)), t.constant(np.log1p(-y))))  # fmt: skip
-        total = t.sub(total, t.add(t.sum(t.gammaln(a)), t.sum(t.gammaln(b))))
-        return t.add(total, _row_sum(t, t.gammaln(phi), n))
+        total = t.add(rows.dot(t.sub(a, t.constant(1.0)), t.constant(np.log(y))),
+                      rows.dot(t.sub(b, t.constant(1.0)), t.constant(np.log1p(-y))))  # fmt: skip
+        total = t.sub(total, t.add(rows.sum(t.gammaln(a)), rows.sum(t.gammaln(b))))
+        return t.add(total, rows.sum(t.gammaln(phi)))
     if model.kind in COUNTS:
-        return _counts(t, model, eta, params)
-    linear = t.dot(t.constant(y), eta)
+        return _counts(t, model, rows, eta, params)
+    linear = rows.dot(y, eta)
     trials = np.ones(n) if model.kind == "bernoulli" else model.trials
     binomln = 0.0
     if model.kind == "binomial":
-        binomln = float(np.sum(gammaln(trials + 1.0) - gammaln(y + 1.0) - gammaln(trials - y + 1.0)))
+        binomln = rows.constant(gammaln(trials + 1.0) - gammaln(y + 1.0) - gammaln(trials - y + 1.0))
     if model.link == "logit":  # log p = eta - softplus(eta), log(1 - p) = -softplus(eta)
-        total = t.sub(linear, t.dot(t.constant(trials), t.softplus(eta)))
+        total = t.sub(linear, rows.dot(trials, t.softplus(eta)))
     else:
         if model.link == "probit":  # p = erfc(-eta / sqrt 2) / 2, 1 - p = erfc(eta / sqrt 2) / 2
             half = t.mul(eta, t.constant(1.0 / np.sqrt(2.0)))
@@ -194,13 +233,8 @@ def likelihood(t: Tape, model, eta: Var, params: dict, logs: dict) -> Var:
             mu = t.exp(eta)
             log_p = t.log(t.neg(t.expm1(t.neg(mu))))
             log_q = t.neg(mu)
-        total = t.add(t.dot(t.constant(y), log_p), t.dot(t.constant(trials - y), log_q))
+        total = t.add(rows.dot(y, log_p), rows.dot(trials - y, log_q))
     return total if model.kind == "bernoulli" else t.add(total, t.constant(binomln))
-
-
-def _row_sum(t: Tape, value: Var, n: int) -> Var:
-    """The sum over n rows of a per-row value, or n times a value the rows share."""
-    return t.sum(value) if value.shape == (n,) else t.mul(t.sum(value), t.constant(float(n)))
 
 
 def _rows(t: Tape, value: Var, index: np.ndarray, n: int) -> Var:
@@ -208,7 +242,7 @@ def _rows(t: Tape, value: Var, index: np.ndarray, n: int) -> Var:
     return t.gather(value, index) if value.shape == (n,) and n > 1 else value
 
 
-def _counts(t: Tape, model, eta: Var, params: dict) -> Var:
+def _counts(t: Tape, model, rows: _Rows, eta: Var, params: dict) -> Var:
     """The Poisson and negative binomial log-likelihoods, plain, zero-inflated (PyMC's mixture
     of a point mass at 0, weight zi, and the count distribution) or hurdle (log hu at 0; else
     log(1 - hu) + the count's log-probability less log(1 - its probability of 0))."""
@@ -217,7 +251,7 @@ def _counts(t: Tape, model, eta: Var, params: dict) -> Var:
     alpha = params.get("alpha")
     f = _poisson if count == "poisson" else _negative_binomial
     if form not in ("zi", "hu"):
-        return f(t, y, eta, alpha)
+        return f(t, rows, y, eta, alpha)
     zero, positive = np.flatnonzero(y == 0), np.flatnonzero(y > 0)
     logit = params[form]  # of zi or hu
     log_q = t.neg(t.softplus(logit))  # log(1 - zi), log(1 - hu)
@@ -225,30 +259,30 @@ def _counts(t: Tape, model, eta: Var, params: dict) -> Var:
     total = None
     if positive.size:
         eta_p = t.gather(eta, positive)
-        y_p = y[positive]
-        counts = f(t, y_p, eta_p, alpha)
-        total = t.add(counts, _row_sum(t, _rows(t, log_q, positive, y.size), positive.size))
+        some = rows.subset(positive)
+        total = t.add(f(t, some, y[positive], eta_p, alpha), some.sum(_rows(t, log_q, positive, y.size)))
         if form == "hu":  # less log(1 - f(0)) = log(-expm1(log f(0)))
             log_f0 = _log_f0(t, count, eta_p, alpha)
-            total = t.sub(total, t.sum(t.log(t.neg(t.expm1(log_f0)))))
+            total = t.sub(total, some.sum(t.log(t.neg(t.expm1(log_f0)))))
     if zero.size:
+        some = rows.subset(zero)
         if form == "hu":
-            zeros = _row_sum(t, _rows(t, log_w, zero, y.size), zero.size)
+            zeros = some.sum(_rows(t, log_w, zero, y.size))
         else:  # log(zi + (1 - zi) f(0))
             log_f0 = _log_f0(t, count, t.gather(eta, zero), alpha)
-            zeros = t.sum(
+            zeros = some.sum(
                 t.logaddexp(_rows(t, log_w, zero, y.size), t.add(_rows(t, log_q, zero, y.size), log_f0))
             )
         total = zeros if total is None else t.add(total, zeros)
     return total
 
 
-def _poisson(t: Tape, y: np.ndarray, eta: Var, alpha=None) -> Var:
+def _poisson(t: Tape, rows: _Rows, y: np.ndarray, eta: Var, alpha=None) -> Var:
     """The Poisson log-likelihood with mean exp(eta), summed over rows."""
     from scipy.special import gammaln
 
-    linear = t.sub(t.dot(t.constant(y), eta), t.sum(t.exp(eta)))
-    return t.add(linear, t.constant(-float(np.sum(gammaln(y + 1.0)))))
+    linear = t.sub(rows.dot(y, eta), rows.sum(t.exp(eta)))
+    return t.add(linear, t.constant(-rows.constant(gammaln(y + 1.0))))
 
 
 def _log_f0(t: Tape, count: str, eta: Var, alpha) -> Var:
@@ -259,20 +293,19 @@ def _log_f0(t: Tape, count: str, eta: Var, alpha) -> Var:
     return t.mul(alpha, t.sub(t.log(alpha), t.log(t.add(t.exp(eta), alpha))))
 
 
-def _negative_binomial(t: Tape, y: np.ndarray, eta: Var, alpha: Var) -> Var:
+def _negative_binomial(t: Tape, rows: _Rows, y: np.ndarray, eta: Var, alpha: Var) -> Var:
     """NB2's log-likelihood with mean exp(eta) and shape alpha, summed over rows: PyMC's
     gammaln(y + alpha) - gammaln(alpha) - gammaln(y + 1) + y log(mu / (mu + alpha))
     + alpha log(alpha / (mu + alpha)), or its Poisson limit where alpha > 1e10."""
     from scipy.special import gammaln
 
-    n = float(y.size)
     mu = t.exp(eta)
     log_total = t.log(t.add(mu, alpha))  # log(mu + alpha)
-    linear = t.dot(t.constant(y), eta)
-    constant = t.constant(-float(np.sum(gammaln(y + 1.0))))
-    spread = t.dot(t.add(t.constant(y), alpha), log_total)
-    shape = t.sub(t.sum(t.gammaln(t.add(t.constant(y), alpha))), t.mul(t.gammaln(alpha), t.constant(n)))
-    own = t.mul(t.mul(alpha, t.log(alpha)), t.constant(n))
+    linear = rows.dot(y, eta)
+    constant = t.constant(-rows.constant(gammaln(y + 1.0)))
+    spread = rows.dot(t.add(t.constant(y), alpha), log_total)
+    shape = t.sub(rows.sum(t.gammaln(t.add(t.constant(y), alpha))), rows.sum(t.gammaln(alpha)))
+    own = rows.sum(t.mul(alpha, t.log(alpha)))
     negbin = t.add(t.add(t.sub(linear, spread), t.add(shape, own)), constant)
-    poisson = t.add(t.sub(linear, t.sum(mu)), constant)
+    poisson = t.add(t.sub(linear, rows.sum(mu)), constant)
     return t.switch(t.greater(alpha, _NB_POISSON_ALPHA), poisson, negbin)

@@ -38,9 +38,11 @@ What it covers (the rest takes the graph):
 * priors: Normal, StudentT, HalfNormal, HalfStudentT, HalfCauchy, Exponential, Beta,
   Gamma, Uniform (an interval), Logistic.
 
+Likelihood weights (weights()) and known SEs (se(), with or without sigma) too.
+
 Not covered: the integrated-out Gaussian forms (bayesmm.inference.kernel has the one-factor
-model), addition terms (weights, censoring, se, trunc), mo(), s(), gp(), rr() and gr(cov=)
-terms, the other families (beta-binomial, NB1, ordinal, categorical, ...) and links, a
+model), censoring and truncation (cens(), trunc()), mo(), s(), gp(), rr() and gr(cov=) terms,
+the other families (beta-binomial, NB1, ordinal, categorical, ...) and links, a
 negative binomial's dispersion by formula, and priors of other families.
 """
 
@@ -315,8 +317,8 @@ class _Model:
         self.design = design
         if source.collapsed:
             raise Unsupported("integrated out")
-        if any(d.additions.any for d in (design, *source.parts.values())):
-            raise Unsupported("addition terms")
+        if any(d.additions.bounded for d in (design, *source.parts.values())):
+            raise Unsupported("censoring or truncation")
         link = family.link.name
         kind = _FAMILIES.get((family.name, link))
         if kind is None:
@@ -342,7 +344,16 @@ class _Model:
             prior = by_name[parameter].prior
             self.variables[parameter] = (prior.dist, dict(prior.params), 1)
             self.constants[parameter] = parameter
-        missing = set(_PART_PARAMETERS.get(kind, {})) - set(self.parts) - set(self.constants)
+        # se(): each row's known SE is its sigma (with sigma = TRUE, added in quadrature).
+        additions = design.additions
+        self.se = (
+            None if additions.se is None else (np.asarray(additions.se, dtype=float), bool(additions.sigma))
+        )
+        if self.se is not None and (kind not in ("gaussian", "student") or "sigma" in self.parts):
+            raise Unsupported(f"se() in the {family.name} family, or with a dispersion= formula")
+        self.weights = None if additions.weights is None else np.asarray(additions.weights, dtype=float)
+        known = {"sigma"} if self.se is not None and not self.se[1] else set()
+        missing = set(_PART_PARAMETERS.get(kind, {})) - set(self.parts) - set(self.constants) - known
         if missing:
             raise Unsupported(f"the {family.name} family's parameters {sorted(missing)}")
         self.y = np.asarray(design.y, dtype=float)
@@ -425,6 +436,13 @@ def _write(t: Tape, model: _Model, variables: list[tuple], x: dict, density: boo
         params[parameter] = linear
         if inverse == "log":
             logs[parameter], params[parameter] = linear, t.exp(linear)
+    if model.se is not None:  # sigma per row: the known SE, or sqrt(sigma^2 + se^2)
+        se, with_sigma = model.se
+        sigma = t.constant(se)
+        if with_sigma:
+            sigma = t.sqrt(t.add(t.sqr(params["sigma"]), t.constant(se**2)))
+        params["sigma"] = sigma
+        logs.pop("sigma", None)
     if not density:
         return None, reported
     for name, *_ in variables:
