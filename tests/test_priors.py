@@ -161,3 +161,15 @@ def test_mixed_families_for_coefficients_build_one_vector(sleep):
     (square,) = [e.prior for e in decomposed.prior_entries if e.parameter == "I(Days**2)"]
     assert square.dist == "Normal"
     assert stats.kstest(b[:, 1], stats.norm(square.params["mu"], square.params["sigma"]).cdf).pvalue > 0.01
+
+
+def test_a_priors_parameters_enter_pymc_in_float64():
+    """PyTensor makes a Python float that float32 holds exactly (2.5, 3.0) a float32 constant;
+    a StudentT's 1 / sigma^2 was then computed in float32, its log-density 5e-9 off."""
+    with pm.Model():
+        variable = Prior("StudentT", nu=3, mu=0.0665893890151239, sigma=2.5).create("v")
+        half = Prior("HalfNormal", sigma=2.5).as_dist()
+    assert all(i.dtype == "float64" for i in variable.owner.inputs[2:])
+    ours = float(pm.logp(variable, 1.3).eval())
+    assert ours == pytest.approx(stats.t.logpdf(1.3, 3, 0.0665893890151239, 2.5), rel=1e-14)
+    assert float(pm.logp(half, 0.7).eval()) == pytest.approx(stats.halfnorm.logpdf(0.7, 0, 2.5), rel=1e-14)
