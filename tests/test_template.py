@@ -120,6 +120,11 @@ CASES = [
     ("y ~ x + u + (1 | g)", "gaussian", {"decomp": "QR", **_NONCENTRED}),
     ("count ~ x + w + c + (x | g)", "poisson", {"decomp": "QR", **_CENTRED}),
     ("yes ~ x + gx + (1 | g)", "bernoulli", {"decomp": "QR", "priors": {"b": _NORMAL}, **_CENTRED}),
+    # NB1 (a negative binomial of shape mu / phi, row by row) and the beta-binomial.
+    ("count ~ x + (1 | g)", "nbinom1", {}),
+    ("count ~ x + c + (1 | g)", "nbinom1", {"dispersion": "~ x", **_CENTRED}),
+    ("cbind(k, trials - k) ~ x + (1 | g)", "beta_binomial", {}),
+    ("cbind(k, trials - k) ~ x + (1 | g)", "beta_binomial", {"link": "probit", "dispersion": "~ w"}),
     # Likelihood weights (each row's log-likelihood times its weight) and known SEs.
     ("y | weights(wt) ~ x + (1 | g)", "gaussian", _NONCENTRED),
     ("count | weights(wt) ~ x + (1 | g)", "zero_inflated_negbinomial", {"zi": "~ x"}),
@@ -201,7 +206,7 @@ def _assert_pymcs(pymc_model, logp, expand, rtol=1e-10, spread=0.8):
         ("y ~ x + rr(x + w | g, 1)", "gaussian", _NONCENTRED, "rr covariance"),
         ("pos ~ x + (1 | g)", "gaussian", {"link": "log"}, "gaussian family with its log link"),
         ("y | cens(cen) ~ x + (1 | g)", "gaussian", {}, "censoring"),
-        ("count ~ x + (1 | g)", "nbinom1", {}, "nbinom1"),
+        ("pos ~ x + (1 | g)", "gamma", {"link": "identity"}, "gamma family with its identity link"),
         ("count ~ x + (1 | g)", "negativebinomial", {"dispersion": "~ x"}, "dispersion= formula"),
         ("k ~ x + (1 | g)", "zero_inflated_binomial", {"trials": "trials"}, "zero_inflated_binomial"),
         ("count ~ x + (1 | g)", "poisson", {"priors": {"sd": _WEIBULL}}, "Weibull"),

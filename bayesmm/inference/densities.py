@@ -14,6 +14,7 @@ LOG_2PI = float(np.log(2.0 * np.pi))
 COUNTS = (
     "poisson",
     "negativebinomial",
+    "nbinom1",
     "zi_poisson",
     "zi_negativebinomial",
     "hu_poisson",
@@ -217,6 +218,8 @@ def likelihood(t: Tape, model, eta: Var, params: dict, logs: dict) -> Var:
         return t.add(total, rows.sum(t.gammaln(phi)))
     if model.kind in COUNTS:
         return _counts(t, model, rows, eta, params)
+    if model.kind == "beta_binomial":
+        return _beta_binomial(t, model, rows, eta, params["phi"])
     linear = rows.dot(y, eta)
     trials = np.ones(n) if model.kind == "bernoulli" else model.trials
     binomln = 0.0
@@ -237,6 +240,30 @@ def likelihood(t: Tape, model, eta: Var, params: dict, logs: dict) -> Var:
     return total if model.kind == "bernoulli" else t.add(total, t.constant(binomln))
 
 
+def _probability(t: Tape, link: str, eta: Var) -> Var:
+    """The inverse link of a probability: sigmoid, the normal CDF or 1 - exp(-exp(eta))."""
+    if link == "logit":
+        return t.sigmoid(eta)
+    if link == "probit":
+        return t.mul(t.erfc(t.mul(eta, t.constant(-1.0 / np.sqrt(2.0)))), t.constant(0.5))
+    return t.neg(t.expm1(t.neg(t.exp(eta))))
+
+
+def _beta_binomial(t: Tape, model, rows: _Rows, eta: Var, phi: Var) -> Var:
+    """PyMC's BetaBinomial(n, mu phi, (1 - mu) phi): binomln(n, y) + betaln(y + a, n - y + b)
+    - betaln(a, b), summed over rows."""
+    from scipy.special import gammaln
+
+    y, n = model.y, model.trials
+    mu = _probability(t, model.link, eta)
+    a, b = t.mul(mu, phi), t.mul(t.sub(t.constant(1.0), mu), phi)
+    up = t.add(rows.sum(t.gammaln(t.add(t.constant(y), a))), rows.sum(t.gammaln(t.add(t.constant(n - y), b))))
+    up = t.sub(up, rows.sum(t.gammaln(t.add(t.constant(n), t.add(a, b)))))
+    down = t.sub(t.add(rows.sum(t.gammaln(a)), rows.sum(t.gammaln(b))), rows.sum(t.gammaln(t.add(a, b))))
+    binomln = rows.constant(gammaln(n + 1.0) - gammaln(y + 1.0) - gammaln(n - y + 1.0))
+    return t.add(t.sub(up, down), t.constant(binomln))
+
+
 def _rows(t: Tape, value: Var, index: np.ndarray, n: int) -> Var:
     """A per-row value (n rows) at the rows ``index``, or a value the rows share as it is."""
     return t.gather(value, index) if value.shape == (n,) and n > 1 else value
@@ -249,6 +276,8 @@ def _counts(t: Tape, model, rows: _Rows, eta: Var, params: dict) -> Var:
     y = model.y
     count, form = model.kind.split("_")[-1], model.kind.split("_")[0]
     alpha = params.get("alpha")
+    if count == "nbinom1":  # a negative binomial of shape mu / phi
+        alpha = t.div(t.exp(eta), params["phi"])
     f = _poisson if count == "poisson" else _negative_binomial
     if form not in ("zi", "hu"):
         return f(t, rows, y, eta, alpha)
@@ -301,8 +330,15 @@ def _negative_binomial(t: Tape, rows: _Rows, y: np.ndarray, eta: Var, alpha: Var
 
     mu = t.exp(eta)
     log_total = t.log(t.add(mu, alpha))  # log(mu + alpha)
-    linear = rows.dot(y, eta)
     constant = t.constant(-rows.constant(gammaln(y + 1.0)))
+    if alpha.shape == (y.size,) and y.size > 1:  # a shape per row: the limit row by row
+        ys = t.constant(y)
+        linear = t.mul(ys, eta)
+        negbin = t.sub(t.gammaln(t.add(ys, alpha)), t.gammaln(alpha))
+        negbin = t.add(negbin, t.sub(t.mul(alpha, t.log(alpha)), t.mul(t.add(ys, alpha), log_total)))
+        each = t.switch(t.greater(alpha, _NB_POISSON_ALPHA), t.sub(linear, mu), t.add(negbin, linear))
+        return t.add(rows.sum(each), constant)
+    linear = rows.dot(y, eta)
     spread = rows.dot(t.add(t.constant(y), alpha), log_total)
     shape = t.sub(rows.sum(t.gammaln(t.add(t.constant(y), alpha))), rows.sum(t.gammaln(alpha)))
     own = rows.sum(t.mul(alpha, t.log(alpha)))

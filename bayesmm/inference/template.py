@@ -24,9 +24,10 @@ cover takes the translated graph (bayesmm.inference.engine) as before.
 What it covers (the rest takes the graph):
 
 * families: gaussian (identity), student, lognormal, gamma (log), beta (logit), poisson and
-  the negative binomial (NB2) (log), their zero-inflated and hurdle forms, bernoulli and
-  binomial (logit, probit, cloglog); constant family parameters, or part formulas (zi=,
-  hu=, dispersion=, the Student-t's nu) with the mean's terms;
+  the negative binomial (NB2 and NB1) (log), the zero-inflated and hurdle Poisson and NB2,
+  bernoulli, binomial and beta-binomial (logit, probit, cloglog); constant family
+  parameters, or part formulas (zi=, hu=, dispersion=, the Student-t's nu) with the mean's
+  terms;
 * terms: an intercept and slopes, per SD of their predictors or through the QR
   decomposition of their columns; any number of grouping factors, crossed or nested, each
   with any number of terms of any columns, uncorrelated (diag), correlated (LKJ's vine),
@@ -42,7 +43,7 @@ Likelihood weights (weights()) and known SEs (se(), with or without sigma) too.
 
 Not covered: the integrated-out Gaussian forms (bayesmm.inference.kernel has the one-factor
 model), censoring and truncation (cens(), trunc()), mo(), s(), gp(), rr() and gr(cov=) terms,
-the other families (beta-binomial, NB1, ordinal, categorical, ...) and links, a
+the other families (ordinal, categorical, ...) and links, a
 negative binomial's dispersion by formula, and priors of other families.
 """
 
@@ -72,12 +73,15 @@ _FAMILIES = {("gaussian", "identity"): "gaussian", ("poisson", "log"): "poisson"
              ("hurdle_poisson", "log"): "hu_poisson",
              ("hurdle_negbinomial", "log"): "hu_negativebinomial",
              ("student", "identity"): "student", ("lognormal", "identity"): "lognormal",
-             ("gamma", "log"): "gamma", ("beta", "logit"): "beta"}  # fmt: skip
+             ("gamma", "log"): "gamma", ("beta", "logit"): "beta", ("nbinom1", "log"): "nbinom1",
+             ("beta_binomial", "logit"): "beta_binomial", ("beta_binomial", "probit"): "beta_binomial",
+             ("beta_binomial", "cloglog"): "beta_binomial"}  # fmt: skip
 # The family parameters of each likelihood: parameter -> the link of its part formula (None: a
 # constant only).
 _PART_PARAMETERS = {"gaussian": {"sigma": "log"}, "negativebinomial": {"alpha": None},
                     "student": {"sigma": "log", "nu": "log"}, "lognormal": {"sigma": "log"},
-                    "gamma": {"shape": "log"}, "beta": {"phi": "log"},
+                    "gamma": {"shape": "log"}, "beta": {"phi": "log"}, "nbinom1": {"phi": "log"},
+                    "beta_binomial": {"phi": "log"},
                     "zi_poisson": {"zi": "logit"}, "zi_negativebinomial": {"zi": "logit", "alpha": None},
                     "hu_poisson": {"hu": "logit"},
                     "hu_negativebinomial": {"hu": "logit", "alpha": None}}  # fmt: skip
@@ -357,7 +361,7 @@ class _Model:
         if missing:
             raise Unsupported(f"the {family.name} family's parameters {sorted(missing)}")
         self.y = np.asarray(design.y, dtype=float)
-        self.trials = None if kind != "binomial" else np.asarray(design.trials, dtype=float)
+        self.trials = None if design.trials is None else np.asarray(design.trials, dtype=float)
 
 
 def _densities(model: _Model, pymc_model, shapes: list[tuple]) -> list[tuple]:
