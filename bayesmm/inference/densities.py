@@ -5,6 +5,8 @@ log-likelihood, summed over rows, as PyMC defines them (tests/test_template.py c
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .tape import Tape, Var
@@ -179,6 +181,8 @@ def likelihood(t: Tape, model, eta: Var, params: dict, logs: dict) -> Var:
     def log_of(name: str) -> Var:
         return logs[name] if name in logs else t.log(params[name])
 
+    if model.kind in ("gaussian", "lognormal", "student") and model.link != "identity":
+        eta = _mean(t, model.link, eta)[0]
     if model.kind in ("gaussian", "lognormal"):
         response = y if model.kind == "gaussian" else np.log(y)
         sigma = params["sigma"]
@@ -202,15 +206,20 @@ def likelihood(t: Tape, model, eta: Var, params: dict, logs: dict) -> Var:
         normaliser = t.sub(normaliser, t.mul(t.log(t.mul(nu, t.constant(np.pi))), t.constant(0.5)))
         total = t.add(total, rows.sum(normaliser))
         return t.sub(total, rows.sum(log_of("sigma")))
-    if model.kind == "gamma":  # Gamma(shape, shape / exp(eta))
+    if model.kind == "gamma":  # Gamma(shape, shape / mu)
         shape = params["shape"]
+        if model.link == "log":
+            log_mu, ratio = eta, t.mul(t.constant(y), t.exp(t.neg(eta)))
+        else:
+            mu, log_mu = _mean(t, model.link, eta)
+            ratio = t.div(t.constant(y), mu)
         own = t.sub(t.mul(shape, log_of("shape")), t.gammaln(shape))
-        total = t.sub(rows.sum(own), rows.dot(shape, eta))
+        total = t.sub(rows.sum(own), rows.dot(shape, log_mu))
         total = t.add(total, rows.dot(t.sub(shape, t.constant(1.0)), t.constant(np.log(y))))
-        return t.sub(total, rows.dot(shape, t.mul(t.constant(y), t.exp(t.neg(eta)))))
-    if model.kind == "beta":  # Beta(mu phi, (1 - mu) phi), mu = sigmoid(eta)
+        return t.sub(total, rows.dot(shape, ratio))
+    if model.kind == "beta":  # Beta(mu phi, (1 - mu) phi)
         phi = params["phi"]
-        mu = t.sigmoid(eta)
+        mu = _probability(t, model.link, eta)
         a, b = t.mul(mu, phi), t.mul(t.sub(t.constant(1.0), mu), phi)
         total = t.add(rows.dot(t.sub(a, t.constant(1.0)), t.constant(np.log(y))),
                       rows.dot(t.sub(b, t.constant(1.0)), t.constant(np.log1p(-y))))  # fmt: skip
@@ -238,6 +247,21 @@ def likelihood(t: Tape, model, eta: Var, params: dict, logs: dict) -> Var:
             log_q = t.neg(mu)
         total = t.add(rows.dot(y, log_p), rows.dot(trials - y, log_q))
     return total if model.kind == "bernoulli" else t.add(total, t.constant(binomln))
+
+
+def _mean(t: Tape, link: str, eta: Var) -> tuple[Var, Var]:
+    """The mean from the linear predictor by the link, and its logarithm."""
+    if link == "log":
+        return t.exp(eta), eta
+    if link in ("logit", "probit", "cloglog"):
+        mu = _probability(t, link, eta)
+    else:
+        mu = {
+            "identity": lambda: eta,
+            "sqrt": lambda: t.sqr(eta),
+            "inverse": lambda: t.div(t.constant(1.0), eta),
+        }[link]()
+    return mu, t.log(mu)
 
 
 def _probability(t: Tape, link: str, eta: Var) -> Var:
@@ -277,8 +301,11 @@ def _counts(t: Tape, model, rows: _Rows, eta: Var, params: dict) -> Var:
     count, form = model.kind.split("_")[-1], model.kind.split("_")[0]
     alpha = params.get("alpha")
     if count == "nbinom1":  # a negative binomial of shape mu / phi
-        alpha = t.div(t.exp(eta), params["phi"])
-    f = _poisson if count == "poisson" else _negative_binomial
+        alpha = t.div(_mean(t, model.link, eta)[0], params["phi"])
+    if count == "poisson":
+        f = functools.partial(_poisson, link=model.link)
+    else:
+        f = functools.partial(_negative_binomial, link=model.link)
     if form not in ("zi", "hu"):
         return f(t, rows, y, eta, alpha)
     zero, positive = np.flatnonzero(y == 0), np.flatnonzero(y > 0)
@@ -291,14 +318,14 @@ def _counts(t: Tape, model, rows: _Rows, eta: Var, params: dict) -> Var:
         some = rows.subset(positive)
         total = t.add(f(t, some, y[positive], eta_p, alpha), some.sum(_rows(t, log_q, positive, y.size)))
         if form == "hu":  # less log(1 - f(0)) = log(-expm1(log f(0)))
-            log_f0 = _log_f0(t, count, eta_p, alpha)
+            log_f0 = _log_f0(t, count, _mean(t, model.link, eta_p)[0], alpha)
             total = t.sub(total, some.sum(t.log(t.neg(t.expm1(log_f0)))))
     if zero.size:
         some = rows.subset(zero)
         if form == "hu":
             zeros = some.sum(_rows(t, log_w, zero, y.size))
         else:  # log(zi + (1 - zi) f(0))
-            log_f0 = _log_f0(t, count, t.gather(eta, zero), alpha)
+            log_f0 = _log_f0(t, count, _mean(t, model.link, t.gather(eta, zero))[0], alpha)
             zeros = some.sum(
                 t.logaddexp(_rows(t, log_w, zero, y.size), t.add(_rows(t, log_q, zero, y.size), log_f0))
             )
@@ -306,29 +333,30 @@ def _counts(t: Tape, model, rows: _Rows, eta: Var, params: dict) -> Var:
     return total
 
 
-def _poisson(t: Tape, rows: _Rows, y: np.ndarray, eta: Var, alpha=None) -> Var:
-    """The Poisson log-likelihood with mean exp(eta), summed over rows."""
+def _poisson(t: Tape, rows: _Rows, y: np.ndarray, eta: Var, alpha=None, link: str = "log") -> Var:
+    """The Poisson log-likelihood with mean mu (by the link from eta), summed over rows."""
     from scipy.special import gammaln
 
-    linear = t.sub(rows.dot(y, eta), rows.sum(t.exp(eta)))
+    mu, log_mu = _mean(t, link, eta)
+    linear = t.sub(rows.dot(y, log_mu), rows.sum(mu))
     return t.add(linear, t.constant(-rows.constant(gammaln(y + 1.0))))
 
 
-def _log_f0(t: Tape, count: str, eta: Var, alpha) -> Var:
+def _log_f0(t: Tape, count: str, mu: Var, alpha) -> Var:
     """The count distribution's log-probability of 0 at each row: -mu, or alpha log(alpha /
     (mu + alpha))."""
     if count == "poisson":
-        return t.neg(t.exp(eta))
-    return t.mul(alpha, t.sub(t.log(alpha), t.log(t.add(t.exp(eta), alpha))))
+        return t.neg(mu)
+    return t.mul(alpha, t.sub(t.log(alpha), t.log(t.add(mu, alpha))))
 
 
-def _negative_binomial(t: Tape, rows: _Rows, y: np.ndarray, eta: Var, alpha: Var) -> Var:
-    """NB2's log-likelihood with mean exp(eta) and shape alpha, summed over rows: PyMC's
-    gammaln(y + alpha) - gammaln(alpha) - gammaln(y + 1) + y log(mu / (mu + alpha))
-    + alpha log(alpha / (mu + alpha)), or its Poisson limit where alpha > 1e10."""
+def _negative_binomial(t: Tape, rows: _Rows, y: np.ndarray, eta: Var, alpha: Var, link: str = "log") -> Var:
+    """NB2's log-likelihood with mean mu (by the link from eta) and shape alpha, summed over
+    rows: PyMC's gammaln(y + alpha) - gammaln(alpha) - gammaln(y + 1) + y log(mu / (mu +
+    alpha)) + alpha log(alpha / (mu + alpha)), or its Poisson limit where alpha > 1e10."""
     from scipy.special import gammaln
 
-    mu = t.exp(eta)
+    mu, eta = _mean(t, link, eta)  # eta: log mu from here
     log_total = t.log(t.add(mu, alpha))  # log(mu + alpha)
     constant = t.constant(-rows.constant(gammaln(y + 1.0)))
     if alpha.shape == (y.size,) and y.size > 1:  # a shape per row: the limit row by row

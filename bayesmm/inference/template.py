@@ -23,9 +23,9 @@ cover takes the translated graph (bayesmm.inference.engine) as before.
 
 What it covers (the rest takes the graph):
 
-* families: gaussian (identity), student, lognormal, gamma (log), beta (logit), poisson and
-  the negative binomial (NB2 and NB1) (log), the zero-inflated and hurdle Poisson and NB2,
-  bernoulli, binomial and beta-binomial (logit, probit, cloglog); constant family
+* families, with each of their links: gaussian, student, lognormal, gamma, beta, poisson and
+  the negative binomial (NB2 and NB1), the zero-inflated and hurdle Poisson and NB2,
+  bernoulli, binomial and beta-binomial; constant family
   parameters, or part formulas (zi=, hu=, dispersion=, the Student-t's nu) with the mean's
   terms;
 * terms: an intercept and slopes, per SD of their predictors or through the QR
@@ -43,7 +43,7 @@ Likelihood weights (weights()) and known SEs (se(), with or without sigma) too.
 
 Not covered: the integrated-out Gaussian forms (bayesmm.inference.kernel has the one-factor
 model), censoring and truncation (cens(), trunc()), mo(), s(), gp(), rr() and gr(cov=) terms,
-the other families (ordinal, categorical, ...) and links, a
+the other families (ordinal, categorical, exponential, weibull, ...), a
 negative binomial's dispersion by formula, and priors of other families.
 """
 
@@ -75,7 +75,17 @@ _FAMILIES = {("gaussian", "identity"): "gaussian", ("poisson", "log"): "poisson"
              ("student", "identity"): "student", ("lognormal", "identity"): "lognormal",
              ("gamma", "log"): "gamma", ("beta", "logit"): "beta", ("nbinom1", "log"): "nbinom1",
              ("beta_binomial", "logit"): "beta_binomial", ("beta_binomial", "probit"): "beta_binomial",
-             ("beta_binomial", "cloglog"): "beta_binomial"}  # fmt: skip
+             ("beta_binomial", "cloglog"): "beta_binomial",
+             # Other links of the same families (the log-likelihood takes the mean by the link).
+             ("gaussian", "log"): "gaussian", ("student", "log"): "student",
+             ("gamma", "identity"): "gamma", ("gamma", "inverse"): "gamma",
+             ("beta", "probit"): "beta", ("beta", "cloglog"): "beta",
+             **{(family, link): kind for family, kind in (
+                 ("poisson", "poisson"), ("negativebinomial", "negativebinomial"), ("nbinom1", "nbinom1"),
+                 ("zero_inflated_poisson", "zi_poisson"),
+                 ("zero_inflated_negbinomial", "zi_negativebinomial"),
+                 ("hurdle_poisson", "hu_poisson"), ("hurdle_negbinomial", "hu_negativebinomial"))
+                for link in ("identity", "sqrt")}}  # fmt: skip
 # The family parameters of each likelihood: parameter -> the link of its part formula (None: a
 # constant only).
 _PART_PARAMETERS = {"gaussian": {"sigma": "log"}, "negativebinomial": {"alpha": None},
