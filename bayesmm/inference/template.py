@@ -461,7 +461,7 @@ def _write(t: Tape, model: _Model, variables: list[tuple], x: dict, density: boo
         return None, reported
     for name, *_ in variables:
         if name in model.variables and model.variables[name][1] is None:
-            continue  # a centred term's rows: written with its effects
+            continue  # centred rows, a nested child's u, QR's theta: written with the predictor
         terms.append(
             densities.prior(t, constrained[name], *tables[name], mu=mus.get(name), logit=unconstrained[name])
         )
