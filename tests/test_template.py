@@ -131,6 +131,8 @@ CASES = [
     ("pos ~ x + (1 | g)", "student", {"link": "log"}),
     ("pos ~ x + (1 | g) + offset(u)", "gamma", {"link": "identity"}),
     ("pos ~ x + (1 | g) + offset(u)", "gamma", {"link": "inverse", "dispersion": "~ x"}),
+    ("pos ~ x + (1 | g)", "exponential", {}),
+    ("pos | weights(wt) ~ x + (1 | g) + offset(u)", "exponential", {"link": "inverse"}),
     ("prop ~ x + (1 | g)", "beta", {"link": "probit"}),
     ("prop ~ x + (1 | g)", "beta", {"link": "cloglog"}),
     ("count ~ x + (1 | g) + offset(u)", "poisson", {"link": "identity"}),

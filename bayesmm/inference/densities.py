@@ -217,6 +217,13 @@ def likelihood(t: Tape, model, eta: Var, params: dict, logs: dict) -> Var:
         total = t.sub(rows.sum(own), rows.dot(shape, log_mu))
         total = t.add(total, rows.dot(t.sub(shape, t.constant(1.0)), t.constant(np.log(y))))
         return t.sub(total, rows.dot(shape, ratio))
+    if model.kind == "exponential":  # Exponential(1 / mu): -log mu - y / mu
+        if model.link == "log":
+            log_mu, ratio = eta, t.mul(t.constant(y), t.exp(t.neg(eta)))
+        else:
+            mu, log_mu = _mean(t, model.link, eta)
+            ratio = t.div(t.constant(y), mu)
+        return t.neg(t.add(rows.sum(log_mu), rows.sum(ratio)))
     if model.kind == "beta":  # Beta(mu phi, (1 - mu) phi)
         phi = params["phi"]
         mu = _probability(t, model.link, eta)

@@ -23,11 +23,10 @@ cover takes the translated graph (bayesmm.inference.engine) as before.
 
 What it covers (the rest takes the graph):
 
-* families, with each of their links: gaussian, student, lognormal, gamma, beta, poisson and
-  the negative binomial (NB2 and NB1), the zero-inflated and hurdle Poisson and NB2,
-  bernoulli, binomial and beta-binomial; constant family
-  parameters, or part formulas (zi=, hu=, dispersion=, the Student-t's nu) with the mean's
-  terms;
+* families, with each of their links: gaussian, student, lognormal, gamma, exponential,
+  beta, poisson and the negative binomial (NB2 and NB1), the zero-inflated and hurdle
+  Poisson and NB2, bernoulli, binomial and beta-binomial; constant family parameters, or
+  part formulas (zi=, hu=, dispersion=, the Student-t's nu) with the mean's terms;
 * terms: an intercept and slopes, per SD of their predictors or through the QR
   decomposition of their columns; any number of grouping factors, crossed or nested, each
   with any number of terms of any columns, uncorrelated (diag), correlated (LKJ's vine),
@@ -43,7 +42,7 @@ Likelihood weights (weights()) and known SEs (se(), with or without sigma) too.
 
 Not covered: the integrated-out Gaussian forms (bayesmm.inference.kernel has the one-factor
 model), censoring and truncation (cens(), trunc()), mo(), s(), gp(), rr() and gr(cov=) terms,
-the other families (ordinal, categorical, exponential, weibull, ...), a
+the other families (ordinal, categorical, weibull, ...), a
 negative binomial's dispersion by formula, and priors of other families.
 """
 
@@ -80,6 +79,8 @@ _FAMILIES = {("gaussian", "identity"): "gaussian", ("poisson", "log"): "poisson"
              ("gaussian", "log"): "gaussian", ("student", "log"): "student",
              ("gamma", "identity"): "gamma", ("gamma", "inverse"): "gamma",
              ("beta", "probit"): "beta", ("beta", "cloglog"): "beta",
+             ("exponential", "log"): "exponential", ("exponential", "identity"): "exponential",
+             ("exponential", "inverse"): "exponential",
              **{(family, link): kind for family, kind in (
                  ("poisson", "poisson"), ("negativebinomial", "negativebinomial"), ("nbinom1", "nbinom1"),
                  ("zero_inflated_poisson", "zi_poisson"),
