@@ -5,8 +5,6 @@ log-likelihood, summed over rows, as PyMC defines them (tests/test_template.py c
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from .tape import Tape, Var
@@ -208,21 +206,13 @@ def likelihood(t: Tape, model, eta: Var, params: dict, logs: dict) -> Var:
         return t.sub(total, rows.sum(log_of("sigma")))
     if model.kind == "gamma":  # Gamma(shape, shape / mu)
         shape = params["shape"]
-        if model.link == "log":
-            log_mu, ratio = eta, t.mul(t.constant(y), t.exp(t.neg(eta)))
-        else:
-            mu, log_mu = _mean(t, model.link, eta)
-            ratio = t.div(t.constant(y), mu)
+        log_mu, ratio = _log_mean_and_ratio(t, model.link, eta, y)
         own = t.sub(t.mul(shape, log_of("shape")), t.gammaln(shape))
         total = t.sub(rows.sum(own), rows.dot(shape, log_mu))
         total = t.add(total, rows.dot(t.sub(shape, t.constant(1.0)), t.constant(np.log(y))))
         return t.sub(total, rows.dot(shape, ratio))
     if model.kind == "exponential":  # Exponential(1 / mu): -log mu - y / mu
-        if model.link == "log":
-            log_mu, ratio = eta, t.mul(t.constant(y), t.exp(t.neg(eta)))
-        else:
-            mu, log_mu = _mean(t, model.link, eta)
-            ratio = t.div(t.constant(y), mu)
+        log_mu, ratio = _log_mean_and_ratio(t, model.link, eta, y)
         return t.neg(t.add(rows.sum(log_mu), rows.sum(ratio)))
     if model.kind == "beta":  # Beta(mu phi, (1 - mu) phi)
         phi = params["phi"]
@@ -248,10 +238,12 @@ def likelihood(t: Tape, model, eta: Var, params: dict, logs: dict) -> Var:
             half = t.mul(eta, t.constant(1.0 / np.sqrt(2.0)))
             log_p = t.log(t.mul(t.erfc(t.neg(half)), t.constant(0.5)))
             log_q = t.log(t.mul(t.erfc(half), t.constant(0.5)))
-        else:  # cloglog: p = -expm1(-exp(eta)), log(1 - p) = -exp(eta)
+        elif model.link == "cloglog":  # p = -expm1(-exp(eta)), log(1 - p) = -exp(eta)
             mu = t.exp(eta)
             log_p = t.log(t.neg(t.expm1(t.neg(mu))))
             log_q = t.neg(mu)
+        else:
+            raise Unsupported(f"a probability through the {model.link} link")
         total = t.add(rows.dot(y, log_p), rows.dot(trials - y, log_q))
     return total if model.kind == "bernoulli" else t.add(total, t.constant(binomln))
 
@@ -262,13 +254,23 @@ def _mean(t: Tape, link: str, eta: Var) -> tuple[Var, Var]:
         return t.exp(eta), eta
     if link in ("logit", "probit", "cloglog"):
         mu = _probability(t, link, eta)
+    elif link == "identity":
+        mu = eta
+    elif link == "sqrt":
+        mu = t.sqr(eta)
+    elif link == "inverse":
+        mu = t.div(t.constant(1.0), eta)
     else:
-        mu = {
-            "identity": lambda: eta,
-            "sqrt": lambda: t.sqr(eta),
-            "inverse": lambda: t.div(t.constant(1.0), eta),
-        }[link]()
+        raise Unsupported(f"a mean through the {link} link")
     return mu, t.log(mu)
+
+
+def _log_mean_and_ratio(t: Tape, link: str, eta: Var, y: np.ndarray) -> tuple[Var, Var]:
+    """log mu and y / mu (on the log link, eta and y exp(-eta))."""
+    if link == "log":
+        return eta, t.mul(t.constant(y), t.exp(t.neg(eta)))
+    mu, log_mu = _mean(t, link, eta)
+    return log_mu, t.div(t.constant(y), mu)
 
 
 def _probability(t: Tape, link: str, eta: Var) -> Var:
@@ -277,7 +279,9 @@ def _probability(t: Tape, link: str, eta: Var) -> Var:
         return t.sigmoid(eta)
     if link == "probit":
         return t.mul(t.erfc(t.mul(eta, t.constant(-1.0 / np.sqrt(2.0)))), t.constant(0.5))
-    return t.neg(t.expm1(t.neg(t.exp(eta))))
+    if link == "cloglog":
+        return t.neg(t.expm1(t.neg(t.exp(eta))))
+    raise Unsupported(f"a probability through the {link} link")
 
 
 def _beta_binomial(t: Tape, model, rows: _Rows, eta: Var, phi: Var) -> Var:
@@ -306,27 +310,24 @@ def _counts(t: Tape, model, rows: _Rows, eta: Var, params: dict) -> Var:
     log(1 - hu) + the count's log-probability less log(1 - its probability of 0))."""
     y = model.y
     count, form = model.kind.split("_")[-1], model.kind.split("_")[0]
+    f = _poisson if count == "poisson" else _negative_binomial
     alpha = params.get("alpha")
-    if count == "nbinom1":  # a negative binomial of shape mu / phi
-        alpha = t.div(_mean(t, model.link, eta)[0], params["phi"])
-    if count == "poisson":
-        f = functools.partial(_poisson, link=model.link)
-    else:
-        f = functools.partial(_negative_binomial, link=model.link)
     if form not in ("zi", "hu"):
-        return f(t, rows, y, eta, alpha)
+        mu, log_mu = _mean(t, model.link, eta)
+        if count == "nbinom1":  # a negative binomial of shape mu / phi
+            alpha = t.div(mu, params["phi"])
+        return f(t, rows, y, mu, log_mu, alpha)
     zero, positive = np.flatnonzero(y == 0), np.flatnonzero(y > 0)
     logit = params[form]  # of zi or hu
     log_q = t.neg(t.softplus(logit))  # log(1 - zi), log(1 - hu)
     log_w = t.neg(t.softplus(t.neg(logit)))  # log zi, log hu
     total = None
     if positive.size:
-        eta_p = t.gather(eta, positive)
+        mu, log_mu = _mean(t, model.link, t.gather(eta, positive))
         some = rows.subset(positive)
-        total = t.add(f(t, some, y[positive], eta_p, alpha), some.sum(_rows(t, log_q, positive, y.size)))
+        total = t.add(f(t, some, y[positive], mu, log_mu, alpha), some.sum(_rows(t, log_q, positive, y.size)))
         if form == "hu":  # less log(1 - f(0)) = log(-expm1(log f(0)))
-            log_f0 = _log_f0(t, count, _mean(t, model.link, eta_p)[0], alpha)
-            total = t.sub(total, some.sum(t.log(t.neg(t.expm1(log_f0)))))
+            total = t.sub(total, some.sum(t.log(t.neg(t.expm1(_log_f0(t, count, mu, alpha))))))
     if zero.size:
         some = rows.subset(zero)
         if form == "hu":
@@ -340,11 +341,10 @@ def _counts(t: Tape, model, rows: _Rows, eta: Var, params: dict) -> Var:
     return total
 
 
-def _poisson(t: Tape, rows: _Rows, y: np.ndarray, eta: Var, alpha=None, link: str = "log") -> Var:
-    """The Poisson log-likelihood with mean mu (by the link from eta), summed over rows."""
+def _poisson(t: Tape, rows: _Rows, y: np.ndarray, mu: Var, log_mu: Var, alpha=None) -> Var:
+    """The Poisson log-likelihood with mean mu, summed over rows."""
     from scipy.special import gammaln
 
-    mu, log_mu = _mean(t, link, eta)
     linear = t.sub(rows.dot(y, log_mu), rows.sum(mu))
     return t.add(linear, t.constant(-rows.constant(gammaln(y + 1.0))))
 
@@ -357,23 +357,22 @@ def _log_f0(t: Tape, count: str, mu: Var, alpha) -> Var:
     return t.mul(alpha, t.sub(t.log(alpha), t.log(t.add(mu, alpha))))
 
 
-def _negative_binomial(t: Tape, rows: _Rows, y: np.ndarray, eta: Var, alpha: Var, link: str = "log") -> Var:
-    """NB2's log-likelihood with mean mu (by the link from eta) and shape alpha, summed over
-    rows: PyMC's gammaln(y + alpha) - gammaln(alpha) - gammaln(y + 1) + y log(mu / (mu +
-    alpha)) + alpha log(alpha / (mu + alpha)), or its Poisson limit where alpha > 1e10."""
+def _negative_binomial(t: Tape, rows: _Rows, y: np.ndarray, mu: Var, log_mu: Var, alpha: Var) -> Var:
+    """NB2's log-likelihood with mean mu and shape alpha, summed over rows: PyMC's
+    gammaln(y + alpha) - gammaln(alpha) - gammaln(y + 1) + y log(mu / (mu + alpha))
+    + alpha log(alpha / (mu + alpha)), or its Poisson limit where alpha > 1e10."""
     from scipy.special import gammaln
 
-    mu, eta = _mean(t, link, eta)  # eta: log mu from here
     log_total = t.log(t.add(mu, alpha))  # log(mu + alpha)
     constant = t.constant(-rows.constant(gammaln(y + 1.0)))
     if alpha.shape == (y.size,) and y.size > 1:  # a shape per row: the limit row by row
         ys = t.constant(y)
-        linear = t.mul(ys, eta)
+        linear = t.mul(ys, log_mu)
         negbin = t.sub(t.gammaln(t.add(ys, alpha)), t.gammaln(alpha))
         negbin = t.add(negbin, t.sub(t.mul(alpha, t.log(alpha)), t.mul(t.add(ys, alpha), log_total)))
         each = t.switch(t.greater(alpha, _NB_POISSON_ALPHA), t.sub(linear, mu), t.add(negbin, linear))
         return t.add(rows.sum(each), constant)
-    linear = rows.dot(y, eta)
+    linear = rows.dot(y, log_mu)
     spread = rows.dot(t.add(t.constant(y), alpha), log_total)
     shape = t.sub(rows.sum(t.gammaln(t.add(t.constant(y), alpha))), rows.sum(t.gammaln(alpha)))
     own = rows.sum(t.mul(alpha, t.log(alpha)))

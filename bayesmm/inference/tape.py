@@ -228,17 +228,22 @@ class Tape(engine._Translator):
         a.uses -= 1
         return out
 
+    def _gather(self, out: View, source: View, codes: np.ndarray) -> None:
+        """out[i] = source[codes[i]]."""
+        offsets = np.asarray(codes, dtype=np.int64) * source.strides[0]
+        self.emit(engine.OP["OP_GATHER"], codes.size, out.address, source.address, self.index(offsets))
+
+    def _scatter_add(self, target: View, codes: np.ndarray, source: View) -> None:
+        """target[codes[i]] += source[i] (source in order, unit stride)."""
+        offsets = np.asarray(codes, dtype=np.int64) * target.strides[0]
+        self.emit(
+            engine.OP["OP_SCATTER"], 0, codes.size, target.address, self.index(offsets), source.address, -1
+        )
+
     def gather(self, a, codes: np.ndarray) -> Var:
         """a[codes] for a vector a."""
-
-        def backward(g, o):
-            adjoint = self._adjoint(a)
-            self.emit(engine.OP["OP_SCATTER"], 0, codes.size, adjoint.address,
-                      self.index(codes * adjoint.strides[0]), g.address, -1)  # fmt: skip
-
-        out = self._out((codes.size,), [a], backward)
-        offsets = np.asarray(codes, dtype=np.int64) * a.view.strides[0]
-        self.emit(engine.OP["OP_GATHER"], codes.size, out.view.address, a.view.address, self.index(offsets))
+        out = self._out((codes.size,), [a], lambda g, o: self._scatter_add(self._adjoint(a), codes, g))
+        self._gather(out.view, a.view, codes)
         return out
 
     def scatter_add(self, a, codes: np.ndarray, size: int) -> Var:
@@ -248,28 +253,31 @@ class Tape(engine._Translator):
 
         def backward(g, o):
             rows = self._new(a.shape)
-            offsets = np.asarray(codes, dtype=np.int64) * g.strides[0]
-            self.emit(engine.OP["OP_GATHER"], codes.size, rows.address, g.address, self.index(offsets))
+            self._gather(rows, g, codes)
             self._acc(a, rows)
 
         out = self._out((size,), [a], backward)
         self.fill(out.view, 0.0)
-        self.emit(engine.OP["OP_SCATTER"], 0, codes.size, out.view.address, self.index(codes), a.view.address,
-                  -1)  # fmt: skip
+        self._scatter_add(out.view, codes, a.view)
         return out
 
     def matvec(self, matrix: np.ndarray, b: Var) -> Var:
         """matrix @ b for a constant matrix and a vector b."""
         stored = self._store(np.asarray(matrix, dtype=float))
+        rows, columns = stored.shape
+        # A few columns go one by one, row by row (see FEW_COLUMNS); else one matrix product.
+        few = columns <= FEW_COLUMNS and rows >= columns
+        step = stored.strides[1]
+        views = [
+            View(stored.address + j * step, (rows,), (stored.strides[0],)) for j in range(columns) if few
+        ]
 
         def backward(g, o):
-            rows, columns = stored.shape
-            if columns <= FEW_COLUMNS and rows >= columns:
+            if few:
                 # One sum of products per column, over the rows: each joins the rows' block
                 # (bayesmm.inference.blocks) instead of reading g back from memory after it.
                 adjoint = self._adjoint(b)
-                for j in range(columns):
-                    column = View(stored.address + j * stored.strides[1], (rows,), (stored.strides[0],))
+                for j, column in enumerate(views):
                     target = View(adjoint.address + j * adjoint.strides[0], (rows,), (0,))
                     self.elementwise("addmul", target, [target, g, column])
                 return
@@ -278,11 +286,9 @@ class Tape(engine._Translator):
             self._matmul(t, transposed, g, self.scalar(1.0))
             self._acc(b, t)
 
-        out = self._out((matrix.shape[0],), [b], backward)
-        rows, columns = stored.shape
-        if columns <= FEW_COLUMNS and rows >= columns:  # a + x_j b_j, column by column
-            for j in range(columns):
-                column = View(stored.address + j * stored.strides[1], (rows,), (stored.strides[0],))
+        out = self._out((rows,), [b], backward)
+        if few:  # a + x_j b_j, column by column
+            for j, column in enumerate(views):
                 coefficient = View(b.view.address + j * b.view.strides[0], (rows,), (0,))
                 if j == 0:
                     self.elementwise("mul", out.view, [column, coefficient])

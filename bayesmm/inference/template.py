@@ -56,37 +56,20 @@ import numpy as np
 from . import densities, engine
 from .densities import Unsupported
 from .engine import View
+from .kernel import _TRANSFORM_NAMES, _TRANSFORM_OF
 from .tape import Tape, Var
 
 __all__ = ["program", "why_not", "enabled", "Unsupported"]
 
 
-# The families and links the template writes: (family, link) -> its log-likelihood's kind.
-_FAMILIES = {("gaussian", "identity"): "gaussian", ("poisson", "log"): "poisson",
-             ("negativebinomial", "log"): "negativebinomial",
-             ("bernoulli", "logit"): "bernoulli", ("binomial", "logit"): "binomial",
-             ("bernoulli", "probit"): "bernoulli", ("binomial", "probit"): "binomial",
-             ("bernoulli", "cloglog"): "bernoulli", ("binomial", "cloglog"): "binomial",
-             ("zero_inflated_poisson", "log"): "zi_poisson",
-             ("zero_inflated_negbinomial", "log"): "zi_negativebinomial",
-             ("hurdle_poisson", "log"): "hu_poisson",
-             ("hurdle_negbinomial", "log"): "hu_negativebinomial",
-             ("student", "identity"): "student", ("lognormal", "identity"): "lognormal",
-             ("gamma", "log"): "gamma", ("beta", "logit"): "beta", ("nbinom1", "log"): "nbinom1",
-             ("beta_binomial", "logit"): "beta_binomial", ("beta_binomial", "probit"): "beta_binomial",
-             ("beta_binomial", "cloglog"): "beta_binomial",
-             # Other links of the same families (the log-likelihood takes the mean by the link).
-             ("gaussian", "log"): "gaussian", ("student", "log"): "student",
-             ("gamma", "identity"): "gamma", ("gamma", "inverse"): "gamma",
-             ("beta", "probit"): "beta", ("beta", "cloglog"): "beta",
-             ("exponential", "log"): "exponential", ("exponential", "identity"): "exponential",
-             ("exponential", "inverse"): "exponential",
-             **{(family, link): kind for family, kind in (
-                 ("poisson", "poisson"), ("negativebinomial", "negativebinomial"), ("nbinom1", "nbinom1"),
-                 ("zero_inflated_poisson", "zi_poisson"),
-                 ("zero_inflated_negbinomial", "zi_negativebinomial"),
-                 ("hurdle_poisson", "hu_poisson"), ("hurdle_negbinomial", "hu_negativebinomial"))
-                for link in ("identity", "sqrt")}}  # fmt: skip
+# The families the template writes: family -> its log-likelihood's kind (densities.likelihood,
+# which refuses a link it does not know).
+_FAMILIES = {"gaussian": "gaussian", "student": "student", "lognormal": "lognormal", "gamma": "gamma",
+             "exponential": "exponential", "beta": "beta", "poisson": "poisson",
+             "negativebinomial": "negativebinomial", "nbinom1": "nbinom1",
+             "zero_inflated_poisson": "zi_poisson", "zero_inflated_negbinomial": "zi_negativebinomial",
+             "hurdle_poisson": "hu_poisson", "hurdle_negbinomial": "hu_negativebinomial",
+             "bernoulli": "bernoulli", "binomial": "binomial", "beta_binomial": "beta_binomial"}  # fmt: skip
 # The family parameters of each likelihood: parameter -> the link of its part formula (None: a
 # constant only).
 _PART_PARAMETERS = {"gaussian": {"sigma": "log"}, "negativebinomial": {"alpha": None},
@@ -96,8 +79,9 @@ _PART_PARAMETERS = {"gaussian": {"sigma": "log"}, "negativebinomial": {"alpha": 
                     "zi_poisson": {"zi": "logit"}, "zi_negativebinomial": {"zi": "logit", "alpha": None},
                     "hu_poisson": {"hu": "logit"},
                     "hu_negativebinomial": {"hu": "logit", "alpha": None}}  # fmt: skip
-# The transforms by PyMC's class name: 0 none, 1 log, 2 log-odds, 3 an interval's.
-_TRANSFORMS = {None: 0, "LogTransform": 1, "LogOddsTransform": 2, "Interval": 3, "IntervalTransform": 3}
+# The transforms by PyMC's class name: the kernel's (0 none, 1 log, 2 log-odds) and 3 an
+# interval's.
+_TRANSFORMS = {**_TRANSFORM_NAMES, "Interval": 3, "IntervalTransform": 3}
 
 
 # -- the model --------------------------------------------------------------------------------
@@ -106,7 +90,8 @@ _TRANSFORMS = {None: 0, "LogTransform": 1, "LogOddsTransform": 2, "Interval": 3,
 @dataclasses.dataclass
 class _Term:
     """One random-effect term of p columns: its sampled variables' names (SDs, standard normals,
-    centred rows or None, the correlations' vine or None), its structure ("diag" or "us"), its
+    centred rows or None, the correlations' (the vine's partial correlations, or cs's and
+    ar1's rho) or None), its structure ("diag", "us", "cs" or "ar1"), its
     rows' level codes, its columns (None where a column is all ones), their means (the
     intercept's shear) and the slope each one shears ((column, slope position)), and, when
     centred (one intercept column), what it is drawn around: [(term position, its levels'
@@ -115,7 +100,7 @@ class _Term:
     sd_raw: str
     z: str
     v: str | None
-    cpc: str | None
+    correlation: str | None
     structure: str
     codes: np.ndarray
     levels: int
@@ -152,6 +137,16 @@ class _Nesting:
     within: list
 
 
+def _sd_variable(term, by_name: dict) -> tuple:
+    """A term's sampled SDs: (prior family, its parameters, size), their priors stacked."""
+    from ..spec.priors import stack_priors
+
+    prior = stack_priors([by_name[n].prior for n in term.sd_names])
+    if prior is None:
+        raise Unsupported(f"the SDs of {term.group}'s effects have priors of different families")
+    return prior.dist, dict(prior.params), term.n_terms
+
+
 def _nesting(design, centred: tuple, by_name: dict, variables: dict, qr: bool) -> _Nesting | None:
     """The model's nested pair (bayesmm.model.builder.marginal_nesting), its free variables
     added to ``variables``; None where there is none."""
@@ -159,7 +154,6 @@ def _nesting(design, centred: tuple, by_name: dict, variables: dict, qr: bool) -
     from ..model.fixed import centred_slopes
     from ..model.parameterization import level_parents
     from ..model.variables import TermNames, group_var
-    from ..spec.priors import stack_priors
 
     pair = marginal_nesting(design, centred, qr)
     if pair is None:
@@ -169,8 +163,7 @@ def _nesting(design, centred: tuple, by_name: dict, variables: dict, qr: bool) -
         raise Unsupported("a nested pair of terms with one level")
     names = [TermNames(design, term, 0) for term in (inner, outer)]
     for term, name in zip((inner, outer), names, strict=True):
-        prior = stack_priors([by_name[n].prior for n in term.sd_names])
-        variables[name("sd_raw")] = (prior.dist, dict(prior.params), 1)
+        variables[name("sd_raw")] = _sd_variable(term, by_name)
     variables[names[0]("u")] = ("Normal", None, inner.n_levels)  # written out by _nested
     variables[names[1]("z")] = ("Normal", {}, outer.n_levels)
     up = level_parents(inner, outer)
@@ -191,7 +184,13 @@ class _Predictor:
     its parameters, size) (bayesmm.model.builder._linear_predictor)."""
 
     def __init__(self, design, centred: tuple, by_name: dict, variables: dict, qr: bool = False):
-        from ..model.builder import LOCATION_SCALE, _sheared_slopes, coefficient_form, slope_scales
+        from ..model.builder import (
+            LOCATION_SCALE,
+            _sheared_slopes,
+            coefficient_form,
+            qr_factors,
+            slope_scales,
+        )
         from ..model.fixed import centred_slopes, fixed_center
         from ..model.parameterization import centring_parents
         from ..model.variables import fixef_var, group_var
@@ -234,8 +233,6 @@ class _Predictor:
             if stacked is None:
                 raise Unsupported("slopes whose priors are of different families")
         if slope_idx and qr:  # theta = R* (b + shift), b's priors exact (builder._qr_slopes)
-            from ..model.builder import qr_factors
-
             R, R_inverse = qr_factors(self.Xc, [design.fixef_names[j] for j in slope_idx])
             self.qr = (R_inverse, float(np.sum(np.log(np.abs(np.diag(R))))),
                        densities.prior_table(stacked.dist, dict(stacked.params), len(slope_idx)))  # fmt: skip
@@ -268,7 +265,6 @@ class _Predictor:
         from ..model.parameterization import level_parents
         from ..model.variables import TermNames
         from ..spec.covariance import AR1, UNROLLED_SOLVE, CompoundSymmetry, Diagonal, Unstructured
-        from ..spec.priors import stack_priors
 
         group, p, levels = term.group, term.n_terms, term.n_levels
         structure = {Diagonal: "diag", Unstructured: "us", CompoundSymmetry: "cs", AR1: "ar1"}.get(
@@ -283,20 +279,17 @@ class _Predictor:
         if centred and structure != "diag" and p > UNROLLED_SOLVE:
             raise Unsupported(f"{group}'s centred effects of {p} correlated columns")
         names = TermNames(design, term, k)
-        prior = stack_priors([by_name[n].prior for n in term.sd_names])
-        if prior is None:
-            raise Unsupported(f"the SDs of {group}'s effects have priors of different families")
-        self.variables[names("sd_raw")] = (prior.dist, dict(prior.params), p)
-        cpc = None
+        self.variables[names("sd_raw")] = _sd_variable(term, by_name)
+        correlation = None
         if structure == "us":
             eta = by_name[term.covariance.cor_parameter].prior.params["eta"]
             beta = term.covariance.vine_beta(float(eta))
-            cpc = names("cpc")
-            self.variables[cpc] = ("Beta", {"alpha": beta, "beta": beta}, len(beta))
+            correlation = names("cpc")
+            self.variables[correlation] = ("Beta", {"alpha": beta, "beta": beta}, len(beta))
         elif structure in ("cs", "ar1"):  # one correlation, rho
-            cpc = names("rho")
+            correlation = names("rho")
             prior = by_name[term.covariance.cor_parameter].prior
-            self.variables[cpc] = (prior.dist, dict(prior.params), 1)
+            self.variables[correlation] = (prior.dist, dict(prior.params), 1)
         v, around, within = None, [], None
         if centred:
             self.variables[names("z")] = ("Normal", {}, p)
@@ -318,8 +311,9 @@ class _Predictor:
         for c, column in enumerate(term.columns):
             if _varies(design, term, c):
                 shears.append((c, slope_idx.index(design.fixef_names.index(column))))
-        return _Term(names("sd_raw"), names("z"), v, cpc, structure, np.asarray(term.codes, dtype=np.int64),
-                     levels, columns, term.matrix.mean(axis=0), shears, around, within)  # fmt: skip
+        codes = np.asarray(term.codes, dtype=np.int64)
+        return _Term(names("sd_raw"), names("z"), v, correlation, structure, codes, levels, columns,
+                     term.matrix.mean(axis=0), shears, around, within)  # fmt: skip
 
 
 class _Model:
@@ -335,9 +329,9 @@ class _Model:
         if any(d.additions.bounded for d in (design, *source.parts.values())):
             raise Unsupported("censoring or truncation")
         link = family.link.name
-        kind = _FAMILIES.get((family.name, link))
+        kind = _FAMILIES.get(family.name)
         if kind is None:
-            raise Unsupported(f"the {family.name} family with its {link} link")
+            raise Unsupported(f"the {family.name} family")
         self.kind, self.link = kind, link
         by_name = {e.parameter: e for e in source.prior_entries}
         self.variables: dict[str, tuple] = {}  # name -> (prior dist, params, size)
@@ -354,11 +348,10 @@ class _Model:
                 raise Unsupported(f"the {family.name} family's {name}= formula")
             self.parts[parameter] = (_Predictor(part, (), by_name, self.variables), inverse)
         # Constant family parameters (gaussian's sigma, the negative binomial's alpha, ...).
-        self.constants = {}
-        for parameter in family.constant_params(source.parts):
+        self.constants = tuple(family.constant_params(source.parts))  # sampled under their own names
+        for parameter in self.constants:
             prior = by_name[parameter].prior
             self.variables[parameter] = (prior.dist, dict(prior.params), 1)
-            self.constants[parameter] = parameter
         # se(): each row's known SE is its sigma (with sigma = TRUE, added in quadrature).
         additions = design.additions
         self.se = (
@@ -379,8 +372,6 @@ def _densities(model: _Model, pymc_model, shapes: list[tuple]) -> list[tuple]:
     """The free variables in PyMC's order: (name, value name, start, size, prior code, table,
     transform), checked against the PyMC model's (names, sizes (``shapes``: their values'),
     transforms)."""
-    from .kernel import _TRANSFORM_OF
-
     free = list(pymc_model.free_RVs)
     if sorted(rv.name for rv in free) != sorted(model.variables):
         raise Unsupported("the sampled model's free variables are not the expected ones")
@@ -444,7 +435,7 @@ def _write(t: Tape, model: _Model, variables: list[tuple], x: dict, density: boo
         eta = t.add(eta, t.constant(np.zeros(model.design.n_obs)))
     # The family's parameters: constants, and part formulas through their inverse links (zi
     # and hu stay on the log-odds scale); logs: the log of those with a log link.
-    params = {parameter: constrained[name] for parameter, name in model.constants.items()}
+    params = {parameter: constrained[parameter] for parameter in model.constants}
     logs = {}
     for parameter, (predictor, inverse) in model.parts.items():
         linear = _linear(t, predictor, constrained, reported, terms if density else None, mus)
@@ -631,9 +622,9 @@ def _group_effects(t: Tape, pred: _Predictor, constrained: dict, reported: dict,
         sds = [sd] if p == 1 else [t.element(sd, j) for j in range(p)]
         F, cors[i] = None, []
         if term.structure == "us":
-            F, cors[i] = _vine(t, term, sds, constrained[term.cpc])
+            F, cors[i] = _vine(t, term, sds, constrained[term.correlation])
         elif term.structure in ("cs", "ar1"):
-            F, cors[i] = _one_correlation(t, term, sds, constrained[term.cpc])
+            F, cors[i] = _one_correlation(t, term, sds, constrained[term.correlation])
         if term.v is None:  # non-centred
             w = [t.column(constrained[term.z], c, p) for c in range(p)]
             effects[i] = _applied(t, [_level_basis(t, u, levels) for u in w], F, sds)
