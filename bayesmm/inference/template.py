@@ -467,8 +467,8 @@ def _write(t: Tape, model: _Model, variables: list[tuple], x: dict, density: boo
 def _linear(t: Tape, pred: _Predictor, constrained: dict, reported: dict, terms: list | None, mus: dict):
     """One linear predictor (a vector of rows, or one number where it has no row-varying
     part) from the constrained values: fixed and group effects and offsets; the log-densities
-    of centred effects are added to ``terms`` (None: the expansion), what shears a sampled
-    coefficient to ``mus``, and its group effects and fixed effects are reported."""
+    of centred effects are added to ``terms`` (None: the expansion, which reports the group
+    and fixed effects) and what shears a sampled coefficient to ``mus``."""
     # The slopes first where nothing shears them: a centred term may be drawn around them.
     b = None
     if pred.slopes is not None and pred.slopes[2] is None and pred.qr is None:
@@ -503,6 +503,8 @@ def _linear(t: Tape, pred: _Predictor, constrained: dict, reported: dict, terms:
         eta = offset if eta is None else t.add(eta, offset)
     if eta is None:
         eta = t.constant(np.zeros(1))
+    if terms is not None:  # the log-density: no reported-only values
+        return eta
     pieces = []
     for kind, j in pred.fixef_order:
         if kind == "b":
@@ -605,7 +607,7 @@ def _applied(t: Tape, columns: list, F, sds: list) -> list:
 def _group_effects(t: Tape, pred: _Predictor, constrained: dict, reported: dict, terms: list | None, b):
     """The group effects' part of the linear predictor and the shear shifts (name -> Var)
     (bayesmm.model.builder._random_part); their log-densities where centred are added to
-    ``terms`` (None: the expansion), and r_, sd_ and cor_ reported for each grouping factor.
+    ``terms`` (None: the expansion, which reports r_, sd_ and cor_ of each grouping factor).
 
     Each term's effects are columns of length levels: non-centred, r = H w F^T; centred,
     r = H [z F^T; v - m], the rows of v Normal(m, F F^T) with m = (H around)[1:]
@@ -674,7 +676,9 @@ def _group_effects(t: Tape, pred: _Predictor, constrained: dict, reported: dict,
             columns += r
             sds.append(constrained[term.sd_raw])
             correlations += cors[i]
-            means = [t.mul(t.sum(r_c), t.constant(1.0 / term.levels)) for r_c in r]
+            # The mean effect of each column, which shears the intercept and the varying slopes.
+            sheared = has_intercept or term.shears
+            means = [t.mul(t.sum(r_c), t.constant(1.0 / term.levels)) for r_c in r] if sheared else []
             if has_intercept:  # the intercept's shift: sum_c mean(r[:, c]) mean(Z[:, c])
                 for c, mean in enumerate(means):
                     weight = float(term.column_means[c])
@@ -688,10 +692,11 @@ def _group_effects(t: Tape, pred: _Predictor, constrained: dict, reported: dict,
                 if term.columns[c] is not None:
                     rows_r = t.mul(rows_r, t.constant(term.columns[c]))
                 eta = rows_r if eta is None else t.add(eta, rows_r)
-        reported[r_name] = columns[0] if len(columns) == 1 else t.interleave(columns)
-        reported[sd_name] = sds[0] if len(sds) == 1 else t.join(sds)
-        if correlations:
-            reported[cor_name] = t.join(correlations)
+        if terms is None:  # the expansion: the grouping factor's reported values
+            reported[r_name] = columns[0] if len(columns) == 1 else t.interleave(columns)
+            reported[sd_name] = sds[0] if len(sds) == 1 else t.join(sds)
+            if correlations:
+                reported[cor_name] = t.join(correlations)
     return eta, shifts
 
 
