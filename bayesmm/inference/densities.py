@@ -226,6 +226,10 @@ def likelihood(t: Tape, model, eta: Var, params: dict, logs: dict) -> Var:
         return _counts(t, model, rows, eta, params)
     if model.kind == "beta_binomial":
         return _beta_binomial(t, model, rows, eta, params["phi"])
+    if model.kind == "cumulative":
+        return _cumulative(t, model, rows, eta, params["thresholds"])
+    if model.kind == "categorical":
+        return _categorical(t, model, rows, eta, params)
     linear = rows.dot(y, eta)
     trials = np.ones(n) if model.kind == "bernoulli" else model.trials
     binomln = 0.0
@@ -379,3 +383,75 @@ def _negative_binomial(t: Tape, rows: _Rows, y: np.ndarray, mu: Var, log_mu: Var
     negbin = t.add(t.add(t.sub(linear, spread), t.add(shape, own)), constant)
     poisson = t.add(t.sub(linear, rows.sum(mu)), constant)
     return t.switch(t.greater(alpha, _NB_POISSON_ALPHA), poisson, negbin)
+
+
+def _cumulative(t: Tape, model, rows: _Rows, eta: Var, thresholds: Var) -> Var:
+    """The ordinal log-likelihood (PyMC's OrderedLogistic and OrderedProbit): log(F(c_k - eta)
+    - F(c_(k-1) - eta)) at category k with c_0 = -inf and c_K = inf, summed over rows; the
+    first and last categories' one-sided forms and the middle ones' difference written so
+    that neither loses digits where both probabilities are near 0 or near 1."""
+    y = model.y.astype(int)
+    n_thresholds = thresholds.shape[0] if thresholds.shape else 1
+    first, last = np.flatnonzero(y == 1), np.flatnonzero(y == n_thresholds + 1)
+    middle = np.flatnonzero((y > 1) & (y <= n_thresholds))
+    parts = []
+    if first.size:  # log F(c_1 - eta)
+        a = t.sub(t.element(thresholds, 0), t.gather(eta, first))
+        parts.append(rows.subset(first).sum(_log_cdf(t, model.link, a)))
+    if last.size:  # log(1 - F(c_(K-1) - eta)) = log F(eta - c_(K-1))
+        b = t.sub(t.gather(eta, last), t.element(thresholds, n_thresholds - 1))
+        parts.append(rows.subset(last).sum(_log_cdf(t, model.link, b)))
+    if middle.size:
+        rows_eta = t.gather(eta, middle)
+        a = t.sub(t.gather(thresholds, y[middle] - 1), rows_eta)  # c_k - eta
+        b = t.sub(t.gather(thresholds, y[middle] - 2), rows_eta)  # c_(k-1) - eta, below a
+        parts.append(rows.subset(middle).sum(_log_cdf_difference(t, model.link, a, b)))
+    total = parts[0]
+    for part in parts[1:]:
+        total = t.add(total, part)
+    return total
+
+
+def _log_cdf(t: Tape, link: str, z: Var) -> Var:
+    """log F(z): -softplus(-z) (logistic), log(erfc(-z / sqrt 2) / 2) (normal)."""
+    if link == "logit":
+        return t.neg(t.softplus(t.neg(z)))
+    if link == "probit":
+        return t.log(t.mul(t.erfc(t.mul(z, t.constant(-1.0 / np.sqrt(2.0)))), t.constant(0.5)))
+    raise Unsupported(f"an ordinal model's {link} link")
+
+
+def _log_cdf_difference(t: Tape, link: str, a: Var, b: Var) -> Var:
+    """log(F(a) - F(b)) for a > b. Logistic: a - softplus(a) - softplus(b) + log(1 - exp(b - a)).
+    Normal: F(a) - F(b) = (erfc(-a / sqrt 2) - erfc(-b / sqrt 2)) / 2, or by symmetry
+    (erfc(b / sqrt 2) - erfc(a / sqrt 2)) / 2 where a + b > 0: the tails' difference taken
+    on the side where they are small (which side is constant in the gradient)."""
+    if link == "logit":
+        own = t.sub(t.sub(a, t.softplus(a)), t.softplus(b))
+        return t.add(own, t.log(t.neg(t.expm1(t.sub(b, a)))))
+    if link != "probit":
+        raise Unsupported(f"an ordinal model's {link} link")
+    upper = t.greater(t.add(a, b), 0.0)  # 1 where the upper tails are the smaller
+    lower = t.sub(t.constant(1.0), upper)
+    near = t.sub(t.mul(upper, b), t.mul(lower, a))  # b, or -a: the tail nearer the middle
+    far = t.sub(t.mul(upper, a), t.mul(lower, b))  # a, or -b
+    scale = t.constant(1.0 / np.sqrt(2.0))
+    tails = t.sub(t.erfc(t.mul(near, scale)), t.erfc(t.mul(far, scale)))
+    return t.log(t.mul(tails, t.constant(0.5)))
+
+
+def _categorical(t: Tape, model, rows: _Rows, eta: Var, params: dict) -> Var:
+    """The multinomial logit (PyMC's Categorical of softmax(0, mu2, ..., muK)): the row's
+    category's logit less log(1 + exp(mu2) + ... + exp(muK)), summed over rows."""
+    y, n = model.y, model.y.size
+    logits = [eta] + [params[name] for name in model.categories]
+    logits = [v if v.shape == (n,) else t.add(v, t.constant(np.zeros(n))) for v in logits]
+    normaliser = t.softplus(logits[0])  # log(exp(0) + exp(mu2))
+    for value in logits[1:]:
+        normaliser = t.logaddexp(normaliser, value)
+    total = t.neg(rows.sum(normaliser))
+    for k, value in enumerate(logits, start=2):
+        chosen = (y == k).astype(float)
+        if chosen.any():
+            total = t.add(total, rows.dot(chosen, value))
+    return total

@@ -25,8 +25,9 @@ What it covers (the rest takes the graph):
 
 * families, with each of their links: gaussian, student, lognormal, gamma, exponential,
   beta, poisson and the negative binomial (NB2 and NB1), the zero-inflated and hurdle
-  Poisson and NB2, bernoulli, binomial and beta-binomial; constant family parameters, or
-  part formulas (zi=, hu=, dispersion=, the Student-t's nu) with the mean's terms;
+  Poisson and NB2, bernoulli, binomial and beta-binomial, cumulative (its ordered thresholds;
+  logit and probit) and categorical; constant family parameters, or part formulas (zi=, hu=,
+  dispersion=, the Student-t's nu, a categorical model's mu3= ...) with the mean's terms;
 * terms: an intercept and slopes, per SD of their predictors or through the QR
   decomposition of their columns; any number of grouping factors, crossed or nested, each
   with any number of terms of any columns, uncorrelated (diag), correlated (LKJ's vine),
@@ -42,8 +43,8 @@ Likelihood weights (weights()) and known SEs (se(), with or without sigma) too.
 
 Not covered: the integrated-out Gaussian forms (bayesmm.inference.kernel has the one-factor
 model), censoring and truncation (cens(), trunc()), mo(), s(), gp(), rr() and gr(cov=) terms,
-the other families (ordinal, categorical, weibull, ...), a
-negative binomial's dispersion by formula, and priors of other families.
+the other families (weibull, ...), a negative binomial's dispersion by formula, and priors
+of other families.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ _FAMILIES = {"gaussian": "gaussian", "student": "student", "lognormal": "lognorm
              "negativebinomial": "negativebinomial", "nbinom1": "nbinom1",
              "zero_inflated_poisson": "zi_poisson", "zero_inflated_negbinomial": "zi_negativebinomial",
              "hurdle_poisson": "hu_poisson", "hurdle_negbinomial": "hu_negativebinomial",
-             "bernoulli": "bernoulli", "binomial": "binomial", "beta_binomial": "beta_binomial"}  # fmt: skip
+             "bernoulli": "bernoulli", "binomial": "binomial", "beta_binomial": "beta_binomial",
+             "cumulative": "cumulative", "categorical": "categorical"}  # fmt: skip
 # The family parameters of each likelihood: parameter -> the link of its part formula (None: a
 # constant only).
 _PART_PARAMETERS = {"gaussian": {"sigma": "log"}, "negativebinomial": {"alpha": None},
@@ -79,9 +81,10 @@ _PART_PARAMETERS = {"gaussian": {"sigma": "log"}, "negativebinomial": {"alpha": 
                     "zi_poisson": {"zi": "logit"}, "zi_negativebinomial": {"zi": "logit", "alpha": None},
                     "hu_poisson": {"hu": "logit"},
                     "hu_negativebinomial": {"hu": "logit", "alpha": None}}  # fmt: skip
-# The transforms by PyMC's class name: the kernel's (0 none, 1 log, 2 log-odds) and 3 an
-# interval's.
-_TRANSFORMS = {**_TRANSFORM_NAMES, "Interval": 3, "IntervalTransform": 3}
+# The transforms by PyMC's class name: the kernel's (0 none, 1 log, 2 log-odds), 3 an
+# interval's and 4 the ordered one (an ordinal model's thresholds).
+ORDERED = 4
+_TRANSFORMS = {**_TRANSFORM_NAMES, "Interval": 3, "IntervalTransform": 3, "Ordered": ORDERED}
 
 
 # -- the model --------------------------------------------------------------------------------
@@ -336,19 +339,26 @@ class _Model:
         by_name = {e.parameter: e for e in source.prior_entries}
         self.variables: dict[str, tuple] = {}  # name -> (prior dist, params, size)
         self.mean = _Predictor(design, source.centred, by_name, self.variables, source.decomp == "QR")
-        # Part formulas: parameter -> (its predictor, the inverse link's kind).
+        # Part formulas: parameter -> (its predictor, the inverse link's kind); a categorical
+        # model's are the linear predictors of its categories 3..K (identity).
         self.parts: dict[str, tuple] = {}
+        known = _PART_PARAMETERS.get(kind, {})
+        if kind == "categorical":
+            known = dict.fromkeys(family.parts, "identity")
         for name, part in source.parts.items():
             parameter = family.part_parameter(name)
             inverse = family.part(name).link
-            if (
-                parameter not in _PART_PARAMETERS.get(kind, ())
-                or inverse != _PART_PARAMETERS[kind][parameter]
-            ):
+            if parameter not in known or inverse != known[parameter]:
                 raise Unsupported(f"the {family.name} family's {name}= formula")
             self.parts[parameter] = (_Predictor(part, (), by_name, self.variables), inverse)
-        # Constant family parameters (gaussian's sigma, the negative binomial's alpha, ...).
-        self.constants = tuple(family.constant_params(source.parts))  # sampled under their own names
+        self.categories = tuple(family.parts) if kind == "categorical" else ()
+        # Constant family parameters (gaussian's sigma, the negative binomial's alpha, ...),
+        # sampled under their own names; an ordinal model's thresholds, one ordered vector.
+        self.constants = tuple(family.constant_params(source.parts))
+        self.thresholds = ()
+        if kind == "cumulative":
+            self.thresholds, self.constants = self.constants, ()
+            self.variables["thresholds"] = _thresholds_prior([by_name[n].prior for n in self.thresholds])
         for parameter in self.constants:
             prior = by_name[parameter].prior
             self.variables[parameter] = (prior.dist, dict(prior.params), 1)
@@ -360,12 +370,21 @@ class _Model:
         if self.se is not None and (kind not in ("gaussian", "student") or "sigma" in self.parts):
             raise Unsupported(f"se() in the {family.name} family, or with a dispersion= formula")
         self.weights = None if additions.weights is None else np.asarray(additions.weights, dtype=float)
-        known = {"sigma"} if self.se is not None and not self.se[1] else set()
-        missing = set(_PART_PARAMETERS.get(kind, {})) - set(self.parts) - set(self.constants) - known
+        given = {"sigma"} if self.se is not None and not self.se[1] else set()
+        missing = set(known) - set(self.parts) - set(self.constants) - given
         if missing:
             raise Unsupported(f"the {family.name} family's parameters {sorted(missing)}")
         self.y = np.asarray(design.y, dtype=float)
         self.trials = None if design.trials is None else np.asarray(design.trials, dtype=float)
+
+
+def _thresholds_prior(priors: list) -> tuple:
+    """The ordered thresholds' prior (bayesmm.families.categories.Cumulative: each its own
+    prior, of one family here): (family, parameters element by element, size)."""
+    if len({p.dist for p in priors}) != 1 or len({tuple(sorted(p.params)) for p in priors}) != 1:
+        raise Unsupported("thresholds whose priors are of different families")
+    params = {key: np.array([float(p.params[key]) for p in priors]) for key in priors[0].params}
+    return priors[0].dist, params, len(priors)
 
 
 def _densities(model: _Model, pymc_model, shapes: list[tuple]) -> list[tuple]:
@@ -382,6 +401,8 @@ def _densities(model: _Model, pymc_model, shapes: list[tuple]) -> list[tuple]:
             raise Unsupported(f"{rv.name} has {int(np.prod(shape, dtype=int))} values, not {size}")
         code, table = densities.prior_table(dist, params or {}, size)
         wanted = densities.OWN_TRANSFORMS.get(code, _TRANSFORM_OF.get(code))
+        if rv.name == "thresholds" and model.thresholds:
+            wanted = ORDERED
         transform = pymc_model.rvs_to_transforms.get(rv)
         kind = None if transform is None else type(transform).__name__
         if _TRANSFORMS.get(kind) != wanted:
@@ -426,6 +447,13 @@ def _write(t: Tape, model: _Model, variables: list[tuple], x: dict, density: boo
             width = float(np.sum(np.log(tables[name][1][1] - tables[name][1][0])))
             spread = t.add(t.mul(t.sum(t.softplus(t.neg(piece))), t.constant(-2.0)), t.neg(t.sum(piece)))
             terms.append(t.add(spread, t.constant(width)))  # log(b - a) - 2 softplus(-v) - v
+        elif transform == ORDERED:  # x_0 = v_0, x_k = x_(k-1) + exp(v_k)
+            values = [t.element(piece, 0)]
+            for k in range(1, piece.shape[0]):
+                values.append(t.add(values[-1], t.exp(t.element(piece, k))))
+            constrained[name] = reported[name] = t.join(values) if len(values) > 1 else values[0]
+            if len(values) > 1:
+                terms.append(t.sum(t.piece(piece, 1, len(values) - 1)))  # the Jacobian: sum v_1..
         else:
             constrained[name] = piece
 
@@ -436,6 +464,10 @@ def _write(t: Tape, model: _Model, variables: list[tuple], x: dict, density: boo
     # The family's parameters: constants, and part formulas through their inverse links (zi
     # and hu stay on the log-odds scale); logs: the log of those with a log link.
     params = {parameter: constrained[parameter] for parameter in model.constants}
+    if model.thresholds:  # an ordinal model's, reported one by one too
+        params["thresholds"] = constrained["thresholds"]
+        for k, name in enumerate(model.thresholds):
+            reported[name] = t.element(constrained["thresholds"], k)
     logs = {}
     for parameter, (predictor, inverse) in model.parts.items():
         linear = _linear(t, predictor, constrained, reported, terms if density else None, mus)
