@@ -172,6 +172,8 @@ def likelihood(t: Tape, model, eta: Var, params: dict, logs: dict) -> Var:
     link."""
     from scipy.special import gammaln
 
+    if getattr(model, "bounds", None) is not None:
+        return _bounded(t, model, eta, params, logs)
     y = model.y
     n = y.size
     rows = _Rows(t, n, model.weights)
@@ -211,6 +213,12 @@ def likelihood(t: Tape, model, eta: Var, params: dict, logs: dict) -> Var:
         total = t.sub(rows.sum(own), rows.dot(shape, log_mu))
         total = t.add(total, rows.dot(t.sub(shape, t.constant(1.0)), t.constant(np.log(y))))
         return t.sub(total, rows.dot(shape, ratio))
+    if model.kind == "weibull":  # Weibull(k, beta), beta = mu / Gamma(1 + 1 / k): with z = log(y / beta),
+        shape = params["shape"]  # log k - log beta + (k - 1) z - exp(k z)
+        log_beta, z = _weibull_scale(t, model.link, eta, shape, y)
+        total = t.sub(rows.sum(log_of("shape")), rows.sum(log_beta))
+        total = t.add(total, rows.sum(t.mul(t.sub(shape, t.constant(1.0)), z)))
+        return t.sub(total, rows.sum(t.exp(t.mul(shape, z))))
     if model.kind == "exponential":  # Exponential(1 / mu): -log mu - y / mu
         log_mu, ratio = _log_mean_and_ratio(t, model.link, eta, y)
         return t.neg(t.add(rows.sum(log_mu), rows.sum(ratio)))
@@ -413,11 +421,11 @@ def _cumulative(t: Tape, model, rows: _Rows, eta: Var, thresholds: Var) -> Var:
 
 
 def _log_cdf(t: Tape, link: str, z: Var) -> Var:
-    """log F(z): -softplus(-z) (logistic), log(erfc(-z / sqrt 2) / 2) (normal)."""
+    """log F(z): -softplus(-z) (logistic), log Phi(z) (normal)."""
     if link == "logit":
         return t.neg(t.softplus(t.neg(z)))
     if link == "probit":
-        return t.log(t.mul(t.erfc(t.mul(z, t.constant(-1.0 / np.sqrt(2.0)))), t.constant(0.5)))
+        return t.log_ndtr(z)
     raise Unsupported(f"an ordinal model's {link} link")
 
 
@@ -455,3 +463,98 @@ def _categorical(t: Tape, model, rows: _Rows, eta: Var, params: dict) -> Var:
         if chosen.any():
             total = t.add(total, rows.dot(chosen, value))
     return total
+
+
+def _weibull_scale(t: Tape, link: str, eta: Var, shape: Var, y: np.ndarray) -> tuple[Var, Var]:
+    """The Weibull's log scale, log mu - gammaln(1 + 1 / k), and log(y / scale) at each row."""
+    log_mu = _mean(t, link, eta)[1]
+    log_beta = t.sub(log_mu, t.gammaln(t.add(t.div(t.constant(1.0), shape), t.constant(1.0))))
+    return log_beta, t.sub(t.constant(np.log(y)), log_beta)
+
+
+# Censoring and truncation (bayesmm.families.additions): the families whose tails are written.
+CENSORABLE = ("gaussian", "lognormal", "weibull", "exponential")
+
+
+def _bounded(t: Tape, model, eta: Var, params: dict, logs: dict) -> Var:
+    """The log-likelihood of a censored or truncated response (bayesmm.families.additions
+    .bounded_logp): each kind of row on its own rows, the density where observed, log F(y)
+    left-censored, log(1 - F(y)) right-censored, log(F(y2) - F(y)) interval-censored; less
+    log P(lb <= Y <= ub) where truncated."""
+    import types
+
+    codes, y2, lower, upper = model.bounds
+    n = model.y.size
+    rows = _Rows(t, n, model.weights)
+
+    def at(index):
+        """The rows ``index``: a model of them, their linear predictor and parameters."""
+        weights = None if model.weights is None else model.weights[index]
+        sub = types.SimpleNamespace(kind=model.kind, link=model.link, y=model.y[index], weights=weights,
+                                    trials=None, bounds=None)  # fmt: skip
+        pick = {name: _rows(t, value, index, n) for name, value in params.items()}
+        return (
+            sub,
+            t.gather(eta, index),
+            pick,
+            {name: _rows(t, value, index, n) for name, value in logs.items()},
+        )
+
+    def tail(index, bound, upper_tail):
+        sub, eta_i, params_i, logs_i = at(index)
+        return _log_tail(t, sub.kind, sub.link, bound[index], eta_i, params_i, logs_i, upper_tail)
+
+    parts = []
+    for code in (0, -1, 1, 2):
+        index = np.flatnonzero(codes == code)
+        if not index.size:
+            continue
+        if code == 0:
+            parts.append(likelihood(t, *at(index)))
+        elif code == 2:  # log F(y2) + log(1 - exp(log F(y) - log F(y2)))
+            parts.append(
+                rows.subset(index).sum(
+                    _log_difference(t, tail(index, y2, False), tail(index, model.y, False))
+                )
+            )
+        else:
+            parts.append(rows.subset(index).sum(tail(index, model.y, code == 1)))
+    finite_lower, finite_upper = np.isfinite(lower), np.isfinite(upper)
+    for mask, kind in ((finite_lower & ~finite_upper, "lower"), (~finite_lower & finite_upper, "upper"),
+                       (finite_lower & finite_upper, "both")):  # fmt: skip
+        index = np.flatnonzero(mask)
+        if not index.size:
+            continue
+        if kind == "lower":
+            mass = tail(index, lower, True)
+        elif kind == "upper":
+            mass = tail(index, upper, False)
+        else:
+            mass = _log_difference(t, tail(index, upper, False), tail(index, lower, False))
+        parts.append(t.neg(rows.subset(index).sum(mass)))
+    total = parts[0]
+    for part in parts[1:]:
+        total = t.add(total, part)
+    return total
+
+
+def _log_difference(t: Tape, a: Var, b: Var) -> Var:
+    """log(exp(a) - exp(b)) for a > b: a + log(1 - exp(b - a))."""
+    return t.add(a, t.log1mexp(t.sub(b, a)))
+
+
+def _log_tail(t: Tape, kind: str, link: str, y: np.ndarray, eta: Var, params: dict, logs: dict, upper: bool):
+    """log F(y) (``upper`` False) or log(1 - F(y)) at each row, F the family's CDF."""
+    if kind in ("gaussian", "lognormal"):  # the normal CDF of z = (y - mu) / sigma
+        mu = eta if link == "identity" else _mean(t, link, eta)[0]
+        response = t.constant(y if kind == "gaussian" else np.log(y))
+        z = t.div(t.sub(response, mu), params["sigma"])
+        return t.log_ndtr(t.neg(z) if upper else z)  # 1 - Phi(z) = Phi(-z)
+    if kind == "weibull":  # 1 - F = exp(-(y / beta)^k)
+        shape = params["shape"]
+        power = t.exp(t.mul(shape, _weibull_scale(t, link, eta, shape, y)[1]))
+    elif kind == "exponential":  # 1 - F = exp(-y / mu)
+        power = _log_mean_and_ratio(t, link, eta, y)[1]
+    else:
+        raise Unsupported(f"censoring or truncation in the {kind} family")
+    return t.neg(power) if upper else t.log1mexp(t.neg(power))

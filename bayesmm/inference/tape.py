@@ -163,6 +163,37 @@ class Tape(engine._Translator):
 
         return self._ew("erfc", [a], backward)
 
+    def log1mexp(self, a):
+        """log(1 - exp(a)) for a < 0, accurate at both ends."""
+
+        def backward(g, o):  # -exp(a) / (1 - exp(a)) = -1 / expm1(-a)
+            rest = self._tmp("expm1", [self._tmp("neg", [a.view], a.shape)], a.shape)
+            self._acc(a, g, plain(self._tmp("div", [self.scalar(-1.0), rest], a.shape)))
+
+        return self._ew("log1mexp", [a], backward)
+
+    def log_ndtr(self, z):
+        """log Phi(z), the standard normal's log-CDF: log(erfcx(-z / sqrt 2) / 2) - z^2 / 2 below
+        z = -1 (scipy's and PyMC's split), log1p(-erfc(z / sqrt 2) / 2) above; its derivative
+        sqrt(2 / pi) / erfcx(-z / sqrt 2) is finite everywhere."""
+        shape, root = z.shape, 1.0 / np.sqrt(2.0)
+        down = self._tmp("mul", [z.view, self.scalar(-root)], shape)  # -z / sqrt 2
+        scaled = self._tmp("erfcx", [down], shape)
+
+        def backward(g, o):
+            self._acc(z, g, plain(self._tmp("div", [self.scalar(np.sqrt(2.0 / np.pi)), scaled], shape)))
+
+        half = self._tmp("mul", [scaled, self.scalar(0.5)], shape)
+        lower = self._tmp("sub", [self._tmp("log", [half], shape), self._tmp("sqr", [down], shape)], shape)
+        up = self._tmp("neg", [down], shape)  # z / sqrt 2
+        tail = self._tmp("mul", [self._tmp("erfc", [up], shape), self.scalar(-0.5)], shape)
+        upper = self._tmp("log1p", [tail], shape)
+        out = self._out(shape, [z], backward)
+        self.elementwise(
+            "switch", out.view, [self._tmp("lt", [z.view, self.scalar(-1.0)], shape), lower, upper]
+        )
+        return out
+
     def expm1(self, a):
         def backward(g, o):
             self._acc(a, g, plain(self._tmp("exp", [a.view], a.shape)))

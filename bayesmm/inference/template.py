@@ -25,9 +25,10 @@ What it covers (the rest takes the graph):
 
 * families, with each of their links: gaussian, student, lognormal, gamma, exponential,
   beta, poisson and the negative binomial (NB2 and NB1), the zero-inflated and hurdle
-  Poisson and NB2, bernoulli, binomial and beta-binomial, cumulative (its ordered thresholds;
-  logit and probit) and categorical; constant family parameters, or part formulas (zi=, hu=,
-  dispersion=, the Student-t's nu, a categorical model's mu3= ...) with the mean's terms;
+  Poisson and NB2, bernoulli, binomial and beta-binomial, weibull, cumulative (its ordered
+  thresholds; logit and probit) and categorical; constant family parameters, or part
+  formulas (zi=, hu=, dispersion=, the Student-t's nu, a categorical model's mu3= ...) with
+  the mean's terms;
 * terms: an intercept and slopes, per SD of their predictors or through the QR
   decomposition of their columns; any number of grouping factors, crossed or nested, each
   with any number of terms of any columns, uncorrelated (diag), correlated (LKJ's vine),
@@ -39,12 +40,13 @@ What it covers (the rest takes the graph):
 * priors: Normal, StudentT, HalfNormal, HalfStudentT, HalfCauchy, Exponential, Beta,
   Gamma, Uniform (an interval), Logistic.
 
-Likelihood weights (weights()) and known SEs (se(), with or without sigma) too.
+Likelihood weights (weights()) and known SEs (se(), with or without sigma) too; censoring
+and truncation (cens(), trunc()) of the gaussian, lognormal, weibull and exponential families.
 
 Not covered: the integrated-out Gaussian forms (bayesmm.inference.kernel has the one-factor
-model), censoring and truncation (cens(), trunc()), mo(), s(), gp(), rr() and gr(cov=) terms,
-the other families (weibull, ...), a negative binomial's dispersion by formula, and priors
-of other families.
+model), censoring and truncation of the other families (their CDFs: student, gamma, beta,
+the counts), mo(), s(), gp(), rr() and gr(cov=) terms, the other families (zero-inflated
+binomial, ...), a negative binomial's dispersion by formula, and priors of other families.
 """
 
 from __future__ import annotations
@@ -71,13 +73,13 @@ _FAMILIES = {"gaussian": "gaussian", "student": "student", "lognormal": "lognorm
              "zero_inflated_poisson": "zi_poisson", "zero_inflated_negbinomial": "zi_negativebinomial",
              "hurdle_poisson": "hu_poisson", "hurdle_negbinomial": "hu_negativebinomial",
              "bernoulli": "bernoulli", "binomial": "binomial", "beta_binomial": "beta_binomial",
-             "cumulative": "cumulative", "categorical": "categorical"}  # fmt: skip
+             "cumulative": "cumulative", "categorical": "categorical", "weibull": "weibull"}  # fmt: skip
 # The family parameters of each likelihood: parameter -> the link of its part formula (None: a
 # constant only).
 _PART_PARAMETERS = {"gaussian": {"sigma": "log"}, "negativebinomial": {"alpha": None},
                     "student": {"sigma": "log", "nu": "log"}, "lognormal": {"sigma": "log"},
                     "gamma": {"shape": "log"}, "beta": {"phi": "log"}, "nbinom1": {"phi": "log"},
-                    "beta_binomial": {"phi": "log"},
+                    "beta_binomial": {"phi": "log"}, "weibull": {"shape": "log"},
                     "zi_poisson": {"zi": "logit"}, "zi_negativebinomial": {"zi": "logit", "alpha": None},
                     "hu_poisson": {"hu": "logit"},
                     "hu_negativebinomial": {"hu": "logit", "alpha": None}}  # fmt: skip
@@ -329,12 +331,28 @@ class _Model:
         self.design = design
         if source.collapsed:
             raise Unsupported("integrated out")
-        if any(d.additions.bounded for d in (design, *source.parts.values())):
-            raise Unsupported("censoring or truncation")
         link = family.link.name
         kind = _FAMILIES.get(family.name)
         if kind is None:
             raise Unsupported(f"the {family.name} family")
+        # Censoring and truncation: each row's code, y2, and the bounds (the families whose
+        # tails densities writes).
+        self.bounds = None
+        if design.additions.bounded:
+            from ..families.additions import _truncation
+
+            additions = design.additions
+            if kind not in densities.CENSORABLE:
+                raise Unsupported(f"censoring or truncation in the {family.name} family")
+            codes = (
+                np.zeros(design.n_obs) if additions.cens is None else np.asarray(additions.cens, dtype=float)
+            )
+            y2 = (
+                np.full(design.n_obs, np.nan)
+                if additions.y2 is None
+                else np.asarray(additions.y2, dtype=float)
+            )
+            self.bounds = (codes, y2, *_truncation(family, additions))
         self.kind, self.link = kind, link
         by_name = {e.parameter: e for e in source.prior_entries}
         self.variables: dict[str, tuple] = {}  # name -> (prior dist, params, size)
