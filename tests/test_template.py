@@ -37,7 +37,7 @@ def _data(seed=5):
         "c4": rng.choice([-1, 0, 1, 2], n, p=[0.15, 0.55, 0.15, 0.15]), "up": rng.uniform(1.2, 2.0, n),
     }).assign(  # interval bounds above y, truncation bounds around it
         y2=lambda d: d["y"] + d["up"], p2=lambda d: d["pos"] * d["up"], lo=lambda d: d["pos"] / d["up"],
-        hi=lambda d: d["pos"] * 3.0, ylo=lambda d: d["y"] - d["up"],
+        hi=lambda d: d["pos"] * 3.0, ylo=lambda d: d["y"] - d["up"], hx=lambda d: d["h"].astype(float) / 5.0,
     )  # fmt: skip
 
 
@@ -174,6 +174,18 @@ CASES = [
     ("pos | trunc(lb = lo, ub = hi) ~ x + (1 | g)", "weibull", {}),
     ("pos | cens(c4, p2) + trunc(ub = hi) ~ x + (1 | g)", "exponential", {}),
     ("pos | trunc(lb = lo) ~ x + (1 | g)", "lognormal", {"link": "identity"}),
+    # Gaussian models with one grouping factor's effects integrated out (the default with one
+    # factor; bayesmm.inference.woodbury): from sufficient statistics (each covariance
+    # structure, several terms, QR, priors of other families, no intercept, offsets), and
+    # beside sampled factors, from the rows' residuals.
+    ("y ~ x + (x | g)", "gaussian", {}),
+    ("y ~ 1 + (1 | g) + offset(u)", "gaussian", {"priors": {"sd": bm.Prior("Gamma", alpha=2, beta=1)}}),
+    ("y ~ 0 + x + (x || g)", "gaussian", {}),
+    ("y ~ x + w + cs(x + w | g)", "gaussian", {"decomp": "QR"}),
+    ("y ~ x + (1 | g) + (0 + w | g)", "gaussian", {}),
+    ("y ~ x + ar1(0 + factor(h) | g)", "gaussian", {}),
+    ("y ~ x + (1 | g) + (x | h)", "gaussian", {"collapsed": True}),
+    ("y ~ x + gx + (1 | g) + (1 | h) + offset(u)", "gaussian", {"collapsed": True, "centered": {"h": True}}),
 ]  # fmt: skip
 
 
@@ -268,7 +280,8 @@ def _assert_pymcs(pymc_model, logp, expand, rtol=1e-10, spread=0.8, atol=1e-9):
         ("count ~ x + (1 | g)", "negativebinomial", {"dispersion": "~ x"}, "dispersion= formula"),
         ("k ~ x + (1 | g)", "zero_inflated_binomial", {"trials": "trials"}, "zero_inflated_binomial"),
         ("count ~ x + (1 | g)", "poisson", {"priors": {"sd": _WEIBULL}}, "Weibull"),
-        ("y ~ x + (1 | g)", "gaussian", {}, "integrated out"),  # the kernel's
+        ("y ~ x + hx + (x | g) + (1 | h)", "gaussian", {"collapsed": True, "centered": True},
+         "collapsed factor"),
     ],
 )
 def test_what_the_template_does_not_write_takes_the_graph(formula, family, options, reason):

@@ -43,8 +43,10 @@ What it covers (the rest takes the graph):
 Likelihood weights (weights()) and known SEs (se(), with or without sigma) too; censoring
 and truncation (cens(), trunc()) of the gaussian, lognormal, weibull and exponential families.
 
-Not covered: the integrated-out Gaussian forms (bayesmm.inference.kernel has the one-factor
-model), censoring and truncation of the other families (their CDFs: student, gamma, beta,
+The integrated-out Gaussian models (bayesmm.model.collapsed: one grouping factor from its
+sufficient statistics, or beside sampled factors) through bayesmm.inference.woodbury.
+
+Not covered: censoring and truncation of the other families (their CDFs: student, gamma, beta,
 the counts), mo(), s(), gp(), rr() and gr(cov=) terms, the other families (zero-inflated
 binomial, ...), a negative binomial's dispersion by formula, and priors of other families.
 """
@@ -56,7 +58,7 @@ import os
 
 import numpy as np
 
-from . import densities, engine
+from . import densities, engine, woodbury
 from .densities import Unsupported
 from .engine import View
 from .kernel import _TRANSFORM_NAMES, _TRANSFORM_OF
@@ -152,6 +154,35 @@ def _sd_variable(term, by_name: dict) -> tuple:
     return prior.dist, dict(prior.params), term.n_terms
 
 
+def _structure(term) -> str:
+    """A term's covariance structure as the template writes it: "diag", "us", "cs" or "ar1"."""
+    from ..spec.covariance import AR1, CompoundSymmetry, Diagonal, Unstructured
+
+    kinds = {Diagonal: "diag", Unstructured: "us", CompoundSymmetry: "cs", AR1: "ar1"}
+    structure = kinds.get(type(term.covariance))
+    if structure is None:
+        raise Unsupported(f"the {term.covariance.name} covariance of {term.group}'s effects")
+    if term.level_factor is not None:
+        raise Unsupported(f"the effects of {term.group} are drawn with a known covariance (gr(cov=))")
+    return structure
+
+
+def _covariance_variables(term, names, structure: str, by_name: dict, variables: dict) -> str | None:
+    """Add a term's SDs and correlation variable (the vine's partial correlations, or cs's and
+    ar1's rho) to ``variables``; the correlation variable's name (None: none)."""
+    variables[names("sd_raw")] = _sd_variable(term, by_name)
+    if structure == "us":
+        eta = by_name[term.covariance.cor_parameter].prior.params["eta"]
+        beta = term.covariance.vine_beta(float(eta))
+        variables[names("cpc")] = ("Beta", {"alpha": beta, "beta": beta}, len(beta))
+        return names("cpc")
+    if structure in ("cs", "ar1"):  # one correlation, rho
+        prior = by_name[term.covariance.cor_parameter].prior
+        variables[names("rho")] = (prior.dist, dict(prior.params), 1)
+        return names("rho")
+    return None
+
+
 def _nesting(design, centred: tuple, by_name: dict, variables: dict, qr: bool) -> _Nesting | None:
     """The model's nested pair (bayesmm.model.builder.marginal_nesting), its free variables
     added to ``variables``; None where there is none."""
@@ -188,7 +219,7 @@ class _Predictor:
     follows from its free variables, which it adds to ``variables`` (name -> prior family,
     its parameters, size) (bayesmm.model.builder._linear_predictor)."""
 
-    def __init__(self, design, centred: tuple, by_name: dict, variables: dict, qr: bool = False):
+    def __init__(self, design, centred: tuple, by_name: dict, variables: dict, qr=False, nest=True):
         from ..model.builder import (
             LOCATION_SCALE,
             _sheared_slopes,
@@ -208,7 +239,7 @@ class _Predictor:
         centred = tuple(bool(c) for c in centred) or (False,) * len(design.random)
         parents = centring_parents(design) if any(centred) else [None] * len(design.random)
         self.terms: dict[int, _Term] = {}  # by position in design.random, in the groups' order
-        self.nesting = _nesting(design, centred, by_name, variables, qr)
+        self.nesting = _nesting(design, centred, by_name, variables, qr) if nest else None
         # Which slopes the group effects shear, and whether a centred term is drawn around
         # the fixed effects constant within its levels (builder._linear_predictor).
         slope_idx, self.Xc = centred_slopes(design)
@@ -269,32 +300,16 @@ class _Predictor:
         from ..model.builder import _varies, level_covariates
         from ..model.parameterization import level_parents
         from ..model.variables import TermNames
-        from ..spec.covariance import AR1, UNROLLED_SOLVE, CompoundSymmetry, Diagonal, Unstructured
+        from ..spec.covariance import UNROLLED_SOLVE
 
         group, p, levels = term.group, term.n_terms, term.n_levels
-        structure = {Diagonal: "diag", Unstructured: "us", CompoundSymmetry: "cs", AR1: "ar1"}.get(
-            type(term.covariance)
-        )
-        if structure is None:
-            raise Unsupported(f"the {term.covariance.name} covariance of {group}'s effects")
-        if term.level_factor is not None:
-            raise Unsupported(f"the effects of {group} are drawn with a known covariance (gr(cov=))")
+        structure = _structure(term)
         if levels < 2:
             raise Unsupported(f"{group} has one level")
         if centred and structure != "diag" and p > UNROLLED_SOLVE:
             raise Unsupported(f"{group}'s centred effects of {p} correlated columns")
         names = TermNames(design, term, k)
-        self.variables[names("sd_raw")] = _sd_variable(term, by_name)
-        correlation = None
-        if structure == "us":
-            eta = by_name[term.covariance.cor_parameter].prior.params["eta"]
-            beta = term.covariance.vine_beta(float(eta))
-            correlation = names("cpc")
-            self.variables[correlation] = ("Beta", {"alpha": beta, "beta": beta}, len(beta))
-        elif structure in ("cs", "ar1"):  # one correlation, rho
-            correlation = names("rho")
-            prior = by_name[term.covariance.cor_parameter].prior
-            self.variables[correlation] = (prior.dist, dict(prior.params), 1)
+        correlation = _covariance_variables(term, names, structure, by_name, self.variables)
         v, around, within = None, [], None
         if centred:
             self.variables[names("z")] = ("Normal", {}, p)
@@ -329,8 +344,6 @@ class _Model:
     def __init__(self, source):
         design, family = source.design, source.family
         self.design = design
-        if source.collapsed:
-            raise Unsupported("integrated out")
         link = family.link.name
         kind = _FAMILIES.get(family.name)
         if kind is None:
@@ -356,7 +369,14 @@ class _Model:
         self.kind, self.link = kind, link
         by_name = {e.parameter: e for e in source.prior_entries}
         self.variables: dict[str, tuple] = {}  # name -> (prior dist, params, size)
-        self.mean = _Predictor(design, source.centred, by_name, self.variables, source.decomp == "QR")
+        # Integrated out (bayesmm.model.collapsed): the collapsed factor's terms (their
+        # covariance variables) and the statistics its likelihood reads; the mean is the
+        # rest of the model's, without that factor (builder's skip).
+        self.collapsed, predicted, centred = None, design, source.centred
+        if source.collapsed:
+            predicted, centred = self._collapse(source, by_name)
+        self.mean = _Predictor(predicted, centred, by_name, self.variables, source.decomp == "QR",
+                               nest=not source.collapsed)  # fmt: skip
         # Part formulas: parameter -> (its predictor, the inverse link's kind); a categorical
         # model's are the linear predictors of its categories 3..K (identity).
         self.parts: dict[str, tuple] = {}
@@ -394,6 +414,59 @@ class _Model:
             raise Unsupported(f"the {family.name} family's parameters {sorted(missing)}")
         self.y = np.asarray(design.y, dtype=float)
         self.trials = None if design.trials is None else np.asarray(design.trials, dtype=float)
+
+    def _collapse(self, source, by_name: dict):
+        """Set ``collapsed`` (the factor, its terms' covariance variables, the statistics) and
+        return the design of the rest of the model and its terms' centring."""
+        import types
+
+        from ..model.builder import _sheared_slopes, level_covariates
+        from ..model.collapsed import collapsed_group
+        from ..model.variables import TermNames
+
+        design = source.design
+        group = collapsed_group(design)
+        keep = [i for i, term in enumerate(design.random) if term.group != group]
+        rest = dataclasses.replace(design, random=[design.random[i] for i in keep])
+        centred = tuple(source.centred[i] for i in keep) if source.centred else ()
+        # The builder draws a centred term around the fixed effects constant within its levels
+        # only where no slope of the whole design is sheared (the template reads the rest's).
+        pairs = zip(centred, rest.random, strict=True)
+        if any(c and level_covariates(rest, term)[0] for c, term in pairs) and (
+            _sheared_slopes(design) != _sheared_slopes(rest)
+        ):
+            raise Unsupported("centred terms around fixed effects beside a collapsed factor with slopes")
+        terms = []
+        for k, term in enumerate(design.groups[group]):
+            structure, names = _structure(term), TermNames(design, term, k)
+            correlation = _covariance_variables(term, names, structure, by_name, self.variables)
+            terms.append(types.SimpleNamespace(sd_raw=names("sd_raw"), correlation=correlation,
+                                               structure=structure, p=term.n_terms))  # fmt: skip
+        self.collapsed = (group, terms, woodbury.Statistics(design, group))
+        return rest, centred
+
+
+def _collapsed_factor(t: Tape, model: _Model, constrained: dict, reported: dict) -> list:
+    """The collapsed factor's covariance factor L (q x q, None where 0: its terms' factors on
+    the diagonal), its sd_ and cor_ reported."""
+    from ..model.variables import group_var
+
+    group, terms, data = model.collapsed
+    L = [[None] * data.q for _ in range(data.q)]
+    sds, cors, start = [], [], 0
+    for term in terms:
+        term_sds, F, term_cors = _factor(t, term, constrained)
+        for j in range(term.p):
+            for k in range(j + 1):
+                if F is not None or j == k:
+                    L[start + j][start + k] = term_sds[j] if F is None else F[j][k]
+        sds.append(constrained[term.sd_raw])
+        cors += term_cors
+        start += term.p
+    reported[group_var(model.design, "sd", group)] = sds[0] if len(sds) == 1 else t.join(sds)
+    if cors:
+        reported[group_var(model.design, "cor", group)] = t.join(cors)
+    return L
 
 
 def _thresholds_prior(priors: list) -> tuple:
@@ -476,8 +549,10 @@ def _write(t: Tape, model: _Model, variables: list[tuple], x: dict, density: boo
             constrained[name] = piece
 
     mus: dict = {}  # a sheared coefficient's name -> what moves its prior's location
-    eta = _linear(t, model.mean, constrained, reported, terms if density else None, mus)
-    if eta.shape != (model.design.n_obs,):
+    # Collapsed with one factor, its likelihood reads theta (the sampled fixed coefficients).
+    from_rows = model.collapsed is None or not model.collapsed[2].one
+    eta = _linear(t, model.mean, constrained, reported, terms if density else None, mus, rows=from_rows)
+    if from_rows and eta.shape != (model.design.n_obs,):
         eta = t.add(eta, t.constant(np.zeros(model.design.n_obs)))
     # The family's parameters: constants, and part formulas through their inverse links (zi
     # and hu stay on the log-odds scale); logs: the log of those with a log link.
@@ -499,6 +574,8 @@ def _write(t: Tape, model: _Model, variables: list[tuple], x: dict, density: boo
             sigma = t.sqrt(t.add(t.sqr(params["sigma"]), t.constant(se**2)))
         params["sigma"] = sigma
         logs.pop("sigma", None)
+    if model.collapsed is not None:
+        L = _collapsed_factor(t, model, constrained, reported)
     if not density:
         return None, reported
     for name, *_ in variables:
@@ -507,14 +584,18 @@ def _write(t: Tape, model: _Model, variables: list[tuple], x: dict, density: boo
         terms.append(
             densities.prior(t, constrained[name], *tables[name], mu=mus.get(name), logit=unconstrained[name])
         )
-    terms.append(densities.likelihood(t, model, eta, params, logs))
+    if model.collapsed is not None:
+        terms.append(woodbury.log_likelihood(t, model.collapsed[2], eta, L, params["sigma"]))
+    else:
+        terms.append(densities.likelihood(t, model, eta, params, logs))
     total = terms[0]
     for term in terms[1:]:
         total = t.add(total, term)
     return total, reported
 
 
-def _linear(t: Tape, pred: _Predictor, constrained: dict, reported: dict, terms: list | None, mus: dict):
+def _linear(t: Tape, pred: _Predictor, constrained: dict, reported: dict, terms: list | None, mus: dict,
+            rows=True):  # fmt: skip
     """One linear predictor (a vector of rows, or one number where it has no row-varying
     part) from the constrained values: fixed and group effects and offsets; the log-densities
     of centred effects are added to ``terms`` (None: the expansion, which reports the group
@@ -541,17 +622,21 @@ def _linear(t: Tape, pred: _Predictor, constrained: dict, reported: dict, terms:
             elif b is None:  # sheared: b = u / scale - shift, u ~ prior(location + shift) scaled
                 mus[pred.slopes[0]] = t.mul(shift, t.constant(pred.slopes[2]))
                 b = _slopes(t, pred, constrained, reported, shift)
-            xb = t.matvec(pred.Xc, b)
-            eta = xb if eta is None else t.add(eta, xb)
+            if rows:
+                xb = t.matvec(pred.Xc, b)
+                eta = xb if eta is None else t.add(eta, xb)
         if pred.intercept is not None:
             if pred.intercept[1]:  # sheared
                 mus[pred.intercept[0]] = shifts["Intercept"]
                 intercept = t.sub(intercept, shifts["Intercept"])
             eta = intercept if eta is None else t.add(eta, intercept)
-    if pred.offset is not None:
+    if not rows:  # theta: the centred intercept and the slopes (no group effects here)
+        pieces = [v for v in (intercept, b) if v is not None]
+        eta = None if not pieces else pieces[0] if len(pieces) == 1 else t.join(pieces)
+    elif pred.offset is not None:
         offset = t.constant(pred.offset)
         eta = offset if eta is None else t.add(eta, offset)
-    if eta is None:
+    if eta is None and rows:
         eta = t.constant(np.zeros(1))
     if terms is not None:  # the log-density: no reported-only values
         return eta
@@ -640,6 +725,18 @@ def _one_correlation(t: Tape, term: _Term, sds: list, rho: Var):
     return [[t.mul(sds[j], L[j][k]) for k in range(j + 1)] for j in range(p)], cors
 
 
+def _factor(t: Tape, term, constrained: dict) -> tuple[list, list | None, list]:
+    """A term's SDs (one value each), its covariance factor F (F[j][k], k <= j; None where
+    diagonal) and its reported correlations."""
+    sd = constrained[term.sd_raw]
+    sds = [sd] if term.p == 1 else [t.element(sd, j) for j in range(term.p)]
+    if term.structure == "us":
+        return sds, *_vine(t, term, sds, constrained[term.correlation])
+    if term.structure in ("cs", "ar1"):
+        return sds, *_one_correlation(t, term, sds, constrained[term.correlation])
+    return sds, None, []
+
+
 def _applied(t: Tape, columns: list, F, sds: list) -> list:
     """The columns of u F^T (diagonal F: u sd) for the columns of u."""
     if F is None:
@@ -670,13 +767,7 @@ def _group_effects(t: Tape, pred: _Predictor, constrained: dict, reported: dict,
             return effects[i]
         term = pred.terms[i]
         p, levels = term.p, term.levels
-        sd = constrained[term.sd_raw]
-        sds = [sd] if p == 1 else [t.element(sd, j) for j in range(p)]
-        F, cors[i] = None, []
-        if term.structure == "us":
-            F, cors[i] = _vine(t, term, sds, constrained[term.correlation])
-        elif term.structure in ("cs", "ar1"):
-            F, cors[i] = _one_correlation(t, term, sds, constrained[term.correlation])
+        sds, F, cors[i] = _factor(t, term, constrained)
         if term.v is None:  # non-centred
             w = [t.column(constrained[term.z], c, p) for c in range(p)]
             effects[i] = _applied(t, [_level_basis(t, u, levels) for u in w], F, sds)
