@@ -137,8 +137,11 @@ numba.njit = refuse
 data = pd.read_csv(sys.argv[1]).assign(g=lambda d: pd.Categorical(d.g))
 fit = bm.Model("count ~ x + (1 | g)", data, family="poisson").fit(draws=60, tune=60, chains=2, random_seed=5,
                                                                   progressbar=False)
-print(json.dumps({"compiled_by": fit.idata.attrs["compiled_by"],
-                  "b": fit.idata.posterior["fixef"].values.ravel().tolist()}))
+collapsed = bm.Model("y ~ x + (1 | g)", data).fit(draws=60, tune=60, chains=2, random_seed=5,
+                                                  progressbar=False)
+print(json.dumps({"compiled_by": [f.idata.attrs["compiled_by"] for f in (fit, collapsed)],
+                  "b": fit.idata.posterior["fixef"].values.ravel().tolist(),
+                  "sigma": collapsed.idata.posterior["sigma"].values.ravel().tolist()}))
 """
 
 
@@ -152,8 +155,35 @@ def test_two_processes_draw_the_same_and_compile_nothing(data, tmp_path):
         done = subprocess.run(command, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    assert [r["compiled_by"] for r in runs] == ["engine", "engine"]
-    assert runs[0]["b"] == runs[1]["b"]
+    # A Poisson model and the integrated-out Gaussian one (bayesmm.inference.woodbury).
+    assert [r["compiled_by"] for r in runs] == [["engine", "engine"]] * 2
+    assert runs[0]["b"] == runs[1]["b"] and runs[0]["sigma"] == runs[1]["sigma"]
+
+
+def test_the_engine_is_the_installed_extension_and_its_absence_falls_back_once(data, monkeypatch):
+    """No compiler runs and nothing is loaded from a cache folder at run time: the engine's
+    functions come from the extension module built at installation. Without it, every model
+    takes PyTensor's graph, with one warning."""
+    import warnings
+    from pathlib import Path
+
+    from bayesmm.inference import engine
+
+    logp, expand = engine.cfuncs()
+    module = Path(logp.module.__file__)
+    assert module.parent == Path(engine.__file__).parent and module.name.startswith("_engine.")
+    assert logp.address != expand.address
+    model = bm.Model(FORMULA, data)
+    built = sampling.data_model(model.sampled_model, model.design.n_obs)
+    starting = native.StartingPoints(built.model, built.shared)
+    assert native._engine_run(built.model, starting, model) is not None
+    monkeypatch.setattr(engine, "cfuncs", lambda: None)
+    native._say_extension_missing.cache_clear()
+    with pytest.warns(RuntimeWarning, match="compiled engine .* is not installed"):
+        assert native._engine_run(built.model, starting, model) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once
+        assert native._engine_run(built.model, starting, model) is None
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """The log-densities bayesmm.inference.template writes on the tape: each prior family's
-(bayesmm.inference.kernel's tables and the template's own) and each family's
-log-likelihood, summed over rows, as PyMC defines them (tests/test_template.py compares).
+(from a table of its parameters and constant term) and each family's log-likelihood,
+summed over rows, as PyMC defines them (tests/test_template.py compares).
 """
 
 from __future__ import annotations
@@ -23,14 +23,81 @@ COUNTS = (
 # PyMC's negative binomial takes the Poisson limit above this alpha (its gammaln difference
 # falls below their ulp).
 _NB_POISSON_ALPHA = 1e10
-# The prior families written here beyond bayesmm.inference.kernel's (whose codes are 0-6):
-# the code they get, and the transform of their variables (0 none, 1 log, 3 an interval's).
+# The prior families by bayesmm.Prior name: their code, and their parameters with PyMC's
+# defaults (None: required); _OWN_DENSITIES has the tables of Gamma, Uniform and Logistic.
+DENSITIES = {
+    "Normal": (0, {"mu": 0.0, "sigma": 1.0}),
+    "StudentT": (1, {"nu": None, "mu": 0.0, "sigma": 1.0}),
+    "HalfNormal": (2, {"sigma": 1.0}),
+    "HalfStudentT": (3, {"nu": None, "sigma": 1.0}),
+    "HalfCauchy": (4, {"beta": None}),
+    "Exponential": (5, {"lam": None}),
+    "Beta": (6, {"alpha": None, "beta": None}),
+}
 GAMMA, UNIFORM, LOGISTIC = 7, 8, 9
-OWN_TRANSFORMS = {GAMMA: 1, UNIFORM: 3, LOGISTIC: 0}
+# The transform each family's variable has in PyMC: 0 none, 1 log, 2 log-odds, 3 an interval's.
+TRANSFORM_OF = {0: 0, 1: 0, 2: 1, 3: 1, 4: 1, 5: 1, 6: 2, GAMMA: 1, UNIFORM: 3, LOGISTIC: 0}
 
 
 class Unsupported(Exception):
     """A model bayesmm.inference.template does not write (the message says why)."""
+
+
+def _density(dist: str, params: dict, size: int) -> tuple[int, np.ndarray]:
+    """The family's code and its (4, size) parameters: p1, p2, p3 and the constant term."""
+    from scipy.special import betaln, gammaln
+
+    if dist not in DENSITIES:
+        raise Unsupported(f"a {dist} prior")
+    code, defaults = DENSITIES[dist]
+    if dist == "Exponential" and "scale" in params and "lam" not in params:
+        params = {"lam": 1.0 / np.asarray(params["scale"], dtype=float)}
+    if set(params) - set(defaults):
+        raise Unsupported(f"{dist} with parameters {sorted(params)}")
+    full = {}
+    for name, default in defaults.items():
+        if params.get(name, default) is None:
+            raise Unsupported(f"{dist} without {name}")
+        full[name] = np.broadcast_to(np.asarray(params.get(name, default), dtype=float), (size,))
+    out = np.zeros((4, size))
+
+    def t_constant(nu):  # Student-t's normalising constant, less log sigma
+        return gammaln((nu + 1) / 2) - gammaln(nu / 2) - 0.5 * np.log(nu * np.pi)
+
+    if code == 0:
+        out[0], out[1] = full["mu"], full["sigma"]
+        out[3] = -np.log(full["sigma"]) - 0.5 * np.log(2 * np.pi)
+    elif code == 1:
+        out[0], out[1], out[2] = full["mu"], full["sigma"], full["nu"]
+        out[3] = t_constant(full["nu"]) - np.log(full["sigma"])
+    elif code == 2:
+        out[1] = full["sigma"]
+        out[3] = 0.5 * np.log(2 / np.pi) - np.log(full["sigma"])
+    elif code == 3:
+        out[1], out[2] = full["sigma"], full["nu"]
+        out[3] = np.log(2.0) + t_constant(full["nu"]) - np.log(full["sigma"])
+    elif code == 4:
+        out[1] = full["beta"]
+        out[3] = np.log(2.0) - np.log(np.pi) - np.log(full["beta"])
+    elif code == 5:
+        out[1] = full["lam"]
+        out[3] = np.log(full["lam"])
+    else:
+        out[0], out[1] = full["alpha"], full["beta"]
+        out[3] = -betaln(full["alpha"], full["beta"])
+    return code, out
+
+
+def scaled(prior, scale, name: str):
+    """What bayesmm.model.builder._coefficient samples for a coefficient with this prior (no shear):
+    the variable's name, its prior's parameters and the multiplier from it to the coefficient."""
+    from ..model.builder import coefficient_form
+
+    scale = np.asarray(scale, dtype=float)
+    form = coefficient_form(name, prior, None, scale)
+    if form is None:
+        return name, dict(prior.params), np.ones_like(scale)
+    return form[0], form[1], 1.0 / scale
 
 
 def _gamma(params: dict, size: int) -> tuple[int, np.ndarray]:
@@ -38,13 +105,11 @@ def _gamma(params: dict, size: int) -> tuple[int, np.ndarray]:
     (PyMC's two parameterizations: alpha and beta, or mu and sigma)."""
     from scipy.special import gammaln
 
-    from .kernel import _Unsupported
-
     if set(params) == {"mu", "sigma"}:
         mu, sigma = (np.asarray(params[k], dtype=float) for k in ("mu", "sigma"))
         params = {"alpha": mu**2 / sigma**2, "beta": mu / sigma**2}
     if set(params) != {"alpha", "beta"}:
-        raise _Unsupported(f"Gamma with parameters {sorted(params)}")
+        raise Unsupported(f"Gamma with parameters {sorted(params)}")
     table = np.zeros((4, size))
     for row, key in enumerate(("alpha", "beta")):
         table[row] = np.broadcast_to(np.asarray(params[key], dtype=float), (size,))
@@ -54,25 +119,21 @@ def _gamma(params: dict, size: int) -> tuple[int, np.ndarray]:
 
 def _uniform(params: dict, size: int) -> tuple[int, np.ndarray]:
     """A Uniform prior's code and (4, size) table: lower, upper, unused, -log(upper - lower)."""
-    from .kernel import _Unsupported
-
     if set(params) != {"lower", "upper"}:
-        raise _Unsupported(f"Uniform with parameters {sorted(params)}")
+        raise Unsupported(f"Uniform with parameters {sorted(params)}")
     table = np.zeros((4, size))
     for row, key in enumerate(("lower", "upper")):
         table[row] = np.broadcast_to(np.asarray(params[key], dtype=float), (size,))
     if not np.all(np.isfinite(table[:2])):
-        raise _Unsupported("a Uniform prior without two finite bounds")
+        raise Unsupported("a Uniform prior without two finite bounds")
     table[3] = -np.log(table[1] - table[0])
     return UNIFORM, table
 
 
 def _logistic(params: dict, size: int) -> tuple[int, np.ndarray]:
     """A Logistic prior's code and (4, size) table: mu, s, unused, -log s."""
-    from .kernel import _Unsupported
-
     if set(params) - {"mu", "s"}:
-        raise _Unsupported(f"Logistic with parameters {sorted(params)}")
+        raise Unsupported(f"Logistic with parameters {sorted(params)}")
     table = np.zeros((4, size))
     for row, (key, default) in enumerate((("mu", 0.0), ("s", 1.0))):
         table[row] = np.broadcast_to(np.asarray(params.get(key, default), dtype=float), (size,))
@@ -84,19 +145,13 @@ _OWN_DENSITIES = {"Gamma": _gamma, "Uniform": _uniform, "Logistic": _logistic}
 
 
 def prior_table(dist: str, params: dict, size: int) -> tuple[int, np.ndarray]:
-    """A prior's code and (4, size) table: bayesmm.inference.kernel's families and the
-    template's own (Gamma, Uniform, Logistic)."""
-    from .kernel import _density, _Unsupported
-
-    try:
-        return _OWN_DENSITIES[dist](params, size) if dist in _OWN_DENSITIES else _density(dist, params, size)
-    except _Unsupported as reason:
-        raise Unsupported(str(reason)) from None
+    """A prior's code and (4, size) table."""
+    return _OWN_DENSITIES[dist](params, size) if dist in _OWN_DENSITIES else _density(dist, params, size)
 
 
 def prior(t: Tape, value: Var, code: int, table: np.ndarray, mu=None, logit=None) -> Var:
-    """The sum of the prior's log-density over ``value``'s elements (bayesmm.inference.kernel's
-    families and tables); ``mu``: a location moved by other parameters (added to p1);
+    """The sum of the prior's log-density over ``value``'s elements (prior_table's families
+    and tables); ``mu``: a location moved by other parameters (added to p1);
     ``logit``: the sampled log-odds of a Beta variable."""
     constant = float(np.sum(table[3]))
     if code in (0, 1, LOGISTIC):  # Normal, StudentT, Logistic

@@ -1,7 +1,7 @@
 /* bayesmm's engine: one compiled interpreter for the log-density, gradient and expansion of
  * every model, whose structure arrives as data (bayesmm/inference/engine.py writes the
  * program from PyMC's rewritten graph). Built into the extension module
- * bayesmm.inference._kernel when bayesmm is installed (kernel_module.c, setup.py).
+ * bayesmm.inference._engine when bayesmm is installed (engine_module.c, setup.py).
  *
  * A program is two arrays. The integer one holds a header (engine_fields.h) and then the
  * instructions, each an opcode followed by its operands; the float one holds the constants:

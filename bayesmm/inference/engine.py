@@ -1148,20 +1148,13 @@ class CFunction:
 
 
 @functools.cache
-def extension_functions(name: str) -> tuple[CFunction, CFunction] | None:
-    """The two C functions (log-density with gradient, expansion) whose addresses the
-    extension module bayesmm.inference._kernel's function ``name`` returns; None where the
-    module is not installed (no C compiler at installation)."""
+def cfuncs() -> tuple[CFunction, CFunction] | None:
+    """The engine's two C functions (log-density with gradient, expansion), from the extension
+    module bayesmm.inference._engine built when bayesmm was installed; None where it is not
+    (no C compiler at installation)."""
     try:
-        from . import _kernel
+        from . import _engine
     except ImportError:
         return None
-    if not hasattr(_kernel, name):
-        return None
-    logp, expand = getattr(_kernel, name)()
-    return CFunction(logp, _kernel), CFunction(expand, _kernel)
-
-
-def cfuncs() -> tuple[CFunction, CFunction] | None:
-    """The engine's two C functions, built when bayesmm was installed; None where they are not."""
-    return extension_functions("engine_addresses")
+    logp, expand = _engine.addresses()
+    return CFunction(logp, _engine), CFunction(expand, _engine)

@@ -3,13 +3,10 @@ sampler-ready compiled model), with nutpie's and PyMC's public API.
 
 nutpie samples through two C functions, the log-density with its gradient and the
 expansion of a draw into every variable. bayesmm's are compiled once, when bayesmm is
-installed (the extension module bayesmm.inference._kernel), and read the model as data:
-
-* the integrated-out Gaussian model with one grouping factor: bayesmm.inference.kernel, written
-  out by hand from sufficient statistics;
-* every other model bayesmm builds: bayesmm.inference.engine, the interpreter of a program
-  that bayesmm.inference.template writes from the design for the standard models, and that
-  the engine translates from the model's rewritten PyTensor graph for the others.
+installed (the extension module bayesmm.inference._engine), and read the model as data:
+bayesmm.inference.engine, the interpreter of a program that bayesmm.inference.template
+writes from the design for the standard models, and that the engine translates from the
+model's rewritten PyTensor graph for the others.
 
 So no model is compiled when it is fitted, and every process runs the same code (a seed gives
 the same draws in every process). A model with a node the engine does not evaluate, or every
@@ -28,7 +25,7 @@ import threading
 import numpy as np
 
 from ..warn import warn_user
-from . import engine, kernel, template
+from . import engine, template
 
 __all__ = ["compile_model", "rebound", "EngineRun"]
 
@@ -37,12 +34,8 @@ def compile_model(pymc_model, shared: dict, source=None):
     """nutpie's compiled model for ``pymc_model`` (the shared-data copy that
     bayesmm.inference.sampling.data_model makes; ``shared`` names its shared variables), with
     nutpie's default starting points (support points jittered in (-1, 1)). ``source``: the
-    bayesmm Model it was made from, which bayesmm.inference.kernel reads."""
+    bayesmm Model it was made from, which bayesmm.inference.template reads."""
     starting = StartingPoints(pymc_model, shared)
-    program = _kernel_program(pymc_model, source)
-    if program is not None:
-        data = _kernel_data(program)
-        return _c_model(pymc_model, program.layout, kernel.cfuncs(), starting, data, "kernel", program)
     run = _engine_run(pymc_model, starting, source)
     if run is not None:
         return _c_model(pymc_model, run.logp.layout, engine.cfuncs(), starting, run.data(), "engine", run)
@@ -52,29 +45,12 @@ def compile_model(pymc_model, shared: dict, source=None):
 
 
 def compiled_by(compiled) -> str:
-    """Which C functions a compiled model samples through: ``"kernel"``, ``"engine"`` or
-    ``"graph"`` (nutpie's numba compile of PyMC's graph)."""
+    """Which C functions a compiled model samples through: ``"engine"`` or ``"graph"``
+    (nutpie's numba compile of PyMC's graph)."""
     return getattr(compiled, "compiled_by", "graph")
 
 
-# -- the two compiled routes ------------------------------------------------------------------
-
-
-def _kernel_program(pymc_model, source):
-    """bayesmm.inference.kernel's program for the model, or None (not a model the kernel covers,
-    no bayesmm model to read it from, or no compiled kernel installed: said once)."""
-    if source is None or not kernel.enabled():
-        return None
-    program = kernel.program(pymc_model, source)
-    if program is not None and kernel.cfuncs() is None:
-        _say_extension_missing()
-        return None
-    return program
-
-
-def _kernel_data(program) -> dict[str, np.ndarray]:
-    """What the kernel's C functions read: the program's two arrays."""
-    return {"kernel_ints": _frozen(program.ints), "kernel_floats": _frozen(program.floats)}
+# -- the engine's programs ---------------------------------------------------------------------
 
 
 @dataclasses.dataclass
@@ -132,7 +108,7 @@ def _written(pymc_model, starting: StartingPoints, source) -> EngineRun | None:
 @functools.cache
 def _say_extension_missing() -> None:
     warn_user(
-        "bayesmm's compiled engine (the extension module bayesmm.inference._kernel) is not installed, "
+        "bayesmm's compiled engine (the extension module bayesmm.inference._engine) is not installed, "
         "so every model compiles through PyTensor's graph (seconds per model and process). Reinstall "
         "bayesmm where a C compiler works to build it.",
         RuntimeWarning,
@@ -140,32 +116,21 @@ def _say_extension_missing() -> None:
 
 
 def rebound(compiled, pymc_model, source):
-    """A kernel or engine model (``compiled.program`` set) for another data set of the same
-    structure, already in the shared variables: the kernel's program made from ``source``, the
-    engine's programs written again from ``source``'s design (bayesmm.inference.template), or
-    the engine's kept graphs translated again (no rewriting); None when the result has another
-    layout."""
-    if isinstance(compiled.program, EngineRun):
-        kept = compiled.program
-        if kept.graphs is None:
-            run = _written(pymc_model, kept.starting, source)
-            if run is not None and run.logp.layout != kept.logp.layout:
-                run = None
-        else:
-            run = _translated(kept.graphs, kept.starting)
-        if run is None:
-            return None
-        data = run.data()
-        return dataclasses.replace(
-            compiled, shared_data=data, user_data=_pairs(list(data.values())), program=run
-        )
-    program = _kernel_program(pymc_model, source)
-    if program is None or not np.array_equal(program.ints, compiled.program.ints):
+    """An engine model (``compiled.program`` set) for another data set of the same structure,
+    already in the shared variables: the engine's programs written again from ``source``'s
+    design (bayesmm.inference.template), or its kept graphs translated again (no rewriting);
+    None when the result has another layout."""
+    kept = compiled.program
+    if kept.graphs is None:
+        run = _written(pymc_model, kept.starting, source)
+        if run is not None and run.logp.layout != kept.logp.layout:
+            run = None
+    else:
+        run = _translated(kept.graphs, kept.starting)
+    if run is None:
         return None
-    data = _kernel_data(program)
-    return dataclasses.replace(
-        compiled, shared_data=data, user_data=_pairs(list(data.values())), program=program
-    )
+    data = run.data()
+    return dataclasses.replace(compiled, shared_data=data, user_data=_pairs(list(data.values())), program=run)
 
 
 # -- nutpie's compiled model of two C functions ------------------------------------------------
@@ -242,8 +207,8 @@ def _model_class():
     @dataclasses.dataclass(frozen=True)
     class CModel(CompiledPyMCModel):
         """nutpie's compiled PyMC model whose C functions are bayesmm's and whose user data are
-        (address, length) pairs of their programs; ``compiled_by``: ``"kernel"`` or
-        ``"engine"``; ``program``: what they read (for :func:`rebound`)."""
+        (address, length) pairs of their programs; ``compiled_by``: ``"engine"``;
+        ``program``: what they read (for :func:`rebound`)."""
 
         compiled_by: str = "engine"
         program: object = None

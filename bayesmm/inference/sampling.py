@@ -14,7 +14,7 @@ exact bytes of every other constant (sizes, index patterns), so a different numb
 levels or columns is a different key. A compiled model whose key matches is reused: its
 data are replaced (nutpie's ``with_data``) and sampling starts without compiling.
 
-Nothing is compiled for a model that bayesmm's engine or kernel evaluates (bayesmm.inference.native);
+Nothing is compiled for a model that bayesmm's engine evaluates (bayesmm.inference.native);
 for them a reused structure skips PyTensor's rewriting, and the translation of its graph
 into the engine's program is all that is done again.
 """
@@ -138,7 +138,7 @@ def _compiled(pymc_model, n_obs: int, source=None):
         shared[name].set_value(value)
     if getattr(compiled, "program", None) is None:  # nutpie's compile of the graph
         return compiled.with_data(**model.values), True
-    # bayesmm's kernel and engine read their own programs, made again at the new data.
+    # bayesmm's engine reads its own programs, made again at the new data.
     rebound = native.rebound(compiled, model.model, source)
     if rebound is None:
         del _COMPILED[model.key]
@@ -162,7 +162,7 @@ def sample_nutpie(
     """Sample ``pymc_model`` with nutpie through the compiled-model cache; the DataTree has
     the groups and coordinates ``pm.sample`` gives, and its seed means what pm.sample's does.
     ``source``: the bayesmm Model whose ``sampled_model`` is ``pymc_model`` (which
-    bayesmm.inference.kernel reads)."""
+    bayesmm.inference.template reads)."""
     import nutpie
     from pymc.backends.arviz import patch_nutpie_idata
     from pymc.util import get_random_generator

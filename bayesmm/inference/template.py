@@ -61,7 +61,6 @@ import numpy as np
 from . import densities, engine, woodbury
 from .densities import Unsupported
 from .engine import View
-from .kernel import _TRANSFORM_NAMES, _TRANSFORM_OF
 from .tape import Tape, Var
 
 __all__ = ["program", "why_not", "enabled", "Unsupported"]
@@ -85,10 +84,11 @@ _PART_PARAMETERS = {"gaussian": {"sigma": "log"}, "negativebinomial": {"alpha": 
                     "zi_poisson": {"zi": "logit"}, "zi_negativebinomial": {"zi": "logit", "alpha": None},
                     "hu_poisson": {"hu": "logit"},
                     "hu_negativebinomial": {"hu": "logit", "alpha": None}}  # fmt: skip
-# The transforms by PyMC's class name: the kernel's (0 none, 1 log, 2 log-odds), 3 an
-# interval's and 4 the ordered one (an ordinal model's thresholds).
+# The transforms by PyMC's class name: 0 none, 1 log, 2 log-odds, 3 an interval's and 4 the
+# ordered one (an ordinal model's thresholds).
 ORDERED = 4
-_TRANSFORMS = {**_TRANSFORM_NAMES, "Interval": 3, "IntervalTransform": 3, "Ordered": ORDERED}
+_TRANSFORMS = {None: 0, "LogTransform": 1, "LogOddsTransform": 2, "Interval": 3, "IntervalTransform": 3,
+               "Ordered": ORDERED}  # fmt: skip
 
 
 # -- the model --------------------------------------------------------------------------------
@@ -231,7 +231,6 @@ class _Predictor:
         from ..model.parameterization import centring_parents
         from ..model.variables import fixef_var, group_var
         from ..spec.priors import stack_priors
-        from .kernel import _scaled
 
         self.design, self.variables = design, variables
         if design.monotonic or design.smooths or design.gps:
@@ -281,7 +280,7 @@ class _Predictor:
             )
             form = coefficient_form(design.var("b"), stacked, 0.0, scales) if sheared else None
             if form is None:
-                name, params, mult = _scaled(stacked, scales, design.var("b"))
+                name, params, mult = densities.scaled(stacked, scales, design.var("b"))
                 shear = None
             else:
                 (name, params), mult, shear = form, 1.0 / scales, np.asarray(scales, dtype=float)
@@ -491,7 +490,7 @@ def _densities(model: _Model, pymc_model, shapes: list[tuple]) -> list[tuple]:
         if int(np.prod(shape, dtype=int)) != size:
             raise Unsupported(f"{rv.name} has {int(np.prod(shape, dtype=int))} values, not {size}")
         code, table = densities.prior_table(dist, params or {}, size)
-        wanted = densities.OWN_TRANSFORMS.get(code, _TRANSFORM_OF.get(code))
+        wanted = densities.TRANSFORM_OF[code]
         if rv.name == "thresholds" and model.thresholds:
             wanted = ORDERED
         transform = pymc_model.rvs_to_transforms.get(rv)

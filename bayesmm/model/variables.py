@@ -1,5 +1,5 @@
 """Every PyMC variable and dimension name bayesmm gives, in one place: the builder, the
-collapsed forms, the kernel, results, predictions and plots ask here.
+collapsed forms, the template, results, predictions and plots ask here.
 
 A linear predictor's variables carry its part's prefix (``zi_fixef``, ``mu3_sd_g``:
 ``Design.var``); a grouping factor's are ``r_<group>`` (its levels' effects), ``sd_<group>``
