@@ -186,6 +186,16 @@ CASES = [
     ("y ~ x + ar1(0 + factor(h) | g)", "gaussian", {}),
     ("y ~ x + (1 | g) + (x | h)", "gaussian", {"collapsed": True}),
     ("y ~ x + gx + (1 | g) + (1 | h) + offset(u)", "gaussian", {"collapsed": True, "centered": {"h": True}}),
+    # Smooths (s(w) of the Bernoulli model partially centred: see the test below) and
+    # Hilbert-space GPs of each kernel, of two predictors and by a factor.
+    ("y ~ s(x) + (1 | g)", "gaussian", {"collapsed": False}),
+    ("count ~ s(x, k = 6) + w + (1 | g)", "poisson", {}),
+    ("yes ~ s(x) + s(w) + (1 | h)", "bernoulli", {}),
+    ("y ~ gp(x) + (1 | g)", "gaussian", {"collapsed": False}),
+    ("count ~ gp(x, cov = 'matern32') + (1 | g)", "poisson",
+     {"priors": {"lscale": bm.Prior("InverseGamma", alpha=3, beta=2)}}),
+    ("count ~ gp(x, w, k = 4) + (1 | g)", "poisson", {}),
+    ("count ~ gp(x, cov = 'matern52', by = c) + (1 | g)", "poisson", {}),
 ]  # fmt: skip
 
 
@@ -271,17 +281,29 @@ def _assert_pymcs(pymc_model, logp, expand, rtol=1e-10, spread=0.8, atol=1e-9):
     pytest.fail(f"PyMC's gradient is finite at {compared} of 40 points")
 
 
+def test_a_partially_centred_smooth_is_among_the_cases():
+    """The case of a smooth whose coefficients are partially centred (weights above 0:
+    bayesmm.model.parameterization.smooth_centring) stays one, so that its prior is tested."""
+    model, _ = _model("yes ~ s(x) + s(w) + (1 | h)", "bernoulli", {})
+    assert max(float(np.max(w)) for w in model.smooth_weights) > 0.5
+
+
 @pytest.mark.parametrize(
     ("formula", "family", "options", "reason"),
     [
         ("y ~ x + rr(x + w | g, 1)", "gaussian", _NONCENTRED, "rr covariance"),
+        ("count ~ mo(k1) + (1 | g)", "poisson", {}, "mo() terms"),
         ("pos | cens(cen) ~ x + (1 | g)", "gamma", {}, "censoring"),
         ("k1 ~ x + (1 | g)", "cumulative", {"priors": {"Intercept[2]": _NORMAL}}, "different families"),
         ("count ~ x + (1 | g)", "negativebinomial", {"dispersion": "~ x"}, "dispersion= formula"),
         ("k ~ x + (1 | g)", "zero_inflated_binomial", {"trials": "trials"}, "zero_inflated_binomial"),
         ("count ~ x + (1 | g)", "poisson", {"priors": {"sd": _WEIBULL}}, "Weibull"),
-        ("y ~ x + hx + (x | g) + (1 | h)", "gaussian", {"collapsed": True, "centered": True},
-         "collapsed factor"),
+        (
+            "y ~ x + hx + (x | g) + (1 | h)",
+            "gaussian",
+            {"collapsed": True, "centered": True},
+            "collapsed factor",
+        ),
     ],
 )
 def test_what_the_template_does_not_write_takes_the_graph(formula, family, options, reason):

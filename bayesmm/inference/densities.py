@@ -34,9 +34,9 @@ DENSITIES = {
     "Exponential": (5, {"lam": None}),
     "Beta": (6, {"alpha": None, "beta": None}),
 }
-GAMMA, UNIFORM, LOGISTIC = 7, 8, 9
+GAMMA, UNIFORM, LOGISTIC, INVERSE_GAMMA = 7, 8, 9, 10
 # The transform each family's variable has in PyMC: 0 none, 1 log, 2 log-odds, 3 an interval's.
-TRANSFORM_OF = {0: 0, 1: 0, 2: 1, 3: 1, 4: 1, 5: 1, 6: 2, GAMMA: 1, UNIFORM: 3, LOGISTIC: 0}
+TRANSFORM_OF = {0: 0, 1: 0, 2: 1, 3: 1, 4: 1, 5: 1, 6: 2, GAMMA: 1, UNIFORM: 3, LOGISTIC: 0, INVERSE_GAMMA: 1}
 
 
 class Unsupported(Exception):
@@ -100,21 +100,22 @@ def scaled(prior, scale, name: str):
     return form[0], form[1], 1.0 / scale
 
 
-def _gamma(params: dict, size: int) -> tuple[int, np.ndarray]:
-    """A Gamma prior's code and (4, size) table: alpha, beta, unused, the constant term
-    (PyMC's two parameterizations: alpha and beta, or mu and sigma)."""
+def _gamma(params: dict, size: int, inverse: bool = False) -> tuple[int, np.ndarray]:
+    """A Gamma (or InverseGamma) prior's code and (4, size) table: alpha, beta, unused, the
+    constant term alpha log beta - gammaln(alpha) (PyMC's Gamma also takes mu and sigma)."""
     from scipy.special import gammaln
 
-    if set(params) == {"mu", "sigma"}:
+    name = "InverseGamma" if inverse else "Gamma"
+    if set(params) == {"mu", "sigma"} and not inverse:
         mu, sigma = (np.asarray(params[k], dtype=float) for k in ("mu", "sigma"))
         params = {"alpha": mu**2 / sigma**2, "beta": mu / sigma**2}
     if set(params) != {"alpha", "beta"}:
-        raise Unsupported(f"Gamma with parameters {sorted(params)}")
+        raise Unsupported(f"{name} with parameters {sorted(params)}")
     table = np.zeros((4, size))
     for row, key in enumerate(("alpha", "beta")):
         table[row] = np.broadcast_to(np.asarray(params[key], dtype=float), (size,))
     table[3] = table[0] * np.log(table[1]) - gammaln(table[0])
-    return GAMMA, table
+    return (INVERSE_GAMMA if inverse else GAMMA), table
 
 
 def _uniform(params: dict, size: int) -> tuple[int, np.ndarray]:
@@ -141,7 +142,12 @@ def _logistic(params: dict, size: int) -> tuple[int, np.ndarray]:
     return LOGISTIC, table
 
 
-_OWN_DENSITIES = {"Gamma": _gamma, "Uniform": _uniform, "Logistic": _logistic}
+_OWN_DENSITIES = {
+    "Gamma": _gamma,
+    "Uniform": _uniform,
+    "Logistic": _logistic,
+    "InverseGamma": lambda params, size: _gamma(params, size, inverse=True),
+}
 
 
 def prior_table(dist: str, params: dict, size: int) -> tuple[int, np.ndarray]:
@@ -180,6 +186,9 @@ def prior(t: Tape, value: Var, code: int, table: np.ndarray, mu=None, logit=None
         total = t.neg(t.add(t.sum(s), t.mul(t.sum(t.softplus(t.neg(s))), t.constant(2.0))))
     elif code == UNIFORM:  # constant within its bounds (the transform keeps it there)
         total = t.constant(0.0)
+    elif code == INVERSE_GAMMA:  # -(alpha + 1) log x - beta / x
+        logs = t.dot(t.log(value), t.constant(table[0] + 1.0))
+        total = t.neg(t.add(logs, t.dot(t.div(t.constant(1.0), value), t.constant(table[1]))))
     else:  # Gamma: (alpha - 1) log x - beta x
         total = t.add(t.dot(t.log(value), t.constant(table[0] - 1.0)), t.dot(value, t.constant(-table[1])))
     return t.add(total, t.constant(constant))

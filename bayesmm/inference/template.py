@@ -37,8 +37,10 @@ What it covers (the rest takes the graph):
   levels), and the nested pair with the parent's effects integrated out of the child's
   prior (bayesmm.model.builder.marginal_nesting); offsets; any number of rows (over
   blocks.MIN_ROWS the interpreter runs row-by-row instructions a chunk of rows at a time);
+* smooths s() (partially centred where the data say so) and Hilbert-space GPs gp() of each
+  kernel (bayesmm.inference.bases);
 * priors: Normal, StudentT, HalfNormal, HalfStudentT, HalfCauchy, Exponential, Beta,
-  Gamma, Uniform (an interval), Logistic.
+  Gamma, InverseGamma, Uniform (an interval), Logistic.
 
 Likelihood weights (weights()) and known SEs (se(), with or without sigma) too; censoring
 and truncation (cens(), trunc()) of the gaussian, lognormal, weibull and exponential families.
@@ -47,7 +49,7 @@ The integrated-out Gaussian models (bayesmm.model.collapsed: one grouping factor
 sufficient statistics, or beside sampled factors) through bayesmm.inference.woodbury.
 
 Not covered: censoring and truncation of the other families (their CDFs: student, gamma, beta,
-the counts), mo(), s(), gp(), rr() and gr(cov=) terms, the other families (zero-inflated
+the counts), mo(), rr() and gr(cov=) terms, the other families (zero-inflated
 binomial, ...), a negative binomial's dispersion by formula, and priors of other families.
 """
 
@@ -58,7 +60,7 @@ import os
 
 import numpy as np
 
-from . import densities, engine, woodbury
+from . import bases, densities, engine, woodbury
 from .densities import Unsupported
 from .engine import View
 from .tape import Tape, Var
@@ -219,7 +221,8 @@ class _Predictor:
     follows from its free variables, which it adds to ``variables`` (name -> prior family,
     its parameters, size) (bayesmm.model.builder._linear_predictor)."""
 
-    def __init__(self, design, centred: tuple, by_name: dict, variables: dict, qr=False, nest=True):
+    def __init__(self, design, centred: tuple, by_name: dict, variables: dict, qr=False, nest=True,
+                 smooths=None):  # fmt: skip
         from ..model.builder import (
             LOCATION_SCALE,
             _sheared_slopes,
@@ -233,8 +236,7 @@ class _Predictor:
         from ..spec.priors import stack_priors
 
         self.design, self.variables = design, variables
-        if design.monotonic or design.smooths or design.gps:
-            raise Unsupported("mo(), s() or gp() terms")
+        self.bases = bases.Bases(design, by_name, variables, smooths)  # s() and gp() terms
         centred = tuple(bool(c) for c in centred) or (False,) * len(design.random)
         parents = centring_parents(design) if any(centred) else [None] * len(design.random)
         self.terms: dict[int, _Term] = {}  # by position in design.random, in the groups' order
@@ -375,7 +377,7 @@ class _Model:
         if source.collapsed:
             predicted, centred = self._collapse(source, by_name)
         self.mean = _Predictor(predicted, centred, by_name, self.variables, source.decomp == "QR",
-                               nest=not source.collapsed)  # fmt: skip
+                               nest=not source.collapsed, smooths=source.smooth_weights)  # fmt: skip
         # Part formulas: parameter -> (its predictor, the inverse link's kind); a categorical
         # model's are the linear predictors of its categories 3..K (identity).
         self.parts: dict[str, tuple] = {}
@@ -629,6 +631,8 @@ def _linear(t: Tape, pred: _Predictor, constrained: dict, reported: dict, terms:
                 mus[pred.intercept[0]] = shifts["Intercept"]
                 intercept = t.sub(intercept, shifts["Intercept"])
             eta = intercept if eta is None else t.add(eta, intercept)
+    if rows and pred.bases:
+        eta = bases.add(t, pred.bases, eta, constrained, reported, terms)
     if not rows:  # theta: the centred intercept and the slopes (no group effects here)
         pieces = [v for v in (intercept, b) if v is not None]
         eta = None if not pieces else pieces[0] if len(pieces) == 1 else t.join(pieces)

@@ -1,0 +1,156 @@
+"""The basis-function terms of a linear predictor on the template's tape
+(bayesmm.inference.template): brms's smooths s(x) and Hilbert-space Gaussian processes gp(x),
+as bayesmm.model.builder._smooth_part and _gp_part write them.
+
+A smooth adds Z s with s ~ Normal(0, sds^2), drawn partially non-centred with each
+coefficient's weight w (bayesmm.model.parameterization.smooth_centring): r ~ Normal(0, sds^w),
+s = sds^(1 - w) r. A GP adds phi (sqrt(S(w)) z), z standard normal, S the kernel's spectral
+density at the basis's frequencies (bayesmm.design.gp.spectral_density, evaluated here on
+the tape through the same function).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .densities import LOG_2PI, Unsupported
+from .tape import Tape, Var
+
+
+@dataclasses.dataclass
+class _Smooth:
+    sds: str
+    z: str
+    s: str
+    Z: np.ndarray
+    weights: np.ndarray
+
+
+@dataclasses.dataclass
+class _GP:
+    sd: str
+    lengthscale: str
+    z: str
+    f: str
+    Z: np.ndarray
+    term: object
+
+
+class Bases:
+    """A linear predictor's smooths and GPs: their free variables, added to ``variables``
+    (name -> prior family, its parameters, size; None parameters: written here)."""
+
+    def __init__(self, design, by_name: dict, variables: dict, smooth_weights: list | None):
+        from ..model.variables import gp_var, smooth_var
+
+        if design.monotonic:
+            raise Unsupported("mo() terms")
+        self.smooths, self.gps = [], []
+        for k, smooth in enumerate(design.smooths):
+            prior = by_name[design.qualified(f"sds({smooth.name})")].prior
+            names = [smooth_var(design, kind, smooth) for kind in ("sds", "zs", "s")]
+            weights = np.zeros(smooth.Z.shape[1]) if smooth_weights is None else np.asarray(smooth_weights[k])
+            variables[names[0]] = (prior.dist, dict(prior.params), 1)
+            variables[names[1]] = ("Normal", None if np.any(weights > 0) else {}, smooth.Z.shape[1])
+            self.smooths.append(_Smooth(*names, np.asarray(smooth.Z, dtype=float), weights.astype(float)))
+        for gp in design.gps:
+            names = [gp_var(design, kind, gp) for kind in ("sdgp", "lscale", "zgp", "gp")]
+            for name, key in zip(names[:2], (f"sdgp({gp.name})", f"lscale({gp.name})"), strict=True):
+                prior = by_name[design.qualified(key)].prior
+                variables[name] = (prior.dist, dict(prior.params), 1)
+            variables[names[2]] = ("Normal", {}, gp.Z.shape[1])
+            self.gps.append(_GP(*names, np.asarray(gp.Z, dtype=float), gp))
+
+    def __bool__(self) -> bool:
+        return bool(self.smooths or self.gps)
+
+
+def add(t: Tape, bases: Bases, eta: Var | None, constrained: dict, reported: dict, terms: list | None):
+    """eta plus each smooth's and GP's part; the log-densities of partially centred smooth
+    coefficients are added to ``terms`` (None: the expansion, which reports s_ and gp_)."""
+    parts = []
+    for smooth in bases.smooths:
+        sds, z = constrained[smooth.sds], constrained[smooth.z]
+        w = smooth.weights
+        if np.any(w > 0):  # z ~ Normal(0, sds^w): -z^2 / (2 sds^(2w)) - w log sds - log(2 pi) / 2
+            log_sds = t.log(sds)
+            if terms is not None:
+                scaled = t.mul(z, t.exp(t.mul(log_sds, t.constant(-w))))
+                spread = t.mul(log_sds, t.constant(-float(w.sum())))
+                density = t.add(t.mul(t.sumsq(scaled), t.constant(-0.5)), spread)
+                terms.append(t.add(density, t.constant(-0.5 * w.size * LOG_2PI)))
+            coefficients = t.mul(z, t.exp(t.mul(log_sds, t.constant(1.0 - w))))
+        else:
+            coefficients = t.mul(z, sds)
+        reported[smooth.s] = coefficients
+        parts.append(t.matvec(smooth.Z, coefficients))
+    for gp in bases.gps:
+        sd, lengthscale = (_Value(t, constrained[name]) for name in (gp.sd, gp.lengthscale))
+        density = gp.term.density(sd, lengthscale, math=_Math(t))
+        coefficients = t.mul(t.sqrt(density.var), constrained[gp.z])
+        reported[gp.f] = coefficients
+        parts.append(t.matvec(gp.Z, coefficients))
+    for part in parts:
+        eta = part if eta is None else t.add(eta, part)
+    return eta
+
+
+class _Value:
+    """A tape value with the arithmetic operators spectral_density uses (numbers and NumPy
+    arrays are constants)."""
+
+    def __init__(self, t: Tape, var: Var):
+        self.t, self.var = t, var
+
+    def _of(self, other) -> Var:
+        return other.var if isinstance(other, _Value) else self.t.constant(np.asarray(other, dtype=float))
+
+    def __add__(self, other):
+        return _Value(self.t, self.t.add(self.var, self._of(other)))
+
+    __radd__ = __add__
+
+    def __sub__(self, other):
+        return _Value(self.t, self.t.sub(self.var, self._of(other)))
+
+    def __rsub__(self, other):
+        return _Value(self.t, self.t.sub(self._of(other), self.var))
+
+    def __mul__(self, other):
+        return _Value(self.t, self.t.mul(self.var, self._of(other)))
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other):
+        return _Value(self.t, self.t.div(self.var, self._of(other)))
+
+    def __rtruediv__(self, other):
+        return _Value(self.t, self.t.div(self._of(other), self.var))
+
+    def __neg__(self):
+        return _Value(self.t, self.t.neg(self.var))
+
+    def __pow__(self, power):
+        power = float(power)
+        if power == 2.0:
+            return _Value(self.t, self.t.sqr(self.var))
+        if power == 1.0:
+            return self
+        if power == int(power) and 2 < power <= 6:
+            out = self.var
+            for _ in range(int(power) - 1):
+                out = self.t.mul(out, self.var)
+            return _Value(self.t, out)
+        return _Value(self.t, self.t.exp(self.t.mul(self.t.log(self.var), self.t.constant(power))))
+
+
+class _Math:
+    """The functions spectral_density takes from its ``math`` argument, on the tape."""
+
+    def __init__(self, t: Tape):
+        self.t = t
+
+    def exp(self, value):
+        return _Value(self.t, self.t.exp(value.var))
