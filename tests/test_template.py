@@ -196,6 +196,10 @@ CASES = [
      {"priors": {"lscale": bm.Prior("InverseGamma", alpha=3, beta=2)}}),
     ("count ~ gp(x, w, k = 4) + (1 | g)", "poisson", {}),
     ("count ~ gp(x, cov = 'matern52', by = c) + (1 | g)", "poisson", {}),
+    # Monotonic effects (the simplex's transform and its Dirichlet prior).
+    ("count ~ mo(k1) + (1 | g)", "poisson", {}),
+    ("y ~ x + mo(k1) + (1 | g)", "gaussian",
+     {"collapsed": False, "priors": {"simo(mo(k1))": bm.Prior("Dirichlet", a=[2, 1, 3])}}),
 ]  # fmt: skip
 
 
@@ -292,7 +296,7 @@ def test_a_partially_centred_smooth_is_among_the_cases():
     ("formula", "family", "options", "reason"),
     [
         ("y ~ x + rr(x + w | g, 1)", "gaussian", _NONCENTRED, "rr covariance"),
-        ("count ~ mo(k1) + (1 | g)", "poisson", {}, "mo() terms"),
+        ("count ~ mo(k1) + (mo(k1) | g)", "poisson", {}, "mo(k1) in a group-effect term"),
         ("pos | cens(cen) ~ x + (1 | g)", "gamma", {}, "censoring"),
         ("k1 ~ x + (1 | g)", "cumulative", {"priors": {"Intercept[2]": _NORMAL}}, "different families"),
         ("count ~ x + (1 | g)", "negativebinomial", {"dispersion": "~ x"}, "dispersion= formula"),

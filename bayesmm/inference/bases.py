@@ -1,6 +1,9 @@
 """The basis-function terms of a linear predictor on the template's tape
-(bayesmm.inference.template): brms's smooths s(x) and Hilbert-space Gaussian processes gp(x),
-as bayesmm.model.builder._smooth_part and _gp_part write them.
+(bayesmm.inference.template): brms's monotonic effects mo(x), smooths s(x) and Hilbert-space
+Gaussian processes gp(x), as bayesmm.model.builder._monotonic_part, _smooth_part and
+_gp_part write them.
+
+mo(x) adds b D sum(zeta[1..x]) at level x of 0..D, zeta a simplex (Dirichlet prior).
 
 A smooth adds Z s with s ~ Normal(0, sds^2), drawn partially non-centred with each
 coefficient's weight w (bayesmm.model.parameterization.smooth_centring): r ~ Normal(0, sds^w),
@@ -43,11 +46,19 @@ class Bases:
     (name -> prior family, its parameters, size; None parameters: written here)."""
 
     def __init__(self, design, by_name: dict, variables: dict, smooth_weights: list | None):
-        from ..model.variables import gp_var, smooth_var
+        from ..model.variables import gp_var, monotonic_var, smooth_var
 
-        if design.monotonic:
-            raise Unsupported("mo() terms")
-        self.smooths, self.gps = [], []
+        self.smooths, self.gps, self.monotonic = [], [], []
+        for term in design.monotonic:  # (simplex, slope, rows' levels, D)
+            if any(term.name in t.columns for t in design.random):
+                raise Unsupported(f"{term.name} in a group-effect term")
+            names = [monotonic_var(design, kind, term) for kind in ("simo", "bsp")]
+            keys = (f"simo({term.name})", f"bsp({term.name})")
+            sizes = (term.n_steps - 1, 1)  # the simplex's sampled coordinates, the slope
+            for name, key, size in zip(names, keys, sizes, strict=True):
+                prior = by_name[design.qualified(key)].prior
+                variables[name] = (prior.dist, dict(prior.params), size)
+            self.monotonic.append((*names, np.asarray(term.codes, dtype=np.int64), term.n_steps))
         for k, smooth in enumerate(design.smooths):
             prior = by_name[design.qualified(f"sds({smooth.name})")].prior
             names = [smooth_var(design, kind, smooth) for kind in ("sds", "zs", "s")]
@@ -64,13 +75,19 @@ class Bases:
             self.gps.append(_GP(*names, np.asarray(gp.Z, dtype=float), gp))
 
     def __bool__(self) -> bool:
-        return bool(self.smooths or self.gps)
+        return bool(self.smooths or self.gps or self.monotonic)
 
 
 def add(t: Tape, bases: Bases, eta: Var | None, constrained: dict, reported: dict, terms: list | None):
     """eta plus each smooth's and GP's part; the log-densities of partially centred smooth
     coefficients are added to ``terms`` (None: the expansion, which reports s_ and gp_)."""
     parts = []
+    for simplex, slope, codes, steps in bases.monotonic:  # b D sum(zeta[1..x]) at level x
+        zeta = constrained[simplex]
+        levels = [t.constant(np.zeros(1))]
+        for k in range(steps):
+            levels.append(t.add(levels[-1], t.mul(t.element(zeta, k), t.constant(float(steps)))))
+        parts.append(t.mul(t.gather(t.join(levels), codes), constrained[slope]))
     for smooth in bases.smooths:
         sds, z = constrained[smooth.sds], constrained[smooth.z]
         w = smooth.weights

@@ -34,9 +34,12 @@ DENSITIES = {
     "Exponential": (5, {"lam": None}),
     "Beta": (6, {"alpha": None, "beta": None}),
 }
-GAMMA, UNIFORM, LOGISTIC, INVERSE_GAMMA = 7, 8, 9, 10
-# The transform each family's variable has in PyMC: 0 none, 1 log, 2 log-odds, 3 an interval's.
-TRANSFORM_OF = {0: 0, 1: 0, 2: 1, 3: 1, 4: 1, 5: 1, 6: 2, GAMMA: 1, UNIFORM: 3, LOGISTIC: 0, INVERSE_GAMMA: 1}
+GAMMA, UNIFORM, LOGISTIC, INVERSE_GAMMA, DIRICHLET = 7, 8, 9, 10, 11
+# The transform each family's variable has in PyMC: 0 none, 1 log, 2 log-odds, 3 an interval's,
+# 5 the simplex's (4 is the ordered one of bayesmm.inference.template).
+SIMPLEX = 5
+TRANSFORM_OF = {0: 0, 1: 0, 2: 1, 3: 1, 4: 1, 5: 1, 6: 2, GAMMA: 1, UNIFORM: 3, LOGISTIC: 0, INVERSE_GAMMA: 1,
+                DIRICHLET: SIMPLEX}  # fmt: skip
 
 
 class Unsupported(Exception):
@@ -142,8 +145,23 @@ def _logistic(params: dict, size: int) -> tuple[int, np.ndarray]:
     return LOGISTIC, table
 
 
+def _dirichlet(params: dict, size: int) -> tuple[int, np.ndarray]:
+    """A Dirichlet prior's code and (4, size + 1) table (its value, the simplex, has one more
+    element than the sampled one): a, unused, unused, the constant gammaln(sum a) - sum
+    gammaln(a) in the first column."""
+    from scipy.special import gammaln
+
+    if set(params) != {"a"}:
+        raise Unsupported(f"Dirichlet with parameters {sorted(params)}")
+    table = np.zeros((4, size + 1))
+    table[0] = np.broadcast_to(np.asarray(params["a"], dtype=float), (size + 1,))
+    table[3, 0] = gammaln(table[0].sum()) - gammaln(table[0]).sum()
+    return DIRICHLET, table
+
+
 _OWN_DENSITIES = {
     "Gamma": _gamma,
+    "Dirichlet": _dirichlet,
     "Uniform": _uniform,
     "Logistic": _logistic,
     "InverseGamma": lambda params, size: _gamma(params, size, inverse=True),
@@ -186,6 +204,8 @@ def prior(t: Tape, value: Var, code: int, table: np.ndarray, mu=None, logit=None
         total = t.neg(t.add(t.sum(s), t.mul(t.sum(t.softplus(t.neg(s))), t.constant(2.0))))
     elif code == UNIFORM:  # constant within its bounds (the transform keeps it there)
         total = t.constant(0.0)
+    elif code == DIRICHLET:  # (a - 1) log x over the simplex
+        total = t.dot(t.log(value), t.constant(table[0] - 1.0))
     elif code == INVERSE_GAMMA:  # -(alpha + 1) log x - beta / x
         logs = t.dot(t.log(value), t.constant(table[0] + 1.0))
         total = t.neg(t.add(logs, t.dot(t.div(t.constant(1.0), value), t.constant(table[1]))))

@@ -37,10 +37,10 @@ What it covers (the rest takes the graph):
   levels), and the nested pair with the parent's effects integrated out of the child's
   prior (bayesmm.model.builder.marginal_nesting); offsets; any number of rows (over
   blocks.MIN_ROWS the interpreter runs row-by-row instructions a chunk of rows at a time);
-* smooths s() (partially centred where the data say so) and Hilbert-space GPs gp() of each
-  kernel (bayesmm.inference.bases);
+* monotonic effects mo() (outside group-effect terms), smooths s() (partially centred where
+  the data say so) and Hilbert-space GPs gp() of each kernel (bayesmm.inference.bases);
 * priors: Normal, StudentT, HalfNormal, HalfStudentT, HalfCauchy, Exponential, Beta,
-  Gamma, InverseGamma, Uniform (an interval), Logistic.
+  Gamma, InverseGamma, Uniform (an interval), Logistic, Dirichlet (a simplex).
 
 Likelihood weights (weights()) and known SEs (se(), with or without sigma) too; censoring
 and truncation (cens(), trunc()) of the gaussian, lognormal, weibull and exponential families.
@@ -49,7 +49,7 @@ The integrated-out Gaussian models (bayesmm.model.collapsed: one grouping factor
 sufficient statistics, or beside sampled factors) through bayesmm.inference.woodbury.
 
 Not covered: censoring and truncation of the other families (their CDFs: student, gamma, beta,
-the counts), mo(), rr() and gr(cov=) terms, the other families (zero-inflated
+the counts), mo() in group-effect terms, rr() and gr(cov=) terms, the other families (zero-inflated
 binomial, ...), a negative binomial's dispersion by formula, and priors of other families.
 """
 
@@ -90,6 +90,7 @@ _PART_PARAMETERS = {"gaussian": {"sigma": "log"}, "negativebinomial": {"alpha": 
 # ordered one (an ordinal model's thresholds).
 ORDERED = 4
 _TRANSFORMS = {None: 0, "LogTransform": 1, "LogOddsTransform": 2, "Interval": 3, "IntervalTransform": 3,
+               "SimplexTransform": densities.SIMPLEX,
                "Ordered": ORDERED}  # fmt: skip
 
 
@@ -493,6 +494,8 @@ def _densities(model: _Model, pymc_model, shapes: list[tuple]) -> list[tuple]:
             raise Unsupported(f"{rv.name} has {int(np.prod(shape, dtype=int))} values, not {size}")
         code, table = densities.prior_table(dist, params or {}, size)
         wanted = densities.TRANSFORM_OF[code]
+        if code == densities.DIRICHLET and table.shape[1] != size + 1:
+            raise Unsupported(f"{rv.name}'s Dirichlet prior has {table.shape[1]} elements, not {size + 1}")
         if rv.name == "thresholds" and model.thresholds:
             wanted = ORDERED
         transform = pymc_model.rvs_to_transforms.get(rv)
@@ -539,6 +542,8 @@ def _write(t: Tape, model: _Model, variables: list[tuple], x: dict, density: boo
             width = float(np.sum(np.log(tables[name][1][1] - tables[name][1][0])))
             spread = t.add(t.mul(t.sum(t.softplus(t.neg(piece))), t.constant(-2.0)), t.neg(t.sum(piece)))
             terms.append(t.add(spread, t.constant(width)))  # log(b - a) - 2 softplus(-v) - v
+        elif transform == densities.SIMPLEX:  # PyMC's: x = softmax(v, -sum v)
+            constrained[name] = reported[name] = _simplex(t, piece, terms)
         elif transform == ORDERED:  # x_0 = v_0, x_k = x_(k-1) + exp(v_k)
             values = [t.element(piece, 0)]
             for k in range(1, piece.shape[0]):
@@ -593,6 +598,25 @@ def _write(t: Tape, model: _Model, variables: list[tuple], x: dict, density: boo
     for term in terms[1:]:
         total = t.add(total, term)
     return total, reported
+
+
+def _simplex(t: Tape, v: Var, terms: list) -> Var:
+    """The simplex x = softmax(v, -sum v) of PyMC's SimplexTransform; its log-Jacobian, log N +
+    N s - N logsumexp(v + s, 0) with s = sum v and N the simplex's size, added to ``terms``."""
+    size = v.shape[0] + 1
+    total = t.sum(v)
+    full = t.join([v, t.neg(total)])
+    elements = [t.element(full, k) for k in range(size)]
+    normaliser = elements[0]
+    for element in elements[1:]:
+        normaliser = t.logaddexp(normaliser, element)
+    shifted = t.add(v, total)
+    spread = t.constant(np.zeros(1))
+    for k in range(size - 1):
+        spread = t.logaddexp(spread, t.element(shifted, k))
+    jacobian = t.mul(t.sub(total, spread), t.constant(float(size)))
+    terms.append(t.add(jacobian, t.constant(float(np.log(size)))))
+    return t.exp(t.sub(full, normaliser))
 
 
 def _linear(t: Tape, pred: _Predictor, constrained: dict, reported: dict, terms: list | None, mus: dict,
