@@ -38,6 +38,7 @@ def _data(seed=5):
     }).assign(  # interval bounds above y, truncation bounds around it
         y2=lambda d: d["y"] + d["up"], p2=lambda d: d["pos"] * d["up"], lo=lambda d: d["pos"] / d["up"],
         hi=lambda d: d["pos"] * 3.0, ylo=lambda d: d["y"] - d["up"], hx=lambda d: d["h"].astype(float) / 5.0,
+        k0=lambda d: np.where(d["count"] == 0, 0, d["k"]),  # a third of them 0
     )  # fmt: skip
 
 
@@ -196,6 +197,12 @@ CASES = [
      {"priors": {"lscale": bm.Prior("InverseGamma", alpha=3, beta=2)}}),
     ("count ~ gp(x, w, k = 4) + (1 | g)", "poisson", {}),
     ("count ~ gp(x, cov = 'matern52', by = c) + (1 | g)", "poisson", {}),
+    # The zero-altered NB1 and the zero-inflated binomial.
+    ("count ~ x + (1 | g)", "zero_inflated_nbinom1", {}),
+    ("count ~ x + (1 | g)", "hurdle_nbinom1", {"hu": "~ x", "dispersion": "~ c", **_CENTRED}),
+    ("k0 ~ x + (1 | g)", "zero_inflated_binomial", {"trials": "trials"}),
+    ("k0 | weights(wt) ~ x + (1 | g)", "zero_inflated_binomial",
+     {"trials": "trials", "link": "probit", "zi": "~ x"}),
     # Monotonic effects (the simplex's transform and its Dirichlet prior).
     ("count ~ mo(k1) + (1 | g)", "poisson", {}),
     ("y ~ x + mo(k1) + (1 | g)", "gaussian",
@@ -300,7 +307,6 @@ def test_a_partially_centred_smooth_is_among_the_cases():
         ("pos | cens(cen) ~ x + (1 | g)", "gamma", {}, "censoring"),
         ("k1 ~ x + (1 | g)", "cumulative", {"priors": {"Intercept[2]": _NORMAL}}, "different families"),
         ("count ~ x + (1 | g)", "negativebinomial", {"dispersion": "~ x"}, "dispersion= formula"),
-        ("k ~ x + (1 | g)", "zero_inflated_binomial", {"trials": "trials"}, "zero_inflated_binomial"),
         ("count ~ x + (1 | g)", "poisson", {"priors": {"sd": _WEIBULL}}, "Weibull"),
         (
             "y ~ x + hx + (x | g) + (1 | h)",

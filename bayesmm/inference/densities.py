@@ -19,6 +19,8 @@ COUNTS = (
     "zi_negativebinomial",
     "hu_poisson",
     "hu_negativebinomial",
+    "zi_nbinom1",
+    "hu_nbinom1",
 )
 # PyMC's negative binomial takes the Poisson limit above this alpha (its gammaln difference
 # falls below their ulp).
@@ -254,7 +256,6 @@ def likelihood(t: Tape, model, eta: Var, params: dict, logs: dict) -> Var:
     weight); ``params``: the family's parameters, each a number or one per row (zi and hu on
     the log-odds scale), ``logs`` the logarithms of those a part formula gives through a log
     link."""
-    from scipy.special import gammaln
 
     if getattr(model, "bounds", None) is not None:
         return _bounded(t, model, eta, params, logs)
@@ -322,26 +323,61 @@ def likelihood(t: Tape, model, eta: Var, params: dict, logs: dict) -> Var:
         return _cumulative(t, model, rows, eta, params["thresholds"])
     if model.kind == "categorical":
         return _categorical(t, model, rows, eta, params)
-    linear = rows.dot(y, eta)
+    if model.kind == "zi_binomial":
+        return _zi_binomial(t, model, rows, eta, params["zi"])
     trials = np.ones(n) if model.kind == "bernoulli" else model.trials
-    binomln = 0.0
-    if model.kind == "binomial":
-        binomln = rows.constant(gammaln(trials + 1.0) - gammaln(y + 1.0) - gammaln(trials - y + 1.0))
-    if model.link == "logit":  # log p = eta - softplus(eta), log(1 - p) = -softplus(eta)
-        total = t.sub(linear, rows.dot(trials, t.softplus(eta)))
-    else:
-        if model.link == "probit":  # p = erfc(-eta / sqrt 2) / 2, 1 - p = erfc(eta / sqrt 2) / 2
-            half = t.mul(eta, t.constant(1.0 / np.sqrt(2.0)))
-            log_p = t.log(t.mul(t.erfc(t.neg(half)), t.constant(0.5)))
-            log_q = t.log(t.mul(t.erfc(half), t.constant(0.5)))
-        elif model.link == "cloglog":  # p = -expm1(-exp(eta)), log(1 - p) = -exp(eta)
-            mu = t.exp(eta)
-            log_p = t.log(t.neg(t.expm1(t.neg(mu))))
-            log_q = t.neg(mu)
-        else:
-            raise Unsupported(f"a probability through the {model.link} link")
-        total = t.add(rows.dot(y, log_p), rows.dot(trials - y, log_q))
-    return total if model.kind == "bernoulli" else t.add(total, t.constant(binomln))
+    total = _binomial(t, rows, y, trials, model.link, eta)
+    if model.kind == "bernoulli":
+        return total
+    return t.add(total, t.constant(rows.constant(_binomln(trials, y))))
+
+
+def _binomln(trials: np.ndarray, y: np.ndarray) -> np.ndarray:
+    from scipy.special import gammaln
+
+    return gammaln(trials + 1.0) - gammaln(y + 1.0) - gammaln(trials - y + 1.0)
+
+
+def _binomial(t: Tape, rows: _Rows, y: np.ndarray, trials: np.ndarray, link: str, eta: Var) -> Var:
+    """sum y log p + (trials - y) log(1 - p) over rows (the binomial coefficients left out)."""
+    if link == "logit":  # log p = eta - softplus(eta), log(1 - p) = -softplus(eta)
+        return t.sub(rows.dot(y, eta), rows.dot(trials, t.softplus(eta)))
+    log_p, log_q = _log_probabilities(t, link, eta)
+    return t.add(rows.dot(y, log_p), rows.dot(trials - y, log_q))
+
+
+def _log_probabilities(t: Tape, link: str, eta: Var) -> tuple[Var, Var]:
+    """log p and log(1 - p) through the link."""
+    if link == "logit":
+        return t.neg(t.softplus(t.neg(eta))), t.neg(t.softplus(eta))
+    if link == "probit":  # p = erfc(-eta / sqrt 2) / 2, 1 - p = erfc(eta / sqrt 2) / 2
+        half = t.mul(eta, t.constant(1.0 / np.sqrt(2.0)))
+        return t.log(t.mul(t.erfc(t.neg(half)), t.constant(0.5))), t.log(t.mul(t.erfc(half), t.constant(0.5)))
+    if link == "cloglog":  # p = -expm1(-exp(eta)), log(1 - p) = -exp(eta)
+        mu = t.exp(eta)
+        return t.log(t.neg(t.expm1(t.neg(mu)))), t.neg(mu)
+    raise Unsupported(f"a probability through the {link} link")
+
+
+def _zi_binomial(t: Tape, model, rows: _Rows, eta: Var, logit: Var) -> Var:
+    """The zero-inflated binomial (PyMC's mixture of a point mass at 0, weight zi, and the
+    binomial): log(1 - zi) + the binomial's log-probability where y > 0, log(zi + (1 - zi)
+    (1 - p)^n) where y = 0."""
+    y, n = model.y, model.trials
+    zero, positive = np.flatnonzero(y == 0), np.flatnonzero(y > 0)
+    log_q, log_w = t.neg(t.softplus(logit)), t.neg(t.softplus(t.neg(logit)))  # log(1 - zi), log zi
+    parts = []
+    if positive.size:
+        some = rows.subset(positive)
+        own = _binomial(t, some, y[positive], n[positive], model.link, t.gather(eta, positive))
+        own = t.add(own, t.constant(some.constant(_binomln(n[positive], y[positive]))))
+        parts.append(t.add(own, some.sum(_rows(t, log_q, positive, y.size))))
+    if zero.size:
+        some = rows.subset(zero)
+        none = t.mul(_log_probabilities(t, model.link, t.gather(eta, zero))[1], t.constant(n[zero]))
+        rows_q, rows_w = (_rows(t, v, zero, y.size) for v in (log_q, log_w))
+        parts.append(some.sum(t.logaddexp(rows_w, t.add(rows_q, none))))
+    return parts[0] if len(parts) == 1 else t.add(parts[0], parts[1])
 
 
 def _mean(t: Tape, link: str, eta: Var) -> tuple[Var, Var]:
@@ -414,22 +450,29 @@ def _counts(t: Tape, model, rows: _Rows, eta: Var, params: dict) -> Var:
             alpha = t.div(mu, params["phi"])
         return f(t, rows, y, mu, log_mu, alpha)
     zero, positive = np.flatnonzero(y == 0), np.flatnonzero(y > 0)
+
+    def shape(mu, index):  # NB1's shape mu / phi at the rows ``index``
+        return alpha if count != "nbinom1" else t.div(mu, _rows(t, params["phi"], index, y.size))
+
     logit = params[form]  # of zi or hu
     log_q = t.neg(t.softplus(logit))  # log(1 - zi), log(1 - hu)
     log_w = t.neg(t.softplus(t.neg(logit)))  # log zi, log hu
     total = None
     if positive.size:
         mu, log_mu = _mean(t, model.link, t.gather(eta, positive))
-        some = rows.subset(positive)
-        total = t.add(f(t, some, y[positive], mu, log_mu, alpha), some.sum(_rows(t, log_q, positive, y.size)))
-        if form == "hu":  # less log(1 - f(0)) = log(-expm1(log f(0)))
-            total = t.sub(total, some.sum(t.log(t.neg(t.expm1(_log_f0(t, count, mu, alpha))))))
+        some, own_alpha = rows.subset(positive), shape(mu, positive)
+        total = t.add(
+            f(t, some, y[positive], mu, log_mu, own_alpha), some.sum(_rows(t, log_q, positive, y.size))
+        )
+        if form == "hu":  # less log(1 - f(0))
+            total = t.sub(total, some.sum(t.log1mexp(_log_f0(t, count, mu, own_alpha))))
     if zero.size:
         some = rows.subset(zero)
         if form == "hu":
             zeros = some.sum(_rows(t, log_w, zero, y.size))
         else:  # log(zi + (1 - zi) f(0))
-            log_f0 = _log_f0(t, count, _mean(t, model.link, t.gather(eta, zero))[0], alpha)
+            mu = _mean(t, model.link, t.gather(eta, zero))[0]
+            log_f0 = _log_f0(t, count, mu, shape(mu, zero))
             zeros = some.sum(
                 t.logaddexp(_rows(t, log_w, zero, y.size), t.add(_rows(t, log_q, zero, y.size), log_f0))
             )

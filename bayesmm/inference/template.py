@@ -23,12 +23,12 @@ cover takes the translated graph (bayesmm.inference.engine) as before.
 
 What it covers (the rest takes the graph):
 
-* families, with each of their links: gaussian, student, lognormal, gamma, exponential,
-  beta, poisson and the negative binomial (NB2 and NB1), the zero-inflated and hurdle
-  Poisson and NB2, bernoulli, binomial and beta-binomial, weibull, cumulative (its ordered
-  thresholds; logit and probit) and categorical; constant family parameters, or part
-  formulas (zi=, hu=, dispersion=, the Student-t's nu, a categorical model's mu3= ...) with
-  the mean's terms;
+* families (every one bayesmm offers), with each of their links: gaussian, student,
+  lognormal, gamma, exponential, weibull, beta, poisson and the negative binomial (NB2 and
+  NB1), the zero-inflated and hurdle Poisson, NB2 and NB1, the zero-inflated binomial,
+  bernoulli, binomial, beta-binomial, cumulative (its ordered thresholds; logit and probit)
+  and categorical; constant family parameters, or part formulas (zi=, hu=, dispersion=, the
+  Student-t's nu, a categorical model's mu3= ...) with the mean's terms;
 * terms: an intercept and slopes, per SD of their predictors or through the QR
   decomposition of their columns; any number of grouping factors, crossed or nested, each
   with any number of terms of any columns, uncorrelated (diag), correlated (LKJ's vine),
@@ -48,9 +48,9 @@ and truncation (cens(), trunc()) of the gaussian, lognormal, weibull and exponen
 The integrated-out Gaussian models (bayesmm.model.collapsed: one grouping factor from its
 sufficient statistics, or beside sampled factors) through bayesmm.inference.woodbury.
 
-Not covered: censoring and truncation of the other families (their CDFs: student, gamma, beta,
-the counts), mo() in group-effect terms, rr() and gr(cov=) terms, the other families (zero-inflated
-binomial, ...), a negative binomial's dispersion by formula, and priors of other families.
+Not covered: censoring and truncation of the other families (their CDFs: student, gamma,
+beta, the counts), mo() in group-effect terms, rr() and gr(cov=) terms, a negative binomial's
+dispersion by formula, and priors of other families.
 """
 
 from __future__ import annotations
@@ -76,7 +76,9 @@ _FAMILIES = {"gaussian": "gaussian", "student": "student", "lognormal": "lognorm
              "zero_inflated_poisson": "zi_poisson", "zero_inflated_negbinomial": "zi_negativebinomial",
              "hurdle_poisson": "hu_poisson", "hurdle_negbinomial": "hu_negativebinomial",
              "bernoulli": "bernoulli", "binomial": "binomial", "beta_binomial": "beta_binomial",
-             "cumulative": "cumulative", "categorical": "categorical", "weibull": "weibull"}  # fmt: skip
+             "cumulative": "cumulative", "categorical": "categorical", "weibull": "weibull",
+             "zero_inflated_nbinom1": "zi_nbinom1", "hurdle_nbinom1": "hu_nbinom1",
+             "zero_inflated_binomial": "zi_binomial"}  # fmt: skip
 # The family parameters of each likelihood: parameter -> the link of its part formula (None: a
 # constant only).
 _PART_PARAMETERS = {"gaussian": {"sigma": "log"}, "negativebinomial": {"alpha": None},
@@ -85,7 +87,9 @@ _PART_PARAMETERS = {"gaussian": {"sigma": "log"}, "negativebinomial": {"alpha": 
                     "beta_binomial": {"phi": "log"}, "weibull": {"shape": "log"},
                     "zi_poisson": {"zi": "logit"}, "zi_negativebinomial": {"zi": "logit", "alpha": None},
                     "hu_poisson": {"hu": "logit"},
-                    "hu_negativebinomial": {"hu": "logit", "alpha": None}}  # fmt: skip
+                    "hu_negativebinomial": {"hu": "logit", "alpha": None},
+                    "zi_nbinom1": {"zi": "logit", "phi": "log"}, "hu_nbinom1": {"hu": "logit", "phi": "log"},
+                    "zi_binomial": {"zi": "logit"}}  # fmt: skip
 # The transforms by PyMC's class name: 0 none, 1 log, 2 log-odds, 3 an interval's and 4 the
 # ordered one (an ordinal model's thresholds).
 ORDERED = 4
