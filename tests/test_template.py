@@ -197,6 +197,10 @@ CASES = [
      {"priors": {"lscale": bm.Prior("InverseGamma", alpha=3, beta=2)}}),
     ("count ~ gp(x, w, k = 4) + (1 | g)", "poisson", {}),
     ("count ~ gp(x, cov = 'matern52', by = c) + (1 | g)", "poisson", {}),
+    # The negative binomial's shape by formula, plain and zero-altered.
+    ("count ~ x + (1 | g)", "negativebinomial", {"dispersion": "~ x"}),
+    ("count ~ x + (1 | g)", "zero_inflated_negbinomial", {"dispersion": "~ x + (1 | h)"}),
+    ("count ~ x + (1 | g)", "hurdle_negbinomial", {"dispersion": "~ c"}),
     # The zero-altered NB1 and the zero-inflated binomial.
     ("count ~ x + (1 | g)", "zero_inflated_nbinom1", {}),
     ("count ~ x + (1 | g)", "hurdle_nbinom1", {"hu": "~ x", "dispersion": "~ c", **_CENTRED}),
@@ -306,7 +310,6 @@ def test_a_partially_centred_smooth_is_among_the_cases():
         ("count ~ mo(k1) + (mo(k1) | g)", "poisson", {}, "mo(k1) in a group-effect term"),
         ("pos | cens(cen) ~ x + (1 | g)", "gamma", {}, "censoring"),
         ("k1 ~ x + (1 | g)", "cumulative", {"priors": {"Intercept[2]": _NORMAL}}, "different families"),
-        ("count ~ x + (1 | g)", "negativebinomial", {"dispersion": "~ x"}, "dispersion= formula"),
         ("count ~ x + (1 | g)", "poisson", {"priors": {"sd": _WEIBULL}}, "Weibull"),
         (
             "y ~ x + hx + (x | g) + (1 | h)",

@@ -451,8 +451,10 @@ def _counts(t: Tape, model, rows: _Rows, eta: Var, params: dict) -> Var:
         return f(t, rows, y, mu, log_mu, alpha)
     zero, positive = np.flatnonzero(y == 0), np.flatnonzero(y > 0)
 
-    def shape(mu, index):  # NB1's shape mu / phi at the rows ``index``
-        return alpha if count != "nbinom1" else t.div(mu, _rows(t, params["phi"], index, y.size))
+    def shape(mu, index):  # the negative binomial's shape at the rows ``index`` (NB1's mu / phi)
+        if count == "nbinom1":
+            return t.div(mu, _rows(t, params["phi"], index, y.size))
+        return None if alpha is None else _rows(t, alpha, index, y.size)
 
     logit = params[form]  # of zi or hu
     log_q = t.neg(t.softplus(logit))  # log(1 - zi), log(1 - hu)

@@ -49,8 +49,8 @@ The integrated-out Gaussian models (bayesmm.model.collapsed: one grouping factor
 sufficient statistics, or beside sampled factors) through bayesmm.inference.woodbury.
 
 Not covered: censoring and truncation of the other families (their CDFs: student, gamma,
-beta, the counts), mo() in group-effect terms, rr() and gr(cov=) terms, a negative binomial's
-dispersion by formula, and priors of other families.
+beta, the counts), mo() in group-effect terms, rr() and gr(cov=) terms, and priors of other
+families.
 """
 
 from __future__ import annotations
@@ -81,13 +81,13 @@ _FAMILIES = {"gaussian": "gaussian", "student": "student", "lognormal": "lognorm
              "zero_inflated_binomial": "zi_binomial"}  # fmt: skip
 # The family parameters of each likelihood: parameter -> the link of its part formula (None: a
 # constant only).
-_PART_PARAMETERS = {"gaussian": {"sigma": "log"}, "negativebinomial": {"alpha": None},
+_PART_PARAMETERS = {"gaussian": {"sigma": "log"}, "negativebinomial": {"alpha": "log"},
                     "student": {"sigma": "log", "nu": "log"}, "lognormal": {"sigma": "log"},
                     "gamma": {"shape": "log"}, "beta": {"phi": "log"}, "nbinom1": {"phi": "log"},
                     "beta_binomial": {"phi": "log"}, "weibull": {"shape": "log"},
-                    "zi_poisson": {"zi": "logit"}, "zi_negativebinomial": {"zi": "logit", "alpha": None},
+                    "zi_poisson": {"zi": "logit"}, "zi_negativebinomial": {"zi": "logit", "alpha": "log"},
                     "hu_poisson": {"hu": "logit"},
-                    "hu_negativebinomial": {"hu": "logit", "alpha": None},
+                    "hu_negativebinomial": {"hu": "logit", "alpha": "log"},
                     "zi_nbinom1": {"zi": "logit", "phi": "log"}, "hu_nbinom1": {"hu": "logit", "phi": "log"},
                     "zi_binomial": {"zi": "logit"}}  # fmt: skip
 # The transforms by PyMC's class name: 0 none, 1 log, 2 log-odds, 3 an interval's and 4 the
