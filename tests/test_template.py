@@ -47,6 +47,13 @@ _WEIBULL = bm.Prior("Weibull", alpha=2, beta=1)
 _POSITIVE = bm.Prior("Uniform", lower=0, upper=1)
 _NORMAL = bm.Prior("Normal", mu=0.2, sigma=2)
 _NONCENTRED = {"centered": False}
+# A known covariance of g's nine levels (gr(g, cov = A)).
+_B = np.random.default_rng(3).normal(size=(9, 9))
+_KNOWN = {
+    "data2": {
+        "A": pd.DataFrame(_B @ _B.T / 9 + np.eye(9), index=list("abcdefghi"), columns=list("abcdefghi"))
+    }
+}
 CASES = [
     ("y ~ x + (1 | g) + (1 | h)", "gaussian", {}),
     ("y ~ 1 + (1 | g) + (1 | h)", "gaussian", _NONCENTRED),
@@ -207,6 +214,15 @@ CASES = [
     ("k0 ~ x + (1 | g)", "zero_inflated_binomial", {"trials": "trials"}),
     ("k0 | weights(wt) ~ x + (1 | g)", "zero_inflated_binomial",
      {"trials": "trials", "link": "probit", "zi": "~ x"}),
+    # Reduced-rank terms (rr(): the loadings, the SDs and correlations they imply), sampled
+    # and integrated out.
+    ("y ~ x + rr(x + w | g, 1)", "gaussian", _NONCENTRED),
+    ("count ~ x + rr(x + w | g, 2) + (1 | h)", "poisson", {}),
+    ("yes ~ x + rr(0 + factor(h) | g, 2)", "bernoulli", {}),
+    ("y ~ x + rr(x + w | g, 2) + (1 | h)", "gaussian", {"collapsed": True}),
+    # Levels with a known covariance (gr(cov = A): the effects times A's Cholesky factor).
+    ("y ~ x + (1 | gr(g, cov = A))", "gaussian", _KNOWN),
+    ("count ~ x + (1 + x | gr(g, cov = A)) + (1 | h)", "poisson", _KNOWN),
     # Monotonic effects (the simplex's transform and its Dirichlet prior).
     ("count ~ mo(k1) + (1 | g)", "poisson", {}),
     ("y ~ x + mo(k1) + (1 | g)", "gaussian",
@@ -306,7 +322,6 @@ def test_a_partially_centred_smooth_is_among_the_cases():
 @pytest.mark.parametrize(
     ("formula", "family", "options", "reason"),
     [
-        ("y ~ x + rr(x + w | g, 1)", "gaussian", _NONCENTRED, "rr covariance"),
         ("count ~ mo(k1) + (mo(k1) | g)", "poisson", {}, "mo(k1) in a group-effect term"),
         ("pos | cens(cen) ~ x + (1 | g)", "gamma", {}, "censoring"),
         ("k1 ~ x + (1 | g)", "cumulative", {"priors": {"Intercept[2]": _NORMAL}}, "different families"),

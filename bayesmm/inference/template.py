@@ -32,10 +32,11 @@ What it covers (the rest takes the graph):
 * terms: an intercept and slopes, per SD of their predictors or through the QR
   decomposition of their columns; any number of grouping factors, crossed or nested, each
   with any number of terms of any columns, uncorrelated (diag), correlated (LKJ's vine),
-  cs() or ar1(); non-centred or centred (a one-column centred term drawn around the effects
-  of the terms it is nested in and the fixed effects of predictors constant within its
-  levels), and the nested pair with the parent's effects integrated out of the child's
-  prior (bayesmm.model.builder.marginal_nesting); offsets; any number of rows (over
+  cs(), ar1() or rr() (its loadings); levels with a known covariance (gr(cov=));
+  non-centred or centred (a one-column centred term drawn around the effects of the terms
+  it is nested in and the fixed effects of predictors constant within its levels), and the
+  nested pair with the parent's effects integrated out of the child's prior
+  (bayesmm.model.builder.marginal_nesting); offsets; any number of rows (over
   blocks.MIN_ROWS the interpreter runs row-by-row instructions a chunk of rows at a time);
 * monotonic effects mo() (outside group-effect terms), smooths s() (partially centred where
   the data say so) and Hilbert-space GPs gp() of each kernel (bayesmm.inference.bases);
@@ -49,8 +50,7 @@ The integrated-out Gaussian models (bayesmm.model.collapsed: one grouping factor
 sufficient statistics, or beside sampled factors) through bayesmm.inference.woodbury.
 
 Not covered: censoring and truncation of the other families (their CDFs: student, gamma,
-beta, the counts), mo() in group-effect terms, rr() and gr(cov=) terms, and priors of other
-families.
+beta, the counts), mo() in group-effect terms, and priors of other families.
 """
 
 from __future__ import annotations
@@ -103,13 +103,14 @@ _TRANSFORMS = {None: 0, "LogTransform": 1, "LogOddsTransform": 2, "Interval": 3,
 
 @dataclasses.dataclass
 class _Term:
-    """One random-effect term of p columns: its sampled variables' names (SDs, standard normals,
-    centred rows or None, the correlations' (the vine's partial correlations, or cs's and
-    ar1's rho) or None), its structure ("diag", "us", "cs" or "ar1"), its
-    rows' level codes, its columns (None where a column is all ones), their means (the
-    intercept's shear) and the slope each one shears ((column, slope position)), and, when
-    centred (one intercept column), what it is drawn around: [(term position, its levels'
-    parent levels)] and (slope positions, their values per level) or None."""
+    """One random-effect term of p columns: its sampled variables' names (SDs (rr():
+    None), standard normals, centred rows or None, the correlations' (the vine's partial
+    correlations, cs's and ar1's rho, rr()'s two loadings variables) or None), its
+    structure ("diag", "us", "cs", "ar1" or "rr"), its rows' level codes, its columns
+    (None where a column is all ones), their means (the intercept's shear) and the slope
+    each one shears ((column, slope position)), and, when centred (one intercept column),
+    what it is drawn around: [(term position, its levels' parent levels)] and (slope
+    positions, their values per level) or None."""
 
     sd_raw: str
     z: str
@@ -123,6 +124,8 @@ class _Term:
     shears: list
     around: list
     within: tuple | None
+    latent: int = 0  # standard normals per level (rr(): its rank; else p)
+    level_factor: np.ndarray | None = None  # gr(cov = A): A's Cholesky factor, applied to r
 
     @property
     def p(self) -> int:
@@ -163,20 +166,28 @@ def _sd_variable(term, by_name: dict) -> tuple:
 
 def _structure(term) -> str:
     """A term's covariance structure as the template writes it: "diag", "us", "cs" or "ar1"."""
-    from ..spec.covariance import AR1, CompoundSymmetry, Diagonal, Unstructured
+    from ..spec.covariance import AR1, CompoundSymmetry, Diagonal, ReducedRank, Unstructured
 
-    kinds = {Diagonal: "diag", Unstructured: "us", CompoundSymmetry: "cs", AR1: "ar1"}
+    kinds = {Diagonal: "diag", Unstructured: "us", CompoundSymmetry: "cs", AR1: "ar1", ReducedRank: "rr"}
     structure = kinds.get(type(term.covariance))
     if structure is None:
         raise Unsupported(f"the {term.covariance.name} covariance of {term.group}'s effects")
-    if term.level_factor is not None:
-        raise Unsupported(f"the effects of {term.group} are drawn with a known covariance (gr(cov=))")
     return structure
 
 
-def _covariance_variables(term, names, structure: str, by_name: dict, variables: dict) -> str | None:
+def _covariance_variables(term, names, structure: str, by_name: dict, variables: dict):
     """Add a term's SDs and correlation variable (the vine's partial correlations, or cs's and
-    ar1's rho) to ``variables``; the correlation variable's name (None: none)."""
+    ar1's rho) to ``variables``; the correlation variable's name (None: none). rr(): its
+    loadings instead (the diagonal's, of the prior's positive half, and those below it), and
+    their names."""
+    if structure == "rr":
+        prior = by_name[term.covariance.cor_parameter].prior
+        half = {k: v for k, v in prior.params.items() if k != "mu"}
+        diagonal, below = term.covariance._lower_trapezoid()
+        variables[names("loadings_diag")] = (f"Half{prior.dist}", half, len(diagonal))
+        if below:
+            variables[names("loadings")] = (prior.dist, dict(prior.params), len(below))
+        return names("loadings_diag"), names("loadings") if below else None
     variables[names("sd_raw")] = _sd_variable(term, by_name)
     if structure == "us":
         eta = by_name[term.covariance.cor_parameter].prior.params["eta"]
@@ -330,7 +341,7 @@ class _Predictor:
             if p > 1 and (around or within):
                 raise Unsupported(f"{group}'s centred effects of {p} columns drawn around others'")
         else:
-            self.variables[names("z")] = ("Normal", {}, levels * p)
+            self.variables[names("z")] = ("Normal", {}, levels * term.covariance.latent)
         ones = np.all(term.matrix == 1.0, axis=0)
         columns = [None if ones[c] else np.asarray(term.matrix[:, c], dtype=float) for c in range(p)]
         shears = []
@@ -338,8 +349,13 @@ class _Predictor:
             if _varies(design, term, c):
                 shears.append((c, slope_idx.index(design.fixef_names.index(column))))
         codes = np.asarray(term.codes, dtype=np.int64)
-        return _Term(names("sd_raw"), names("z"), v, correlation, structure, codes, levels, columns,
-                     term.matrix.mean(axis=0), shears, around, within)  # fmt: skip
+        sd_raw = None if structure == "rr" else names("sd_raw")
+        if term.level_factor is not None and centred:
+            raise Unsupported(f"{group}'s centred effects with a known covariance (gr(cov=))")
+        level_factor = None if term.level_factor is None else np.asarray(term.level_factor, dtype=float)
+        return _Term(sd_raw, names("z"), v, correlation, structure, codes, levels, columns,
+                     term.matrix.mean(axis=0), shears, around, within, term.covariance.latent,
+                     level_factor)  # fmt: skip
 
 
 class _Model:
@@ -446,8 +462,10 @@ class _Model:
         for k, term in enumerate(design.groups[group]):
             structure, names = _structure(term), TermNames(design, term, k)
             correlation = _covariance_variables(term, names, structure, by_name, self.variables)
-            terms.append(types.SimpleNamespace(sd_raw=names("sd_raw"), correlation=correlation,
-                                               structure=structure, p=term.n_terms))  # fmt: skip
+            terms.append(types.SimpleNamespace(
+                sd_raw=None if structure == "rr" else names("sd_raw"), correlation=correlation,
+                structure=structure, p=term.n_terms, latent=term.covariance.latent,
+            ))  # fmt: skip
         self.collapsed = (group, terms, woodbury.Statistics(design, group))
         return rest, centred
 
@@ -458,17 +476,17 @@ def _collapsed_factor(t: Tape, model: _Model, constrained: dict, reported: dict)
     from ..model.variables import group_var
 
     group, terms, data = model.collapsed
-    L = [[None] * data.q for _ in range(data.q)]
-    sds, cors, start = [], [], 0
+    L = [[None] * sum(term.latent for term in terms) for _ in range(data.q)]
+    sds, cors, start, column = [], [], 0, 0
     for term in terms:
         term_sds, F, term_cors = _factor(t, term, constrained)
         for j in range(term.p):
-            for k in range(j + 1):
+            for k in range(min(j + 1, term.latent)):
                 if F is not None or j == k:
-                    L[start + j][start + k] = term_sds[j] if F is None else F[j][k]
-        sds.append(constrained[term.sd_raw])
+                    L[start + j][column + k] = term_sds[j] if F is None else F[j][k]
+        sds.append(_sd_value(t, term, constrained, term_sds))
         cors += term_cors
-        start += term.p
+        start, column = start + term.p, column + term.latent
     reported[group_var(model.design, "sd", group)] = sds[0] if len(sds) == 1 else t.join(sds)
     if cors:
         reported[group_var(model.design, "cor", group)] = t.join(cors)
@@ -758,7 +776,9 @@ def _one_correlation(t: Tape, term: _Term, sds: list, rho: Var):
 
 def _factor(t: Tape, term, constrained: dict) -> tuple[list, list | None, list]:
     """A term's SDs (one value each), its covariance factor F (F[j][k], k <= j; None where
-    diagonal) and its reported correlations."""
+    diagonal; rr(): p x rank, lower trapezoidal) and its reported correlations."""
+    if term.structure == "rr":
+        return _loadings(t, term, constrained)
     sd = constrained[term.sd_raw]
     sds = [sd] if term.p == 1 else [t.element(sd, j) for j in range(term.p)]
     if term.structure == "us":
@@ -768,14 +788,46 @@ def _factor(t: Tape, term, constrained: dict) -> tuple[list, list | None, list]:
     return sds, None, []
 
 
+def _loadings(t: Tape, term, constrained: dict) -> tuple[list, list, list]:
+    """rr()'s loadings Lambda (p x rank, lower trapezoidal, the diagonal positive) as F, and the
+    SDs and correlations Sigma = Lambda Lambda^T implies (spec.covariance.ReducedRank)."""
+    diagonal_name, below_name = term.correlation
+    p, rank = term.p, term.latent
+    F = [[None] * min(j + 1, rank) for j in range(p)]
+    for k in range(rank):
+        F[k][k] = t.element(constrained[diagonal_name], k)
+    below = [(i, j) for j in range(rank) for i in range(j + 1, p)]
+    for n, (i, j) in enumerate(below):
+        F[i][j] = t.element(constrained[below_name], n)
+
+    def covariance(i, j):
+        total = None
+        for k in range(min(i, j, rank - 1) + 1):
+            product = t.sqr(F[i][k]) if i == j else t.mul(F[i][k], F[j][k])
+            total = product if total is None else t.add(total, product)
+        return total
+
+    sds = [t.sqrt(covariance(j, j)) for j in range(p)]
+    cors = [t.div(covariance(i, j), t.mul(sds[i], sds[j])) for i in range(p) for j in range(i)]
+    return sds, F, cors
+
+
+def _sd_value(t: Tape, term, constrained: dict, sds: list) -> Var:
+    """A term's reported SDs: its sampled SD variable (rr(): those its loadings imply)."""
+    if term.sd_raw is not None:
+        return constrained[term.sd_raw]
+    return sds[0] if len(sds) == 1 else t.join(sds)
+
+
 def _applied(t: Tape, columns: list, F, sds: list) -> list:
-    """The columns of u F^T (diagonal F: u sd) for the columns of u."""
+    """The columns of u F^T (diagonal F: u sd) for the columns of u (F may have fewer columns
+    than rows: rr())."""
     if F is None:
         return [t.mul(u, sd) for u, sd in zip(columns, sds, strict=True)]
     out = []
-    for j in range(len(columns)):
+    for j in range(len(F)):
         total = None
-        for k in range(j + 1):
+        for k in range(len(F[j])):
             product = t.mul(columns[k], F[j][k])
             total = product if total is None else t.add(total, product)
         out.append(total)
@@ -792,6 +844,7 @@ def _group_effects(t: Tape, pred: _Predictor, constrained: dict, reported: dict,
     (around: what a one-column term is drawn around)."""
     effects: dict[int, list] = {}  # term position -> its columns of effects
     cors: dict[int, list] = {}
+    sd_values: dict[int, Var] = {}  # term position -> its reported SDs
 
     def effects_of(i: int) -> list:
         if i in effects:
@@ -799,9 +852,12 @@ def _group_effects(t: Tape, pred: _Predictor, constrained: dict, reported: dict,
         term = pred.terms[i]
         p, levels = term.p, term.levels
         sds, F, cors[i] = _factor(t, term, constrained)
+        sd_values[i] = _sd_value(t, term, constrained, sds)
         if term.v is None:  # non-centred
-            w = [t.column(constrained[term.z], c, p) for c in range(p)]
+            w = [t.column(constrained[term.z], c, term.latent) for c in range(term.latent)]
             effects[i] = _applied(t, [_level_basis(t, u, levels) for u in w], F, sds)
+            if term.level_factor is not None:  # gr(cov = A): L_A r, MVN(0, Sigma (x) A)
+                effects[i] = [t.matvec(term.level_factor, r) for r in effects[i]]
             return effects[i]
         z = [t.column(constrained[term.z], c, p) for c in range(p)]
         mean_row = _applied(t, z, F, sds)
@@ -846,7 +902,7 @@ def _group_effects(t: Tape, pred: _Predictor, constrained: dict, reported: dict,
             term = pred.terms[i]
             r = effects_of(i)
             columns += r
-            sds.append(constrained[term.sd_raw])
+            sds.append(sd_values[i])
             correlations += cors[i]
             # The mean effect of each column, which shears the intercept and the varying slopes.
             sheared = has_intercept or term.shears
