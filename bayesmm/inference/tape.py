@@ -142,6 +142,23 @@ class Tape(engine._Translator):
 
         return self._ew("gammaln", [a], backward)
 
+    def gammainc(self, a: np.ndarray, x, upper: bool = False):
+        """The regularized incomplete gamma function P(a, x) (Q(a, x) = 1 - P where ``upper``)
+        of constant shapes ``a``; its derivative in x, +-x^(a-1) e^-x / Gamma(a)."""
+        from scipy.special import gammaln
+
+        shape = np.asarray(a, dtype=float)
+
+        def backward(g, o):  # exp((a - 1) log x - x - gammaln(a)), negated for Q
+            log_x = self._tmp("log", [x.view], x.shape)
+            power = self._tmp("mul", [log_x, self.constant(shape - 1.0).view], x.shape)
+            power = self._tmp("sub", [power, x.view], x.shape)
+            power = self._tmp("sub", [power, self.constant(gammaln(shape)).view], x.shape)
+            density = plain(self._tmp("exp", [power], x.shape))
+            self._acc(x, g, density, negate=upper)
+
+        return self._ew("gammaincc" if upper else "gammainc", [self.constant(shape), x], backward)
+
     def switch(self, condition: Var, a, b):
         """a where ``condition`` (no gradient flows into it) is nonzero, else b."""
 

@@ -44,13 +44,15 @@ What it covers (the rest takes the graph):
   Gamma, InverseGamma, Uniform (an interval), Logistic, Dirichlet (a simplex).
 
 Likelihood weights (weights()) and known SEs (se(), with or without sigma) too; censoring
-and truncation (cens(), trunc()) of the gaussian, lognormal, weibull and exponential families.
+and truncation (cens(), trunc()) of the gaussian, lognormal, weibull, exponential and
+poisson families.
 
 The integrated-out Gaussian models (bayesmm.model.collapsed: one grouping factor from its
 sufficient statistics, or beside sampled factors) through bayesmm.inference.woodbury.
 
-Not covered: censoring and truncation of the other families (their CDFs: student, gamma,
-beta, the counts), mo() in group-effect terms, and priors of other families.
+Not covered: censoring and truncation of the other families (their CDFs' derivatives in a
+shape parameter: student, gamma, beta, the negative binomials), mo() in group-effect
+terms, and priors of other families.
 """
 
 from __future__ import annotations
