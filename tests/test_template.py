@@ -417,7 +417,7 @@ def test_the_tails_of_censored_rows_are_exact(kind, upper):
         rate = t.exp(t.piece(x, n, n))
         params = {"sigma": rate, "shape": rate}
         link = "identity" if kind in ("gaussian", "lognormal") else "log"
-        return t.sum(densities._log_tail(t, kind, link, y, t.piece(x, 0, n), params, {}, upper))
+        return t.sum(densities._log_tail(t, kind, link, y, t.piece(x, 0, n), params, upper))
 
     ours = _written(2 * n, write)
     value, gradient = ours(point)

@@ -124,27 +124,18 @@ class _Value:
     def _of(self, other) -> Var:
         return other.var if isinstance(other, _Value) else self.t.constant(np.asarray(other, dtype=float))
 
-    def __add__(self, other):
-        return _Value(self.t, self.t.add(self.var, self._of(other)))
+    def _operator(name: str, reflected: bool = False):  # the tape's operation ``name``
+        def method(self, other):
+            a, b = (self._of(other), self.var) if reflected else (self.var, self._of(other))
+            return _Value(self.t, getattr(self.t, name)(a, b))
 
-    __radd__ = __add__
+        return method
 
-    def __sub__(self, other):
-        return _Value(self.t, self.t.sub(self.var, self._of(other)))
-
-    def __rsub__(self, other):
-        return _Value(self.t, self.t.sub(self._of(other), self.var))
-
-    def __mul__(self, other):
-        return _Value(self.t, self.t.mul(self.var, self._of(other)))
-
-    __rmul__ = __mul__
-
-    def __truediv__(self, other):
-        return _Value(self.t, self.t.div(self.var, self._of(other)))
-
-    def __rtruediv__(self, other):
-        return _Value(self.t, self.t.div(self._of(other), self.var))
+    __add__ = __radd__ = _operator("add")
+    __mul__ = __rmul__ = _operator("mul")
+    __sub__, __rsub__ = _operator("sub"), _operator("sub", reflected=True)
+    __truediv__, __rtruediv__ = _operator("div"), _operator("div", reflected=True)
+    del _operator
 
     def __neg__(self):
         return _Value(self.t, self.t.neg(self.var))

@@ -38,8 +38,8 @@ DENSITIES = {
 }
 GAMMA, UNIFORM, LOGISTIC, INVERSE_GAMMA, DIRICHLET = 7, 8, 9, 10, 11
 # The transform each family's variable has in PyMC: 0 none, 1 log, 2 log-odds, 3 an interval's,
-# 5 the simplex's (4 is the ordered one of bayesmm.inference.template).
-SIMPLEX = 5
+# 5 the simplex's; 4, the ordered one, is an ordinal model's thresholds' (whatever their prior).
+ORDERED, SIMPLEX = 4, 5
 TRANSFORM_OF = {0: 0, 1: 0, 2: 1, 3: 1, 4: 1, 5: 1, 6: 2, GAMMA: 1, UNIFORM: 3, LOGISTIC: 0, INVERSE_GAMMA: 1,
                 DIRICHLET: SIMPLEX}  # fmt: skip
 
@@ -256,8 +256,7 @@ def likelihood(t: Tape, model, eta: Var, params: dict, logs: dict) -> Var:
     weight); ``params``: the family's parameters, each a number or one per row (zi and hu on
     the log-odds scale), ``logs`` the logarithms of those a part formula gives through a log
     link."""
-
-    if getattr(model, "bounds", None) is not None:
+    if model.bounds is not None:
         return _bounded(t, model, eta, params, logs)
     y = model.y
     n = y.size
@@ -377,7 +376,7 @@ def _zi_binomial(t: Tape, model, rows: _Rows, eta: Var, logit: Var) -> Var:
         none = t.mul(_log_probabilities(t, model.link, t.gather(eta, zero))[1], t.constant(n[zero]))
         rows_q, rows_w = (_rows(t, v, zero, y.size) for v in (log_q, log_w))
         parts.append(some.sum(t.logaddexp(rows_w, t.add(rows_q, none))))
-    return parts[0] if len(parts) == 1 else t.add(parts[0], parts[1])
+    return t.total(parts)
 
 
 def _mean(t: Tape, link: str, eta: Var) -> tuple[Var, Var]:
@@ -543,10 +542,7 @@ def _cumulative(t: Tape, model, rows: _Rows, eta: Var, thresholds: Var) -> Var:
         a = t.sub(t.gather(thresholds, y[middle] - 1), rows_eta)  # c_k - eta
         b = t.sub(t.gather(thresholds, y[middle] - 2), rows_eta)  # c_(k-1) - eta, below a
         parts.append(rows.subset(middle).sum(_log_cdf_difference(t, model.link, a, b)))
-    total = parts[0]
-    for part in parts[1:]:
-        total = t.add(total, part)
-    return total
+    return t.total(parts)
 
 
 def _log_cdf(t: Tape, link: str, z: Var) -> Var:
@@ -583,9 +579,7 @@ def _categorical(t: Tape, model, rows: _Rows, eta: Var, params: dict) -> Var:
     y, n = model.y, model.y.size
     logits = [eta] + [params[name] for name in model.categories]
     logits = [v if v.shape == (n,) else t.add(v, t.constant(np.zeros(n))) for v in logits]
-    normaliser = t.softplus(logits[0])  # log(exp(0) + exp(mu2))
-    for value in logits[1:]:
-        normaliser = t.logaddexp(normaliser, value)
+    normaliser = t.logsumexp([t.softplus(logits[0]), *logits[1:]])  # softplus: log(exp(0) + exp(mu2))
     total = t.neg(rows.sum(normaliser))
     for k, value in enumerate(logits, start=2):
         chosen = (y == k).astype(float)
@@ -617,37 +611,34 @@ def _bounded(t: Tape, model, eta: Var, params: dict, logs: dict) -> Var:
     rows = _Rows(t, n, model.weights)
 
     def at(index):
-        """The rows ``index``: a model of them, their linear predictor and parameters."""
-        weights = None if model.weights is None else model.weights[index]
-        sub = types.SimpleNamespace(kind=model.kind, link=model.link, y=model.y[index], weights=weights,
-                                    trials=None, bounds=None)  # fmt: skip
-        pick = {name: _rows(t, value, index, n) for name, value in params.items()}
-        return (
-            sub,
-            t.gather(eta, index),
-            pick,
-            {name: _rows(t, value, index, n) for name, value in logs.items()},
-        )
+        """The rows ``index``' linear predictor and parameters (gathered once per kind of row)."""
+        return t.gather(eta, index), {name: _rows(t, value, index, n) for name, value in params.items()}
 
-    def tail(index, bound, upper_tail):
-        sub, eta_i, params_i, logs_i = at(index)
-        return _log_tail(t, sub.kind, sub.link, bound[index], eta_i, params_i, logs_i, upper_tail)
+    def tails(index, *bounds):
+        """log F, or log(1 - F) where ``side`` is True, at each (bound, side) on the rows ``index``."""
+        eta_i, params_i = at(index)
+        return [
+            _log_tail(t, model.kind, model.link, bound[index], eta_i, params_i, side)
+            for bound, side in bounds
+        ]
 
     parts = []
     for code in (0, -1, 1, 2):
         index = np.flatnonzero(codes == code)
         if not index.size:
             continue
-        if code == 0:
-            parts.append(likelihood(t, *at(index)))
+        if code == 0:  # the density: the rows as a model of their own
+            weights = None if model.weights is None else model.weights[index]
+            sub = types.SimpleNamespace(kind=model.kind, link=model.link, y=model.y[index], weights=weights,
+                                        trials=None, bounds=None)  # fmt: skip
+            logs_i = {name: _rows(t, value, index, n) for name, value in logs.items()}
+            parts.append(likelihood(t, sub, *at(index), logs_i))
         elif code == 2:  # log F(y2) + log(1 - exp(log F(y) - log F(y2)))
             parts.append(
-                rows.subset(index).sum(
-                    _log_difference(t, tail(index, y2, False), tail(index, model.y, False))
-                )
+                rows.subset(index).sum(_log_difference(t, *tails(index, (y2, False), (model.y, False))))
             )
         else:
-            parts.append(rows.subset(index).sum(tail(index, model.y, code == 1)))
+            parts.append(rows.subset(index).sum(tails(index, (model.y, code == 1))[0]))
     finite_lower, finite_upper = np.isfinite(lower), np.isfinite(upper)
     for mask, kind in ((finite_lower & ~finite_upper, "lower"), (~finite_lower & finite_upper, "upper"),
                        (finite_lower & finite_upper, "both")):  # fmt: skip
@@ -655,16 +646,13 @@ def _bounded(t: Tape, model, eta: Var, params: dict, logs: dict) -> Var:
         if not index.size:
             continue
         if kind == "lower":
-            mass = tail(index, lower, True)
+            mass = tails(index, (lower, True))[0]
         elif kind == "upper":
-            mass = tail(index, upper, False)
+            mass = tails(index, (upper, False))[0]
         else:
-            mass = _log_difference(t, tail(index, upper, False), tail(index, lower, False))
+            mass = _log_difference(t, *tails(index, (upper, False), (lower, False)))
         parts.append(t.neg(rows.subset(index).sum(mass)))
-    total = parts[0]
-    for part in parts[1:]:
-        total = t.add(total, part)
-    return total
+    return t.total(parts)
 
 
 def _log_difference(t: Tape, a: Var, b: Var) -> Var:
@@ -672,7 +660,7 @@ def _log_difference(t: Tape, a: Var, b: Var) -> Var:
     return t.add(a, t.log1mexp(t.sub(b, a)))
 
 
-def _log_tail(t: Tape, kind: str, link: str, y: np.ndarray, eta: Var, params: dict, logs: dict, upper: bool):
+def _log_tail(t: Tape, kind: str, link: str, y: np.ndarray, eta: Var, params: dict, upper: bool):
     """log F(y) (``upper`` False) or log(1 - F(y)) at each row, F the family's CDF."""
     if kind in ("gaussian", "lognormal"):  # the normal CDF of z = (y - mu) / sigma
         mu = eta if link == "identity" else _mean(t, link, eta)[0]

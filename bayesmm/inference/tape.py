@@ -346,6 +346,23 @@ class Tape(engine._Translator):
             self._matmul(out.view, stored, b.view, self.scalar(1.0))
         return out
 
+    def total(self, values) -> Var | None:
+        """values[0] + values[1] + ..., in order, the Nones left out (None: none left)."""
+        values = [v for v in values if v is not None]
+        if not values:
+            return None
+        out = values[0]
+        for value in values[1:]:
+            out = self.add(out, value)
+        return out
+
+    def logsumexp(self, values: list) -> Var:
+        """log(exp(values[0]) + exp(values[1]) + ...), one logaddexp at a time, in order."""
+        out = values[0]
+        for value in values[1:]:
+            out = self.logaddexp(out, value)
+        return out
+
     def join(self, parts: list[Var]) -> Var:
         """The vectors (or numbers) ``parts`` one after another."""
         sizes = [int(np.prod(p.shape, dtype=int)) for p in parts]

@@ -81,8 +81,7 @@ _FAMILIES = {"gaussian": "gaussian", "student": "student", "lognormal": "lognorm
              "cumulative": "cumulative", "categorical": "categorical", "weibull": "weibull",
              "zero_inflated_nbinom1": "zi_nbinom1", "hurdle_nbinom1": "hu_nbinom1",
              "zero_inflated_binomial": "zi_binomial"}  # fmt: skip
-# The family parameters of each likelihood: parameter -> the link of its part formula (None: a
-# constant only).
+# The family parameters of each likelihood: parameter -> the link of its part formula.
 _PART_PARAMETERS = {"gaussian": {"sigma": "log"}, "negativebinomial": {"alpha": "log"},
                     "student": {"sigma": "log", "nu": "log"}, "lognormal": {"sigma": "log"},
                     "gamma": {"shape": "log"}, "beta": {"phi": "log"}, "nbinom1": {"phi": "log"},
@@ -92,12 +91,9 @@ _PART_PARAMETERS = {"gaussian": {"sigma": "log"}, "negativebinomial": {"alpha": 
                     "hu_negativebinomial": {"hu": "logit", "alpha": "log"},
                     "zi_nbinom1": {"zi": "logit", "phi": "log"}, "hu_nbinom1": {"hu": "logit", "phi": "log"},
                     "zi_binomial": {"zi": "logit"}}  # fmt: skip
-# The transforms by PyMC's class name: 0 none, 1 log, 2 log-odds, 3 an interval's and 4 the
-# ordered one (an ordinal model's thresholds).
-ORDERED = 4
+# The transforms by PyMC's class name (densities.TRANSFORM_OF's codes).
 _TRANSFORMS = {None: 0, "LogTransform": 1, "LogOddsTransform": 2, "Interval": 3, "IntervalTransform": 3,
-               "SimplexTransform": densities.SIMPLEX,
-               "Ordered": ORDERED}  # fmt: skip
+               "Ordered": densities.ORDERED, "SimplexTransform": densities.SIMPLEX}  # fmt: skip
 
 
 # -- the model --------------------------------------------------------------------------------
@@ -521,7 +517,7 @@ def _densities(model: _Model, pymc_model, shapes: list[tuple]) -> list[tuple]:
         if code == densities.DIRICHLET and table.shape[1] != size + 1:
             raise Unsupported(f"{rv.name}'s Dirichlet prior has {table.shape[1]} elements, not {size + 1}")
         if rv.name == "thresholds" and model.thresholds:
-            wanted = ORDERED
+            wanted = densities.ORDERED
         transform = pymc_model.rvs_to_transforms.get(rv)
         kind = None if transform is None else type(transform).__name__
         if _TRANSFORMS.get(kind) != wanted:
@@ -568,7 +564,7 @@ def _write(t: Tape, model: _Model, variables: list[tuple], x: dict, density: boo
             terms.append(t.add(spread, t.constant(width)))  # log(b - a) - 2 softplus(-v) - v
         elif transform == densities.SIMPLEX:  # PyMC's: x = softmax(v, -sum v)
             constrained[name] = reported[name] = _simplex(t, piece, terms)
-        elif transform == ORDERED:  # x_0 = v_0, x_k = x_(k-1) + exp(v_k)
+        elif transform == densities.ORDERED:  # x_0 = v_0, x_k = x_(k-1) + exp(v_k)
             values = [t.element(piece, 0)]
             for k in range(1, piece.shape[0]):
                 values.append(t.add(values[-1], t.exp(t.element(piece, k))))
@@ -618,10 +614,7 @@ def _write(t: Tape, model: _Model, variables: list[tuple], x: dict, density: boo
         terms.append(woodbury.log_likelihood(t, model.collapsed[2], eta, L, params["sigma"]))
     else:
         terms.append(densities.likelihood(t, model, eta, params, logs))
-    total = terms[0]
-    for term in terms[1:]:
-        total = t.add(total, term)
-    return total, reported
+    return t.total(terms), reported
 
 
 def _simplex(t: Tape, v: Var, terms: list) -> Var:
@@ -630,14 +623,9 @@ def _simplex(t: Tape, v: Var, terms: list) -> Var:
     size = v.shape[0] + 1
     total = t.sum(v)
     full = t.join([v, t.neg(total)])
-    elements = [t.element(full, k) for k in range(size)]
-    normaliser = elements[0]
-    for element in elements[1:]:
-        normaliser = t.logaddexp(normaliser, element)
+    normaliser = t.logsumexp([t.element(full, k) for k in range(size)])
     shifted = t.add(v, total)
-    spread = t.constant(np.zeros(1))
-    for k in range(size - 1):
-        spread = t.logaddexp(spread, t.element(shifted, k))
+    spread = t.logsumexp([t.constant(np.zeros(1))] + [t.element(shifted, k) for k in range(size - 1)])
     jacobian = t.mul(t.sub(total, spread), t.constant(float(size)))
     terms.append(t.add(jacobian, t.constant(float(np.log(size)))))
     return t.exp(t.sub(full, normaliser))

@@ -67,14 +67,7 @@ def log_likelihood(t: Tape, data: Statistics, fit: Var, L: list, sigma: Var) -> 
                     for column in data.columns]  # fmt: skip
         rss = t.sumsq(rows)
 
-    def total(products):
-        products = [p for p in products if p is not None]
-        if not products:
-            return None
-        out = products[0]
-        for p in products[1:]:
-            out = t.add(out, p)
-        return out
+    total = t.total
 
     def times(a, b):
         return None if a is None or b is None else t.mul(a, b)
