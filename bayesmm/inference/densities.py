@@ -346,16 +346,12 @@ def _binomial(t: Tape, rows: _Rows, y: np.ndarray, trials: np.ndarray, link: str
 
 
 def _log_probabilities(t: Tape, link: str, eta: Var) -> tuple[Var, Var]:
-    """log p and log(1 - p) through the link."""
-    if link == "logit":
-        return t.neg(t.softplus(t.neg(eta))), t.neg(t.softplus(eta))
-    if link == "probit":  # p = erfc(-eta / sqrt 2) / 2, 1 - p = erfc(eta / sqrt 2) / 2
-        half = t.mul(eta, t.constant(1.0 / np.sqrt(2.0)))
-        return t.log(t.mul(t.erfc(t.neg(half)), t.constant(0.5))), t.log(t.mul(t.erfc(half), t.constant(0.5)))
-    if link == "cloglog":  # p = -expm1(-exp(eta)), log(1 - p) = -exp(eta)
+    """log p and log(1 - p) through the link: log F(eta) and log F(-eta) for the symmetric
+    logistic and normal, log(1 - exp(-mu)) and -mu (mu = exp(eta)) for cloglog."""
+    if link == "cloglog":
         mu = t.exp(eta)
-        return t.log(t.neg(t.expm1(t.neg(mu)))), t.neg(mu)
-    raise Unsupported(f"a probability through the {link} link")
+        return t.log1mexp(t.neg(mu)), t.neg(mu)
+    return _log_cdf(t, link, eta), _log_cdf(t, link, t.neg(eta))
 
 
 def _zi_binomial(t: Tape, model, rows: _Rows, eta: Var, logit: Var) -> Var:
@@ -551,7 +547,7 @@ def _log_cdf(t: Tape, link: str, z: Var) -> Var:
         return t.neg(t.softplus(t.neg(z)))
     if link == "probit":
         return t.log_ndtr(z)
-    raise Unsupported(f"an ordinal model's {link} link")
+    raise Unsupported(f"a probability through the {link} link")
 
 
 def _log_cdf_difference(t: Tape, link: str, a: Var, b: Var) -> Var:
@@ -561,7 +557,7 @@ def _log_cdf_difference(t: Tape, link: str, a: Var, b: Var) -> Var:
     on the side where they are small (which side is constant in the gradient)."""
     if link == "logit":
         own = t.sub(t.sub(a, t.softplus(a)), t.softplus(b))
-        return t.add(own, t.log(t.neg(t.expm1(t.sub(b, a)))))
+        return t.add(own, t.log1mexp(t.sub(b, a)))
     if link != "probit":
         raise Unsupported(f"an ordinal model's {link} link")
     upper = t.greater(t.add(a, b), 0.0)  # 1 where the upper tails are the smaller
