@@ -10,7 +10,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-import pymc as pm
 import scipy.sparse as sp
 
 from .design.build import DataError, build_design
@@ -19,6 +18,7 @@ from .families.base import Family
 from .families.continuous import Gaussian
 from .families.registry import get_family
 from .inference.nuts import approximate, sample
+from .lazy import pm
 from .model.builder import build_collapsed_model, build_pymc_model
 from .model.collapsed import collapsed_group, why_not_collapsible
 from .model.maximal import Maximal, few_level_groups, maximal_structure, unidentified_terms
@@ -289,7 +289,7 @@ class Model:
             warn_user(
                 f"grouping factor '{group}' has only {n} levels: its SD rests on {n} values and the data "
                 f"barely inform it. With so few levels, model '{group}' as a fixed effect, or give its SDs "
-                f"an informative prior (priors={{\"sd({group})\": bm.Prior(...)}})",
+                f'an informative prior (priors={{"sd({group})": bm.Prior(...)}})',
                 UserWarning,
             )
         self.prior_entries = resolve_priors(self.design, self.family, priors, self.parts)
@@ -400,7 +400,12 @@ class Model:
         """The underlying PyMC model, built on first use."""
         if self._pymc_model is None:
             self._pymc_model = build_pymc_model(
-                self.design, self.family, self.prior_entries, self.parts, self.centred, self.decomp == "QR",
+                self.design,
+                self.family,
+                self.prior_entries,
+                self.parts,
+                self.centred,
+                self.decomp == "QR",
                 self.smooth_weights,
             )
         return self._pymc_model

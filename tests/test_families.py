@@ -63,7 +63,7 @@ def test_draws_average_to_the_mean(name):
 def test_the_simple_families_declare_their_distribution_once():
     """likelihood, log_likelihood and draw are not written again by a family with a standard
     distribution; they come from Family, reading its declaration."""
-    declared = [c for c in map(bm.get_family, ONE_PREDICTOR) if type(c).pymc_distribution is not None]
+    declared = [c for c in map(bm.get_family, ONE_PREDICTOR) if type(c).pymc_name is not None]
     assert {c.name for c in declared} >= {"gaussian", "student", "lognormal", "gamma", "beta", "exponential",
                                           "bernoulli", "binomial", "beta_binomial", "poisson",
                                           "negativebinomial", "nbinom1"}  # fmt: skip

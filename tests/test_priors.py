@@ -7,7 +7,7 @@ from scipy import stats
 
 import bayesmm as bm
 from bayesmm.families.base import mad
-from bayesmm.spec.priors import Prior, PriorError
+from bayesmm.spec.priors import _SIGNATURES, Prior, PriorError
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +131,54 @@ def test_prior_construction_errors():
         Prior("Normal", mean=0)
     with pytest.raises(PriorError, match="eta > 0"):
         Prior("LKJ", eta=-1)
+
+
+@pytest.mark.parametrize("dist", sorted(_SIGNATURES))
+def test_the_priors_checked_without_pymc_are_checked_as_pymc_would(dist):
+    """A prior of _SIGNATURES's table is checked without PyMC: its parameters must be ones
+    PyMC's dist takes, those it requires must be the ones PyMC requires, and what the table
+    accepts or refuses PyMC accepts or refuses too."""
+    import inspect
+
+    taken, required = _SIGNATURES[dist]
+    signature = inspect.signature(getattr(pm, dist).dist).parameters
+    assert taken <= set(signature)
+    valid = {name: 0.5 if name != "upper" else 2.0 for name in taken}
+    getattr(pm, dist).dist(**valid)  # PyMC takes the full set
+    assert Prior(dist, **valid).params == valid
+    for name in required:  # PyMC refuses it without a required parameter; so does the table
+        partial = {k: v for k, v in valid.items() if k != name}
+        with pytest.raises((TypeError, ValueError)):
+            getattr(pm, dist).dist(**partial)
+        with pytest.raises(PriorError):
+            Prior(dist, **partial)
+    first, *rest = sorted(taken)
+    shapes = {first: np.full(3, valid[first]), **{k: np.full(2, valid[k]) for k in rest}}
+    if rest:  # parameters whose shapes do not broadcast: both refuse
+        with pytest.raises(ValueError):
+            getattr(pm, dist).dist(**shapes)
+        with pytest.raises(PriorError, match="do not broadcast"):
+            Prior(dist, **shapes)
+
+
+def test_building_a_model_imports_neither_pymc_nor_pytensor():
+    """bayesmm.lazy: a Model, its priors and its design are made without PyMC, which a
+    graph (``model.pymc_model``) imports when it is first built."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, bayesmm as bm\n"
+        "m = bm.Model('Reaction ~ Days + (Days | Subject)', bm.datasets.load('sleepstudy'),\n"
+        "             priors={'b': bm.Prior('Normal', mu=0, sigma=5),\n"
+        "                     'sigma': bm.Prior('Exponential', lam=1)})\n"
+        "m.priors\n"
+        "print(sorted(k for k in ('pymc', 'pytensor') if k in sys.modules))\n"
+        "m.pymc_model\n"
+        "print(sorted(k for k in ('pymc', 'pytensor') if k in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.split("\n")[:2] == ["[]", "['pymc', 'pytensor']"], result.stderr
 
 
 def test_user_prior_dict_is_not_modified(sleep):

@@ -11,7 +11,7 @@
 - ``trunc(lb, ub)``: each row's contribution less log P(lb <= Y <= ub) (for counts
   F(ub) - F(lb - 1), so that lb = 1 is the zero-truncated distribution).
 
-The family declares the distribution once (``pymc_distribution`` and ``scipy_distribution``);
+The family declares the distribution once (``pymc_name`` and ``scipy_distribution``);
 everything here is written over those, so a censorable family needs nothing of its own.
 """
 
@@ -20,11 +20,10 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
-import pymc as pm
-import pytensor.tensor as pt
 
 from ..design.additions import Additions
 from ..design.build import Design
+from ..lazy import pm, pt
 from .base import Family
 
 __all__ = [
@@ -95,7 +94,7 @@ def likelihood(family: Family, name: str, eta, params: dict, design: Design, dim
         return variable
     kwargs = family.pymc_kwargs(eta, params, design)
     keys = list(kwargs)
-    distribution = family.pymc_distribution
+    distribution = getattr(pm, family.pymc_name)
     observed = design.y.astype("int64") if family.discrete else design.y
 
     def dist(*args):  # draws of the response without censoring (brms's predictions)

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-import pytensor.tensor as pt
 from scipy import special
 
 from ..design.build import DataError, Design
+from ..lazy import pm, pt
 from ..spec.priors import Prior
 
 
@@ -32,8 +32,8 @@ def _cloglog_inverse(eta):
 
 LINKS: dict[str, Link] = {
     "identity": Link("identity", lambda mu: mu, lambda eta: eta, lambda eta: eta),
-    "log": Link("log", np.log, np.exp, pt.exp),
-    "logit": Link("logit", special.logit, special.expit, pt.sigmoid),
+    "log": Link("log", np.log, np.exp, lambda eta: pt.exp(eta)),
+    "logit": Link("logit", special.logit, special.expit, lambda eta: pt.sigmoid(eta)),
     "probit": Link(
         "probit",
         special.ndtri,
@@ -46,8 +46,8 @@ LINKS: dict[str, Link] = {
         _cloglog_inverse,
         lambda eta: -pt.expm1(-pt.exp(eta)),
     ),
-    "sqrt": Link("sqrt", np.sqrt, np.square, pt.square),
-    "inverse": Link("inverse", np.reciprocal, np.reciprocal, pt.reciprocal),
+    "sqrt": Link("sqrt", np.sqrt, np.square, lambda eta: pt.square(eta)),
+    "inverse": Link("inverse", np.reciprocal, np.reciprocal, lambda eta: pt.reciprocal(eta)),
 }
 
 
@@ -89,7 +89,7 @@ class Family:
 
     Users pick a family by name (``Model(family="poisson")``, see
     [`get_family`][bayesmm.get_family]); a new family is a subclass that sets the class
-    attributes below and declares its distribution once: ``pymc_distribution`` and
+    attributes below and declares its distribution once: ``pymc_name`` and
     ``scipy_distribution`` with ``pymc_arguments`` and ``scipy_arguments`` (the arguments of
     each given the mean), from which [`likelihood`][bayesmm.Family.likelihood],
     [`log_likelihood`][bayesmm.Family.log_likelihood] and [`draw`][bayesmm.Family.draw] follow
@@ -145,11 +145,11 @@ class Family:
     censorable: ClassVar[bool] = False
     support_lower: ClassVar[float] = -np.inf
     support_upper: ClassVar[float] = np.inf
-    # The response's distribution, declared once: its PyMC class and scipy counterpart, the
+    # The response's distribution, declared once: its PyMC class's name and scipy counterpart, the
     # maps from the mean mu (with the family's parameters and the trials) to each one's
     # arguments (pymc_arguments, scipy_arguments), and whether it is discrete. The likelihood,
     # the pointwise log-likelihood and the draws all come from it.
-    pymc_distribution: ClassVar[type | None] = None
+    pymc_name: ClassVar[str | None] = None
     scipy_distribution: ClassVar[object | None] = None
     discrete: ClassVar[bool] = False
     # Whether the linear predictor models log(y) directly (the lognormal): the response's
@@ -492,10 +492,10 @@ class Family:
         """
         observed = design.y.astype("int64") if self.discrete else design.y
         kwargs = self.pymc_kwargs(eta, params, design)
-        return self.pymc_distribution(name, **kwargs, observed=observed, dims=dims)
+        return getattr(pm, self.pymc_name)(name, **kwargs, observed=observed, dims=dims)
 
     def pymc_arguments(self, mu, params: dict, trials) -> dict:
-        """The family's declaration, PyMC's half: the arguments of ``pymc_distribution`` given
+        """The family's declaration, PyMC's half: the arguments of ``pymc_name``'s distribution given
         the mean; [`scipy_arguments`][bayesmm.Family.scipy_arguments] gives the same
         distribution in scipy's terms.
 
@@ -511,7 +511,7 @@ class Family:
         Returns
         -------
         dict
-            Keyword arguments of ``pymc_distribution``.
+            Keyword arguments of ``pymc_name``'s distribution.
 
         Examples
         --------
@@ -562,7 +562,7 @@ class Family:
         Returns
         -------
         dict
-            Keyword arguments of ``pymc_distribution``.
+            Keyword arguments of ``pymc_name``'s distribution.
 
         Examples
         --------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pymc as pm
 from scipy import special, stats
 
 from ..design.build import DataError, Design
@@ -25,7 +24,7 @@ class Bernoulli(Family):
                 "family='binomial' with cbind(successes, failures) or trials="
             )
 
-    pymc_distribution, scipy_distribution, discrete = pm.Bernoulli, stats.bernoulli, True
+    pymc_name, scipy_distribution, discrete = "Bernoulli", stats.bernoulli, True
 
     def pymc_arguments(self, mu, params, trials):
         return {"p": mu}
@@ -71,7 +70,7 @@ class Binomial(Family):
         p = self.link.inverse(eta)
         return p if trials is None else p * trials
 
-    pymc_distribution, scipy_distribution, discrete = pm.Binomial, stats.binom, True
+    pymc_name, scipy_distribution, discrete = "Binomial", stats.binom, True
 
     def pymc_arguments(self, mu, params, trials):
         return {"n": trials, "p": mu}
@@ -92,7 +91,7 @@ class BetaBinomial(_MeanPrecision, Binomial):
 
     name = "beta_binomial"
 
-    pymc_distribution, scipy_distribution = pm.BetaBinomial, stats.betabinom
+    pymc_name, scipy_distribution = "BetaBinomial", stats.betabinom
 
     def pymc_arguments(self, mu, params, trials):
         alpha, beta = self._shapes(mu, params["phi"])

@@ -5,11 +5,10 @@ from __future__ import annotations
 import copy
 
 import numpy as np
-import pymc as pm
-import pytensor.tensor as pt
 from scipy import special
 
 from ..design.build import DataError, Design
+from ..lazy import pm, pt
 from ..spec.priors import Prior
 from ..warn import warn_user
 from .base import Family, FormulaParameter

@@ -6,7 +6,6 @@ import copy
 import dataclasses
 
 import numpy as np
-import pymc as pm
 from scipy import stats
 
 from ..design.build import DataError, Design
@@ -54,7 +53,7 @@ class Gaussian(Family):
     def param_priors(self, design: Design) -> dict[str, Prior]:
         return {"sigma": Prior("HalfStudentT", nu=3.0, sigma=self.response_scale(design))}
 
-    pymc_distribution, scipy_distribution = pm.Normal, stats.norm
+    pymc_name, scipy_distribution = "Normal", stats.norm
 
     def pymc_arguments(self, mu, params, trials):
         return {"mu": mu, "sigma": params["sigma"]}
@@ -83,7 +82,7 @@ class Beta(_MeanPrecision, Family):
                 f"'beta'; {int(outside.sum())} values do not (first: row {design.rows[i]!r}, value {y[i]:g})"
             )
 
-    pymc_distribution, scipy_distribution = pm.Beta, stats.beta
+    pymc_name, scipy_distribution = "Beta", stats.beta
 
     def pymc_arguments(self, mu, params, trials):
         alpha, beta = self._shapes(mu, params["phi"])
@@ -123,7 +122,7 @@ class GammaFamily(Family):
     def param_priors(self, design: Design) -> dict[str, Prior]:
         return {"shape": Prior("Gamma", alpha=0.01, beta=0.01)}  # brms's default
 
-    pymc_distribution, scipy_distribution = pm.Gamma, stats.gamma
+    pymc_name, scipy_distribution = "Gamma", stats.gamma
 
     def pymc_arguments(self, mu, params, trials):
         return {"alpha": params["shape"], "beta": params["shape"] / mu}
@@ -145,7 +144,7 @@ class StudentT(Gaussian):
     def param_priors(self, design: Design) -> dict[str, Prior]:
         return {**super().param_priors(design), "nu": Prior("Gamma", alpha=2.0, beta=0.1)}  # brms's nu prior
 
-    pymc_distribution, scipy_distribution = pm.StudentT, stats.t
+    pymc_name, scipy_distribution = "StudentT", stats.t
 
     def pymc_arguments(self, mu, params, trials):
         return {"nu": params["nu"], "mu": mu, "sigma": params["sigma"]}
@@ -185,7 +184,7 @@ class LogNormal(Gaussian):
     def mean(self, eta, params, trials=None):
         return np.exp(eta + params["sigma"] ** 2 / 2)
 
-    pymc_distribution, scipy_distribution = pm.LogNormal, stats.lognorm
+    pymc_name, scipy_distribution = "LogNormal", stats.lognorm
 
     def pymc_arguments(self, mu, params, trials):  # mu is the mean of log(y): the identity link
         return {"mu": mu, "sigma": params["sigma"]}

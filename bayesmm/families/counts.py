@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pymc as pm
 from scipy import stats
 
 from ..design.build import Design
@@ -25,7 +24,7 @@ class Poisson(Family):
         location = float(self.link.link(np.array(mean)))
         return Prior("StudentT", nu=3.0, mu=location, sigma=2.5)
 
-    pymc_distribution, scipy_distribution, discrete = pm.Poisson, stats.poisson, True
+    pymc_name, scipy_distribution, discrete = "Poisson", stats.poisson, True
 
     def pymc_arguments(self, mu, params, trials):
         return {"mu": mu}
@@ -48,7 +47,7 @@ class NegativeBinomial(Poisson):
     def param_priors(self, design: Design) -> dict[str, Prior]:
         return {"alpha": Prior("Gamma", alpha=0.01, beta=0.01)}  # brms's default for the NB shape
 
-    pymc_distribution, scipy_distribution = pm.NegativeBinomial, stats.nbinom
+    pymc_name, scipy_distribution = "NegativeBinomial", stats.nbinom
 
     def pymc_arguments(self, mu, params, trials):
         return {"mu": mu, "alpha": params["alpha"]}

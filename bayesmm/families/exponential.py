@@ -6,7 +6,6 @@ This file is the whole of the family: the registry finds it here (bayesmm.famili
 from __future__ import annotations
 
 import numpy as np
-import pymc as pm
 from scipy import stats
 
 from ..design.build import DataError, Design
@@ -36,7 +35,7 @@ class Exponential(Family):
         location = float(self.link.link(np.array(max(np.mean(design.y), 1e-8))))
         return Prior("StudentT", nu=3.0, mu=location, sigma=2.5)
 
-    pymc_distribution, scipy_distribution = pm.Exponential, stats.expon
+    pymc_name, scipy_distribution = "Exponential", stats.expon
 
     def pymc_arguments(self, mu, params, trials):
         return {"lam": 1.0 / mu}

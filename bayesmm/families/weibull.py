@@ -8,11 +8,10 @@ This file is the whole of the family: the registry finds it here (bayesmm.famili
 from __future__ import annotations
 
 import numpy as np
-import pymc as pm
-import pytensor.tensor as pt
 from scipy import special, stats
 
 from ..design.build import Design
+from ..lazy import pt
 from ..spec.priors import Prior
 from .base import Family
 from .continuous import _check_positive
@@ -40,7 +39,7 @@ class Weibull(Family):
     def param_priors(self, design: Design) -> dict[str, Prior]:
         return {"shape": Prior("Gamma", alpha=0.01, beta=0.01)}  # brms's default
 
-    pymc_distribution, scipy_distribution = pm.Weibull, stats.weibull_min
+    pymc_name, scipy_distribution = "Weibull", stats.weibull_min
 
     def pymc_arguments(self, mu, params, trials):
         shape = params["shape"]

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
-import pymc as pm
 
 from ..design.build import Design
+from ..lazy import pm
 from ..spec.priors import Prior
 from .base import Family
 from .binomial import Binomial
@@ -24,7 +24,7 @@ class _ZeroAltered(Family):
     """
 
     base: ClassVar[type[Family]]
-    pymc_name: ClassVar[str]
+    mixture_name: ClassVar[str]
     probability: ClassVar[str]
 
     def __init_subclass__(cls, **kwargs):
@@ -50,7 +50,7 @@ class _ZeroAltered(Family):
     def likelihood(self, name, eta, params, design, dims):
         kwargs = Family.pymc_kwargs(self._base, eta, params, design)  # p, not logit_p: PyMC's mixtures take p
         psi = 1.0 - params[self.probability]  # PyMC's psi: the probability of the count part
-        distribution = getattr(pm, self.pymc_name)
+        distribution = getattr(pm, self.mixture_name)
         return distribution(name, psi=psi, **kwargs, observed=design.y.astype("int64"), dims=dims)
 
     def _log_f(self, y, eta, params, trials):
@@ -109,28 +109,28 @@ class _Hurdle(_ZeroAltered):
 
 
 class ZeroInflatedPoisson(_ZeroInflated):
-    name, base, pymc_name = "zero_inflated_poisson", Poisson, "ZeroInflatedPoisson"
+    name, base, mixture_name = "zero_inflated_poisson", Poisson, "ZeroInflatedPoisson"
 
 
 class ZeroInflatedNegativeBinomial(_ZeroInflated):
-    name, base, pymc_name = "zero_inflated_negbinomial", NegativeBinomial, "ZeroInflatedNegativeBinomial"
+    name, base, mixture_name = "zero_inflated_negbinomial", NegativeBinomial, "ZeroInflatedNegativeBinomial"
 
 
 class ZeroInflatedBinomial(_ZeroInflated):
-    name, base, pymc_name = "zero_inflated_binomial", Binomial, "ZeroInflatedBinomial"
+    name, base, mixture_name = "zero_inflated_binomial", Binomial, "ZeroInflatedBinomial"
 
 
 class HurdlePoisson(_Hurdle):
-    name, base, pymc_name = "hurdle_poisson", Poisson, "HurdlePoisson"
+    name, base, mixture_name = "hurdle_poisson", Poisson, "HurdlePoisson"
 
 
 class HurdleNegativeBinomial(_Hurdle):
-    name, base, pymc_name = "hurdle_negbinomial", NegativeBinomial, "HurdleNegativeBinomial"
+    name, base, mixture_name = "hurdle_negbinomial", NegativeBinomial, "HurdleNegativeBinomial"
 
 
 class ZeroInflatedNegativeBinomial1(_ZeroInflated):
-    name, base, pymc_name = "zero_inflated_nbinom1", NegativeBinomial1, "ZeroInflatedNegativeBinomial"
+    name, base, mixture_name = "zero_inflated_nbinom1", NegativeBinomial1, "ZeroInflatedNegativeBinomial"
 
 
 class HurdleNegativeBinomial1(_Hurdle):
-    name, base, pymc_name = "hurdle_nbinom1", NegativeBinomial1, "HurdleNegativeBinomial"
+    name, base, mixture_name = "hurdle_nbinom1", NegativeBinomial1, "HurdleNegativeBinomial"

@@ -37,12 +37,11 @@ Parameterization (what is sampled, and how the reported quantities follow):
 from __future__ import annotations
 
 import numpy as np
-import pymc as pm
-import pytensor.tensor as pt
 
 from ..design.build import Design, RandomEffectTerm
 from ..families import additions
 from ..families.base import Family
+from ..lazy import pm, pt
 from ..spec.priors import Prior, PriorEntry, stack_priors
 from .fixed import centred_slopes, fixed_center, sampled_fixed_matrix
 from .parameterization import centring_parents, level_parents
@@ -703,5 +702,3 @@ def build_collapsed_model(
             loglik = residual_logp(design, group, design.y - eta, L, k, sigma)
         pm.Potential("collapsed_loglik", loglik)
     return model
-
-

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 import arviz_stats as az  # not the arviz meta-package, which loads matplotlib
 import numpy as np
 import pandas as pd
-import pymc as pm
 import xarray as xr
 from scipy import special
 
 from ..families import additions
 from ..inference.idata import REPARAMETERIZATION, get_group, has_group, observed_data, set_group
+from ..lazy import pm
 from ..model.variables import OBS_DIM
 from ..spec.expressions import _BINARY
 from ..warn import warn_user

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pymc as pm
+
+from ..lazy import pm
 
 __all__ = ["Prior", "PriorEntry", "resolve_priors", "prior_table", "PriorError"]
 
@@ -93,6 +94,28 @@ def _is_positive_parameter(dist: str, name: str) -> bool:
     return name in ("alpha", "beta") and dist in _POSITIVE_ALPHA_BETA
 
 
+# The everyday distributions in the parameters PyMC's ``dist`` takes (a subset of its signature)
+# and those it requires: a prior given in them is checked here, without PyMC (tests/test_priors.py
+# holds the table to PyMC's signatures); any other prior is checked by PyMC itself.
+_SIGNATURES = {
+    "Normal": ({"mu", "sigma"}, set()),
+    "LogNormal": ({"mu", "sigma"}, set()),
+    "HalfNormal": ({"sigma"}, set()),
+    "StudentT": ({"nu", "mu", "sigma"}, {"nu"}),
+    "HalfStudentT": ({"nu", "sigma"}, {"nu"}),
+    "Cauchy": ({"alpha", "beta"}, {"alpha", "beta"}),
+    "HalfCauchy": ({"beta"}, {"beta"}),
+    "Exponential": ({"lam"}, set()),
+    "Gamma": ({"alpha", "beta"}, {"alpha", "beta"}),
+    "InverseGamma": ({"alpha", "beta"}, {"alpha"}),
+    "Beta": ({"alpha", "beta"}, {"alpha", "beta"}),
+    "Weibull": ({"alpha", "beta"}, {"alpha", "beta"}),
+    "Logistic": ({"mu", "s"}, set()),
+    "Laplace": ({"mu", "b"}, {"mu", "b"}),
+    "Uniform": ({"lower", "upper"}, set()),
+}
+
+
 class Prior:
     """A prior distribution: a PyMC distribution name and its parameters.
 
@@ -133,6 +156,19 @@ class Prior:
             if set(self.params) != {"eta"} or not self.params["eta"] > 0:
                 raise PriorError("Prior('LKJ', eta=...) takes one parameter, eta > 0")
             return
+        taken, required = _SIGNATURES.get(self.dist, (set(), {None}))
+        if required <= set(self.params) <= taken:
+            # The everyday priors, in PyMC's own parameters, are checked without importing PyMC.
+            self._check_values()
+            shapes = [np.shape(value) for value in self.params.values()]
+            try:
+                np.broadcast_shapes(*shapes)
+            except ValueError:
+                raise PriorError(
+                    f"invalid parameters for Prior('{self.dist}'): the shapes of {', '.join(self.params)} "
+                    f"({', '.join(map(str, shapes))}) do not broadcast"
+                ) from None
+            return
         cls = getattr(pm, self.dist, None)
         if not (isinstance(cls, type) and issubclass(cls, pm.Distribution)):
             raise PriorError(
@@ -152,6 +188,13 @@ class Prior:
                 f"invalid parameters for Prior('{self.dist}'): unknown parameter(s) "
                 f"{', '.join(repr(u) for u in unknown)}; it takes {', '.join(accepted)}"
             )
+        self._check_values()
+        try:
+            cls.dist(**self.params)
+        except Exception as err:  # PyMC raises TypeError/ValueError of many kinds
+            raise PriorError(f"invalid parameters for Prior('{self.dist}'): {err}") from None
+
+    def _check_values(self) -> None:
         for name, value in self.params.items():
             values = np.ravel(value)
             if not np.all(np.isfinite(values)):
@@ -163,10 +206,6 @@ class Prior:
                     f"Prior('{self.dist}'): parameter {name} is a scale or shape and must be > 0, "
                     f"got {_fmt(value)}"
                 )
-        try:
-            cls.dist(**self.params)
-        except Exception as err:  # PyMC raises TypeError/ValueError of many kinds
-            raise PriorError(f"invalid parameters for Prior('{self.dist}'): {err}") from None
 
     @property
     def positive(self) -> bool:
