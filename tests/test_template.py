@@ -183,6 +183,9 @@ CASES = [
     ("pos | trunc(lb = lo, ub = hi) ~ x + (1 | g)", "weibull", {}),
     ("pos | cens(c4, p2) + trunc(ub = hi) ~ x + (1 | g)", "exponential", {}),
     ("pos | trunc(lb = lo) ~ x + (1 | g)", "lognormal", {"link": "identity"}),
+    # The gamma's CDF is P(k, k y / mu), differentiated in its sampled shape k too.
+    ("pos | cens(c4, p2) ~ x + (1 | g)", "gamma", {}),
+    ("pos | cens(cen) + trunc(lb = lo, ub = hi) ~ x + (1 | g)", "gamma", {"dispersion": "~ x", **_CENTRED}),
     # A count's CDF is the incomplete gamma function. Its right-censored rows are left out
     # here: PyMC's Poisson logccdf is log(1 - F), which loses digits where F is near 1 (its
     # gradient 6e-8 off at these points); test_the_tails_... holds the template's to scipy.
@@ -284,30 +287,47 @@ def test_the_written_programs_are_pymcs_log_density_gradient_and_trace(formula, 
     # remove this) is NaN wherever a row's z is beyond 8.3 on the side its switch does not
     # take (the other branch's log1p(-1) = -inf times 0): censored normal rows take points
     # nearer the centre, and such points are passed over.
-    spread = 0.4 if options.get("link") == "cloglog" or normal_cdf else 0.8
-    if normal_cdf:
-        _assert_pymcs(pymc_model, logp, expand, rtol=1e-7, spread=spread, atol=1e-6)
+    # The incomplete gamma function's tails (the censored gamma and Poisson): PyMC takes log F
+    # as log(gammainc), which near F = 1 keeps the absolute digits of 1 - F, not its relative
+    # ones, so an interval's log(F(y2) - F(y)) in the upper tail (a difference of two such
+    # logs, as in brms's log_diff_exp) loses digits, up to all of them: its log-density was
+    # 2e-4 off at one of 40 points, where its finite differences disagree with its own gradient
+    # (the template's log F keeps 1 - F's digits: engine.c's gamma_log_tail, held to scipy by
+    # test_the_tails_... and test_the_incomplete_gamma_...). Such points are passed over.
+    gamma_cdf = family in ("gamma", "poisson") and ("cens(" in formula or "trunc(" in formula)
+    spread = 0.4 if options.get("link") == "cloglog" or normal_cdf or gamma_cdf else 0.8
+    if normal_cdf or gamma_cdf:
+        _assert_pymcs(pymc_model, logp, expand, rtol=1e-7, spread=spread, atol=1e-6, smooth=gamma_cdf)
     else:
         _assert_pymcs(pymc_model, logp, expand, spread=spread)
 
 
-def _assert_pymcs(pymc_model, logp, expand, rtol=1e-10, spread=0.8, atol=1e-9):
+def _assert_pymcs(pymc_model, logp, expand, rtol=1e-10, spread=0.8, atol=1e-9, smooth=False):
     """The programs' log-density, gradient and trace are PyMC's at 4 random points (each
     coordinate Normal(0, ``spread``)); points where PyMC's gradient is not finite (its
-    normal log-CDF's, see above) are passed over, the programs' finite there too."""
+    normal log-CDF's, see above) are passed over, the programs' finite there too; with
+    ``smooth``, so are points where PyMC's log-density's central difference along a random
+    direction is not its gradient's (to 1e-6: it has lost its digits there, see above)."""
     layout = logp.layout
     values, function = _pymc(pymc_model)
     rng = np.random.default_rng(11)
     compared = 0
     for _ in range(40):
         x = rng.normal(0.0, spread, layout["n_dim"])
-        free = zip(layout["slices"][: len(values)], layout["shapes"][: len(values)], strict=True)
-        theirs = function(*[x[a:b].reshape(s) for (a, b), s in free])
+        pieces = list(zip(layout["slices"][: len(values)], layout["shapes"][: len(values)], strict=True))
+        theirs = function(*[x[a:b].reshape(s) for (a, b), s in pieces])
         ours = _run(logp, expand, x)
         assert np.isfinite(ours[0]) and np.all(np.isfinite(ours[1]))  # else the comparison says little
         gradient = np.concatenate([np.ravel(g) for g in theirs[1 : 1 + len(values)]])
         if not np.all(np.isfinite(gradient)):
             continue
+        if smooth:
+            u, h = rng.normal(size=x.size), 1e-5
+            ahead, behind = (
+                function(*[(x + s * u)[a:b].reshape(z) for (a, b), z in pieces])[0] for s in (h, -h)
+            )
+            if abs((ahead - behind) / (2 * h) - gradient @ u) > 1e-6 * (1 + abs(gradient @ u)):
+                continue
         trace = np.concatenate([x, *[np.ravel(v) for v in theirs[1 + len(values) :]]])
         np.testing.assert_allclose(ours[0], theirs[0], rtol=rtol)
         np.testing.assert_allclose(ours[1], gradient, rtol=10 * rtol, atol=atol)
@@ -329,7 +349,7 @@ def test_a_partially_centred_smooth_is_among_the_cases():
     ("formula", "family", "options", "reason"),
     [
         ("count ~ mo(k1) + (mo(k1) | g)", "poisson", {}, "mo(k1) in a group-effect term"),
-        ("pos | cens(cen) ~ x + (1 | g)", "gamma", {}, "censoring"),
+        ("y | cens(cen) ~ x + (1 | g)", "student", {}, "censoring"),
         ("k1 ~ x + (1 | g)", "cumulative", {"priors": {"Intercept[2]": _NORMAL}}, "different families"),
         ("count ~ x + (1 | g)", "poisson", {"priors": {"sd": _WEIBULL}}, "Weibull"),
         (
@@ -372,13 +392,15 @@ def _written(n_dim: int, write):
     return run
 
 
-@pytest.mark.parametrize("kind", ["gaussian", "lognormal", "weibull", "exponential", "poisson"])
+@pytest.mark.parametrize("kind", ["gaussian", "lognormal", "weibull", "exponential", "poisson", "gamma"])
 @pytest.mark.parametrize("upper", [False, True])
 def test_the_tails_of_censored_rows_are_exact(kind, upper):
     """log F(y) and log(1 - F(y)) as the template writes them for censored and truncated rows,
     against scipy's logcdf and logsf with z from -30 to 30 (the normal), (y / scale)^k from
-    1e-12 to 700 (the Weibull and the exponential), or counts 0..12 at means from 1e-3 to
-    200 (the Poisson): values at 1e-12, gradients against central differences."""
+    1e-12 to 700 (the Weibull and the exponential), counts 0..12 at means from 1e-3 to
+    200 (the Poisson), or k y / mu from 0.05 k to 6 k at shapes k from 0.2 to 50 (the gamma,
+    both sides of the incomplete gamma functions' split): values at 1e-12, gradients (the
+    gamma's in its shape too) against central differences."""
     from scipy import special, stats
 
     from bayesmm.inference import densities
@@ -399,6 +421,16 @@ def test_the_tails_of_censored_rows_are_exact(kind, upper):
 
         def scipy(x):
             d = stats.poisson(np.exp(x[:n]))
+            return d.logsf(y) if upper else d.logcdf(y)
+    elif kind == "gamma":  # x = (log mu, log shape) per row; F(y) = P(k, k y / mu)
+        y = np.exp(np.linspace(-1.0, 1.0, n))
+        shape = np.exp(np.linspace(np.log(0.2), np.log(50.0), n))
+        scaled = shape * np.roll(np.exp(np.linspace(np.log(0.05), np.log(6.0), n)), 5)  # k y / mu
+        point = np.concatenate([np.log(shape * y / scaled), np.log(shape)])
+
+        def scipy(x):
+            k = np.exp(x[n:])
+            d = stats.gamma(k, scale=np.exp(x[:n]) / k)
             return d.logsf(y) if upper else d.logcdf(y)
     else:  # x = (eta, log shape) per row, the log link
         y = np.exp(np.linspace(-1.0, 1.0, n))
@@ -428,6 +460,35 @@ def test_the_tails_of_censored_rows_are_exact(kind, upper):
     differences = [(np.sum(scipy(point + step * e)) - np.sum(scipy(point - step * e))) / (2 * step)
                    for e in np.eye(2 * n)]  # fmt: skip
     np.testing.assert_allclose(gradient, differences, rtol=1e-5, atol=1e-6)
+
+
+def test_the_incomplete_gamma_functions_shape_derivative_and_digamma_are_exact():
+    """dP(a, x)/da (a censored gamma model's shape; engine.c's gamma_p_da, on both sides of
+    its series / continued-fraction split) against Richardson-extrapolated central differences
+    of scipy's gammainc (good to about 1e-11 here), and digamma (gammaln's derivative, in
+    both) against scipy's at 1e-14 (its asymptotic series from 6 on was 1.5e-11 off at 1)."""
+    from scipy import special
+
+    pairs = np.array([(0.2, 1e-3), (0.2, 3.0), (1.5, 0.7), (3.0, 2.9), (3.0, 3.1), (10.0, 30.0),
+                      (50.0, 40.0), (50.0, 70.0), (0.7, 25.0), (200.0, 190.0), (0.01, 1e-3)])  # fmt: skip
+    a, x, n = pairs[:, 0], pairs[:, 1], len(pairs)
+
+    def central(function, h):
+        return (function(a + h * a, x) - function(a - h * a, x)) / (2 * h * a)
+
+    def extrapolated(function):
+        return (4 * central(function, 1e-4) - central(function, 2e-4)) / 3
+
+    # differences of whichever of P and Q is below 1/2 (the other's lose their digits near 1)
+    small = special.gammainc(a, x) < 0.5
+    lower = np.where(small, extrapolated(special.gammainc), -extrapolated(special.gammaincc))
+    for upper in (False, True):
+        ours = _written(n, lambda t, v, up=upper: t.sum(t.log_gammainc(t.piece(v, 0, n), t.constant(x), up)))
+        tail = special.gammaincc(a, x) if upper else special.gammainc(a, x)
+        np.testing.assert_allclose(ours(a)[1] * tail, -lower if upper else lower, rtol=1e-9)
+    points = np.array([1e-3, 0.3, 1.0, 2.5, 5.9, 6.1, 9.99, 10.0, 30.0, 1e3, 1e6, -0.5, -2.3])
+    gradient = _written(len(points), lambda t, v: t.sum(t.gammaln(v)))(points)[1]
+    np.testing.assert_allclose(gradient, special.digamma(points), rtol=1e-14)
 
 
 @pytest.mark.parametrize("link", ["logit", "probit"])

@@ -592,7 +592,7 @@ def _weibull_scale(t: Tape, link: str, eta: Var, shape: Var, y: np.ndarray) -> t
 
 
 # Censoring and truncation (bayesmm.families.additions): the families whose tails are written.
-CENSORABLE = ("gaussian", "lognormal", "weibull", "exponential", "poisson")
+CENSORABLE = ("gaussian", "lognormal", "weibull", "exponential", "poisson", "gamma")
 
 
 def _bounded(t: Tape, model, eta: Var, params: dict, logs: dict) -> Var:
@@ -664,7 +664,11 @@ def _log_tail(t: Tape, kind: str, link: str, y: np.ndarray, eta: Var, params: di
         z = t.div(t.sub(response, mu), params["sigma"])
         return t.log_ndtr(t.neg(z) if upper else z)  # 1 - Phi(z) = Phi(-z)
     if kind == "poisson":  # F(y) = Q(y + 1, mu), 1 - F(y) = P(y + 1, mu)
-        return t.log(t.gammainc(y + 1.0, _mean(t, link, eta)[0], upper=not upper))
+        return t.log_gammainc(y + 1.0, _mean(t, link, eta)[0], upper=not upper)
+    if kind == "gamma":  # F(y) = P(k, k y / mu) of the shape k; 1 - F = Q
+        shape = params["shape"]
+        scaled = t.mul(shape, _log_mean_and_ratio(t, link, eta, y)[1])
+        return t.log_gammainc(shape, scaled, upper=upper)
     if kind == "weibull":  # 1 - F = exp(-(y / beta)^k)
         shape = params["shape"]
         power = t.exp(t.mul(shape, _weibull_scale(t, link, eta, shape, y)[1]))

@@ -17,6 +17,7 @@
  * thread (nutpie runs chains in threads), kept between calls and freed when the thread ends.
  */
 
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -78,7 +79,8 @@ static double *workspace(int64_t size) {
 /* -- scalar functions PyTensor has and C99 lacks ---------------------------------------- */
 
 static double digamma(double x) {
-    /* Recurrence up to x >= 6, then the asymptotic series; reflection for x < 0. */
+    /* Recurrence up to x >= 10, then the asymptotic series through x^-14 (the first term left
+     * out is below 1e-16 there); reflection for x < 0. */
     if (isnan(x) || x == -INFINITY) return NAN;
     if (x <= 0.0 && floor(x) == x) return NAN;
     double result = 0.0;
@@ -86,12 +88,13 @@ static double digamma(double x) {
         result -= M_PI / tan(M_PI * x);
         x = 1.0 - x;
     }
-    while (x < 6.0) {
+    while (x < 10.0) {
         result -= 1.0 / x;
         x += 1.0;
     }
     double f = 1.0 / (x * x);
-    double t = f * (-1.0 / 12 + f * (1.0 / 120 + f * (-1.0 / 252 + f * (1.0 / 240 + f * (-1.0 / 132)))));
+    double t = f * (-1.0 / 12 + f * (1.0 / 120 + f * (-1.0 / 252 + f * (1.0 / 240 + f * (-1.0 / 132 +
+               f * (691.0 / 32760 + f * (-1.0 / 12)))))));
     return result + log(x) - 0.5 / x + t;
 }
 
@@ -218,15 +221,18 @@ static double erfcx(double x) {
  * one is 1 less it. */
 static double gamma_prefix(double a, double x) { return exp(a * log(x) - x - log_gamma(a)); }
 
-static double gamma_p_series(double a, double x) {
+/* P's series without its prefix: P = sum * x^a e^-x / Gamma(a). */
+static double gamma_p_sum(double a, double x) {
     double term = 1.0 / a, sum = term;
     for (int n = 1; n < 10000; n++) {
         term *= x / (a + n);
         sum += term;
         if (fabs(term) < fabs(sum) * 1e-17) break;
     }
-    return sum * gamma_prefix(a, x);
+    return sum;
 }
+
+static double gamma_p_series(double a, double x) { return gamma_p_sum(a, x) * gamma_prefix(a, x); }
 
 /* One step of Lentz's method for the continued fraction b0 + a1 / (b1 + a2 / (b2 + ...)):
  * with the next term's a and b, updates c and d and returns the factor the value takes. */
@@ -240,7 +246,8 @@ static inline double lentz_step(double a, double b, double *c, double *d) {
     return *d * *c;
 }
 
-static double gamma_q_fraction(double a, double x) {
+/* Q's continued fraction without its prefix: Q = fraction * x^a e^-x / Gamma(a). */
+static double gamma_q_continued(double a, double x) {
     const double tiny = 1e-300;
     double b = x + 1.0 - a, c = 1.0 / tiny, d = 1.0 / b, h = d;
     for (int i = 1; i < 10000; i++) {
@@ -249,8 +256,10 @@ static double gamma_q_fraction(double a, double x) {
         h *= delta;
         if (fabs(delta - 1.0) < 1e-17) break;
     }
-    return gamma_prefix(a, x) * h;
+    return h;
 }
+
+static double gamma_q_fraction(double a, double x) { return gamma_prefix(a, x) * gamma_q_continued(a, x); }
 
 static double gamma_p(double a, double x) {
     if (isnan(a) || isnan(x) || a <= 0.0 || x < 0.0) return NAN;
@@ -264,6 +273,78 @@ static double gamma_q(double a, double x) {
     if (x == 0.0) return 1.0;
     if (isinf(x)) return 0.0;
     return x < a + 1.0 ? 1.0 - gamma_p_series(a, x) : gamma_q_fraction(a, x);
+}
+
+/* log P(a, x) (``upper`` 0) or log Q(a, x) (1), the logs of a censored count's or gamma's
+ * tails: the side that is small where x lies (P below a + 1, Q above) from its series or
+ * fraction with its prefix added as a log (the prefix underflows long before the log of P or
+ * Q does), the other as log1p of minus it, so that log F keeps the digits of 1 - F near 0
+ * (an interval's log(F(y2) - F(y)) in the upper tail is a difference of two of them). */
+static double gamma_log_tail(double a, double x, int upper) {
+    if (isnan(a) || isnan(x) || a <= 0.0 || x < 0.0) return NAN;
+    if (x == 0.0) return upper ? 0.0 : -INFINITY;
+    if (isinf(x)) return upper ? -INFINITY : 0.0;
+    double log_prefix = a * log(x) - x - log_gamma(a);
+    if (x < a + 1.0) {
+        double log_p = log(gamma_p_sum(a, x)) + log_prefix;
+        return upper ? log1p(-exp(log_p)) : log_p;
+    }
+    double log_q = log(gamma_q_continued(a, x)) + log_prefix;
+    return upper ? log_q : log1p(-exp(log_q));
+}
+
+/* dP(a, x)/da, P's derivative in its shape (Q's is minus it; a censored gamma model samples
+ * the shape). Where x <= max(a, 1): P = x^a e^-x / Gamma(a + 1) sum_n t_n, t_0 = 1,
+ * t_n = t_{n-1} x / (a + n) (DLMF 8.7.1), differentiated term by term (dt_n/da carried along
+ * the recurrence). Elsewhere: Q = x^a e^-x / Gamma(a) lim p_n / q_n, the convergents of
+ * Q's continued fraction (DLMF 8.9.2, Cephes's igamc), differentiated through their
+ * three-term recurrence, rescaled together before they overflow. Each side converges fast
+ * where it is used, as for P and Q themselves (PyTensor's gammainc_grad makes the same split). */
+static double gamma_p_da_series(double a, double x) {
+    double s = 1.0, ds = 0.0, t = 1.0, dt = 0.0, k = a;
+    for (int n = 1; n < 100000; n++) {
+        k += 1.0;
+        double r = x / k;
+        dt = r * (dt - t / k);  /* d(x / (a + n))/da = -r / (a + n) */
+        t *= r;
+        s += t;
+        ds += dt;
+        if (t <= DBL_EPSILON * s && fabs(dt) <= DBL_EPSILON * fabs(ds)) break;
+    }
+    double log_x = log(x);
+    return exp(a * log_x - x - log_gamma(a + 1.0)) * (s * (log_x - digamma(a + 1.0)) + ds);
+}
+
+static double gamma_q_da_fraction(double a, double x) {
+    double log_x = log(x), log_front = a * log_x - x - log_gamma(a);
+    if (log_front < log(DBL_MIN)) return 0.0;  /* Q underflows */
+    double p2 = 1.0, p1 = x + 1.0, q2 = x, q1 = (x + 2.0 - a) * x;
+    double dp2 = 0.0, dp1 = 0.0, dq2 = 0.0, dq1 = -x;
+    double f = p1 / q1, df = f * x / q1;
+    for (int n = 1; n < 100000; n++) {
+        double z = x + 2.0 * n + 2.0 - a, y = (n + 1.0 - a) * n;  /* dz/da = -1, dy/da = -n */
+        double p = p1 * z - p2 * y, q = q1 * z - q2 * y;
+        double dp = dp1 * z - p1 - dp2 * y + p2 * n, dq = dq1 * z - q1 - dq2 * y + q2 * n;
+        int converged = 0;
+        if (q != 0.0) {
+            double f_next = p / q, df_next = (dp - f_next * dq) / q;
+            converged = fabs(f_next - f) <= DBL_EPSILON * fabs(f_next) &&
+                        fabs(df_next - df) <= DBL_EPSILON * fabs(df_next);
+            f = f_next;
+            df = df_next;
+        }
+        double scale = fabs(p) > 1.0 / DBL_EPSILON ? DBL_EPSILON : 1.0;
+        p2 = p1 * scale, p1 = p * scale, q2 = q1 * scale, q1 = q * scale;
+        dp2 = dp1 * scale, dp1 = dp * scale, dq2 = dq1 * scale, dq1 = dq * scale;
+        if (converged) break;
+    }
+    return exp(log_front) * (f * (log_x - digamma(a)) + df);
+}
+
+static double gamma_p_da(double a, double x) {
+    if (isnan(a) || isnan(x) || a <= 0.0 || x < 0.0) return NAN;
+    if (x == 0.0 || isinf(x)) return 0.0;
+    return (x <= 1.0 || x <= a) ? gamma_p_da_series(a, x) : -gamma_q_da_fraction(a, x);
 }
 
 /* I_x(a, b), the regularized incomplete beta function (scipy's betainc, PyTensor's BetaInc):
@@ -459,6 +540,9 @@ static double beta_inc(double a, double b, double x) {
     case EW_XLOGY0: L2(a == 0.0 ? 0.0 : a * log(b))                                  \
     case EW_GAMMAINC: L2(gamma_p(a, b))                                              \
     case EW_GAMMAINCC: L2(gamma_q(a, b))                                             \
+    case EW_GAMMAINC_DA: L2(gamma_p_da(a, b))                                        \
+    case EW_LOG_GAMMAINC: L2(gamma_log_tail(a, b, 0))                                \
+    case EW_LOG_GAMMAINCC: L2(gamma_log_tail(a, b, 1))                               \
     case EW_SWITCH: L3(a != 0.0 ? b : c)                                             \
     case EW_BETAINC: L3(beta_inc(a, b, c))                                           \
     case EW_CLIP: L3(a < b ? b : (a > c ? c : a))                                    \

@@ -142,22 +142,38 @@ class Tape(engine._Translator):
 
         return self._ew("gammaln", [a], backward)
 
-    def gammainc(self, a: np.ndarray, x, upper: bool = False):
-        """The regularized incomplete gamma function P(a, x) (Q(a, x) = 1 - P where ``upper``)
-        of constant shapes ``a``; its derivative in x, +-x^(a-1) e^-x / Gamma(a)."""
+    def log_gammainc(self, a, x, upper: bool = False):
+        """log P(a, x), the log of the regularized incomplete gamma function (log Q(a, x),
+        Q = 1 - P, where ``upper``), each accurate where it is near 0 too (engine.c's
+        gamma_log_tail); the shapes ``a`` constants (an array) or a value on the tape. Its
+        derivatives: in x, +-x^(a-1) e^-x / Gamma(a) / (P or Q); in a, +-dP/da / (P or Q),
+        dP/da the engine's gammainc_da."""
         from scipy.special import gammaln
 
-        shape = np.asarray(a, dtype=float)
+        fixed = not isinstance(a, Var)
+        shape = self.constant(np.asarray(a, dtype=float)) if fixed else a
+        # (a - 1) and log Gamma(a), computed here once where a is constant
+        less_one = self.constant(np.asarray(a, dtype=float) - 1.0) if fixed else None
+        log_gamma = self.constant(gammaln(np.asarray(a, dtype=float))) if fixed else None
 
-        def backward(g, o):  # exp((a - 1) log x - x - gammaln(a)), negated for Q
-            log_x = self._tmp("log", [x.view], x.shape)
-            power = self._tmp("mul", [log_x, self.constant(shape - 1.0).view], x.shape)
-            power = self._tmp("sub", [power, x.view], x.shape)
-            power = self._tmp("sub", [power, self.constant(gammaln(shape)).view], x.shape)
-            density = plain(self._tmp("exp", [power], x.shape))
-            self._acc(x, g, density, negate=upper)
+        def backward(g, o):  # (+-) exp((a - 1) log x - x - gammaln(a) - o)
+            both = np.broadcast_shapes(shape.shape, x.shape)
+            if x.grad:
+                one = self.scalar(1.0)
+                below = less_one.view if fixed else self._tmp("sub", [shape.view, one], shape.shape)
+                log_norm = log_gamma.view if fixed else self._tmp("gammaln", [shape.view], shape.shape)
+                power = self._tmp("mul", [self._tmp("log", [x.view], x.shape), below], both)
+                power = self._tmp("sub", [self._tmp("sub", [power, x.view], both), log_norm], both)
+                power = self._tmp("sub", [power, o.view], both)
+                self._acc(x, g, plain(self._tmp("exp", [power], both)), negate=upper)
+            if shape.grad:
+                inverse = self._tmp("exp", [self._tmp("neg", [o.view], both)], both)
+                slope = self._tmp(
+                    "mul", [self._tmp("gammainc_da", [shape.view, x.view], both), inverse], both
+                )
+                self._acc(shape, g, plain(slope), negate=upper)
 
-        return self._ew("gammaincc" if upper else "gammainc", [self.constant(shape), x], backward)
+        return self._ew("log_gammaincc" if upper else "log_gammainc", [shape, x], backward)
 
     def switch(self, condition: Var, a, b):
         """a where ``condition`` (no gradient flows into it) is nonzero, else b."""
