@@ -186,6 +186,13 @@ CASES = [
     # The gamma's CDF is P(k, k y / mu), differentiated in its sampled shape k too.
     ("pos | cens(c4, p2) ~ x + (1 | g)", "gamma", {}),
     ("pos | cens(cen) + trunc(lb = lo, ub = hi) ~ x + (1 | g)", "gamma", {"dispersion": "~ x", **_CENTRED}),
+    # The negative binomial's, Student-t's and beta's CDFs are incomplete beta functions,
+    # differentiated in their shapes too (Boik and Robison-Cox).
+    ("count | cens(c3, c2) ~ x + (1 | g)", "negativebinomial", {}),
+    ("cp | trunc(lb = 1, ub = c2) ~ x + (1 | g)", "nbinom1", {"dispersion": "~ x"}),
+    ("y | cens(c4, y2) ~ x + (1 | g)", "student", {}),
+    ("y | trunc(lb = ylo) ~ x + (1 | g)", "student", {"dispersion": "~ x", **_CENTRED}),
+    ("prop | cens(cen) ~ x + (1 | g)", "beta", {}),
     # A count's CDF is the incomplete gamma function. Its right-censored rows are left out
     # here: PyMC's Poisson logccdf is log(1 - F), which loses digits where F is near 1 (its
     # gradient 6e-8 off at these points); test_the_tails_... holds the template's to scipy.
@@ -287,14 +294,18 @@ def test_the_written_programs_are_pymcs_log_density_gradient_and_trace(formula, 
     # remove this) is NaN wherever a row's z is beyond 8.3 on the side its switch does not
     # take (the other branch's log1p(-1) = -inf times 0): censored normal rows take points
     # nearer the centre, and such points are passed over.
-    # The incomplete gamma function's tails (the censored gamma and Poisson): PyMC takes log F
-    # as log(gammainc), which near F = 1 keeps the absolute digits of 1 - F, not its relative
-    # ones, so an interval's log(F(y2) - F(y)) in the upper tail (a difference of two such
-    # logs, as in brms's log_diff_exp) loses digits, up to all of them: its log-density was
-    # 2e-4 off at one of 40 points, where its finite differences disagree with its own gradient
-    # (the template's log F keeps 1 - F's digits: engine.c's gamma_log_tail, held to scipy by
-    # test_the_tails_... and test_the_incomplete_gamma_...). Such points are passed over.
-    gamma_cdf = family in ("gamma", "poisson") and ("cens(" in formula or "trunc(" in formula)
+    # The incomplete gamma and beta functions' tails (the censored gamma, Poisson, negative
+    # binomials, Student-t and beta): PyMC takes log F as log(gammainc) or log(betainc), which
+    # near F = 1 keeps the absolute digits of 1 - F, not its relative ones, so an interval's
+    # log(F(y2) - F(y)) in the upper tail (a difference of two such logs, as in brms's
+    # log_diff_exp) loses digits, up to all of them: a censored gamma's log-density was 2e-4
+    # off at one of 40 points, where PyMC's finite differences disagree with its own gradient
+    # (the template's log F keeps 1 - F's digits: engine.c's gamma_log_tail and beta_log_tail,
+    # held to scipy by test_the_tails_... and test_the_incomplete_...). Such points are passed
+    # over, and PyMC's lost digits (up to 5e-8 in the gradient) are allowed for.
+    gamma_cdf = family in ("gamma", "poisson", "negativebinomial", "nbinom1", "student", "beta") and (
+        "cens(" in formula or "trunc(" in formula
+    )
     spread = 0.4 if options.get("link") == "cloglog" or normal_cdf or gamma_cdf else 0.8
     if normal_cdf or gamma_cdf:
         _assert_pymcs(pymc_model, logp, expand, rtol=1e-7, spread=spread, atol=1e-6, smooth=gamma_cdf)
@@ -349,7 +360,6 @@ def test_a_partially_centred_smooth_is_among_the_cases():
     ("formula", "family", "options", "reason"),
     [
         ("count ~ mo(k1) + (mo(k1) | g)", "poisson", {}, "mo(k1) in a group-effect term"),
-        ("y | cens(cen) ~ x + (1 | g)", "student", {}, "censoring"),
         ("k1 ~ x + (1 | g)", "cumulative", {"priors": {"Intercept[2]": _NORMAL}}, "different families"),
         ("count ~ x + (1 | g)", "poisson", {"priors": {"sd": _WEIBULL}}, "Weibull"),
         (
@@ -392,15 +402,31 @@ def _written(n_dim: int, write):
     return run
 
 
-@pytest.mark.parametrize("kind", ["gaussian", "lognormal", "weibull", "exponential", "poisson", "gamma"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "gaussian",
+        "lognormal",
+        "weibull",
+        "exponential",
+        "poisson",
+        "gamma",
+        "negativebinomial",
+        "student",
+        "beta",
+    ],
+)
 @pytest.mark.parametrize("upper", [False, True])
 def test_the_tails_of_censored_rows_are_exact(kind, upper):
     """log F(y) and log(1 - F(y)) as the template writes them for censored and truncated rows,
     against scipy's logcdf and logsf with z from -30 to 30 (the normal), (y / scale)^k from
     1e-12 to 700 (the Weibull and the exponential), counts 0..12 at means from 1e-3 to
     200 (the Poisson), or k y / mu from 0.05 k to 6 k at shapes k from 0.2 to 50 (the gamma,
-    both sides of the incomplete gamma functions' split): values at 1e-12, gradients (the
-    gamma's in its shape too) against central differences."""
+    both sides of the incomplete gamma functions' split), counts 0..12 at means 1e-2..100 and
+    shapes 0.3..30 (the negative binomial), z from -30 to 30 at nu 0.5..50 (the Student-t),
+    means 0.02..0.98 at precisions 0.5..100 (the beta): values at 1e-12, gradients (in the
+    gamma's, negative binomial's, Student-t's and beta's shapes too) against central
+    differences."""
     from scipy import special, stats
 
     from bayesmm.inference import densities
@@ -432,6 +458,31 @@ def test_the_tails_of_censored_rows_are_exact(kind, upper):
             k = np.exp(x[n:])
             d = stats.gamma(k, scale=np.exp(x[:n]) / k)
             return d.logsf(y) if upper else d.logcdf(y)
+    elif kind == "negativebinomial":  # x = (log mu, log alpha); F(y) = I_p(alpha, y + 1)
+        y = np.arange(n, dtype=float)
+        point = np.concatenate(
+            [np.linspace(np.log(1e-2), np.log(100.0), n), np.roll(np.linspace(-1.2, 3.4, n), 4)]
+        )
+
+        def scipy(x):
+            alpha = np.exp(x[n:])
+            d = stats.nbinom(alpha, alpha / (alpha + np.exp(x[:n])))
+            return d.logsf(y) if upper else d.logcdf(y)
+    elif kind == "student":  # x = (mu, log nu); sigma 1.3
+        y = np.linspace(-3.0, 3.0, n)
+        point = np.concatenate([y - np.linspace(-30.0, 30.0, n) * 1.3, np.roll(np.linspace(-0.7, 3.9, n), 6)])
+
+        def scipy(x):
+            d = stats.t(np.exp(x[n:]), x[:n], 1.3)
+            return d.logsf(y) if upper else d.logcdf(y)
+    elif kind == "beta":  # x = (logit mu, log phi)
+        y = np.linspace(0.02, 0.98, n)
+        point = np.concatenate([np.linspace(-3.9, 3.9, n)[::-1], np.roll(np.linspace(-0.7, 4.6, n), 3)])
+
+        def scipy(x):
+            mu, phi = special.expit(x[:n]), np.exp(x[n:])
+            d = stats.beta(mu * phi, (1 - mu) * phi)
+            return d.logsf(y) if upper else d.logcdf(y)
     else:  # x = (eta, log shape) per row, the log link
         y = np.exp(np.linspace(-1.0, 1.0, n))
         power = np.exp(np.linspace(np.log(1e-12), np.log(700.0), n))  # (y / scale)^k, y / mu
@@ -447,8 +498,12 @@ def test_the_tails_of_censored_rows_are_exact(kind, upper):
 
     def write(t, x):
         rate = t.exp(t.piece(x, n, n))
-        params = {"sigma": rate, "shape": rate}
-        link = "identity" if kind in ("gaussian", "lognormal") else "log"
+        params = {"sigma": rate, "shape": rate, "alpha": rate, "nu": rate, "phi": rate}
+        if kind == "student":
+            params["sigma"] = t.constant(1.3)
+        link = {"gaussian": "identity", "lognormal": "identity", "student": "identity", "beta": "logit"}.get(
+            kind, "log"
+        )
         return t.sum(densities._log_tail(t, kind, link, y, t.piece(x, 0, n), params, upper))
 
     ours = _written(2 * n, write)
@@ -489,6 +544,53 @@ def test_the_incomplete_gamma_functions_shape_derivative_and_digamma_are_exact()
     points = np.array([1e-3, 0.3, 1.0, 2.5, 5.9, 6.1, 9.99, 10.0, 30.0, 1e3, 1e6, -0.5, -2.3])
     gradient = _written(len(points), lambda t, v: t.sum(t.gammaln(v)))(points)[1]
     np.testing.assert_allclose(gradient, special.digamma(points), rtol=1e-14)
+
+
+def test_the_incomplete_beta_functions_derivatives_are_exact():
+    """The derivatives of log I_x(a, b) and log(1 - I_x(a, b)) (the censored negative
+    binomial's, Student-t's and beta's; engine.c's Boik and Robison-Cox fraction on both
+    sides of its split) in a and b against Richardson-extrapolated central differences of
+    scipy's betainc or betaincc, whichever is below 1/2 (1e-9), and in x against the density
+    over I (1e-13); shapes 0.2..60 and 0.3..40 (mpmath at 50 digits agreed to 1.5e-14)."""
+    from scipy import special
+
+    rng = np.random.default_rng(2)
+    n = 40
+    a, b = (
+        np.exp(rng.uniform(np.log(0.2), np.log(60.0), n)),
+        np.exp(rng.uniform(np.log(0.3), np.log(40.0), n)),
+    )
+    x = rng.uniform(0.001, 0.999, n)
+
+    def extrapolated(function, which):
+        def central(h):
+            step = [np.zeros(n), np.zeros(n)]
+            step[which] = h * (a, b)[which]
+            ahead, behind = function(a + step[0], b + step[1], x), function(a - step[0], b - step[1], x)
+            return (ahead - behind) / (2 * h * (a, b)[which])
+
+        return (4 * central(1e-4) - central(2e-4)) / 3
+
+    lower = special.betainc(a, b, x)
+    small = lower < 0.5
+    for upper in (False, True):
+        ours = _written(
+            3 * n,
+            lambda t, v, up=upper: t.sum(
+                t.log_betainc(t.piece(v, 0, n), t.piece(v, n, n), t.piece(v, 2 * n, n), up)
+            ),
+        )
+        gradient = ours(np.concatenate([a, b, x]))[1]
+        tail = special.betaincc(a, b, x) if upper else lower
+        for which in (0, 1):
+            expected = np.where(
+                small, extrapolated(special.betainc, which), -extrapolated(special.betaincc, which)
+            )
+            np.testing.assert_allclose(
+                gradient[which * n : (which + 1) * n] * tail, -expected if upper else expected, rtol=1e-9
+            )
+        density = np.exp((a - 1) * np.log(x) + (b - 1) * np.log1p(-x) - special.betaln(a, b))
+        np.testing.assert_allclose(gradient[2 * n :] * tail, -density if upper else density, rtol=1e-13)
 
 
 @pytest.mark.parametrize("link", ["logit", "probit"])

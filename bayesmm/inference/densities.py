@@ -592,7 +592,8 @@ def _weibull_scale(t: Tape, link: str, eta: Var, shape: Var, y: np.ndarray) -> t
 
 
 # Censoring and truncation (bayesmm.families.additions): the families whose tails are written.
-CENSORABLE = ("gaussian", "lognormal", "weibull", "exponential", "poisson", "gamma")
+CENSORABLE = ("gaussian", "student", "lognormal", "weibull", "exponential", "gamma", "beta", "poisson",
+              "negativebinomial", "nbinom1")
 
 
 def _bounded(t: Tape, model, eta: Var, params: dict, logs: dict) -> Var:
@@ -665,6 +666,18 @@ def _log_tail(t: Tape, kind: str, link: str, y: np.ndarray, eta: Var, params: di
         return t.log_ndtr(t.neg(z) if upper else z)  # 1 - Phi(z) = Phi(-z)
     if kind == "poisson":  # F(y) = Q(y + 1, mu), 1 - F(y) = P(y + 1, mu)
         return t.log_gammainc(y + 1.0, _mean(t, link, eta)[0], upper=not upper)
+    if kind in ("negativebinomial", "nbinom1"):  # F(y) = I_p(n, y + 1), p = n / (n + mu)
+        mu = _mean(t, link, eta)[0]
+        n = params["alpha"] if kind == "negativebinomial" else t.div(mu, params["phi"])  # NB1: mu / phi
+        p = t.div(n, t.add(n, mu))
+        return t.log_betainc(n, y + 1.0, p, upper=upper)
+    if kind == "student":  # I_x(nu / 2, 1 / 2) / 2 on the small tail's side, x = nu / (nu + z^2)
+        z = t.div(t.sub(t.constant(y), eta), params["sigma"])
+        return t.student_log_tail(z, params["nu"], upper=upper)
+    if kind == "beta":  # F(y) = I_y(mu phi, (1 - mu) phi)
+        mu, phi = _mean(t, link, eta)[0], params["phi"]
+        a, b = t.mul(mu, phi), t.mul(t.sub(t.constant(1.0), mu), phi)
+        return t.log_betainc(a, b, y, upper=upper)
     if kind == "gamma":  # F(y) = P(k, k y / mu) of the shape k; 1 - F = Q
         shape = params["shape"]
         scaled = t.mul(shape, _log_mean_and_ratio(t, link, eta, y)[1])

@@ -376,6 +376,96 @@ static double beta_inc(double a, double b, double x) {
     return 1.0 - exp(log_front) * beta_fraction(b, a, 1.0 - x) / b;
 }
 
+/* dI_x(p, q)/dp and dI_x(p, q)/dq (a censored negative binomial's, Student-t's or beta's
+ * sampled shapes): Boik and Robison-Cox (1998, J. Stat. Software 3(1)). Where
+ * x <= p / (p + q), I = K A_n / B_n, K = x^p (1 - x)^(q - 1) / (p B(p, q)), the convergents
+ * A_n / B_n of a continued fraction in f = q x / (p (1 - x)) whose numerators a_n and
+ * offsets b_n are differentiated in p and q and carried through the three-term recurrence
+ * beside A_n and B_n (rescaled together, which leaves A / B and its derivatives alone); the
+ * other side through I_x(p, q) = 1 - I_{1-x}(q, p). */
+static void beta_inc_fraction_dpq(double p, double q, double x, double *dp, double *dq) {
+    double f = q * x / (p * (1.0 - x)), pp = p * p;
+    double log_beta = log_gamma(p) + log_gamma(q) - log_gamma(p + q);
+    double k = exp(p * log(x) + (q - 1.0) * log1p(-x) - log(p) - log_beta);
+    double dk_p = log(x) - 1.0 / p + digamma(p + q) - digamma(p);
+    double dk_q = log1p(-x) + digamma(p + q) - digamma(q);
+    double a2 = 1.0, a1 = 1.0, b2 = 0.0, b1 = 1.0;
+    double a2p = 0.0, a1p = 0.0, b2p = 0.0, b1p = 0.0, a2q = 0.0, a1q = 0.0, b2q = 0.0, b1q = 0.0;
+    double out_p = 0.0, out_q = 0.0;
+    for (int n = 1; n <= 2000; n++) {
+        double m = n, p2n = p + 2.0 * m, an, an_p, an_q;
+        if (n == 1) {
+            an = p * f * (q - 1.0) / (q * (p + 1.0));
+            an_p = -p * f * (q - 1.0) / (q * (p + 1.0) * (p + 1.0));
+            an_q = p * f / (q * (p + 1.0));
+        } else {
+            double front = pp * f * f * (m - 1.0) / (q * q);
+            double d3 = p2n - 3.0, d2 = p2n - 2.0, d1 = p2n - 1.0;
+            an = front * (p + q + m - 2.0) * (p + m - 1.0) * (q - m) / (d3 * d2 * d2 * d1);
+            double poly = (-8.0 + 8.0 * p + 8.0 * q) * m * m * m +
+                          (16.0 * pp + (-44.0 + 20.0 * q) * p + 26.0 - 24.0 * q) * m * m +
+                          (10.0 * pp * p + (14.0 * q - 46.0) * pp + (-40.0 * q + 66.0) * p - 28.0 + 24.0 * q) * m +
+                          2.0 * pp * pp + (-13.0 + 3.0 * q) * pp * p + (-14.0 * q + 30.0) * pp +
+                          (-29.0 + 19.0 * q) * p + 10.0 - 8.0 * q;
+            an_p = (-(m - 1.0) * f * f * pp * (q - m) / (q * q * d3 * d3)) * poly / (d2 * d2 * d2 * d1 * d1);
+            an_q = front * (p + m - 1.0) * (2.0 * q + p - 2.0) / (d3 * d2 * d2 * d1);
+        }
+        double bn = (2.0 * (p * f + 2.0 * q) * m * (m + p - 1.0) + p * q * (p - 2.0 - p * f)) /
+                    (q * (p2n - 2.0) * p2n);
+        double bn_p = (p * f / q) *
+                      ((-4.0 * p - 4.0 * q + 4.0) * m * m + (4.0 * p - 4.0 + 4.0 * q - 2.0 * pp) * m + pp * q) /
+                      ((p2n - 2.0) * (p2n - 2.0) * p2n * p2n);
+        double bn_q = -(pp * f) / (q * (p2n - 2.0) * p2n);
+        double a = an * a2 + bn * a1, b = an * b2 + bn * b1;
+        double ap = an_p * a2 + an * a2p + bn_p * a1 + bn * a1p, bp = an_p * b2 + an * b2p + bn_p * b1 + bn * b1p;
+        double aq = an_q * a2 + an * a2q + bn_q * a1 + bn * a1q, bq = an_q * b2 + an * b2q + bn_q * b1 + bn * b1q;
+        a2 = a1, a1 = a, b2 = b1, b1 = b;
+        a2p = a1p, a1p = ap, b2p = b1p, b1p = bp, a2q = a1q, a1q = aq, b2q = b1q, b1q = bq;
+        if (fabs(b1) > 1e100) { /* the convergents grow: scale them all down together */
+            double s = 1e-100;
+            a2 *= s, a1 *= s, b2 *= s, b1 *= s, a2p *= s, a1p *= s, b2p *= s, b1p *= s;
+            a2q *= s, a1q *= s, b2q *= s, b1q *= s;
+        }
+        double ratio = a1 / b1;
+        double next_p = k * (ratio * dk_p + (a1p - ratio * b1p) / b1);
+        double next_q = k * (ratio * dk_q + (a1q - ratio * b1q) / b1);
+        int settled = n >= 3 && fabs(next_p - out_p) <= 1e-15 * fabs(next_p) &&
+                      fabs(next_q - out_q) <= 1e-15 * fabs(next_q);
+        out_p = next_p, out_q = next_q;
+        if (settled) break;
+    }
+    *dp = out_p, *dq = out_q;
+}
+
+/* dI_x(a, b)/da (``wrt`` 0) or /db (1). */
+static double beta_inc_d(double a, double b, double x, int wrt) {
+    if (isnan(a) || isnan(b) || isnan(x) || a <= 0.0 || b <= 0.0 || x < 0.0 || x > 1.0) return NAN;
+    if (x == 0.0 || x == 1.0) return 0.0;
+    double da, db;
+    if (x <= a / (a + b)) {
+        beta_inc_fraction_dpq(a, b, x, &da, &db);
+        return wrt ? db : da;
+    }
+    beta_inc_fraction_dpq(b, a, 1.0 - x, &db, &da); /* I_x(a, b) = 1 - I_{1-x}(b, a) */
+    return wrt ? -db : -da;
+}
+
+/* log I_x(a, b) (``upper`` 0) or log(1 - I_x(a, b)) (1), each from the side whose fraction
+ * converges there (beta_inc's split) with its prefix as a log, the other as log1p of minus it:
+ * a censored count's or proportion's log F keeps the digits of 1 - F. */
+static double beta_log_tail(double a, double b, double x, int upper) {
+    if (isnan(a) || isnan(b) || isnan(x) || a <= 0.0 || b <= 0.0 || x < 0.0 || x > 1.0) return NAN;
+    if (x == 0.0) return upper ? 0.0 : -INFINITY;
+    if (x == 1.0) return upper ? -INFINITY : 0.0;
+    double log_front = a * log(x) + b * log1p(-x) - (log_gamma(a) + log_gamma(b) - log_gamma(a + b));
+    int direct = x < (a + 1.0) / (a + b + 2.0);
+    double log_small = direct ? log_front + log(beta_fraction(a, b, x) / a)
+                              : log_front + log(beta_fraction(b, a, 1.0 - x) / b);
+    /* direct: log_small is log I; else it is log(1 - I) */
+    if (direct == !upper) return log_small;
+    return log1p(-exp(log_small));
+}
+
 /* -- elementwise: one loop per scalar operation over the last dimension ------------------ */
 
 /* A reduction into po[0] of the values V(i), i < n, by expr (a the running value, b the next
@@ -543,6 +633,10 @@ static double beta_inc(double a, double b, double x) {
     case EW_GAMMAINC_DA: L2(gamma_p_da(a, b))                                        \
     case EW_LOG_GAMMAINC: L2(gamma_log_tail(a, b, 0))                                \
     case EW_LOG_GAMMAINCC: L2(gamma_log_tail(a, b, 1))                               \
+    case EW_BETAINC_DA: L3(beta_inc_d(a, b, c, 0))                                  \
+    case EW_BETAINC_DB: L3(beta_inc_d(a, b, c, 1))                                  \
+    case EW_LOG_BETAINC: L3(beta_log_tail(a, b, c, 0))                              \
+    case EW_LOG_BETAINCC: L3(beta_log_tail(a, b, c, 1))                             \
     case EW_SWITCH: L3(a != 0.0 ? b : c)                                             \
     case EW_BETAINC: L3(beta_inc(a, b, c))                                           \
     case EW_CLIP: L3(a < b ? b : (a > c ? c : a))                                    \

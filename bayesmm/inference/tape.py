@@ -175,6 +175,142 @@ class Tape(engine._Translator):
 
         return self._ew("log_gammaincc" if upper else "log_gammainc", [shape, x], backward)
 
+    def log_betainc(self, a, b, x, upper: bool = False):
+        """log I_x(a, b), the log of the regularized incomplete beta function (log(1 - I) where
+        ``upper``), each accurate where it is near 0 too (engine.c's beta_log_tail); each of
+        a, b and x constants (arrays) or values on the tape. Its derivatives: in x,
+        +-x^(a-1) (1 - x)^(b-1) / B(a, b) / (I or 1 - I); in a and b, +-dI/da / (I or 1 - I),
+        dI/da and dI/db the engine's betainc_da and betainc_db (Boik and Robison-Cox's)."""
+        a, b, x = (v if isinstance(v, Var) else self.constant(np.asarray(v, dtype=float)) for v in (a, b, x))
+        shape = np.broadcast_shapes(a.shape, b.shape, x.shape)
+
+        def backward(g, o):
+            inverse = self._tmp("exp", [self._tmp("neg", [o.view], shape)], shape)
+            if x.grad:  # exp((a - 1) log x + (b - 1) log(1 - x) - log B(a, b) - o)
+                one = self.scalar(1.0)
+                power = self._tmp(
+                    "mul",
+                    [self._tmp("sub", [a.view, one], a.shape), self._tmp("log", [x.view], x.shape)],
+                    shape,
+                )
+                rest = self._tmp("log1p", [self._tmp("neg", [x.view], x.shape)], x.shape)
+                power = self._tmp(
+                    "add",
+                    [power, self._tmp("mul", [self._tmp("sub", [b.view, one], b.shape), rest], shape)],
+                    shape,
+                )
+                both = self._tmp("add", [a.view, b.view], shape)
+                log_beta = self._tmp(
+                    "add",
+                    [self._tmp("gammaln", [a.view], a.shape), self._tmp("gammaln", [b.view], b.shape)],
+                    shape,
+                )
+                log_beta = self._tmp("sub", [log_beta, self._tmp("gammaln", [both], shape)], shape)
+                power = self._tmp("sub", [self._tmp("sub", [power, log_beta], shape), o.view], shape)
+                self._acc(x, g, plain(self._tmp("exp", [power], shape)), negate=upper)
+            for v, op in ((a, "betainc_da"), (b, "betainc_db")):
+                if v.grad:
+                    slope = self._tmp("mul", [self._tmp(op, [a.view, b.view, x.view], shape), inverse], shape)
+                    self._acc(v, g, plain(slope), negate=upper)
+
+        return self._ew("log_betaincc" if upper else "log_betainc", [a, b, x], backward)
+
+    def student_log_tail(self, z, nu, upper: bool = False):
+        """log F(z) (log(1 - F(z)) where ``upper``) of the Student-t with ``nu`` degrees of
+        freedom: on the small tail's side log(I_x(nu/2, 1/2) / 2), x = nu / (nu + z^2), else
+        log(1 - I_x / 2). Its derivatives are written out: in z, +-pdf(z) / e^out; in nu,
+        +-(dI/da / 2 + x^(a-1) |z| (nu + z^2)^(-3/2) / B(a, 1/2)) / 2 / e^out with a = nu / 2,
+        the derivative through x in closed form (through x itself it is infinity times 0 at
+        z = 0, where (1 - x)^(-1/2) meets dx/dz = 0)."""
+        shape = np.broadcast_shapes(z.shape, nu.shape)
+        square = self._tmp("sqr", [z.view], z.shape)
+        spread = self._tmp("add", [nu.view, square], shape)  # nu + z^2
+        x = self._tmp("div", [nu.view, spread], shape)
+        a = self._tmp("mul", [nu.view, self.scalar(0.5)], nu.shape)
+        half = self._tmp(
+            "add",
+            [self._tmp("log_betainc", [a, self.scalar(0.5), x], shape), self.scalar(-np.log(2.0))],
+            shape,
+        )
+        rest = self._tmp("log1mexp", [half], shape)
+        side = self._tmp("neg", [z.view], z.shape) if not upper else z.view
+        small = self._tmp("gt", [side, self.scalar(0.0)], z.shape)  # the rows on the small tail's side
+
+        def backward(g, o):
+            inverse = self._tmp("exp", [self._tmp("neg", [o.view], shape)], shape)
+            sign = self._tmp(
+                "sub", [self._tmp("mul", [small, self.scalar(2.0)], shape), self.scalar(1.0)], shape
+            )
+            log_b = self._tmp(
+                "sub",
+                [
+                    self._tmp(
+                        "add", [self._tmp("gammaln", [a], shape), self.scalar(0.5 * np.log(np.pi))], shape
+                    ),
+                    self._tmp("gammaln", [self._tmp("add", [a, self.scalar(0.5)], shape)], shape),
+                ],
+                shape,
+            )  # log B(a, 1/2)
+            if z.grad:  # pdf(z) = (1 + z^2 / nu)^(-(nu + 1) / 2) / (sqrt(nu) B(a, 1/2)), + for F, - for 1 - F
+                log_pdf = self._tmp(
+                    "mul",
+                    [
+                        self._tmp("log1p", [self._tmp("div", [square, nu.view], shape)], shape),
+                        self._tmp(
+                            "mul",
+                            [self._tmp("add", [nu.view, self.scalar(1.0)], nu.shape), self.scalar(-0.5)],
+                            nu.shape,
+                        ),
+                    ],
+                    shape,
+                )
+                log_pdf = self._tmp(
+                    "sub",
+                    [
+                        log_pdf,
+                        self._tmp(
+                            "add",
+                            [
+                                log_b,
+                                self._tmp(
+                                    "mul", [self._tmp("log", [nu.view], nu.shape), self.scalar(0.5)], nu.shape
+                                ),
+                            ],
+                            shape,
+                        ),
+                    ],
+                    shape,
+                )
+                density = self._tmp("exp", [self._tmp("sub", [log_pdf, o.view], shape)], shape)
+                self._acc(z, g, plain(density), negate=upper)
+            if nu.grad:  # dF_small / dnu, then +- / e^out on the small side and the other
+                through = self._tmp(
+                    "mul",
+                    [self._tmp("log", [x], shape), self._tmp("sub", [a, self.scalar(1.0)], shape)],
+                    shape,
+                )
+                through = self._tmp("sub", [through, log_b], shape)
+                through = self._tmp(
+                    "sub",
+                    [through, self._tmp("mul", [self._tmp("log", [spread], shape), self.scalar(1.5)], shape)],
+                    shape,
+                )
+                through = self._tmp(
+                    "mul", [self._tmp("exp", [through], shape), self._tmp("abs", [z.view], z.shape)], shape
+                )
+                direct = self._tmp(
+                    "mul", [self._tmp("betainc_da", [a, self.scalar(0.5), x], shape), self.scalar(0.5)], shape
+                )
+                slope = self._tmp(
+                    "mul", [self._tmp("add", [direct, through], shape), self.scalar(0.5)], shape
+                )
+                slope = self._tmp("mul", [self._tmp("mul", [slope, inverse], shape), sign], shape)
+                self._acc(nu, g, plain(slope))
+
+        out = self._out(shape, [z, nu], backward)
+        self.elementwise("switch", out.view, [small, half, rest])
+        return out
+
     def switch(self, condition: Var, a, b):
         """a where ``condition`` (no gradient flows into it) is nonzero, else b."""
 
