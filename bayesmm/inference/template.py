@@ -44,15 +44,15 @@ What it covers (the rest takes the graph):
   Gamma, InverseGamma, Uniform (an interval), Logistic, Dirichlet (a simplex).
 
 Likelihood weights (weights()) and known SEs (se(), with or without sigma) too; censoring
-and truncation (cens(), trunc()) of the gaussian, lognormal, weibull, exponential and
-poisson families.
+and truncation (cens(), trunc()) of every family that takes them (densities._log_tail).
 
 The integrated-out Gaussian models (bayesmm.model.collapsed: one grouping factor from its
 sufficient statistics, or beside sampled factors) through bayesmm.inference.woodbury.
 
-Not covered: censoring and truncation of the other families (their CDFs' derivatives in a
-shape parameter: student, gamma, beta, the negative binomials), mo() in group-effect
-terms, and priors of other families.
+Not covered: mo() in group-effect terms, a few centred arrangements (with gr(cov=), a
+centred term of several columns drawn around another factor's, a centred us term of over six
+columns, centred terms around the fixed effects beside a collapsed factor with sheared
+slopes), and priors of other families.
 """
 
 from __future__ import annotations
@@ -128,6 +128,19 @@ class _Term:
     @property
     def p(self) -> int:
         return len(self.columns)
+
+
+@dataclasses.dataclass(frozen=True)
+class _CollapsedTerm:
+    """A term of the integrated-out factor: what _factor and _sd_value read of a _Term (its
+    SDs' and correlations' variables, structure, columns and standard normals per level);
+    its effects are not sampled, so it has no rows, levels or centring."""
+
+    sd_raw: str | None
+    correlation: str | None
+    structure: str
+    p: int
+    latent: int
 
 
 @dataclasses.dataclass
@@ -438,8 +451,6 @@ class _Model:
     def _collapse(self, source, by_name: dict):
         """Set ``collapsed`` (the factor, its terms' covariance variables, the statistics) and
         return the design of the rest of the model and its terms' centring."""
-        import types
-
         from ..model.builder import _sheared_slopes, level_covariates
         from ..model.collapsed import collapsed_group
         from ..model.variables import TermNames
@@ -460,10 +471,8 @@ class _Model:
         for k, term in enumerate(design.groups[group]):
             structure, names = _structure(term), TermNames(design, term, k)
             correlation = _covariance_variables(term, names, structure, by_name, self.variables)
-            terms.append(types.SimpleNamespace(
-                sd_raw=None if structure == "rr" else names("sd_raw"), correlation=correlation,
-                structure=structure, p=term.n_terms, latent=term.covariance.latent,
-            ))  # fmt: skip
+            sd_raw = None if structure == "rr" else names("sd_raw")
+            terms.append(_CollapsedTerm(sd_raw, correlation, structure, term.n_terms, term.covariance.latent))
         self.collapsed = (group, terms, woodbury.Statistics(design, group))
         return rest, centred
 
