@@ -186,6 +186,9 @@ CASES = [
     # The gamma's CDF is P(k, k y / mu), differentiated in its sampled shape k too.
     ("pos | cens(c4, p2) ~ x + (1 | g)", "gamma", {}),
     ("pos | cens(cen) + trunc(lb = lo, ub = hi) ~ x + (1 | g)", "gamma", {"dispersion": "~ x", **_CENTRED}),
+    # Varying monotonic effects: the term's column is mo(x)'s transform, sampled.
+    ("count ~ mo(k1) + (mo(k1) | g)", "poisson", _NONCENTRED),
+    ("y ~ x + mo(k1) + (1 + mo(k1) | g) + (1 | h)", "gaussian", {"centered": {"h": True}}),
     # The negative binomial's, Student-t's and beta's CDFs are incomplete beta functions,
     # differentiated in their shapes too (Boik and Robison-Cox).
     ("count | cens(c3, c2) ~ x + (1 | g)", "negativebinomial", {}),
@@ -359,7 +362,7 @@ def test_a_partially_centred_smooth_is_among_the_cases():
 @pytest.mark.parametrize(
     ("formula", "family", "options", "reason"),
     [
-        ("count ~ mo(k1) + (mo(k1) | g)", "poisson", {}, "mo(k1) in a group-effect term"),
+        ("count ~ mo(k1) + (mo(k1) | g)", "poisson", {"centered": True}, "centred effects of mo(k1)"),
         ("k1 ~ x + (1 | g)", "cumulative", {"priors": {"Intercept[2]": _NORMAL}}, "different families"),
         ("count ~ x + (1 | g)", "poisson", {"priors": {"sd": _WEIBULL}}, "Weibull"),
         (

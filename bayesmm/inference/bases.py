@@ -18,7 +18,7 @@ import dataclasses
 
 import numpy as np
 
-from .densities import LOG_2PI, Unsupported
+from .densities import LOG_2PI
 from .tape import Tape, Var
 
 
@@ -49,16 +49,14 @@ class Bases:
         from ..model.variables import gp_var, monotonic_var, smooth_var
 
         self.smooths, self.gps, self.monotonic = [], [], []
-        for term in design.monotonic:  # (simplex, slope, rows' levels, D)
-            if any(term.name in t.columns for t in design.random):
-                raise Unsupported(f"{term.name} in a group-effect term")
+        for term in design.monotonic:  # (name, simplex, slope, rows' levels, D)
             names = [monotonic_var(design, kind, term) for kind in ("simo", "bsp")]
             keys = (f"simo({term.name})", f"bsp({term.name})")
             sizes = (term.n_steps - 1, 1)  # the simplex's sampled coordinates, the slope
             for name, key, size in zip(names, keys, sizes, strict=True):
                 prior = by_name[design.qualified(key)].prior
                 variables[name] = (prior.dist, dict(prior.params), size)
-            self.monotonic.append((*names, np.asarray(term.codes, dtype=np.int64), term.n_steps))
+            self.monotonic.append((term.name, *names, np.asarray(term.codes, dtype=np.int64), term.n_steps))
         for k, smooth in enumerate(design.smooths):
             prior = by_name[design.qualified(f"sds({smooth.name})")].prior
             names = [smooth_var(design, kind, smooth) for kind in ("sds", "zs", "s")]
@@ -78,16 +76,27 @@ class Bases:
         return bool(self.smooths or self.gps or self.monotonic)
 
 
-def add(t: Tape, bases: Bases, eta: Var | None, constrained: dict, reported: dict, terms: list | None):
-    """eta plus each smooth's and GP's part; the log-densities of partially centred smooth
-    coefficients are added to ``terms`` (None: the expansion, which reports s_ and gp_)."""
-    parts = []
-    for simplex, slope, codes, steps in bases.monotonic:  # b D sum(zeta[1..x]) at level x
+def monotonic_rows(t: Tape, bases: Bases, constrained: dict) -> dict[str, Var]:
+    """Each mo(x)'s transform at the rows, D sum(zeta[1..x]) at level x of 0..D, by name
+    (bayesmm.model.builder._monotonic_shapes): its own effect's and a (mo(x) | g) term's."""
+    rows = {}
+    for name, simplex, _, codes, steps in bases.monotonic:
         zeta = constrained[simplex]
         levels = [t.constant(np.zeros(1))]
         for k in range(steps):
             levels.append(t.add(levels[-1], t.mul(t.element(zeta, k), t.constant(float(steps)))))
-        parts.append(t.mul(t.gather(t.join(levels), codes), constrained[slope]))
+        rows[name] = t.gather(t.join(levels), codes)
+    return rows
+
+
+def add(t: Tape, bases: Bases, eta: Var | None, constrained: dict, reported: dict, terms: list | None,
+        monotonic: dict):  # fmt: skip
+    """eta plus each monotonic effect's (``monotonic``: their transforms at the rows,
+    monotonic_rows), smooth's and GP's part; the log-densities of partially centred smooth
+    coefficients are added to ``terms`` (None: the expansion, which reports s_ and gp_)."""
+    parts = []
+    for name, _, slope, _, _ in bases.monotonic:  # b D sum(zeta[1..x]) at level x
+        parts.append(t.mul(monotonic[name], constrained[slope]))
     for smooth in bases.smooths:
         sds, z = constrained[smooth.sds], constrained[smooth.z]
         w = smooth.weights

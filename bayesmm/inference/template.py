@@ -38,7 +38,7 @@ What it covers (the rest takes the graph):
   nested pair with the parent's effects integrated out of the child's prior
   (bayesmm.model.builder.marginal_nesting); offsets; any number of rows (over
   blocks.MIN_ROWS the interpreter runs row-by-row instructions a chunk of rows at a time);
-* monotonic effects mo() (outside group-effect terms), smooths s() (partially centred where
+* monotonic effects mo() (also varying, (mo(x) | g), non-centred), smooths s() (partially centred where
   the data say so) and Hilbert-space GPs gp() of each kernel (bayesmm.inference.bases);
 * priors: Normal, StudentT, HalfNormal, HalfStudentT, HalfCauchy, Exponential, Beta,
   Gamma, InverseGamma, Uniform (an interval), Logistic, Dirichlet (a simplex).
@@ -49,7 +49,7 @@ and truncation (cens(), trunc()) of every family that takes them (densities._log
 The integrated-out Gaussian models (bayesmm.model.collapsed: one grouping factor from its
 sufficient statistics, or beside sampled factors) through bayesmm.inference.woodbury.
 
-Not covered: mo() in group-effect terms, a few centred arrangements (with gr(cov=), a
+Not covered: a centred (mo(x) | g), a few centred arrangements (with gr(cov=), a
 centred term of several columns drawn around another factor's, a centred us term of over six
 columns, centred terms around the fixed effects beside a collapsed factor with sheared
 slopes), and priors of other families.
@@ -355,6 +355,12 @@ class _Predictor:
             self.variables[names("z")] = ("Normal", {}, levels * term.covariance.latent)
         ones = np.all(term.matrix == 1.0, axis=0)
         columns = [None if ones[c] else np.asarray(term.matrix[:, c], dtype=float) for c in range(p)]
+        monotonic = {m.name for m in design.monotonic}
+        for c, column in enumerate(term.columns):  # (mo(x) | g): mo(x)'s transform at the rows
+            if column in monotonic:
+                if centred:
+                    raise Unsupported(f"{group}'s centred effects of {column}")
+                columns[c] = column
         shears = []
         for c, column in enumerate(term.columns):
             if _varies(design, term, c):
@@ -468,7 +474,10 @@ class _Model:
         ):
             raise Unsupported("centred terms around fixed effects beside a collapsed factor with slopes")
         terms = []
+        monotonic = {m.name for m in design.monotonic}
         for k, term in enumerate(design.groups[group]):
+            if monotonic & set(term.columns):
+                raise Unsupported(f"the collapsed factor's {sorted(monotonic & set(term.columns))}")
             structure, names = _structure(term), TermNames(design, term, k)
             correlation = _covariance_variables(term, names, structure, by_name, self.variables)
             sd_raw = None if structure == "rr" else names("sd_raw")
@@ -646,6 +655,8 @@ def _linear(t: Tape, pred: _Predictor, constrained: dict, reported: dict, terms:
     part) from the constrained values: fixed and group effects and offsets; the log-densities
     of centred effects are added to ``terms`` (None: the expansion, which reports the group
     and fixed effects) and what shears a sampled coefficient to ``mus``."""
+    # Each mo(x)'s transform at the rows, for its own effect and a (mo(x) | g) term's.
+    monotonic = bases.monotonic_rows(t, pred.bases, constrained) if rows else {}
     # The slopes first where nothing shears them: a centred term may be drawn around them.
     b = None
     if pred.slopes is not None and pred.slopes[2] is None and pred.qr is None:
@@ -654,7 +665,7 @@ def _linear(t: Tape, pred: _Predictor, constrained: dict, reported: dict, terms:
     if pred.nesting is not None:
         eta = _nested(t, pred, b, constrained, reported, terms)
     else:
-        eta, shifts = _group_effects(t, pred, constrained, reported, terms, b)
+        eta, shifts = _group_effects(t, pred, constrained, reported, terms, b, monotonic)
         if pred.slopes is not None:
             n_slopes = len(pred.slopes[1])
             if b is None:
@@ -677,7 +688,7 @@ def _linear(t: Tape, pred: _Predictor, constrained: dict, reported: dict, terms:
                 intercept = t.sub(intercept, shifts["Intercept"])
             eta = intercept if eta is None else t.add(eta, intercept)
     if rows and pred.bases:
-        eta = bases.add(t, pred.bases, eta, constrained, reported, terms)
+        eta = bases.add(t, pred.bases, eta, constrained, reported, terms, monotonic)
     if not rows:  # theta: the centred intercept and the slopes (no group effects here)
         pieces = [v for v in (intercept, b) if v is not None]
         eta = None if not pieces else pieces[0] if len(pieces) == 1 else t.join(pieces)
@@ -833,7 +844,8 @@ def _applied(t: Tape, columns: list, F, sds: list) -> list:
     return out
 
 
-def _group_effects(t: Tape, pred: _Predictor, constrained: dict, reported: dict, terms: list | None, b):
+def _group_effects(t: Tape, pred: _Predictor, constrained: dict, reported: dict, terms: list | None, b,
+                   monotonic: dict):  # fmt: skip
     """The group effects' part of the linear predictor and the shear shifts (name -> Var)
     (bayesmm.model.builder._random_part); their log-densities where centred are added to
     ``terms`` (None: the expansion, which reports r_, sd_ and cor_ of each grouping factor).
@@ -916,7 +928,9 @@ def _group_effects(t: Tape, pred: _Predictor, constrained: dict, reported: dict,
                 shifts[j] = means[c] if j not in shifts else t.add(shifts[j], means[c])
             for c, r_c in enumerate(r):
                 rows_r = t.gather(r_c, term.codes)
-                if term.columns[c] is not None:
+                if isinstance(term.columns[c], str):  # mo(x): its transform, sampled
+                    rows_r = t.mul(rows_r, monotonic[term.columns[c]])
+                elif term.columns[c] is not None:
                     rows_r = t.mul(rows_r, t.constant(term.columns[c]))
                 eta = rows_r if eta is None else t.add(eta, rows_r)
         if terms is None:  # the expansion: the grouping factor's reported values
