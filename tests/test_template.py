@@ -45,6 +45,7 @@ def _data(seed=5):
 
 _CENTRED = {"centered": True}
 _WEIBULL = bm.Prior("Weibull", alpha=2, beta=1)
+_CAUCHY = bm.Prior("Cauchy", alpha=0.1, beta=2.0)
 _POSITIVE = bm.Prior("Uniform", lower=0, upper=1)
 _NORMAL = bm.Prior("Normal", mu=0.2, sigma=2)
 _NONCENTRED = {"centered": False}
@@ -186,6 +187,13 @@ CASES = [
     # The gamma's CDF is P(k, k y / mu), differentiated in its sampled shape k too.
     ("pos | cens(c4, p2) ~ x + (1 | g)", "gamma", {}),
     ("pos | cens(cen) + trunc(lb = lo, ub = hi) ~ x + (1 | g)", "gamma", {"dispersion": "~ x", **_CENTRED}),
+    # Priors of more families: location-scale (sheared where slopes are), positive, flat.
+    ("count ~ x + (1 | g)", "poisson", {"priors": {"sd": _WEIBULL, "b": _CAUCHY}}),
+    ("yes ~ x + (x | g)", "bernoulli", {"priors": {"b": bm.Prior("Laplace", mu=0.1, b=1.5),
+                                                  "sd": bm.Prior("LogNormal", mu=-0.5, sigma=0.7)}}),
+    ("y ~ x + w + (1 | g)", "gaussian", {"priors": {"Intercept": bm.Prior("Gumbel", mu=0.2, beta=2.0),
+                                                     "sigma": bm.Prior("LogNormal", sigma=1.0)}}),
+    ("y ~ x + (1 | g)", "gaussian", {"priors": {"b": bm.Prior("Flat"), "sigma": bm.Prior("HalfFlat")}}),
     # Varying monotonic effects: the term's column is mo(x)'s transform, sampled.
     ("count ~ mo(k1) + (mo(k1) | g)", "poisson", _NONCENTRED),
     ("y ~ x + mo(k1) + (1 + mo(k1) | g) + (1 | h)", "gaussian", {"centered": {"h": True}}),
@@ -364,7 +372,12 @@ def test_a_partially_centred_smooth_is_among_the_cases():
     [
         ("count ~ mo(k1) + (mo(k1) | g)", "poisson", {"centered": True}, "centred effects of mo(k1)"),
         ("k1 ~ x + (1 | g)", "cumulative", {"priors": {"Intercept[2]": _NORMAL}}, "different families"),
-        ("count ~ x + (1 | g)", "poisson", {"priors": {"sd": _WEIBULL}}, "Weibull"),
+        (
+            "count ~ x + (1 | g)",
+            "poisson",
+            {"priors": {"b": bm.Prior("SkewNormal", alpha=2.0)}},
+            "SkewNormal",
+        ),
         (
             "y ~ x + hx + (x | g) + (1 | h)",
             "gaussian",

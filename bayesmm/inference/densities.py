@@ -37,11 +37,17 @@ DENSITIES = {
     "Beta": (6, {"alpha": None, "beta": None}),
 }
 GAMMA, UNIFORM, LOGISTIC, INVERSE_GAMMA, DIRICHLET = 7, 8, 9, 10, 11
+# Location-scale priors beside the Normal's, StudentT's and Logistic's (p1 the location, p2 the
+# scale), the positive LogNormal (mu, sigma) and Weibull (alpha, beta), and the flat ones.
+CAUCHY, LAPLACE, GUMBEL, LOGNORMAL, WEIBULL, FLAT, HALF_FLAT = 12, 13, 14, 15, 16, 17, 18
+_LOCATION_SCALE = {"Cauchy": (CAUCHY, "alpha", "beta"), "Laplace": (LAPLACE, "mu", "b"),
+                   "Gumbel": (GUMBEL, "mu", "beta")}  # fmt: skip
 # The transform each family's variable has in PyMC: 0 none, 1 log, 2 log-odds, 3 an interval's,
 # 5 the simplex's; 4, the ordered one, is an ordinal model's thresholds' (whatever their prior).
 ORDERED, SIMPLEX = 4, 5
 TRANSFORM_OF = {0: 0, 1: 0, 2: 1, 3: 1, 4: 1, 5: 1, 6: 2, GAMMA: 1, UNIFORM: 3, LOGISTIC: 0, INVERSE_GAMMA: 1,
-                DIRICHLET: SIMPLEX}  # fmt: skip
+                DIRICHLET: SIMPLEX, CAUCHY: 0, LAPLACE: 0, GUMBEL: 0, LOGNORMAL: 1, WEIBULL: 1, FLAT: 0,
+                HALF_FLAT: 1}  # fmt: skip
 
 
 class Unsupported(Exception):
@@ -161,7 +167,60 @@ def _dirichlet(params: dict, size: int) -> tuple[int, np.ndarray]:
     return DIRICHLET, table
 
 
+def _location_scale(dist: str):
+    """The table maker of a Cauchy, Laplace or Gumbel prior: location, scale, unused, and the
+    constant term (-log(pi beta), -log(2 b), -log beta)."""
+    code, location, spread = _LOCATION_SCALE[dist]
+    shift = {CAUCHY: np.log(np.pi), LAPLACE: np.log(2.0), GUMBEL: 0.0}[code]
+
+    def table_of(params: dict, size: int) -> tuple[int, np.ndarray]:
+        if set(params) != {location, spread}:
+            raise Unsupported(f"{dist} with parameters {sorted(params)}")
+        table = np.zeros((4, size))
+        for row, key in enumerate((location, spread)):
+            table[row] = np.broadcast_to(np.asarray(params[key], dtype=float), (size,))
+        table[3] = -np.log(table[1]) - shift
+        return code, table
+
+    return table_of
+
+
+def _positive(dist: str):
+    """The table maker of a LogNormal (mu, sigma; constant -log sigma - log(2 pi) / 2) or
+    Weibull (alpha, beta; constant log alpha - alpha log beta) prior."""
+    code, keys = (LOGNORMAL, ("mu", "sigma")) if dist == "LogNormal" else (WEIBULL, ("alpha", "beta"))
+
+    def table_of(params: dict, size: int) -> tuple[int, np.ndarray]:
+        given = {**({"mu": 0.0} if code == LOGNORMAL else {}), **params}
+        if set(given) != set(keys):
+            raise Unsupported(f"{dist} with parameters {sorted(params)}")
+        table = np.zeros((4, size))
+        for row, key in enumerate(keys):
+            table[row] = np.broadcast_to(np.asarray(given[key], dtype=float), (size,))
+        if code == LOGNORMAL:
+            table[3] = -np.log(table[1]) - 0.5 * LOG_2PI
+        else:
+            table[3] = np.log(table[0]) - table[0] * np.log(table[1])
+        return code, table
+
+    return table_of
+
+
+def _flat(code: int):
+    def table_of(params: dict, size: int) -> tuple[int, np.ndarray]:
+        if params:
+            raise Unsupported(f"a flat prior with parameters {sorted(params)}")
+        return code, np.zeros((4, size))
+
+    return table_of
+
+
 _OWN_DENSITIES = {
+    **{dist: _location_scale(dist) for dist in _LOCATION_SCALE},
+    "LogNormal": _positive("LogNormal"),
+    "Weibull": _positive("Weibull"),
+    "Flat": _flat(FLAT),
+    "HalfFlat": _flat(HALF_FLAT),
     "Gamma": _gamma,
     "Dirichlet": _dirichlet,
     "Uniform": _uniform,
@@ -180,7 +239,7 @@ def prior(t: Tape, value: Var, code: int, table: np.ndarray, mu=None, logit=None
     and tables); ``mu``: a location moved by other parameters (added to p1);
     ``logit``: the sampled log-odds of a Beta variable."""
     constant = float(np.sum(table[3]))
-    if code in (0, 1, LOGISTIC):  # Normal, StudentT, Logistic
+    if code in (0, 1, LOGISTIC, CAUCHY, LAPLACE, GUMBEL):  # location-scale: z = (x - location) / scale
         s = value
         if mu is not None:
             s = t.sub(s, t.add(t.constant(table[0]), mu))
@@ -204,8 +263,22 @@ def prior(t: Tape, value: Var, code: int, table: np.ndarray, mu=None, logit=None
         total = t.add(t.dot(log_x, t.constant(table[0] - 1.0)), t.dot(log_rest, t.constant(table[1] - 1.0)))
     elif code == LOGISTIC:  # -z - 2 log(1 + exp(-z))
         total = t.neg(t.add(t.sum(s), t.mul(t.sum(t.softplus(t.neg(s))), t.constant(2.0))))
-    elif code == UNIFORM:  # constant within its bounds (the transform keeps it there)
+    elif code in (UNIFORM, FLAT, HALF_FLAT):  # constant (within its bounds: the transform keeps it there)
         total = t.constant(0.0)
+    elif code == CAUCHY:  # -log(1 + z^2)
+        total = t.neg(t.sum(t.log1p(t.sqr(s))))
+    elif code == LAPLACE:  # -|z|
+        total = t.neg(t.sum(t.abs(s)))
+    elif code == GUMBEL:  # -z - exp(-z)
+        total = t.neg(t.add(t.sum(s), t.sum(t.exp(t.neg(s)))))
+    elif code == LOGNORMAL:  # -log x - (log x - mu)^2 / (2 sigma^2)
+        logs = t.log(value)
+        z = t.div(t.sub(logs, t.constant(table[0])), t.constant(table[1]))
+        total = t.neg(t.add(t.sum(logs), t.mul(t.sumsq(z), t.constant(0.5))))
+    elif code == WEIBULL:  # (alpha - 1) log x - (x / beta)^alpha
+        logs = t.log(value)
+        power = t.exp(t.mul(t.sub(logs, t.constant(np.log(table[1]))), t.constant(table[0])))
+        total = t.sub(t.dot(logs, t.constant(table[0] - 1.0)), t.sum(power))
     elif code == DIRICHLET:  # (a - 1) log x over the simplex
         total = t.dot(t.log(value), t.constant(table[0] - 1.0))
     elif code == INVERSE_GAMMA:  # -(alpha + 1) log x - beta / x

@@ -363,6 +363,10 @@ class Tape(engine._Translator):
         )
         return out
 
+    def abs(self, a):
+        """|a|, its derivative sign(a) (0 at 0, as PyTensor's)."""
+        return self._ew("abs", [a], lambda g, o: self._acc(a, g, plain(self._tmp("sign", [a.view], a.shape))))
+
     def expm1(self, a):
         def backward(g, o):
             self._acc(a, g, plain(self._tmp("exp", [a.view], a.shape)))

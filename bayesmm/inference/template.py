@@ -41,7 +41,8 @@ What it covers (the rest takes the graph):
 * monotonic effects mo() (also varying, (mo(x) | g), non-centred), smooths s() (partially centred where
   the data say so) and Hilbert-space GPs gp() of each kernel (bayesmm.inference.bases);
 * priors: Normal, StudentT, HalfNormal, HalfStudentT, HalfCauchy, Exponential, Beta,
-  Gamma, InverseGamma, Uniform (an interval), Logistic, Dirichlet (a simplex).
+  Gamma, InverseGamma, Uniform (an interval), Logistic, Cauchy, Laplace, Gumbel, LogNormal,
+  Weibull, Flat, HalfFlat, Dirichlet (a simplex).
 
 Likelihood weights (weights()) and known SEs (se(), with or without sigma) too; censoring
 and truncation (cens(), trunc()) of every family that takes them (densities._log_tail).
