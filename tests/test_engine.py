@@ -295,6 +295,23 @@ def test_the_c_header_holds_the_engines_numbers():
     assert header == engine.fields_header()
 
 
+def test_the_extension_was_built_from_these_numbers_and_a_stale_build_is_not_run(monkeypatch):
+    """The extension reports the digest of the header it was built from: the one engine.py
+    writes now (else its opcodes could mean other operations); a build that reports another is
+    not run (cfuncs is None, said once), and the models take PyTensor's graph."""
+    from bayesmm.inference import _engine
+
+    assert _engine.FIELDS == engine.fields_key()
+    engine.cfuncs.cache_clear()
+    engine._say_stale_extension.cache_clear()
+    monkeypatch.setattr(_engine, "FIELDS", "another")
+    with pytest.warns(RuntimeWarning, match="another version of the engine's program format"):
+        assert engine.cfuncs() is None
+    engine.cfuncs.cache_clear()
+    monkeypatch.undo()
+    assert engine.cfuncs() is not None
+
+
 def _without_loops(monkeypatch):
     """The engine as it was before it ran ScalarLoops: what it declines today (nothing of the
     standard models) is declined the same way."""

@@ -93,6 +93,20 @@ def enabled() -> bool:
     return os.environ.get("BAYESMM_ENGINE", "1") != "0"
 
 
+def _field_lines() -> list[str]:
+    lines = [f"#define {name} {i}" for i, name in enumerate(HEADER)]
+    lines += [f"#define {name} {i + 1}" for i, name in enumerate(OPCODES)]
+    lines += [f"#define {name} {i}" for i, name in enumerate(ELEMENTWISE)]
+    lines += [f"#define CONST_BASE {CONST_BASE}LL", f"#define LOOP_REGS {LOOP_REGS}"]
+    return [*lines, f"#define LOOP_IO {LOOP_IO}"]
+
+
+def fields_key() -> str:
+    """A digest of the numbers engine_fields.h holds: the extension module reports the one it
+    was built with (``_engine.FIELDS``), so a build from another engine is never run."""
+    return hashlib.sha1("\n".join(_field_lines()).encode()).hexdigest()[:16]
+
+
 def fields_header() -> str:
     """engine_fields.h's text, from the tuples above."""
     lines = [
@@ -100,12 +114,7 @@ def fields_header() -> str:
         " * engine.py's tuples. Written from them; tests/test_engine.py checks that they agree. */",
         "",
     ]
-    lines += [f"#define {name} {i}" for i, name in enumerate(HEADER)]
-    lines += [f"#define {name} {i + 1}" for i, name in enumerate(OPCODES)]
-    lines += [f"#define {name} {i}" for i, name in enumerate(ELEMENTWISE)]
-    lines += [f"#define CONST_BASE {CONST_BASE}LL", f"#define LOOP_REGS {LOOP_REGS}"]
-    lines += [f"#define LOOP_IO {LOOP_IO}", ""]
-    return "\n".join(lines)
+    return "\n".join([*lines, *_field_lines(), f'#define ENGINE_FIELDS "{fields_key()}"', ""])
 
 
 # -- the graphs -----------------------------------------------------------------------------
@@ -1150,6 +1159,18 @@ class CFunction:
 
 
 @functools.cache
+def _say_stale_extension() -> None:
+    from ..warn import warn_user
+
+    warn_user(
+        "bayesmm's compiled engine (bayesmm.inference._engine) was built from another version of the "
+        "engine's program format, so models compile through PyTensor's graph instead; reinstall bayesmm "
+        "to rebuild it.",
+        RuntimeWarning,
+    )
+
+
+@functools.cache
 def cfuncs() -> tuple[CFunction, CFunction] | None:
     """The engine's two C functions (log-density with gradient, expansion), from the extension
     module bayesmm.inference._engine built when bayesmm was installed; None where it is not
@@ -1157,6 +1178,9 @@ def cfuncs() -> tuple[CFunction, CFunction] | None:
     try:
         from . import _engine
     except ImportError:
+        return None
+    if getattr(_engine, "FIELDS", None) != fields_key():  # built from another engine's numbers
+        _say_stale_extension()
         return None
     logp, expand = _engine.addresses()
     return CFunction(logp, _engine), CFunction(expand, _engine)

@@ -86,3 +86,4 @@
 #define CONST_BASE 1099511627776LL
 #define LOOP_REGS 256
 #define LOOP_IO 32
+#define ENGINE_FIELDS "a4afd9955c42ccec"

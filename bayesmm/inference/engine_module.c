@@ -27,4 +27,13 @@ static struct PyModuleDef engine_module = {
     methods,
 };
 
-PyMODINIT_FUNC PyInit__engine(void) { return PyModule_Create(&engine_module); }
+/* FIELDS: the digest of the program format engine_fields.h describes (engine.fields_key), so
+ * that Python never runs programs of another format through this build. */
+PyMODINIT_FUNC PyInit__engine(void) {
+    PyObject *module = PyModule_Create(&engine_module);
+    if (module != NULL && PyModule_AddStringConstant(module, "FIELDS", ENGINE_FIELDS) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
