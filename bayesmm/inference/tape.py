@@ -157,20 +157,14 @@ class Tape(engine._Translator):
         log_gamma = self.constant(gammaln(np.asarray(a, dtype=float))) if fixed else None
 
         def backward(g, o):  # (+-) exp((a - 1) log x - x - gammaln(a) - o)
-            both = np.broadcast_shapes(shape.shape, x.shape)
+            f = self._f
             if x.grad:
-                one = self.scalar(1.0)
-                below = less_one.view if fixed else self._tmp("sub", [shape.view, one], shape.shape)
-                log_norm = log_gamma.view if fixed else self._tmp("gammaln", [shape.view], shape.shape)
-                power = self._tmp("mul", [self._tmp("log", [x.view], x.shape), below], both)
-                power = self._tmp("sub", [self._tmp("sub", [power, x.view], both), log_norm], both)
-                power = self._tmp("sub", [power, o.view], both)
-                self._acc(x, g, plain(self._tmp("exp", [power], both)), negate=upper)
+                below = less_one.view if fixed else f("sub", shape.view, self.scalar(1.0))
+                log_norm = log_gamma.view if fixed else f("gammaln", shape.view)
+                power = f("sub", f("sub", f("mul", f("log", x.view), below), x.view), log_norm)
+                self._acc(x, g, plain(f("exp", f("sub", power, o.view))), negate=upper)
             if shape.grad:
-                inverse = self._tmp("exp", [self._tmp("neg", [o.view], both)], both)
-                slope = self._tmp(
-                    "mul", [self._tmp("gammainc_da", [shape.view, x.view], both), inverse], both
-                )
+                slope = f("mul", f("gammainc_da", shape.view, x.view), f("exp", f("neg", o.view)))
                 self._acc(shape, g, plain(slope), negate=upper)
 
         return self._ew("log_gammaincc" if upper else "log_gammainc", [shape, x], backward)
@@ -182,35 +176,18 @@ class Tape(engine._Translator):
         +-x^(a-1) (1 - x)^(b-1) / B(a, b) / (I or 1 - I); in a and b, +-dI/da / (I or 1 - I),
         dI/da and dI/db the engine's betainc_da and betainc_db (Boik and Robison-Cox's)."""
         a, b, x = (v if isinstance(v, Var) else self.constant(np.asarray(v, dtype=float)) for v in (a, b, x))
-        shape = np.broadcast_shapes(a.shape, b.shape, x.shape)
 
         def backward(g, o):
-            inverse = self._tmp("exp", [self._tmp("neg", [o.view], shape)], shape)
+            f, one = self._f, self.scalar(1.0)
             if x.grad:  # exp((a - 1) log x + (b - 1) log(1 - x) - log B(a, b) - o)
-                one = self.scalar(1.0)
-                power = self._tmp(
-                    "mul",
-                    [self._tmp("sub", [a.view, one], a.shape), self._tmp("log", [x.view], x.shape)],
-                    shape,
-                )
-                rest = self._tmp("log1p", [self._tmp("neg", [x.view], x.shape)], x.shape)
-                power = self._tmp(
-                    "add",
-                    [power, self._tmp("mul", [self._tmp("sub", [b.view, one], b.shape), rest], shape)],
-                    shape,
-                )
-                both = self._tmp("add", [a.view, b.view], shape)
-                log_beta = self._tmp(
-                    "add",
-                    [self._tmp("gammaln", [a.view], a.shape), self._tmp("gammaln", [b.view], b.shape)],
-                    shape,
-                )
-                log_beta = self._tmp("sub", [log_beta, self._tmp("gammaln", [both], shape)], shape)
-                power = self._tmp("sub", [self._tmp("sub", [power, log_beta], shape), o.view], shape)
-                self._acc(x, g, plain(self._tmp("exp", [power], shape)), negate=upper)
+                power = f("mul", f("sub", a.view, one), f("log", x.view))
+                power = f("add", power, f("mul", f("sub", b.view, one), f("log1p", f("neg", x.view))))
+                log_beta = f("add", f("gammaln", a.view), f("gammaln", b.view))
+                log_beta = f("sub", log_beta, f("gammaln", f("add", a.view, b.view)))
+                self._acc(x, g, plain(f("exp", f("sub", f("sub", power, log_beta), o.view))), negate=upper)
             for v, op in ((a, "betainc_da"), (b, "betainc_db")):
                 if v.grad:
-                    slope = self._tmp("mul", [self._tmp(op, [a.view, b.view, x.view], shape), inverse], shape)
+                    slope = f("mul", f(op, a.view, b.view, x.view), f("exp", f("neg", o.view)))
                     self._acc(v, g, plain(slope), negate=upper)
 
         return self._ew("log_betaincc" if upper else "log_betainc", [a, b, x], backward)
@@ -222,93 +199,32 @@ class Tape(engine._Translator):
         +-(dI/da / 2 + x^(a-1) |z| (nu + z^2)^(-3/2) / B(a, 1/2)) / 2 / e^out with a = nu / 2,
         the derivative through x in closed form (through x itself it is infinity times 0 at
         z = 0, where (1 - x)^(-1/2) meets dx/dz = 0)."""
-        shape = np.broadcast_shapes(z.shape, nu.shape)
-        square = self._tmp("sqr", [z.view], z.shape)
-        spread = self._tmp("add", [nu.view, square], shape)  # nu + z^2
-        x = self._tmp("div", [nu.view, spread], shape)
-        a = self._tmp("mul", [nu.view, self.scalar(0.5)], nu.shape)
-        half = self._tmp(
-            "add",
-            [self._tmp("log_betainc", [a, self.scalar(0.5), x], shape), self.scalar(-np.log(2.0))],
-            shape,
-        )
-        rest = self._tmp("log1mexp", [half], shape)
-        side = self._tmp("neg", [z.view], z.shape) if not upper else z.view
-        small = self._tmp("gt", [side, self.scalar(0.0)], z.shape)  # the rows on the small tail's side
+        shape, c, f = np.broadcast_shapes(z.shape, nu.shape), self.scalar, self._f
+        square = f("sqr", z.view)
+        spread = f("add", nu.view, square)  # nu + z^2
+        x, a = f("div", nu.view, spread), f("mul", nu.view, c(0.5))
+        half = f("add", f("log_betainc", a, c(0.5), x), c(-np.log(2.0)))  # log(I_x / 2)
+        small = f("gt", z.view if upper else f("neg", z.view), c(0.0))  # the rows on the small tail's side
 
         def backward(g, o):
-            inverse = self._tmp("exp", [self._tmp("neg", [o.view], shape)], shape)
-            sign = self._tmp(
-                "sub", [self._tmp("mul", [small, self.scalar(2.0)], shape), self.scalar(1.0)], shape
-            )
-            log_b = self._tmp(
-                "sub",
-                [
-                    self._tmp(
-                        "add", [self._tmp("gammaln", [a], shape), self.scalar(0.5 * np.log(np.pi))], shape
-                    ),
-                    self._tmp("gammaln", [self._tmp("add", [a, self.scalar(0.5)], shape)], shape),
-                ],
-                shape,
-            )  # log B(a, 1/2)
-            if z.grad:  # pdf(z) = (1 + z^2 / nu)^(-(nu + 1) / 2) / (sqrt(nu) B(a, 1/2)), + for F, - for 1 - F
-                log_pdf = self._tmp(
-                    "mul",
-                    [
-                        self._tmp("log1p", [self._tmp("div", [square, nu.view], shape)], shape),
-                        self._tmp(
-                            "mul",
-                            [self._tmp("add", [nu.view, self.scalar(1.0)], nu.shape), self.scalar(-0.5)],
-                            nu.shape,
-                        ),
-                    ],
-                    shape,
-                )
-                log_pdf = self._tmp(
-                    "sub",
-                    [
-                        log_pdf,
-                        self._tmp(
-                            "add",
-                            [
-                                log_b,
-                                self._tmp(
-                                    "mul", [self._tmp("log", [nu.view], nu.shape), self.scalar(0.5)], nu.shape
-                                ),
-                            ],
-                            shape,
-                        ),
-                    ],
-                    shape,
-                )
-                density = self._tmp("exp", [self._tmp("sub", [log_pdf, o.view], shape)], shape)
-                self._acc(z, g, plain(density), negate=upper)
-            if nu.grad:  # dF_small / dnu, then +- / e^out on the small side and the other
-                through = self._tmp(
-                    "mul",
-                    [self._tmp("log", [x], shape), self._tmp("sub", [a, self.scalar(1.0)], shape)],
-                    shape,
-                )
-                through = self._tmp("sub", [through, log_b], shape)
-                through = self._tmp(
-                    "sub",
-                    [through, self._tmp("mul", [self._tmp("log", [spread], shape), self.scalar(1.5)], shape)],
-                    shape,
-                )
-                through = self._tmp(
-                    "mul", [self._tmp("exp", [through], shape), self._tmp("abs", [z.view], z.shape)], shape
-                )
-                direct = self._tmp(
-                    "mul", [self._tmp("betainc_da", [a, self.scalar(0.5), x], shape), self.scalar(0.5)], shape
-                )
-                slope = self._tmp(
-                    "mul", [self._tmp("add", [direct, through], shape), self.scalar(0.5)], shape
-                )
-                slope = self._tmp("mul", [self._tmp("mul", [slope, inverse], shape), sign], shape)
-                self._acc(nu, g, plain(slope))
+            log_gamma_a = f("add", f("gammaln", a), c(0.5 * np.log(np.pi)))  # + log Gamma(1/2)
+            log_b = f("sub", log_gamma_a, f("gammaln", f("add", a, c(0.5))))  # log B(a, 1/2)
+            if z.grad:  # log pdf(z) = -(nu + 1) / 2 log(1 + z^2 / nu) - log B(a, 1/2) - log(nu) / 2
+                power = f("mul", f("add", nu.view, c(1.0)), c(-0.5))
+                log_pdf = f("mul", f("log1p", f("div", square, nu.view)), power)
+                log_pdf = f("sub", log_pdf, f("add", log_b, f("mul", f("log", nu.view), c(0.5))))
+                self._acc(z, g, plain(f("exp", f("sub", log_pdf, o.view))), negate=upper)
+            if nu.grad:  # dF_small / dnu, over e^out: + on the small side, - on the other
+                through = f("sub", f("mul", f("log", x), f("sub", a, c(1.0))), log_b)
+                through = f("exp", f("sub", through, f("mul", f("log", spread), c(1.5))))
+                through = f("mul", through, f("abs", z.view))  # x^(a-1) |z| (nu + z^2)^(-3/2) / B
+                direct = f("mul", f("betainc_da", a, c(0.5), x), c(0.5))
+                sign = f("sub", f("mul", small, c(2.0)), c(1.0))
+                slope = f("mul", f("mul", f("add", direct, through), f("exp", f("neg", o.view))), sign)
+                self._acc(nu, g, plain(f("mul", slope, c(0.5))))
 
         out = self._out(shape, [z, nu], backward)
-        self.elementwise("switch", out.view, [small, half, rest])
+        self.elementwise("switch", out.view, [small, half, f("log1mexp", half)])
         return out
 
     def switch(self, condition: Var, a, b):
@@ -570,6 +486,11 @@ class Tape(engine._Translator):
         return self.piece(vector, j, 1)
 
     # adjoints
+
+    def _f(self, code: str, *views: View) -> View:
+        """An elementwise temporary of ``views`` broadcast against each other (the steps of a
+        derivative written out as a chain of operations)."""
+        return self._tmp(code, list(views), np.broadcast_shapes(*(v.shape for v in views)))
 
     def _tmp(self, code: str, inputs: list[View], shape) -> View:
         out = self._new(shape)
