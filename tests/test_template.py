@@ -203,6 +203,7 @@ CASES = [
     ("cp | trunc(lb = 1, ub = c2) ~ x + (1 | g)", "nbinom1", {"dispersion": "~ x"}),
     ("y | cens(c4, y2) ~ x + (1 | g)", "student", {}),
     ("y | trunc(lb = ylo) ~ x + (1 | g)", "student", {"dispersion": "~ x", **_CENTRED}),
+    ("pos | cens(cen) ~ x + (1 | g)", "student", {"link": "log"}),
     ("prop | cens(cen) ~ x + (1 | g)", "beta", {}),
     # A count's CDF is the incomplete gamma function. Its right-censored rows are left out
     # here: PyMC's Poisson logccdf is log(1 - F), which loses digits where F is near 1 (its

@@ -338,8 +338,8 @@ def likelihood(t: Tape, model, eta: Var, params: dict, logs: dict) -> Var:
     def log_of(name: str) -> Var:
         return logs[name] if name in logs else t.log(params[name])
 
-    if model.kind in ("gaussian", "lognormal", "student") and model.link != "identity":
-        eta = _mean(t, model.link, eta)[0]
+    if model.kind in ("gaussian", "lognormal", "student"):
+        eta = _location(t, model.link, eta)
     if model.kind in ("gaussian", "lognormal"):
         response = y if model.kind == "gaussian" else np.log(y)
         sigma = params["sigma"]
@@ -463,6 +463,12 @@ def _mean(t: Tape, link: str, eta: Var) -> tuple[Var, Var]:
     else:
         raise Unsupported(f"a mean through the {link} link")
     return mu, t.log(mu)
+
+
+def _location(t: Tape, link: str, eta: Var) -> Var:
+    """The location mu of a Gaussian, lognormal or Student-t model (its density's and its
+    tails'): eta itself on the identity link."""
+    return eta if link == "identity" else _mean(t, link, eta)[0]
 
 
 def _log_mean_and_ratio(t: Tape, link: str, eta: Var, y: np.ndarray) -> tuple[Var, Var]:
@@ -733,7 +739,7 @@ def _log_difference(t: Tape, a: Var, b: Var) -> Var:
 def _log_tail(t: Tape, kind: str, link: str, y: np.ndarray, eta: Var, params: dict, upper: bool):
     """log F(y) (``upper`` False) or log(1 - F(y)) at each row, F the family's CDF."""
     if kind in ("gaussian", "lognormal"):  # the normal CDF of z = (y - mu) / sigma
-        mu = eta if link == "identity" else _mean(t, link, eta)[0]
+        mu = _location(t, link, eta)
         response = t.constant(y if kind == "gaussian" else np.log(y))
         z = t.div(t.sub(response, mu), params["sigma"])
         return t.log_ndtr(t.neg(z) if upper else z)  # 1 - Phi(z) = Phi(-z)
@@ -745,7 +751,7 @@ def _log_tail(t: Tape, kind: str, link: str, y: np.ndarray, eta: Var, params: di
         p = t.div(n, t.add(n, mu))
         return t.log_betainc(n, y + 1.0, p, upper=upper)
     if kind == "student":  # I_x(nu / 2, 1 / 2) / 2 on the small tail's side, x = nu / (nu + z^2)
-        z = t.div(t.sub(t.constant(y), eta), params["sigma"])
+        z = t.div(t.sub(t.constant(y), _location(t, link, eta)), params["sigma"])
         return t.student_log_tail(z, params["nu"], upper=upper)
     if kind == "beta":  # F(y) = I_y(mu phi, (1 - mu) phi)
         mu, phi = _mean(t, link, eta)[0], params["phi"]
