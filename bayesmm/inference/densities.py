@@ -40,8 +40,10 @@ GAMMA, UNIFORM, LOGISTIC, INVERSE_GAMMA, DIRICHLET = 7, 8, 9, 10, 11
 # Location-scale priors beside the Normal's, StudentT's and Logistic's (p1 the location, p2 the
 # scale), the positive LogNormal (mu, sigma) and Weibull (alpha, beta), and the flat ones.
 CAUCHY, LAPLACE, GUMBEL, LOGNORMAL, WEIBULL, FLAT, HALF_FLAT = 12, 13, 14, 15, 16, 17, 18
-_LOCATION_SCALE = {"Cauchy": (CAUCHY, "alpha", "beta"), "Laplace": (LAPLACE, "mu", "b"),
-                   "Gumbel": (GUMBEL, "mu", "beta")}  # fmt: skip
+# Their codes and the log of their normalising constant beside log scale (log pi, log 2, 0);
+# their parameters' names are bayesmm.model.builder.LOCATION_SCALE's.
+_LOCATION_SCALE = {"Cauchy": (CAUCHY, np.log(np.pi)), "Laplace": (LAPLACE, np.log(2.0)),
+                   "Gumbel": (GUMBEL, 0.0)}  # fmt: skip
 # The transform each family's variable has in PyMC: 0 none, 1 log, 2 log-odds, 3 an interval's,
 # 5 the simplex's; 4, the ordered one, is an ordinal model's thresholds' (whatever their prior).
 ORDERED, SIMPLEX = 4, 5
@@ -170,8 +172,9 @@ def _dirichlet(params: dict, size: int) -> tuple[int, np.ndarray]:
 def _location_scale(dist: str):
     """The table maker of a Cauchy, Laplace or Gumbel prior: location, scale, unused, and the
     constant term (-log(pi beta), -log(2 b), -log beta)."""
-    code, location, spread = _LOCATION_SCALE[dist]
-    shift = {CAUCHY: np.log(np.pi), LAPLACE: np.log(2.0), GUMBEL: 0.0}[code]
+    from ..model.builder import LOCATION_SCALE
+
+    (code, shift), (location, spread) = _LOCATION_SCALE[dist], LOCATION_SCALE[dist]
 
     def table_of(params: dict, size: int) -> tuple[int, np.ndarray]:
         if set(params) != {location, spread}:
@@ -672,7 +675,7 @@ def _weibull_scale(t: Tape, link: str, eta: Var, shape: Var, y: np.ndarray) -> t
 
 # Censoring and truncation (bayesmm.families.additions): the families whose tails are written.
 CENSORABLE = ("gaussian", "student", "lognormal", "weibull", "exponential", "gamma", "beta", "poisson",
-              "negativebinomial", "nbinom1")
+              "negativebinomial", "nbinom1")  # fmt: skip
 
 
 def _bounded(t: Tape, model, eta: Var, params: dict, logs: dict) -> Var:
