@@ -185,10 +185,10 @@ class Tape(engine._Translator):
                 log_beta = f("add", f("gammaln", a.view), f("gammaln", b.view))
                 log_beta = f("sub", log_beta, f("gammaln", f("add", a.view, b.view)))
                 self._acc(x, g, plain(f("exp", f("sub", f("sub", power, log_beta), o.view))), negate=upper)
+            inverse = f("exp", f("neg", o.view)) if a.grad or b.grad else None  # 1 / (I or 1 - I)
             for v, op in ((a, "betainc_da"), (b, "betainc_db")):
                 if v.grad:
-                    slope = f("mul", f(op, a.view, b.view, x.view), f("exp", f("neg", o.view)))
-                    self._acc(v, g, plain(slope), negate=upper)
+                    self._acc(v, g, plain(f("mul", f(op, a.view, b.view, x.view), inverse)), negate=upper)
 
         return self._ew("log_betaincc" if upper else "log_betainc", [a, b, x], backward)
 
