@@ -219,7 +219,9 @@ static double erfcx(double x) {
  * CDF is Q(k + 1, mu)): P by its series where x < a + 1, Q by its continued fraction (the
  * modified Lentz method) elsewhere, each relatively accurate where it is used; the other
  * one is 1 less it. */
-static double gamma_prefix(double a, double x) { return exp(a * log(x) - x - log_gamma(a)); }
+static double gamma_log_prefix(double a, double x) { return a * log(x) - x - log_gamma(a); }
+
+static double gamma_prefix(double a, double x) { return exp(gamma_log_prefix(a, x)); }
 
 /* P's series without its prefix: P = sum * x^a e^-x / Gamma(a). */
 static double gamma_p_sum(double a, double x) {
@@ -284,7 +286,7 @@ static double gamma_log_tail(double a, double x, int upper) {
     if (isnan(a) || isnan(x) || a <= 0.0 || x < 0.0) return NAN;
     if (x == 0.0) return upper ? 0.0 : -INFINITY;
     if (isinf(x)) return upper ? -INFINITY : 0.0;
-    double log_prefix = a * log(x) - x - log_gamma(a);
+    double log_prefix = gamma_log_prefix(a, x);
     if (x < a + 1.0) {
         double log_p = log(gamma_p_sum(a, x)) + log_prefix;
         return upper ? log1p(-exp(log_p)) : log_p;
@@ -316,7 +318,7 @@ static double gamma_p_da_series(double a, double x) {
 }
 
 static double gamma_q_da_fraction(double a, double x) {
-    double log_x = log(x), log_front = a * log_x - x - log_gamma(a);
+    double log_x = log(x), log_front = gamma_log_prefix(a, x);
     if (log_front < log(DBL_MIN)) return 0.0;  /* Q underflows */
     double p2 = 1.0, p1 = x + 1.0, q2 = x, q1 = (x + 2.0 - a) * x;
     double dp2 = 0.0, dp1 = 0.0, dq2 = 0.0, dq1 = -x;
@@ -367,11 +369,16 @@ static double beta_fraction(double a, double b, double x) {
     return h;
 }
 
+/* log(x^a (1 - x)^b / B(a, b)), the prefix of I_x(a, b)'s continued fraction. */
+static double beta_log_front(double a, double b, double x) {
+    return a * log(x) + b * log1p(-x) - (log_gamma(a) + log_gamma(b) - log_gamma(a + b));
+}
+
 static double beta_inc(double a, double b, double x) {
     if (isnan(a) || isnan(b) || isnan(x) || a <= 0.0 || b <= 0.0 || x < 0.0 || x > 1.0) return NAN;
     if (x == 0.0) return 0.0;
     if (x == 1.0) return 1.0;
-    double log_front = a * log(x) + b * log1p(-x) - (log_gamma(a) + log_gamma(b) - log_gamma(a + b));
+    double log_front = beta_log_front(a, b, x);
     if (x < (a + 1.0) / (a + b + 2.0)) return exp(log_front) * beta_fraction(a, b, x) / a;
     return 1.0 - exp(log_front) * beta_fraction(b, a, 1.0 - x) / b;
 }
@@ -457,7 +464,7 @@ static double beta_log_tail(double a, double b, double x, int upper) {
     if (isnan(a) || isnan(b) || isnan(x) || a <= 0.0 || b <= 0.0 || x < 0.0 || x > 1.0) return NAN;
     if (x == 0.0) return upper ? 0.0 : -INFINITY;
     if (x == 1.0) return upper ? -INFINITY : 0.0;
-    double log_front = a * log(x) + b * log1p(-x) - (log_gamma(a) + log_gamma(b) - log_gamma(a + b));
+    double log_front = beta_log_front(a, b, x);
     int direct = x < (a + 1.0) / (a + b + 2.0);
     double log_small = direct ? log_front + log(beta_fraction(a, b, x) / a)
                               : log_front + log(beta_fraction(b, a, 1.0 - x) / b);
