@@ -156,8 +156,8 @@ class Prior:
             if set(self.params) != {"eta"} or not self.params["eta"] > 0:
                 raise PriorError("Prior('LKJ', eta=...) takes one parameter, eta > 0")
             return
-        taken, required = _SIGNATURES.get(self.dist, (set(), {None}))
-        if required <= set(self.params) <= taken:
+        known = _SIGNATURES.get(self.dist)
+        if known is not None and known[1] <= set(self.params) <= known[0]:  # (taken, required)
             # The everyday priors, in PyMC's own parameters, are checked without importing PyMC.
             self._check_values()
             shapes = [np.shape(value) for value in self.params.values()]
