@@ -10,6 +10,7 @@ import pytest
 
 import bayesmm as bm
 import bayesmm.inference.approximate
+import bayesmm.inference.hmc
 import bayesmm.inference.sampling
 
 matplotlib.use("Agg")
@@ -17,13 +18,15 @@ matplotlib.use("Agg")
 # The fast tier (-m "not slow") holds exact tests only: a test that samples with MCMC or
 # fits an approximation, itself or through a fixture, must be marked slow. Every route to a
 # sampler is guarded where the sampling starts, after bayesmm has checked the settings (so
-# tests of those checks stay fast): nutpie through bayesmm's compiled-model cache, PyMC's
+# tests of those checks stay fast): bayesmm's NUTS and nutpie through bayesmm's compiled-model
+# cache, bayesmm's NUTS itself, PyMC's
 # NUTS and the JAX samplers through pm.sample, the Laplace and ADVI approximations, and the
 # samplers' own entry points that tests call directly. Sampling from an unmarked test
 # fails, naming the route.
 _SAMPLING = {"allowed": True}
 _APPROXIMATE = bayesmm.inference.approximate
-SAMPLING_ROUTES = [(bayesmm.inference.sampling, "sample_nutpie"), (_APPROXIMATE, "laplace_draws"),
+SAMPLING_ROUTES = [(bayesmm.inference.sampling, "sample_compiled"), (bayesmm.inference.hmc, "sample"),
+                   (_APPROXIMATE, "laplace_draws"),
                    (_APPROXIMATE, "advi_draws"), (pm, "sample"), (pm, "fit"),
                    (nutpie, "sample")]  # fmt: skip
 

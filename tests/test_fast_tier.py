@@ -21,7 +21,8 @@ def model():
 
 
 @pytest.mark.parametrize("options, route", [
-    ({}, "bayesmm.inference.sampling.sample_nutpie"),
+    ({}, "bayesmm.inference.sampling.sample_compiled"),
+    ({"sampler": "nutpie"}, "bayesmm.inference.sampling.sample_compiled"),
     ({"sampler": "pymc"}, "pymc.sample"),
     ({"method": "laplace"}, "bayesmm.inference.approximate.laplace_draws"),
     ({"method": "advi"}, "bayesmm.inference.approximate.advi_draws"),
@@ -40,8 +41,9 @@ def test_the_samplers_own_entry_points_fail_too(call, route):
 
 def test_every_route_is_guarded():
     assert {f"{m.__name__}.{n}" for m, n in SAMPLING_ROUTES} == {
-        "bayesmm.inference.sampling.sample_nutpie", "bayesmm.inference.approximate.laplace_draws",
+        "bayesmm.inference.sampling.sample_compiled", "bayesmm.inference.hmc.sample",
+        "bayesmm.inference.approximate.laplace_draws",
         "bayesmm.inference.approximate.advi_draws", "pymc.sample", "pymc.fit", "nutpie.sample",
     }  # fmt: skip
     assert all(getattr(m, n).__name__ == "guard" for m, n in SAMPLING_ROUTES)
-    assert bayesmm.inference.sampling.sample_nutpie.__name__ == "guard"
+    assert bayesmm.inference.sampling.sample_compiled.__name__ == "guard"

@@ -1,7 +1,9 @@
-"""One route from a model to nutpie: :func:`compile_model` (a PyMC model -> nutpie's
-sampler-ready compiled model), with nutpie's and PyMC's public API.
+"""One route from a model to a sampler: :func:`compile_model` (a PyMC model -> a
+sampler-ready model: bayesmm's :class:`EngineModel`, which bayesmm's NUTS samples and
+:func:`for_nutpie` hands to nutpie, or nutpie's own compile), with nutpie's and PyMC's public
+API.
 
-nutpie samples through two C functions, the log-density with its gradient and the
+A model is sampled through two C functions, the log-density with its gradient and the
 expansion of a draw into every variable. bayesmm's are compiled once, when bayesmm is
 installed (the extension module bayesmm.inference._engine), and read the model as data:
 bayesmm.inference.engine, the interpreter of a program that bayesmm.inference.template
@@ -27,14 +29,15 @@ import numpy as np
 from ..warn import warn_user
 from . import engine, template
 
-__all__ = ["compile_model", "rebound", "EngineRun"]
+__all__ = ["compile_model", "rebound", "for_nutpie", "EngineModel", "EngineRun"]
 
 
 def compile_model(pymc_model, shared: dict, source=None):
-    """nutpie's compiled model for ``pymc_model`` (the shared-data copy that
-    bayesmm.inference.sampling.data_model makes; ``shared`` names its shared variables), with
-    nutpie's default starting points (support points jittered in (-1, 1)). ``source``: the
-    bayesmm Model it was made from, which bayesmm.inference.template reads."""
+    """The sampler-ready model of ``pymc_model`` (the shared-data copy that
+    bayesmm.inference.sampling.data_model makes; ``shared`` names its shared variables): an
+    :class:`EngineModel`, or nutpie's compile of the graph; with nutpie's default starting
+    points (support points jittered in (-1, 1)). ``source``: the bayesmm Model it was made
+    from, which bayesmm.inference.template reads."""
     starting = StartingPoints(pymc_model, shared)
     run = _engine_run(pymc_model, starting, source)
     if run is not None:
@@ -133,7 +136,7 @@ def rebound(compiled, pymc_model, source):
     return dataclasses.replace(compiled, shared_data=data, user_data=_pairs(list(data.values())), program=run)
 
 
-# -- nutpie's compiled model of two C functions ------------------------------------------------
+# -- the engine's model of two C functions ----------------------------------------------------
 
 
 def _pairs(arrays: list[np.ndarray]) -> np.ndarray:
@@ -151,20 +154,62 @@ def _frozen(value) -> np.ndarray:
     return array
 
 
+@dataclasses.dataclass(frozen=True)
+class EngineModel:
+    """A model on bayesmm's engine, ready for a sampler: the engine's C functions (log-density
+    with gradient, expansion) and their user data (``user_data``: (address, length) pairs of
+    the arrays in ``shared_data``), the layout of the expanded draws (``shape_info``: names,
+    slices, shapes; ``dims`` and ``coords`` label them), the starting points, and ``program``,
+    what the functions read (for :func:`rebound`). bayesmm's NUTS samples it as it is
+    (bayesmm.inference.hmc); :func:`for_nutpie` makes nutpie's compiled model of it."""
+
+    n_dim: int
+    n_expanded: int
+    shape_info: tuple
+    dims: dict
+    coords: dict
+    cfuncs: tuple
+    initial_point_func: object
+    shared_data: dict
+    user_data: np.ndarray
+    reparameterized_names: list
+    program: object
+    compiled_by: str = "engine"
+
+    @property
+    def shapes(self) -> dict[str, tuple]:
+        names, _, shapes = self.shape_info
+        return dict(zip(names, shapes, strict=True))
+
+
 def _c_model(pymc_model, layout: dict, cfuncs, starting: StartingPoints, data: dict, by: str, program):
-    """nutpie's compiled model of the C functions ``cfuncs`` (log-density, expansion), which read
+    """The engine model of the C functions ``cfuncs`` (log-density, expansion), which read
     ``data`` (name -> array, passed as (address, length) pairs), with ``layout``'s variables."""
     names, slices = layout["names"], [slice(*s) for s in layout["slices"]]
     shapes = [tuple(shape) for shape in layout["shapes"]]
     free = layout["n_free"]
     dims, coords = _dims_and_coords(pymc_model, names, shapes, layout["reparameterized"])
-    return _model_class()(
-        _n_dim=layout["n_dim"], dims=dims, _coords=coords, _shapes=dict(zip(names, shapes, strict=True)),
-        compiled_logp_func=cfuncs[0], compiled_expand_func=cfuncs[1],
-        initial_point_func=starting.flat_function(names[:free], shapes[:free]),
-        shared_data=data, shared_var_keys={}, user_data=_pairs(list(data.values())),
-        n_expanded=layout["n_expanded"], shape_info=(names, slices, shapes), logp_func=None, expand_func=None,
-        reparameterized_names=layout["reparameterized"], compiled_by=by, program=program,
+    return EngineModel(
+        n_dim=layout["n_dim"], n_expanded=layout["n_expanded"], shape_info=(names, slices, shapes), dims=dims,
+        coords=coords, cfuncs=cfuncs, initial_point_func=starting.flat_function(names[:free], shapes[:free]),
+        shared_data=data, user_data=_pairs(list(data.values())),
+        reparameterized_names=layout["reparameterized"], program=program, compiled_by=by,
+    )  # fmt: skip
+
+
+def for_nutpie(model):
+    """nutpie's compiled model of an :class:`EngineModel` (bayesmm's C functions and user
+    data); any other model (nutpie's own compile) as it is."""
+    if not isinstance(model, EngineModel):
+        return model
+    from nutpie.compile_pymc import CompiledPyMCModel
+
+    return CompiledPyMCModel(
+        _n_dim=model.n_dim, dims=model.dims, _coords=model.coords, _shapes=model.shapes,
+        compiled_logp_func=model.cfuncs[0], compiled_expand_func=model.cfuncs[1],
+        initial_point_func=model.initial_point_func, shared_data=model.shared_data, shared_var_keys={},
+        user_data=model.user_data, n_expanded=model.n_expanded, shape_info=model.shape_info, logp_func=None,
+        expand_func=None, reparameterized_names=model.reparameterized_names,
     )  # fmt: skip
 
 
@@ -198,22 +243,6 @@ def _dims_and_coords(pymc_model, names, shapes, reparameterized):
         if rv_name in dims and shape_of.get(rv_name) == shape_of.get(value_name):
             dims[value_name] = dims[rv_name]
     return dims, coords
-
-
-@functools.cache
-def _model_class():
-    from nutpie.compile_pymc import CompiledPyMCModel
-
-    @dataclasses.dataclass(frozen=True)
-    class CModel(CompiledPyMCModel):
-        """nutpie's compiled PyMC model whose C functions are bayesmm's and whose user data are
-        (address, length) pairs of their programs; ``compiled_by``: ``"engine"``;
-        ``program``: what they read (for :func:`rebound`)."""
-
-        compiled_by: str = "engine"
-        program: object = None
-
-    return CModel
 
 
 # -- starting points --------------------------------------------------------------------------

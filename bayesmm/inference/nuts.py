@@ -19,8 +19,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["sample", "approximate", "SamplerSettings", "available_samplers", "default_sampler"]
 
-# PyMC's own NUTS always works; nutpie (Rust NUTS on a numba-compiled model) is
-# 3-4x faster end to end here, numpyro and blackjax run through JAX.
+# bayesmm's own NUTS (C, on the engine: bayesmm.inference.hmc) where its extension module is
+# built; nutpie (Rust NUTS; bayesmm's engine or a numba-compiled graph); PyMC's own NUTS,
+# which always works; numpyro and blackjax run through JAX.
 _EXTERNAL = {"nutpie": "nutpie", "numpyro": "numpyro", "blackjax": "blackjax"}
 
 
@@ -30,16 +31,21 @@ def available_samplers() -> list[str]:
     Returns
     -------
     list of str
-        Names for ``Model.fit(sampler=...)``: ``"nutpie"``, ``"numpyro"``,
-        ``"blackjax"`` where installed, and ``"pymc"`` always.
+        Names for ``Model.fit(sampler=...)``: ``"bayesmm"`` (bayesmm's own NUTS in C, on
+        models its engine evaluates; nutpie runs the others) where bayesmm's extension module
+        is built, ``"nutpie"``, ``"numpyro"``, ``"blackjax"`` where installed, and ``"pymc"``
+        always.
 
     Examples
     --------
     >>> bm.available_samplers()[-1]
     'pymc'
     """
+    from .engine import cfuncs
+
+    own = ["bayesmm"] if cfuncs() is not None else []
     found = [name for name, module in _EXTERNAL.items() if importlib.util.find_spec(module)]
-    return found + ["pymc"]
+    return own + found + ["pymc"]
 
 
 def default_sampler() -> str:
@@ -97,7 +103,7 @@ def sample(
     if target_accept is None:
         target_accept = default_target_accept(model.design, model.collapsed_group)
     name = default_sampler() if sampler in (None, "auto") else sampler
-    if name not in ("pymc", *_EXTERNAL):
+    if name not in ("bayesmm", "pymc", *_EXTERNAL):
         raise ValueError(f"unknown sampler {sampler!r}; available here: {', '.join(available_samplers())}")
     if name not in available_samplers():
         raise ValueError(
@@ -109,12 +115,13 @@ def sample(
     chain_method = _chain_method(name, chains, chain_method)
     pymc_model = model.sampled_model
     start = time.perf_counter()
-    if name == "nutpie":  # through the compiled-model cache (bayesmm.inference.sampling)
+    if name in ("bayesmm", "nutpie"):  # through the compiled-model cache (bayesmm.inference.sampling)
         from . import sampling
 
-        idata = sampling.sample_nutpie(
-            pymc_model, model.design.n_obs, **options, progressbar=progressbar, source=model
+        idata = sampling.sample_compiled(
+            pymc_model, model.design.n_obs, sampler=name, **options, progressbar=progressbar, source=model
         )
+        name = idata.attrs["sampler"]  # nutpie where the model is not on bayesmm's engine
     else:
         import pymc as pm
 

@@ -1,4 +1,5 @@
-"""Running nutpie on a model, and reusing its compiled code across data sets.
+"""Running NUTS (bayesmm's own or nutpie) on a model, and reusing its compiled code across
+data sets.
 
 Compiling a model's log-density and gradient costs 20-60 s the first time, while sampling
 a small model takes 1-2 s. A refit on new data of the same shape (``fit.update(data=...)``,
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DataModel", "data_model", "sample_nutpie", "clear_compiled"]
+__all__ = ["DataModel", "data_model", "sample_compiled", "clear_compiled"]
 
 # Compiled models kept in this process, most recently used last.
 MAX_COMPILED = 8
@@ -146,10 +147,11 @@ def _compiled(pymc_model, n_obs: int, source=None):
     return rebound, True
 
 
-def sample_nutpie(
+def sample_compiled(
     pymc_model,
     n_obs: int,
     *,
+    sampler: str,
     draws: int,
     tune: int,
     chains: int,
@@ -159,31 +161,63 @@ def sample_nutpie(
     progressbar: bool,
     source=None,
 ):
-    """Sample ``pymc_model`` with nutpie through the compiled-model cache; the DataTree has
-    the groups and coordinates ``pm.sample`` gives, and its seed means what pm.sample's does.
-    ``source``: the bayesmm Model whose ``sampled_model`` is ``pymc_model`` (which
-    bayesmm.inference.template reads)."""
+    """Sample ``pymc_model`` through the compiled-model cache: with bayesmm's own NUTS
+    (bayesmm.inference.hmc) where ``sampler`` is ``"bayesmm"`` and the model is on the engine,
+    else with nutpie. The DataTree has the groups and coordinates ``pm.sample`` gives, its
+    attribute ``sampler`` says which sampler ran. ``source``: the bayesmm Model whose
+    ``sampled_model`` is ``pymc_model`` (which bayesmm.inference.template reads)."""
+    from . import native
+
+    compiled, reused = _compiled(pymc_model, n_obs, source)
+    cores = cores if cores is not None else min(4, _cpu_count())
+    options = {"draws": draws, "tune": tune, "chains": chains, "cores": cores, "target_accept": target_accept}
+    if sampler == "bayesmm" and native.compiled_by(compiled) == "engine":
+        from . import hmc
+
+        idata = hmc.sample(compiled, **options, random_seed=random_seed)
+        _add_data_groups(idata, pymc_model)
+    else:
+        sampler = "nutpie"
+        idata = _sample_nutpie(compiled, pymc_model, **options, random_seed=random_seed, progressbar=progressbar)
+    _relabel(idata, pymc_model.coords)
+    idata.attrs["compiled_model_reused"] = int(reused)
+    idata.attrs["compiled_by"] = native.compiled_by(compiled)
+    idata.attrs["sampler"] = sampler
+    return idata
+
+
+def _sample_nutpie(compiled, pymc_model, *, draws, tune, chains, cores, target_accept, random_seed, progressbar):
     import nutpie
     from pymc.backends.arviz import patch_nutpie_idata
     from pymc.util import get_random_generator
 
     from . import native
 
-    compiled, reused = _compiled(pymc_model, n_obs, source)
     seed = int(get_random_generator(random_seed).spawn(chains)[0].integers(2**30))
     start = time.time()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*BLAS.*")
         idata = nutpie.sample(
-            compiled, draws=draws, tune=max(tune, 1), chains=chains, seed=seed, target_accept=target_accept,
-            cores=cores if cores is not None else min(4, _cpu_count()), progress_bar=progressbar,
+            native.for_nutpie(compiled), draws=draws, tune=max(tune, 1), chains=chains, seed=seed, target_accept=target_accept,
+            cores=cores, progress_bar=progressbar,
             save_warmup=False,  # pm.sample's groups: no tuning draws (converting them took ~0.2 s)
         )  # fmt: skip
     patch_nutpie_idata(idata, pymc_model, sampling_time=time.time() - start)
-    _relabel(idata, pymc_model.coords)
-    idata.attrs["compiled_model_reused"] = int(reused)
-    idata.attrs["compiled_by"] = native.compiled_by(compiled)
     return idata
+
+
+def _add_data_groups(idata, pymc_model) -> None:
+    """The observed_data and constant_data groups pm.sample gives (what PyMC's conversion
+    of nutpie's draws adds)."""
+    import xarray as xr
+    from arviz_base import dict_to_dataset
+    from pymc.backends.arviz import coords_and_dims_for_inferencedata, find_constants, find_observations
+
+    coords, dims = coords_and_dims_for_inferencedata(pymc_model)
+    for group, found in (("constant_data", find_constants), ("observed_data", find_observations)):
+        idata[group] = xr.DataTree(
+            dict_to_dataset(found(pymc_model), inference_library=None, coords=coords, dims=dims, sample_dims=[])
+        )
 
 
 def _cpu_count() -> int:
