@@ -87,7 +87,8 @@ def test_the_engines_model_is_labelled_as_nutpie_labels_its_own(data):
 def _draws(compiled, seed=3):
     import nutpie
 
-    idata = nutpie.sample(native.for_nutpie(compiled), draws=60, tune=60, chains=2, seed=seed, progress_bar=False)
+    model = native.for_nutpie(compiled)
+    idata = nutpie.sample(model, draws=60, tune=60, chains=2, seed=seed, progress_bar=False)
     return {name: idata.posterior[name].to_numpy() for name in idata.posterior.data_vars}
 
 

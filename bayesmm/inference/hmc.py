@@ -22,7 +22,8 @@ __all__ = ["sample", "STATS"]
 # hmc.c's statistics of each draw, in its order, with their dtypes in sample_stats (ArviZ's
 # names: PyMC's and Stan's).
 STATS = (("lp", float), ("energy", float), ("energy_error", float), ("acceptance_rate", float),
-         ("step_size", float), ("tree_depth", np.int64), ("n_steps", np.int64), ("diverging", bool))  # fmt: skip
+         ("step_size", float), ("tree_depth", np.int64), ("n_steps", np.int64),
+         ("diverging", bool))  # fmt: skip
 MAX_DEPTH = 10
 INIT_TRIES = 50  # starting points drawn per chain before giving up (nutpie's default is 50 too)
 

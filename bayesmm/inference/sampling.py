@@ -178,7 +178,7 @@ def sample_compiled(
         _add_data_groups(idata, pymc_model)
     else:
         sampler = "nutpie"
-        idata = _sample_nutpie(compiled, pymc_model, **options, random_seed=random_seed, progressbar=progressbar)
+        idata = _sample_nutpie(compiled, pymc_model, **options, seed=random_seed, progressbar=progressbar)
     _relabel(idata, pymc_model.coords)
     idata.attrs["compiled_model_reused"] = int(reused)
     idata.attrs["compiled_by"] = native.compiled_by(compiled)
@@ -186,20 +186,20 @@ def sample_compiled(
     return idata
 
 
-def _sample_nutpie(compiled, pymc_model, *, draws, tune, chains, cores, target_accept, random_seed, progressbar):
+def _sample_nutpie(compiled, pymc_model, *, draws, tune, chains, cores, target_accept, seed, progressbar):
     import nutpie
     from pymc.backends.arviz import patch_nutpie_idata
     from pymc.util import get_random_generator
 
     from . import native
 
-    seed = int(get_random_generator(random_seed).spawn(chains)[0].integers(2**30))
+    seed = int(get_random_generator(seed).spawn(chains)[0].integers(2**30))
     start = time.time()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*BLAS.*")
         idata = nutpie.sample(
-            native.for_nutpie(compiled), draws=draws, tune=max(tune, 1), chains=chains, seed=seed, target_accept=target_accept,
-            cores=cores, progress_bar=progressbar,
+            native.for_nutpie(compiled), draws=draws, tune=max(tune, 1), chains=chains, seed=seed,
+            target_accept=target_accept, cores=cores, progress_bar=progressbar,
             save_warmup=False,  # pm.sample's groups: no tuning draws (converting them took ~0.2 s)
         )  # fmt: skip
     patch_nutpie_idata(idata, pymc_model, sampling_time=time.time() - start)
@@ -216,7 +216,7 @@ def _add_data_groups(idata, pymc_model) -> None:
     coords, dims = coords_and_dims_for_inferencedata(pymc_model)
     for group, found in (("constant_data", find_constants), ("observed_data", find_observations)):
         idata[group] = xr.DataTree(
-            dict_to_dataset(found(pymc_model), inference_library=None, coords=coords, dims=dims, sample_dims=[])
+            dict_to_dataset(found(pymc_model), coords=coords, dims=dims, sample_dims=[])
         )
 
 
