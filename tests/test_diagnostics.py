@@ -149,7 +149,7 @@ def test_low_ebfmi(sleepstudy_fit):
 def test_tree_depth_names_a_badly_scaled_predictor(sleepstudy_fit, sleepstudy):
     saturated = np.zeros((4, 1000), dtype=bool)
     saturated[:, ::20] = True  # 5% of draws
-    fit = broken(sleepstudy_fit, {("sample_stats", "maxdepth_reached"): saturated})
+    fit = broken(sleepstudy_fit, {("sample_stats", "reached_max_treedepth"): saturated})  # ArviZ's name
     check = fit.diagnose()["max tree depth"]
     assert not check.ok and check.value == pytest.approx(0.05)
     assert check.parameters == []  # Days is well scaled: generic advice
