@@ -46,6 +46,7 @@ class Target:
             return 0
 
         self._functions = (_LOGP(logp), _EXPAND(expand))  # kept alive while sampling
+        self.progress = None
         self.addresses = [ctypes.cast(f, ctypes.c_void_p).value for f in self._functions]
 
     def sample(self, *, chains=2, draws=1000, tune=500, seed=1, threads=2, target_accept=0.8, inits=None):
@@ -54,8 +55,8 @@ class Target:
         stats = np.empty((chains, draws, len(hmc.STATS)))
         seeds = np.full(chains, seed, np.uint64)
         status = _engine.sample(*self.addresses, np.zeros(2, np.uint64), inits, seeds, chains, self.dim,
-                                self.dim, draws, tune, target_accept, 10, threads, draws_out,
-                                stats)  # fmt: skip
+                                self.dim, draws, tune, target_accept, 10, threads, draws_out, stats,
+                                self.progress)  # fmt: skip
         assert status == [0] * chains
         return draws_out, {name: stats[:, :, k] for k, (name, _) in enumerate(hmc.STATS)}
 
@@ -147,6 +148,22 @@ def test_ctrl_c_stops_the_chains():
     with pytest.raises(KeyboardInterrupt):
         target.sample(chains=2, draws=10_000_000, tune=10)
     assert time.perf_counter() - start < 5
+
+
+@pytest.mark.slow
+def test_progress_is_reported_and_an_error_in_it_stops_the_chains():
+    target = _gaussian(np.zeros(2), np.eye(2))
+    seen = []
+
+    def progress(counts):
+        seen.append(counts)
+        if len(seen) == 3:
+            raise ValueError("stop here")
+
+    target.progress = progress
+    with pytest.raises(ValueError, match="stop here"):
+        target.sample(chains=2, draws=10_000_000, tune=10)
+    assert all(len(c) == 2 for c in seen) and sum(seen[-1]) > sum(seen[0]) > 0
 
 
 @pytest.fixture(scope="module")

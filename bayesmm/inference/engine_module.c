@@ -29,22 +29,24 @@ static int get_buffer(PyObject *object, Py_buffer *view, Py_ssize_t itemsize, Py
     return 0;
 }
 
-/* sample(logp, expand, user_data, inits, seeds, draws, tune, target_accept, max_depth, threads,
- *        expanded, stats) -> statuses: NUTS chains (hmc.c) in ``threads`` threads without the
- * GIL; every 50 ms the calling thread takes the GIL to see whether a signal came (Ctrl-C:
- * the chains stop and the signal's exception is raised). logp and expand: addresses of C
+/* sample(logp, expand, user_data, inits, seeds, chains, dim, n_expanded, draws, tune,
+ *        target_accept, max_depth, threads, expanded, stats, progress) -> statuses: NUTS chains
+ * (hmc.c) in ``threads`` threads without the GIL; every 50 ms the calling thread takes the GIL
+ * to see whether a signal came (Ctrl-C: the chains stop and the signal's exception is raised)
+ * and, every half second, to call ``progress`` (None, or a callable) with the iterations
+ * each chain has done (an exception it raises stops the chains too). logp and expand: addresses of C
  * functions with nutpie's signatures (0: the engine's); user_data: their uint64 user data;
  * inits: chains x dim starting points; seeds: one uint64 per chain; expanded (chains x draws x
  * n_expanded) and stats (chains x draws x N_STATS): float64 arrays the draws are written to. */
 static PyObject *sample(PyObject *self, PyObject *args) {
     (void)self;
     unsigned long long logp_address, expand_address;
-    PyObject *user_obj, *inits_obj, *seeds_obj, *expanded_obj, *stats_obj;
+    PyObject *user_obj, *inits_obj, *seeds_obj, *expanded_obj, *stats_obj, *progress_obj;
     long long chains, dim, n_expanded, draws, tune, max_depth, threads;
     double target_accept;
-    if (!PyArg_ParseTuple(args, "KKOOOLLLLLdLLOO", &logp_address, &expand_address, &user_obj, &inits_obj,
+    if (!PyArg_ParseTuple(args, "KKOOOLLLLLdLLOOO", &logp_address, &expand_address, &user_obj, &inits_obj,
                           &seeds_obj, &chains, &dim, &n_expanded, &draws, &tune, &target_accept, &max_depth,
-                          &threads, &expanded_obj, &stats_obj))
+                          &threads, &expanded_obj, &stats_obj, &progress_obj))
         return NULL;
     if (chains < 1 || dim < 0 || n_expanded < 0 || draws < 0 || tune < 0 || max_depth < 1 || max_depth > 30 ||
         threads < 1 || !(target_accept > 0.0 && target_accept < 1.0)) {
@@ -60,6 +62,7 @@ static PyObject *sample(PyObject *self, PyObject *args) {
     if (get_buffer(stats_obj, &stats, 8, chains * draws * N_STATS, 1, "stats") < 0) goto release_expanded;
 
     int64_t *status = calloc((size_t)chains, sizeof(int64_t));
+    int64_t *progress = calloc((size_t)chains, sizeof(int64_t));
     pthread_t *workers = calloc((size_t)threads, sizeof(pthread_t));
     job_t job = {
         .logp = logp_address ? (logp_fn)(uintptr_t)logp_address : bayesmm_engine_logp,
@@ -68,16 +71,16 @@ static PyObject *sample(PyObject *self, PyObject *args) {
         .max_depth = max_depth, .chains = chains, .target_accept = target_accept,
         .inits = (const double *)inits.buf, .seeds = (const uint64_t *)seeds.buf,
         .expanded = (double *)expanded.buf, .stats = (double *)stats.buf, .status = status,
-        .stop = 0, .next_chain = 0, .finished = 0,
+        .progress = progress, .stop = 0, .next_chain = 0, .finished = 0,
     };
-    if (!status || !workers) {
+    if (!status || !progress || !workers) {
         PyErr_NoMemory();
         goto done;
     }
     pthread_mutex_init(&job.lock, NULL);
     pthread_cond_init(&job.done, NULL);
     long long started = 0;
-    int interrupted = 0;
+    int interrupted = 0, polls = 0;
     Py_BEGIN_ALLOW_THREADS
     for (; started < threads && started < chains; started++)
         if (pthread_create(&workers[started], NULL, chain_worker, &job) != 0) break;
@@ -95,10 +98,17 @@ static PyObject *sample(PyObject *self, PyObject *args) {
         if (job.finished >= started) break;
         pthread_mutex_unlock(&job.lock);
         Py_BLOCK_THREADS
-        if (!interrupted && PyErr_CheckSignals() < 0) {
-            interrupted = 1;
-            job.stop = 1;
+        if (!interrupted && PyErr_CheckSignals() < 0) interrupted = 1;
+        if (!interrupted && progress_obj != Py_None && ++polls % 10 == 0) {
+            PyObject *counts = PyTuple_New(chains);
+            for (long long k = 0; counts && k < chains; k++)
+                PyTuple_SET_ITEM(counts, k, PyLong_FromLongLong(__atomic_load_n(&progress[k], __ATOMIC_RELAXED)));
+            PyObject *said = counts ? PyObject_CallOneArg(progress_obj, counts) : NULL;
+            Py_XDECREF(counts);
+            if (said == NULL) interrupted = 1;
+            Py_XDECREF(said);
         }
+        if (interrupted) job.stop = 1;
         Py_UNBLOCK_THREADS
         pthread_mutex_lock(&job.lock);
     }
@@ -113,6 +123,7 @@ static PyObject *sample(PyObject *self, PyObject *args) {
     }
 done:
     free(status);
+    free(progress);
     free(workers);
     PyBuffer_Release(&stats);
 release_expanded:

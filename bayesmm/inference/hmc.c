@@ -105,6 +105,7 @@ typedef struct {
     double *expanded;       /* chains x draws x n_expanded */
     double *stats;          /* chains x draws x N_STATS */
     int64_t *status;        /* one per chain: 0, or what stopped it */
+    int64_t *progress;      /* one per chain: its iterations done (tuning and draws) */
     volatile int stop;      /* set by the caller (an interrupt): every chain returns */
     int64_t next_chain, finished;
     pthread_mutex_t lock;
@@ -485,6 +486,7 @@ static void run_chain(const job_t *job, int64_t chain) {
         }
         double accept, energy_error;
         int64_t depth = transition(&c, &e, &accept, &energy_error);
+        __atomic_store_n(&job->progress[chain], it + 1, __ATOMIC_RELAXED);
         if (it < job->tune) {
             c.eps = dual_learn(&dual, accept, job->target_accept);
             if (in_window(&w)) { /* Welford's running mean and sum of squares */

@@ -12,6 +12,7 @@ the fit's seed and the chain's number, so a seed gives the same draws in every p
 from __future__ import annotations
 
 import ctypes
+import sys
 import time
 
 import numpy as np
@@ -32,9 +33,10 @@ _LOGP = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, ctypes.c_void_p, ctype
 
 
 def sample(compiled, *, draws: int, tune: int, chains: int, cores: int, target_accept: float,
-           random_seed) -> xr.DataTree:  # fmt: skip
+           random_seed, progressbar: bool = False) -> xr.DataTree:  # fmt: skip
     """Draws from ``compiled`` (a bayesmm.inference.native.EngineModel):
-    posterior (every variable of its layout, labelled) and sample_stats."""
+    posterior (every variable of its layout, labelled) and sample_stats. ``progressbar``: a
+    line on standard error, redrawn every half second once sampling has taken a second."""
     from . import _engine
 
     names, slices, shapes = compiled.shape_info
@@ -45,11 +47,14 @@ def sample(compiled, *, draws: int, tune: int, chains: int, cores: int, target_a
     expanded = np.empty((chains, draws, n_expanded))
     stats = np.empty((chains, draws, len(STATS)))
     start = time.time()
+    progress = _Progress(chains, draws + tune, start) if progressbar else None
     status = _engine.sample(
         0, 0, compiled.user_data, np.ascontiguousarray(inits), chain_seeds, chains, n_dim, n_expanded, draws,
-        tune, float(target_accept), MAX_DEPTH, max(1, min(cores, chains)), expanded, stats,
+        tune, float(target_accept), MAX_DEPTH, max(1, min(cores, chains)), expanded, stats, progress,
     )  # fmt: skip
     seconds = time.time() - start
+    if progress is not None:
+        progress.close()
     if any(status):
         raise RuntimeError(f"bayesmm's sampler stopped: chain statuses {status} (1: no finite starting "
                            "log-density, 2: out of memory)")  # fmt: skip
@@ -70,6 +75,31 @@ def sample(compiled, *, draws: int, tune: int, chains: int, cores: int, target_a
     )  # fmt: skip
     sample_stats["reached_max_treedepth"] = sample_stats["tree_depth"] >= MAX_DEPTH
     return xr.DataTree.from_dict({"posterior": post, "sample_stats": sample_stats})
+
+
+class _Progress:
+    """The chains' progress on one line of standard error (only once sampling has taken a
+    second: most fits end before)."""
+
+    def __init__(self, chains: int, iterations: int, start: float):
+        self.total, self.start, self.shown = chains * iterations, start, False
+
+    def __call__(self, counts: tuple) -> None:
+        elapsed = time.time() - self.start
+        if elapsed < 1.0:
+            return
+        done = sum(counts)
+        left = elapsed * (self.total - done) / done if done else float("nan")
+        sys.stderr.write(f"\rbayesmm NUTS: {done}/{self.total} iterations of {len(counts)} chains, "
+                         f"{elapsed:.0f} s, about {left:.0f} s left   ")  # fmt: skip
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write(f"\rbayesmm NUTS: {self.total} iterations in {time.time() - self.start:.1f} s"
+                             + " " * 30 + "\n")  # fmt: skip
+            sys.stderr.flush()
 
 
 def _starting_point(compiled, n_dim: int, seed: np.random.SeedSequence) -> np.ndarray:

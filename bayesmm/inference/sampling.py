@@ -174,7 +174,7 @@ def sample_compiled(
     if sampler == "bayesmm" and native.compiled_by(compiled) == "engine":
         from . import hmc
 
-        idata = hmc.sample(compiled, **options, random_seed=random_seed)
+        idata = hmc.sample(compiled, **options, random_seed=random_seed, progressbar=progressbar)
         _add_data_groups(idata, pymc_model)
     else:
         sampler = "nutpie"
