@@ -6,7 +6,8 @@ bambi is not a dependency of bayesmm: give the python of another environment tha
     python3 -m venv /tmp/bambi-venv && /tmp/bambi-venv/bin/pip install bambi==0.21.0 nutpie
     python benchmarks/vs_bambi.py --bambi /tmp/bambi-venv/bin/python --repeats 2
 
-Model: lme4's sleepstudy, 4 chains x 1000 draws after 1000 tuning steps, nutpie for both.
+Model: lme4's sleepstudy, 4 chains x 1000 draws after 1000 tuning steps, each package's
+default sampler (bayesmm's own NUTS since stop 43; bambi with nutpie).
 
 * ``bayesmm``: ``Reaction ~ Days + (Days | Subject)``, correlated intercepts and slopes, at
   the defaults (since stop 29 the subjects' effects are integrated out and drawn
