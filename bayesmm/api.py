@@ -539,14 +539,16 @@ class Model:
         chains
             Independent chains; R-hat and the ESS need at least 2 (4 recommended).
         random_seed
-            A non-negative integer for reproducible draws, or None. With nutpie the same
-            seed gives the same draws in every process on a machine, the first included:
-            a model structure met for the first time is compiled by a child process and
-            every fit loads that code from disk (bayesmm.inference.native). Other machines and other
-            versions of numba or PyTensor may differ in the last bits, and then in the draws.
+            A non-negative integer for reproducible draws, or None. On bayesmm's engine
+            (with bayesmm's NUTS or nutpie) the same seed gives the same draws in every
+            process and with any number of cores: no model is compiled when it is fitted
+            (bayesmm.inference.native). Other machines may differ in the last bits, and
+            then in the draws.
         sampler
-            ``"auto"`` (the fastest installed), ``"nutpie"``, ``"pymc"``, or the JAX
-            samplers ``"numpyro"`` and ``"blackjax"`` where installed (for a GPU).
+            ``"auto"`` (the fastest installed: bayesmm's own NUTS, in C, on every model its
+            engine evaluates, nutpie on the others), ``"bayesmm"``, ``"nutpie"``,
+            ``"pymc"``, or the JAX samplers ``"numpyro"`` and ``"blackjax"`` where installed
+            (for a GPU).
         target_accept
             NUTS's target acceptance rate in (0, 1); raise it (0.95, 0.99) when the fit
             reports divergences. None: 0.95 when a grouping factor whose effects are
@@ -554,7 +556,8 @@ class Model:
             weakly identified, and 0.8 leaves divergences there), else 0.8
             (``bm.fit.default_target_accept``).
         cores
-            Processes for PyMC's sampler (None: one per chain up to the CPU count).
+            Threads (bayesmm's NUTS, nutpie) or processes (PyMC's sampler) running the
+            chains (None: one per chain, up to 4 and the CPU count).
         progressbar
             Show the sampler's progress.
         chain_method

@@ -183,7 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--target-accept", type=float, default=None,
                      help="NUTS's target acceptance in (0, 1); raise it (0.95) on divergences (default: "
                           "0.95 when a grouping factor has fewer than 10 levels, else 0.8)")  # fmt: skip
-    fit.add_argument("--sampler", default="auto", choices=["auto", "nutpie", "pymc", "numpyro", "blackjax"])
+    fit.add_argument("--sampler", default="auto",
+                     choices=["auto", "bayesmm", "nutpie", "pymc", "numpyro", "blackjax"])  # fmt: skip
     fit.add_argument("--seed", type=int, default=None)
     fit.add_argument("--out", default="bayesmm-fit", help="folder for idata.nc and the plots")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
