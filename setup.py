@@ -6,7 +6,7 @@ from setuptools import Extension, setup
 ENGINE = Extension(
     "bayesmm.inference._engine",
     sources=["bayesmm/inference/engine_module.c"],
-    depends=["bayesmm/inference/engine.c", "bayesmm/inference/engine_fields.h"],
+    depends=["bayesmm/inference/engine.c", "bayesmm/inference/engine_fields.h", "bayesmm/inference/hmc.c"],
     # Strict IEEE arithmetic: no fused multiply-adds, so every machine computes the same bits.
     # No floating-point traps are used, so the compiler may compute both sides of a select
     # (which lets it vectorise engine.c's exp and log); results are unchanged.

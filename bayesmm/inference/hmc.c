@@ -1,9 +1,10 @@
 /* bayesmm's NUTS: the no-U-turn sampler with multinomial sampling of the trajectory and
  * the generalised U-turn criterion checked across the merged subtrees (Betancourt 2017,
  * "A conceptual introduction to Hamiltonian Monte Carlo", appendix A; Stan's base_nuts), a
- * diagonal metric and a step size adapted as Stan adapts them (windowed variance estimates,
- * dual averaging; Stan's defaults), on the engine's log-density (engine.c), so a chain runs
- * in C from start to end with no interpreter in it.
+ * diagonal metric adapted as nutpie adapts it (estimates from the draws and their gradients
+ * over overlapping windows, from the first gradient on) and a step size by Stan's dual
+ * averaging, on the engine's log-density (engine.c), so a chain runs in C from start to end
+ * with no interpreter in it.
  *
  * One chain per thread; each draws from its own xoshiro256** generator seeded from
  * (seed, chain), so the same seed gives the same draws in every process and with any number
@@ -391,43 +392,61 @@ static double dual_learn(dual_t *d, double accept, double target) {
     return exp(x);
 }
 
-/* Stan's windows for the metric: an initial buffer, doubling windows, a final buffer. */
+/* The metric's estimates: Welford's running means and sums of squares of the draws and of
+ * their gradients. */
 typedef struct {
-    int64_t tune, init_buffer, term_buffer, base_window, window_size, next_window, counter;
-} windows_t;
+    int64_t n;
+    double *mean_x, *m2_x, *mean_g, *m2_g;
+} moments_t;
 
-static void windows_init(windows_t *w, int64_t tune) {
-    w->tune = tune;
-    w->init_buffer = 75;
-    w->term_buffer = 50;
-    w->base_window = 25;
-    if (tune < 20) {
-        w->init_buffer = tune; /* too few to estimate a metric: only the step size adapts */
-        w->term_buffer = 0;
-        w->base_window = 0;
-    } else if (w->init_buffer + w->base_window + w->term_buffer > tune) {
-        w->init_buffer = (int64_t)(0.15 * (double)tune);
-        w->term_buffer = (int64_t)(0.1 * (double)tune);
-        w->base_window = tune - (w->init_buffer + w->term_buffer);
+static void moments_reset(moments_t *m, int64_t dim) {
+    m->n = 0;
+    double *vectors[] = {m->mean_x, m->m2_x, m->mean_g, m->m2_g};
+    for (int k = 0; k < 4; k++) memset(vectors[k], 0, (size_t)dim * sizeof(double));
+}
+
+static void moments_add(moments_t *m, const double *x, const double *g, int64_t dim) {
+    m->n++;
+    double n = (double)m->n;
+    for (int64_t i = 0; i < dim; i++) {
+        double d = x[i] - m->mean_x[i];
+        m->mean_x[i] += d / n;
+        m->m2_x[i] += d * (x[i] - m->mean_x[i]);
+        d = g[i] - m->mean_g[i];
+        m->mean_g[i] += d / n;
+        m->m2_g[i] += d * (g[i] - m->mean_g[i]);
     }
-    w->counter = 0;
-    w->window_size = w->base_window;
-    w->next_window = w->init_buffer + w->window_size - 1;
 }
 
-static int in_window(const windows_t *w) {
-    return w->base_window > 0 && w->counter >= w->init_buffer && w->counter < w->tune - w->term_buffer;
+#define MIN_VARIANCE 1e-10
+#define MAX_VARIANCE 1e10
+
+static double clamp_variance(double v) {
+    return !(v >= MIN_VARIANCE) ? MIN_VARIANCE : (v > MAX_VARIANCE ? MAX_VARIANCE : v);
 }
 
-static int window_ends(const windows_t *w) { return w->base_window > 0 && w->counter == w->next_window; }
+/* nutpie's estimate of each direction's posterior variance: sqrt(var(x) / var(gradient)),
+ * exact for a Gaussian and usable after a few draws (Seyboldt et al., nutpie's paper). */
+static void metric_from(const moments_t *m, double *minv, int64_t dim) {
+    if (m->n < 3) return;
+    for (int64_t i = 0; i < dim; i++) {
+        double vx = m->m2_x[i], vg = m->m2_g[i]; /* the common factor 1 / (n - 1) cancels */
+        if (vx > 0.0 && vg > 0.0) minv[i] = clamp_variance(sqrt(vx / vg));
+    }
+}
 
-static void next_window(windows_t *w) {
-    int64_t last = w->tune - w->term_buffer - 1;
-    if (w->next_window == last) return;
-    w->window_size *= 2;
-    w->next_window = w->counter + w->window_size;
-    if (w->next_window != last && w->next_window + 2 * w->window_size >= w->tune - w->term_buffer)
-        w->next_window = last;
+/* The tuning schedule (nutpie's defaults): the metric is estimated from the draws since the
+ * switch before the last, switching every 10 draws in the first 30% of tuning, then after
+ * 80 draws, and after 1.5 times as many as the last time at each later switch; the last 15%
+ * (at least one draw) adapt only the step size, from a new start. */
+typedef struct {
+    int64_t early_end, final_start;
+} schedule_t;
+
+static schedule_t schedule(int64_t tune) {
+    schedule_t s = {(int64_t)(0.3 * (double)tune), tune - (int64_t)(0.15 * (double)tune)};
+    if (s.final_start >= tune && tune > 0) s.final_start = tune - 1;
+    return s;
 }
 
 static void set_status(const job_t *job, int64_t chain, int64_t status) { ((job_t *)job)->status[chain] = status; }
@@ -439,8 +458,8 @@ static void run_chain(const job_t *job, int64_t chain) {
     c.job = job;
     c.dim = n;
     rng_seed(&c.rng, job->seeds[chain], (uint64_t)chain);
-    /* minv; z (q, p, g); here and propose (q, g each); the ends (17); Welford's mean and m2 */
-    enum { N_VECTORS = 1 + 3 + 4 + 17 + 2 };
+    /* minv; z (q, p, g); here and propose (q, g each); the ends (17); two sets of moments (8) */
+    enum { N_VECTORS = 1 + 3 + 4 + 17 + 8 };
     double *block = calloc((size_t)N_VECTORS * (size_t)width, sizeof(double));
     c.level = calloc((size_t)(job->max_depth + 1) * N_LEVEL * (size_t)width, sizeof(double));
     if (!block || !c.level) {
@@ -457,8 +476,11 @@ static void run_chain(const job_t *job, int64_t chain) {
                        &e.sharp_fwd_bck, &e.sharp_bck_fwd, &e.sharp_bck_bck, &e.p_fwd_fwd, &e.p_fwd_bck,
                        &e.p_bck_fwd, &e.p_bck_bck, &e.rho, &e.rho_fwd, &e.rho_bck};
     for (size_t k = 0; k < sizeof(ends) / sizeof(ends[0]); k++, next += width) *ends[k] = next;
-    double *mean = next, *m2 = next + width;
-    for (int64_t i = 0; i < n; i++) c.minv[i] = 1.0;
+    moments_t fore, back; /* the draws since the switch before the last, and since the last */
+    double **moments[] = {&fore.mean_x, &fore.m2_x, &fore.mean_g, &fore.m2_g,
+                          &back.mean_x, &back.m2_x, &back.mean_g, &back.m2_g};
+    for (size_t k = 0; k < sizeof(moments) / sizeof(moments[0]); k++, next += width) *moments[k] = next;
+    fore.n = back.n = 0;
     copy_vec(c.z.q, job->inits + (size_t)chain * (size_t)n, n);
     evaluate(&c, &c.z);
     if (c.z.logp == -INFINITY) {
@@ -470,13 +492,14 @@ static void run_chain(const job_t *job, int64_t chain) {
     copy_vec(c.here.q, c.z.q, n);
     copy_vec(c.here.g, c.z.g, n);
     c.here.logp = c.z.logp;
+    /* nutpie's first metric: the variances 1 / |gradient| at the starting point */
+    for (int64_t i = 0; i < n; i++) c.minv[i] = c.z.g[i] != 0.0 ? clamp_variance(1.0 / fabs(c.z.g[i])) : 1.0;
     c.eps = 1.0;
     init_step_size(&c);
     dual_t dual;
     dual_restart(&dual, c.eps);
-    windows_t w;
-    windows_init(&w, job->tune);
-    int64_t welford_n = 0;
+    schedule_t plan = schedule(job->tune);
+    double late_window = 80.0;
     double *out_x = job->expanded + (size_t)chain * (size_t)job->draws * (size_t)job->n_expanded;
     double *out_s = job->stats + (size_t)chain * (size_t)job->draws * N_STATS;
     for (int64_t it = 0; it < job->tune + job->draws; it++) {
@@ -489,28 +512,29 @@ static void run_chain(const job_t *job, int64_t chain) {
         __atomic_store_n(&job->progress[chain], it + 1, __ATOMIC_RELAXED);
         if (it < job->tune) {
             c.eps = dual_learn(&dual, accept, job->target_accept);
-            if (in_window(&w)) { /* Welford's running mean and sum of squares */
-                welford_n++;
-                for (int64_t i = 0; i < n; i++) {
-                    double d = c.here.q[i] - mean[i];
-                    mean[i] += d / (double)welford_n;
-                    m2[i] += d * (c.here.q[i] - mean[i]);
+            if (it < plan.final_start) {
+                moments_add(&fore, c.here.q, c.here.g, n);
+                moments_add(&back, c.here.q, c.here.g, n);
+                int early = it < plan.early_end;
+                int64_t every = early ? 10 : (int64_t)late_window;
+                if (back.n >= every) { /* switch: estimate from fore, which becomes back */
+                    metric_from(&fore, c.minv, n);
+                    moments_t held = fore;
+                    fore = back;
+                    back = held;
+                    moments_reset(&back, n);
+                    if (!early) { /* the step size again, as Stan does after each window */
+                        late_window *= 1.5;
+                        init_step_size(&c);
+                        dual_restart(&dual, c.eps);
+                    }
                 }
             }
-            if (window_ends(&w)) { /* Stan's regularised variances, then a new step size */
-                next_window(&w);
-                double k = (double)welford_n;
-                for (int64_t i = 0; i < n; i++) {
-                    double var = welford_n > 1 ? m2[i] / (k - 1.0) : 1.0;
-                    c.minv[i] = (k / (k + 5.0)) * var + 1e-3 * (5.0 / (k + 5.0));
-                }
-                welford_n = 0;
-                memset(mean, 0, (size_t)width * sizeof(double));
-                memset(m2, 0, (size_t)width * sizeof(double));
+            if (it == plan.final_start - 1 || (plan.final_start == 0 && it == 0)) {
+                metric_from(&fore, c.minv, n); /* the final metric: the step size from a new start */
                 init_step_size(&c);
                 dual_restart(&dual, c.eps);
             }
-            w.counter++;
             if (it == job->tune - 1) c.eps = exp(dual.x_bar); /* the adapted step from here on */
             continue;
         }
