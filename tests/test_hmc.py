@@ -232,3 +232,14 @@ def test_a_fit_on_the_engine_loads_no_sampler_library_numba_or_matplotlib():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "bayesmm []"
+
+
+@pytest.mark.slow
+def test_with_one_tuning_step_the_step_size_is_the_heuristics():
+    """Nothing is learnt by dual averaging after the last restart of a one-step tuning: the
+    draws take the step Stan's heuristic found (a normal of SD 0.01 started at its mean,
+    where the gradient is 0 and the first metric is 1), not exp(0) = 1."""
+    draws, stats = _gaussian(np.zeros(1), np.eye(1) * 1e-4).sample(chains=2, draws=200, tune=1)
+    assert np.all(stats["step_size"] < 0.1)
+    assert stats["diverging"].mean() < 0.05
+    assert 0.005 < draws.std() < 0.02

@@ -535,7 +535,8 @@ static void run_chain(const job_t *job, int64_t chain) {
                 init_step_size(&c);
                 dual_restart(&dual, c.eps);
             }
-            if (it == job->tune - 1) c.eps = exp(dual.x_bar); /* the adapted step from here on */
+            /* the adapted step from here on (the heuristic's where nothing was learnt after it) */
+            if (it == job->tune - 1 && dual.counter > 0) c.eps = exp(dual.x_bar);
             continue;
         }
         int64_t k = it - job->tune;
