@@ -7,8 +7,6 @@ nutpie's fit of the same model."""
 import ctypes
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import warnings
@@ -215,23 +213,6 @@ def test_a_model_off_the_engine_is_sampled_by_nutpie(monkeypatch):
         warnings.simplefilter("ignore")
         fit = bm.Model("y ~ x", data).fit(draws=100, tune=100, chains=1, random_seed=1, progressbar=False)
     assert fit.settings.sampler == "nutpie" and fit.idata.attrs["compiled_by"] == "graph"
-
-
-@pytest.mark.slow
-def test_a_fit_on_the_engine_loads_no_sampler_library_numba_or_matplotlib():
-    """A fit process's floor is what it imports: bayesmm's NUTS needs none of nutpie (which
-    brings arviz, arviz_plots, matplotlib.pyplot and numba: 1.75 s of a process here)."""
-    code = (
-        "import sys, warnings, bayesmm as bm\n"
-        "warnings.simplefilter('ignore')\n"
-        "model = bm.Model('Reaction ~ Days + (Days | Subject)', bm.datasets.load('sleepstudy'))\n"
-        "fit = model.fit(draws=50, tune=50, chains=2, random_seed=1, progressbar=False)\n"
-        "loaded = sorted(m for m in ('matplotlib', 'numba', 'nutpie') if m in sys.modules)\n"
-        "print(fit.settings.sampler, loaded)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "bayesmm []"
 
 
 @pytest.mark.slow

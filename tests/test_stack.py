@@ -223,14 +223,29 @@ def test_the_parameterization_is_saved_with_the_draws(saved, sleepstudy_fit, tmp
             assert bm.load(edited).model.centred == expected
 
 
-def test_building_a_model_loads_neither_matplotlib_nor_a_sampler():
-    # Plots and samplers load when first used: a model is formula, data and a PyMC graph.
+def _loaded_after(statements: str, modules=("matplotlib", "arviz_plots", "nutpie", "numba")) -> str:
+    """What a fresh process that runs ``statements`` (bayesmm imported as bm) prints last: the
+    ``modules`` it has imported, after anything the statements print."""
     code = (
-        "import sys, bayesmm as bm\n"
+        "import sys, warnings, bayesmm as bm\n"
+        "warnings.simplefilter('ignore')\n"
         "model = bm.Model('Reaction ~ Days + (Days | Subject)', bm.datasets.load('sleepstudy'))\n"
-        "model.pymc_model\n"
-        "print(sorted(m for m in ('matplotlib', 'arviz_plots', 'nutpie') if m in sys.modules))\n"
+        f"{statements}\n"
+        f"print(sorted(m for m in {modules!r} if m in sys.modules))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    return result.stdout.strip()
+
+
+def test_building_a_model_loads_neither_matplotlib_nor_a_sampler():
+    # Plots and samplers load when first used: a model is formula, data and a PyMC graph.
+    assert _loaded_after("model.pymc_model") == "[]"
+
+
+@pytest.mark.slow
+def test_a_fit_on_the_engine_loads_no_sampler_library_numba_or_matplotlib():
+    """A fit process's floor is what it imports: bayesmm's NUTS needs none of nutpie (which
+    brings arviz, arviz_plots, matplotlib.pyplot and numba: 1.75 s of a process here)."""
+    fit = "fit = model.fit(draws=50, tune=50, chains=2, random_seed=1, progressbar=False)"
+    assert _loaded_after(f"{fit}\nprint(fit.settings.sampler)").splitlines() == ["bayesmm", "[]"]
