@@ -142,7 +142,7 @@ def test_ctrl_c_stops_the_chains():
     """The C threads run without the GIL; the calling thread looks for a signal every 50 ms,
     stops every chain and raises the KeyboardInterrupt (bayesmm returns no fit). Python's own
     SIGINT handler is put in place for the test (a test run earlier in the same worker may
-    have left another one), and the run is long but finite (about 20 s if never stopped)."""
+    have left another one), and the run is long but finite (under a minute if never stopped)."""
     target = _gaussian(np.zeros(2), np.eye(2))
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
