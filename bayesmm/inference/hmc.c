@@ -441,11 +441,13 @@ static void metric_from(const moments_t *m, double *minv, int64_t dim) {
  * (at least one draw) adapt only the step size, from a new start. */
 typedef struct {
     int64_t early_end, final_start;
+    int64_t last_metric; /* the iteration that sets the final metric and restarts the step size */
 } schedule_t;
 
 static schedule_t schedule(int64_t tune) {
-    schedule_t s = {(int64_t)(0.3 * (double)tune), tune - (int64_t)(0.15 * (double)tune)};
+    schedule_t s = {(int64_t)(0.3 * (double)tune), tune - (int64_t)(0.15 * (double)tune), 0};
     if (s.final_start >= tune && tune > 0) s.final_start = tune - 1;
+    s.last_metric = s.final_start > 0 ? s.final_start - 1 : 0;
     return s;
 }
 
@@ -463,10 +465,8 @@ static void run_chain(const job_t *job, int64_t chain) {
     double *block = calloc((size_t)N_VECTORS * (size_t)width, sizeof(double));
     c.level = calloc((size_t)(job->max_depth + 1) * N_LEVEL * (size_t)width, sizeof(double));
     if (!block || !c.level) {
-        free(block);
-        free(c.level);
         set_status(job, chain, 2);
-        return;
+        goto done;
     }
     double *next = block;
     double **vectors[] = {&c.minv, &c.z.q, &c.z.p, &c.z.g, &c.here.q, &c.here.g, &c.propose.q, &c.propose.g};
@@ -485,9 +485,7 @@ static void run_chain(const job_t *job, int64_t chain) {
     evaluate(&c, &c.z);
     if (c.z.logp == -INFINITY) {
         set_status(job, chain, 1);
-        free(block);
-        free(c.level);
-        return;
+        goto done;
     }
     copy_vec(c.here.q, c.z.q, n);
     copy_vec(c.here.g, c.z.g, n);
@@ -530,7 +528,7 @@ static void run_chain(const job_t *job, int64_t chain) {
                     }
                 }
             }
-            if (it == plan.final_start - 1 || (plan.final_start == 0 && it == 0)) {
+            if (it == plan.last_metric) {
                 metric_from(&fore, c.minv, n); /* the final metric: the step size from a new start */
                 init_step_size(&c);
                 dual_restart(&dual, c.eps);
@@ -553,6 +551,7 @@ static void run_chain(const job_t *job, int64_t chain) {
         if (job->expand((uint64_t)n, (uint64_t)job->n_expanded, c.here.q, x, job->user_data) != 0)
             for (int64_t i = 0; i < job->n_expanded; i++) x[i] = NAN;
     }
+done:
     free(block);
     free(c.level);
 }

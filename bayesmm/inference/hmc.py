@@ -10,8 +10,9 @@ the first 30% of tuning, then after 80 draws and 1.5 times as many each time, th
 for the step size alone); the step size by Stan's dual averaging toward the target
 acceptance. With Stan's windows instead (75/25/50 draws, variances of the draws alone),
 InstEval's model (2 x 150 tuning steps) took 31 leapfrog steps per draw against 15 and 16 s
-against 5.6 (benchmarks/README.md, stop 43). A chain's random numbers come from its own generator seeded from
-the fit's seed and the chain's number, so a seed gives the same draws in every process.
+against 5.6 (benchmarks/README.md, stop 43). A chain's random numbers come from its own
+generator seeded from the fit's seed and the chain's number, so a seed gives the same draws in
+every process.
 """
 
 from __future__ import annotations
