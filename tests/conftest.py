@@ -18,15 +18,16 @@ matplotlib.use("Agg")
 # The fast tier (-m "not slow") holds exact tests only: a test that samples with MCMC or
 # fits an approximation, itself or through a fixture, must be marked slow. Every route to a
 # sampler is guarded where the sampling starts, after bayesmm has checked the settings (so
-# tests of those checks stay fast): bayesmm's NUTS and nutpie through bayesmm's compiled-model
-# cache, bayesmm's NUTS itself, PyMC's
+# tests of those checks stay fast): bayesmm's NUTS on programs written from the design, bayesmm's
+# NUTS and nutpie through bayesmm's compiled-model cache, bayesmm's NUTS itself, PyMC's
 # NUTS and the JAX samplers through pm.sample, the Laplace and ADVI approximations, and the
 # samplers' own entry points that tests call directly. Sampling from an unmarked test
 # fails, naming the route.
 _SAMPLING = {"allowed": True}
 _APPROXIMATE = bayesmm.inference.approximate
-SAMPLING_ROUTES = [(bayesmm.inference.sampling, "sample_compiled"), (bayesmm.inference.hmc, "sample"),
-                   (_APPROXIMATE, "laplace_draws"),
+_SAMPLING_MODULE = bayesmm.inference.sampling
+SAMPLING_ROUTES = [(_SAMPLING_MODULE, "sample_compiled"), (_SAMPLING_MODULE, "sample_written"),
+                   (bayesmm.inference.hmc, "sample"), (_APPROXIMATE, "laplace_draws"),
                    (_APPROXIMATE, "advi_draws"), (pm, "sample"), (pm, "fit"),
                    (nutpie, "sample")]  # fmt: skip
 

@@ -21,7 +21,7 @@ def model():
 
 
 @pytest.mark.parametrize("options, route", [
-    ({}, "bayesmm.inference.sampling.sample_compiled"),
+    ({}, "bayesmm.inference.sampling.sample_written"),
     ({"sampler": "nutpie"}, "bayesmm.inference.sampling.sample_compiled"),
     ({"sampler": "pymc"}, "pymc.sample"),
     ({"method": "laplace"}, "bayesmm.inference.approximate.laplace_draws"),
@@ -41,7 +41,8 @@ def test_the_samplers_own_entry_points_fail_too(call, route):
 
 def test_every_route_is_guarded():
     assert {f"{m.__name__}.{n}" for m, n in SAMPLING_ROUTES} == {
-        "bayesmm.inference.sampling.sample_compiled", "bayesmm.inference.hmc.sample",
+        "bayesmm.inference.sampling.sample_compiled", "bayesmm.inference.sampling.sample_written",
+        "bayesmm.inference.hmc.sample",
         "bayesmm.inference.approximate.laplace_draws",
         "bayesmm.inference.approximate.advi_draws", "pymc.sample", "pymc.fit", "nutpie.sample",
     }  # fmt: skip

@@ -244,8 +244,16 @@ def test_building_a_model_loads_neither_matplotlib_nor_a_sampler():
 
 
 @pytest.mark.slow
-def test_a_fit_on_the_engine_loads_no_sampler_library_numba_or_matplotlib():
+@pytest.mark.parametrize("collapsed", [True, False])
+def test_a_fit_on_the_template_loads_no_sampler_library_numba_matplotlib_or_pymc(collapsed):
     """A fit process's floor is what it imports: bayesmm's NUTS needs none of nutpie (which
-    brings arviz, arviz_plots, matplotlib.pyplot and numba: 1.75 s of a process here)."""
-    fit = "fit = model.fit(draws=50, tune=50, chains=2, random_seed=1, progressbar=False)"
-    assert _loaded_after(f"{fit}\nprint(fit.settings.sampler)").splitlines() == ["bayesmm", "[]"]
+    brings arviz, arviz_plots, matplotlib.pyplot and numba: 1.75 s of a process here), and a
+    model the template writes is laid out from its design, so neither PyMC nor PyTensor is
+    imported (a third of a second) for the fit, its summary and its checks."""
+    options = "" if collapsed else ", collapsed=False"
+    model = f"model = bm.Model('Reaction ~ Days + (Days | Subject)', bm.datasets.load('sleepstudy'){options})"
+    fit = "fit = model.fit(draws=50, tune=50, chains=2, random_seed=1, progressbar=False); fit.summary()"
+    modules = ("matplotlib", "arviz_plots", "nutpie", "numba", "pymc", "pytensor")
+    said = "print(fit.settings.sampler, fit.idata.attrs['laid_out_by'])"
+    printed = _loaded_after(f"{model}\n{fit}\n{said}", modules)
+    assert printed.splitlines() == ["bayesmm design", "[]"]

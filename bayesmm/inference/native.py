@@ -29,7 +29,7 @@ import numpy as np
 from ..warn import warn_user
 from . import engine, template
 
-__all__ = ["compile_model", "rebound", "for_nutpie", "EngineModel", "EngineRun"]
+__all__ = ["compile_model", "written_model", "rebound", "for_nutpie", "EngineModel", "EngineRun"]
 
 
 def compile_model(pymc_model, shared: dict, source=None):
@@ -51,6 +51,48 @@ def compiled_by(compiled) -> str:
     """Which C functions a compiled model samples through: ``"engine"`` or ``"graph"``
     (nutpie's numba compile of PyMC's graph)."""
     return getattr(compiled, "compiled_by", "graph")
+
+
+def written_model(source) -> EngineModel | None:
+    """The :class:`EngineModel` of bayesmm's ``source`` with its programs, trace layout and
+    starting points written from the design (bayesmm.inference.template.written), without
+    building its PyMC model or importing PyMC; None where the engine is off or not installed
+    or the template does not cover the model (the PyMC model's route then takes it)."""
+    if not (engine.enabled() and template.enabled()) or engine.cfuncs() is None:
+        return None
+    written = template.written(source)
+    if written is None:
+        return None
+    layout = written.logp.layout
+    names, shapes = layout["names"], [tuple(shape) for shape in layout["shapes"]]
+    free = layout["n_free"]
+    run = EngineRun(None, None, written.logp, written.expand)
+    data = run.data()
+    coords = {name: np.asarray(values) for name, values in written.coords.items()}
+    starts = jittered(written.support, names[:free], shapes[:free])
+    return EngineModel(
+        n_dim=layout["n_dim"], n_expanded=layout["n_expanded"],
+        shape_info=(names, [slice(*s) for s in layout["slices"]], shapes), dims=written.dims, coords=coords,
+        cfuncs=engine.cfuncs(), initial_point_func=starts, shared_data=data,
+        user_data=_pairs(list(data.values())), reparameterized_names=layout["reparameterized"], program=run,
+    )  # fmt: skip
+
+
+def jittered(support: dict, names: list[str], shapes: list[tuple]):
+    """nutpie's default starting points from the support points ``support`` (value name ->
+    values on the unconstrained scale): seed -> one flat vector (``names`` in order), each
+    variable jittered by uniform(-1, 1) from its own generator, spawned from the seed."""
+
+    def flat(seed=None):
+        children = np.random.SeedSequence(seed).spawn(len(names))
+        parts = []
+        for name, shape, child in zip(names, shapes, children, strict=True):
+            point = np.asarray(support[name], dtype=np.float64)
+            jitter = np.random.default_rng(child).uniform(-1.0, 1.0, np.shape(point))
+            parts.append(np.reshape(point + jitter, shape).ravel())
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    return flat
 
 
 # -- the engine's programs ---------------------------------------------------------------------

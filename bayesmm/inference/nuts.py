@@ -113,19 +113,24 @@ def sample(
                "target_accept": target_accept, "random_seed": random_seed}  # fmt: skip
     _check_settings(**options)
     chain_method = _chain_method(name, chains, chain_method)
-    pymc_model = model.sampled_model
     start = time.perf_counter()
-    if name in ("bayesmm", "nutpie"):  # through the compiled-model cache (bayesmm.inference.sampling)
+    idata = None
+    if name == "bayesmm":  # programs written from the design, no PyMC model (where the template covers it)
+        from . import sampling
+
+        idata = sampling.sample_written(model, **options, progressbar=progressbar)
+    if idata is None and name in ("bayesmm", "nutpie"):  # through the compiled-model cache
         from . import sampling
 
         idata = sampling.sample_compiled(
-            pymc_model, model.design.n_obs, sampler=name, **options, progressbar=progressbar, source=model
-        )
+            model.sampled_model, model.design.n_obs, sampler=name, **options, progressbar=progressbar,
+            source=model,
+        )  # fmt: skip
         name = idata.attrs["sampler"]  # nutpie where the model is not on bayesmm's engine
-    else:
+    elif idata is None:
         import pymc as pm
 
-        with pymc_model, warnings.catch_warnings():
+        with model.sampled_model, warnings.catch_warnings():
             # PyMC says things about BLAS and defaults; keep notebooks quiet.
             warnings.filterwarnings("ignore", message=".*BLAS.*")
             jax_options = {} if chain_method is None else {"nuts": {"chain_method": chain_method}}

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DataModel", "data_model", "sample_compiled", "clear_compiled"]
+__all__ = ["DataModel", "data_model", "sample_compiled", "sample_written", "clear_compiled"]
 
 # Compiled models kept in this process, most recently used last.
 MAX_COMPILED = 8
@@ -183,6 +183,30 @@ def sample_compiled(
     idata.attrs["compiled_model_reused"] = int(reused)
     idata.attrs["compiled_by"] = native.compiled_by(compiled)
     idata.attrs["sampler"] = sampler
+    return idata
+
+
+def sample_written(source, *, draws: int, tune: int, chains: int, cores: int | None, target_accept: float,
+                   random_seed: int | None, progressbar: bool):
+    """Sample bayesmm's ``source`` with bayesmm's NUTS on programs written from its design
+    (bayesmm.inference.native.written_model), with no PyMC model built; None where the template
+    does not cover the model. The DataTree has the groups sample_compiled's has."""
+    import xarray as xr
+
+    from . import hmc, native
+    from .idata import observed_data
+
+    compiled = native.written_model(source)
+    if compiled is None:
+        return None
+    cores = cores if cores is not None else min(4, _cpu_count())
+    options = {"draws": draws, "tune": tune, "chains": chains, "cores": cores, "target_accept": target_accept}
+    idata = hmc.sample(compiled, **options, random_seed=random_seed, progressbar=progressbar)
+    idata["constant_data"] = xr.DataTree(xr.Dataset())
+    # The collapsed model observes nothing (its likelihood is a Potential), as PyMC's says.
+    observed = xr.Dataset() if source.collapsed else observed_data(source.design)
+    idata["observed_data"] = xr.DataTree(observed)
+    idata.attrs.update(compiled_model_reused=0, compiled_by="engine", sampler="bayesmm", laid_out_by="design")
     return idata
 
 

@@ -63,12 +63,12 @@ import os
 
 import numpy as np
 
-from . import bases, densities, engine, woodbury
+from . import bases, densities, engine, layout, woodbury
 from .densities import Unsupported
 from .engine import View
 from .tape import Tape, Var
 
-__all__ = ["program", "why_not", "enabled", "Unsupported"]
+__all__ = ["program", "written", "Written", "why_not", "enabled", "Unsupported"]
 
 
 # The families the template writes: family -> its log-likelihood's kind (densities.likelihood,
@@ -981,7 +981,7 @@ def _nested(t: Tape, pred: _Predictor, b: Var | None, constrained: dict, reporte
 def why_not(pymc_model, source) -> str | None:
     """Why the template does not write the model's programs (None: it does)."""
     try:
-        _programs(pymc_model, source)
+        _programs(source, pymc_model)
     except Unsupported as reason:
         return str(reason)
     return None
@@ -994,18 +994,80 @@ def program(pymc_model, source) -> tuple[engine.Program, engine.Program] | None:
     if source is None:
         return None
     try:
-        return _programs(pymc_model, source)
+        return _programs(source, pymc_model)[:2]
     except Unsupported:
         return None
 
 
-def _programs(pymc_model, source) -> tuple[engine.Program, engine.Program]:
+@dataclasses.dataclass(frozen=True)
+class Written:
+    """A model's programs written from its design alone (no PyMC model): the log-density and
+    expansion programs, the trace's dims and coordinates, and the free variables' support
+    points on the unconstrained scale by value name (bayesmm.inference.layout)."""
+
+    logp: engine.Program
+    expand: engine.Program
+    dims: dict
+    coords: dict
+    support: dict
+
+
+def written(source) -> Written | None:
+    """The programs of bayesmm's ``source`` with the trace laid out from the design, as PyMC's
+    model would lay it out (bayesmm.inference.layout), or None where the template does not
+    cover the model."""
+    try:
+        logp, expand, variables, model = _programs(source)
+        labelled = layout.labels(model)
+        names = logp.layout["names"]
+        dims = {name: labelled[name][1] for name in names if name in labelled and labelled[name][1]}
+        for name, value, *_ in variables:  # a value has its variable's dims where the shapes agree
+            if value != name and name in dims and _shape_of(logp.layout, value) == labelled[name][0]:
+                dims[value] = dims[name]
+        support = layout.support_points(model, source, variables)
+    except Unsupported:
+        return None
+    return Written(logp, expand, dims, layout.coords(source), support)
+
+
+def _shape_of(program_layout: dict, name: str) -> tuple:
+    return tuple(program_layout["shapes"][program_layout["names"].index(name)])
+
+
+def _design_variables(model: _Model) -> tuple[list[tuple], list[list]]:
+    """The free variables in the template's order with PyMC's value names and transforms, and
+    their values' shapes (bayesmm.inference.layout)."""
+    labelled = layout.labels(model)
+    out, shapes, start = [], [], 0
+    for name, (dist, params, size) in model.variables.items():
+        code, table = densities.prior_table(dist, params or {}, size)
+        transform = densities.TRANSFORM_OF[code]
+        if name == "thresholds" and model.thresholds:
+            transform = densities.ORDERED
+        if code == densities.DIRICHLET and table.shape[1] != size + 1:
+            raise Unsupported(f"{name}'s Dirichlet prior has {table.shape[1]} elements, not {size + 1}")
+        if name not in labelled:
+            raise Unsupported(f"the layout of {name}")
+        shape = (size,) if transform == densities.SIMPLEX else labelled[name][0]
+        if int(np.prod(shape, dtype=int)) != size:
+            raise Unsupported(f"{name} has {size} values, not the shape {shape}")
+        out.append((name, layout.value_name(name, transform), start, size, code, table, transform))
+        shapes.append(list(shape))
+        start += size
+    return out, shapes
+
+
+def _programs(source, pymc_model=None) -> tuple:
+    """The log-density and expansion programs, the free variables and the template's model;
+    the trace laid out as ``pymc_model``'s (checked against it), or from the design."""
     model = _Model(source)
-    shapes = [list(s) for s in engine._value_shapes(pymc_model)]
-    variables = _densities(model, pymc_model, shapes)
+    if pymc_model is None:
+        variables, shapes = _design_variables(model)
+    else:
+        shapes = [list(s) for s in engine._value_shapes(pymc_model)]
+        variables = _densities(model, pymc_model, shapes)
     n_dim = int(sum(v[3] for v in variables))
     value_names = [v[1] for v in variables]
-    remaining = [v for v in pymc_model.unobserved_value_vars if v.name not in value_names]
 
     # The log-density and its gradient.
     t = Tape(n_dim)
@@ -1014,34 +1076,45 @@ def _programs(pymc_model, source) -> tuple[engine.Program, engine.Program]:
     gradient = t.backward(logp, list(x.values()), n_dim)
     logp_program = engine.finish(t, [logp.view, gradient])
 
-    # The expansion: the point, then every other variable of the trace in PyMC's order.
+    # The expansion: the point, then every other variable of the trace (PyMC's order).
     e = Tape(n_dim)
     x = {value: Var(View(start, (size,), (1,)), False) for _, value, start, size, *_ in variables}
     _, reported = _write(e, model, variables, x, density=False)
+    if pymc_model is None:
+        labelled = layout.labels(model)
+        free = {v[0] for v in variables}
+        remaining = [v[0] for v in variables if v[1] != v[0]] + [n for n in reported if n not in free]
+        missing = [n for n in remaining if n not in labelled]
+        if missing:
+            raise Unsupported(f"the layout of {missing}")
+        remaining = [(n, labelled[n][0]) for n in remaining]
+    else:
+        remaining = [(v.name, engine._named_shape(pymc_model, v))
+                     for v in pymc_model.unobserved_value_vars if v.name not in value_names]  # fmt: skip
     pieces = [Var(View(0, (n_dim,), (1,)), False)] if n_dim else []
-    for variable in remaining:
-        if variable.name not in reported:
-            raise Unsupported(f"the trace's {variable.name}")
-        value = reported[variable.name]
-        shape = engine._named_shape(pymc_model, variable)
+    for name, shape in remaining:
+        if name not in reported:
+            raise Unsupported(f"the trace's {name}")
+        value = reported[name]
         size = int(np.prod(value.shape, dtype=int))
         if any(s is None for s in shape) or int(np.prod(shape, dtype=int)) != size:
-            raise Unsupported(f"the trace's {variable.name} has shape {shape}")
+            raise Unsupported(f"the trace's {name} has shape {shape}")
         shapes.append([int(s) for s in shape])
         pieces.append(value)
     expanded = e.join(pieces)
     expand_program = engine.finish(e, [expanded.view])
 
-    names = value_names + [v.name for v in remaining]
+    names = value_names + [name for name, _ in remaining]
     sizes = [int(np.prod(s, dtype=int)) for s in shapes]
     bounds = np.cumsum([0, *sizes])
-    layout = {
+    program_layout = {
         "n_dim": n_dim, "n_expanded": int(bounds[-1]), "n_free": len(variables), "names": names,
         "slices": [[int(a), int(b)] for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
         "shapes": shapes,
         "reparameterized": [value for name, value, *_ in variables if value != name],
     }  # fmt: skip
-    return engine.Program(*logp_program, layout), engine.Program(*expand_program, layout)
+    logp_out = engine.Program(*logp_program, program_layout)
+    return logp_out, engine.Program(*expand_program, program_layout), variables, model
 
 
 # -- the switch ------------------------------------------------------------------------------------
