@@ -310,24 +310,15 @@ class StartingPoints:
         self._held, self._support = (), None
         self._lock = threading.Lock()
 
-    def __call__(self, seed) -> dict[str, np.ndarray]:
-        support = self.support_points()
-        children = np.random.SeedSequence(seed).spawn(len(self.names))
-        return {
-            name: support[name] + np.random.default_rng(child).uniform(-1.0, 1.0, np.shape(support[name]))
-            for name, child in zip(self.names, children, strict=True)
-        }
-
     def flat_function(self, names: list[str], shapes: list[tuple]):
         """The starting points as nutpie takes them: seed -> one flat vector (``names`` in
-        order), one call at a time (nutpie's chains ask from their threads)."""
+        order, PyMC's free variables' order), one call at a time (nutpie's chains ask from
+        their threads)."""
 
         def flat(seed=None):
             with self._lock:
-                point = self(seed)
-            pairs = zip(names, shapes, strict=True)
-            parts = [np.asarray(point[n], dtype=np.float64).reshape(s).ravel() for n, s in pairs]
-            return np.concatenate(parts) if parts else np.zeros(0)
+                support = self.support_points()
+            return jittered(support, names, shapes)(seed)
 
         return flat
 
