@@ -10,6 +10,9 @@ bayesmm.inference.engine, the interpreter of a program that bayesmm.inference.te
 writes from the design for the standard models, and that the engine translates from the
 model's rewritten PyTensor graph for the others.
 
+For bayesmm's NUTS, :func:`written_model` makes the sampler-ready model of a model the
+template covers from its design alone: no PyMC model is built and PyMC is not imported.
+
 So no model is compiled when it is fitted, and every process runs the same code (a seed gives
 the same draws in every process). A model with a node the engine does not evaluate, or every
 model where the extension module was not built (no C compiler at installation: said once),

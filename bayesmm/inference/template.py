@@ -19,7 +19,9 @@ PyMC model's free variables must be the ones expected (names, sizes, prior famil
 transforms). tests/test_template.py compares the log-density, gradient and every reported
 variable with PyMC's at random points for every case the template covers, so a change to
 the builder's parameterization must keep them equal there. A model the template does not
-cover takes the translated graph (bayesmm.inference.engine) as before.
+cover takes the translated graph (bayesmm.inference.engine) as before. :func:`written` lays
+the trace out from the design alone (bayesmm.inference.layout), for fits that build no PyMC
+model; tests/test_written_layout.py holds that layout to PyMC's model's.
 
 What it covers (the rest takes the graph):
 
