@@ -71,7 +71,7 @@ imported = time.perf_counter()
 warnings.simplefilter("ignore")
 formula, path, family = sys.argv[1], sys.argv[2], sys.argv[3]
 data = pd.read_csv(path, dtype={c: str for c in json.loads(sys.argv[4])})
-fit = bm.Model(formula, data, family=family).fit(random_seed=1, progressbar=False)
+fit = bm.Model(formula, data, family=family).fit(random_seed=int(sys.argv[5]), progressbar=False)
 fitted = time.perf_counter()
 from arviz_stats import ess as bulk_ess
 ess = min(float(v.min()) for v in bulk_ess(fit.idata.posterior).data_vars.values())
@@ -90,7 +90,7 @@ warnings.simplefilter("ignore")
 formula, path, family = sys.argv[1], sys.argv[2], sys.argv[3]
 data = pd.read_csv(path, dtype={c: str for c in json.loads(sys.argv[4])})
 model = bmb.Model(formula, data, family=family)
-idata = model.fit(draws=1000, tune=1000, chains=4, inference_method="nutpie", random_seed=1,
+idata = model.fit(draws=1000, tune=1000, chains=4, inference_method="nutpie", random_seed=int(sys.argv[5]),
                   progressbar=False)
 fitted = time.perf_counter()
 ess = min(float(v.min()) for v in az.ess(idata.posterior).data_vars.values())
@@ -125,12 +125,14 @@ def write_data(folder: str) -> dict[str, str]:
     return paths
 
 
-def run(python: str, script: str, formula: str, path: str, family: str, text: list, cache: str) -> dict:
+def run(python: str, script: str, formula: str, path: str, family: str, text: list, cache: str,
+        seed: int = 1) -> dict:
     env = dict(
         os.environ, PYTENSOR_FLAGS=f"base_compiledir={cache}", NUMBA_CACHE_DIR=os.path.join(cache, "numba")
     )
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # as on a user's machine (see vs_bambi.py)
-    return timed_process(formula, [python, "-c", script, formula, path, family, json.dumps(text)], env)
+    arguments = [formula, path, family, json.dumps(text), str(seed)]
+    return timed_process(formula, [python, "-c", script, *arguments], env)
 
 
 def main() -> None:
@@ -141,6 +143,7 @@ def main() -> None:
     parser.add_argument("--bayesmm", default=sys.executable)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--only", nargs="*", default=list(MODELS))
+    parser.add_argument("--seed", type=int, default=1, help="both packages' random_seed")
     args = parser.parse_args()
     results: dict = {}
     with tempfile.TemporaryDirectory() as folder:
@@ -158,7 +161,8 @@ def main() -> None:
                 ):
                     with tempfile.TemporaryDirectory() as cache:
                         for state in ("cold", "warm"):
-                            r = run(python, script, formula, paths[name], family, TEXT[name], cache)
+                            r = run(python, script, formula, paths[name], family, TEXT[name], cache,
+                                    args.seed)
                             results.setdefault((name, who, state), []).append(r)
                             print(name, who, state, json.dumps(r), flush=True)
     print(
