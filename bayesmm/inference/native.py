@@ -1,7 +1,8 @@
-"""One route from a model to a sampler: :func:`compile_model` (a PyMC model -> a
-sampler-ready model: bayesmm's :class:`EngineModel`, which bayesmm's NUTS samples and
-:func:`for_nutpie` hands to nutpie, or nutpie's own compile), with nutpie's and PyMC's public
-API.
+"""From a model to a sampler-ready model: :func:`written_model` (a bayesmm Model the
+template covers -> bayesmm's :class:`EngineModel`, laid out from the design) and
+:func:`compile_model` (a PyMC model -> an :class:`EngineModel`, which bayesmm's NUTS samples
+and :func:`for_nutpie` hands to nutpie, or nutpie's own compile), with nutpie's and PyMC's
+public API; bayesmm.inference.sampling.sample_model picks one.
 
 A model is sampled through two C functions, the log-density with its gradient and the
 expansion of a draw into every variable. bayesmm's are compiled once, when bayesmm is

@@ -114,20 +114,12 @@ def sample(
     _check_settings(**options)
     chain_method = _chain_method(name, chains, chain_method)
     start = time.perf_counter()
-    idata = None
-    if name == "bayesmm":  # programs written from the design, no PyMC model (where the template covers it)
+    if name in ("bayesmm", "nutpie"):  # on bayesmm's engine where it evaluates the model
         from . import sampling
 
-        idata = sampling.sample_written(model, **options, progressbar=progressbar)
-    if idata is None and name in ("bayesmm", "nutpie"):  # through the compiled-model cache
-        from . import sampling
-
-        idata = sampling.sample_compiled(
-            model.sampled_model, model.design.n_obs, sampler=name, **options, progressbar=progressbar,
-            source=model,
-        )  # fmt: skip
+        idata = sampling.sample_model(model, sampler=name, **options, progressbar=progressbar)
         name = idata.attrs["sampler"]  # nutpie where the model is not on bayesmm's engine
-    elif idata is None:
+    else:
         import pymc as pm
 
         with model.sampled_model, warnings.catch_warnings():

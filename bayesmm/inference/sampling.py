@@ -18,6 +18,11 @@ data are replaced (nutpie's ``with_data``) and sampling starts without compiling
 Nothing is compiled for a model that bayesmm's engine evaluates (bayesmm.inference.native);
 for them a reused structure skips PyTensor's rewriting, and the translation of its graph
 into the engine's program is all that is done again.
+
+Most models never come here: bayesmm's NUTS samples a model the template covers on
+programs laid out from its design (:func:`sample_written`), with no PyMC model, graph or
+cache; writing them again for new data takes milliseconds. :func:`sample_model` is the
+route a fit takes, to one or the other.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DataModel", "data_model", "sample_compiled", "sample_written", "clear_compiled"]
+__all__ = ["DataModel", "data_model", "sample_model", "sample_compiled", "sample_written", "clear_compiled"]
 
 # Compiled models kept in this process, most recently used last.
 MAX_COMPILED = 8
@@ -184,6 +189,20 @@ def sample_compiled(
     idata.attrs["compiled_by"] = native.compiled_by(compiled)
     idata.attrs["sampler"] = sampler
     return idata
+
+
+def sample_model(source, *, sampler: str, progressbar: bool, **options):
+    """Sample bayesmm's ``source`` with bayesmm's NUTS or nutpie (``sampler``): the one route
+    from a fit to a sampler-ready model. bayesmm's NUTS samples a model the template covers on
+    programs laid out from the design (:func:`sample_written`: no PyMC model built), and every
+    other model through its PyMC model and the compiled-model cache (:func:`sample_compiled`).
+    ``options``: draws, tune, chains, cores, target_accept and random_seed."""
+    if sampler == "bayesmm":
+        idata = sample_written(source, **options, progressbar=progressbar)
+        if idata is not None:
+            return idata
+    return sample_compiled(source.sampled_model, source.design.n_obs, sampler=sampler, **options,
+                           progressbar=progressbar, source=source)  # fmt: skip
 
 
 def sample_written(source, *, draws: int, tune: int, chains: int, cores: int | None, target_accept: float,
