@@ -68,3 +68,19 @@ def test_a_model_the_template_does_not_cover_is_left_to_pymcs_model(formula, fam
     model = bm.Model(formula, _data(), family=family, **options)
     assert template.written(model) is None
     assert native.written_model(model) is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sampler", ["bayesmm", "nutpie"])
+def test_every_route_stores_the_response_as_bayesmm_codes_it(sampler):
+    """An ordinal response's categories count from 1 in observed_data, as in the data and the
+    posterior predictive draws (PyMC's model observes them from 0: nutpie's route stored
+    those until stop 44)."""
+    from .conftest import quiet_fit
+
+    data = _data()
+    fit = quiet_fit(bm.Model("k1 ~ x + (1 | g)", data, family="cumulative"), draws=50, tune=50, chains=1,
+                    random_seed=1, sampler=sampler)  # fmt: skip
+    np.testing.assert_array_equal(fit.idata.observed_data["k1"].values, data["k1"].to_numpy())
+    replicated = fit.posterior_predictive(random_seed=1)["posterior_predictive"]["k1"].values
+    assert set(np.unique(replicated)) <= {1, 2, 3, 4}

@@ -138,6 +138,8 @@ def sample(
     idata = _separate_reparameterization(idata, model.reported_variables)
     if model.collapsed:
         _add_collapsed_group_effects(idata, model, random_seed)
+    else:  # the response as bayesmm codes it (PyMC's ordinal and categorical ones count from 0)
+        set_group(idata, "observed_data", observed_data(model.design))
     settings = SamplerSettings(name, draws, tune, chains, target_accept, random_seed)
     settings.seconds = time.perf_counter() - start
     return idata, settings

@@ -222,9 +222,8 @@ def sample_written(source, *, draws: int, tune: int, chains: int, cores: int | N
     options = {"draws": draws, "tune": tune, "chains": chains, "cores": cores, "target_accept": target_accept}
     idata = hmc.sample(compiled, **options, random_seed=random_seed, progressbar=progressbar)
     idata["constant_data"] = xr.DataTree(xr.Dataset())
-    # The collapsed model observes nothing (its likelihood is a Potential), as PyMC's says.
-    observed = xr.Dataset() if source.collapsed else observed_data(source.design)
-    idata["observed_data"] = xr.DataTree(observed)
+    # The response (bayesmm.inference.nuts.sample stores it as bayesmm codes it).
+    idata["observed_data"] = xr.DataTree(observed_data(source.design))
     idata.attrs.update(compiled_model_reused=0, compiled_by="engine", sampler="bayesmm", laid_out_by="design")
     return idata
 
