@@ -80,6 +80,8 @@ CASES = [
     ("y ~ x + gx + (1 | g) + (1 | hg)", "gaussian", _CENTRED),
     ("count ~ x + gx + (1 | g) + (1 | hg)", "poisson", _CENTRED),
     ("count ~ x + (1 | h) + (1 | g) + (1 | hg)", "poisson", _CENTRED),
+    # ... with slopes whose prior is not centred at 0 (a nested child's levels start at their mean).
+    ("count ~ x + gx + (1 | g) + (1 | hg)", "poisson", {**_CENTRED, "priors": {"b": _NORMAL}}),
     # Prior families: the template's table of each (bayesmm.inference.kernel's).
     ("count ~ x + (1 | g)", "poisson", {"priors": {"b": bm.Prior("StudentT", nu=4, mu=0.5, sigma=2),
                                                    "Intercept": bm.Prior("Normal", mu=1, sigma=3),

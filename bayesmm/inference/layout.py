@@ -251,13 +251,25 @@ def _unconstrained(point: np.ndarray, transform: int, table: np.ndarray) -> np.n
 def _written_start(model, name: str, size: int) -> np.ndarray:
     """Where a variable whose density the template writes starts, as PyMC's support points
     have it: QR's theta at R* times the slopes' support point, a nested child's u at its
-    levels' mean (the intercept's support point), everything else at zero."""
+    levels' mean (the intercept and the slopes constant within its levels at their support
+    points), everything else at zero."""
     mean = model.mean
     if mean.qr is not None and name == mean.slopes[0]:
         R_inverse, _, (code, table) = mean.qr
         return np.linalg.solve(R_inverse, _support(code, table, size))
-    if mean.nesting is None or name != mean.nesting.u or mean.intercept is None:
+    nest = mean.nesting
+    if nest is None or name != nest.u:
         return np.zeros(size)
-    dist, params, _ = model.variables[mean.intercept[0]]
-    code, table = densities.prior_table(dist, params or {}, 1)
-    return np.full(size, float(_support(code, table, 1)[0]))
+    start = np.zeros(size)
+    if mean.intercept is not None:
+        start += _variable_support(model, mean.intercept[0])[0]
+    if nest.found:  # the slopes constant within the child's levels, at their support points
+        slopes = mean.slopes[1] * _variable_support(model, mean.slopes[0])
+        start += np.asarray(nest.values, dtype=float) @ slopes[nest.found]
+    return start
+
+
+def _variable_support(model, name: str) -> np.ndarray:
+    dist, params, size = model.variables[name]
+    code, table = densities.prior_table(dist, params or {}, size)
+    return _support(code, table, size)
