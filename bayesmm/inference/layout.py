@@ -21,7 +21,7 @@ import numpy as np
 from . import densities
 from .densities import Unsupported
 
-__all__ = ["TRANSFORM_NAMES", "value_name", "labels", "coords", "support_points"]
+__all__ = ["TRANSFORM_NAMES", "value_name", "labels", "with_value_dims", "coords", "support_points"]
 
 # PyMC's names of the transforms (densities.TRANSFORM_OF's codes), in value names.
 TRANSFORM_NAMES = {1: "log", 2: "logodds", 3: "interval", densities.ORDERED: "ordered",
@@ -35,6 +35,17 @@ def value_name(name: str, transform: int) -> str:
 
 
 # -- names, shapes and dims --------------------------------------------------------------------
+
+
+def with_value_dims(dims: dict, pairs, shape_of: dict) -> dict:
+    """``dims`` with each transformed value its variable's dims where their shapes agree
+    (a simplex's value has one element fewer, and no dims). ``pairs``: (variable, value
+    name); ``shape_of``: name -> shape in the trace."""
+    out = dict(dims)
+    for name, value in pairs:
+        if value != name and name in out and shape_of.get(name) == shape_of.get(value):
+            out[value] = out[name]
+    return out
 
 
 def labels(model) -> dict[str, tuple[tuple, tuple]]:
@@ -105,11 +116,7 @@ def _term(term, names, levels_dim: str, out: dict, variables: dict) -> None:
     p = term.p
     if term.sd_raw is not None:
         out[term.sd_raw] = ((p,), (names.columns_dim,))
-    for kind in ("cpc", "loadings_diag", "loadings"):
-        if names(kind) in variables:
-            out[names(kind)] = ((variables[names(kind)][2],), ())
-    if names("rho") in variables:
-        out[names("rho")] = ((), ())
+    _correlations(names, variables, out)
     if term.v is not None:
         out[term.z] = ((1, p), ())
         out[term.v] = ((term.levels - 1, p), ())
@@ -125,20 +132,12 @@ def _nesting(pred, out: dict) -> None:
     from ..model.variables import TermNames, level_dim, term_dim
 
     d, nest = pred.design, pred.nesting
-    for term, k in zip(_nested_terms(d, nest), range(2), strict=True):
+    for k, term in enumerate(nest.terms):
         names = TermNames(d, term, 0)
         out[nest.sd_raw[k]] = ((1,), (names.columns_dim,))
         out[nest.r[k]] = ((term.n_levels, 1), (level_dim(term.group), term_dim(d, term.group)))
         out[nest.sd[k]] = ((1,), (term_dim(d, term.group),))
         out[(nest.u, nest.xi)[k]] = ((term.n_levels,), (level_dim(term.group),))
-
-
-def _nested_terms(design, nest) -> list:
-    """The nested pair's (child, parent) terms, found by their variables' names."""
-    from ..model.variables import TermNames
-
-    found = [t for t in design.random if TermNames(design, t, 0)("sd_raw") in nest.sd_raw]
-    return sorted(found, key=lambda t: nest.sd_raw.index(TermNames(design, t, 0)("sd_raw")))
 
 
 def _collapsed(model, out: dict) -> None:
@@ -156,11 +155,17 @@ def _collapsed(model, out: dict) -> None:
         names = TermNames(d, term, k)
         if record.sd_raw is not None:
             out[record.sd_raw] = ((record.p,), (names.columns_dim,))
-        for kind in ("cpc", "loadings_diag", "loadings"):
-            if names(kind) in model.variables:
-                out[names(kind)] = ((model.variables[names(kind)][2],), ())
-        if names("rho") in model.variables:
-            out[names("rho")] = ((), ())
+        _correlations(names, model.variables, out)
+
+
+def _correlations(names, variables: dict, out: dict) -> None:
+    """A term's correlation variables, those of ``variables``: the vine's partial
+    correlations, rr()'s loadings (vectors), cs()'s and ar1()'s rho (a number)."""
+    for kind in ("cpc", "loadings_diag", "loadings"):
+        if names(kind) in variables:
+            out[names(kind)] = ((variables[names(kind)][2],), ())
+    if names("rho") in variables:
+        out[names("rho")] = ((), ())
 
 
 def coords(source) -> dict[str, list]:

@@ -31,7 +31,7 @@ import threading
 import numpy as np
 
 from ..warn import warn_user
-from . import engine, template
+from . import engine, layout, template
 
 __all__ = ["compile_model", "written_model", "rebound", "for_nutpie", "EngineModel", "EngineRun"]
 
@@ -45,7 +45,10 @@ def compile_model(pymc_model, shared: dict, source=None):
     starting = StartingPoints(pymc_model, shared)
     run = _engine_run(pymc_model, starting, source)
     if run is not None:
-        return _c_model(pymc_model, run.logp.layout, engine.cfuncs(), starting, run.data(), "engine", run)
+        laid = run.logp.layout
+        names, shapes = laid["names"], [tuple(shape) for shape in laid["shapes"]]
+        dims, coords = _dims_and_coords(pymc_model, names, shapes, laid["reparameterized"])
+        return _c_model(run, dims, coords, starting.flat_function)
     import nutpie
 
     return nutpie.compile_pymc_model(pymc_model, backend="numba")
@@ -67,19 +70,9 @@ def written_model(source) -> EngineModel | None:
     written = template.written(source)
     if written is None:
         return None
-    layout = written.logp.layout
-    names, shapes = layout["names"], [tuple(shape) for shape in layout["shapes"]]
-    free = layout["n_free"]
     run = EngineRun(None, None, written.logp, written.expand)
-    data = run.data()
     coords = {name: np.asarray(values) for name, values in written.coords.items()}
-    starts = jittered(written.support, names[:free], shapes[:free])
-    return EngineModel(
-        n_dim=layout["n_dim"], n_expanded=layout["n_expanded"],
-        shape_info=(names, [slice(*s) for s in layout["slices"]], shapes), dims=written.dims, coords=coords,
-        cfuncs=engine.cfuncs(), initial_point_func=starts, shared_data=data,
-        user_data=_pairs(list(data.values())), reparameterized_names=layout["reparameterized"], program=run,
-    )  # fmt: skip
+    return _c_model(run, written.dims, coords, lambda names, shapes: jittered(written.support, names, shapes))
 
 
 def jittered(support: dict, names: list[str], shapes: list[tuple]):
@@ -228,18 +221,21 @@ class EngineModel:
         return dict(zip(names, shapes, strict=True))
 
 
-def _c_model(pymc_model, layout: dict, cfuncs, starting: StartingPoints, data: dict, by: str, program):
-    """The engine model of the C functions ``cfuncs`` (log-density, expansion), which read
-    ``data`` (name -> array, passed as (address, length) pairs), with ``layout``'s variables."""
-    names, slices = layout["names"], [slice(*s) for s in layout["slices"]]
-    shapes = [tuple(shape) for shape in layout["shapes"]]
-    free = layout["n_free"]
-    dims, coords = _dims_and_coords(pymc_model, names, shapes, layout["reparameterized"])
+def _c_model(run: EngineRun, dims: dict, coords: dict, starts) -> EngineModel:
+    """The engine model of ``run``'s programs, which the engine's C functions read (their
+    arrays passed as (address, length) pairs), with their layout's variables labelled by
+    ``dims`` and ``coords``; ``starts``: (names, shapes) of the free variables -> the
+    starting-point function."""
+    laid = run.logp.layout
+    names, slices = laid["names"], [slice(*s) for s in laid["slices"]]
+    shapes = [tuple(shape) for shape in laid["shapes"]]
+    free = laid["n_free"]
+    data = run.data()
     return EngineModel(
-        n_dim=layout["n_dim"], n_expanded=layout["n_expanded"], shape_info=(names, slices, shapes), dims=dims,
-        coords=coords, cfuncs=cfuncs, initial_point_func=starting.flat_function(names[:free], shapes[:free]),
+        n_dim=laid["n_dim"], n_expanded=laid["n_expanded"], shape_info=(names, slices, shapes), dims=dims,
+        coords=coords, cfuncs=engine.cfuncs(), initial_point_func=starts(names[:free], shapes[:free]),
         shared_data=data, user_data=_pairs(list(data.values())),
-        reparameterized_names=layout["reparameterized"], program=program, compiled_by=by,
+        reparameterized_names=laid["reparameterized"], program=run,
     )  # fmt: skip
 
 
@@ -281,14 +277,10 @@ def _dims_and_coords(pymc_model, names, shapes, reparameterized):
             else [f"{name}_{'.'.join(map(str, i))}" for i in itertools.product(*map(range, shape))]
         )
     coords["unconstrained_parameter"] = pd.Index(flat)
-    shape_of = dict(zip(names, shapes, strict=True))
     rv_of = {v.name: rv.name for v, rv in pymc_model.values_to_rvs.items()}
-    dims = dict(pymc_model.named_vars_to_dims)
-    for value_name in reparameterized:
-        rv_name = rv_of.get(value_name)
-        if rv_name in dims and shape_of.get(rv_name) == shape_of.get(value_name):
-            dims[value_name] = dims[rv_name]
-    return dims, coords
+    pairs = [(rv_of.get(value), value) for value in reparameterized]
+    shape_of = dict(zip(names, shapes, strict=True))
+    return layout.with_value_dims(dict(pymc_model.named_vars_to_dims), pairs, shape_of), coords
 
 
 # -- starting points --------------------------------------------------------------------------

@@ -209,11 +209,11 @@ def sample_written(source, *, draws: int, tune: int, chains: int, cores: int | N
                    random_seed: int | None, progressbar: bool):
     """Sample bayesmm's ``source`` with bayesmm's NUTS on programs written from its design
     (bayesmm.inference.native.written_model), with no PyMC model built; None where the template
-    does not cover the model. The DataTree has the groups sample_compiled's has."""
+    does not cover the model. The DataTree has posterior, sample_stats and an empty
+    constant_data (bayesmm.inference.nuts.sample adds the response as observed_data)."""
     import xarray as xr
 
     from . import hmc, native
-    from .idata import observed_data
 
     compiled = native.written_model(source)
     if compiled is None:
@@ -222,8 +222,6 @@ def sample_written(source, *, draws: int, tune: int, chains: int, cores: int | N
     options = {"draws": draws, "tune": tune, "chains": chains, "cores": cores, "target_accept": target_accept}
     idata = hmc.sample(compiled, **options, random_seed=random_seed, progressbar=progressbar)
     idata["constant_data"] = xr.DataTree(xr.Dataset())
-    # The response (bayesmm.inference.nuts.sample stores it as bayesmm codes it).
-    idata["observed_data"] = xr.DataTree(observed_data(source.design))
     idata.attrs.update(compiled_model_reused=0, compiled_by="engine", sampler="bayesmm", laid_out_by="design")
     return idata
 

@@ -149,12 +149,14 @@ class _CollapsedTerm:
 @dataclasses.dataclass
 class _Nesting:
     """A centred (1 | child) term nested in a (1 | parent) term, the parent's effects integrated
-    out of the child's prior (bayesmm.model.builder._nested_marginal_part): the trace names
-    (each level's whole linear predictor u, the parent's standard normals, the sampled SDs, the
-    reported effects and SDs of child and parent), each child level's parent, the parents'
-    numbers of children, the rows' child levels, and the slopes constant within the child's
-    levels (positions and values per level) and the others (positions, their columns)."""
+    out of the child's prior (bayesmm.model.builder._nested_marginal_part): the (child, parent)
+    terms, the trace names (each level's whole linear predictor u, the parent's standard
+    normals, the sampled SDs, the reported effects and SDs of child and parent), each child
+    level's parent, the parents' numbers of children, the rows' child levels, and the slopes
+    constant within the child's levels (positions and values per level) and the others
+    (positions, their columns)."""
 
+    terms: tuple
     u: str
     xi: str
     sd_raw: tuple[str, str]
@@ -238,7 +240,7 @@ def _nesting(design, centred: tuple, by_name: dict, variables: dict, qr: bool) -
     found, values = level_covariates(design, inner)
     slope_idx, _ = centred_slopes(design)
     return _Nesting(
-        names[0]("u"), names[1]("z"), (names[0]("sd_raw"), names[1]("sd_raw")),
+        (inner, outer), names[0]("u"), names[1]("z"), (names[0]("sd_raw"), names[1]("sd_raw")),
         tuple(group_var(design, "r", t.group) for t in (inner, outer)),
         tuple(group_var(design, "sd", t.group) for t in (inner, outer)),
         up, np.bincount(up, minlength=outer.n_levels).astype(float), np.asarray(inner.codes, dtype=np.int64),
@@ -530,15 +532,10 @@ def _densities(model: _Model, pymc_model, shapes: list[tuple]) -> list[tuple]:
         raise Unsupported("the sampled model's free variables are not the expected ones")
     out, start = [], 0
     for rv, shape in zip(free, shapes, strict=True):
-        dist, params, size = model.variables[rv.name]
+        size = model.variables[rv.name][2]
         if int(np.prod(shape, dtype=int)) != size:
             raise Unsupported(f"{rv.name} has {int(np.prod(shape, dtype=int))} values, not {size}")
-        code, table = densities.prior_table(dist, params or {}, size)
-        wanted = densities.TRANSFORM_OF[code]
-        if code == densities.DIRICHLET and table.shape[1] != size + 1:
-            raise Unsupported(f"{rv.name}'s Dirichlet prior has {table.shape[1]} elements, not {size + 1}")
-        if rv.name == "thresholds" and model.thresholds:
-            wanted = densities.ORDERED
+        code, table, wanted = _prior(model, rv.name)
         transform = pymc_model.rvs_to_transforms.get(rv)
         kind = None if transform is None else type(transform).__name__
         if _TRANSFORMS.get(kind) != wanted:
@@ -547,6 +544,18 @@ def _densities(model: _Model, pymc_model, shapes: list[tuple]) -> list[tuple]:
         out.append((rv.name, value, start, size, code, table, wanted))
         start += size
     return out
+
+
+def _prior(model: _Model, name: str) -> tuple[int, np.ndarray, int]:
+    """A free variable's prior (code, table) and the transform its value takes (an ordinal
+    model's thresholds: the ordered one, whatever their prior)."""
+    dist, params, size = model.variables[name]
+    code, table = densities.prior_table(dist, params or {}, size)
+    if code == densities.DIRICHLET and table.shape[1] != size + 1:
+        raise Unsupported(f"{name}'s Dirichlet prior has {table.shape[1]} elements, not {size + 1}")
+    if name == "thresholds" and model.thresholds:
+        return code, table, densities.ORDERED
+    return code, table, densities.TRANSFORM_OF[code]
 
 
 def _level_basis(t: Tape, w: Var, levels: int) -> Var:
@@ -1019,35 +1028,23 @@ def written(source) -> Written | None:
     model would lay it out (bayesmm.inference.layout), or None where the template does not
     cover the model."""
     try:
-        logp, expand, variables, model = _programs(source)
-        labelled = layout.labels(model)
-        names = logp.layout["names"]
+        logp, expand, variables, model, labelled = _programs(source)
+        names, shapes = logp.layout["names"], map(tuple, logp.layout["shapes"])
         dims = {name: labelled[name][1] for name in names if name in labelled and labelled[name][1]}
-        for name, value, *_ in variables:  # a value has its variable's dims where the shapes agree
-            if value != name and name in dims and _shape_of(logp.layout, value) == labelled[name][0]:
-                dims[value] = dims[name]
+        pairs = [(name, value) for name, value, *_ in variables]
+        dims = layout.with_value_dims(dims, pairs, dict(zip(names, shapes, strict=True)))
         support = layout.support_points(model, source, variables)
     except Unsupported:
         return None
     return Written(logp, expand, dims, layout.coords(source), support)
 
 
-def _shape_of(program_layout: dict, name: str) -> tuple:
-    return tuple(program_layout["shapes"][program_layout["names"].index(name)])
-
-
-def _design_variables(model: _Model) -> tuple[list[tuple], list[list]]:
+def _design_variables(model: _Model, labelled: dict) -> tuple[list[tuple], list[list]]:
     """The free variables in the template's order with PyMC's value names and transforms, and
-    their values' shapes (bayesmm.inference.layout)."""
-    labelled = layout.labels(model)
+    their values' shapes (``labelled``: bayesmm.inference.layout.labels)."""
     out, shapes, start = [], [], 0
-    for name, (dist, params, size) in model.variables.items():
-        code, table = densities.prior_table(dist, params or {}, size)
-        transform = densities.TRANSFORM_OF[code]
-        if name == "thresholds" and model.thresholds:
-            transform = densities.ORDERED
-        if code == densities.DIRICHLET and table.shape[1] != size + 1:
-            raise Unsupported(f"{name}'s Dirichlet prior has {table.shape[1]} elements, not {size + 1}")
+    for name, (_, _, size) in model.variables.items():
+        code, table, transform = _prior(model, name)
         if name not in labelled:
             raise Unsupported(f"the layout of {name}")
         shape = (size,) if transform == densities.SIMPLEX else labelled[name][0]
@@ -1060,11 +1057,15 @@ def _design_variables(model: _Model) -> tuple[list[tuple], list[list]]:
 
 
 def _programs(source, pymc_model=None) -> tuple:
-    """The log-density and expansion programs, the free variables and the template's model;
-    the trace laid out as ``pymc_model``'s (checked against it), or from the design."""
+    """The log-density and expansion programs, the free variables, the template's model and
+    the design's labels of the trace (bayesmm.inference.layout.labels; None with
+    ``pymc_model``); the trace laid out as ``pymc_model``'s (checked against it), or from the
+    design."""
     model = _Model(source)
+    labelled = None
     if pymc_model is None:
-        variables, shapes = _design_variables(model)
+        labelled = layout.labels(model)
+        variables, shapes = _design_variables(model, labelled)
     else:
         shapes = [list(s) for s in engine._value_shapes(pymc_model)]
         variables = _densities(model, pymc_model, shapes)
@@ -1083,7 +1084,6 @@ def _programs(source, pymc_model=None) -> tuple:
     x = {value: Var(View(start, (size,), (1,)), False) for _, value, start, size, *_ in variables}
     _, reported = _write(e, model, variables, x, density=False)
     if pymc_model is None:
-        labelled = layout.labels(model)
         free = {v[0] for v in variables}
         remaining = [v[0] for v in variables if v[1] != v[0]] + [n for n in reported if n not in free]
         missing = [n for n in remaining if n not in labelled]
@@ -1116,7 +1116,7 @@ def _programs(source, pymc_model=None) -> tuple:
         "reparameterized": [value for name, value, *_ in variables if value != name],
     }  # fmt: skip
     logp_out = engine.Program(*logp_program, program_layout)
-    return logp_out, engine.Program(*expand_program, program_layout), variables, model
+    return logp_out, engine.Program(*expand_program, program_layout), variables, model, labelled
 
 
 # -- the switch ------------------------------------------------------------------------------------
